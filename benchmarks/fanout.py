@@ -1,0 +1,187 @@
+"""Fan-out throughput: 1 topic -> 5 queues (one filtered to a third), ~1 KB JSON bodies.
+
+Publishes N events in batches of 10, drains every queue with batch receive + batch delete, and
+runs the same workload on plain sqlite3 (same file settings, same lease-then-delete shape) in the
+same run as the ceiling. Prints one JSON line.
+
+    python benchmarks/fanout.py --events 20000
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sqlite3
+import statistics
+import tempfile
+import time
+import uuid
+from pathlib import Path
+
+from fanstack import App
+
+QUEUES = ("process", "notify", "delivery", "reports", "compliance")
+MARKETS = ("eu", "us", "ru")
+BATCH = 10
+
+
+def make_events(count: int) -> list[tuple[str, str]]:
+    """(market, ~1 KB JSON body) per event."""
+    filler = "x" * 880
+    return [
+        (
+            MARKETS[n % 3],
+            json.dumps({"order_id": f"o-{n}", "shop_id": n % 97, "total": n * 1.5, "note": filler}),
+        )
+        for n in range(count)
+    ]
+
+
+def run_fanstack(events: list[tuple[str, str]], data_dir: Path) -> dict[str, float]:
+    app = App("bench", data_dir=data_dir)
+    orders = app.topic("orders")
+    queues = [app.queue(name) for name in QUEUES]
+    for queue in queues:
+        policy = {"market": ["ru"]} if queue.name == "compliance" else None
+        orders.subscribe(queue, filter_policy=policy, raw=True)
+    app.backend  # noqa: B018 - open and provision outside the timed part
+
+    started = time.perf_counter()
+    for start in range(0, len(events), BATCH):
+        result = orders.publish_batch(
+            [
+                {"id": str(i), "body": body, "attributes": {"market": market}}
+                for i, (market, body) in enumerate(events[start : start + BATCH])
+            ]
+        )
+        assert result.ok, result.failed
+    published = time.perf_counter()
+    deliveries = 0
+    for queue in queues:
+        while batch := queue.receive(max_messages=BATCH):
+            deliveries += len(batch)
+            assert queue.delete_batch([m.receipt_handle for m in batch]).ok
+    drained = time.perf_counter()
+    app.close()
+    return _figures(len(events), deliveries, started, published, drained)
+
+
+CEILING_SCHEMA = """
+CREATE TABLE messages (seq INTEGER PRIMARY KEY, queue TEXT NOT NULL, id TEXT NOT NULL,
+    body TEXT NOT NULL, market TEXT, visible_at REAL NOT NULL, receipt TEXT);
+CREATE INDEX messages_by_visibility ON messages (queue, visible_at);
+"""
+
+
+def run_ceiling(events: list[tuple[str, str]], path: Path) -> dict[str, float]:
+    """The same workload in plain sqlite3: one transaction per batch, lease then delete."""
+    db = sqlite3.connect(path, isolation_level=None)
+    db.execute("PRAGMA journal_mode=WAL")
+    db.execute("PRAGMA synchronous=NORMAL")
+    db.executescript(CEILING_SCHEMA)
+    started = time.perf_counter()
+    for start in range(0, len(events), BATCH):
+        rows = []
+        now = time.time()
+        for market, body in events[start : start + BATCH]:
+            message_id = str(uuid.uuid4())
+            for queue in QUEUES:
+                if queue != "compliance" or market == "ru":
+                    rows.append((queue, message_id, body, market, now))
+        db.execute("BEGIN IMMEDIATE")
+        db.executemany(
+            "INSERT INTO messages (queue, id, body, market, visible_at) VALUES (?, ?, ?, ?, ?)",
+            rows,
+        )
+        db.execute("COMMIT")
+    published = time.perf_counter()
+    deliveries = 0
+    for queue in QUEUES:
+        while True:
+            now = time.time()
+            db.execute("BEGIN IMMEDIATE")
+            seqs = [
+                seq
+                for (seq,) in db.execute(
+                    "SELECT seq FROM messages WHERE queue = ? AND visible_at <= ? "
+                    "ORDER BY visible_at "
+                    "LIMIT ?",
+                    (queue, now, BATCH),
+                )
+            ]
+            marks = ",".join("?" * len(seqs))
+            leased = (
+                db.execute(
+                    f"UPDATE messages SET visible_at = ?, receipt = ? WHERE seq IN ({marks}) "
+                    "RETURNING seq, id, body",
+                    (now + 30, uuid.uuid4().hex, *seqs),
+                ).fetchall()
+                if seqs
+                else []
+            )
+            db.execute("COMMIT")
+            if not leased:
+                break
+            deliveries += len(leased)
+            db.execute("BEGIN IMMEDIATE")
+            db.executemany("DELETE FROM messages WHERE seq = ?", [(row[0],) for row in leased])
+            db.execute("COMMIT")
+    drained = time.perf_counter()
+    db.close()
+    return _figures(len(events), deliveries, started, published, drained)
+
+
+def _figures(
+    events: int, deliveries: int, started: float, published: float, drained: float
+) -> dict[str, float]:
+    return {
+        "publish_events_per_s": round(events / (published - started), 1),
+        "drain_deliveries_per_s": round(deliveries / (drained - published), 1),
+        "end_to_end_events_per_s": round(events / (drained - started), 1),
+        "deliveries": deliveries,
+    }
+
+
+def median_figures(runs: list[dict[str, float]]) -> dict[str, float]:
+    """Per-metric median over rounds (the machine is shared; one round can be unlucky)."""
+    return {key: statistics.median(run[key] for run in runs) for key in runs[0]}
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--events", type=int, default=20_000)
+    parser.add_argument("--rounds", type=int, default=3)
+    parser.add_argument("--backend", default="sqlite", choices=["sqlite"])
+    args = parser.parse_args()
+    events = make_events(args.events)
+    ours: list[dict[str, float]] = []
+    ceiling: list[dict[str, float]] = []
+    for round_number in range(args.rounds):
+        with tempfile.TemporaryDirectory() as tmp:
+            # Alternate which side goes first, so neither always gets the warmer machine.
+            if round_number % 2:
+                ours.append(run_fanstack(events, Path(tmp) / "fanstack"))
+                ceiling.append(run_ceiling(events, Path(tmp) / "ceiling.db"))
+            else:
+                ceiling.append(run_ceiling(events, Path(tmp) / "ceiling.db"))
+                ours.append(run_fanstack(events, Path(tmp) / "fanstack"))
+    fanstack, raw = median_figures(ours), median_figures(ceiling)
+    print(
+        json.dumps(
+            {
+                "benchmark": "fanout",
+                "backend": args.backend,
+                "events": args.events,
+                "rounds": args.rounds,
+                "fanstack": fanstack,
+                "ceiling_sqlite3": raw,
+                "ratio_end_to_end": round(
+                    fanstack["end_to_end_events_per_s"] / raw["end_to_end_events_per_s"], 3
+                ),
+            }
+        )
+    )
+
+
+if __name__ == "__main__":
+    main()

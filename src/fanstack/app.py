@@ -1,0 +1,376 @@
+"""The public API: an `App` declares topics and queues; handles speak SNS/SQS.
+
+Resources are declared in code and created (or brought up to date) in the backend when the app
+first touches it, so `fanstack run app.py --data-dir X` can choose where state lives first.
+"""
+
+from __future__ import annotations
+
+import os
+import threading
+from collections.abc import Callable, Mapping, Sequence
+from typing import Any, TypeVar
+
+from fanstack.backends import Backend, open_backend
+from fanstack.backends.base import EntryResult, PublishRequest, QueueStats, new_message_id
+from fanstack.core.batch import BatchResult, check_batch_size, entry_ids
+from fanstack.core.errors import FanstackError, InvalidParameterValue
+from fanstack.core.filter_policy import FilterPolicy
+from fanstack.core.message import (
+    AttributeInput,
+    OutgoingMessage,
+    ReceivedMessage,
+    body_text,
+    message_size,
+    to_attributes,
+)
+from fanstack.core.specs import (
+    DEFAULT_MAX_MESSAGE_SIZE,
+    DEFAULT_RETENTION,
+    DEFAULT_VISIBILITY_TIMEOUT,
+    SCOPE_ALIASES,
+    QueueSpec,
+    SubscriptionSpec,
+    TopicSpec,
+    check_dead_letter,
+)
+
+DEFAULT_DATA_DIR = ".fanstack"
+Attributes = Mapping[str, AttributeInput] | None
+
+
+def _raise_or_return(outcome: EntryResult) -> Any:
+    if isinstance(outcome, FanstackError):
+        raise outcome
+    return outcome
+
+
+class App:
+    """The registry of a fanstack application's resources, bound to one backend."""
+
+    def __init__(
+        self,
+        name: str,
+        *,
+        data_dir: str | os.PathLike[str] = DEFAULT_DATA_DIR,
+        backend: Backend | str | None = None,
+        durability: str = "normal",
+    ) -> None:
+        self.name = name
+        self.data_dir = data_dir
+        self.durability = durability
+        self._backend_choice = backend
+        self._backend: Backend | None = None
+        self._lock = threading.RLock()
+        self.topics: dict[str, Topic] = {}
+        self.queues: dict[str, Queue] = {}
+        self._subscriptions: list[SubscriptionSpec] = []
+
+    def configure(
+        self,
+        *,
+        data_dir: str | os.PathLike[str] | None = None,
+        backend: Backend | str | None = None,
+    ) -> None:
+        """Choose where state lives before first use (the CLI's `--data-dir`, `--backend`)."""
+        if self._backend is not None:
+            raise InvalidParameterValue(f"app {self.name!r} is already bound to its backend")
+        if data_dir is not None:
+            self.data_dir = data_dir
+        if backend is not None:
+            self._backend_choice = backend
+
+    @property
+    def backend(self) -> Backend:
+        """The backend, opened on first use with every declared resource created in it."""
+        if self._backend is None:
+            with self._lock:
+                if self._backend is None:
+                    choice = self._backend_choice
+                    backend = (
+                        choice
+                        if isinstance(choice, Backend)
+                        else open_backend(
+                            choice, data_dir=self.data_dir, durability=self.durability
+                        )
+                    )
+                    self._provision(backend)
+                    self._backend = backend
+        return self._backend
+
+    def _provision(self, backend: Backend) -> None:
+        # Dead-letter queues first, so a redrive policy always points at an existing queue.
+        for queue in sorted(self.queues.values(), key=lambda q: q.spec.dead_letter is not None):
+            backend.declare_queue(queue.spec)
+        for topic in self.topics.values():
+            backend.create_topic(topic.spec)
+        for subscription in self._subscriptions:
+            backend.subscribe(subscription)
+
+    def topic(
+        self, name: str, *, fifo: bool = False, content_based_deduplication: bool = False
+    ) -> Topic:
+        """Declare a topic (SNS): publish once, deliver to every matching subscription."""
+        spec = TopicSpec(
+            name=name, fifo=fifo, content_based_deduplication=content_based_deduplication
+        )
+        topic = Topic(self, spec)
+        with self._lock:
+            self.topics[name] = topic
+            if self._backend is not None:
+                self._backend.create_topic(spec)
+        return topic
+
+    def queue(
+        self,
+        name: str,
+        *,
+        visibility_timeout: int = DEFAULT_VISIBILITY_TIMEOUT,
+        delay: int = 0,
+        retention: int = DEFAULT_RETENTION,
+        max_message_size: int = DEFAULT_MAX_MESSAGE_SIZE,
+        receive_wait: int = 0,
+        max_receive_count: int | None = None,
+        dead_letter: Queue | str | None = None,
+        fifo: bool = False,
+        content_based_deduplication: bool = False,
+    ) -> Queue:
+        """Declare a queue (SQS), optionally with a dead-letter queue after `max_receive_count`."""
+        dead_letter_name = dead_letter.name if isinstance(dead_letter, Queue) else dead_letter
+        if dead_letter_name is not None and max_receive_count is None:
+            raise InvalidParameterValue(
+                f"queue {name!r}: dead_letter needs max_receive_count (1-1000) to redrive"
+            )
+        spec = QueueSpec(
+            name=name,
+            visibility_timeout=visibility_timeout,
+            delay=delay,
+            retention=retention,
+            max_message_size=max_message_size,
+            receive_wait=receive_wait,
+            max_receive_count=max_receive_count,
+            dead_letter=dead_letter_name,
+            fifo=fifo,
+            content_based_deduplication=content_based_deduplication,
+        )
+        if dead_letter_name in self.queues:
+            check_dead_letter(spec, self.queues[dead_letter_name].spec)
+        queue = Queue(self, spec)
+        with self._lock:
+            self.queues[name] = queue
+            if self._backend is not None:
+                self._backend.declare_queue(spec)
+        return queue
+
+    def subscribe(self, subscription: SubscriptionSpec) -> None:
+        """Record a subscription and store it when (or if) the backend is open."""
+        if subscription.filter_policy:
+            # Validate now, so a bad policy fails where it is declared.
+            FilterPolicy.parse(subscription.filter_policy, scope=subscription.filter_scope)
+        with self._lock:
+            self._subscriptions = [
+                s
+                for s in self._subscriptions
+                if (s.topic, s.queue) != (subscription.topic, subscription.queue)
+            ]
+            self._subscriptions.append(subscription)
+            if self._backend is not None:
+                self._backend.subscribe(subscription)
+
+    def close(self) -> None:
+        """Close the backend's connections (state stays on disk)."""
+        if self._backend is not None:
+            self._backend.close()
+            self._backend = None
+
+
+class Topic:
+    """A handle to a topic: `subscribe`, `publish`, `publish_batch`."""
+
+    def __init__(self, app: App, spec: TopicSpec) -> None:
+        self.app = app
+        self.spec = spec
+        self.name = spec.name
+
+    def __repr__(self) -> str:
+        return f"Topic({self.name!r})"
+
+    def subscribe(
+        self,
+        queue: Queue | str,
+        filter_policy: Mapping[str, Any] | str | None = None,
+        filter_scope: str = "attributes",
+        raw: bool = False,
+    ) -> SubscriptionSpec:
+        """Deliver this topic's messages that match `filter_policy` to `queue`."""
+        scope = SCOPE_ALIASES.get(filter_scope)
+        if scope is None:
+            raise InvalidParameterValue(
+                f"filter_scope must be 'attributes' or 'body', got {filter_scope!r}"
+            )
+        policy_json = None
+        if filter_policy is not None:
+            policy_json = FilterPolicy.parse(filter_policy, scope=scope).to_json()
+        queue_name = queue.name if isinstance(queue, Queue) else queue
+        subscription = SubscriptionSpec(
+            topic=self.name,
+            queue=queue_name,
+            filter_policy=policy_json,
+            filter_scope=scope,
+            raw=raw,
+        )
+        self.app.subscribe(subscription)
+        return subscription
+
+    def publish(
+        self,
+        body: Any,
+        attributes: Attributes = None,
+        *,
+        subject: str | None = None,
+        group_id: str | None = None,
+        deduplication_id: str | None = None,
+    ) -> str:
+        """Publish one message; returns its id once every matching queue durably holds it."""
+        request = PublishRequest(
+            body_text(body), to_attributes(attributes), subject, group_id, deduplication_id
+        )
+        (outcome,) = self.app.backend.publish(self.name, [request])
+        return str(_raise_or_return(outcome))
+
+    def publish_batch(self, entries: Sequence[Mapping[str, Any]]) -> BatchResult:
+        """Publish up to 10 entries (`id`, `body`, `attributes`, `subject`, `group_id`, ...)."""
+
+        def request(entry: Mapping[str, Any]) -> PublishRequest:
+            return PublishRequest(
+                body_text(entry.get("body")),
+                to_attributes(entry.get("attributes")),
+                entry.get("subject"),
+                entry.get("group_id"),
+                entry.get("deduplication_id"),
+            )
+
+        return _run_batch(
+            entries, request, lambda valid: self.app.backend.publish(self.name, valid)
+        )
+
+
+_Request = TypeVar("_Request", PublishRequest, OutgoingMessage)
+
+
+def _run_batch(
+    entries: Sequence[Mapping[str, Any]],
+    build: Callable[[Mapping[str, Any]], _Request],
+    submit: Callable[[list[_Request]], list[EntryResult]],
+) -> BatchResult:
+    """Validate a send/publish batch, submit the valid entries at once, report every entry."""
+    ids = entry_ids(entries)
+    built: list[_Request | FanstackError] = []
+    for entry in entries:
+        try:
+            built.append(build(entry))
+        except FanstackError as error:
+            built.append(error)
+    valid = [item for item in built if not isinstance(item, FanstackError)]
+    check_batch_size(message_size(item.body, item.attributes) for item in valid)
+    stored = iter(submit(valid) if valid else [])
+    outcomes = [item if isinstance(item, FanstackError) else next(stored) for item in built]
+    return BatchResult.collect(ids, outcomes)
+
+
+class Queue:
+    """A handle to a queue: send, receive, delete, change visibility, purge, redrive, stats."""
+
+    def __init__(self, app: App, spec: QueueSpec) -> None:
+        self.app = app
+        self.spec = spec
+        self.name = spec.name
+
+    def __repr__(self) -> str:
+        return f"Queue({self.name!r})"
+
+    def send(
+        self,
+        body: Any,
+        attributes: Attributes = None,
+        *,
+        delay: int | None = None,
+        group_id: str | None = None,
+        deduplication_id: str | None = None,
+    ) -> str:
+        """Send one message; returns its id once it is durably stored."""
+        message = OutgoingMessage(
+            id=new_message_id(),
+            body=body_text(body),
+            attributes=to_attributes(attributes),
+            delay_seconds=delay,
+            group_id=group_id,
+            deduplication_id=deduplication_id,
+        )
+        (outcome,) = self.app.backend.send(self.name, [message])
+        return str(_raise_or_return(outcome))
+
+    def send_batch(self, entries: Sequence[Mapping[str, Any]]) -> BatchResult:
+        """Send up to 10 entries (`id`, `body`, `attributes`, `delay`, `group_id`, ...)."""
+
+        def message(entry: Mapping[str, Any]) -> OutgoingMessage:
+            return OutgoingMessage(
+                id=new_message_id(),
+                body=body_text(entry.get("body")),
+                attributes=to_attributes(entry.get("attributes")),
+                delay_seconds=entry.get("delay"),
+                group_id=entry.get("group_id"),
+                deduplication_id=entry.get("deduplication_id"),
+            )
+
+        return _run_batch(entries, message, lambda valid: self.app.backend.send(self.name, valid))
+
+    def receive(
+        self,
+        max_messages: int = 1,
+        wait_seconds: float | None = None,
+        visibility_timeout: int | None = None,
+    ) -> list[ReceivedMessage]:
+        """Receive up to 10 messages, long polling up to `wait_seconds` (at most 20)."""
+        return self.app.backend.receive(
+            self.name,
+            max_messages=max_messages,
+            wait_seconds=wait_seconds,
+            visibility_timeout=visibility_timeout,
+        )
+
+    def delete(self, receipt_handle: str) -> None:
+        """Delete a received message by its latest receipt handle."""
+        (outcome,) = self.app.backend.delete_messages(self.name, [receipt_handle])
+        _raise_or_return(outcome)
+
+    def delete_batch(self, entries: Sequence[Mapping[str, Any] | str]) -> BatchResult:
+        """Delete up to 10 messages: receipt handles, or entries with `id` and `receipt_handle`."""
+        ids = entry_ids(entries)
+        handles = [e if isinstance(e, str) else str(e["receipt_handle"]) for e in entries]
+        return BatchResult.collect(ids, self.app.backend.delete_messages(self.name, handles))
+
+    def change_visibility(self, receipt_handle: str, visibility_timeout: int) -> None:
+        """Hide an in-flight message for `visibility_timeout` seconds from now (0 shows it)."""
+        (outcome,) = self.app.backend.set_visibility(
+            self.name, [(receipt_handle, visibility_timeout)]
+        )
+        _raise_or_return(outcome)
+
+    def change_visibility_batch(self, entries: Sequence[Mapping[str, Any]]) -> BatchResult:
+        """Change up to 10 visibility timeouts (`id`, `receipt_handle`, `visibility_timeout`)."""
+        ids = entry_ids(entries)
+        changes = [(str(e["receipt_handle"]), int(e["visibility_timeout"])) for e in entries]
+        return BatchResult.collect(ids, self.app.backend.set_visibility(self.name, changes))
+
+    def purge(self) -> None:
+        """Delete every message (at most once per 60 seconds)."""
+        self.app.backend.purge(self.name)
+
+    def redrive_dead_letters(self) -> int:
+        """Move every message this queue dead-lettered back from its DLQ; returns the count."""
+        return self.app.backend.redrive_dead_letters(self.name)
+
+    def stats(self) -> QueueStats:
+        """Visible, in flight, delayed, oldest age, DLQ depth, expired and dead-lettered counts."""
+        return self.app.backend.stats(self.name)

@@ -1,0 +1,367 @@
+"""The `Backend` interface: every durable effect of fanstack goes through it.
+
+Policy lives here, once: validating sends against a queue's rules, planning topic fan-out through
+filter policies, long polling. A concrete backend implements a short list of storage primitives
+(the abstract methods), each documented with its atomicity.
+
+Batch-shaped calls return one result per entry, index-aligned: the message id (or None) on
+success, the `FanstackError` instance on failure, so one bad entry never sinks the others.
+"""
+
+from __future__ import annotations
+
+import time
+import uuid
+from abc import ABC, abstractmethod
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, field
+
+from fanstack.core.errors import (
+    FanstackError,
+    InvalidParameterValue,
+    MissingParameter,
+    QueueNameExists,
+)
+from fanstack.core.fanout import Delivery, Publication, Route, content_hash, plan_publication
+from fanstack.core.message import MessageAttribute, OutgoingMessage, ReceivedMessage, check_message
+from fanstack.core.specs import (
+    FILTER_POLICIES_PER_TOPIC,
+    MAX_DELAY,
+    MAX_VISIBILITY_TIMEOUT,
+    MAX_WAIT_SECONDS,
+    QueueSpec,
+    SubscriptionSpec,
+    TopicSpec,
+    check_dead_letter,
+)
+
+MAX_RECEIVE_BATCH = 10
+
+Clock = Callable[[], float]
+EntryResult = str | FanstackError | None
+
+
+@dataclass(frozen=True, slots=True)
+class PublishRequest:
+    """One message to publish to a topic (attributes already validated, see `to_attributes`)."""
+
+    body: str
+    attributes: Mapping[str, MessageAttribute] = field(default_factory=dict)
+    subject: str | None = None
+    group_id: str | None = None
+    deduplication_id: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class QueueStats:
+    """Depths and ages of one queue, as `fanstack queues` shows them."""
+
+    name: str
+    visible: int
+    in_flight: int
+    delayed: int
+    oldest_age: float | None
+    dead_letter_depth: int | None
+    expired: int
+    dead_lettered: int
+
+    def to_dict(self) -> dict[str, object]:
+        """Plain dict for JSON output."""
+        return {
+            "name": self.name,
+            "visible": self.visible,
+            "in_flight": self.in_flight,
+            "delayed": self.delayed,
+            "oldest_age": self.oldest_age,
+            "dead_letter_depth": self.dead_letter_depth,
+            "expired": self.expired,
+            "dead_lettered": self.dead_lettered,
+        }
+
+
+def new_message_id() -> str:
+    """A fresh message id (a UUID, as SNS and SQS issue)."""
+    return str(uuid.uuid4())
+
+
+class Backend(ABC):
+    """Durable storage of queues, topics and subscriptions, with SNS/SQS semantics."""
+
+    name = "abstract"
+    #: True when `clock` may be replaced to move time (tests of delays, retention, dedup).
+    supports_clock = True
+
+    def __init__(self, *, clock: Clock = time.time) -> None:
+        self.clock = clock
+
+    # -- resources (primitives) -------------------------------------------------------------
+
+    @abstractmethod
+    def create_queue(self, spec: QueueSpec) -> None:
+        """Create a queue; no-op if it exists with the same spec, `QueueNameExists` otherwise."""
+
+    @abstractmethod
+    def set_queue_attributes(self, spec: QueueSpec) -> None:
+        """Replace the attributes of an existing queue (its FIFO-ness cannot change)."""
+
+    @abstractmethod
+    def get_queue(self, name: str) -> QueueSpec:
+        """The queue's spec, or `QueueDoesNotExist`."""
+
+    @abstractmethod
+    def list_queues(self) -> list[QueueSpec]:
+        """Every queue, by name."""
+
+    @abstractmethod
+    def delete_queue(self, name: str) -> None:
+        """Delete a queue, its messages and its subscriptions."""
+
+    @abstractmethod
+    def create_topic(self, spec: TopicSpec) -> None:
+        """Create a topic (idempotent; a changed spec replaces the old one)."""
+
+    @abstractmethod
+    def get_topic(self, name: str) -> TopicSpec:
+        """The topic's spec, or `TopicDoesNotExist`."""
+
+    @abstractmethod
+    def list_topics(self) -> list[TopicSpec]:
+        """Every topic, by name."""
+
+    @abstractmethod
+    def delete_topic(self, name: str) -> None:
+        """Delete a topic and its subscriptions (queued messages stay)."""
+
+    @abstractmethod
+    def put_subscription(self, spec: SubscriptionSpec) -> None:
+        """Create or replace the subscription of `spec.queue` to `spec.topic`."""
+
+    @abstractmethod
+    def delete_subscription(self, topic: str, queue: str) -> None:
+        """Remove a subscription (no-op if absent)."""
+
+    @abstractmethod
+    def list_subscriptions(self, topic: str | None = None) -> list[SubscriptionSpec]:
+        """Subscriptions of one topic, or of all topics."""
+
+    @abstractmethod
+    def routes(self, topic: str) -> list[Route]:
+        """The topic's subscriptions compiled for fan-out (backends may cache them)."""
+
+    # -- messages (primitives) --------------------------------------------------------------
+
+    @abstractmethod
+    def commit(self, publications: Sequence[Publication]) -> list[str]:
+        """Store publications durably; each one's deliveries all or none, before returning.
+
+        A publication whose `dedup_key` was seen within the deduplication interval stores
+        nothing and yields the first message's id; a FIFO queue skips a delivery whose
+        `deduplication_id` it saw within the interval. Returns one message id per publication.
+        """
+
+    @abstractmethod
+    def lease(
+        self, queue: QueueSpec, max_messages: int, visibility_timeout: int
+    ) -> list[ReceivedMessage]:
+        """Receive without waiting: hide up to `max_messages` visible messages for the timeout.
+
+        Atomic: no two callers lease the same message. A message already received
+        `max_receive_count` times moves to the dead-letter queue instead, keeping its last failure.
+        FIFO queues hand out messages in group order and skip groups with a message in flight.
+        """
+
+    @abstractmethod
+    def wait(self, queue: str, timeout: float) -> None:
+        """Block up to `timeout` seconds, returning early when a message may have become visible."""
+
+    @abstractmethod
+    def delete_messages(self, queue: str, receipt_handles: Sequence[str]) -> list[EntryResult]:
+        """Delete by receipt handle; stale or foreign handles fail with `ReceiptHandleIsInvalid`."""
+
+    @abstractmethod
+    def set_visibility(
+        self, queue: str, changes: Sequence[tuple[str, int]], failure: str | None = None
+    ) -> list[EntryResult]:
+        """Change in-flight messages' visibility timeouts, optionally recording a failure reason."""
+
+    @abstractmethod
+    def purge(self, queue: str) -> None:
+        """Delete every message of the queue; `PurgeQueueInProgress` within 60 s of the last."""
+
+    @abstractmethod
+    def move_dead_letters(self, source: QueueSpec, limit: int) -> int:
+        """Move up to `limit` visible messages from the source's DLQ back to it, oldest first."""
+
+    @abstractmethod
+    def stats(self, queue: str) -> QueueStats:
+        """Current depths of the queue (expired messages are swept and counted first)."""
+
+    @abstractmethod
+    def close(self) -> None:
+        """Release connections (the data stays)."""
+
+    # -- policy (shared by every backend) -------------------------------------------------
+
+    def declare_queue(self, spec: QueueSpec) -> None:
+        """Create the queue, or bring an existing one to this spec (the app code is the stack)."""
+        if spec.dead_letter is not None:
+            check_dead_letter(spec, self.get_queue(spec.dead_letter))
+        try:
+            self.create_queue(spec)
+        except QueueNameExists:
+            self.set_queue_attributes(spec)
+
+    def subscribe(self, spec: SubscriptionSpec) -> None:
+        """Validate and store a subscription: queue type, filter policy, per-topic policy limit."""
+        topic = self.get_topic(spec.topic)
+        queue = self.get_queue(spec.queue)
+        if queue.fifo and not topic.fifo:
+            raise InvalidParameterValue(
+                f"FIFO queue {queue.name!r} can only subscribe to a FIFO topic, not {topic.name!r}"
+            )
+        from fanstack.core.fanout import make_route
+
+        make_route(spec, queue)  # raises InvalidFilterPolicy before anything is stored
+        if spec.filter_policy:
+            others = [
+                s
+                for s in self.list_subscriptions(spec.topic)
+                if s.filter_policy and s.queue != spec.queue
+            ]
+            if len(others) >= FILTER_POLICIES_PER_TOPIC:
+                raise InvalidParameterValue(
+                    f"topic {topic.name!r} already has {len(others)} filter policies; "
+                    f"the limit is {FILTER_POLICIES_PER_TOPIC} per topic"
+                )
+        self.put_subscription(spec)
+
+    def send(self, queue: str, messages: Sequence[OutgoingMessage]) -> list[EntryResult]:
+        """Store messages in a queue; per-message results, valid ones stored in one step."""
+        spec = self.get_queue(queue)
+        results: list[EntryResult] = []
+        publications: list[Publication] = []
+        for message in messages:
+            try:
+                checked = self._checked(spec, message)
+                delivery = Delivery(queue, deduplication_id=checked.deduplication_id)
+                publications.append(Publication(checked, [delivery]))
+                results.append(message.id)
+            except FanstackError as error:
+                results.append(error)
+        if publications:
+            self.commit(publications)
+        return results
+
+    def _checked(self, spec: QueueSpec, message: OutgoingMessage) -> OutgoingMessage:
+        check_message(
+            message.body,
+            message.attributes,
+            max_bytes=spec.max_message_size,
+            where=f"queue {spec.name!r}",
+        )
+        delay = message.delay_seconds
+        if delay is not None and not (0 <= delay <= MAX_DELAY):
+            raise InvalidParameterValue(f"delay is {delay}; it must be between 0 and {MAX_DELAY}")
+        if not spec.fifo:
+            if message.deduplication_id is not None:
+                raise InvalidParameterValue(
+                    f"queue {spec.name!r} is not FIFO: deduplication_id is only for FIFO queues"
+                )
+            return message
+        if delay is not None:
+            raise InvalidParameterValue(
+                f"FIFO queue {spec.name!r} takes a delay per queue only, not per message"
+            )
+        if not message.group_id:
+            raise MissingParameter(f"FIFO queue {spec.name!r} needs a group_id on every message")
+        if message.deduplication_id:
+            return message
+        if not spec.content_based_deduplication:
+            raise InvalidParameterValue(
+                f"FIFO queue {spec.name!r} needs a deduplication_id "
+                "(or content_based_deduplication=True on the queue)"
+            )
+        return OutgoingMessage(
+            id=message.id,
+            body=message.body,
+            attributes=message.attributes,
+            group_id=message.group_id,
+            deduplication_id=content_hash(message.body),
+        )
+
+    def publish(self, topic: str, requests: Sequence[PublishRequest]) -> list[EntryResult]:
+        """Fan messages out to every matching subscription; each all-or-none, in one step."""
+        spec = self.get_topic(topic)
+        routes = self.routes(topic)
+        now = self.clock()
+        results: list[EntryResult] = []
+        publications: list[Publication] = []
+        positions: list[int] = []
+        for request in requests:
+            try:
+                publication = plan_publication(
+                    spec,
+                    routes,
+                    message_id=new_message_id(),
+                    body=request.body,
+                    attributes=request.attributes,
+                    subject=request.subject,
+                    group_id=request.group_id,
+                    deduplication_id=request.deduplication_id,
+                    now=now,
+                )
+            except FanstackError as error:
+                results.append(error)
+                continue
+            positions.append(len(results))
+            results.append(None)
+            publications.append(publication)
+        if publications:
+            for position, message_id in zip(positions, self.commit(publications), strict=True):
+                results[position] = message_id
+        return results
+
+    def receive(
+        self,
+        queue: str,
+        *,
+        max_messages: int = 1,
+        wait_seconds: float | None = None,
+        visibility_timeout: int | None = None,
+    ) -> list[ReceivedMessage]:
+        """Receive up to `max_messages`, long polling `wait_seconds` (default: the queue's)."""
+        spec = self.get_queue(queue)
+        if not 1 <= max_messages <= MAX_RECEIVE_BATCH:
+            raise InvalidParameterValue(
+                f"max_messages is {max_messages}; it must be between 1 and {MAX_RECEIVE_BATCH}"
+            )
+        wait = spec.receive_wait if wait_seconds is None else wait_seconds
+        if not 0 <= wait <= MAX_WAIT_SECONDS:
+            raise InvalidParameterValue(
+                f"wait_seconds is {wait}; it must be between 0 and {MAX_WAIT_SECONDS}"
+            )
+        timeout = spec.visibility_timeout if visibility_timeout is None else visibility_timeout
+        if not 0 <= timeout <= MAX_VISIBILITY_TIMEOUT:
+            raise InvalidParameterValue(
+                f"visibility_timeout is {timeout}; "
+                f"it must be between 0 and {MAX_VISIBILITY_TIMEOUT}"
+            )
+        deadline = time.monotonic() + wait
+        while True:
+            messages = self.lease(spec, max_messages, timeout)
+            remaining = deadline - time.monotonic()
+            if messages or remaining <= 0:
+                return messages
+            self.wait(queue, remaining)
+
+    def redrive_dead_letters(self, queue: str, *, batch: int = 100) -> int:
+        """Move every message the queue dead-lettered back to it; returns how many moved."""
+        spec = self.get_queue(queue)
+        if spec.dead_letter is None:
+            raise InvalidParameterValue(f"queue {queue!r} has no dead-letter queue to redrive from")
+        moved = 0
+        while True:
+            count = self.move_dead_letters(spec, batch)
+            moved += count
+            if count < batch:
+                return moved

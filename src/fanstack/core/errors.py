@@ -1,0 +1,151 @@
+"""The error hierarchy: every error fanstack raises derives from `FanstackError`.
+
+Each class carries `code`, the AWS error code a user of SNS/SQS already knows, and a message that
+names the offending value and the limit it broke.
+"""
+
+from __future__ import annotations
+
+
+class FanstackError(Exception):
+    """Root of every error fanstack raises on purpose."""
+
+    code = "InternalError"
+    sender_fault = False
+
+
+class InvalidParameterValue(FanstackError):
+    """A value is outside what the API accepts (range, type, format)."""
+
+    code = "InvalidParameterValue"
+    sender_fault = True
+
+
+class InvalidParameter(InvalidParameterValue):
+    """An SNS parameter is invalid (SNS spells this code differently from SQS)."""
+
+    code = "InvalidParameter"
+
+
+class InvalidFilterPolicy(InvalidParameter):
+    """A filter policy is malformed or exceeds a limit; names the key and the reason."""
+
+
+class InvalidAttributeName(InvalidParameterValue):
+    """A message attribute name is not allowed."""
+
+    code = "InvalidAttributeName"
+
+
+class InvalidAttributeValue(InvalidParameterValue):
+    """A message attribute value does not fit its data type."""
+
+    code = "InvalidParameterValue"
+
+
+class InvalidMessageContents(InvalidParameterValue):
+    """The body holds characters SQS does not allow."""
+
+    code = "InvalidMessageContents"
+
+
+class MessageTooLarge(InvalidParameterValue):
+    """Body plus attributes exceed the size limit of the queue or topic."""
+
+    code = "MessageTooLong"
+
+
+class MissingParameter(InvalidParameterValue):
+    """A required parameter (for example a FIFO message group id) is absent."""
+
+    code = "MissingParameter"
+
+
+class BatchRequestError(InvalidParameterValue):
+    """A batch request is malformed as a whole; nothing in it was done."""
+
+
+class EmptyBatchRequest(BatchRequestError):
+    """A batch request with no entries."""
+
+    code = "EmptyBatchRequest"
+
+
+class TooManyEntriesInBatchRequest(BatchRequestError):
+    """A batch request with more than 10 entries."""
+
+    code = "TooManyEntriesInBatchRequest"
+
+
+class BatchEntryIdsNotDistinct(BatchRequestError):
+    """Two entries of one batch share an id."""
+
+    code = "BatchEntryIdsNotDistinct"
+
+
+class BatchRequestTooLong(BatchRequestError):
+    """The entries of one batch add up to more than 256 KiB."""
+
+    code = "BatchRequestTooLong"
+
+
+class QueueDoesNotExist(FanstackError):
+    """No queue has this name."""
+
+    code = "AWS.SimpleQueueService.NonExistentQueue"
+    sender_fault = True
+
+    def __init__(self, name: str) -> None:
+        super().__init__(f"queue {name!r} does not exist")
+        self.name = name
+
+
+class TopicDoesNotExist(FanstackError):
+    """No topic has this name."""
+
+    code = "NotFound"
+    sender_fault = True
+
+    def __init__(self, name: str) -> None:
+        super().__init__(f"topic {name!r} does not exist")
+        self.name = name
+
+
+class QueueNameExists(FanstackError):
+    """A queue of this name exists with different attributes."""
+
+    code = "QueueAlreadyExists"
+    sender_fault = True
+
+
+class ReceiptHandleIsInvalid(FanstackError):
+    """The receipt handle is malformed, belongs to another queue, or went stale."""
+
+    code = "ReceiptHandleIsInvalid"
+    sender_fault = True
+
+
+class MessageNotInflight(FanstackError):
+    """The message is not in flight, so its visibility cannot change."""
+
+    code = "AWS.SimpleQueueService.MessageNotInflight"
+    sender_fault = True
+
+
+class PurgeQueueInProgress(FanstackError):
+    """The queue was purged less than 60 seconds ago."""
+
+    code = "AWS.SimpleQueueService.PurgeQueueInProgress"
+    sender_fault = True
+
+
+class BackendUnavailable(FanstackError):
+    """The storage backend cannot be reached or cannot store right now."""
+
+    code = "ServiceUnavailable"
+
+
+class BackendNotInstalled(FanstackError):
+    """A backend was asked for whose optional driver is not installed."""
+
+    code = "BackendNotInstalled"

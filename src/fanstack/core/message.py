@@ -1,0 +1,336 @@
+"""Messages and message attributes, in the SNS/SQS vocabulary, with their validation.
+
+Attributes are given either as plain Python values (str -> String, int/float -> Number,
+list -> String.Array, bytes -> Binary) or in the explicit SNS form
+`{"DataType": ..., "StringValue": ...}` / `{"DataType": ..., "BinaryValue": ...}`.
+"""
+
+from __future__ import annotations
+
+import base64
+import functools
+import json
+import math
+import re
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from decimal import Decimal, InvalidOperation
+from types import MappingProxyType
+from typing import Any
+
+from fanstack.core.errors import (
+    InvalidAttributeName,
+    InvalidAttributeValue,
+    InvalidMessageContents,
+    InvalidParameterValue,
+    MessageTooLarge,
+)
+
+MAX_ATTRIBUTES = 10
+MAX_ATTRIBUTE_NAME_LENGTH = 256
+MAX_DATA_TYPE_LENGTH = 256
+TOPIC_MAX_MESSAGE_BYTES = 262_144
+BATCH_MAX_BYTES = 262_144
+BASE_DATA_TYPES = ("String", "Number", "Binary")
+STRING_ARRAY = "String.Array"
+
+_ATTRIBUTE_NAME = re.compile(r"^[A-Za-z0-9_.\-]+$")
+# Characters SQS allows in a body: #x9 #xA #xD #x20-#xD7FF #xE000-#xFFFD #x10000-#x10FFFF.
+_INVALID_CHARS = re.compile("[^\x09\x0a\x0d\x20-\ud7ff\ue000-\ufffd\U00010000-\U0010ffff]")
+
+AttributeInput = Any
+"""A plain value or the explicit `{"DataType": ..., "StringValue"/"BinaryValue": ...}` form."""
+
+
+@dataclass(frozen=True, slots=True)
+class MessageAttribute:
+    """One typed message attribute: `data_type` plus its string or binary value."""
+
+    data_type: str
+    string_value: str | None = None
+    binary_value: bytes | None = None
+
+    @property
+    def base_type(self) -> str:
+        """`String`, `Number`, `Binary` or `String.Array`, dropping any custom subtype."""
+        if self.data_type == STRING_ARRAY:
+            return STRING_ARRAY
+        return self.data_type.split(".", 1)[0]
+
+    @property
+    def value(self) -> Any:
+        """The attribute as a Python value: str, int/float, bytes or list."""
+        base = self.base_type
+        if base == "Binary":
+            return self.binary_value
+        assert self.string_value is not None
+        if base == "Number":
+            number = Decimal(self.string_value)
+            if number == number.to_integral_value() and "e" not in self.string_value.lower():
+                return int(number)
+            return float(number)
+        if base == STRING_ARRAY:
+            return json.loads(self.string_value)
+        return self.string_value
+
+    def size(self) -> int:
+        """Bytes this attribute counts toward the message size (name excluded)."""
+        payload = self.binary_value if self.binary_value is not None else self.string_value or ""
+        raw = payload if isinstance(payload, bytes) else payload.encode()
+        return len(self.data_type.encode()) + len(raw)
+
+    def to_dict(self) -> dict[str, str]:
+        """The explicit SNS form, with binary values base64-encoded."""
+        if self.binary_value is not None:
+            return {
+                "DataType": self.data_type,
+                "BinaryValue": base64.b64encode(self.binary_value).decode(),
+            }
+        return {"DataType": self.data_type, "StringValue": self.string_value or ""}
+
+    @classmethod
+    def from_dict(cls, raw: Mapping[str, Any]) -> MessageAttribute:
+        """Read the explicit SNS form (binary values as bytes or base64 text)."""
+        data_type = raw.get("DataType")
+        if not isinstance(data_type, str):
+            raise InvalidAttributeValue("message attribute needs a DataType string")
+        if "BinaryValue" in raw:
+            binary = raw["BinaryValue"]
+            if isinstance(binary, str):
+                binary = base64.b64decode(binary)
+            return cls(data_type, binary_value=bytes(binary))
+        return cls(data_type, string_value=raw.get("StringValue"))
+
+
+@dataclass(frozen=True, slots=True)
+class OutgoingMessage:
+    """A message about to be stored in a queue."""
+
+    id: str
+    body: str
+    attributes: Mapping[str, MessageAttribute] = field(default_factory=dict)
+    delay_seconds: int | None = None
+    group_id: str | None = None
+    deduplication_id: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class ReceivedMessage:
+    """A message handed out by a receive, with its receipt handle and system attributes."""
+
+    id: str
+    body: str
+    message_attributes: Mapping[str, MessageAttribute]
+    receipt_handle: str
+    receive_count: int
+    sent_timestamp: float
+    first_receive_timestamp: float
+    queue: str
+    group_id: str | None = None
+    deduplication_id: str | None = None
+    sequence_number: int | None = None
+    failure: str | None = None
+    """In a dead-letter queue: the last failure recorded before the message moved there."""
+    source_queue: str | None = None
+    """In a dead-letter queue: the queue the message was dead-lettered from."""
+
+    @property
+    def attributes(self) -> dict[str, Any]:
+        """Message attributes as plain Python values."""
+        return {name: attribute.value for name, attribute in self.message_attributes.items()}
+
+
+def to_attribute(name: str, raw: AttributeInput) -> MessageAttribute:
+    """Turn a plain value or the explicit SNS form into a validated `MessageAttribute`."""
+    attribute = _coerce(name, raw)
+    validate_attribute(name, attribute)
+    return attribute
+
+
+def to_attributes(raw: Mapping[str, AttributeInput] | None) -> dict[str, MessageAttribute]:
+    """Validate and convert a whole attribute mapping, enforcing the 10-attribute limit."""
+    if not raw:
+        return {}
+    if not hasattr(raw, "items"):
+        raise InvalidAttributeValue("message attributes must be a mapping of name to value")
+    if len(raw) > MAX_ATTRIBUTES:
+        raise InvalidParameterValue(
+            f"{len(raw)} message attributes given; the limit is {MAX_ATTRIBUTES} per message"
+        )
+    return {name: to_attribute(name, value) for name, value in raw.items()}
+
+
+def _coerce(name: str, raw: AttributeInput) -> MessageAttribute:
+    if isinstance(raw, str):
+        return MessageAttribute("String", string_value=raw)
+    if isinstance(raw, MessageAttribute):
+        return raw
+    if isinstance(raw, Mapping) and "DataType" in raw:
+        return MessageAttribute.from_dict(raw)
+    if isinstance(raw, bool):
+        # SNS has no Boolean type; a bool is a String the way JSON spells it.
+        return MessageAttribute("String", string_value="true" if raw else "false")
+    if isinstance(raw, int | float | Decimal):
+        if isinstance(raw, float) and not math.isfinite(raw):
+            raise InvalidAttributeValue(f"attribute {name!r}: Number must be finite, got {raw}")
+        return MessageAttribute("Number", string_value=_number_text(raw))
+    if isinstance(raw, bytes | bytearray | memoryview):
+        return MessageAttribute("Binary", binary_value=bytes(raw))
+    if isinstance(raw, list | tuple):
+        return MessageAttribute(STRING_ARRAY, string_value=json.dumps(list(raw)))
+    raise InvalidAttributeValue(
+        f"attribute {name!r}: cannot map {type(raw).__name__} to an SNS data type "
+        "(use str, int, float, bytes, list or the explicit DataType form)"
+    )
+
+
+def _number_text(value: int | float | Decimal) -> str:
+    if isinstance(value, float) and value.is_integer() and abs(value) < 1e15:
+        return str(int(value))
+    return str(value)
+
+
+def validate_attribute(name: str, attribute: MessageAttribute) -> None:
+    """Raise if the attribute name or value breaks an SNS/SQS rule."""
+    validate_attribute_name(name)
+    data_type = attribute.data_type
+    if len(data_type) > MAX_DATA_TYPE_LENGTH:
+        raise InvalidAttributeValue(
+            f"attribute {name!r}: DataType longer than {MAX_DATA_TYPE_LENGTH} characters"
+        )
+    base = attribute.base_type
+    if base not in (*BASE_DATA_TYPES, STRING_ARRAY):
+        raise InvalidAttributeValue(
+            f"attribute {name!r}: DataType {data_type!r} is not String, Number, Binary or "
+            "String.Array (custom subtypes like Number.float are allowed)"
+        )
+    if base == "Binary":
+        if attribute.binary_value is None:
+            raise InvalidAttributeValue(f"attribute {name!r}: Binary needs a BinaryValue")
+        return
+    text = attribute.string_value
+    if text is None or text == "":
+        raise InvalidAttributeValue(f"attribute {name!r}: {data_type} needs a non-empty value")
+    check_characters(text, f"attribute {name!r}")
+    if base == "Number":
+        _validate_number(name, text)
+    elif base == STRING_ARRAY:
+        _validate_string_array(name, text)
+
+
+def validate_attribute_name(name: str) -> None:
+    """Raise `InvalidAttributeName` unless the name is allowed by SQS/SNS."""
+    if not isinstance(name, str) or not name:
+        raise InvalidAttributeName("attribute name must be a non-empty string")
+    if len(name) > MAX_ATTRIBUTE_NAME_LENGTH:
+        raise InvalidAttributeName(
+            f"attribute name {name[:40]!r}... is longer than {MAX_ATTRIBUTE_NAME_LENGTH} characters"
+        )
+    if not _ATTRIBUTE_NAME.match(name):
+        raise InvalidAttributeName(
+            f"attribute name {name!r} may only hold letters, digits, '_', '-' and '.'"
+        )
+    if name.startswith(".") or name.endswith(".") or ".." in name:
+        raise InvalidAttributeName(
+            f"attribute name {name!r} may not start or end with '.' or hold '..'"
+        )
+    if name.lower().startswith(("aws.", "amazon.")):
+        raise InvalidAttributeName(f"attribute name {name!r} uses a reserved prefix")
+
+
+def _validate_number(name: str, text: str) -> None:
+    try:
+        number = Decimal(text)
+    except InvalidOperation:
+        raise InvalidAttributeValue(f"attribute {name!r}: {text!r} is not a Number") from None
+    if not number.is_finite():
+        raise InvalidAttributeValue(f"attribute {name!r}: Number must be finite, got {text!r}")
+    if number != 0 and not (Decimal("1e-128") <= abs(number) <= Decimal("1e126")):
+        raise InvalidAttributeValue(
+            f"attribute {name!r}: Number {text} is outside the range -10^126 .. 10^126"
+        )
+
+
+def _validate_string_array(name: str, text: str) -> None:
+    try:
+        values = json.loads(text)
+    except ValueError:
+        raise InvalidAttributeValue(
+            f"attribute {name!r}: String.Array must be a JSON array, got {text[:40]!r}"
+        ) from None
+    if not isinstance(values, list) or any(isinstance(item, dict | list) for item in values):
+        raise InvalidAttributeValue(
+            f"attribute {name!r}: String.Array must be a JSON array of strings, numbers, "
+            "booleans or null"
+        )
+
+
+def check_characters(text: str, what: str) -> None:
+    """Raise `InvalidMessageContents` if the text holds characters SQS does not allow."""
+    if text.isprintable():
+        return  # fast path: no control, surrogate or non-character code points
+    bad = _INVALID_CHARS.search(text)
+    if bad:
+        raise InvalidMessageContents(
+            f"{what} holds the character U+{ord(bad.group()):04X}, outside what SQS allows "
+            "(#x9 #xA #xD #x20-#xD7FF #xE000-#xFFFD #x10000-#x10FFFF)"
+        )
+
+
+def body_text(body: Any) -> str:
+    """A message body as text: str as is, dict/list serialized as JSON."""
+    if isinstance(body, str):
+        return body
+    if isinstance(body, dict | list):
+        return json.dumps(body, separators=(",", ":"))
+    raise InvalidParameterValue(
+        f"message body must be a str (or a dict/list sent as JSON), got {type(body).__name__}"
+    )
+
+
+def message_size(body: str, attributes: Mapping[str, MessageAttribute]) -> int:
+    """Bytes counted against size limits: body plus each attribute's name, type and value."""
+    size = len(body.encode())
+    for name, attribute in attributes.items():
+        size += len(name.encode()) + attribute.size()
+    return size
+
+
+def check_message(
+    body: str, attributes: Mapping[str, MessageAttribute], *, max_bytes: int, where: str
+) -> int:
+    """Validate body characters and total size against `max_bytes`; return the size."""
+    if body == "":
+        raise InvalidParameterValue(f"message body for {where} must not be empty")
+    check_characters(body, f"message body for {where}")
+    size = message_size(body, attributes)
+    if size > max_bytes:
+        raise MessageTooLarge(
+            f"message for {where} is {size} bytes (body + attributes); the limit is {max_bytes}"
+        )
+    return size
+
+
+def encode_attributes(attributes: Mapping[str, MessageAttribute]) -> str | None:
+    """Serialize attributes for storage (None when there are none)."""
+    if not attributes:
+        return None
+    return _encode(tuple(attributes.items()))
+
+
+@functools.lru_cache(maxsize=4096)
+def _encode(items: tuple[tuple[str, MessageAttribute], ...]) -> str:
+    # Attribute sets repeat (market=eu, ...): equal sets are serialized once.
+    return json.dumps({name: a.to_dict() for name, a in items})
+
+
+_NO_ATTRIBUTES: Mapping[str, MessageAttribute] = MappingProxyType({})
+
+
+@functools.lru_cache(maxsize=4096)
+def decode_attributes(text: str | None) -> Mapping[str, MessageAttribute]:
+    """Read attributes written by `encode_attributes` (read-only; equal texts share one result)."""
+    if not text:
+        return _NO_ATTRIBUTES
+    decoded = {name: MessageAttribute.from_dict(raw) for name, raw in json.loads(text).items()}
+    return MappingProxyType(decoded)

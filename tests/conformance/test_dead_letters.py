@@ -1,0 +1,91 @@
+"""Redrive to the dead-letter queue and back (SQS RedrivePolicy, StartMessageMoveTask)."""
+
+from __future__ import annotations
+
+import pytest
+
+from fanstack.backends.base import Backend
+from fanstack.core.errors import InvalidParameterValue
+
+from .conftest import Clock, queue, receive, send
+
+
+def _fail(backend: Backend, name: str, reason: str | None = None) -> None:
+    """Receive one message and hand it back at once, as a failed handler would."""
+    (message,) = receive(backend, name, 1)
+    assert backend.set_visibility(name, [(message.receipt_handle, 0)], failure=reason) == [None]
+
+
+def test_message_moves_to_dlq_after_max_receives_with_its_failure(backend: Backend) -> None:
+    queue(backend, "orders-dlq")
+    queue(backend, "orders", max_receive_count=3, dead_letter="orders-dlq")
+    message_id = send(backend, "orders", "order", attributes={"market": "ru"})
+    for attempt in range(3):
+        _fail(backend, "orders", f"ValueError: attempt {attempt + 1}")
+    assert receive(backend, "orders") == []
+    (dead,) = receive(backend, "orders-dlq")
+    assert dead.id == message_id
+    assert dead.body == "order"
+    assert dead.attributes == {"market": "ru"}
+    assert dead.failure == "ValueError: attempt 3"
+    assert dead.source_queue == "orders"
+    stats = backend.stats("orders")
+    assert stats.dead_lettered == 1
+    assert stats.dead_letter_depth == 1
+
+
+def test_dead_letter_without_a_recorded_failure_names_the_limit(
+    backend: Backend, clock: Clock
+) -> None:
+    queue(backend, "dlq")
+    queue(backend, "q", max_receive_count=1, dead_letter="dlq", visibility_timeout=5)
+    send(backend, "q")
+    receive(backend, "q")
+    clock.advance(6)
+    assert receive(backend, "q") == []
+    (dead,) = receive(backend, "dlq")
+    assert dead.failure == "exceeded max_receive_count"
+
+
+def test_redrive_moves_dead_letters_back_in_order(backend: Backend) -> None:
+    queue(backend, "dlq")
+    queue(backend, "q", max_receive_count=1, dead_letter="dlq")
+    bodies = [f"m{i}" for i in range(5)]
+    for body in bodies:
+        send(backend, "q", body)
+    for _ in bodies:
+        _fail(backend, "q", "boom")
+    assert receive(backend, "q") == []
+    assert backend.stats("q").dead_letter_depth == 5
+    assert backend.redrive_dead_letters("q", batch=2) == 5
+    assert backend.stats("q").dead_letter_depth == 0
+    back = receive(backend, "q")
+    assert sorted(m.body for m in back) == bodies
+    assert all(m.receive_count == 1 and m.failure is None for m in back)
+
+
+def test_redrive_only_moves_messages_from_that_source(backend: Backend) -> None:
+    queue(backend, "dlq")
+    queue(backend, "a", max_receive_count=1, dead_letter="dlq")
+    queue(backend, "b", max_receive_count=1, dead_letter="dlq")
+    send(backend, "a", "from-a")
+    send(backend, "b", "from-b")
+    _fail(backend, "a")
+    _fail(backend, "b")
+    receive(backend, "a")
+    receive(backend, "b")
+    assert backend.redrive_dead_letters("a") == 1
+    assert [m.body for m in receive(backend, "a")] == ["from-a"]
+    assert backend.stats("b").dead_letter_depth == 1
+
+
+def test_redrive_needs_a_dead_letter_queue(backend: Backend) -> None:
+    queue(backend, "q")
+    with pytest.raises(InvalidParameterValue, match="no dead-letter queue"):
+        backend.redrive_dead_letters("q")
+
+
+def test_dead_letter_queue_must_match_fifo_ness(backend: Backend) -> None:
+    queue(backend, "dlq")
+    with pytest.raises(InvalidParameterValue, match="FIFO"):
+        queue(backend, "q.fifo", fifo=True, max_receive_count=2, dead_letter="dlq")

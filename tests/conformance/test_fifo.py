@@ -1,0 +1,105 @@
+"""FIFO queues: order per message group, in-flight blocking, 5-minute deduplication."""
+
+from __future__ import annotations
+
+import pytest
+
+from fanstack.backends.base import Backend
+from fanstack.core.errors import InvalidParameterValue, MissingParameter
+
+from .conftest import Clock, drain, queue, receive, send
+
+
+def test_messages_of_a_group_come_out_in_order(backend: Backend) -> None:
+    queue(backend, "q.fifo", fifo=True, content_based_deduplication=True)
+    for index in range(30):
+        send(backend, "q.fifo", f"m{index}", group_id="g")
+    bodies = [m.body for m in drain(backend, "q.fifo")]
+    assert bodies == [f"m{index}" for index in range(30)]
+
+
+def test_in_flight_message_blocks_its_group_but_not_others(backend: Backend) -> None:
+    queue(backend, "q.fifo", fifo=True, content_based_deduplication=True)
+    send(backend, "q.fifo", "a1", group_id="a")
+    send(backend, "q.fifo", "a2", group_id="a")
+    send(backend, "q.fifo", "b1", group_id="b")
+    (first,) = receive(backend, "q.fifo", 1)
+    assert first.body == "a1"
+    assert [m.body for m in receive(backend, "q.fifo")] == ["b1"]
+    assert receive(backend, "q.fifo") == []
+    backend.delete_messages("q.fifo", [first.receipt_handle])
+    assert [m.body for m in receive(backend, "q.fifo")] == ["a2"]
+
+
+def test_a_batch_may_hold_several_messages_of_one_group_in_order(backend: Backend) -> None:
+    queue(backend, "q.fifo", fifo=True, content_based_deduplication=True)
+    for body in ("1", "2", "3"):
+        send(backend, "q.fifo", body, group_id="g")
+    messages = receive(backend, "q.fifo")
+    assert [m.body for m in messages] == ["1", "2", "3"]
+    assert [m.sequence_number for m in messages] == sorted(m.sequence_number for m in messages)  # type: ignore[type-var]
+
+
+def test_a_failed_message_is_redelivered_before_later_ones(backend: Backend, clock: Clock) -> None:
+    queue(backend, "q.fifo", fifo=True, content_based_deduplication=True, visibility_timeout=5)
+    send(backend, "q.fifo", "first", group_id="g")
+    send(backend, "q.fifo", "second", group_id="g")
+    (message,) = receive(backend, "q.fifo", 1)
+    clock.advance(6)
+    again = receive(backend, "q.fifo", 1)
+    assert [m.body for m in again] == ["first"]
+    assert again[0].receive_count == 2
+    assert message.id == again[0].id
+
+
+def test_duplicates_within_five_minutes_are_accepted_but_not_delivered(
+    backend: Backend, clock: Clock
+) -> None:
+    queue(backend, "q.fifo", fifo=True)
+    first = send(backend, "q.fifo", "one", group_id="g", deduplication_id="d1")
+    send(backend, "q.fifo", "one again", group_id="g", deduplication_id="d1")
+    assert [m.body for m in drain(backend, "q.fifo")] == ["one"]
+    clock.advance(299)
+    send(backend, "q.fifo", "still a duplicate", group_id="g", deduplication_id="d1")
+    assert drain(backend, "q.fifo") == []
+    clock.advance(2)
+    second = send(backend, "q.fifo", "after the interval", group_id="g", deduplication_id="d1")
+    assert second != first
+    assert [m.body for m in drain(backend, "q.fifo")] == ["after the interval"]
+
+
+def test_content_based_deduplication_uses_the_body(backend: Backend) -> None:
+    queue(backend, "q.fifo", fifo=True, content_based_deduplication=True)
+    send(backend, "q.fifo", "same", group_id="a")
+    send(backend, "q.fifo", "same", group_id="b")
+    send(backend, "q.fifo", "other", group_id="a")
+    assert [m.body for m in drain(backend, "q.fifo")] == ["same", "other"]
+
+
+def test_fifo_sends_need_a_group_and_a_deduplication_id(backend: Backend) -> None:
+    queue(backend, "q.fifo", fifo=True)
+    with pytest.raises(MissingParameter, match="group_id"):
+        send(backend, "q.fifo", "x", deduplication_id="d")
+    with pytest.raises(InvalidParameterValue, match="deduplication_id"):
+        send(backend, "q.fifo", "x", group_id="g")
+    with pytest.raises(InvalidParameterValue, match="per queue only"):
+        send(backend, "q.fifo", "x", group_id="g", deduplication_id="d", delay_seconds=5)
+
+
+def test_standard_queue_rejects_a_deduplication_id(backend: Backend) -> None:
+    queue(backend, "q")
+    with pytest.raises(InvalidParameterValue, match="only for FIFO"):
+        send(backend, "q", "x", deduplication_id="d")
+
+
+def test_fifo_dead_letter_keeps_the_group(backend: Backend) -> None:
+    queue(backend, "dlq.fifo", fifo=True)
+    queue(backend, "q.fifo", fifo=True, max_receive_count=1, dead_letter="dlq.fifo")
+    send(backend, "q.fifo", "a", group_id="g", deduplication_id="1")
+    send(backend, "q.fifo", "b", group_id="g", deduplication_id="2")
+    (message,) = receive(backend, "q.fifo", 1)
+    backend.set_visibility("q.fifo", [(message.receipt_handle, 0)], failure="boom")
+    # The head moves to the DLQ on its next receive and the group continues with "b".
+    assert [m.body for m in receive(backend, "q.fifo")] == ["b"]
+    (dead,) = receive(backend, "dlq.fifo")
+    assert (dead.body, dead.group_id, dead.failure) == ("a", "g", "boom")

@@ -1,0 +1,352 @@
+"""Standard-queue semantics every backend keeps (SQS)."""
+
+from __future__ import annotations
+
+import multiprocessing
+import threading
+import time
+from pathlib import Path
+
+import pytest
+
+from fanstack.backends.base import Backend
+from fanstack.core.errors import (
+    InvalidMessageContents,
+    InvalidParameterValue,
+    MessageNotInflight,
+    MessageTooLarge,
+    PurgeQueueInProgress,
+    QueueDoesNotExist,
+    QueueNameExists,
+    ReceiptHandleIsInvalid,
+)
+from fanstack.core.specs import QueueSpec
+
+from .conftest import Clock, drain, queue, receive, send
+
+
+def test_sent_message_is_received_with_body_attributes_and_system_fields(backend: Backend) -> None:
+    queue(backend, "q")
+    before = backend.clock()
+    message_id = send(
+        backend,
+        "q",
+        "payload",
+        attributes={"s": "x", "n": 7, "f": 2.5, "b": b"\x00\x01", "arr": ["a", 1, True, None]},
+    )
+    (message,) = receive(backend, "q")
+    assert message.id == message_id
+    assert message.body == "payload"
+    assert message.attributes == {
+        "s": "x",
+        "n": 7,
+        "f": 2.5,
+        "b": b"\x00\x01",
+        "arr": ["a", 1, True, None],
+    }
+    assert message.message_attributes["n"].data_type == "Number"
+    assert message.receive_count == 1
+    assert message.sent_timestamp >= before - 1
+    assert message.first_receive_timestamp >= message.sent_timestamp
+    assert message.queue == "q"
+
+
+def test_received_message_is_invisible_until_visibility_timeout(
+    backend: Backend, clock: Clock
+) -> None:
+    queue(backend, "q", visibility_timeout=30)
+    send(backend, "q")
+    (first,) = receive(backend, "q")
+    assert receive(backend, "q") == []
+    clock.advance(31)
+    (again,) = receive(backend, "q")
+    assert again.id == first.id
+    assert again.receive_count == 2
+    assert again.receipt_handle != first.receipt_handle
+    assert again.first_receive_timestamp == first.first_receive_timestamp
+
+
+def test_receive_visibility_timeout_overrides_the_queue_default(
+    backend: Backend, clock: Clock
+) -> None:
+    queue(backend, "q", visibility_timeout=300)
+    send(backend, "q")
+    receive(backend, "q", visibility_timeout=5)
+    clock.advance(6)
+    assert len(receive(backend, "q")) == 1
+
+
+def test_delete_removes_the_message_for_good(backend: Backend, clock: Clock) -> None:
+    queue(backend, "q", visibility_timeout=1)
+    send(backend, "q")
+    (message,) = receive(backend, "q")
+    assert backend.delete_messages("q", [message.receipt_handle]) == [None]
+    clock.advance(5)
+    assert receive(backend, "q") == []
+    # Deleting again is a no-op, as in SQS.
+    assert backend.delete_messages("q", [message.receipt_handle]) == [None]
+
+
+def test_stale_receipt_handle_cannot_delete_after_a_new_receive(
+    backend: Backend, clock: Clock
+) -> None:
+    queue(backend, "q", visibility_timeout=1)
+    send(backend, "q")
+    (first,) = receive(backend, "q")
+    clock.advance(2)
+    (second,) = receive(backend, "q")
+    (outcome,) = backend.delete_messages("q", [first.receipt_handle])
+    assert isinstance(outcome, ReceiptHandleIsInvalid)
+    assert backend.stats("q").in_flight == 1
+    assert backend.delete_messages("q", [second.receipt_handle]) == [None]
+
+
+@pytest.mark.parametrize("handle", ["", "garbage", "12:short", "x:0123456789abcdef"])
+def test_malformed_receipt_handles_are_rejected(backend: Backend, handle: str) -> None:
+    queue(backend, "q")
+    (outcome,) = backend.delete_messages("q", [handle])
+    assert isinstance(outcome, ReceiptHandleIsInvalid)
+    (outcome,) = backend.set_visibility("q", [(handle, 10)])
+    assert isinstance(outcome, ReceiptHandleIsInvalid)
+
+
+def test_receipt_handle_of_another_queue_is_invalid(backend: Backend) -> None:
+    queue(backend, "a")
+    queue(backend, "b")
+    send(backend, "a")
+    (message,) = receive(backend, "a")
+    (outcome,) = backend.delete_messages("b", [message.receipt_handle])
+    assert isinstance(outcome, ReceiptHandleIsInvalid)
+    assert backend.stats("a").in_flight == 1
+
+
+def test_change_visibility_extends_and_releases(backend: Backend, clock: Clock) -> None:
+    queue(backend, "q", visibility_timeout=10)
+    send(backend, "q")
+    (message,) = receive(backend, "q")
+    assert backend.set_visibility("q", [(message.receipt_handle, 100)]) == [None]
+    clock.advance(50)
+    assert receive(backend, "q") == []
+    assert backend.set_visibility("q", [(message.receipt_handle, 0)]) == [None]
+    (again,) = receive(backend, "q")
+    assert again.receive_count == 2
+
+
+def test_change_visibility_of_a_message_not_in_flight_fails(backend: Backend, clock: Clock) -> None:
+    queue(backend, "q", visibility_timeout=5)
+    send(backend, "q")
+    (message,) = receive(backend, "q")
+    clock.advance(6)
+    (outcome,) = backend.set_visibility("q", [(message.receipt_handle, 30)])
+    assert isinstance(outcome, MessageNotInflight)
+
+
+def test_change_visibility_rejects_out_of_range_timeouts(backend: Backend) -> None:
+    queue(backend, "q")
+    send(backend, "q")
+    (message,) = receive(backend, "q")
+    (outcome,) = backend.set_visibility("q", [(message.receipt_handle, 43_201)])
+    assert isinstance(outcome, InvalidParameterValue)
+    assert "43200" in str(outcome)
+
+
+def test_queue_delay_and_message_delay_hide_new_messages(backend: Backend, clock: Clock) -> None:
+    queue(backend, "slow", delay=60)
+    send(backend, "slow", "queue-delay")
+    queue(backend, "q")
+    send(backend, "q", "message-delay", delay_seconds=30)
+    send(backend, "q", "now")
+    assert [m.body for m in drain(backend, "q")] == ["now"]
+    assert receive(backend, "slow") == []
+    assert backend.stats("slow").delayed == 1
+    clock.advance(31)
+    assert [m.body for m in receive(backend, "q")] == ["message-delay"]
+    clock.advance(30)
+    assert [m.body for m in receive(backend, "slow")] == ["queue-delay"]
+
+
+def test_message_delay_over_900_seconds_is_rejected(backend: Backend) -> None:
+    queue(backend, "q")
+    with pytest.raises(InvalidParameterValue, match="900"):
+        send(backend, "q", delay_seconds=901)
+
+
+def test_expired_messages_are_dropped_and_counted(backend: Backend, clock: Clock) -> None:
+    queue(backend, "q", retention=60)
+    send(backend, "q", "old")
+    clock.advance(61)
+    send(backend, "q", "new")
+    assert [m.body for m in receive(backend, "q")] == ["new"]
+    stats = backend.stats("q")
+    assert stats.expired == 1
+    assert stats.in_flight == 1
+
+
+def test_receive_returns_at_most_max_messages(backend: Backend) -> None:
+    queue(backend, "q")
+    for index in range(25):
+        send(backend, "q", f"m{index}")
+    assert len(receive(backend, "q", 10)) == 10
+    assert len(receive(backend, "q", 3)) == 3
+    assert len(receive(backend, "q", 10)) == 10
+    assert len(receive(backend, "q", 10)) == 2
+    with pytest.raises(InvalidParameterValue, match="between 1 and 10"):
+        backend.receive("q", max_messages=11)
+
+
+def test_long_poll_returns_empty_after_the_wait(backend: Backend) -> None:
+    queue(backend, "q")
+    started = time.monotonic()
+    assert backend.receive("q", wait_seconds=0.5) == []
+    assert 0.45 <= time.monotonic() - started < 2
+
+
+def test_long_poll_wakes_promptly_when_a_message_arrives(backend: Backend) -> None:
+    queue(backend, "q")
+    timer = threading.Timer(0.3, lambda: send(backend, "q", "late"))
+    timer.start()
+    started = time.monotonic()
+    messages = backend.receive("q", wait_seconds=10)
+    elapsed = time.monotonic() - started
+    timer.join()
+    assert [m.body for m in messages] == ["late"]
+    assert elapsed < 1.5
+
+
+def _send_later(path: str, delay: float) -> None:
+    from fanstack.backends.sqlite import SQLiteBackend
+
+    time.sleep(delay)
+    other = SQLiteBackend(path)
+    from tests.conformance.conftest import send as send_one
+
+    send_one(other, "q", "from another process")
+    other.close()
+
+
+def test_long_poll_wakes_for_a_message_sent_by_another_process(
+    backend: Backend, tmp_path: Path
+) -> None:
+    if backend.name != "sqlite":
+        pytest.skip("cross-process wake-up is covered by the NATS fault tests")
+    queue(backend, "q")
+    process = multiprocessing.get_context("spawn").Process(
+        target=_send_later, args=(str(tmp_path / "data"), 1.0)
+    )
+    process.start()
+    started = time.monotonic()
+    messages = backend.receive("q", wait_seconds=15)
+    elapsed = time.monotonic() - started
+    process.join()
+    assert [m.body for m in messages] == ["from another process"]
+    assert elapsed < 6
+
+
+def test_long_poll_wakes_when_an_in_flight_message_becomes_visible(backend: Backend) -> None:
+    queue(backend, "q")
+    send(backend, "q")
+    receive(backend, "q", visibility_timeout=1)
+    started = time.monotonic()
+    (message,) = backend.receive("q", wait_seconds=10)
+    assert message.receive_count == 2
+    assert time.monotonic() - started < 2.5
+
+
+def test_purge_deletes_everything_once_per_minute(backend: Backend, clock: Clock) -> None:
+    queue(backend, "q")
+    for _ in range(3):
+        send(backend, "q")
+    backend.purge("q")
+    assert receive(backend, "q") == []
+    send(backend, "q")
+    with pytest.raises(PurgeQueueInProgress, match="60"):
+        backend.purge("q")
+    clock.advance(61)
+    backend.purge("q")
+    assert backend.stats("q").visible == 0
+
+
+def test_stats_count_visible_in_flight_delayed_and_oldest_age(
+    backend: Backend, clock: Clock
+) -> None:
+    queue(backend, "q")
+    send(backend, "q", "a")
+    send(backend, "q", "b")
+    send(backend, "q", "c", delay_seconds=100)
+    receive(backend, "q", 1)
+    clock.advance(10)
+    stats = backend.stats("q")
+    assert (stats.visible, stats.in_flight, stats.delayed) == (1, 1, 1)
+    assert stats.oldest_age is not None and 9 <= stats.oldest_age <= 12
+    assert stats.dead_letter_depth is None
+
+
+def test_oversized_and_invalid_messages_are_rejected_and_nothing_is_stored(
+    backend: Backend,
+) -> None:
+    queue(backend, "q", max_message_size=1024)
+    with pytest.raises(MessageTooLarge, match="1024"):
+        send(backend, "q", "x" * 1025)
+    with pytest.raises(InvalidMessageContents, match="U\\+0000"):
+        send(backend, "q", "bad \x00 char")
+    assert backend.stats("q").visible == 0
+
+
+def test_default_max_message_size_is_one_mebibyte(backend: Backend) -> None:
+    queue(backend, "q")
+    send(backend, "q", "x" * 1_048_576)
+    with pytest.raises(MessageTooLarge, match="1048576"):
+        send(backend, "q", "x" * 1_048_577)
+
+
+def test_batch_send_stores_valid_entries_and_reports_invalid_ones(backend: Backend) -> None:
+    from fanstack.backends.base import new_message_id
+    from fanstack.core.message import OutgoingMessage
+
+    queue(backend, "q", max_message_size=1024)
+    messages = [OutgoingMessage(id=new_message_id(), body=b) for b in ("ok", "y" * 2000, "fine")]
+    outcomes = backend.send("q", messages)
+    assert outcomes[0] == messages[0].id and outcomes[2] == messages[2].id
+    assert isinstance(outcomes[1], MessageTooLarge)
+    assert sorted(m.body for m in drain(backend, "q")) == ["fine", "ok"]
+
+
+def test_unknown_queue_is_reported(backend: Backend) -> None:
+    with pytest.raises(QueueDoesNotExist, match="nope"):
+        backend.receive("nope")
+    with pytest.raises(QueueDoesNotExist):
+        send(backend, "nope")
+
+
+def test_create_queue_is_idempotent_and_rejects_different_attributes(backend: Backend) -> None:
+    backend.create_queue(QueueSpec(name="q"))
+    backend.create_queue(QueueSpec(name="q"))
+    with pytest.raises(QueueNameExists):
+        backend.create_queue(QueueSpec(name="q", visibility_timeout=99))
+    backend.declare_queue(QueueSpec(name="q", visibility_timeout=99))
+    assert backend.get_queue("q").visibility_timeout == 99
+
+
+def test_delete_queue_removes_its_messages(backend: Backend) -> None:
+    queue(backend, "q")
+    send(backend, "q")
+    backend.delete_queue("q")
+    with pytest.raises(QueueDoesNotExist):
+        backend.stats("q")
+    queue(backend, "q")
+    assert receive(backend, "q") == []
+
+
+def test_messages_survive_reopening_the_backend(
+    backend: Backend, tmp_path: Path, clock: Clock
+) -> None:
+    from .conftest import make_backend
+
+    queue(backend, "q")
+    sent = {send(backend, "q", f"m{i}") for i in range(5)}
+    backend.close()
+    reopened = make_backend(backend.name, tmp_path / "data", clock)
+    try:
+        assert {m.id for m in drain(reopened, "q")} == sent
+    finally:
+        reopened.close()

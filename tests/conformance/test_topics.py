@@ -1,0 +1,172 @@
+"""Topics: fan-out through filter policies, envelopes, raw delivery, FIFO topics, atomicity."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from fanstack.backends.base import Backend, PublishRequest
+from fanstack.core.errors import (
+    InvalidFilterPolicy,
+    InvalidParameterValue,
+    MessageTooLarge,
+    MissingParameter,
+    TopicDoesNotExist,
+)
+
+from .conftest import Clock, drain, publish, queue, subscribe, topic
+
+
+def _marketplace(backend: Backend) -> None:
+    topic(backend, "orders")
+    for name in ("process", "notify", "delivery", "reports", "compliance"):
+        queue(backend, name)
+    for name in ("process", "notify", "delivery", "reports"):
+        subscribe(backend, "orders", name, raw=True)
+    subscribe(backend, "orders", "compliance", raw=True, filter_policy='{"market": ["ru"]}')
+
+
+def test_publish_reaches_every_matching_subscription(backend: Backend) -> None:
+    _marketplace(backend)
+    ru = publish(backend, "orders", '{"id": 1}', attributes={"market": "ru"})
+    eu = publish(backend, "orders", '{"id": 2}', attributes={"market": "eu"})
+    for name in ("process", "notify", "delivery", "reports"):
+        assert sorted(m.id for m in drain(backend, name)) == sorted([ru, eu])
+    assert [m.id for m in drain(backend, "compliance")] == [ru]
+
+
+def test_enveloped_delivery_wraps_the_message_as_an_sns_notification(backend: Backend) -> None:
+    topic(backend, "t")
+    queue(backend, "q")
+    subscribe(backend, "t", "q")
+    message_id = publish(
+        backend, "t", "hello", subject="greeting", attributes={"n": 5, "s": "x", "b": b"\x01"}
+    )
+    (message,) = drain(backend, "q")
+    assert message.message_attributes == {}
+    envelope = json.loads(message.body)
+    assert envelope["Type"] == "Notification"
+    assert envelope["MessageId"] == message_id == message.id
+    assert envelope["TopicArn"].endswith(":t")
+    assert envelope["Subject"] == "greeting"
+    assert envelope["Message"] == "hello"
+    assert envelope["Timestamp"].endswith("Z")
+    assert envelope["MessageAttributes"] == {
+        "n": {"Type": "Number", "Value": "5"},
+        "s": {"Type": "String", "Value": "x"},
+        "b": {"Type": "Binary", "Value": "AQ=="},
+    }
+    assert {"SignatureVersion", "Signature", "SigningCertURL", "UnsubscribeURL"} <= envelope.keys()
+
+
+def test_raw_delivery_passes_body_and_attributes_through(backend: Backend) -> None:
+    topic(backend, "t")
+    queue(backend, "q")
+    subscribe(backend, "t", "q", raw=True)
+    publish(backend, "t", "hello", attributes={"tags": ["a", "b"], "n": 1.5})
+    (message,) = drain(backend, "q")
+    assert message.body == "hello"
+    assert message.attributes == {"tags": ["a", "b"], "n": 1.5}
+
+
+def test_body_scope_filter_policy_matches_nested_fields(backend: Backend) -> None:
+    topic(backend, "t")
+    queue(backend, "big")
+    subscribe(
+        backend,
+        "t",
+        "big",
+        raw=True,
+        filter_scope="MessageBody",
+        filter_policy='{"order": {"total": [{"numeric": [">", 100]}]}}',
+    )
+    publish(backend, "t", '{"order": {"total": 150}}')
+    publish(backend, "t", '{"order": {"total": 50}}')
+    publish(backend, "t", '{"order": {"total": "150"}}')
+    publish(backend, "t", "not json")
+    assert [json.loads(m.body)["order"]["total"] for m in drain(backend, "big")] == [150]
+
+
+def test_invalid_filter_policy_is_rejected_and_no_subscription_is_made(backend: Backend) -> None:
+    topic(backend, "t")
+    queue(backend, "q")
+    with pytest.raises(InvalidFilterPolicy, match="price"):
+        subscribe(backend, "t", "q", filter_policy='{"price": [{"numeric": [">", "x"]}]}')
+    assert backend.list_subscriptions("t") == []
+
+
+def test_a_publish_too_large_for_one_queue_reaches_none(backend: Backend) -> None:
+    topic(backend, "t")
+    queue(backend, "roomy")
+    queue(backend, "small", max_message_size=1024)
+    subscribe(backend, "t", "roomy", raw=True)
+    subscribe(backend, "t", "small", raw=True)
+    with pytest.raises(MessageTooLarge, match="small"):
+        publish(backend, "t", "x" * 2000)
+    assert drain(backend, "roomy") == []
+
+
+def test_topic_message_limit_is_256_kib(backend: Backend) -> None:
+    topic(backend, "t")
+    publish(backend, "t", "x" * 262_144)
+    with pytest.raises(MessageTooLarge, match="262144"):
+        publish(backend, "t", "x" * 262_145)
+
+
+def test_batch_publish_reports_each_entry(backend: Backend) -> None:
+    topic(backend, "t")
+    queue(backend, "q")
+    subscribe(backend, "t", "q", raw=True)
+    outcomes = backend.publish(
+        "t",
+        [PublishRequest("a"), PublishRequest("b" * 262_145), PublishRequest("c")],
+    )
+    assert isinstance(outcomes[0], str) and isinstance(outcomes[2], str)
+    assert isinstance(outcomes[1], MessageTooLarge)
+    assert sorted(m.body for m in drain(backend, "q")) == ["a", "c"]
+
+
+def test_fifo_topic_deduplicates_and_keeps_group_order_in_fifo_queues(
+    backend: Backend, clock: Clock
+) -> None:
+    topic(backend, "t.fifo", fifo=True, content_based_deduplication=True)
+    queue(backend, "a.fifo", fifo=True)
+    queue(backend, "b")
+    subscribe(backend, "t.fifo", "a.fifo", raw=True)
+    subscribe(backend, "t.fifo", "b", raw=True)
+    first = publish(backend, "t.fifo", "one", group_id="g")
+    assert publish(backend, "t.fifo", "one", group_id="g") == first
+    publish(backend, "t.fifo", "two", group_id="g")
+    assert [m.body for m in drain(backend, "a.fifo")] == ["one", "two"]
+    assert sorted(m.body for m in drain(backend, "b")) == ["one", "two"]
+    clock.advance(301)
+    publish(backend, "t.fifo", "one", group_id="g")
+    assert [m.body for m in drain(backend, "a.fifo")] == ["one"]
+
+
+def test_fifo_topic_needs_a_group_id(backend: Backend) -> None:
+    topic(backend, "t.fifo", fifo=True, content_based_deduplication=True)
+    with pytest.raises(MissingParameter, match="group_id"):
+        publish(backend, "t.fifo", "x")
+
+
+def test_fifo_queue_cannot_subscribe_to_a_standard_topic(backend: Backend) -> None:
+    topic(backend, "t")
+    queue(backend, "q.fifo", fifo=True)
+    with pytest.raises(InvalidParameterValue, match="FIFO"):
+        subscribe(backend, "t", "q.fifo")
+
+
+def test_publish_to_a_missing_topic_fails(backend: Backend) -> None:
+    with pytest.raises(TopicDoesNotExist, match="ghost"):
+        publish(backend, "ghost")
+
+
+def test_new_subscriptions_are_seen_by_the_next_publish(backend: Backend) -> None:
+    topic(backend, "t")
+    queue(backend, "late")
+    publish(backend, "t", "before")
+    subscribe(backend, "t", "late", raw=True)
+    publish(backend, "t", "after")
+    assert [m.body for m in drain(backend, "late")] == ["after"]

@@ -1,0 +1,134 @@
+"""Message attributes: conversion from plain values, the SNS form, and every validation rule."""
+
+from __future__ import annotations
+
+import pytest
+from hypothesis import given
+from hypothesis import strategies as st
+
+from fanstack.core.errors import (
+    InvalidAttributeName,
+    InvalidAttributeValue,
+    InvalidMessageContents,
+    InvalidParameterValue,
+    MessageTooLarge,
+)
+from fanstack.core.message import (
+    MessageAttribute,
+    check_message,
+    decode_attributes,
+    encode_attributes,
+    message_size,
+    to_attribute,
+    to_attributes,
+)
+
+
+@pytest.mark.parametrize(
+    ("value", "data_type", "text"),
+    [
+        ("red", "String", "red"),
+        (7, "Number", "7"),
+        (7.0, "Number", "7"),
+        (2.5, "Number", "2.5"),
+        (True, "String", "true"),
+        (["a", 1, None], "String.Array", '["a", 1, null]'),
+    ],
+)
+def test_plain_values_map_to_sns_data_types(value: object, data_type: str, text: str) -> None:
+    attribute = to_attribute("k", value)
+    assert (attribute.data_type, attribute.string_value) == (data_type, text)
+
+
+def test_bytes_become_binary() -> None:
+    assert to_attribute("k", b"\x00\xff") == MessageAttribute("Binary", binary_value=b"\x00\xff")
+
+
+def test_explicit_sns_form_is_accepted_with_custom_subtypes() -> None:
+    attribute = to_attribute("price", {"DataType": "Number.float", "StringValue": "1.50"})
+    assert attribute.base_type == "Number"
+    assert attribute.value == 1.5
+    binary = to_attribute("blob", {"DataType": "Binary", "BinaryValue": "AAE="})
+    assert binary.value == b"\x00\x01"
+
+
+@pytest.mark.parametrize(
+    "name", ["", "has space", ".lead", "trail.", "a..b", "AWS.thing", "amazon.x", "x" * 257, "é"]
+)
+def test_invalid_attribute_names_are_rejected(name: str) -> None:
+    with pytest.raises(InvalidAttributeName):
+        to_attribute(name, "v")
+
+
+@pytest.mark.parametrize(
+    "raw",
+    [
+        {"DataType": "Number", "StringValue": "abc"},
+        {"DataType": "Number", "StringValue": "1e200"},
+        {"DataType": "Number", "StringValue": "NaN"},
+        {"DataType": "Boolean", "StringValue": "true"},
+        {"DataType": "String", "StringValue": ""},
+        {"DataType": "String.Array", "StringValue": "not json"},
+        {"DataType": "String.Array", "StringValue": '[{"nested": 1}]'},
+        {"DataType": "Binary"},
+        {"StringValue": "no type"},
+        float("inf"),
+        {"a": "dict without DataType"},
+    ],
+)
+def test_invalid_attribute_values_are_rejected(raw: object) -> None:
+    with pytest.raises(InvalidAttributeValue):
+        to_attribute("k", raw)
+
+
+def test_more_than_ten_attributes_is_rejected_naming_the_limit() -> None:
+    with pytest.raises(InvalidParameterValue, match="limit is 10"):
+        to_attributes({f"a{i}": "v" for i in range(11)})
+
+
+def test_message_size_counts_body_names_types_and_values() -> None:
+    attributes = to_attributes({"ab": "xyz"})
+    assert message_size("body", attributes) == 4 + 2 + len("String") + 3
+
+
+def test_check_message_enforces_size_and_characters() -> None:
+    check_message("x" * 10, {}, max_bytes=10, where="q")
+    with pytest.raises(MessageTooLarge, match="limit is 10"):
+        check_message("x" * 11, {}, max_bytes=10, where="q")
+    with pytest.raises(InvalidMessageContents, match="U\\+FFFE"):
+        check_message("\ufffe", {}, max_bytes=10, where="q")
+    with pytest.raises(InvalidParameterValue, match="empty"):
+        check_message("", {}, max_bytes=10, where="q")
+
+
+values = st.one_of(
+    st.text(min_size=1).filter(
+        lambda s: (
+            "\x00" not in s
+            and all(
+                c in "\t\n\r"
+                or 0x20 <= ord(c) <= 0xD7FF
+                or 0xE000 <= ord(c) <= 0xFFFD
+                or ord(c) >= 0x10000
+                for c in s
+            )
+        )
+    ),
+    st.integers(min_value=-(10**15), max_value=10**15),
+    st.binary(min_size=1),
+    st.lists(st.one_of(st.text(max_size=5), st.integers(), st.booleans(), st.none()), max_size=4),
+)
+
+
+@given(
+    st.dictionaries(
+        st.from_regex(r"[A-Za-z][A-Za-z0-9_-]{0,10}", fullmatch=True), values, max_size=10
+    )
+)
+def test_attributes_survive_the_storage_round_trip(raw: dict[str, object]) -> None:
+    attributes = to_attributes(raw)
+    decoded = decode_attributes(encode_attributes(attributes))
+    assert decoded == attributes
+    assert {name: a.value for name, a in decoded.items()} == {
+        name: list(v) if isinstance(v, list) else v for name, v in raw.items()
+    }
