@@ -354,8 +354,13 @@ class Backend(ABC):
                 return messages
             self.wait(queue, remaining)
 
-    def redrive_dead_letters(self, queue: str, *, batch: int = 100) -> int:
-        """Move every message the queue dead-lettered back to it; returns how many moved."""
+    def redrive_dead_letters(
+        self, queue: str, *, batch: int = 100, on_moved: Callable[[int], None] | None = None
+    ) -> int:
+        """Move every message the queue dead-lettered back to it; returns how many moved.
+
+        `on_moved` is called with the count of each batch moved (for a progress bar).
+        """
         spec = self.get_queue(queue)
         if spec.dead_letter is None:
             raise InvalidParameterValue(f"queue {queue!r} has no dead-letter queue to redrive from")
@@ -363,5 +368,7 @@ class Backend(ABC):
         while True:
             count = self.move_dead_letters(spec, batch)
             moved += count
+            if on_moved is not None and count:
+                on_moved(count)
             if count < batch:
                 return moved

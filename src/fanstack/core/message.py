@@ -97,7 +97,10 @@ class MessageAttribute:
         if "BinaryValue" in raw:
             binary = raw["BinaryValue"]
             if isinstance(binary, str):
-                binary = base64.b64decode(binary)
+                try:
+                    binary = base64.b64decode(binary, validate=True)
+                except ValueError as exc:
+                    raise InvalidAttributeValue(f"BinaryValue is not valid base64 ({exc})") from exc
             return cls(data_type, binary_value=bytes(binary))
         return cls(data_type, string_value=raw.get("StringValue"))
 
