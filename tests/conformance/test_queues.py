@@ -350,3 +350,13 @@ def test_messages_survive_reopening_the_backend(
         assert {m.id for m in drain(reopened, "q")} == sent
     finally:
         reopened.close()
+
+
+def test_returning_a_message_uncounted_restores_its_receive_count(backend: Backend) -> None:
+    queue(backend, "returns")
+    send(backend, "returns", "x")
+    (first,) = backend.receive("returns")
+    assert first.receive_count == 1
+    assert backend.set_visibility("returns", [(first.receipt_handle, 0)], uncount=True) == [None]
+    (again,) = backend.receive("returns")
+    assert again.receive_count == 1

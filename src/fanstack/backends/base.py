@@ -180,9 +180,18 @@ class Backend(ABC):
 
     @abstractmethod
     def set_visibility(
-        self, queue: str, changes: Sequence[tuple[str, int]], failure: str | None = None
+        self,
+        queue: str,
+        changes: Sequence[tuple[str, int]],
+        failure: str | None = None,
+        *,
+        uncount: bool = False,
     ) -> list[EntryResult]:
-        """Change in-flight messages' visibility timeouts, optionally recording a failure reason."""
+        """Change in-flight messages' visibility timeouts, atomically per message.
+
+        `failure` is kept for a later dead-letter; `uncount` takes back the receive that leased
+        the message (it was returned unprocessed: shutdown, an open circuit breaker).
+        """
 
     @abstractmethod
     def purge(self, queue: str) -> None:

@@ -665,7 +665,12 @@ class SQLiteBackend(Backend):
         return results
 
     def set_visibility(
-        self, queue: str, changes: Sequence[tuple[str, int]], failure: str | None = None
+        self,
+        queue: str,
+        changes: Sequence[tuple[str, int]],
+        failure: str | None = None,
+        *,
+        uncount: bool = False,
     ) -> list[EntryResult]:
         """Change visibility of in-flight messages, keeping `failure` for a later dead-letter."""
         now = self.clock()
@@ -686,9 +691,10 @@ class SQLiteBackend(Backend):
                     continue
                 seq, token = entry
                 changed = db.execute(
-                    "UPDATE messages SET visible_at = ?, failure = COALESCE(?, failure) "
+                    "UPDATE messages SET visible_at = ?, failure = COALESCE(?, failure), "
+                    "receive_count = MAX(receive_count - ?, 0) "
                     "WHERE seq = ? AND queue = ? AND receipt = ? AND visible_at > ?",
-                    (now + timeout, failure, seq, queue, token, now),
+                    (now + timeout, failure, int(uncount), seq, queue, token, now),
                 ).rowcount
                 results.append(None if changed else self._why_not(db, queue, seq, token))
         return results

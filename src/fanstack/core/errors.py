@@ -149,3 +149,69 @@ class BackendNotInstalled(FanstackError):
     """A backend was asked for whose optional driver is not installed."""
 
     code = "BackendNotInstalled"
+
+
+class ConditionalCheckFailed(FanstackError):
+    """A conditional write to a table did not hold (the item exists, or its version moved)."""
+
+    code = "ConditionalCheckFailedException"
+    sender_fault = True
+
+
+class IdempotencyInProgress(FanstackError):
+    """Another invocation with the same idempotency key is running right now."""
+
+    code = "IdempotencyAlreadyInProgress"
+
+
+class FunctionError(FanstackError):
+    """A function's handler failed; carries Lambda's `errorType`, `errorMessage`, `stackTrace`."""
+
+    code = "Unhandled"
+
+    def __init__(self, error_type: str, error_message: str, stack_trace: list[str]) -> None:
+        super().__init__(f"{error_type}: {error_message}")
+        self.error_type = error_type
+        self.error_message = error_message
+        self.stack_trace = stack_trace
+
+    def to_dict(self) -> dict[str, object]:
+        """Lambda's error payload shape."""
+        return {
+            "errorType": self.error_type,
+            "errorMessage": self.error_message,
+            "stackTrace": self.stack_trace,
+        }
+
+
+class FunctionDoesNotExist(FanstackError):
+    """No function of this name is declared."""
+
+    code = "ResourceNotFoundException"
+    sender_fault = True
+
+
+class TooManyRequests(FanstackError):
+    """A function is at its concurrency limit; the invocation was throttled."""
+
+    code = "TooManyRequestsException"
+    sender_fault = True
+
+
+# -- control-flow signals: not errors, so `except FanstackError` never swallows them -----------
+
+
+class FanstackSignal(Exception):
+    """Root of control-flow signals the runtime acts on (retry later, leave in the queue)."""
+
+
+class RetryLater(FanstackSignal):
+    """Put the messages back without counting this attempt; try again after `delay` seconds."""
+
+    def __init__(self, delay: float, reason: str = "") -> None:
+        super().__init__(reason or f"retry in {delay:.1f} s")
+        self.delay = delay
+
+
+class CircuitOpen(RetryLater):
+    """A circuit breaker is open: the dependency is failing, so do not burn receive counts."""
