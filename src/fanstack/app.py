@@ -6,15 +6,21 @@ first touches it, so `fanstack run app.py --data-dir X` can choose where state l
 
 from __future__ import annotations
 
+import math
 import os
 import threading
 from collections.abc import Callable, Mapping, Sequence
-from typing import Any, TypeVar
+from typing import TYPE_CHECKING, Any, TypeVar
 
 from fanstack.backends import Backend, open_backend
 from fanstack.backends.base import EntryResult, PublishRequest, QueueStats, new_message_id
 from fanstack.core.batch import BatchResult, check_batch_size, entry_ids
-from fanstack.core.errors import FanstackError, InvalidParameterValue
+from fanstack.core.errors import (
+    FanstackError,
+    InvalidParameterValue,
+    QueueDoesNotExist,
+    TopicDoesNotExist,
+)
 from fanstack.core.filter_policy import FilterPolicy
 from fanstack.core.message import (
     AttributeInput,
@@ -24,6 +30,7 @@ from fanstack.core.message import (
     message_size,
     to_attributes,
 )
+from fanstack.core.retry import RetryPolicy
 from fanstack.core.specs import (
     DEFAULT_MAX_MESSAGE_SIZE,
     DEFAULT_RETENTION,
@@ -34,8 +41,36 @@ from fanstack.core.specs import (
     TopicSpec,
     check_dead_letter,
 )
+from fanstack.runtime.dispatcher import Runtime
+from fanstack.runtime.functions import (
+    DEFAULT_CONCURRENCY,
+    DEFAULT_MAX_EVENT_AGE,
+    DEFAULT_MEMORY_MB,
+    DEFAULT_RETRY_ATTEMPTS,
+    DEFAULT_TIMEOUT,
+    ConsumerSpec,
+    Function,
+    FunctionSpec,
+    Handler,
+)
+
+if TYPE_CHECKING:
+    from fanstack.table import Table
+    from fanstack.utilities.circuit_breaker import CircuitBreaker
 
 DEFAULT_DATA_DIR = ".fanstack"
+QUEUE_OPTIONS = frozenset(
+    {
+        "visibility_timeout",
+        "delay",
+        "retention",
+        "max_message_size",
+        "receive_wait",
+        "max_receive_count",
+        "fifo",
+        "content_based_deduplication",
+    }
+)
 Attributes = Mapping[str, AttributeInput] | None
 
 
@@ -65,6 +100,9 @@ class App:
         self.topics: dict[str, Topic] = {}
         self.queues: dict[str, Queue] = {}
         self._subscriptions: list[SubscriptionSpec] = []
+        self.functions: dict[str, Function] = {}
+        self.consumers: list[ConsumerSpec] = []
+        self._runtime: Runtime | None = None
 
     def configure(
         self,
@@ -178,10 +216,149 @@ class App:
                 self._backend.subscribe(subscription)
 
     def close(self) -> None:
-        """Close the backend's connections (state stays on disk)."""
+        """Stop idle worker processes and close the backend's connections (state stays)."""
+        if self._runtime is not None:
+            self._runtime.close()
+            self._runtime = None
         if self._backend is not None:
             self._backend.close()
             self._backend = None
+
+    @property
+    def data_dir_path(self) -> str:
+        """The data dir as an absolute path (worker processes get it, whatever their cwd)."""
+        return os.path.abspath(self.data_dir)
+
+    @property
+    def backend_url(self) -> str | None:
+        """The backend URL chosen, if one was given as a URL."""
+        choice = self._backend_choice
+        return choice if isinstance(choice, str) else None
+
+    @property
+    def runtime(self) -> Runtime:
+        """Worker pools and consumers of this app's functions (started by `fanstack run`)."""
+        with self._lock:
+            if self._runtime is None:
+                self._runtime = Runtime(self)
+            return self._runtime
+
+    def queue_for(self, name: str) -> Queue:
+        """The handle of a declared queue."""
+        try:
+            return self.queues[name]
+        except KeyError:
+            raise QueueDoesNotExist(name) from None
+
+    def table(self, name: str) -> Table:
+        """A key-value table in this app's backend (idempotency records, breaker state, ...)."""
+        from fanstack.table import Table
+
+        return Table(lambda: self.backend, name)
+
+    def function(
+        self,
+        handler: Handler | None = None,
+        *,
+        name: str | None = None,
+        timeout: float = DEFAULT_TIMEOUT,
+        memory_mb: int | None = DEFAULT_MEMORY_MB,
+        concurrency: int = DEFAULT_CONCURRENCY,
+        retry_attempts: int = DEFAULT_RETRY_ATTEMPTS,
+        max_event_age: int = DEFAULT_MAX_EVENT_AGE,
+        on_success: Any = None,
+        on_failure: Any = None,
+        circuit_breaker: CircuitBreaker | None = None,
+    ) -> Any:
+        """Declare a function (Lambda): `@app.function` or `@app.function(timeout=10, ...)`."""
+
+        def declare(handler: Handler) -> Function:
+            spec = FunctionSpec(
+                name=name or handler.__name__,
+                timeout=timeout,
+                memory_mb=memory_mb,
+                concurrency=concurrency,
+                retry_attempts=retry_attempts,
+                max_event_age=max_event_age,
+            )
+            if spec.name in self.functions:
+                raise InvalidParameterValue(f"function {spec.name!r} is declared twice")
+            function = Function(
+                self,
+                handler,
+                spec,
+                on_success=on_success,
+                on_failure=on_failure,
+                circuit_breaker=circuit_breaker,
+            )
+            self.queue(spec.async_queue, visibility_timeout=math.ceil(timeout) + 30)
+            self.functions[spec.name] = function
+            return function
+
+        return declare(handler) if handler is not None else declare
+
+    def consumer(
+        self,
+        queue: Queue | str,
+        *,
+        batch_size: int = 10,
+        batch_window: float = 0,
+        max_concurrency: int | None = None,
+        report_batch_item_failures: bool = True,
+        retry: RetryPolicy | None = None,
+        **function_options: Any,
+    ) -> Callable[[Handler], Function]:
+        """Declare a function fed by a queue in batches (an event source mapping)."""
+        queue_name = queue.name if isinstance(queue, Queue) else queue
+        if queue_name not in self.queues:
+            raise QueueDoesNotExist(queue_name)
+
+        def declare(handler: Handler) -> Function:
+            function: Function = self.function(handler, **function_options)
+            self.consumers.append(
+                ConsumerSpec(
+                    queue=queue_name,
+                    function=function.name,
+                    batch_size=batch_size,
+                    batch_window=batch_window,
+                    max_concurrency=max_concurrency,
+                    report_batch_item_failures=report_batch_item_failures,
+                    retry=retry or RetryPolicy(),
+                )
+            )
+            return function
+
+        return declare
+
+    def subscriber(
+        self,
+        topic: Topic | str,
+        *,
+        queue: str,
+        filter_policy: Mapping[str, Any] | str | None = None,
+        filter_scope: str = "attributes",
+        raw: bool = False,
+        **options: Any,
+    ) -> Callable[[Handler], Function]:
+        """Topic -> own durable queue (+ DLQ) -> consumer function, in one declaration.
+
+        `options` are queue options (visibility_timeout, delay, retention, max_receive_count,
+        fifo, content_based_deduplication), consumer options (batch_size, batch_window,
+        max_concurrency, report_batch_item_failures, retry) and function options.
+        """
+        handle = topic if isinstance(topic, Topic) else self.topics.get(topic)
+        if handle is None:
+            raise TopicDoesNotExist(str(topic))
+        queue_options = {k: options.pop(k) for k in list(options) if k in QUEUE_OPTIONS}
+        retry = options.get("retry") or RetryPolicy()
+        queue_options.setdefault("max_receive_count", retry.max_attempts)
+        fifo = bool(queue_options.get("fifo"))
+        suffix = ".fifo" if fifo else ""
+        base = queue.removesuffix(".fifo")
+        dead_letter = self.queue(f"{base}-dlq{suffix}", fifo=fifo)
+        target = self.queue(queue, dead_letter=dead_letter, **queue_options)
+        handle.subscribe(target, filter_policy=filter_policy, filter_scope=filter_scope, raw=raw)
+        return self.consumer(target, **options)
 
 
 class Topic:

@@ -1,0 +1,1 @@
+"""The serverless half: functions, consumers, worker processes, retries and invocations."""

@@ -1,0 +1,375 @@
+"""The dispatcher: long-polls queues, forms batches, runs them in worker pools, settles results.
+
+One thread per consumer polls its queue, holding one of `max_concurrency` slots per batch; batches
+run on a thread pool, each borrowing a worker process. Settling a batch deletes what succeeded and
+hands failures back through visibility (backoff with full jitter, the failure kept for the DLQ).
+A heartbeat extends the visibility of batches still running. `stop` stops polling, returns what
+never started, and waits a grace period for the rest.
+"""
+
+from __future__ import annotations
+
+import functools
+import logging
+import math
+import random
+import threading
+import time
+from collections.abc import Callable, Sequence
+from concurrent.futures import Future, ThreadPoolExecutor
+from concurrent.futures import wait as wait_futures
+from dataclasses import dataclass
+from typing import TYPE_CHECKING
+
+from fanstack.backends.base import Backend
+from fanstack.core.errors import FanstackError
+from fanstack.core.message import ReceivedMessage
+from fanstack.core.specs import QueueSpec
+from fanstack.runtime.functions import ConsumerSpec, Function
+from fanstack.runtime.invocations import AsyncInvoker
+from fanstack.runtime.logs import log_context
+from fanstack.runtime.pool import Outcome, WorkerPool, WorkerSpec
+from fanstack.runtime.records import failed_item_ids, sqs_event
+
+if TYPE_CHECKING:
+    from fanstack.app import App
+
+log = logging.getLogger("fanstack.dispatcher")
+
+POLL_WAIT = 1.0  # seconds a poll waits; bounds how long `stop` takes to stop polling
+HEARTBEAT_INTERVAL = 0.25
+RECEIVE_MAX = 10
+DEFAULT_GRACE = 30.0
+
+
+@dataclass
+class Lease:
+    """Messages a running batch holds, and when their visibility was last extended."""
+
+    queue: str
+    handles: list[str]
+    visibility_timeout: int
+    extended_at: float
+
+
+class Runtime:
+    """Worker pools for every function, and (once started) the consumers that feed them."""
+
+    def __init__(self, app: App, *, idle_timeout: float = 60.0) -> None:
+        self.app = app
+        self.idle_timeout = idle_timeout
+        self.stopping = threading.Event()
+        self.forced = threading.Event()
+        self._pools: dict[str, WorkerPool] = {}
+        self._lease_table: dict[int, Lease] = {}
+        self._lock = threading.Lock()
+        self._threads: list[threading.Thread] = []
+        self._executor: ThreadPoolExecutor | None = None
+        self._futures: set[Future[None]] = set()
+        self.rng = random.Random()
+
+    @property
+    def backend(self) -> Backend:
+        """The app's backend."""
+        return self.app.backend
+
+    def pool(self, function: Function) -> WorkerPool:
+        """The worker pool of a function, created on first use."""
+        with self._lock:
+            pool = self._pools.get(function.name)
+            if pool is None:
+                spec = WorkerSpec(
+                    function=function.name,
+                    target=function.target,
+                    timeout=function.spec.timeout,
+                    memory_mb=function.spec.memory_mb,
+                    data_dir=self.app.data_dir_path,
+                    backend=self.app.backend_url,
+                )
+                pool = WorkerPool(
+                    spec, concurrency=function.spec.concurrency, idle_timeout=self.idle_timeout
+                )
+                self._pools[function.name] = pool
+            return pool
+
+    def pools(self) -> dict[str, WorkerPool]:
+        """Every pool created so far, by function name."""
+        with self._lock:
+            return dict(self._pools)
+
+    # -- running -------------------------------------------------------------------------
+
+    def start(self) -> None:
+        """Start a polling thread per consumer and per async-invoked function, and the heartbeat."""
+        backend = self.backend  # provisions every declared resource
+        slots_total = 0
+        loops: list[ConsumerLoop | AsyncInvoker] = []  # both have name, run, max_concurrency
+        for consumer in self.app.consumers:
+            function = self.app.functions[consumer.function]
+            consumer_loop = ConsumerLoop(
+                self, consumer, function, backend.get_queue(consumer.queue)
+            )
+            loops.append(consumer_loop)
+            slots_total += consumer_loop.max_concurrency
+        for function in self.app.functions.values():
+            invoker = AsyncInvoker(self, function)
+            loops.append(invoker)
+            slots_total += invoker.max_concurrency
+        self._executor = ThreadPoolExecutor(
+            max_workers=max(slots_total, 1), thread_name_prefix="fanstack-batch"
+        )
+        for loop in loops:
+            thread = threading.Thread(target=loop.run, name=f"fanstack-poll-{loop.name}")
+            thread.daemon = True
+            thread.start()
+            self._threads.append(thread)
+        heartbeat = threading.Thread(target=self._heartbeat, name="fanstack-heartbeat")
+        heartbeat.daemon = True
+        heartbeat.start()
+        self._threads.append(heartbeat)
+
+    def run_batch(self, run: Callable[[], None], release: threading.Semaphore) -> None:
+        """Run `run()` on the batch executor, releasing the slot when done."""
+        assert self._executor is not None
+
+        def task() -> None:
+            try:
+                run()
+            except Exception:
+                log.exception("batch failed unexpectedly")
+            finally:
+                release.release()
+
+        future = self._executor.submit(task)
+        with self._lock:
+            self._futures.add(future)
+        future.add_done_callback(self._forget)
+
+    def _forget(self, future: Future[None]) -> None:
+        with self._lock:
+            self._futures.discard(future)
+
+    def stop(self, grace: float = DEFAULT_GRACE) -> None:
+        """Stop polling, let running batches finish within `grace` seconds, then stop workers."""
+        self.stopping.set()
+        for thread in self._threads:
+            thread.join(timeout=POLL_WAIT * 3 + 5)
+        with self._lock:
+            running = list(self._futures)
+        _, unfinished = wait_futures(running, timeout=grace)
+        if unfinished:
+            log.warning(
+                "grace period over; stopping running invocations",
+                extra={"running_batches": len(unfinished), "grace_seconds": grace},
+            )
+            self.forced.set()
+            for pool in self.pools().values():
+                pool.kill_running()
+            wait_futures(unfinished, timeout=10)
+        if self._executor is not None:
+            self._executor.shutdown(wait=False)
+        for pool in self.pools().values():
+            pool.close()
+
+    def close(self) -> None:
+        """Stop every worker process (no consumers running)."""
+        for pool in self.pools().values():
+            pool.close()
+
+    # -- leases and their heartbeat ------------------------------------------------------
+
+    def hold(
+        self, queue: str, handles: list[str], visibility_timeout: int, received_at: float
+    ) -> int:
+        """Track a running batch's messages so the heartbeat extends their visibility."""
+        lease = Lease(queue, handles, visibility_timeout, received_at)
+        with self._lock:
+            self._lease_table[id(lease)] = lease
+        return id(lease)
+
+    def release_lease(self, token: int) -> None:
+        """Stop extending a batch's visibility (it is being settled)."""
+        with self._lock:
+            self._lease_table.pop(token, None)
+
+    def _heartbeat(self) -> None:
+        while not (self.stopping.is_set() and not self._futures):
+            self._extend_leases()
+            for pool in self.pools().values():
+                pool.reap_idle()
+            time.sleep(HEARTBEAT_INTERVAL)
+
+    def _extend_leases(self) -> None:
+        now = time.monotonic()
+        with self._lock:
+            due = [
+                lease
+                for lease in self._lease_table.values()
+                if now - lease.extended_at >= max(lease.visibility_timeout / 2, 0.5)
+            ]
+        for lease in due:
+            changes = [(handle, lease.visibility_timeout) for handle in lease.handles]
+            try:
+                self.backend.set_visibility(lease.queue, changes)
+            except FanstackError:
+                log.exception("could not extend visibility", extra={"queue": lease.queue})
+            lease.extended_at = now
+
+
+class ConsumerLoop:
+    """Polls one queue for one consumer and runs its batches."""
+
+    def __init__(
+        self, runtime: Runtime, consumer: ConsumerSpec, function: Function, queue: QueueSpec
+    ) -> None:
+        self.runtime = runtime
+        self.consumer = consumer
+        self.function = function
+        self.queue = queue
+        self.name = f"{queue.name}->{function.name}"
+        self.max_concurrency = consumer.max_concurrency or function.spec.concurrency
+        self.slots = threading.Semaphore(self.max_concurrency)
+        self.received_at = 0.0
+
+    def run(self) -> None:
+        """Poll until the runtime stops."""
+        stopping = self.runtime.stopping
+        breaker = self.function.circuit_breaker
+        while not stopping.is_set():
+            if breaker is not None and not breaker.allows():
+                stopping.wait(min(max(breaker.retry_after(), 0.1), POLL_WAIT))
+                continue
+            if not self.slots.acquire(timeout=POLL_WAIT):
+                continue
+            try:
+                batch = self._gather()
+            except FanstackError:
+                log.exception("receive failed", extra={"queue": self.queue.name})
+                self.slots.release()
+                stopping.wait(POLL_WAIT)
+                continue
+            if not batch:
+                self.slots.release()
+                continue
+            if stopping.is_set():
+                self.runtime.backend.set_visibility(
+                    self.queue.name, [(m.receipt_handle, 0) for m in batch], uncount=True
+                )
+                self.slots.release()
+                break
+            settle = functools.partial(self.settle, batch, self.received_at)
+            self.runtime.run_batch(settle, self.slots)
+
+    def _gather(self) -> list[ReceivedMessage]:
+        backend = self.runtime.backend
+        size = self.consumer.batch_size
+        batch = backend.receive(
+            self.queue.name, max_messages=min(RECEIVE_MAX, size), wait_seconds=POLL_WAIT
+        )
+        self.received_at = time.monotonic()
+        if not batch:
+            return batch
+        deadline = time.monotonic() + self.consumer.batch_window
+        while len(batch) < size and not self.runtime.stopping.is_set():
+            remaining = deadline - time.monotonic()
+            more = backend.receive(
+                self.queue.name,
+                max_messages=min(RECEIVE_MAX, size - len(batch)),
+                wait_seconds=max(0.0, min(remaining, 20.0)),
+            )
+            batch.extend(more)
+            if not more and remaining <= 0:
+                break
+        return batch
+
+    def settle(self, batch: list[ReceivedMessage], received_at: float) -> None:
+        """Invoke the function on a batch and settle every message by the outcome."""
+        runtime = self.runtime
+        backend = runtime.backend
+        ids = [m.id for m in batch]
+        token = runtime.hold(
+            self.queue.name,
+            [m.receipt_handle for m in batch],
+            self.queue.visibility_timeout,
+            received_at,
+        )
+        fields = {
+            "queue": self.queue.name,
+            "message_ids": ids,
+            "receive_counts": [m.receive_count for m in batch],
+        }
+        with log_context(function=self.function.name, **fields):
+            try:
+                outcome = runtime.pool(self.function).invoke(
+                    sqs_event(batch, self.queue), log_fields=fields
+                )
+            finally:
+                runtime.release_lease(token)
+            self._settle(backend, batch, ids, outcome)
+
+    def _settle(
+        self,
+        backend: Backend,
+        batch: Sequence[ReceivedMessage],
+        ids: list[str],
+        outcome: Outcome,
+    ) -> None:
+        queue = self.queue.name
+        handles = {m.id: m.receipt_handle for m in batch}
+        if outcome.signal is not None:
+            delay = math.ceil(outcome.delay)
+            backend.set_visibility(queue, [(h, delay) for h in handles.values()], uncount=True)
+            _log_outcome(outcome, "retry-later", len(batch))
+            return
+        if self.runtime.forced.is_set() and not outcome.ok:
+            backend.set_visibility(queue, [(h, 0) for h in handles.values()])
+            _log_outcome(outcome, "interrupted", len(batch))
+            return
+        if outcome.ok:
+            report = self.consumer.report_batch_item_failures
+            failed = failed_item_ids(outcome.result, ids) if report else set()
+            reason = "reported in batchItemFailures"
+        else:
+            failed = set(ids)
+            reason = outcome.error_summary
+        breaker = self.function.circuit_breaker
+        done = [handles[i] for i in ids if i not in failed]
+        if done:
+            for result in backend.delete_messages(queue, done):
+                if isinstance(result, FanstackError):
+                    log.warning("delete failed", extra={"error": str(result)})
+        for message in batch:
+            if message.id in failed:
+                backend.set_visibility(
+                    queue, [(message.receipt_handle, self._retry_delay(message))], failure=reason
+                )
+        if breaker is not None:
+            if outcome.ok:
+                breaker.record_success()
+            else:
+                breaker.record_failure()
+        label = "success" if not failed else ("partial" if outcome.ok else "error")
+        _log_outcome(outcome, label, len(batch), failed=len(failed))
+
+    def _retry_delay(self, message: ReceivedMessage) -> int:
+        """Backoff before the next attempt; none once the queue will dead-letter it."""
+        limit = self.queue.max_receive_count
+        if limit is not None and message.receive_count >= limit:
+            return 0
+        return math.ceil(self.consumer.retry.delay(message.receive_count, self.runtime.rng))
+
+
+def _log_outcome(outcome: Outcome, label: str, size: int, failed: int = 0) -> None:
+    extra = {
+        "invocation_id": outcome.invocation_id,
+        "outcome": label,
+        "duration_ms": round(outcome.duration * 1000, 1),
+        "cold_start": outcome.cold_start,
+        "batch_size": size,
+        "failed": failed,
+    }
+    if outcome.error is not None:
+        extra["error_type"] = outcome.error.get("errorType")
+        extra["error_message"] = outcome.error.get("errorMessage")
+    level = logging.INFO if label in ("success", "retry-later") else logging.ERROR
+    log.log(level, "invocation %s", label, extra=extra)

@@ -1,0 +1,348 @@
+"""Pools of worker processes, one pool per function: start on demand, reuse warm, stop idle.
+
+A handler never runs in the dispatcher. An invocation borrows a warm worker, or starts one (a
+cold start, timed) while the pool is under the function's concurrency; a timeout kills the worker,
+and a worker that dies (segfault, `os._exit`, memory cap) fails only the invocation it held.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import signal
+import subprocess
+import sys
+import threading
+import time
+import uuid
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import IO, Any
+
+from fanstack.core.errors import TooManyRequests
+from fanstack.runtime.protocol import ChannelClosed, ChannelTimeout, encode, read_frame_fd
+
+log = logging.getLogger("fanstack.pool")
+
+DEFAULT_IDLE_TIMEOUT = 60.0
+START_TIMEOUT = 60.0
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class WorkerSpec:
+    """What a worker process needs to load one function's handler."""
+
+    function: str
+    target: Mapping[str, Any]
+    timeout: float
+    memory_mb: int | None
+    data_dir: str | None = None
+    backend: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class Outcome:
+    """How one invocation ended: a result, a handler error, or a signal to retry later."""
+
+    ok: bool
+    result: Any = None
+    error: Mapping[str, Any] | None = None
+    signal: str | None = None
+    delay: float = 0.0
+    duration: float = 0.0
+    cold_start: bool = False
+    invocation_id: str = ""
+
+    @property
+    def error_summary(self) -> str:
+        """`Type: message` and the innermost frames, as kept with a dead-lettered message."""
+        if self.error is None:
+            return ""
+        trace = [str(line) for line in self.error.get("stackTrace", [])][-3:]
+        head = f"{self.error.get('errorType')}: {self.error.get('errorMessage')}"
+        return "\n".join([head, *trace])
+
+
+@dataclass
+class PoolStats:
+    """Counters of one pool, for logs, the CLI and benchmarks."""
+
+    invocations: int = 0
+    errors: int = 0
+    timeouts: int = 0
+    crashes: int = 0
+    throttles: int = 0
+    cold_starts: int = 0
+    cold_start_seconds: list[float] = field(default_factory=list)
+
+
+class WorkerCrashed(Exception):
+    """The worker process died while starting or serving an invocation."""
+
+
+class Worker:
+    """One worker process and its private channel."""
+
+    def __init__(self, spec: WorkerSpec) -> None:
+        self.spec = spec
+        started = time.monotonic()
+        self.process = subprocess.Popen(
+            [sys.executable, "-m", "fanstack.runtime.worker"],
+            stdin=subprocess.PIPE,
+            stdout=subprocess.PIPE,
+            env={**os.environ, "PYTHONUNBUFFERED": "1"},
+        )
+        self.last_used = started
+        hello = {
+            "function": spec.function,
+            "target": dict(spec.target),
+            "memory_mb": spec.memory_mb,
+            "data_dir": spec.data_dir,
+            "backend": spec.backend,
+        }
+        try:
+            self._send(hello)
+            self._receive(started + START_TIMEOUT)
+        except (ChannelClosed, ChannelTimeout, OSError) as exc:
+            self.kill()
+            raise WorkerCrashed(f"worker for {spec.function!r} failed to start: {exc}") from exc
+        self.cold_start_seconds = time.monotonic() - started
+
+    @property
+    def pid(self) -> int:
+        """The worker's process id."""
+        return self.process.pid
+
+    def _send(self, message: Any) -> None:
+        stdin: IO[bytes] | None = self.process.stdin
+        assert stdin is not None
+        stdin.write(encode(message))
+        stdin.flush()
+
+    def _receive(self, deadline: float) -> Any:
+        stdout = self.process.stdout
+        assert stdout is not None
+        return read_frame_fd(stdout.fileno(), deadline)
+
+    def invoke(self, request: dict[str, Any], timeout: float) -> dict[str, Any]:
+        """Run one invocation; raise ChannelTimeout (worker killed) or WorkerCrashed."""
+        try:
+            self._send(request)
+            response: dict[str, Any] = self._receive(time.monotonic() + timeout)
+        except ChannelTimeout:
+            self.kill()
+            raise
+        except (ChannelClosed, OSError) as exc:
+            code = self.process.wait(timeout=5)
+            raise WorkerCrashed(_exit_reason(code)) from exc
+        finally:
+            self.last_used = time.monotonic()
+        return response
+
+    def alive(self) -> bool:
+        """Whether the process is still running."""
+        return self.process.poll() is None
+
+    def kill(self) -> None:
+        """Stop the process at once."""
+        if self.alive():
+            self.process.kill()
+        self.process.wait()
+        self._close_pipes()
+
+    def stop(self, timeout: float = 5.0) -> None:
+        """Ask the worker to exit (end of its input), killing it if it does not."""
+        try:
+            if self.process.stdin is not None:
+                self.process.stdin.close()
+            self.process.wait(timeout=timeout)
+        except (OSError, subprocess.TimeoutExpired):
+            self.kill()
+        self._close_pipes()
+
+    def _close_pipes(self) -> None:
+        for pipe in (self.process.stdin, self.process.stdout):
+            if pipe is not None and not pipe.closed:
+                pipe.close()
+
+
+def _exit_reason(code: int) -> str:
+    if code < 0:
+        try:
+            name = signal.Signals(-code).name
+        except ValueError:
+            name = f"signal {-code}"
+        return f"worker exited on {name}"
+    return f"worker exited with status {code}"
+
+
+class WorkerPool:
+    """Worker processes of one function, at most `concurrency` at a time."""
+
+    def __init__(
+        self, spec: WorkerSpec, *, concurrency: int, idle_timeout: float = DEFAULT_IDLE_TIMEOUT
+    ) -> None:
+        self.spec = spec
+        self.concurrency = concurrency
+        self.idle_timeout = idle_timeout
+        self.stats = PoolStats()
+        self._idle: list[Worker] = []
+        self._running: set[Worker] = set()
+        self._busy = 0
+        self._closed = False
+        self._changed = threading.Condition()
+
+    @property
+    def size(self) -> int:
+        """Worker processes alive now (busy and idle)."""
+        with self._changed:
+            return self._busy + len(self._idle)
+
+    def invoke(
+        self,
+        event: Any,
+        *,
+        block: bool = True,
+        log_fields: Mapping[str, Any] | None = None,
+    ) -> Outcome:
+        """Run the handler on `event` in a worker; throttled (TooManyRequests) if not `block`."""
+        worker, cold = self._acquire(block)
+        invocation_id = str(uuid.uuid4())
+        request = {
+            "invocation_id": invocation_id,
+            "event": event,
+            "timeout": self.spec.timeout,
+            "memory_mb": self.spec.memory_mb,
+            "log_fields": dict(log_fields or {}),
+        }
+        started = time.monotonic()
+        healthy = True
+        try:
+            if worker is None:
+                try:
+                    worker = Worker(self.spec)
+                except WorkerCrashed as exc:
+                    healthy = False
+                    return self._failed("Runtime.InitError", str(exc), started, invocation_id)
+                self._record_cold_start(worker)
+            with self._changed:
+                self._running.add(worker)
+            try:
+                response = worker.invoke(request, self.spec.timeout)
+            except ChannelTimeout:
+                healthy = False
+                self.stats.timeouts += 1
+                message = f"Task timed out after {self.spec.timeout:.2f} seconds"
+                return self._failed("Runtime.Timeout", message, started, invocation_id, cold)
+            except WorkerCrashed as exc:
+                healthy = False
+                self.stats.crashes += 1
+                return self._failed("Runtime.ExitError", str(exc), started, invocation_id, cold)
+            if response.get("exit"):
+                healthy = False
+            outcome = Outcome(
+                ok=bool(response.get("ok")),
+                result=response.get("result"),
+                error=response.get("error"),
+                signal=response.get("signal"),
+                delay=float(response.get("delay") or 0.0),
+                duration=time.monotonic() - started,
+                cold_start=cold,
+                invocation_id=invocation_id,
+            )
+            if not outcome.ok and outcome.signal is None:
+                self.stats.errors += 1
+            return outcome
+        finally:
+            self.stats.invocations += 1
+            self._release(worker, healthy)
+
+    def _failed(
+        self,
+        error_type: str,
+        message: str,
+        started: float,
+        invocation_id: str,
+        cold: bool = True,
+    ) -> Outcome:
+        self.stats.errors += 1
+        error = {"errorType": error_type, "errorMessage": message, "stackTrace": []}
+        return Outcome(
+            ok=False,
+            error=error,
+            duration=time.monotonic() - started,
+            cold_start=cold,
+            invocation_id=invocation_id,
+        )
+
+    def _record_cold_start(self, worker: Worker) -> None:
+        self.stats.cold_starts += 1
+        self.stats.cold_start_seconds.append(worker.cold_start_seconds)
+        log.info(
+            "cold start",
+            extra={
+                "function": self.spec.function,
+                "worker_pid": worker.pid,
+                "cold_start_ms": round(worker.cold_start_seconds * 1000, 1),
+            },
+        )
+
+    def _acquire(self, block: bool) -> tuple[Worker | None, bool]:
+        """A warm worker, or (None, True) meaning: start one (a slot is reserved)."""
+        with self._changed:
+            while True:
+                if self._closed:
+                    raise TooManyRequests(f"function {self.spec.function!r} is shutting down")
+                while self._idle:
+                    worker = self._idle.pop()
+                    if worker.alive():
+                        self._busy += 1
+                        return worker, False
+                if self._busy < self.concurrency:
+                    self._busy += 1
+                    return None, True
+                if not block:
+                    self.stats.throttles += 1
+                    raise TooManyRequests(
+                        f"function {self.spec.function!r} is at its concurrency limit "
+                        f"({self.concurrency})"
+                    )
+                self._changed.wait()
+
+    def _release(self, worker: Worker | None, healthy: bool) -> None:
+        with self._changed:
+            self._busy -= 1
+            if worker is not None:
+                self._running.discard(worker)
+                if healthy and worker.alive() and not self._closed:
+                    self._idle.append(worker)
+                else:
+                    worker.kill()
+            self._changed.notify()
+
+    def reap_idle(self) -> int:
+        """Stop workers idle longer than `idle_timeout`; returns how many stopped."""
+        cutoff = time.monotonic() - self.idle_timeout
+        with self._changed:
+            stale = [w for w in self._idle if w.last_used < cutoff]
+            self._idle = [w for w in self._idle if w.last_used >= cutoff]
+        for worker in stale:
+            worker.stop()
+        return len(stale)
+
+    def kill_running(self) -> int:
+        """Kill workers in the middle of an invocation (shutdown past its grace period)."""
+        with self._changed:
+            running = list(self._running)
+        for worker in running:
+            worker.kill()
+        return len(running)
+
+    def close(self) -> None:
+        """Stop idle workers now; busy ones are stopped as their invocations return."""
+        with self._changed:
+            self._closed = True
+            idle, self._idle = self._idle, []
+            self._changed.notify_all()
+        for worker in idle:
+            worker.stop()

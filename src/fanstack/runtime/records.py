@@ -1,0 +1,159 @@
+"""The records a handler receives and the responses it gives, in Lambda's shapes.
+
+`sqs_event` turns received messages into `{"Records": [...]}` exactly as Lambda's SQS event
+source mapping does, as plain dicts; `SQSRecord` is a typed view for new code. `failed_item_ids`
+reads a handler's `batchItemFailures` response.
+"""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import json
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+from fanstack.core.message import STRING_ARRAY, MessageAttribute, ReceivedMessage
+from fanstack.core.specs import QueueSpec
+
+REGION = "local"
+SENDER_ID = "fanstack"
+
+
+def sqs_record(message: ReceivedMessage, queue: QueueSpec) -> dict[str, Any]:
+    """One SQS event record, as Lambda hands it to a handler."""
+    attributes = {
+        "ApproximateReceiveCount": str(message.receive_count),
+        "SentTimestamp": str(int(message.sent_timestamp * 1000)),
+        "SenderId": SENDER_ID,
+        "ApproximateFirstReceiveTimestamp": str(int(message.first_receive_timestamp * 1000)),
+    }
+    if message.group_id is not None:
+        attributes["MessageGroupId"] = message.group_id
+    if message.deduplication_id is not None:
+        attributes["MessageDeduplicationId"] = message.deduplication_id
+    if message.sequence_number is not None:
+        attributes["SequenceNumber"] = str(message.sequence_number)
+    return {
+        "messageId": message.id,
+        "receiptHandle": message.receipt_handle,
+        "body": message.body,
+        "attributes": attributes,
+        "messageAttributes": {
+            name: _record_attribute(attribute)
+            for name, attribute in message.message_attributes.items()
+        },
+        "md5OfBody": hashlib.md5(message.body.encode(), usedforsecurity=False).hexdigest(),
+        "eventSource": "aws:sqs",
+        "eventSourceARN": queue.arn,
+        "awsRegion": REGION,
+    }
+
+
+def _record_attribute(attribute: MessageAttribute) -> dict[str, Any]:
+    base = attribute.base_type
+    if base == "Binary":
+        binary = base64.b64encode(attribute.binary_value or b"").decode()
+        return {
+            "stringValue": None,
+            "binaryValue": binary,
+            "stringListValues": [],
+            "binaryListValues": [],
+            "dataType": attribute.data_type,
+        }
+    if base == STRING_ARRAY:
+        # SQS has no String.Array; SNS raw delivery hands it over as a String holding the JSON.
+        return _string_attribute(attribute.string_value, "String")
+    return _string_attribute(attribute.string_value, attribute.data_type)
+
+
+def _string_attribute(value: str | None, data_type: str) -> dict[str, Any]:
+    return {
+        "stringValue": value,
+        "binaryValue": None,
+        "stringListValues": [],
+        "binaryListValues": [],
+        "dataType": data_type,
+    }
+
+
+def sqs_event(messages: Sequence[ReceivedMessage], queue: QueueSpec) -> dict[str, Any]:
+    """The event for one batch: `{"Records": [...]}`."""
+    return {"Records": [sqs_record(message, queue) for message in messages]}
+
+
+def failed_item_ids(response: Any, batch_ids: Sequence[str]) -> set[str]:
+    """Message ids a `batchItemFailures` response fails; a malformed response fails them all.
+
+    As Lambda does: None or a response without the key succeeds everything; an empty list
+    succeeds everything; an entry with a missing, empty or unknown `itemIdentifier` fails the
+    whole batch.
+    """
+    if not isinstance(response, Mapping) or "batchItemFailures" not in response:
+        return set()
+    failures = response["batchItemFailures"]
+    if failures is None:
+        return set()
+    if not isinstance(failures, list):
+        return set(batch_ids)
+    known = set(batch_ids)
+    failed: set[str] = set()
+    for failure in failures:
+        item = failure.get("itemIdentifier") if isinstance(failure, Mapping) else None
+        if not isinstance(item, str) or item not in known:
+            return set(batch_ids)
+        failed.add(item)
+    return failed
+
+
+@dataclass(frozen=True, slots=True)
+class SQSRecord:
+    """A typed view of one SQS event record, for handlers written for fanstack."""
+
+    message_id: str
+    receipt_handle: str
+    body: str
+    attributes: Mapping[str, str]
+    message_attributes: Mapping[str, Mapping[str, Any]]
+    event_source_arn: str
+
+    @classmethod
+    def from_dict(cls, record: Mapping[str, Any]) -> SQSRecord:
+        """Read a record dict (unknown fields ignored)."""
+        return cls(
+            message_id=record["messageId"],
+            receipt_handle=record["receiptHandle"],
+            body=record["body"],
+            attributes=record.get("attributes", {}),
+            message_attributes=record.get("messageAttributes", {}),
+            event_source_arn=record.get("eventSourceARN", ""),
+        )
+
+    @property
+    def receive_count(self) -> int:
+        """How many times the message has been received, this time included."""
+        return int(self.attributes.get("ApproximateReceiveCount", "1"))
+
+    @property
+    def json_body(self) -> Any:
+        """The body decoded as JSON."""
+        return json.loads(self.body)
+
+    @property
+    def message(self) -> Any:
+        """The published message: the body, or the `Message` inside an SNS envelope."""
+        document = self.json_body
+        if isinstance(document, dict) and document.get("Type") == "Notification":
+            return json.loads(document["Message"])
+        return document
+
+    def attribute(self, name: str) -> str | None:
+        """A message attribute's string value, or None."""
+        value = self.message_attributes.get(name)
+        return None if value is None else value.get("stringValue")
+
+
+def records(event: Mapping[str, Any]) -> list[SQSRecord]:
+    """Typed views of every record of an SQS event."""
+    return [SQSRecord.from_dict(record) for record in event.get("Records", [])]

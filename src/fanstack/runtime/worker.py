@@ -1,0 +1,180 @@
+"""A worker process: loads one function's handler and runs invocations sent over a pipe.
+
+Started by the pool as `python -m fanstack.runtime.worker`. The dispatcher's frames arrive on
+stdin; results leave on a private copy of stdout, while fd 1 itself is pointed at stderr so a
+handler's `print` cannot corrupt the channel. A memory cap is an address-space rlimit.
+"""
+
+from __future__ import annotations
+
+import importlib
+import importlib.util
+import inspect
+import json
+import logging
+import os
+import resource
+import sys
+import time
+import traceback
+from collections.abc import Callable
+from dataclasses import dataclass
+from types import ModuleType
+from typing import Any, BinaryIO
+
+from fanstack.core.errors import FanstackSignal, RetryLater
+from fanstack.runtime.logs import configure_logging, log_context
+from fanstack.runtime.protocol import ChannelClosed, read_frame, write_frame
+
+MAX_STACK_FRAMES = 20
+log = logging.getLogger("fanstack.worker")
+
+
+@dataclass(frozen=True, slots=True)
+class Context:
+    """What Lambda's context object offers a handler: names, ids and the time left."""
+
+    function_name: str
+    aws_request_id: str
+    invoked_function_arn: str
+    memory_limit_in_mb: int
+    deadline: float  # time.monotonic()
+
+    def get_remaining_time_in_millis(self) -> int:
+        """Milliseconds before the invocation times out."""
+        return max(0, int((self.deadline - time.monotonic()) * 1000))
+
+
+def load_target(target: dict[str, Any]) -> Any:
+    """Import the module that declares a function and return the object named by qualname."""
+    for entry in reversed(target.get("sys_path", [])):
+        if entry not in sys.path:
+            sys.path.insert(0, entry)
+    module = _import(target["module"], target.get("file"))
+    value: Any = module
+    for part in target["qualname"].split("."):
+        value = getattr(value, part)
+    return value
+
+
+def _import(name: str, file: str | None) -> ModuleType:
+    if name != "__main__":
+        try:
+            return importlib.import_module(name)
+        except ImportError:
+            if file is None:
+                raise
+    if file is None:
+        raise ImportError(f"module {name!r} has no file to load")
+    alias = "__fanstack_main__" if name == "__main__" else name
+    spec = importlib.util.spec_from_file_location(alias, file)
+    if spec is None or spec.loader is None:
+        raise ImportError(f"cannot load {file}")
+    module = importlib.util.module_from_spec(spec)
+    sys.modules[alias] = module
+    spec.loader.exec_module(module)
+    return module
+
+
+def error_payload(exc: BaseException) -> dict[str, Any]:
+    """Lambda's error shape for an exception, with a trimmed stack trace."""
+    frames = traceback.format_tb(exc.__traceback__)[-MAX_STACK_FRAMES:]
+    return {
+        "errorType": type(exc).__name__,
+        "errorMessage": str(exc),
+        "stackTrace": [frame.rstrip() for frame in frames],
+    }
+
+
+def _call_shape(handler: Callable[..., Any]) -> int:
+    """1 if the handler takes only the event, 2 if it takes (event, context)."""
+    try:
+        parameters = inspect.signature(handler).parameters.values()
+    except (TypeError, ValueError):
+        return 2
+    positional = [
+        p for p in parameters if p.kind in (p.POSITIONAL_ONLY, p.POSITIONAL_OR_KEYWORD)
+    ]
+    variadic = any(p.kind is p.VAR_POSITIONAL for p in parameters)
+    return 2 if variadic or len(positional) >= 2 else 1
+
+
+def run_invocation(
+    handler: Callable[..., Any], arity: int, request: dict[str, Any], function: str
+) -> dict[str, Any]:
+    """Run one invocation and describe its outcome as a response frame."""
+    context = Context(
+        function_name=function,
+        aws_request_id=request["invocation_id"],
+        invoked_function_arn=f"arn:fanstack:lambda:local:000000000000:function:{function}",
+        memory_limit_in_mb=request.get("memory_mb", 0),
+        deadline=time.monotonic() + request.get("timeout", 3),
+    )
+    fields = {"function": function, "invocation_id": request["invocation_id"]}
+    fields.update(request.get("log_fields", {}))
+    with log_context(**fields):
+        try:
+            args = (request["event"], context) if arity == 2 else (request["event"],)
+            result = handler(*args)
+        except RetryLater as signal:
+            return {
+                "ok": False,
+                "signal": type(signal).__name__,
+                "delay": signal.delay,
+                "error": error_payload(signal),
+            }
+        except FanstackSignal as signal:
+            return {"ok": False, "signal": type(signal).__name__, "error": error_payload(signal)}
+        except MemoryError as exc:
+            return {"ok": False, "error": error_payload(exc), "exit": True}
+        except Exception as exc:  # a handler's error is the invocation's outcome
+            return {"ok": False, "error": error_payload(exc)}
+    try:
+        json.dumps(result)
+    except (TypeError, ValueError) as exc:
+        return {"ok": False, "error": _marshal_error(exc)}
+    return {"ok": True, "result": result}
+
+
+def _marshal_error(exc: BaseException) -> dict[str, Any]:
+    return {
+        "errorType": "Runtime.MarshalError",
+        "errorMessage": f"Unable to marshal response: {exc}",
+        "stackTrace": [],
+    }
+
+
+def main() -> None:
+    """Serve invocations until the dispatcher closes the channel."""
+    channel_out: BinaryIO = os.fdopen(os.dup(1), "wb", buffering=0)
+    os.dup2(2, 1)
+    sys.stdout = sys.stderr
+    channel_in: BinaryIO = sys.stdin.buffer
+    hello = read_frame(channel_in)
+    memory_mb = hello.get("memory_mb")
+    if memory_mb:
+        limit = int(memory_mb) * 1024 * 1024
+        resource.setrlimit(resource.RLIMIT_AS, (limit, limit))
+    configure_logging()
+    target = load_target(hello["target"])
+    handler = getattr(target, "handler", target)
+    app = getattr(target, "app", None)
+    if app is not None and getattr(app, "_backend", None) is None:
+        # Tables, idempotency records and breaker state live where the dispatcher's do.
+        app.configure(data_dir=hello.get("data_dir"), backend=hello.get("backend"))
+    arity = _call_shape(handler)
+    write_frame(channel_out, {"ready": True, "pid": os.getpid()})
+    function = hello["function"]
+    while True:
+        try:
+            request = read_frame(channel_in)
+        except ChannelClosed:
+            return
+        response = run_invocation(handler, arity, request, function)
+        write_frame(channel_out, response)
+        if response.get("exit"):
+            os._exit(1)  # memory is exhausted; a fresh worker is cheaper than a sick one
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,42 @@
+"""Fixtures for runtime tests: an app on a fresh SQLite data dir, its runtime stopped afterwards."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable, Iterator
+from pathlib import Path
+
+import pytest
+
+from fanstack import App
+
+
+@pytest.fixture
+def app(tmp_path: Path) -> Iterator[App]:
+    app = App("runtime-test", data_dir=tmp_path / "state")
+    yield app
+    if app._runtime is not None:
+        app.runtime.stop(grace=5)
+    app.close()
+
+
+@pytest.fixture
+def work_dir(tmp_path: Path) -> Path:
+    path = tmp_path / "work"
+    path.mkdir()
+    return path
+
+
+def wait_for(predicate: Callable[[], object], timeout: float = 30.0) -> None:
+    """Poll until `predicate()` is truthy; fail the test after `timeout` seconds."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if predicate():
+            return
+        time.sleep(0.05)
+    raise AssertionError(f"condition not met within {timeout} s")
+
+
+def markers(directory: Path, prefix: str) -> list[Path]:
+    """Marker files a handler left in `directory` whose names start with `prefix`."""
+    return sorted(p for p in directory.glob(f"{prefix}*") if p.is_file())

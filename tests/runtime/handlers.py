@@ -1,0 +1,108 @@
+"""Handlers the runtime tests run in real worker processes (module level, so workers import them).
+
+Each handler records what it did as files under the directory named in the message body, so the
+test process can see side effects that happened in another process.
+"""
+
+from __future__ import annotations
+
+import ctypes
+import json
+import logging
+import os
+import time
+from pathlib import Path
+from typing import Any
+
+log = logging.getLogger("handlers")
+
+
+def _body(record: dict[str, Any]) -> dict[str, Any]:
+    document: dict[str, Any] = json.loads(record["body"])
+    if document.get("Type") == "Notification":
+        inner: dict[str, Any] = json.loads(document["Message"])
+        return inner
+    return document
+
+
+def _mark(body: dict[str, Any], name: str, content: str = "") -> None:
+    directory = Path(body["dir"])
+    directory.mkdir(parents=True, exist_ok=True)
+    (directory / f"{name}.{os.getpid()}.{time.monotonic_ns()}").write_text(content)
+
+
+def record_all(event: dict[str, Any], context: Any) -> None:
+    """Succeeds, leaving one marker per record."""
+    for record in event["Records"]:
+        body = _body(record)
+        log.info("handled %s", body["n"])
+        _mark(body, f"done-{body['n']}", json.dumps(record))
+
+
+def fail_always(event: dict[str, Any]) -> None:
+    """Raises, after leaving a marker per attempt."""
+    for record in event["Records"]:
+        _mark(_body(record), "attempt")
+    raise ValueError("payment service said no")
+
+
+def fail_marked(event: dict[str, Any], context: Any) -> dict[str, Any]:
+    """Fails only records whose body has `"fail": true`, via batchItemFailures."""
+    failures = []
+    for record in event["Records"]:
+        body = _body(record)
+        if body.get("fail"):
+            failures.append({"itemIdentifier": record["messageId"]})
+        else:
+            _mark(body, f"done-{body['n']}")
+    return {"batchItemFailures": failures}
+
+
+def sleep_for(event: dict[str, Any], context: Any) -> None:
+    """Sleeps `seconds` from the first record's body, writing its pid first."""
+    body = _body(event["Records"][0])
+    _mark(body, "pid", str(os.getpid()))
+    time.sleep(body["seconds"])
+    for record in event["Records"]:
+        _mark(_body(record), f"done-{_body(record)['n']}")
+
+
+def crash_first(event: dict[str, Any], context: Any) -> None:
+    """Crashes the worker the first time a record is seen (segfault or os._exit), then succeeds."""
+    for record in event["Records"]:
+        body = _body(record)
+        if record["attributes"]["ApproximateReceiveCount"] == "1":
+            if body["how"] == "segfault":
+                ctypes.string_at(0)
+            os._exit(3)
+        _mark(body, f"done-{body['n']}")
+
+
+def hog_memory(event: dict[str, Any], context: Any) -> None:
+    """Allocates far more than its memory cap."""
+    blocks = [bytearray(64 * 1024 * 1024) for _ in range(64)]
+    del blocks
+
+
+def kill_me_first(event: dict[str, Any], context: Any) -> None:
+    """On the first receive, writes its pid and waits to be killed; later it succeeds."""
+    for record in event["Records"]:
+        body = _body(record)
+        if record["attributes"]["ApproximateReceiveCount"] == "1":
+            _mark(body, "pid", str(os.getpid()))
+            time.sleep(60)
+        _mark(body, f"done-{body['n']}")
+
+
+def add(event: dict[str, Any], context: Any) -> dict[str, Any]:
+    """Returns the sum of `a` and `b`; raises on bad input."""
+    if not isinstance(event.get("a"), int):
+        raise TypeError("a must be an int")
+    time.sleep(event.get("sleep", 0))
+    return {"sum": event["a"] + event["b"], "remaining_ms": context.get_remaining_time_in_millis()}
+
+
+def chatty(event: dict[str, Any], context: Any) -> None:
+    """Logs through the standard logging module and prints to stdout."""
+    print("this goes to stderr, not into the channel")
+    log.warning("handler says hello")
