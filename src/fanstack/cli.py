@@ -7,7 +7,10 @@ Every command opens the backend named by `--backend` (default: the embedded SQLi
 from __future__ import annotations
 
 import json
+import logging
+import signal
 import sys
+import threading
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from typing import Any, TypeVar
@@ -22,10 +25,13 @@ from fanstack.backends import open_backend
 from fanstack.backends.base import Backend, PublishRequest, QueueStats, new_message_id
 from fanstack.core.errors import FanstackError, InvalidAttributeValue
 from fanstack.core.message import MessageAttribute, OutgoingMessage, ReceivedMessage, to_attributes
+from fanstack.loader import load_app
+from fanstack.runtime.logs import configure_logging
 
 F = TypeVar("F", bound=Callable[..., Any])
 
 _console = Console()
+log = logging.getLogger("fanstack.cli")
 
 
 class _State:
@@ -382,6 +388,49 @@ def dlq_redrive(ctx: click.Context, queue: str) -> None:
                 queue, on_moved=lambda count: progress.advance(task, count)
             )
         click.echo(f"moved {moved} message(s) back to {queue}")
+
+
+@main.command()
+@click.argument("app_reference", metavar="APP")
+@click.option(
+    "--grace",
+    type=float,
+    default=30.0,
+    show_default=True,
+    help="Seconds running invocations get to finish on shutdown.",
+)
+@click.pass_context
+def worker(ctx: click.Context, app_reference: str, grace: float) -> None:
+    """Run APP's consumers and functions (APP is app.py or module[:attr]) until stopped.
+
+    SIGTERM or Ctrl-C stops receiving, lets running invocations finish within --grace, and
+    hands unstarted messages back to their queues.
+    """
+    state: _State = ctx.find_object(_State)  # type: ignore[assignment]
+    configure_logging()
+    try:
+        app = load_app(app_reference)
+        app.configure(data_dir=state.data_dir, backend=state.backend_url)
+        app.runtime.start()
+    except FanstackError as exc:
+        click.echo(f"error: {type(exc).__name__}: {exc}", err=True)
+        ctx.exit(1)
+    stop = threading.Event()
+    for signum in (signal.SIGTERM, signal.SIGINT):
+        signal.signal(signum, lambda *_: stop.set())
+    log.info(
+        "worker started",
+        extra={
+            "app": app.name,
+            "functions": sorted(app.functions),
+            "consumers": [c.queue for c in app.consumers],
+        },
+    )
+    stop.wait()
+    log.info("shutting down", extra={"grace_seconds": grace})
+    app.runtime.stop(grace=grace)
+    app.close()
+    log.info("worker stopped")
 
 
 if __name__ == "__main__":

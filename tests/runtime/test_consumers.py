@@ -70,9 +70,7 @@ def test_failing_handler_is_retried_then_dead_lettered_with_reason(
 def test_partial_batch_failure_retries_only_reported_records(app: App, work_dir: Path) -> None:
     queue = app.queue("partial", max_receive_count=2, dead_letter=app.queue("partial-dlq"))
     app.consumer(queue, batch_size=10, batch_window=1, retry=FAST_RETRY)(handlers.fail_marked)
-    queue.send_batch(
-        [{"id": str(n), "body": body(work_dir, n, fail=n % 3 == 0)} for n in range(9)]
-    )
+    queue.send_batch([{"id": str(n), "body": body(work_dir, n, fail=n % 3 == 0)} for n in range(9)])
     app.runtime.start()
     dlq = app.queue_for("partial-dlq")
     wait_for(lambda: dlq.stats().visible == 3)

@@ -15,6 +15,7 @@ import logging
 import os
 import resource
 import sys
+import threading
 import time
 import traceback
 from collections.abc import Callable
@@ -92,9 +93,7 @@ def _call_shape(handler: Callable[..., Any]) -> int:
         parameters = inspect.signature(handler).parameters.values()
     except (TypeError, ValueError):
         return 2
-    positional = [
-        p for p in parameters if p.kind in (p.POSITIONAL_ONLY, p.POSITIONAL_OR_KEYWORD)
-    ]
+    positional = [p for p in parameters if p.kind in (p.POSITIONAL_ONLY, p.POSITIONAL_OR_KEYWORD)]
     variadic = any(p.kind is p.VAR_POSITIONAL for p in parameters)
     return 2 if variadic or len(positional) >= 2 else 1
 
@@ -144,8 +143,22 @@ def _marshal_error(exc: BaseException) -> dict[str, Any]:
     }
 
 
+def _exit_with_parent(interval: float = 0.5) -> None:
+    """Exit when the dispatcher dies (even by kill -9), instead of running on as an orphan."""
+    parent = os.getppid()
+
+    def watch() -> None:
+        while True:
+            time.sleep(interval)
+            if os.getppid() != parent:
+                os._exit(70)
+
+    threading.Thread(target=watch, name="fanstack-parent-watch", daemon=True).start()
+
+
 def main() -> None:
     """Serve invocations until the dispatcher closes the channel."""
+    _exit_with_parent()
     channel_out: BinaryIO = os.fdopen(os.dup(1), "wb", buffering=0)
     os.dup2(2, 1)
     sys.stdout = sys.stderr
