@@ -1,15 +1,21 @@
 """fanstack: serverless fan-out you run yourself — topics, filter policies, queues, DLQs."""
 
 from fanstack.app import App, Queue, Topic
-from fanstack.backends.base import Backend, QueueStats
+from fanstack.backends.base import Backend, QueueStats, TableItem
 from fanstack.core.batch import BatchFailure, BatchResult, BatchSuccess
 from fanstack.core.errors import (
     BackendNotInstalled,
     BackendUnavailable,
     BatchEntryIdsNotDistinct,
     BatchRequestTooLong,
+    CircuitOpen,
+    ConditionalCheckFailed,
     EmptyBatchRequest,
     FanstackError,
+    FanstackSignal,
+    FunctionDoesNotExist,
+    FunctionError,
+    IdempotencyInProgress,
     InvalidAttributeName,
     InvalidAttributeValue,
     InvalidFilterPolicy,
@@ -23,10 +29,18 @@ from fanstack.core.errors import (
     QueueDoesNotExist,
     QueueNameExists,
     ReceiptHandleIsInvalid,
+    RetryLater,
     TooManyEntriesInBatchRequest,
+    TooManyRequests,
     TopicDoesNotExist,
 )
 from fanstack.core.message import MessageAttribute, ReceivedMessage
+from fanstack.core.retry import RetryPolicy
+from fanstack.runtime.functions import Function
+from fanstack.runtime.records import SQSRecord, records
+from fanstack.table import Table
+from fanstack.utilities.circuit_breaker import CircuitBreaker
+from fanstack.utilities.idempotency import idempotent
 
 __version__ = "0.1.0"
 
@@ -40,8 +54,16 @@ __all__ = [
     "BatchRequestTooLong",
     "BatchResult",
     "BatchSuccess",
+    "CircuitBreaker",
+    "CircuitOpen",
+    "ConditionalCheckFailed",
     "EmptyBatchRequest",
     "FanstackError",
+    "FanstackSignal",
+    "Function",
+    "FunctionDoesNotExist",
+    "FunctionError",
+    "IdempotencyInProgress",
     "InvalidAttributeName",
     "InvalidAttributeValue",
     "InvalidFilterPolicy",
@@ -59,7 +81,15 @@ __all__ = [
     "QueueStats",
     "ReceiptHandleIsInvalid",
     "ReceivedMessage",
+    "RetryLater",
+    "RetryPolicy",
+    "SQSRecord",
+    "Table",
+    "TableItem",
     "TooManyEntriesInBatchRequest",
+    "TooManyRequests",
     "Topic",
     "TopicDoesNotExist",
+    "idempotent",
+    "records",
 ]

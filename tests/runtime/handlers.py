@@ -106,3 +106,46 @@ def chatty(event: dict[str, Any], context: Any) -> None:
     """Logs through the standard logging module and prints to stdout."""
     print("this goes to stderr, not into the channel")
     log.warning("handler says hello")
+
+
+def _state() -> Any:
+    """The App of the test's data dir, which the test passes down in HANDLER_STATE_DIR."""
+    from fanstack import App
+
+    return App("handlers", data_dir=os.environ["HANDLER_STATE_DIR"])
+
+
+def charge_then_fail_first(event: dict[str, Any], context: Any) -> None:
+    """Charges each order once (idempotent), but fails the batch on its first receive."""
+    from fanstack import idempotent
+
+    state = _state()
+
+    @idempotent(state.table("idempotency"), key="body.order_id")
+    def charge(record: dict[str, Any]) -> dict[str, Any]:
+        body = _body(record)
+        time.sleep(body.get("seconds", 0))
+        _mark(body, f"charged-{body['order_id']}")
+        return {"charged": body["order_id"]}
+
+    for record in event["Records"]:
+        charge(record)
+    if event["Records"][0]["attributes"]["ApproximateReceiveCount"] == "1":
+        raise ConnectionError("the batch failed after charging")
+
+
+def call_flaky_dependency(event: dict[str, Any], context: Any) -> None:
+    """Calls a dependency through a breaker; the dependency is down while `down` exists."""
+    from fanstack import CircuitBreaker
+
+    state = _state()
+    breaker = CircuitBreaker(
+        state.table("breakers"), "payments", failure_threshold=1, reset_timeout=2
+    )
+    for record in event["Records"]:
+        body = _body(record)
+        with breaker:
+            _mark(body, "call")
+            if (Path(body["dir"]) / "down").exists():
+                raise ConnectionError("payments are down")
+        _mark(body, f"done-{body['n']}")

@@ -10,11 +10,13 @@ success, the `FanstackError` instance on failure, so one bad entry never sinks t
 
 from __future__ import annotations
 
+import json
 import time
 import uuid
 from abc import ABC, abstractmethod
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
+from typing import Any
 
 from fanstack.core.errors import (
     FanstackError,
@@ -36,6 +38,8 @@ from fanstack.core.specs import (
 )
 
 MAX_RECEIVE_BATCH = 10
+MAX_ITEM_BYTES = 400 * 1024  # DynamoDB's item size limit
+MAX_KEY_LENGTH = 1024
 
 Clock = Callable[[], float]
 EntryResult = str | FanstackError | None
@@ -77,6 +81,16 @@ class QueueStats:
             "expired": self.expired,
             "dead_lettered": self.dead_lettered,
         }
+
+
+@dataclass(frozen=True, slots=True)
+class TableItem:
+    """One item of a table: its key, JSON object value, version (from 1) and expiry."""
+
+    key: str
+    value: Mapping[str, Any]
+    version: int
+    expires_at: float | None = None
 
 
 def new_message_id() -> str:
@@ -209,7 +223,88 @@ class Backend(ABC):
     def close(self) -> None:
         """Release connections (the data stays)."""
 
+    # -- tables (primitives) ------------------------------------------------------------
+
+    @abstractmethod
+    def get_item(self, table: str, key: str) -> TableItem | None:
+        """The live item at `key`, or None (an expired item is absent)."""
+
+    @abstractmethod
+    def put_item(
+        self,
+        table: str,
+        key: str,
+        value: str,
+        expires_at: float | None,
+        *,
+        if_absent: bool,
+        if_version: int | None,
+    ) -> TableItem:
+        """Atomically check the condition and store the JSON `value` with version + 1.
+
+        `if_absent` needs no live item; `if_version` needs the live item at that version.
+        A failed condition raises ConditionalCheckFailed and changes nothing.
+        """
+
+    @abstractmethod
+    def delete_item(self, table: str, key: str, *, if_version: int | None) -> bool:
+        """Atomically delete the live item (if at `if_version`); True if one was deleted."""
+
+    @abstractmethod
+    def scan_items(self, table: str, prefix: str, limit: int) -> list[TableItem]:
+        """Live items whose key starts with `prefix`, in key order, at most `limit`."""
+
     # -- policy (shared by every backend) -------------------------------------------------
+
+    def table_get(self, table: str, key: str) -> TableItem | None:
+        """The live item at `key`, or None."""
+        _check_table_key(table, key)
+        return self.get_item(table, key)
+
+    def table_put(
+        self,
+        table: str,
+        key: str,
+        value: Mapping[str, Any],
+        *,
+        ttl: float | None = None,
+        if_absent: bool = False,
+        if_version: int | None = None,
+    ) -> TableItem:
+        """Store a JSON object at `key` (optionally conditional, optionally expiring)."""
+        _check_table_key(table, key)
+        if not isinstance(value, Mapping):
+            raise InvalidParameterValue(f"table {table!r} key {key!r}: value must be an object")
+        try:
+            text = json.dumps(value, separators=(",", ":"), allow_nan=False)
+        except (TypeError, ValueError) as exc:
+            raise InvalidParameterValue(
+                f"table {table!r} key {key!r}: value is not JSON-serializable ({exc})"
+            ) from exc
+        size = len(text.encode()) + len(key.encode())
+        if size > MAX_ITEM_BYTES:
+            raise InvalidParameterValue(
+                f"table {table!r} key {key!r}: item is {size} bytes; the item size limit is "
+                f"{MAX_ITEM_BYTES} bytes"
+            )
+        if ttl is not None and ttl <= 0:
+            raise InvalidParameterValue(f"table {table!r} key {key!r}: ttl must be > 0")
+        expires_at = None if ttl is None else self.clock() + ttl
+        return self.put_item(
+            table, key, text, expires_at, if_absent=if_absent, if_version=if_version
+        )
+
+    def table_delete(self, table: str, key: str, *, if_version: int | None = None) -> bool:
+        """Delete the item at `key`; True if a live one was deleted."""
+        _check_table_key(table, key)
+        return self.delete_item(table, key, if_version=if_version)
+
+    def table_scan(self, table: str, *, prefix: str = "", limit: int = 1000) -> list[TableItem]:
+        """Live items in key order, optionally under a key prefix."""
+        _check_table_key(table, prefix or "-")
+        if not 1 <= limit <= 10_000:
+            raise InvalidParameterValue(f"scan limit is {limit}; it must be between 1 and 10000")
+        return self.scan_items(table, prefix, limit)
 
     def declare_queue(self, spec: QueueSpec) -> None:
         """Create the queue, or bring an existing one to this spec (the app code is the stack)."""
@@ -381,3 +476,12 @@ class Backend(ABC):
                 on_moved(count)
             if count < batch:
                 return moved
+
+
+def _check_table_key(table: str, key: str) -> None:
+    if not isinstance(table, str) or not 1 <= len(table) <= 256:
+        raise InvalidParameterValue(f"table name {table!r} must be 1-256 characters")
+    if not isinstance(key, str) or not 1 <= len(key) <= MAX_KEY_LENGTH:
+        raise InvalidParameterValue(
+            f"table {table!r}: key {key!r} must be a string of 1-{MAX_KEY_LENGTH} characters"
+        )

@@ -23,6 +23,7 @@ Mapping onto the engine:
 
 from __future__ import annotations
 
+import json
 import logging
 import os
 import secrets
@@ -35,9 +36,10 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
-from fanstack.backends.base import Backend, Clock, EntryResult, QueueStats
+from fanstack.backends.base import Backend, Clock, EntryResult, QueueStats, TableItem
 from fanstack.core.errors import (
     BackendUnavailable,
+    ConditionalCheckFailed,
     FanstackError,
     InvalidParameterValue,
     MessageNotInflight,
@@ -115,6 +117,14 @@ CREATE INDEX IF NOT EXISTS messages_by_visibility ON messages (queue, visible_at
 CREATE INDEX IF NOT EXISTS messages_by_group ON messages (queue) WHERE group_id IS NOT NULL;
 CREATE INDEX IF NOT EXISTS messages_by_source ON messages (queue, source_queue)
     WHERE source_queue IS NOT NULL;
+CREATE TABLE IF NOT EXISTS items (
+    table_name TEXT NOT NULL,
+    key TEXT NOT NULL,
+    value TEXT NOT NULL,
+    version INTEGER NOT NULL,
+    expires_at REAL,
+    PRIMARY KEY (table_name, key)
+) WITHOUT ROWID;
 CREATE TABLE IF NOT EXISTS dedup (
     scope TEXT NOT NULL,
     dedup_id TEXT NOT NULL,
@@ -749,6 +759,91 @@ class SQLiteBackend(Backend):
                     limit,
                 ),
             ).rowcount
+
+    # -- tables ---------------------------------------------------------------------------
+
+    def get_item(self, table: str, key: str) -> TableItem | None:
+        """The live item, read without a write lock."""
+        row = (
+            self._db()
+            .execute(
+                "SELECT value, version, expires_at FROM items WHERE table_name = ? AND key = ? "
+                "AND (expires_at IS NULL OR expires_at > ?)",
+                (table, key, self.clock()),
+            )
+            .fetchone()
+        )
+        return None if row is None else TableItem(key, json.loads(row[0]), row[1], row[2])
+
+    def put_item(
+        self,
+        table: str,
+        key: str,
+        value: str,
+        expires_at: float | None,
+        *,
+        if_absent: bool,
+        if_version: int | None,
+    ) -> TableItem:
+        """Check and write in one IMMEDIATE transaction (one writer at a time)."""
+        now = self.clock()
+        with self._write() as db:
+            row = db.execute(
+                "SELECT version, expires_at FROM items WHERE table_name = ? AND key = ?",
+                (table, key),
+            ).fetchone()
+            live = row is not None and (row[1] is None or row[1] > now)
+            if if_absent and live:
+                raise ConditionalCheckFailed(
+                    f"table {table!r} key {key!r}: an item exists (condition: if_absent)"
+                )
+            if if_version is not None and (not live or row[0] != if_version):
+                found = row[0] if live else "none"
+                raise ConditionalCheckFailed(
+                    f"table {table!r} key {key!r}: version is {found}, not {if_version} "
+                    "(condition: if_version)"
+                )
+            version = row[0] + 1 if live else 1
+            db.execute(
+                "INSERT OR REPLACE INTO items (table_name, key, value, version, expires_at) "
+                "VALUES (?, ?, ?, ?, ?)",
+                (table, key, value, version, expires_at),
+            )
+        return TableItem(key, json.loads(value), version, expires_at)
+
+    def delete_item(self, table: str, key: str, *, if_version: int | None) -> bool:
+        """Delete the live item, conditionally, in one transaction."""
+        now = self.clock()
+        with self._write() as db:
+            row = db.execute(
+                "SELECT version, expires_at FROM items WHERE table_name = ? AND key = ?",
+                (table, key),
+            ).fetchone()
+            live = row is not None and (row[1] is None or row[1] > now)
+            if if_version is not None and (not live or row[0] != if_version):
+                raise ConditionalCheckFailed(
+                    f"table {table!r} key {key!r}: version is not {if_version} "
+                    "(condition: if_version)"
+                )
+            if row is None:
+                return False
+            db.execute("DELETE FROM items WHERE table_name = ? AND key = ?", (table, key))
+            return live
+
+    def scan_items(self, table: str, prefix: str, limit: int) -> list[TableItem]:
+        """Live items in key order under `prefix`."""
+        upper = prefix + "\U0010ffff"
+        rows = (
+            self._db()
+            .execute(
+                "SELECT key, value, version, expires_at FROM items WHERE table_name = ? "
+                "AND key >= ? AND key < ? AND (expires_at IS NULL OR expires_at > ?) "
+                "ORDER BY key LIMIT ?",
+                (table, prefix, upper, self.clock(), limit),
+            )
+            .fetchall()
+        )
+        return [TableItem(r[0], json.loads(r[1]), r[2], r[3]) for r in rows]
 
     def stats(self, queue: str) -> QueueStats:
         """Depths of the queue, after sweeping expired messages."""

@@ -332,7 +332,6 @@ class ConsumerLoop:
         else:
             failed = set(ids)
             reason = outcome.error_summary
-        breaker = self.function.circuit_breaker
         done = [handles[i] for i in ids if i not in failed]
         if done:
             for result in backend.delete_messages(queue, done):
@@ -343,11 +342,6 @@ class ConsumerLoop:
                 backend.set_visibility(
                     queue, [(message.receipt_handle, self._retry_delay(message))], failure=reason
                 )
-        if breaker is not None:
-            if outcome.ok:
-                breaker.record_success()
-            else:
-                breaker.record_failure()
         label = "success" if not failed else ("partial" if outcome.ok else "error")
         _log_outcome(outcome, label, len(batch), failed=len(failed))
 

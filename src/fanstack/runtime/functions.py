@@ -11,7 +11,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
-from fanstack.core.errors import FunctionError, InvalidParameterValue, RetryLater
+from fanstack.core.errors import FunctionError, InvalidParameterValue
 from fanstack.core.retry import RetryPolicy
 
 if TYPE_CHECKING:
@@ -167,8 +167,6 @@ class Function:
         outcome = self.app.runtime.pool(self).invoke(payload, block=False)
         if outcome.ok:
             return outcome.result
-        if outcome.signal is not None:
-            raise RetryLater(outcome.delay, str((outcome.error or {}).get("errorMessage", "")))
         error = outcome.error or {}
         raise FunctionError(
             str(error.get("errorType", "Unhandled")),

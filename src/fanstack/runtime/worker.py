@@ -23,11 +23,12 @@ from dataclasses import dataclass
 from types import ModuleType
 from typing import Any, BinaryIO
 
-from fanstack.core.errors import FanstackSignal, RetryLater
+from fanstack.core.errors import FanstackSignal, IdempotencyInProgress, RetryLater
 from fanstack.runtime.logs import configure_logging, log_context
 from fanstack.runtime.protocol import ChannelClosed, read_frame, write_frame
 
 MAX_STACK_FRAMES = 20
+IN_PROGRESS_RETRY_DELAY = 1.0
 log = logging.getLogger("fanstack.worker")
 
 
@@ -121,6 +122,14 @@ def run_invocation(
                 "signal": type(signal).__name__,
                 "delay": signal.delay,
                 "error": error_payload(signal),
+            }
+        except IdempotencyInProgress as exc:
+            # A duplicate of a running invocation: come back later, without burning a receive.
+            return {
+                "ok": False,
+                "signal": "RetryLater",
+                "delay": IN_PROGRESS_RETRY_DELAY,
+                "error": error_payload(exc),
             }
         except FanstackSignal as signal:
             return {"ok": False, "signal": type(signal).__name__, "error": error_payload(signal)}

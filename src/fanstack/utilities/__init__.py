@@ -1,0 +1,1 @@
+"""Utilities handlers import: idempotency and circuit breaking, persisted in app tables."""

@@ -1,0 +1,106 @@
+"""The table store, on every backend: versions, conditions, expiry, scans, limits."""
+
+from __future__ import annotations
+
+import multiprocessing
+from pathlib import Path
+
+import pytest
+
+from fanstack.backends.base import Backend
+from fanstack.core.errors import ConditionalCheckFailed, InvalidParameterValue
+
+from .conftest import Clock
+
+
+def test_put_get_and_versions(backend: Backend) -> None:
+    assert backend.table_get("t", "k") is None
+    first = backend.table_put("t", "k", {"n": 1})
+    second = backend.table_put("t", "k", {"n": 2})
+    assert (first.version, second.version) == (1, 2)
+    item = backend.table_get("t", "k")
+    assert item is not None and item.value == {"n": 2} and item.version == 2
+    assert backend.table_get("other", "k") is None  # tables are separate
+
+
+def test_if_absent_and_if_version_conditions(backend: Backend) -> None:
+    backend.table_put("t", "k", {"n": 1}, if_absent=True)
+    with pytest.raises(ConditionalCheckFailed, match="if_absent"):
+        backend.table_put("t", "k", {"n": 2}, if_absent=True)
+    with pytest.raises(ConditionalCheckFailed, match="if_version"):
+        backend.table_put("t", "k", {"n": 2}, if_version=7)
+    assert backend.table_put("t", "k", {"n": 2}, if_version=1).version == 2
+    with pytest.raises(ConditionalCheckFailed):
+        backend.table_put("t", "missing", {"n": 1}, if_version=1)
+    item = backend.table_get("t", "k")
+    assert item is not None and item.value == {"n": 2}
+
+
+def test_delete_conditionally(backend: Backend) -> None:
+    backend.table_put("t", "k", {"n": 1})
+    with pytest.raises(ConditionalCheckFailed):
+        backend.table_delete("t", "k", if_version=5)
+    assert backend.table_delete("t", "k", if_version=1) is True
+    assert backend.table_delete("t", "k") is False
+    assert backend.table_get("t", "k") is None
+
+
+def test_items_expire_after_their_ttl(backend: Backend, clock: Clock) -> None:
+    backend.table_put("t", "k", {"n": 1}, ttl=10)
+    clock.advance(9)
+    assert backend.table_get("t", "k") is not None
+    clock.advance(2)
+    assert backend.table_get("t", "k") is None
+    # an expired item is absent for conditions too, and versions start over
+    assert backend.table_put("t", "k", {"n": 2}, if_absent=True).version == 1
+
+
+def test_scan_in_key_order_under_a_prefix(backend: Backend) -> None:
+    for key in ("b/2", "a/1", "b/1", "c/1"):
+        backend.table_put("t", key, {"k": key})
+    assert [i.key for i in backend.table_scan("t", prefix="b/")] == ["b/1", "b/2"]
+    assert [i.key for i in backend.table_scan("t", limit=2)] == ["a/1", "b/1"]
+
+
+@pytest.mark.parametrize(
+    ("value", "fragment"),
+    [
+        ({"x": {1, 2}}, "not JSON-serializable"),
+        ({"x": float("nan")}, "not JSON-serializable"),
+        ({"x": "y" * (400 * 1024)}, "item size limit is 409600 bytes"),
+    ],
+)
+def test_bad_values_are_rejected(backend: Backend, value: dict[str, object], fragment: str) -> None:
+    with pytest.raises(InvalidParameterValue, match=fragment):
+        backend.table_put("t", "k", value)
+    assert backend.table_get("t", "k") is None
+
+
+def test_empty_key_is_rejected(backend: Backend) -> None:
+    with pytest.raises(InvalidParameterValue, match="key"):
+        backend.table_put("t", "", {"n": 1})
+
+
+def _claim(path: str, results: multiprocessing.Queue[str]) -> None:
+    from fanstack.backends.sqlite import SQLiteBackend
+
+    backend = SQLiteBackend(path)
+    try:
+        backend.table_put("locks", "job", {"pid": 1}, if_absent=True)
+        results.put("won")
+    except ConditionalCheckFailed:
+        results.put("lost")
+
+
+def test_one_of_many_processes_wins_an_if_absent_put(tmp_path: Path) -> None:
+    context = multiprocessing.get_context("spawn")
+    results: multiprocessing.Queue[str] = context.Queue()
+    processes = [
+        context.Process(target=_claim, args=(str(tmp_path / "shared"), results)) for _ in range(4)
+    ]
+    for process in processes:
+        process.start()
+    for process in processes:
+        process.join(60)
+    outcomes = sorted(results.get(timeout=5) for _ in processes)
+    assert outcomes == ["lost", "lost", "lost", "won"]

@@ -1,0 +1,79 @@
+"""Idempotency and circuit breaking inside real worker processes."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from fanstack import App, CircuitBreaker
+from fanstack.core.retry import RetryPolicy
+
+from . import handlers
+from .conftest import markers, wait_for
+
+FAST_RETRY = RetryPolicy(base_delay=0, max_delay=1, max_attempts=5)
+
+
+@pytest.fixture(autouse=True)
+def handler_state(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Path]:
+    state = tmp_path / "state"
+    monkeypatch.setenv("HANDLER_STATE_DIR", str(state))
+    yield state
+
+
+def order(work: Path, order_id: str, **fields: object) -> str:
+    return json.dumps({"dir": str(work), "order_id": order_id, **fields})
+
+
+def test_idempotent_side_effect_runs_once_under_redelivery(app: App, work_dir: Path) -> None:
+    queue = app.queue("charges", max_receive_count=5, dead_letter=app.queue("charges-dlq"))
+    app.consumer(queue, batch_size=1, retry=FAST_RETRY)(handlers.charge_then_fail_first)
+    queue.send(order(work_dir, "o-1"))
+    app.runtime.start()
+    wait_for(lambda: queue.stats().visible + queue.stats().in_flight == 0)
+    assert len(markers(work_dir, "charged-o-1")) == 1
+    assert app.queue_for("charges-dlq").stats().visible == 0
+
+
+def test_concurrent_duplicates_charge_once(app: App, work_dir: Path) -> None:
+    queue = app.queue("dupes", max_receive_count=10, dead_letter=app.queue("dupes-dlq"))
+    app.consumer(queue, batch_size=1, concurrency=2, retry=FAST_RETRY)(
+        handlers.charge_then_fail_first
+    )
+    for _ in range(2):  # the same order, twice, picked up by two workers at once
+        queue.send(order(work_dir, "o-2", seconds=1))
+    app.runtime.start()
+    wait_for(lambda: queue.stats().visible + queue.stats().in_flight == 0, timeout=60)
+    assert len(markers(work_dir, "charged-o-2")) == 1
+    assert app.queue_for("dupes-dlq").stats().visible == 0
+
+
+def test_open_breaker_leaves_messages_without_burning_receives(
+    app: App, work_dir: Path, handler_state: Path
+) -> None:
+    (work_dir / "down").write_text("")
+    queue = app.queue("payments", max_receive_count=3, dead_letter=app.queue("payments-dlq"))
+    breaker = CircuitBreaker(
+        App("handlers", data_dir=handler_state).table("breakers"),
+        "payments",
+        failure_threshold=1,
+        reset_timeout=2,
+    )
+    app.consumer(queue, batch_size=1, retry=FAST_RETRY, circuit_breaker=breaker)(
+        handlers.call_flaky_dependency
+    )
+    for n in range(3):
+        queue.send(json.dumps({"dir": str(work_dir), "n": n}))
+    app.runtime.start()
+    wait_for(lambda: breaker.state() == "open")
+    # While the dependency is down, the breaker lets one trial through per cool-down;
+    # nothing reaches the DLQ even though max_receive_count is 3.
+    wait_for(lambda: len(markers(work_dir, "call")) >= 3, timeout=30)
+    assert app.queue_for("payments-dlq").stats().visible == 0
+    (work_dir / "down").unlink()
+    wait_for(lambda: len(markers(work_dir, "done-")) == 3, timeout=30)
+    assert app.queue_for("payments-dlq").stats().visible == 0
+    assert breaker.state() == "closed"
