@@ -55,6 +55,7 @@ from fanstack.runtime.functions import (
 )
 
 if TYPE_CHECKING:
+    from fanstack.gateway.api import Api
     from fanstack.table import Table
     from fanstack.utilities.circuit_breaker import CircuitBreaker
 
@@ -103,6 +104,7 @@ class App:
         self.functions: dict[str, Function] = {}
         self.consumers: list[ConsumerSpec] = []
         self._runtime: Runtime | None = None
+        self._api: Api | None = None
 
     def configure(
         self,
@@ -234,6 +236,16 @@ class App:
         """The backend URL chosen, if one was given as a URL."""
         choice = self._backend_choice
         return choice if isinstance(choice, str) else None
+
+    @property
+    def api(self) -> Api:
+        """The HTTP API: routes declared with `app.api.post(...)` or `app.api.openapi(doc)`."""
+        with self._lock:
+            if self._api is None:
+                from fanstack.gateway.api import Api
+
+                self._api = Api(self)
+            return self._api
 
     @property
     def runtime(self) -> Runtime:

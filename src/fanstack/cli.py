@@ -20,7 +20,7 @@ from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
-from fanstack.app import DEFAULT_DATA_DIR
+from fanstack.app import DEFAULT_DATA_DIR, App
 from fanstack.backends import open_backend
 from fanstack.backends.base import Backend, PublishRequest, QueueStats, new_message_id
 from fanstack.core.errors import FanstackError, InvalidAttributeValue
@@ -388,6 +388,114 @@ def dlq_redrive(ctx: click.Context, queue: str) -> None:
                 queue, on_moved=lambda count: progress.advance(task, count)
             )
         click.echo(f"moved {moved} message(s) back to {queue}")
+
+
+def _serve_options(function: F) -> F:
+    options = [
+        click.option(
+            "--host",
+            default="127.0.0.1",
+            show_default=True,
+            help="Interface to listen on (admin endpoints need a token off loopback).",
+        ),
+        click.option("--port", type=int, default=8000, show_default=True),
+        click.option(
+            "--grace",
+            type=float,
+            default=30.0,
+            show_default=True,
+            help="Seconds running invocations get to finish on shutdown.",
+        ),
+        click.option(
+            "--admin-token",
+            envvar="FANSTACK_ADMIN_TOKEN",
+            default=None,
+            help="Bearer token for /_fanstack/* when not bound to loopback.",
+        ),
+    ]
+    for option in reversed(options):
+        function = option(function)
+    return function
+
+
+def _load(ctx: click.Context, app_reference: str) -> App:
+    state: _State = ctx.find_object(_State)  # type: ignore[assignment]
+    try:
+        app = load_app(app_reference)
+        app.configure(data_dir=state.data_dir, backend=state.backend_url)
+        app.backend  # noqa: B018 - surface storage errors here, as one line
+    except FanstackError as exc:
+        click.echo(f"error: {type(exc).__name__}: {exc}", err=True)
+        ctx.exit(1)
+    return app
+
+
+@main.command()
+@click.argument("app_reference", metavar="APP")
+@_serve_options
+@click.option("--reload", is_flag=True, help="Restart when a source file changes (development).")
+@click.pass_context
+def run(
+    ctx: click.Context,
+    app_reference: str,
+    host: str,
+    port: int,
+    grace: float,
+    admin_token: str | None,
+    reload: bool,
+) -> None:
+    """Run APP's API gateway, consumers and worker pools in one process (APP is app.py)."""
+    if reload:
+        _run_reloading()
+        return
+    from fanstack.gateway.serve import serve
+
+    configure_logging()
+    app = _load(ctx, app_reference)
+    serve(app, host=host, port=port, consumers=True, grace=grace, admin_token=admin_token)
+
+
+def _run_reloading() -> None:
+    """Re-run this very command without --reload, restarting it whenever a file changes."""
+    import shlex
+
+    import watchfiles
+
+    arguments = [a for a in sys.argv[1:] if a != "--reload"]
+    command = [sys.executable, "-m", "fanstack.cli", *arguments]
+
+    def relevant(change: watchfiles.Change, path: str) -> bool:
+        ignored = ("/.fanstack/", "/.venv/", "/.git/")
+        return path.endswith((".py", ".yaml", ".yml", ".json")) and not any(
+            part in path for part in ignored
+        )
+
+    watchfiles.run_process(
+        ".",
+        target=" ".join(shlex.quote(part) for part in command),
+        target_type="command",
+        watch_filter=relevant,
+    )
+
+
+@main.command()
+@click.argument("app_reference", metavar="APP")
+@_serve_options
+@click.pass_context
+def gateway(
+    ctx: click.Context,
+    app_reference: str,
+    host: str,
+    port: int,
+    grace: float,
+    admin_token: str | None,
+) -> None:
+    """Serve only APP's HTTP API (consumers run in `fanstack worker` processes)."""
+    from fanstack.gateway.serve import serve
+
+    configure_logging()
+    app = _load(ctx, app_reference)
+    serve(app, host=host, port=port, consumers=False, grace=grace, admin_token=admin_token)
 
 
 @main.command()

@@ -1,0 +1,1 @@
+"""The HTTP API gateway: routes declared in Python or OpenAPI, validation, auth, integrations."""

@@ -1,0 +1,446 @@
+"""Routes of an app's HTTP API: declared in Python or imported from an OpenAPI 3 document.
+
+Each operation has an integration (`publish` to a topic, `send` to a queue, `invoke` or
+`invoke_async` a function), a mapping from the request to the message (body, attributes, group
+and deduplication ids, as runtime-expression templates), a response template and an auth mode.
+In an OpenAPI document the integration is the operation's `x-fanstack-integration` object and
+the auth mode its `x-fanstack-auth`.
+"""
+
+from __future__ import annotations
+
+import copy
+import re
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import yaml
+
+from fanstack.core.errors import InvalidParameterValue
+from fanstack.gateway.auth import API_KEY, AUTH_MODES, JWT, OPEN, ApiKeys, JwtAuth, UsagePlan
+from fanstack.gateway.expressions import check_template
+from fanstack.gateway.validation import RequestValidator
+
+if TYPE_CHECKING:
+    from fanstack.app import App
+
+KINDS = ("publish", "send", "invoke", "invoke_async")
+METHODS = ("get", "post", "put", "patch", "delete")
+DEFAULT_STATUS = {"publish": 202, "send": 202, "invoke": 200, "invoke_async": 202}
+_PATH_PARAMETER = re.compile(r"{([A-Za-z_][A-Za-z0-9_]*)}")
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Integration:
+    """Where a request goes and how it becomes a message."""
+
+    kind: str
+    target: str
+    body: Any = "$request.body"
+    attributes: Mapping[str, Any] = field(default_factory=dict)
+    defaults: Mapping[str, Any] = field(default_factory=dict)
+    group_id: str | None = None
+    deduplication_id: str | None = None
+    status: int | None = None
+    response: Any = None
+
+    def __post_init__(self) -> None:
+        if self.kind not in KINDS:
+            raise InvalidParameterValue(
+                f"integration type {self.kind!r}: use one of {', '.join(KINDS)}"
+            )
+        for name, template in (
+            ("body", self.body),
+            ("attributes", self.attributes),
+            ("defaults", self.defaults),
+            ("response", self.response),
+        ):
+            check_template(template, f"integration {name}")
+
+    @classmethod
+    def from_openapi(cls, raw: Mapping[str, Any], where: str) -> Integration:
+        """Read an `x-fanstack-integration` object."""
+        known = {
+            "type",
+            "target",
+            "body",
+            "attributes",
+            "defaults",
+            "group_id",
+            "deduplication_id",
+            "status",
+            "response",
+        }
+        unknown = set(raw) - known
+        if unknown:
+            raise InvalidParameterValue(f"{where}: unknown integration fields {sorted(unknown)}")
+        if "type" not in raw or "target" not in raw:
+            raise InvalidParameterValue(f"{where}: an integration needs 'type' and 'target'")
+        return cls(
+            kind=raw["type"],
+            target=raw["target"],
+            body=raw.get("body", "$request.body"),
+            attributes=raw.get("attributes", {}),
+            defaults=raw.get("defaults", {}),
+            group_id=raw.get("group_id"),
+            deduplication_id=raw.get("deduplication_id"),
+            status=raw.get("status"),
+            response=raw.get("response"),
+        )
+
+    @property
+    def success_status(self) -> int:
+        """The status of a successful response."""
+        return self.status or DEFAULT_STATUS[self.kind]
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Operation:
+    """One route: method, path, its OpenAPI operation, integration, auth and validator."""
+
+    method: str
+    path: str
+    operation: Mapping[str, Any]
+    integration: Integration
+    auth: str
+    validator: RequestValidator
+
+    @property
+    def operation_id(self) -> str:
+        """The OpenAPI operationId (generated from method and path when absent)."""
+        generated = self.method + re.sub(r"[^A-Za-z0-9]+", "_", self.path).rstrip("_")
+        return str(self.operation.get("operationId", generated))
+
+
+class Api:
+    """The HTTP API of an app: its operations, security settings and OpenAPI document."""
+
+    def __init__(self, app: App) -> None:
+        self.app = app
+        self.title = app.name
+        self.version = "1.0.0"
+        self.operations: list[Operation] = []
+        self.components: dict[str, Any] = {}
+        self.api_keys = ApiKeys()
+        self.jwt: JwtAuth | None = None
+        self.cors_origins: list[str] = []
+        self.open_on_loopback = False
+        self.admin_token: str | None = None
+
+    # -- security ------------------------------------------------------------------------
+
+    def usage_plan(
+        self, name: str, *, rate: float, burst: int, quota_per_day: int | None = None
+    ) -> None:
+        """Declare a usage plan for API keys (API Gateway's throttling and quota)."""
+        self.api_keys.add_plan(
+            UsagePlan(name=name, rate=rate, burst=burst, quota_per_day=quota_per_day)
+        )
+
+    def api_key(self, key: str, *, plan: str) -> None:
+        """Accept `key` in the `x-api-key` header, throttled by `plan`."""
+        self.api_keys.add_key(key, plan)
+
+    def use_jwt(
+        self,
+        *,
+        secret: str | None = None,
+        jwks_file: str | None = None,
+        algorithms: Sequence[str] = ("HS256",),
+        audience: str | None = None,
+        issuer: str | None = None,
+    ) -> None:
+        """Verify `Authorization: Bearer` tokens on routes with auth='jwt'."""
+        self.jwt = JwtAuth(
+            secret=secret,
+            jwks_file=jwks_file,
+            algorithms=tuple(algorithms),
+            audience=audience,
+            issuer=issuer,
+        )
+
+    def cors(self, *origins: str) -> None:
+        """Allow browsers on these origins (`*` for any) to call the API."""
+        self.cors_origins = list(origins)
+
+    # -- routes declared in Python -------------------------------------------------------
+
+    def route(
+        self,
+        method: str,
+        path: str,
+        *,
+        publish: Any = None,
+        send: Any = None,
+        invoke: Any = None,
+        invoke_async: Any = None,
+        body: Any = "$request.body",
+        attributes: Mapping[str, Any] | None = None,
+        defaults: Mapping[str, Any] | None = None,
+        group_id: str | None = None,
+        deduplication_id: str | None = None,
+        status: int | None = None,
+        response: Any = None,
+        auth: str = API_KEY,
+        parameters: Sequence[Mapping[str, Any]] | None = None,
+        request_schema: Mapping[str, Any] | None = None,
+        example: Any = None,
+        summary: str | None = None,
+    ) -> Operation:
+        """Declare a route and its integration (exactly one of publish/send/invoke/...)."""
+        targets = {
+            "publish": publish,
+            "send": send,
+            "invoke": invoke,
+            "invoke_async": invoke_async,
+        }
+        chosen = [(kind, target) for kind, target in targets.items() if target is not None]
+        if len(chosen) != 1:
+            raise InvalidParameterValue(
+                f"{method.upper()} {path}: give exactly one of publish, send, invoke, invoke_async"
+            )
+        kind, target = chosen[0]
+        integration = Integration(
+            kind=kind,
+            target=getattr(target, "name", target),
+            body=body,
+            attributes=attributes or {},
+            defaults=defaults or {},
+            group_id=group_id,
+            deduplication_id=deduplication_id,
+            status=status,
+            response=response,
+        )
+        operation: dict[str, Any] = {
+            "summary": summary or f"{kind} to {integration.target}",
+            "parameters": list(parameters or _implied_path_parameters(path)),
+            "responses": _default_responses(integration),
+        }
+        if request_schema is not None:
+            content: dict[str, Any] = {"schema": dict(request_schema)}
+            if example is not None:
+                content["example"] = example
+            operation["requestBody"] = {
+                "required": True,
+                "content": {"application/json": content},
+            }
+        return self._add(method, path, operation, integration, auth)
+
+    def get(self, path: str, **options: Any) -> Operation:
+        """Declare a GET route."""
+        return self.route("get", path, **options)
+
+    def post(self, path: str, **options: Any) -> Operation:
+        """Declare a POST route."""
+        return self.route("post", path, **options)
+
+    def put(self, path: str, **options: Any) -> Operation:
+        """Declare a PUT route."""
+        return self.route("put", path, **options)
+
+    def delete(self, path: str, **options: Any) -> Operation:
+        """Declare a DELETE route."""
+        return self.route("delete", path, **options)
+
+    # -- routes imported from OpenAPI ----------------------------------------------------
+
+    def openapi(self, source: str | Path | Mapping[str, Any]) -> None:
+        """Import every operation of an OpenAPI 3 document that has `x-fanstack-integration`."""
+        document = _load_document(source)
+        version = str(document.get("openapi", ""))
+        if not version.startswith("3."):
+            raise InvalidParameterValue(f"OpenAPI document version {version!r}: need 3.x")
+        info = document.get("info", {})
+        self.title = info.get("title", self.title)
+        self.version = info.get("version", self.version)
+        for section, values in document.get("components", {}).items():
+            self.components.setdefault(section, {}).update(values)
+        for path, item in document.get("paths", {}).items():
+            shared = [_deref(p, document) for p in item.get("parameters", [])]
+            for method in METHODS:
+                operation = item.get(method)
+                if operation is None:
+                    continue
+                where = f"{method.upper()} {path}"
+                raw = operation.get("x-fanstack-integration")
+                if raw is None:
+                    raise InvalidParameterValue(f"{where}: no x-fanstack-integration")
+                integration = Integration.from_openapi(raw, where)
+                merged = {k: v for k, v in operation.items() if not k.startswith("x-fanstack")}
+                own = [_deref(p, document) for p in operation.get("parameters", [])]
+                merged["parameters"] = _merge_parameters(shared, own)
+                if "requestBody" in merged:
+                    merged["requestBody"] = _deref(merged["requestBody"], document)
+                self._add(
+                    method, path, merged, integration, operation.get("x-fanstack-auth", API_KEY)
+                )
+
+    def _add(
+        self,
+        method: str,
+        path: str,
+        operation: Mapping[str, Any],
+        integration: Integration,
+        auth: str,
+    ) -> Operation:
+        method = method.lower()
+        where = f"{method.upper()} {path}"
+        if method not in METHODS:
+            raise InvalidParameterValue(f"{where}: method must be one of {', '.join(METHODS)}")
+        if auth not in AUTH_MODES:
+            raise InvalidParameterValue(f"{where}: auth must be one of {', '.join(AUTH_MODES)}")
+        if any(o.method == method and o.path == path for o in self.operations):
+            raise InvalidParameterValue(f"{where} is declared twice")
+        self._check_target(integration, where)
+        declared = {p["name"] for p in operation.get("parameters", []) if p.get("in") == "path"}
+        missing = set(_PATH_PARAMETER.findall(path)) - declared
+        if missing:
+            raise InvalidParameterValue(f"{where}: path parameters {sorted(missing)} not declared")
+        body = operation.get("requestBody")
+        schema = None
+        if body is not None:
+            json_content = body.get("content", {}).get("application/json")
+            if json_content is None:
+                raise InvalidParameterValue(f"{where}: request bodies must be application/json")
+            schema = json_content.get("schema", {})
+        validator = RequestValidator(
+            operation.get("parameters", []),
+            schema,
+            body_required=bool(body and body.get("required")),
+            components=self.components,
+        )
+        result = Operation(
+            method=method,
+            path=path,
+            operation=copy.deepcopy(dict(operation)),
+            integration=integration,
+            auth=auth,
+            validator=validator,
+        )
+        self.operations.append(result)
+        return result
+
+    def _check_target(self, integration: Integration, where: str) -> None:
+        app = self.app
+        declared: dict[str, Mapping[str, object]] = {
+            "publish": app.topics,
+            "send": app.queues,
+            "invoke": app.functions,
+            "invoke_async": app.functions,
+        }
+        names = declared[integration.kind]
+        if integration.target not in names:
+            raise InvalidParameterValue(
+                f"{where}: {integration.kind} target {integration.target!r} is not declared "
+                "in the app (declare it before the route)"
+            )
+
+    # -- the document served at /openapi.json --------------------------------------------
+
+    def document(self) -> dict[str, Any]:
+        """The OpenAPI 3.1 document of every route, with security schemes."""
+        paths: dict[str, Any] = {}
+        for op in self.operations:
+            entry = copy.deepcopy(dict(op.operation))
+            entry.setdefault("operationId", op.operation_id)
+            if op.auth == API_KEY:
+                entry["security"] = [{"apiKey": []}]
+            elif op.auth == JWT:
+                entry["security"] = [{"bearer": []}]
+            else:
+                entry["security"] = []
+            responses = entry.setdefault("responses", {})
+            responses.setdefault("400", {"$ref": "#/components/responses/BadRequest"})
+            paths.setdefault(op.path, {})[op.method] = entry
+        components = copy.deepcopy(self.components)
+        components.setdefault("securitySchemes", {}).update(
+            {
+                "apiKey": {"type": "apiKey", "in": "header", "name": "x-api-key"},
+                "bearer": {"type": "http", "scheme": "bearer", "bearerFormat": "JWT"},
+            }
+        )
+        components.setdefault("responses", {})["BadRequest"] = {
+            "description": "The request is invalid; every invalid field is listed.",
+            "content": {"application/json": {"schema": _ERROR_SCHEMA}},
+        }
+        return {
+            "openapi": "3.1.0",
+            "info": {"title": self.title, "version": self.version},
+            "paths": paths,
+            "components": components,
+        }
+
+
+_ERROR_SCHEMA = {
+    "type": "object",
+    "properties": {
+        "message": {"type": "string"},
+        "request_id": {"type": "string"},
+        "errors": {
+            "type": "array",
+            "items": {
+                "type": "object",
+                "properties": {
+                    "in": {"type": "string"},
+                    "name": {"type": "string"},
+                    "message": {"type": "string"},
+                },
+            },
+        },
+    },
+}
+
+
+def _load_document(source: str | Path | Mapping[str, Any]) -> dict[str, Any]:
+    if isinstance(source, Mapping):
+        return copy.deepcopy(dict(source))
+    path = Path(source)
+    try:
+        document = yaml.safe_load(path.read_text())
+    except (OSError, yaml.YAMLError) as exc:
+        raise InvalidParameterValue(f"cannot read OpenAPI document {path}: {exc}") from exc
+    if not isinstance(document, dict):
+        raise InvalidParameterValue(f"OpenAPI document {path} is not an object")
+    return document
+
+
+def _deref(node: Mapping[str, Any], document: Mapping[str, Any]) -> dict[str, Any]:
+    """Follow a local `$ref` (`#/components/...`) to what it names."""
+    seen = 0
+    while isinstance(node.get("$ref"), str):
+        ref = node["$ref"]
+        if not ref.startswith("#/") or seen > 16:
+            raise InvalidParameterValue(f"cannot resolve $ref {ref!r}: only local refs")
+        target: Any = document
+        for token in ref[2:].split("/"):
+            if not isinstance(target, Mapping) or token not in target:
+                raise InvalidParameterValue(f"$ref {ref!r} names nothing in the document")
+            target = target[token]
+        node = target
+        seen += 1
+    return dict(node)
+
+
+def _merge_parameters(
+    shared: Sequence[Mapping[str, Any]], own: Sequence[Mapping[str, Any]]
+) -> list[dict[str, Any]]:
+    merged = {(p["name"], p["in"]): dict(p) for p in shared}
+    merged.update({(p["name"], p["in"]): dict(p) for p in own})
+    return list(merged.values())
+
+
+def _implied_path_parameters(path: str) -> list[dict[str, Any]]:
+    return [
+        {"name": name, "in": "path", "required": True, "schema": {"type": "string"}}
+        for name in _PATH_PARAMETER.findall(path)
+    ]
+
+
+def _default_responses(integration: Integration) -> dict[str, Any]:
+    status = str(integration.success_status)
+    return {status: {"description": f"{integration.kind} to {integration.target}"}}
+
+
+__all__ = ["API_KEY", "JWT", "OPEN", "Api", "Integration", "Operation"]

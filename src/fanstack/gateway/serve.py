@@ -1,0 +1,129 @@
+"""Serving an app: `fanstack run` (gateway + consumers), `fanstack gateway` (API only).
+
+Prints the routes, resources and docs address, shows a live line of throughput and queue depths,
+and on Ctrl-C / SIGTERM stops the server, then the consumers (with their grace period).
+"""
+
+from __future__ import annotations
+
+import logging
+import sys
+import threading
+import time
+from typing import TYPE_CHECKING
+
+import uvicorn
+from rich.console import Console
+from rich.table import Table
+
+from fanstack.gateway.server import Gateway
+
+if TYPE_CHECKING:
+    from fanstack.app import App
+
+log = logging.getLogger("fanstack.serve")
+STATUS_INTERVAL = 2.0
+
+
+def serve(
+    app: App,
+    *,
+    host: str,
+    port: int,
+    consumers: bool,
+    gateway: bool = True,
+    grace: float = 30.0,
+    admin_token: str | None = None,
+) -> None:
+    """Run until interrupted: the API on host:port and, if `consumers`, every consumer."""
+    app.backend  # noqa: B018 - create every declared resource before serving
+    if consumers:
+        app.runtime.start()
+    _banner(app, host, port, gateway=gateway, consumers=consumers)
+    stop = threading.Event()
+    status = threading.Thread(target=_status_line, args=(app, stop), daemon=True)
+    status.start()
+    try:
+        if gateway:
+            config = uvicorn.Config(
+                Gateway(app, host=host, admin_token=admin_token).asgi(),
+                host=host,
+                port=port,
+                log_config=None,
+                access_log=False,
+                loop="uvloop",
+                http="httptools",
+                timeout_graceful_shutdown=int(grace),
+            )
+            uvicorn.Server(config).run()
+        else:
+            _wait_for_signal()
+    finally:
+        stop.set()
+        if consumers:
+            app.runtime.stop(grace=grace)
+        app.close()
+        log.info("stopped")
+
+
+def _wait_for_signal() -> None:
+    import signal
+
+    done = threading.Event()
+    for signum in (signal.SIGTERM, signal.SIGINT):
+        signal.signal(signum, lambda *_: done.set())
+    done.wait()
+
+
+def _banner(app: App, host: str, port: int, *, gateway: bool, consumers: bool) -> None:
+    console = Console(stderr=True)
+    base = f"http://{host}:{port}"
+    console.print(
+        f"[bold]fanstack[/bold] {app.name}  state: {app.backend_url or app.data_dir_path}"
+    )
+    if gateway and app.api.operations:
+        routes = Table("method", "path", "integration", "auth", title="routes")
+        for op in app.api.operations:
+            integration = f"{op.integration.kind} -> {op.integration.target}"
+            routes.add_row(op.method.upper(), op.path, integration, op.auth)
+        console.print(routes)
+    resources = Table("kind", "name", "detail", title="resources")
+    for topic in app.topics.values():
+        resources.add_row("topic", topic.name, "fifo" if topic.spec.fifo else "")
+    for queue in app.queues.values():
+        if not queue.name.startswith("fanstack-async-"):
+            detail = f"DLQ {queue.spec.dead_letter}" if queue.spec.dead_letter else ""
+            resources.add_row("queue", queue.name, detail)
+    if consumers:
+        for consumer in app.consumers:
+            resources.add_row("consumer", consumer.function, f"<- {consumer.queue}")
+    console.print(resources)
+    if gateway:
+        console.print(f"API on {base}  docs {base}/docs  spec {base}/openapi.json")
+
+
+def _status_line(app: App, stop: threading.Event) -> None:
+    """Every few seconds: invocations/s and queue depths (overwritten in place on a terminal)."""
+    interactive = sys.stderr.isatty()
+    last_count, last_time = 0, time.monotonic()
+    while not stop.wait(STATUS_INTERVAL if interactive else 15 * STATUS_INTERVAL):
+        try:
+            pools = app.runtime.pools().values() if app._runtime is not None else []
+            count = sum(pool.stats.invocations for pool in pools)
+            now = time.monotonic()
+            rate = (count - last_count) / (now - last_time)
+            last_count, last_time = count, now
+            depths = {
+                name: app.backend.stats(name).visible
+                for name in app.queues
+                if not name.startswith("fanstack-async-")
+            }
+        except Exception:
+            log.debug("status line failed", exc_info=True)
+            continue
+        depth_text = " ".join(f"{name}={depth}" for name, depth in depths.items())
+        if interactive:
+            sys.stderr.write(f"\r\x1b[2K{rate:7.1f} invocations/s  depths: {depth_text}")
+            sys.stderr.flush()
+        else:
+            log.info("status", extra={"invocations_per_s": round(rate, 1), "depths": depths})
