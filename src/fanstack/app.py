@@ -256,11 +256,11 @@ class App:
             return self._runtime
 
     def queue_for(self, name: str) -> Queue:
-        """The handle of a declared queue."""
-        try:
-            return self.queues[name]
-        except KeyError:
-            raise QueueDoesNotExist(name) from None
+        """The handle of a queue declared here or already in the backend."""
+        queue = self.queues.get(name)
+        if queue is None:
+            queue = Queue(self, self.backend.get_queue(name))  # QueueDoesNotExist if absent
+        return queue
 
     def table(self, name: str) -> Table:
         """A key-value table in this app's backend (idempotency records, breaker state, ...)."""

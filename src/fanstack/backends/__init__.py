@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 from pathlib import Path
+from urllib.parse import parse_qs, urlsplit
 
 from fanstack.backends.base import Backend
 from fanstack.core.errors import InvalidParameterValue
@@ -20,7 +21,16 @@ def open_backend(
 
         return SQLiteBackend(data_dir, durability=durability)
     if url.startswith("sqlite://"):
-        from fanstack.backends.sqlite import SQLiteBackend
+        from fanstack.backends.sqlite import BUSY_TIMEOUT_MS, SQLiteBackend
 
-        return SQLiteBackend(Path(url[len("sqlite://") :]), durability=durability)
+        location = urlsplit(url)
+        options = parse_qs(location.query)
+        path = url[len("sqlite://") :].split("?", 1)[0] or str(data_dir)
+        try:
+            busy_timeout_ms = int(options.get("busy_timeout_ms", [BUSY_TIMEOUT_MS])[0])
+        except ValueError as exc:
+            raise InvalidParameterValue(
+                f"backend {url!r}: busy_timeout_ms must be an integer"
+            ) from exc
+        return SQLiteBackend(Path(path), durability=durability, busy_timeout_ms=busy_timeout_ms)
     raise InvalidParameterValue(f"unknown backend {url!r}: use sqlite:// (embedded, the default)")

@@ -170,8 +170,12 @@ class SQLiteBackend(Backend):
         *,
         durability: str = "normal",
         clock: Clock = time.time,
+        busy_timeout_ms: int = BUSY_TIMEOUT_MS,
     ) -> None:
         super().__init__(clock=clock)
+        if busy_timeout_ms < 0:
+            raise InvalidParameterValue(f"busy_timeout_ms must be >= 0, got {busy_timeout_ms}")
+        self.busy_timeout_ms = busy_timeout_ms
         if durability not in ("normal", "fsync"):
             raise InvalidParameterValue(
                 f"durability must be 'normal' or 'fsync', got {durability!r}"
@@ -200,11 +204,11 @@ class SQLiteBackend(Backend):
                     self.path,
                     isolation_level=None,
                     check_same_thread=False,
-                    timeout=BUSY_TIMEOUT_MS / 1000,
+                    timeout=self.busy_timeout_ms / 1000,
                 )
                 db.execute("PRAGMA journal_mode=WAL")
                 db.execute(f"PRAGMA synchronous={self._synchronous}")
-                db.execute(f"PRAGMA busy_timeout={BUSY_TIMEOUT_MS}")
+                db.execute(f"PRAGMA busy_timeout={self.busy_timeout_ms}")
             except sqlite3.Error as exc:
                 raise BackendUnavailable(f"cannot open {self.path}: {exc}") from exc
             self._local.db = db
