@@ -59,6 +59,7 @@ def start_server(
     env: dict[str, str] | None = None,
     command: str = "run",
     host: str = "127.0.0.1",
+    backend: str | None = None,
 ) -> Server:
     port = free_port()
     log_path = data_dir.parent / f"server-{port}.log"
@@ -70,6 +71,7 @@ def start_server(
             "fanstack.cli",
             "--data-dir",
             str(data_dir),
+            *(["--backend", backend] if backend else []),
             command,
             str(app_path),
             "--host",

@@ -1,0 +1,75 @@
+"""An app exercising every gateway feature, for tests/e2e/test_gateway.py."""
+
+from __future__ import annotations
+
+import os
+from typing import Any
+
+from fanstack import App
+
+app = App("gateway-test")
+events = app.topic("events")
+inbox = app.queue("inbox")
+audit = app.queue("audit")
+events.subscribe(audit, raw=True)
+results = app.queue("results")
+
+
+@app.function(timeout=5, on_success=results)
+def echo(event: dict[str, Any], context: Any) -> dict[str, Any]:
+    """Returns what it was given."""
+    if event.get("fail"):
+        raise ValueError("asked to fail")
+    return {"echo": event}
+
+
+SCHEMA = {
+    "type": "object",
+    "required": ["kind"],
+    "properties": {"kind": {"type": "string", "enum": ["a", "b"]}, "n": {"type": "integer"}},
+}
+
+app.api.usage_plan("tiny", rate=1, burst=3, quota_per_day=5)
+app.api.usage_plan("roomy", rate=1000, burst=1000)
+app.api.api_key("tiny-key-0123456789abcdef", plan="tiny")
+app.api.api_key("roomy-key-0123456789abcdef", plan="roomy")
+if os.environ.get("GATEWAY_JWKS"):
+    app.api.use_jwt(jwks_file=os.environ["GATEWAY_JWKS"], algorithms=["RS256"], audience="shop")
+else:
+    app.api.use_jwt(secret="test-secret-that-is-long-enough-for-hs256", audience="shop")
+app.api.cors("https://shop.example")
+
+app.api.post(
+    "/events/{kind}",
+    publish=events,
+    request_schema=SCHEMA,
+    parameters=[
+        {
+            "name": "kind",
+            "in": "path",
+            "required": True,
+            "schema": {"type": "string", "enum": ["a", "b"]},
+        }
+    ],
+    attributes={"kind": "$request.path.kind", "user": "$context.claims.sub"},
+    auth="api_key",
+)
+app.api.post(
+    "/secure",
+    send=inbox,
+    request_schema=SCHEMA,
+    attributes={"user": "$context.claims.sub", "tenant": "$request.header.x-tenant"},
+    auth="jwt",
+)
+app.api.post("/echo", invoke=echo, request_schema={"type": "object"}, auth="open")
+app.api.post("/echo-later", invoke_async=echo, request_schema={"type": "object"}, auth="open")
+app.api.get(
+    "/search",
+    invoke=echo,
+    body={"q": "$request.query.q", "limit": "$request.query.limit"},
+    parameters=[
+        {"name": "q", "in": "query", "required": True, "schema": {"type": "string"}},
+        {"name": "limit", "in": "query", "schema": {"type": "integer", "maximum": 50}},
+    ],
+    auth="open",
+)
