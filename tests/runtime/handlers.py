@@ -149,3 +149,8 @@ def call_flaky_dependency(event: dict[str, Any], context: Any) -> None:
             if (Path(body["dir"]) / "down").exists():
                 raise ConnectionError("payments are down")
         _mark(body, f"done-{body['n']}")
+
+
+def note_destination(event: dict[str, Any], context: Any) -> None:
+    """A destination function: records the condition of the record it was sent."""
+    _mark({"dir": event["requestPayload"]["dir"]}, f"dest-{event['requestContext']['condition']}")

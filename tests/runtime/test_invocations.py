@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import threading
+import time
 from pathlib import Path
 
 import pytest
@@ -131,3 +132,32 @@ def test_consumer_limits_are_enforced(app: App, options: dict[str, int], fragmen
     queue = app.queue("limits")
     with pytest.raises(InvalidParameterValue, match=fragment):
         app.consumer(queue, **options)(handlers.record_all)
+
+
+def test_invoke_async_can_send_its_record_to_a_function(app: App, work_dir: Path) -> None:
+    note = app.function(handlers.note_destination)
+    add = app.function(handlers.add, on_success=note)
+    app.runtime.start()
+    add.invoke_async({"a": 1, "b": 2, "dir": str(work_dir)})
+    wait_for(lambda: list(work_dir.glob("dest-Success*")))
+
+
+def test_events_older_than_max_event_age_are_dropped_to_on_failure(tmp_path: Path) -> None:
+    from fanstack.backends.sqlite import SQLiteBackend
+
+    # The store's clock runs 2 hours behind: every event it stamps is already 2 hours old.
+    late = SQLiteBackend(tmp_path / "state", clock=lambda: time.time() - 7200)
+    app = App("aged", backend=late)
+    failures = app.queue("failures")
+    add = app.function(handlers.add, max_event_age=3600, on_failure=failures)
+    try:
+        app.runtime.start()
+        add.invoke_async({"a": 1, "b": 2})
+        wait_for(lambda: failures.stats().visible == 1)
+        record = json.loads(failures.receive()[0].body)
+        assert record["requestContext"]["condition"] == "EventAgeExceeded"
+        assert record["requestContext"]["approximateInvokeCount"] == 0
+        assert "responsePayload" not in record
+    finally:
+        app.runtime.stop(grace=5)
+        app.close()

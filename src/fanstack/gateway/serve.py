@@ -6,6 +6,7 @@ and on Ctrl-C / SIGTERM stops the server, then the consumers (with their grace p
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import sys
 import threading
@@ -55,7 +56,9 @@ def serve(
                 http="httptools",
                 timeout_graceful_shutdown=int(grace),
             )
-            uvicorn.Server(config).run()
+            # uvicorn re-raises Ctrl-C after its own graceful shutdown; that is our exit.
+            with contextlib.suppress(KeyboardInterrupt):
+                uvicorn.Server(config).run()
         else:
             _wait_for_signal()
     finally:

@@ -121,7 +121,7 @@ class RequestValidator:
 
     def _body(self, raw_body: bytes, content_type: str, errors: list[FieldError]) -> Any:
         if self.body is None:
-            return None
+            return _unchecked_body(raw_body, content_type, errors)
         if not raw_body.strip():
             if self.body_required:
                 errors.append(FieldError("body", "", "a JSON request body is required"))
@@ -138,6 +138,19 @@ class RequestValidator:
             pointer = "/" + "/".join(str(part) for part in error.absolute_path)
             errors.append(FieldError("body", pointer if error.absolute_path else "", error.message))
         return body
+
+
+def _unchecked_body(raw_body: bytes, content_type: str, errors: list[FieldError]) -> Any:
+    """A body the operation declares no schema for: JSON if it says so, else text."""
+    if not raw_body:
+        return None
+    try:
+        if "json" in content_type.lower():
+            return json.loads(raw_body)
+        return raw_body.decode()
+    except ValueError as exc:
+        errors.append(FieldError("body", "", f"not valid JSON or UTF-8 text: {exc}"))
+        return None
 
 
 def _raw_parameter(
