@@ -3,19 +3,24 @@
 from __future__ import annotations
 
 import time
-from collections.abc import Iterator
+import uuid
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import pytest
 
 from fanstack.backends.base import Backend, PublishRequest, new_message_id
+from fanstack.backends.nats import NatsBackend
 from fanstack.backends.sqlite import SQLiteBackend
 from fanstack.core.errors import FanstackError
 from fanstack.core.message import OutgoingMessage, ReceivedMessage, to_attributes
 from fanstack.core.specs import QueueSpec, SubscriptionSpec, TopicSpec
 
-BACKENDS = ["sqlite"]
+from ..support.nats_server import NatsServer, single
+
+BACKENDS = ["sqlite", "nats"]
 
 
 class Clock:
@@ -36,15 +41,38 @@ def clock() -> Clock:
     return Clock()
 
 
-def make_backend(kind: str, path: Path, clock: Clock) -> Backend:
-    if kind == "sqlite":
-        return SQLiteBackend(path, clock=clock)
-    raise AssertionError(kind)
+@pytest.fixture(scope="session")
+def nats_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[NatsServer]:
+    server = single(tmp_path_factory.mktemp("nats"))
+    yield server
+    server.stop()
+
+
+@dataclass(frozen=True)
+class Store:
+    """Where a test's backend keeps its state; `open` gives another handle on the same store."""
+
+    kind: str
+    location: str
+
+    def open(self, clock: Callable[[], float] = time.time) -> Backend:
+        if self.kind == "sqlite":
+            return SQLiteBackend(self.location, clock=clock)
+        return NatsBackend(self.location, clock=clock)
 
 
 @pytest.fixture(params=BACKENDS)
-def backend(request: pytest.FixtureRequest, tmp_path: Path, clock: Clock) -> Iterator[Backend]:
-    instance = make_backend(request.param, tmp_path / "data", clock)
+def store(request: pytest.FixtureRequest, tmp_path: Path) -> Store:
+    if request.param == "sqlite":
+        return Store("sqlite", str(tmp_path / "data"))
+    server: NatsServer = request.getfixturevalue("nats_server")
+    stream = "T" + uuid.uuid4().hex  # one journal per test: a fresh, isolated store
+    return Store("nats", f"nats://{server.url}?stream={stream}")
+
+
+@pytest.fixture
+def backend(store: Store, clock: Clock) -> Iterator[Backend]:
+    instance = store.open(clock)
     yield instance
     instance.close()
 

@@ -5,7 +5,6 @@ from __future__ import annotations
 import multiprocessing
 import threading
 import time
-from pathlib import Path
 
 import pytest
 
@@ -22,7 +21,7 @@ from fanstack.core.errors import (
 )
 from fanstack.core.specs import QueueSpec
 
-from .conftest import Clock, drain, queue, receive, send
+from .conftest import Clock, Store, drain, queue, receive, send
 
 
 def test_sent_message_is_received_with_body_attributes_and_system_fields(backend: Backend) -> None:
@@ -213,26 +212,18 @@ def test_long_poll_wakes_promptly_when_a_message_arrives(backend: Backend) -> No
     assert elapsed < 1.5
 
 
-def _send_later(path: str, delay: float) -> None:
-    from fanstack.backends.sqlite import SQLiteBackend
-
+def _send_later(store: Store, delay: float) -> None:
     time.sleep(delay)
-    other = SQLiteBackend(path)
-    from tests.conformance.conftest import send as send_one
-
-    send_one(other, "q", "from another process")
+    other = store.open()
+    send(other, "q", "from another process")
     other.close()
 
 
 def test_long_poll_wakes_for_a_message_sent_by_another_process(
-    backend: Backend, tmp_path: Path
+    backend: Backend, store: Store
 ) -> None:
-    if backend.name != "sqlite":
-        pytest.skip("cross-process wake-up is covered by the NATS fault tests")
     queue(backend, "q")
-    process = multiprocessing.get_context("spawn").Process(
-        target=_send_later, args=(str(tmp_path / "data"), 1.0)
-    )
+    process = multiprocessing.get_context("spawn").Process(target=_send_later, args=(store, 1.0))
     process.start()
     started = time.monotonic()
     messages = backend.receive("q", wait_seconds=15)
@@ -338,14 +329,12 @@ def test_delete_queue_removes_its_messages(backend: Backend) -> None:
 
 
 def test_messages_survive_reopening_the_backend(
-    backend: Backend, tmp_path: Path, clock: Clock
+    backend: Backend, store: Store, clock: Clock
 ) -> None:
-    from .conftest import make_backend
-
     queue(backend, "q")
     sent = {send(backend, "q", f"m{i}") for i in range(5)}
     backend.close()
-    reopened = make_backend(backend.name, tmp_path / "data", clock)
+    reopened = store.open(clock)
     try:
         assert {m.id for m in drain(reopened, "q")} == sent
     finally:

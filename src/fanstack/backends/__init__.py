@@ -33,4 +33,10 @@ def open_backend(
                 f"backend {url!r}: busy_timeout_ms must be an integer"
             ) from exc
         return SQLiteBackend(Path(path), durability=durability, busy_timeout_ms=busy_timeout_ms)
-    raise InvalidParameterValue(f"unknown backend {url!r}: use sqlite:// (embedded, the default)")
+    if url.startswith("nats://"):
+        from fanstack.backends.nats import NatsBackend
+
+        return NatsBackend(url)
+    raise InvalidParameterValue(
+        f"unknown backend {url!r}: use sqlite:// (embedded, the default) or nats://host:4222"
+    )

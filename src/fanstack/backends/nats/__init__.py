@@ -1,0 +1,474 @@
+"""The NATS JetStream backend: fanstack's state as a replicated journal.
+
+How resources map onto JetStream:
+
+- **One stream per fanstack namespace** (default `FANSTACK`), file storage, replicated R3 when
+  the URL names three or more servers (R1 otherwise, or `?replicas=N`). It holds one subject,
+  `fanstack.<stream>.journal`: an ordered journal of every change — resource declarations,
+  publishes, sends, receives, deletes, visibility changes, purges, redrives and table writes.
+- **One ordered push consumer per process** tails the journal from its first entry and applies
+  each entry to an in-memory `State` (`state.py`), the same SNS/SQS state machine on every
+  process. Entries are deterministic: they carry the writer's clock and receipt tokens, so every
+  replica computes the same leases, redrives and expiries.
+- **Filter policies are evaluated by the publisher**, above the backend (`Backend.publish`); the
+  journal entry of a publish already lists its deliveries.
+- **Atomic fan-out**: a publish is one journal entry holding the message once and every delivery,
+  so it is stored for all matching subscriptions or for none. A publish returns once JetStream
+  acknowledged the entry (stored on a quorum of replicas) and this process applied it.
+- **Leases are serialized by the journal**: two processes receiving from one queue append two
+  lease entries; the journal orders them and each replica gives each message to exactly one.
+- Reads that must see other processes' writes (tables, listings, a queue this process has not
+  seen) first catch up to the stream's last sequence.
+
+Limits: an entry must fit the server's `max_payload` (set it to 8 MB for 1 MiB queue messages);
+the journal is kept whole (JetStream limits are unlimited), so a new process replays it from the
+start.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import itertools
+import json
+import logging
+import secrets
+import threading
+import time
+import uuid
+from collections.abc import Coroutine, Sequence
+from typing import Any, TypeVar
+from urllib.parse import parse_qs, urlsplit
+
+from fanstack.backends.base import Backend, Clock, EntryResult, QueueStats, TableItem
+from fanstack.backends.nats.state import State, subscriptions_of
+from fanstack.core.errors import (
+    BackendNotInstalled,
+    BackendUnavailable,
+    FanstackError,
+    MessageTooLarge,
+    QueueDoesNotExist,
+    TopicDoesNotExist,
+)
+from fanstack.core.fanout import Publication, Route, make_route
+from fanstack.core.message import ReceivedMessage, encode_attributes
+from fanstack.core.specs import QueueSpec, SubscriptionSpec, TopicSpec
+
+try:
+    import nats
+    from nats.errors import Error as NatsError
+    from nats.js.api import DeliverPolicy, StorageType, StreamConfig
+except ImportError as exc:  # pragma: no cover - the extra is not installed
+    raise BackendNotInstalled(
+        "the NATS backend needs nats-py: pip install 'fanstack[nats]'"
+    ) from exc
+
+log = logging.getLogger("fanstack.nats")
+
+T = TypeVar("T")
+DEFAULT_STREAM = "FANSTACK"
+REQUEST_TIMEOUT = 10.0
+APPLY_TIMEOUT = 30.0
+
+
+class NatsBackend(Backend):
+    """SNS/SQS semantics replicated through a JetStream journal."""
+
+    name = "nats"
+
+    def __init__(self, url: str, *, clock: Clock = time.time) -> None:
+        super().__init__(clock=clock)
+        location = urlsplit(url)
+        options = parse_qs(location.query)
+        servers = [f"nats://{host}" for host in location.netloc.split(",") if host]
+        if not servers:
+            raise BackendUnavailable(f"backend {url!r} names no NATS server")
+        self.stream = options.get("stream", [DEFAULT_STREAM])[0]
+        self.subject = f"fanstack.{self.stream}.journal"
+        default_replicas = 3 if len(servers) >= 3 else 1
+        self.replicas = int(options.get("replicas", [default_replicas])[0])
+        self.id = uuid.uuid4().hex
+        self.state = State()
+        self.applied = 0
+        self._refs = itertools.count(1)
+        self._results: dict[int, Any] = {}
+        self._changed = threading.Condition()
+        self._touched: dict[str, int] = {}
+        self._routes: dict[str, tuple[int, list[Route]]] = {}
+        self._loop = asyncio.new_event_loop()
+        self._thread = threading.Thread(target=self._loop.run_forever, name="fanstack-nats")
+        self._thread.daemon = True
+        self._thread.start()
+        self._run(self._connect(servers), timeout=60)
+
+    # -- the connection and the journal -------------------------------------------------
+
+    def _run(self, coroutine: Coroutine[Any, Any, T], timeout: float = REQUEST_TIMEOUT) -> T:
+        future = asyncio.run_coroutine_threadsafe(coroutine, self._loop)
+        try:
+            return future.result(timeout)
+        except FanstackError:
+            raise
+        except (NatsError, OSError, TimeoutError) as exc:
+            future.cancel()
+            raise BackendUnavailable(f"NATS: {type(exc).__name__}: {exc}") from exc
+
+    async def _connect(self, servers: list[str]) -> None:
+        self._nc = await nats.connect(
+            servers=servers,
+            name=f"fanstack-{self.id[:8]}",
+            connect_timeout=5,
+            max_reconnect_attempts=-1,
+            reconnect_time_wait=0.5,
+        )
+        self._js = self._nc.jetstream(timeout=REQUEST_TIMEOUT)
+        config = StreamConfig(
+            name=self.stream,
+            subjects=[self.subject],
+            storage=StorageType.FILE,
+            num_replicas=self.replicas,
+        )
+        try:
+            await self._js.stream_info(self.stream)
+        except nats.js.errors.NotFoundError:
+            await self._js.add_stream(config)
+        self._subscription = await self._js.subscribe(
+            self.subject,
+            cb=self._on_entry,
+            ordered_consumer=True,
+            deliver_policy=DeliverPolicy.ALL,
+        )
+
+    async def _on_entry(self, message: Any) -> None:
+        entry = json.loads(message.data)
+        sequence = message.metadata.sequence.stream
+        with self._changed:
+            if sequence <= self.applied:
+                return  # an ordered consumer may redeliver after a reset
+            result, touched = self.state.apply(entry)
+            self.applied = sequence
+            if entry.get("origin") == self.id:
+                self._results[entry["ref"]] = result
+            for queue in touched:
+                self._touched[queue] = sequence
+            self._changed.notify_all()
+
+    def _append(self, entry: dict[str, Any]) -> Any:
+        """Append an entry, wait until this process applied it, and return its result."""
+        ref = next(self._refs)
+        entry["origin"], entry["ref"] = self.id, ref
+        data = json.dumps(entry, separators=(",", ":")).encode()
+        limit = self._nc.max_payload
+        if len(data) > limit:
+            raise MessageTooLarge(
+                f"a journal entry of {len(data)} bytes exceeds the NATS server's max_payload "
+                f"of {limit} bytes (raise max_payload on the server)"
+            )
+        self._run(self._js.publish(self.subject, data, stream=self.stream))
+        deadline = time.monotonic() + APPLY_TIMEOUT
+        with self._changed:
+            while ref not in self._results:
+                remaining = deadline - time.monotonic()
+                if remaining <= 0:
+                    raise BackendUnavailable("NATS: the journal did not deliver our entry back")
+                self._changed.wait(remaining)
+            result = self._results.pop(ref)
+        if isinstance(result, FanstackError):
+            raise result
+        return result
+
+    def _sync(self) -> None:
+        """Catch up with every entry appended so far (by any process)."""
+        info = self._run(self._js.stream_info(self.stream))
+        last = info.state.last_seq
+        deadline = time.monotonic() + APPLY_TIMEOUT
+        with self._changed:
+            while self.applied < last:
+                remaining = deadline - time.monotonic()
+                if remaining <= 0:
+                    raise BackendUnavailable("NATS: could not catch up with the journal")
+                self._changed.wait(remaining)
+
+    def close(self) -> None:
+        """Close the connection (the state stays in JetStream)."""
+        if self._loop.is_closed():
+            return
+
+        async def shutdown() -> None:
+            with contextlib.suppress(NatsError):
+                await self._subscription.unsubscribe()
+            await self._nc.drain()
+            current = asyncio.current_task()
+            pending = [task for task in asyncio.all_tasks() if task is not current]
+            for task in pending:
+                task.cancel()
+            await asyncio.gather(*pending, return_exceptions=True)
+
+        try:
+            self._run(shutdown(), timeout=10)
+        except BackendUnavailable:
+            log.warning("NATS connection did not drain cleanly")
+        self._loop.call_soon_threadsafe(self._loop.stop)
+        self._thread.join(5)
+        self._loop.close()
+
+    # -- catalog ------------------------------------------------------------------------
+
+    def create_queue(self, spec: QueueSpec) -> None:
+        """Create a queue; no-op if identical, `QueueNameExists` if it differs."""
+        self._append({"op": "create_queue", "spec": spec.to_json()})
+
+    def set_queue_attributes(self, spec: QueueSpec) -> None:
+        """Replace an existing queue's attributes."""
+        self._append({"op": "set_queue_attributes", "spec": spec.to_json()})
+
+    def get_queue(self, name: str) -> QueueSpec:
+        """The queue's spec, or `QueueDoesNotExist`."""
+        queue = self.state.queues.get(name)
+        if queue is None:
+            self._sync()
+            queue = self.state.queues.get(name)
+            if queue is None:
+                raise QueueDoesNotExist(name)
+        return queue.spec
+
+    def list_queues(self) -> list[QueueSpec]:
+        """Every queue, sorted by name."""
+        self._sync()
+        with self._changed:
+            return sorted((q.spec for q in self.state.queues.values()), key=lambda s: s.name)
+
+    def delete_queue(self, name: str) -> None:
+        """Delete the queue, its messages and its subscriptions."""
+        self._append({"op": "delete_queue", "name": name})
+
+    def create_topic(self, spec: TopicSpec) -> None:
+        """Create or replace a topic."""
+        self._append({"op": "create_topic", "spec": spec.to_json()})
+
+    def get_topic(self, name: str) -> TopicSpec:
+        """The topic's spec, or `TopicDoesNotExist`."""
+        spec = self.state.topics.get(name)
+        if spec is None:
+            self._sync()
+            spec = self.state.topics.get(name)
+            if spec is None:
+                raise TopicDoesNotExist(name)
+        return spec
+
+    def list_topics(self) -> list[TopicSpec]:
+        """Every topic, sorted by name."""
+        self._sync()
+        with self._changed:
+            return sorted(self.state.topics.values(), key=lambda s: s.name)
+
+    def delete_topic(self, name: str) -> None:
+        """Delete the topic and its subscriptions."""
+        self._append({"op": "delete_topic", "name": name})
+
+    def put_subscription(self, spec: SubscriptionSpec) -> None:
+        """Create or replace a subscription."""
+        self._append({"op": "put_subscription", "spec": spec.to_json()})
+
+    def delete_subscription(self, topic: str, queue: str) -> None:
+        """Remove a subscription if present."""
+        self._append({"op": "delete_subscription", "topic": topic, "queue": queue})
+
+    def list_subscriptions(self, topic: str | None = None) -> list[SubscriptionSpec]:
+        """Subscriptions of one topic, or all."""
+        self._sync()
+        with self._changed:
+            return subscriptions_of(self.state, topic)
+
+    def routes(self, topic: str) -> list[Route]:
+        """Compiled subscriptions of the topic, cached per catalog version."""
+        with self._changed:
+            version = self.state.catalog_version
+            cached = self._routes.get(topic)
+            if cached is not None and cached[0] == version:
+                return cached[1]
+            routes = [
+                make_route(spec, self.state.queues[spec.queue].spec)
+                for spec in subscriptions_of(self.state, topic)
+                if spec.queue in self.state.queues
+            ]
+            self._routes[topic] = (version, routes)
+            return routes
+
+    # -- messages -----------------------------------------------------------------------
+
+    def commit(self, publications: Sequence[Publication]) -> list[str]:
+        """Append the publications as journal entries (each one atomic), within max_payload."""
+        now = self.clock()
+        encoded = [_publication(p) for p in publications]
+        message_ids: list[str] = []
+        limit = self._nc.max_payload - 4096
+        chunk: list[dict[str, Any]] = []
+        size = 0
+        for publication in encoded:
+            length = len(json.dumps(publication))
+            if chunk and size + length > limit:
+                message_ids += self._append({"op": "commit", "now": now, "publications": chunk})
+                chunk, size = [], 0
+            chunk.append(publication)
+            size += length
+        if chunk:
+            message_ids += self._append({"op": "commit", "now": now, "publications": chunk})
+        return message_ids
+
+    def lease(
+        self, queue: QueueSpec, max_messages: int, visibility_timeout: int
+    ) -> list[ReceivedMessage]:
+        """Lease visible messages through the journal (one receiver per message, everywhere)."""
+        with self._changed:
+            state = self.state.queues.get(queue.name)
+            if state is not None and not _maybe_visible(state, self.clock()):
+                return []  # nothing to lease here: skip the round trip
+        result: list[ReceivedMessage] = self._append(
+            {
+                "op": "lease",
+                "now": self.clock(),
+                "queue": queue.name,
+                "max": max_messages,
+                "visibility_timeout": visibility_timeout,
+                "token": secrets.token_hex(8),
+            }
+        )
+        return result
+
+    def wait(self, queue: str, timeout: float) -> None:
+        """Sleep until an entry touches the queue or a hidden message becomes visible."""
+        deadline = time.monotonic() + timeout
+        with self._changed:
+            seen = self._touched.get(queue, 0)
+            next_visible = self.state.next_visible(queue)
+            while True:
+                remaining = deadline - time.monotonic()
+                if remaining <= 0 or self._touched.get(queue, 0) != seen:
+                    return
+                if next_visible is not None:
+                    until = next_visible - self.clock()
+                    if until <= 0:
+                        return
+                    remaining = min(remaining, until)
+                self._changed.wait(remaining)
+
+    def delete_messages(self, queue: str, receipt_handles: Sequence[str]) -> list[EntryResult]:
+        """Delete by receipt handle; a handle whose message was received again is stale."""
+        result: list[EntryResult] = self._append(
+            {"op": "delete", "queue": queue, "handles": list(receipt_handles)}
+        )
+        return result
+
+    def set_visibility(
+        self,
+        queue: str,
+        changes: Sequence[tuple[str, int]],
+        failure: str | None = None,
+        *,
+        uncount: bool = False,
+    ) -> list[EntryResult]:
+        """Change in-flight messages' visibility, keeping `failure` for a later dead-letter."""
+        result: list[EntryResult] = self._append(
+            {
+                "op": "visibility",
+                "now": self.clock(),
+                "queue": queue,
+                "changes": [list(change) for change in changes],
+                "failure": failure,
+                "uncount": uncount,
+            }
+        )
+        return result
+
+    def purge(self, queue: str) -> None:
+        """Delete every message of the queue, at most once per 60 seconds."""
+        self._append({"op": "purge", "now": self.clock(), "queue": queue})
+
+    def move_dead_letters(self, source: QueueSpec, limit: int) -> int:
+        """Move up to `limit` visible messages dead-lettered from `source` back to it."""
+        moved: int = self._append(
+            {"op": "move_dead_letters", "now": self.clock(), "queue": source.name, "limit": limit}
+        )
+        return moved
+
+    def stats(self, queue: str) -> QueueStats:
+        """Depths of the queue, as of an entry appended now (expiry swept alike everywhere)."""
+        stats: QueueStats = self._append({"op": "stats", "now": self.clock(), "queue": queue})
+        return stats
+
+    # -- tables -------------------------------------------------------------------------
+
+    def get_item(self, table: str, key: str) -> TableItem | None:
+        """The live item, after catching up with every write so far."""
+        self._sync()
+        with self._changed:
+            return self.state.live_item(table, key, self.clock())
+
+    def put_item(
+        self,
+        table: str,
+        key: str,
+        value: str,
+        expires_at: float | None,
+        *,
+        if_absent: bool,
+        if_version: int | None,
+    ) -> TableItem:
+        """A conditional write, checked where every replica checks it: in journal order."""
+        item: TableItem = self._append(
+            {
+                "op": "put_item",
+                "now": self.clock(),
+                "table": table,
+                "key": key,
+                "value": json.loads(value),
+                "expires_at": expires_at,
+                "if_absent": if_absent,
+                "if_version": if_version,
+            }
+        )
+        return item
+
+    def delete_item(self, table: str, key: str, *, if_version: int | None) -> bool:
+        """Delete the live item, conditionally, in journal order."""
+        deleted: bool = self._append(
+            {
+                "op": "delete_item",
+                "now": self.clock(),
+                "table": table,
+                "key": key,
+                "if_version": if_version,
+            }
+        )
+        return deleted
+
+    def scan_items(self, table: str, prefix: str, limit: int) -> list[TableItem]:
+        """Live items in key order under `prefix`, after catching up."""
+        self._sync()
+        with self._changed:
+            return self.state.scan(table, prefix, limit, self.clock())
+
+
+def _publication(publication: Publication) -> dict[str, Any]:
+    message = publication.message
+    return {
+        "message": {
+            "id": message.id,
+            "body": message.body,
+            "attributes": encode_attributes(message.attributes),
+            "delay": message.delay_seconds,
+            "group_id": message.group_id,
+        },
+        "deliveries": [
+            [d.queue, d.unsubscribe_url, d.deduplication_id] for d in publication.deliveries
+        ],
+        "envelope": publication.envelope_prefix,
+        "dedup_key": list(publication.dedup_key) if publication.dedup_key else None,
+    }
+
+
+def _maybe_visible(state: Any, now: float) -> bool:
+    """Cheap local check: could a lease of this queue find anything right now?"""
+    index = state.by_visibility
+    return bool(index) and index[0][0] <= now
