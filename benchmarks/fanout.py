@@ -5,11 +5,16 @@ runs the same workload on plain sqlite3 (same file settings, same lease-then-del
 same run as the ceiling. Prints one JSON line.
 
     python benchmarks/fanout.py --events 20000
+    python benchmarks/fanout.py --events 20000 --backend nats://127.0.0.1:4222
+
+With `--backend nats://...` the ceiling is plain nats-py on the same servers: one stream, a
+durable pull consumer per queue, fetch 10 and ack every message.
 """
 
 from __future__ import annotations
 
 import argparse
+import asyncio
 import json
 import sqlite3
 import statistics
@@ -37,8 +42,10 @@ def make_events(count: int) -> list[tuple[str, str]]:
     ]
 
 
-def run_fanstack(events: list[tuple[str, str]], data_dir: Path) -> dict[str, float]:
-    app = App("bench", data_dir=data_dir)
+def run_fanstack(
+    events: list[tuple[str, str]], data_dir: Path, backend: str | None = None
+) -> dict[str, float]:
+    app = App("bench", data_dir=data_dir, backend=backend)
     orders = app.topic("orders")
     queues = [app.queue(name) for name in QUEUES]
     for queue in queues:
@@ -131,6 +138,71 @@ def run_ceiling(events: list[tuple[str, str]], path: Path) -> dict[str, float]:
     return _figures(len(events), deliveries, started, published, drained)
 
 
+def run_nats_ceiling(events: list[tuple[str, str]], url: str) -> dict[str, float]:
+    """The same workload in plain nats-py: one stream, a subject and a durable pull consumer
+    per queue, publishes awaited per batch, fetch 10 and ack every message."""
+    return asyncio.run(_nats_ceiling(events, url))
+
+
+async def _nats_ceiling(events: list[tuple[str, str]], url: str) -> dict[str, float]:
+    import nats
+    from nats.js.api import AckPolicy, ConsumerConfig, StorageType, StreamConfig
+
+    servers = [f"nats://{host}" for host in url.removeprefix("nats://").split("?")[0].split(",")]
+    replicas = 3 if len(servers) >= 3 else 1
+    nc = await nats.connect(servers=servers)
+    js = nc.jetstream(timeout=30)
+    name = "CEIL" + uuid.uuid4().hex[:12]
+    await js.add_stream(
+        StreamConfig(
+            name=name, subjects=[f"{name}.>"], storage=StorageType.FILE, num_replicas=replicas
+        )
+    )
+    consumers = {}
+    for queue in QUEUES:
+        await js.add_consumer(
+            name,
+            ConsumerConfig(
+                durable_name=queue,
+                filter_subject=f"{name}.{queue}",
+                ack_policy=AckPolicy.EXPLICIT,
+                max_ack_pending=-1,
+            ),
+        )
+        consumers[queue] = await js.pull_subscribe_bind(queue, stream=name)
+    started = time.perf_counter()
+    for start in range(0, len(events), BATCH):
+        publishes = []
+        for market, body in events[start : start + BATCH]:
+            message_id = str(uuid.uuid4())
+            for queue in QUEUES:
+                if queue != "compliance" or market == "ru":
+                    publishes.append(
+                        js.publish(
+                            f"{name}.{queue}",
+                            body.encode(),
+                            headers={"Nats-Msg-Id": f"{message_id}.{queue}", "market": market},
+                        )
+                    )
+        await asyncio.gather(*publishes)
+    published = time.perf_counter()
+    deliveries = 0
+    for subscription in consumers.values():
+        while True:
+            try:
+                batch = await subscription.fetch(BATCH, timeout=0.5)
+            except nats.errors.TimeoutError:
+                break
+            for message in batch:
+                await message.ack()
+            deliveries += len(batch)
+    await nc.flush()
+    drained = time.perf_counter()
+    await js.delete_stream(name)
+    await nc.close()
+    return _figures(len(events), deliveries, started, published, drained)
+
+
 def _figures(
     events: int, deliveries: int, started: float, published: float, drained: float
 ) -> dict[str, float]:
@@ -151,9 +223,14 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--events", type=int, default=20_000)
     parser.add_argument("--rounds", type=int, default=3)
-    parser.add_argument("--backend", default="sqlite", choices=["sqlite"])
+    parser.add_argument(
+        "--backend", default="sqlite", help="sqlite (default) or nats://host:4222[,host2...]"
+    )
     args = parser.parse_args()
     events = make_events(args.events)
+    if args.backend.startswith("nats://"):
+        run_nats(args, events)
+        return
     ours: list[dict[str, float]] = []
     ceiling: list[dict[str, float]] = []
     for round_number in range(args.rounds):
@@ -175,6 +252,38 @@ def main() -> None:
                 "rounds": args.rounds,
                 "fanstack": fanstack,
                 "ceiling_sqlite3": raw,
+                "ratio_end_to_end": round(
+                    fanstack["end_to_end_events_per_s"] / raw["end_to_end_events_per_s"], 3
+                ),
+            }
+        )
+    )
+
+
+def run_nats(args: argparse.Namespace, events: list[tuple[str, str]]) -> None:
+    """The NATS variant: fanstack on its journal beside plain nats-py on the same servers."""
+    ours: list[dict[str, float]] = []
+    ceiling: list[dict[str, float]] = []
+    separator = "&" if "?" in args.backend else "?"
+    for round_number in range(args.rounds):
+        with tempfile.TemporaryDirectory() as tmp:
+            url = f"{args.backend}{separator}stream=BENCH{uuid.uuid4().hex[:12]}"
+            if round_number % 2:
+                ours.append(run_fanstack(events, Path(tmp), backend=url))
+                ceiling.append(run_nats_ceiling(events, args.backend))
+            else:
+                ceiling.append(run_nats_ceiling(events, args.backend))
+                ours.append(run_fanstack(events, Path(tmp), backend=url))
+    fanstack, raw = median_figures(ours), median_figures(ceiling)
+    print(
+        json.dumps(
+            {
+                "benchmark": "fanout",
+                "backend": "nats",
+                "events": args.events,
+                "rounds": args.rounds,
+                "fanstack": fanstack,
+                "ceiling_nats_py": raw,
                 "ratio_end_to_end": round(
                     fanstack["end_to_end_events_per_s"] / raw["end_to_end_events_per_s"], 3
                 ),

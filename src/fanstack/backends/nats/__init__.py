@@ -69,6 +69,8 @@ T = TypeVar("T")
 DEFAULT_STREAM = "FANSTACK"
 REQUEST_TIMEOUT = 10.0
 APPLY_TIMEOUT = 30.0
+HEARTBEAT = 1.0  # the tail consumer's idle heartbeat: how fast a lost consumer is noticed
+CATCH_UP_AFTER = 0.5  # seconds to wait for the tail before reading entries directly
 
 
 class NatsBackend(Backend):
@@ -120,6 +122,9 @@ class NatsBackend(Backend):
             connect_timeout=5,
             max_reconnect_attempts=-1,
             reconnect_time_wait=0.5,
+            error_cb=self._on_error,
+            disconnected_cb=self._on_disconnected,
+            reconnected_cb=self._on_reconnected,
         )
         self._js = self._nc.jetstream(timeout=REQUEST_TIMEOUT)
         config = StreamConfig(
@@ -137,14 +142,30 @@ class NatsBackend(Backend):
             cb=self._on_entry,
             ordered_consumer=True,
             deliver_policy=DeliverPolicy.ALL,
+            idle_heartbeat=HEARTBEAT,
+        )
+
+    async def _on_error(self, error: Exception) -> None:
+        log.warning("NATS connection error: %s: %s", type(error).__name__, error)
+
+    async def _on_disconnected(self) -> None:
+        log.warning("NATS disconnected; reconnecting")
+
+    async def _on_reconnected(self) -> None:
+        log.info(
+            "NATS reconnected to %s",
+            self._nc.connected_url.netloc if self._nc.connected_url else "?",
         )
 
     async def _on_entry(self, message: Any) -> None:
-        entry = json.loads(message.data)
-        sequence = message.metadata.sequence.stream
+        self._apply(message.metadata.sequence.stream, message.data)
+
+    def _apply(self, sequence: int, data: bytes) -> None:
+        """Apply the entry at `sequence` once, in order (the tail and catch-up both call this)."""
         with self._changed:
-            if sequence <= self.applied:
-                return  # an ordered consumer may redeliver after a reset
+            if sequence != self.applied + 1:
+                return  # already applied, or a gap the tail or a catch-up will fill in order
+            entry = json.loads(data)
             result, touched = self.state.apply(entry)
             self.applied = sequence
             if entry.get("origin") == self.id:
@@ -164,14 +185,9 @@ class NatsBackend(Backend):
                 f"a journal entry of {len(data)} bytes exceeds the NATS server's max_payload "
                 f"of {limit} bytes (raise max_payload on the server)"
             )
-        self._run(self._js.publish(self.subject, data, stream=self.stream))
-        deadline = time.monotonic() + APPLY_TIMEOUT
+        ack = self._run(self._js.publish(self.subject, data, stream=self.stream))
+        self._wait_applied(ack.seq)
         with self._changed:
-            while ref not in self._results:
-                remaining = deadline - time.monotonic()
-                if remaining <= 0:
-                    raise BackendUnavailable("NATS: the journal did not deliver our entry back")
-                self._changed.wait(remaining)
             result = self._results.pop(ref)
         if isinstance(result, FanstackError):
             raise result
@@ -180,14 +196,23 @@ class NatsBackend(Backend):
     def _sync(self) -> None:
         """Catch up with every entry appended so far (by any process)."""
         info = self._run(self._js.stream_info(self.stream))
-        last = info.state.last_seq
+        self._wait_applied(info.state.last_seq)
+
+    def _wait_applied(self, target: int) -> None:
+        """Wait until entries up to `target` are applied; read them directly if the tail lags
+        (its consumer may be re-forming after a node failure)."""
         deadline = time.monotonic() + APPLY_TIMEOUT
-        with self._changed:
-            while self.applied < last:
-                remaining = deadline - time.monotonic()
-                if remaining <= 0:
-                    raise BackendUnavailable("NATS: could not catch up with the journal")
-                self._changed.wait(remaining)
+        while True:
+            with self._changed:
+                self._changed.wait_for(lambda: self.applied >= target, timeout=CATCH_UP_AFTER)
+                if self.applied >= target:
+                    return
+                start = self.applied + 1
+            if time.monotonic() > deadline:
+                raise BackendUnavailable(f"NATS: could not catch up with the journal to {target}")
+            for sequence in range(start, target + 1):
+                raw = self._run(self._js.get_msg(self.stream, sequence))
+                self._apply(sequence, raw.data or b"")
 
     def close(self) -> None:
         """Close the connection (the state stays in JetStream)."""
