@@ -18,7 +18,7 @@ from fanstack.core.errors import FanstackError
 from fanstack.core.message import OutgoingMessage, ReceivedMessage, to_attributes
 from fanstack.core.specs import QueueSpec, SubscriptionSpec, TopicSpec
 
-from ..support.nats_server import NatsServer, single
+from ..support.nats_server import NatsServer
 
 BACKENDS = ["sqlite", "nats"]
 
@@ -39,13 +39,6 @@ class Clock:
 @pytest.fixture
 def clock() -> Clock:
     return Clock()
-
-
-@pytest.fixture(scope="session")
-def nats_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[NatsServer]:
-    server = single(tmp_path_factory.mktemp("nats"))
-    yield server
-    server.stop()
 
 
 @dataclass(frozen=True)

@@ -5,6 +5,8 @@ from __future__ import annotations
 import json
 import subprocess
 import sys
+import uuid
+from pathlib import Path
 from typing import Any
 
 import httpx
@@ -12,7 +14,8 @@ import jsonschema
 
 from fanstack import App
 
-from .conftest import Server, wait_for
+from ..support.nats_server import NatsServer
+from .conftest import MARKETPLACE, Server, start_server, wait_for
 
 SERVICES = ("process", "notify", "delivery", "reports", "compliance")
 
@@ -188,3 +191,22 @@ def test_admin_endpoints_answer_on_loopback(marketplace: Server) -> None:
         assert client.get("/_fanstack/health").json()["status"] == "ok"
         names = {q["name"] for q in client.get("/_fanstack/queues").json()["queues"]}
     assert {"process", "compliance", "delivery-dlq"} <= names
+
+
+def test_the_marketplace_runs_unchanged_on_nats(tmp_path: Path, nats_server: NatsServer) -> None:
+    backend = f"nats://{nats_server.url}?stream=MARKET{uuid.uuid4().hex[:8]}"
+    server = start_server(MARKETPLACE, tmp_path / "state", backend=backend)
+    try:
+        with server.client() as client:
+            for market in ("ru", "eu"):
+                response = client.post(
+                    f"/market/{market}/shops/s-9/orders", json=order(f"n-{market}")
+                )
+                assert response.status_code == 202, response.text
+            ru = wait_for(lambda: settled(client, "ru", "s-9", "n-ru"), timeout=60)
+            eu = wait_for(lambda: settled(client, "eu", "s-9", "n-eu"), timeout=60)
+        assert ru["compliance"]["status"] == "cleared"  # type: ignore[index]
+        assert eu["compliance"] is None  # type: ignore[index]
+        assert eu["reports"]["status"] == "counted"  # type: ignore[index]
+    finally:
+        server.stop()

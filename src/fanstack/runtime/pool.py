@@ -90,7 +90,9 @@ class Worker:
             [sys.executable, "-m", "fanstack.runtime.worker"],
             stdin=subprocess.PIPE,
             stdout=subprocess.PIPE,
-            env={**os.environ, "PYTHONUNBUFFERED": "1"},
+            # One malloc arena: the memory cap is on address space, and glibc reserves 64 MiB
+            # of it per arena, which a worker with a few threads would spend on nothing.
+            env={**os.environ, "PYTHONUNBUFFERED": "1", "MALLOC_ARENA_MAX": "1"},
         )
         self.last_used = started
         hello = {

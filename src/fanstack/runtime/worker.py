@@ -29,6 +29,7 @@ from fanstack.runtime.protocol import ChannelClosed, read_frame, write_frame
 
 MAX_STACK_FRAMES = 20
 IN_PROGRESS_RETRY_DELAY = 1.0
+THREAD_STACK_BYTES = 1024 * 1024
 log = logging.getLogger("fanstack.worker")
 
 
@@ -167,6 +168,8 @@ def _exit_with_parent(interval: float = 0.5) -> None:
 
 def main() -> None:
     """Serve invocations until the dispatcher closes the channel."""
+    # Small thread stacks: they count against the address-space cap (8 MiB each by default).
+    threading.stack_size(THREAD_STACK_BYTES)
     _exit_with_parent()
     channel_out: BinaryIO = os.fdopen(os.dup(1), "wb", buffering=0)
     os.dup2(2, 1)
