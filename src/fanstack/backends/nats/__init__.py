@@ -36,12 +36,13 @@ import secrets
 import threading
 import time
 import uuid
+import zlib
 from collections.abc import Coroutine, Sequence
 from typing import Any, TypeVar
 from urllib.parse import parse_qs, urlsplit
 
 from fanstack.backends.base import Backend, Clock, EntryResult, QueueStats, TableItem
-from fanstack.backends.nats.state import State, subscriptions_of
+from fanstack.backends.nats.state import State, from_snapshot, subscriptions_of, to_snapshot
 from fanstack.core.errors import (
     BackendNotInstalled,
     BackendUnavailable,
@@ -57,7 +58,7 @@ from fanstack.core.specs import QueueSpec, SubscriptionSpec, TopicSpec
 try:
     import nats
     from nats.errors import Error as NatsError
-    from nats.js.api import DeliverPolicy, StorageType, StreamConfig
+    from nats.js.api import DeliverPolicy, ObjectStoreConfig, StorageType, StreamConfig
 except ImportError as exc:  # pragma: no cover - the extra is not installed
     raise BackendNotInstalled(
         "the NATS backend needs nats-py: pip install 'fanstack[nats]'"
@@ -69,6 +70,9 @@ T = TypeVar("T")
 DEFAULT_STREAM = "FANSTACK"
 REQUEST_TIMEOUT = 10.0
 APPLY_TIMEOUT = 30.0
+SNAPSHOT_EVERY = 10_000  # entries between snapshots; the journal is purged up to a snapshot
+SNAPSHOT_MARGIN = 0.1  # share of the interval kept in the journal behind a snapshot
+SNAPSHOT_OBJECT = "state"
 HEARTBEAT = 1.0  # the tail consumer's idle heartbeat: how fast a lost consumer is noticed
 CATCH_UP_AFTER = 0.5  # seconds to wait for the tail before reading entries directly
 
@@ -89,6 +93,8 @@ class NatsBackend(Backend):
         self.subject = f"fanstack.{self.stream}.journal"
         default_replicas = 3 if len(servers) >= 3 else 1
         self.replicas = int(options.get("replicas", [default_replicas])[0])
+        self.snapshot_every = int(options.get("snapshot_every", [SNAPSHOT_EVERY])[0])
+        self.bucket = f"{self.stream}_SNAPSHOTS"
         self.id = uuid.uuid4().hex
         self.state = State()
         self.applied = 0
@@ -120,12 +126,13 @@ class NatsBackend(Backend):
             servers=servers,
             name=f"fanstack-{self.id[:8]}",
             connect_timeout=5,
-            max_reconnect_attempts=-1,
+            max_reconnect_attempts=2,  # fail fast when no server answers at start
             reconnect_time_wait=0.5,
             error_cb=self._on_error,
             disconnected_cb=self._on_disconnected,
             reconnected_cb=self._on_reconnected,
         )
+        self._nc.options["max_reconnect_attempts"] = -1  # connected once: never give up
         self._js = self._nc.jetstream(timeout=REQUEST_TIMEOUT)
         config = StreamConfig(
             name=self.stream,
@@ -137,6 +144,16 @@ class NatsBackend(Backend):
             await self._js.stream_info(self.stream)
         except nats.js.errors.NotFoundError:
             await self._js.add_stream(config)
+        try:
+            self._snapshots = await self._js.object_store(self.bucket)
+        except nats.js.errors.NotFoundError:
+            self._snapshots = await self._js.create_object_store(
+                self.bucket,
+                config=ObjectStoreConfig(
+                    bucket=self.bucket, storage=StorageType.FILE, replicas=self.replicas
+                )
+            )
+        await self._load_snapshot()
         self._subscription = await self._js.subscribe(
             self.subject,
             cb=self._on_entry,
@@ -158,7 +175,42 @@ class NatsBackend(Backend):
         )
 
     async def _on_entry(self, message: Any) -> None:
-        self._apply(message.metadata.sequence.stream, message.data)
+        sequence = message.metadata.sequence.stream
+        if sequence > self.applied + 1:
+            # Entries before this one were purged behind a snapshot while we lagged.
+            await self._load_snapshot()
+        self._apply(sequence, message.data)
+
+    async def _load_snapshot(self) -> None:
+        """Adopt the latest snapshot if it is ahead of what this process applied."""
+        try:
+            found = await self._snapshots.get(SNAPSHOT_OBJECT)
+        except nats.js.errors.ObjectNotFoundError:
+            return
+        if found.data is None:
+            return
+        snapshot = json.loads(zlib.decompress(found.data))
+        with self._changed:
+            if snapshot["seq"] > self.applied:
+                self.state = from_snapshot(snapshot["state"])
+                self.applied = snapshot["seq"]
+                self._routes.clear()
+                for queue in self.state.queues:
+                    self._touched[queue] = self.applied
+                self._changed.notify_all()
+                log.info("loaded the snapshot at journal entry %d", self.applied)
+
+    async def _snapshot(self, sequence: int, state: dict[str, Any]) -> None:
+        """Store a snapshot taken at `sequence`, then purge the journal behind it."""
+        data = zlib.compress(json.dumps({"seq": sequence, "state": state}).encode())
+        try:
+            await self._snapshots.put(SNAPSHOT_OBJECT, data)
+            keep = int(self.snapshot_every * SNAPSHOT_MARGIN)
+            if sequence - keep > 1:
+                await self._js.purge_stream(self.stream, seq=sequence - keep)
+            log.info("snapshot at journal entry %d (%d bytes)", sequence, len(data))
+        except (TimeoutError, NatsError, OSError) as exc:
+            log.warning("snapshot at %d failed: %s", sequence, exc)
 
     def _apply(self, sequence: int, data: bytes) -> None:
         """Apply the entry at `sequence` once, in order (the tail and catch-up both call this)."""
@@ -173,6 +225,12 @@ class NatsBackend(Backend):
             for queue in touched:
                 self._touched[queue] = sequence
             self._changed.notify_all()
+            if sequence % self.snapshot_every == 0 and entry.get("origin") == self.id:
+                # The writer of every snapshot_every-th entry snapshots: one writer, no vote.
+                state = to_snapshot(self.state)
+                self._loop.call_soon_threadsafe(
+                    lambda: self._loop.create_task(self._snapshot(sequence, state))
+                )
 
     def _append(self, entry: dict[str, Any]) -> Any:
         """Append an entry, wait until this process applied it, and return its result."""
@@ -211,7 +269,11 @@ class NatsBackend(Backend):
             if time.monotonic() > deadline:
                 raise BackendUnavailable(f"NATS: could not catch up with the journal to {target}")
             for sequence in range(start, target + 1):
-                raw = self._run(self._js.get_msg(self.stream, sequence))
+                try:
+                    raw = self._run(self._js.get_msg(self.stream, sequence))
+                except nats.js.errors.NotFoundError:
+                    self._run(self._load_snapshot())  # purged behind a snapshot
+                    break
                 self._apply(sequence, raw.data or b"")
 
     def close(self) -> None:
