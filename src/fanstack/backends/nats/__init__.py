@@ -20,9 +20,12 @@ How resources map onto JetStream:
 - Reads that must see other processes' writes (tables, listings, a queue this process has not
   seen) first catch up to the stream's last sequence.
 
+- **Snapshots**: the writer of every `snapshot_every`-th entry stores the whole state in the
+  `<stream>_SNAPSHOTS` object store and purges the journal behind it (keeping a margin); a new
+  process starts from the snapshot, and one that lagged behind a purge reloads it.
+
 Limits: an entry must fit the server's `max_payload` (set it to 8 MB for 1 MiB queue messages);
-the journal is kept whole (JetStream limits are unlimited), so a new process replays it from the
-start.
+every process holds the whole state in memory.
 """
 
 from __future__ import annotations
