@@ -233,9 +233,11 @@ class App:
 
     @property
     def backend_url(self) -> str | None:
-        """The backend URL chosen, if one was given as a URL."""
+        """The URL of the chosen backend (what worker processes open), if one was chosen."""
         choice = self._backend_choice
-        return choice if isinstance(choice, str) else None
+        if isinstance(choice, Backend):
+            return choice.url
+        return choice
 
     @property
     def api(self) -> Api:

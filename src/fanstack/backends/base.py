@@ -108,6 +108,11 @@ class Backend(ABC):
     def __init__(self, *, clock: Clock = time.time) -> None:
         self.clock = clock
 
+    @property
+    @abstractmethod
+    def url(self) -> str:
+        """A URL that opens this same store from another process (`open_backend`)."""
+
     # -- resources (primitives) -------------------------------------------------------------
 
     @abstractmethod

@@ -194,6 +194,11 @@ class SQLiteBackend(Backend):
         self._connections: list[sqlite3.Connection] = []
         self._db().executescript(f"BEGIN IMMEDIATE;{SCHEMA}COMMIT;")
 
+    @property
+    def url(self) -> str:
+        """`sqlite://` + the data dir, with this busy timeout."""
+        return f"sqlite://{self.data_dir.resolve()}?busy_timeout_ms={self.busy_timeout_ms}"
+
     # -- connections and transactions -----------------------------------------------------
 
     def _db(self) -> sqlite3.Connection:

@@ -87,6 +87,7 @@ class NatsBackend(Backend):
 
     def __init__(self, url: str, *, clock: Clock = time.time) -> None:
         super().__init__(clock=clock)
+        self._url = url
         location = urlsplit(url)
         options = parse_qs(location.query)
         servers = [f"nats://{host}" for host in location.netloc.split(",") if host]
@@ -111,6 +112,11 @@ class NatsBackend(Backend):
         self._thread.daemon = True
         self._thread.start()
         self._run(self._connect(servers), timeout=60)
+
+    @property
+    def url(self) -> str:
+        """The URL this backend was opened with."""
+        return self._url
 
     # -- the connection and the journal -------------------------------------------------
 
