@@ -17,8 +17,10 @@ How resources map onto JetStream:
   acknowledged the entry (stored on a quorum of replicas) and this process applied it.
 - **Leases are serialized by the journal**: two processes receiving from one queue append two
   lease entries; the journal orders them and each replica gives each message to exactly one.
-- Reads that must see other processes' writes (tables, listings, a queue this process has not
-  seen) first catch up to the stream's last sequence.
+- Reads that must see other processes' writes (listings, a queue this process has not seen)
+  first catch up to the stream's last sequence.
+- **Tables** live in a JetStream key-value bucket (`<stream>_TABLES`), one key per item;
+  conditional writes are compare-and-set on the key's revision (`tables.py`).
 
 - **Snapshots**: the writer of every `snapshot_every`-th entry stores the whole state in the
   `<stream>_SNAPSHOTS` object store and purges the journal behind it (keeping a margin); a new
@@ -46,6 +48,7 @@ from urllib.parse import parse_qs, urlsplit
 
 from fanstack.backends.base import Backend, Clock, EntryResult, QueueStats, TableItem
 from fanstack.backends.nats.state import State, from_snapshot, subscriptions_of, to_snapshot
+from fanstack.backends.nats.tables import KeyValueTables
 from fanstack.core.errors import (
     BackendNotInstalled,
     BackendUnavailable,
@@ -160,8 +163,10 @@ class NatsBackend(Backend):
                 self.bucket,
                 config=ObjectStoreConfig(
                     bucket=self.bucket, storage=StorageType.FILE, replicas=self.replicas
-                )
+                ),
             )
+        self._tables = KeyValueTables(self._js, f"{self.stream}_TABLES", self.replicas)
+        await self._tables.open()
         await self._load_snapshot()
         self._subscription = await self._js.subscribe(
             self.subject,
@@ -493,13 +498,11 @@ class NatsBackend(Backend):
         stats: QueueStats = self._append({"op": "stats", "now": self.clock(), "queue": queue})
         return stats
 
-    # -- tables -------------------------------------------------------------------------
+    # -- tables (JetStream key-value) -------------------------------------------------------
 
     def get_item(self, table: str, key: str) -> TableItem | None:
-        """The live item, after catching up with every write so far."""
-        self._sync()
-        with self._changed:
-            return self.state.live_item(table, key, self.clock())
+        """The live item, read from the key-value bucket."""
+        return self._run(self._tables.get(table, key, self.clock()))
 
     def put_item(
         self,
@@ -511,39 +514,26 @@ class NatsBackend(Backend):
         if_absent: bool,
         if_version: int | None,
     ) -> TableItem:
-        """A conditional write, checked where every replica checks it: in journal order."""
-        item: TableItem = self._append(
-            {
-                "op": "put_item",
-                "now": self.clock(),
-                "table": table,
-                "key": key,
-                "value": json.loads(value),
-                "expires_at": expires_at,
-                "if_absent": if_absent,
-                "if_version": if_version,
-            }
+        """A conditional write: compare-and-set on the entry's key-value revision."""
+        return self._run(
+            self._tables.put(
+                table,
+                key,
+                json.loads(value),
+                expires_at,
+                self.clock(),
+                if_absent=if_absent,
+                if_version=if_version,
+            )
         )
-        return item
 
     def delete_item(self, table: str, key: str, *, if_version: int | None) -> bool:
-        """Delete the live item, conditionally, in journal order."""
-        deleted: bool = self._append(
-            {
-                "op": "delete_item",
-                "now": self.clock(),
-                "table": table,
-                "key": key,
-                "if_version": if_version,
-            }
-        )
-        return deleted
+        """Delete the live item, conditionally."""
+        return self._run(self._tables.delete(table, key, self.clock(), if_version=if_version))
 
     def scan_items(self, table: str, prefix: str, limit: int) -> list[TableItem]:
-        """Live items in key order under `prefix`, after catching up."""
-        self._sync()
-        with self._changed:
-            return self.state.scan(table, prefix, limit, self.clock())
+        """Live items in key order under `prefix`."""
+        return self._run(self._tables.scan(table, prefix, limit, self.clock()))
 
 
 def _publication(publication: Publication) -> dict[str, Any]:

@@ -1,5 +1,8 @@
 """The replicated state machine behind the NATS backend: SNS/SQS semantics over journal entries.
 
+Queues, topics, subscriptions and deduplication records live here; tables live in a key-value
+bucket (`tables.py`).
+
 Every process applies the same journal entries in the same order, so every process holds the
 same state. `apply` is deterministic: time comes from the entry (`now`, the writer's clock),
 receipt tokens from the entry, sequence numbers from a counter in the state. An entry that fails
@@ -13,9 +16,8 @@ from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from typing import Any
 
-from fanstack.backends.base import EntryResult, QueueStats, TableItem
+from fanstack.backends.base import EntryResult, QueueStats
 from fanstack.core.errors import (
-    ConditionalCheckFailed,
     FanstackError,
     InvalidParameterValue,
     MessageNotInflight,
@@ -103,14 +105,13 @@ class QueueState:
 
 
 class State:
-    """Queues, topics, subscriptions, deduplication records and table items."""
+    """Queues, topics, subscriptions and deduplication records."""
 
     def __init__(self) -> None:
         self.queues: dict[str, QueueState] = {}
         self.topics: dict[str, TopicSpec] = {}
         self.subscriptions: dict[tuple[str, str], SubscriptionSpec] = {}
         self.dedup: dict[tuple[str, str], tuple[str, float]] = {}
-        self.items: dict[tuple[str, str], TableItem] = {}
         self.next_seq = 1
         self.catalog_version = 0
         self._ops: dict[str, Callable[[dict[str, Any]], Any]] = {
@@ -467,56 +468,6 @@ class State:
             dead_lettered=queue.dead_lettered,
         )
 
-    # -- tables -------------------------------------------------------------------------
-
-    def live_item(self, table: str, key: str, now: float) -> TableItem | None:
-        item = self.items.get((table, key))
-        if item is None or (item.expires_at is not None and item.expires_at <= now):
-            return None
-        return item
-
-    def op_put_item(self, entry: dict[str, Any]) -> TableItem:
-        now: float = entry["now"]
-        table, key = entry["table"], entry["key"]
-        live = self.live_item(table, key, now)
-        if entry["if_absent"] and live is not None:
-            raise ConditionalCheckFailed(
-                f"table {table!r} key {key!r}: an item exists (condition: if_absent)"
-            )
-        expected = entry.get("if_version")
-        if expected is not None and (live is None or live.version != expected):
-            found = live.version if live else "none"
-            raise ConditionalCheckFailed(
-                f"table {table!r} key {key!r}: version is {found}, not {expected} "
-                "(condition: if_version)"
-            )
-        item = TableItem(key, entry["value"], live.version + 1 if live else 1, entry["expires_at"])
-        self.items[(table, key)] = item
-        return item
-
-    def op_delete_item(self, entry: dict[str, Any]) -> bool:
-        now: float = entry["now"]
-        table, key = entry["table"], entry["key"]
-        live = self.live_item(table, key, now)
-        expected = entry.get("if_version")
-        if expected is not None and (live is None or live.version != expected):
-            raise ConditionalCheckFailed(
-                f"table {table!r} key {key!r}: version is not {expected} (condition: if_version)"
-            )
-        existed = self.items.pop((table, key), None) is not None
-        return existed and live is not None
-
-    def scan(self, table: str, prefix: str, limit: int, now: float) -> list[TableItem]:
-        keys = sorted(k for (t, k) in self.items if t == table and k.startswith(prefix))
-        found = []
-        for key in keys:
-            item = self.live_item(table, key, now)
-            if item is not None:
-                found.append(item)
-                if len(found) >= limit:
-                    break
-        return found
-
     def next_visible(self, queue: str) -> float | None:
         """When the earliest hidden message of a queue becomes visible (for long polling)."""
         state = self.queues.get(queue)
@@ -587,9 +538,6 @@ def to_snapshot(state: State) -> dict[str, Any]:
         "topics": [spec.to_json() for spec in state.topics.values()],
         "subscriptions": [spec.to_json() for spec in state.subscriptions.values()],
         "dedup": [[s, d, m, e] for (s, d), (m, e) in state.dedup.items()],
-        "items": [
-            [t, i.key, dict(i.value), i.version, i.expires_at] for (t, _k), i in state.items.items()
-        ],
     }
 
 
@@ -647,8 +595,4 @@ def from_snapshot(data: dict[str, Any]) -> State:
         subscription = SubscriptionSpec.from_json(text)
         state.subscriptions[(subscription.topic, subscription.queue)] = subscription
     state.dedup = {(s, d): (m, e) for s, d, m, e in data["dedup"]}
-    state.items = {
-        (t, key): TableItem(key, value, version, expires)
-        for t, key, value, version, expires in data["items"]
-    }
     return state
