@@ -114,7 +114,11 @@ class NatsBackend(Backend):
         self._thread = threading.Thread(target=self._loop.run_forever, name="fanstack-nats")
         self._thread.daemon = True
         self._thread.start()
-        self._run(self._connect(servers), timeout=60)
+        try:
+            self._run(self._connect(servers), timeout=60)
+        except BackendUnavailable:
+            self._stop_loop()
+            raise
 
     @property
     def url(self) -> str:
@@ -299,6 +303,15 @@ class NatsBackend(Backend):
             with contextlib.suppress(NatsError):
                 await self._subscription.unsubscribe()
             await self._nc.drain()
+
+        try:
+            self._run(shutdown(), timeout=10)
+        except BackendUnavailable:
+            log.warning("NATS connection did not drain cleanly")
+        self._stop_loop()
+
+    def _stop_loop(self) -> None:
+        async def cancel_all() -> None:
             current = asyncio.current_task()
             pending = [task for task in asyncio.all_tasks() if task is not current]
             for task in pending:
@@ -306,12 +319,13 @@ class NatsBackend(Backend):
             await asyncio.gather(*pending, return_exceptions=True)
 
         try:
-            self._run(shutdown(), timeout=10)
-        except BackendUnavailable:
-            log.warning("NATS connection did not drain cleanly")
+            asyncio.run_coroutine_threadsafe(cancel_all(), self._loop).result(5)
+        except (TimeoutError, RuntimeError) as exc:
+            log.warning("NATS client tasks did not stop cleanly: %s", exc)
         self._loop.call_soon_threadsafe(self._loop.stop)
         self._thread.join(5)
-        self._loop.close()
+        if not self._loop.is_running():
+            self._loop.close()
 
     # -- catalog ------------------------------------------------------------------------
 
