@@ -37,18 +37,19 @@ log = logging.getLogger("fanstack.cli")
 class _State:
     """What the group's options chose, handed to every command."""
 
-    def __init__(self, data_dir: str, backend_url: str | None) -> None:
-        self.data_dir = data_dir
+    def __init__(self, data_dir: str | None, backend_url: str | None) -> None:
+        self.given_data_dir = data_dir  # None: the app's own choice (or the default) stands
+        self.data_dir = data_dir or DEFAULT_DATA_DIR
         self.backend_url = backend_url
 
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})
 @click.option(
     "--data-dir",
-    default=DEFAULT_DATA_DIR,
+    default=None,
     envvar="FANSTACK_DATA_DIR",
-    show_default=True,
-    help="Where the embedded store keeps its database.",
+    help=f"Where the embedded store keeps its database (default: {DEFAULT_DATA_DIR}, or the "
+    "data_dir the app declares).",
 )
 @click.option(
     "--backend",
@@ -59,7 +60,7 @@ class _State:
 )
 @click.version_option(package_name="fanstack")
 @click.pass_context
-def main(ctx: click.Context, data_dir: str, backend_url: str | None) -> None:
+def main(ctx: click.Context, data_dir: str | None, backend_url: str | None) -> None:
     """fanstack: topics, queues and functions you run yourself."""
     ctx.obj = _State(data_dir, backend_url)
 
@@ -422,7 +423,7 @@ def _load(ctx: click.Context, app_reference: str) -> App:
     state: _State = ctx.find_object(_State)  # type: ignore[assignment]
     try:
         app = load_app(app_reference)
-        app.configure(data_dir=state.data_dir, backend=state.backend_url)
+        app.configure(data_dir=state.given_data_dir, backend=state.backend_url)
         app.backend  # noqa: B018 - surface storage errors here, as one line
     except FanstackError as exc:
         click.echo(f"error: {type(exc).__name__}: {exc}", err=True)
@@ -518,7 +519,7 @@ def worker(ctx: click.Context, app_reference: str, grace: float) -> None:
     configure_logging()
     try:
         app = load_app(app_reference)
-        app.configure(data_dir=state.data_dir, backend=state.backend_url)
+        app.configure(data_dir=state.given_data_dir, backend=state.backend_url)
         app.runtime.start()
     except FanstackError as exc:
         click.echo(f"error: {type(exc).__name__}: {exc}", err=True)
