@@ -146,3 +146,15 @@ def test_errors_are_one_line_and_exit_one(
     assert all(
         row["visible"] == 0 for row in json.loads(fanstack(data_dir, "queues", "--json").stdout)
     )
+
+
+def test_unreachable_nats_backend_is_one_line(tmp_path: Path) -> None:
+    done = subprocess.run(
+        [sys.executable, "-m", "fanstack.cli", "--backend", "nats://127.0.0.1:1", "queues"],
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert done.returncode == 1
+    assert done.stderr.strip().splitlines() == [done.stderr.strip()]
+    assert "BackendUnavailable" in done.stderr

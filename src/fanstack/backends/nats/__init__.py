@@ -103,6 +103,7 @@ class NatsBackend(Backend):
         self.snapshot_every = int(options.get("snapshot_every", [SNAPSHOT_EVERY])[0])
         self.bucket = f"{self.stream}_SNAPSHOTS"
         self.id = uuid.uuid4().hex
+        self._connected_once = False
         self.state = State()
         self.applied = 0
         self._refs = itertools.count(1)
@@ -149,6 +150,7 @@ class NatsBackend(Backend):
             reconnected_cb=self._on_reconnected,
         )
         self._nc.options["max_reconnect_attempts"] = -1  # connected once: never give up
+        self._connected_once = True
         self._js = self._nc.jetstream(timeout=REQUEST_TIMEOUT)
         config = StreamConfig(
             name=self.stream,
@@ -181,7 +183,9 @@ class NatsBackend(Backend):
         )
 
     async def _on_error(self, error: Exception) -> None:
-        log.warning("NATS connection error: %s: %s", type(error).__name__, error)
+        # Before the first connection the caller gets BackendUnavailable: no need to shout.
+        level = logging.WARNING if self._connected_once else logging.DEBUG
+        log.log(level, "NATS connection error: %s: %s", type(error).__name__, error)
 
     async def _on_disconnected(self) -> None:
         log.warning("NATS disconnected; reconnecting")
