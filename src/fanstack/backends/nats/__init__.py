@@ -47,7 +47,8 @@ from typing import Any, TypeVar
 from urllib.parse import parse_qs, urlsplit
 
 from fanstack.backends.base import Backend, Clock, EntryResult, QueueStats, TableItem
-from fanstack.backends.nats.state import State, from_snapshot, subscriptions_of, to_snapshot
+from fanstack.backends.nats.snapshot import from_snapshot, to_snapshot
+from fanstack.backends.nats.state import State, subscriptions_of
 from fanstack.backends.nats.tables import KeyValueTables
 from fanstack.core.errors import (
     BackendNotInstalled,
