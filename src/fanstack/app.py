@@ -9,14 +9,11 @@ from __future__ import annotations
 import math
 import os
 import threading
-from collections.abc import Callable, Mapping, Sequence
-from typing import TYPE_CHECKING, Any, TypeVar
+from collections.abc import Callable, Mapping
+from typing import TYPE_CHECKING, Any
 
 from fanstack.backends import Backend, open_backend
-from fanstack.backends.base import EntryResult, PublishRequest, QueueStats, new_message_id
-from fanstack.core.batch import BatchResult, check_batch_size, entry_ids
 from fanstack.core.errors import (
-    FanstackError,
     InvalidParameterValue,
     QueueDoesNotExist,
     TopicDoesNotExist,
@@ -24,23 +21,18 @@ from fanstack.core.errors import (
 from fanstack.core.filter_policy import FilterPolicy
 from fanstack.core.message import (
     AttributeInput,
-    OutgoingMessage,
-    ReceivedMessage,
-    body_text,
-    message_size,
-    to_attributes,
 )
 from fanstack.core.retry import RetryPolicy
 from fanstack.core.specs import (
     DEFAULT_MAX_MESSAGE_SIZE,
     DEFAULT_RETENTION,
     DEFAULT_VISIBILITY_TIMEOUT,
-    SCOPE_ALIASES,
     QueueSpec,
     SubscriptionSpec,
     TopicSpec,
     check_dead_letter,
 )
+from fanstack.handles import Queue, Topic
 from fanstack.runtime.dispatcher import Runtime
 from fanstack.runtime.functions import (
     DEFAULT_CONCURRENCY,
@@ -73,12 +65,6 @@ QUEUE_OPTIONS = frozenset(
     }
 )
 Attributes = Mapping[str, AttributeInput] | None
-
-
-def _raise_or_return(outcome: EntryResult) -> Any:
-    if isinstance(outcome, FanstackError):
-        raise outcome
-    return outcome
 
 
 class App:
@@ -375,193 +361,4 @@ class App:
         return self.consumer(target, **options)
 
 
-class Topic:
-    """A handle to a topic: `subscribe`, `publish`, `publish_batch`."""
-
-    def __init__(self, app: App, spec: TopicSpec) -> None:
-        self.app = app
-        self.spec = spec
-        self.name = spec.name
-
-    def __repr__(self) -> str:
-        return f"Topic({self.name!r})"
-
-    def subscribe(
-        self,
-        queue: Queue | str,
-        filter_policy: Mapping[str, Any] | str | None = None,
-        filter_scope: str = "attributes",
-        raw: bool = False,
-    ) -> SubscriptionSpec:
-        """Deliver this topic's messages that match `filter_policy` to `queue`."""
-        scope = SCOPE_ALIASES.get(filter_scope)
-        if scope is None:
-            raise InvalidParameterValue(
-                f"filter_scope must be 'attributes' or 'body', got {filter_scope!r}"
-            )
-        policy_json = None
-        if filter_policy is not None:
-            policy_json = FilterPolicy.parse(filter_policy, scope=scope).to_json()
-        queue_name = queue.name if isinstance(queue, Queue) else queue
-        subscription = SubscriptionSpec(
-            topic=self.name,
-            queue=queue_name,
-            filter_policy=policy_json,
-            filter_scope=scope,
-            raw=raw,
-        )
-        self.app.subscribe(subscription)
-        return subscription
-
-    def publish(
-        self,
-        body: Any,
-        attributes: Attributes = None,
-        *,
-        subject: str | None = None,
-        group_id: str | None = None,
-        deduplication_id: str | None = None,
-    ) -> str:
-        """Publish one message; returns its id once every matching queue durably holds it."""
-        request = PublishRequest(
-            body_text(body), to_attributes(attributes), subject, group_id, deduplication_id
-        )
-        (outcome,) = self.app.backend.publish(self.name, [request])
-        return str(_raise_or_return(outcome))
-
-    def publish_batch(self, entries: Sequence[Mapping[str, Any]]) -> BatchResult:
-        """Publish up to 10 entries (`id`, `body`, `attributes`, `subject`, `group_id`, ...)."""
-
-        def request(entry: Mapping[str, Any]) -> PublishRequest:
-            return PublishRequest(
-                body_text(entry.get("body")),
-                to_attributes(entry.get("attributes")),
-                entry.get("subject"),
-                entry.get("group_id"),
-                entry.get("deduplication_id"),
-            )
-
-        return _run_batch(
-            entries, request, lambda valid: self.app.backend.publish(self.name, valid)
-        )
-
-
-_Request = TypeVar("_Request", PublishRequest, OutgoingMessage)
-
-
-def _run_batch(
-    entries: Sequence[Mapping[str, Any]],
-    build: Callable[[Mapping[str, Any]], _Request],
-    submit: Callable[[list[_Request]], list[EntryResult]],
-) -> BatchResult:
-    """Validate a send/publish batch, submit the valid entries at once, report every entry."""
-    ids = entry_ids(entries)
-    built: list[_Request | FanstackError] = []
-    for entry in entries:
-        try:
-            built.append(build(entry))
-        except FanstackError as error:
-            built.append(error)
-    valid = [item for item in built if not isinstance(item, FanstackError)]
-    check_batch_size(message_size(item.body, item.attributes) for item in valid)
-    stored = iter(submit(valid) if valid else [])
-    outcomes = [item if isinstance(item, FanstackError) else next(stored) for item in built]
-    return BatchResult.collect(ids, outcomes)
-
-
-class Queue:
-    """A handle to a queue: send, receive, delete, change visibility, purge, redrive, stats."""
-
-    def __init__(self, app: App, spec: QueueSpec) -> None:
-        self.app = app
-        self.spec = spec
-        self.name = spec.name
-
-    def __repr__(self) -> str:
-        return f"Queue({self.name!r})"
-
-    def send(
-        self,
-        body: Any,
-        attributes: Attributes = None,
-        *,
-        delay: int | None = None,
-        group_id: str | None = None,
-        deduplication_id: str | None = None,
-    ) -> str:
-        """Send one message; returns its id once it is durably stored."""
-        message = OutgoingMessage(
-            id=new_message_id(),
-            body=body_text(body),
-            attributes=to_attributes(attributes),
-            delay_seconds=delay,
-            group_id=group_id,
-            deduplication_id=deduplication_id,
-        )
-        (outcome,) = self.app.backend.send(self.name, [message])
-        return str(_raise_or_return(outcome))
-
-    def send_batch(self, entries: Sequence[Mapping[str, Any]]) -> BatchResult:
-        """Send up to 10 entries (`id`, `body`, `attributes`, `delay`, `group_id`, ...)."""
-
-        def message(entry: Mapping[str, Any]) -> OutgoingMessage:
-            return OutgoingMessage(
-                id=new_message_id(),
-                body=body_text(entry.get("body")),
-                attributes=to_attributes(entry.get("attributes")),
-                delay_seconds=entry.get("delay"),
-                group_id=entry.get("group_id"),
-                deduplication_id=entry.get("deduplication_id"),
-            )
-
-        return _run_batch(entries, message, lambda valid: self.app.backend.send(self.name, valid))
-
-    def receive(
-        self,
-        max_messages: int = 1,
-        wait_seconds: float | None = None,
-        visibility_timeout: int | None = None,
-    ) -> list[ReceivedMessage]:
-        """Receive up to 10 messages, long polling up to `wait_seconds` (at most 20)."""
-        return self.app.backend.receive(
-            self.name,
-            max_messages=max_messages,
-            wait_seconds=wait_seconds,
-            visibility_timeout=visibility_timeout,
-        )
-
-    def delete(self, receipt_handle: str) -> None:
-        """Delete a received message by its latest receipt handle."""
-        (outcome,) = self.app.backend.delete_messages(self.name, [receipt_handle])
-        _raise_or_return(outcome)
-
-    def delete_batch(self, entries: Sequence[Mapping[str, Any] | str]) -> BatchResult:
-        """Delete up to 10 messages: receipt handles, or entries with `id` and `receipt_handle`."""
-        ids = entry_ids(entries)
-        handles = [e if isinstance(e, str) else str(e["receipt_handle"]) for e in entries]
-        return BatchResult.collect(ids, self.app.backend.delete_messages(self.name, handles))
-
-    def change_visibility(self, receipt_handle: str, visibility_timeout: int) -> None:
-        """Hide an in-flight message for `visibility_timeout` seconds from now (0 shows it)."""
-        (outcome,) = self.app.backend.set_visibility(
-            self.name, [(receipt_handle, visibility_timeout)]
-        )
-        _raise_or_return(outcome)
-
-    def change_visibility_batch(self, entries: Sequence[Mapping[str, Any]]) -> BatchResult:
-        """Change up to 10 visibility timeouts (`id`, `receipt_handle`, `visibility_timeout`)."""
-        ids = entry_ids(entries)
-        changes = [(str(e["receipt_handle"]), int(e["visibility_timeout"])) for e in entries]
-        return BatchResult.collect(ids, self.app.backend.set_visibility(self.name, changes))
-
-    def purge(self) -> None:
-        """Delete every message (at most once per 60 seconds)."""
-        self.app.backend.purge(self.name)
-
-    def redrive_dead_letters(self) -> int:
-        """Move every message this queue dead-lettered back from its DLQ; returns the count."""
-        return self.app.backend.redrive_dead_letters(self.name)
-
-    def stats(self) -> QueueStats:
-        """Visible, in flight, delayed, oldest age, DLQ depth, expired and dead-lettered counts."""
-        return self.app.backend.stats(self.name)
+__all__ = ["DEFAULT_DATA_DIR", "App", "Queue", "Topic"]
