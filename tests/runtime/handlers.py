@@ -148,7 +148,7 @@ def call_flaky_dependency(event: dict[str, Any], context: Any) -> None:
             _mark(body, "call")
             if (Path(body["dir"]) / "down").exists():
                 raise ConnectionError("payments are down")
-        _mark(body, f"done-{body['n']}")
+        _mark(body, f"done-{body['n']}", record["attributes"]["ApproximateReceiveCount"])
 
 
 def note_destination(event: dict[str, Any], context: Any) -> None:

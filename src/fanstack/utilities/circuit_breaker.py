@@ -19,6 +19,7 @@ from fanstack.table import Table
 
 F = TypeVar("F", bound=Callable[..., Any])
 CLOSED, OPEN, HALF_OPEN = "closed", "open", "half-open"
+TRIAL_WAIT = 0.5  # seconds a caller waits while another runs the half-open trial
 
 
 class CircuitBreaker:
@@ -54,7 +55,7 @@ class CircuitBreaker:
     def _record(self) -> tuple[dict[str, Any], int | None]:
         item = self.table.get_item(self._key)
         if item is None:
-            return {"failures": 0, "opened_at": None, "trial": False}, None
+            return {"failures": 0, "opened_at": None, "trial_at": None}, None
         return dict(item.value), item.version
 
     def _update(self, change: Callable[[dict[str, Any]], dict[str, Any] | None]) -> None:
@@ -95,7 +96,7 @@ class CircuitBreaker:
             lambda r: (
                 None
                 if r["failures"] == 0 and r["opened_at"] is None
-                else {"failures": 0, "opened_at": None, "trial": False}
+                else {"failures": 0, "opened_at": None, "trial_at": None}
             )
         )
 
@@ -108,15 +109,32 @@ class CircuitBreaker:
             opened_at = record.get("opened_at")
             if opened_at is not None or failures >= self.failure_threshold:
                 opened_at = now  # (re)open: the threshold is reached, or a trial failed
-            return {"failures": failures, "opened_at": opened_at, "trial": False}
+            return {"failures": failures, "opened_at": opened_at, "trial_at": None}
 
         self._update(change)
 
     def check(self) -> None:
-        """Raise CircuitOpen (with the delay until half-open) if calls may not go ahead."""
-        if not self.allows():
-            delay = self.retry_after()
+        """Raise CircuitOpen unless a call may go ahead: closed, or the one half-open trial."""
+        record, version = self._record()
+        opened_at = record.get("opened_at")
+        if opened_at is None:
+            return
+        now = self.clock()
+        if now - opened_at < self.reset_timeout:
+            delay = opened_at + self.reset_timeout - now
             raise CircuitOpen(delay, f"circuit {self.name!r} is open; retry in {delay:.1f} s")
+        trial_at = record.get("trial_at")
+        if trial_at is not None and now - trial_at < self.reset_timeout:
+            raise CircuitOpen(
+                max(TRIAL_WAIT, trial_at + self.reset_timeout - now),
+                f"circuit {self.name!r} is half-open and its trial call is running",
+            )
+        try:
+            self.table.put(self._key, {**record, "trial_at": now}, if_version=version)
+        except ConditionalCheckFailed:
+            raise CircuitOpen(
+                TRIAL_WAIT, f"circuit {self.name!r}: another caller took the trial call"
+            ) from None
 
     def call(self, function: Callable[..., Any], *args: Any, **kwargs: Any) -> Any:
         """Call `function` through the breaker."""

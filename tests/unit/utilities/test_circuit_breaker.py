@@ -87,3 +87,17 @@ def test_parameters_are_validated(tmp_path: Path) -> None:
         CircuitBreaker(app.table("b"), "x", failure_threshold=0)
     with pytest.raises(InvalidParameterValue, match="reset_timeout"):
         CircuitBreaker(app.table("b"), "x", reset_timeout=0)
+
+
+def test_half_open_lets_exactly_one_trial_through(tmp_path: Path) -> None:
+    clock = Clock()
+    one, two = breaker(tmp_path, clock), breaker(tmp_path, clock)
+    for _ in range(3):
+        with pytest.raises(ConnectionError):
+            one.call(fail)
+    clock.now += 30
+    one.check()  # the trial
+    with pytest.raises(CircuitOpen, match="trial"):
+        two.check()
+    one.record_success()
+    two.check()  # closed again: everyone passes
