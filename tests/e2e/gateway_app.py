@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 import os
 from typing import Any
 
@@ -18,6 +19,7 @@ results = app.queue("results")
 @app.function(timeout=5, on_success=results)
 def echo(event: dict[str, Any], context: Any) -> dict[str, Any]:
     """Returns what it was given."""
+    logging.getLogger("echo").info("echoing")
     if event.get("fail"):
         raise ValueError("asked to fail")
     return {"echo": event}

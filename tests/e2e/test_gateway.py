@@ -163,6 +163,10 @@ def test_cors_preflight_and_request_ids(gateway: Server) -> None:
         assert given.headers["x-request-id"] == "req-123"
     lines = [json.loads(line) for line in gateway.logs().splitlines() if line.startswith("{")]
     assert any(line.get("request_id") == "req-123" and line.get("status") == 200 for line in lines)
+    # The function's worker logged the invocation under the same request id.
+    assert any(
+        line.get("request_id") == "req-123" and line.get("message") == "echoing" for line in lines
+    )
 
 
 def test_rs256_tokens_verified_with_a_jwks_file(tmp_path: Path) -> None:

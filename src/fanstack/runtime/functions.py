@@ -13,6 +13,7 @@ from typing import TYPE_CHECKING, Any
 
 from fanstack.core.errors import FunctionError, InvalidParameterValue
 from fanstack.core.retry import RetryPolicy
+from fanstack.runtime.logs import current_fields
 
 if TYPE_CHECKING:
     from fanstack.app import App
@@ -164,7 +165,10 @@ class Function:
 
     def invoke(self, payload: Any) -> Any:
         """Run synchronously in a worker: the result, or FunctionError / TooManyRequests."""
-        outcome = self.app.runtime.pool(self).invoke(payload, block=False)
+        # The caller's log context (a gateway request id, say) follows into the worker's lines.
+        outcome = self.app.runtime.pool(self).invoke(
+            payload, block=False, log_fields=current_fields()
+        )
         if outcome.ok:
             return outcome.result
         error = outcome.error or {}
