@@ -188,6 +188,7 @@ class SQLiteBackend(Backend):
         self._catalog = _Catalog(-1)
         self._catalog_lock = threading.Lock()
         self._commits = threading.Condition()
+        self._writer = threading.Lock()
         self._generation = 0
         self._last_sweep: dict[str, float] = {}
         self._last_dedup_sweep = 0.0
@@ -222,19 +223,24 @@ class SQLiteBackend(Backend):
 
     @contextmanager
     def _write(self) -> Iterator[sqlite3.Connection]:
-        """One `BEGIN IMMEDIATE` transaction: committed on success, rolled back on error."""
+        """One `BEGIN IMMEDIATE` transaction: committed on success, rolled back on error.
+
+        Threads of this process take turns on a lock first: SQLite's own busy handler sleeps
+        in growing steps, so threads contending on it would idle while the database is free.
+        """
         db = self._db()
-        try:
-            db.execute("BEGIN IMMEDIATE")
-        except sqlite3.Error as exc:
-            raise BackendUnavailable(f"cannot write to {self.path}: {exc}") from exc
-        try:
-            yield db
-            db.execute("COMMIT")
-        except BaseException:
-            if db.in_transaction:
-                db.execute("ROLLBACK")
-            raise
+        with self._writer:
+            try:
+                db.execute("BEGIN IMMEDIATE")
+            except sqlite3.Error as exc:
+                raise BackendUnavailable(f"cannot write to {self.path}: {exc}") from exc
+            try:
+                yield db
+                db.execute("COMMIT")
+            except BaseException:
+                if db.in_transaction:
+                    db.execute("ROLLBACK")
+                raise
         with self._commits:
             self._generation += 1
             self._commits.notify_all()
