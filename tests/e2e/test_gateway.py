@@ -161,12 +161,20 @@ def test_cors_preflight_and_request_ids(gateway: Server) -> None:
         assert "access-control-allow-origin" not in other.headers
         given = client.post("/echo", json={}, headers={"x-request-id": "req-123"})
         assert given.headers["x-request-id"] == "req-123"
-    lines = [json.loads(line) for line in gateway.logs().splitlines() if line.startswith("{")]
-    assert any(line.get("request_id") == "req-123" and line.get("status") == 200 for line in lines)
-    # The function's worker logged the invocation under the same request id.
-    assert any(
-        line.get("request_id") == "req-123" and line.get("message") == "echoing" for line in lines
-    )
+
+    def logged() -> bool:
+        lines = [json.loads(line) for line in gateway.logs().splitlines() if line.startswith("{")]
+        request = any(
+            line.get("request_id") == "req-123" and line.get("status") == 200 for line in lines
+        )
+        # The function's worker logged the invocation under the same request id.
+        worker = any(
+            line.get("request_id") == "req-123" and line.get("message") == "echoing"
+            for line in lines
+        )
+        return request and worker
+
+    wait_for(logged, timeout=10)  # the request line is written once the response is sent
 
 
 def test_rs256_tokens_verified_with_a_jwks_file(tmp_path: Path) -> None:
