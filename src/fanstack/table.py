@@ -16,8 +16,9 @@ from fanstack.backends.base import Backend, TableItem
 class Table:
     """A handle to one table of the app's backend (DynamoDB-like, on any backend)."""
 
-    def __init__(self, backend: Callable[[], Backend], name: str) -> None:
-        self._backend = backend
+    def __init__(self, backend_provider: Callable[[], Backend], name: str) -> None:
+        # A provider, not a backend: the app opens its backend lazily, once per process.
+        self._backend = backend_provider
         self.name = name
 
     def __repr__(self) -> str:

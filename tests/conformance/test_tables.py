@@ -3,14 +3,14 @@
 from __future__ import annotations
 
 import multiprocessing
-from pathlib import Path
+import os
 
 import pytest
 
 from fanstack.backends.base import Backend
 from fanstack.core.errors import ConditionalCheckFailed, InvalidParameterValue
 
-from .conftest import Clock
+from .conftest import Clock, Store
 
 
 def test_put_get_and_versions(backend: Backend) -> None:
@@ -81,23 +81,59 @@ def test_empty_key_is_rejected(backend: Backend) -> None:
         backend.table_put("t", "", {"n": 1})
 
 
-def _claim(path: str, results: multiprocessing.Queue[str]) -> None:
-    from fanstack.backends.sqlite import SQLiteBackend
+@pytest.mark.parametrize("name", ["", "has space", "a/b", "x" * 81])
+def test_table_names_follow_the_queue_name_rules(backend: Backend, name: str) -> None:
+    with pytest.raises(InvalidParameterValue, match="table name"):
+        backend.table_put(name, "k", {"n": 1})
 
-    backend = SQLiteBackend(path)
+
+def test_a_value_must_be_an_object(backend: Backend) -> None:
+    with pytest.raises(InvalidParameterValue, match=r"'k'.*object"):
+        backend.table_put("t", "k", ["not", "an", "object"])  # type: ignore[arg-type]
+
+
+def test_conflicting_or_senseless_options_are_rejected(backend: Backend) -> None:
+    with pytest.raises(InvalidParameterValue, match="ttl"):
+        backend.table_put("t", "k", {"n": 1}, ttl=0)
+    with pytest.raises(InvalidParameterValue, match="if_absent and if_version"):
+        backend.table_put("t", "k", {"n": 1}, if_absent=True, if_version=1)
+    with pytest.raises(InvalidParameterValue, match="limit"):
+        backend.table_scan("t", limit=0)
+
+
+def test_expired_items_are_left_out_of_scans_and_deletes(backend: Backend, clock: Clock) -> None:
+    backend.table_put("t", "a", {"n": 1}, ttl=5)
+    backend.table_put("t", "b", {"n": 2})
+    clock.advance(6)
+    assert [i.key for i in backend.table_scan("t")] == ["b"]
+    assert backend.table_delete("t", "a") is False
+    with pytest.raises(ConditionalCheckFailed, match="if_version"):
+        backend.table_put("t", "a", {"n": 3}, if_version=1)
+
+
+def test_a_put_reports_the_stored_item(backend: Backend, clock: Clock) -> None:
+    item = backend.table_put("t", "k", {"nested": {"list": [1, "two", None]}}, ttl=60)
+    assert item.key == "k" and item.version == 1
+    assert item.value == {"nested": {"list": [1, "two", None]}}
+    assert item.expires_at == pytest.approx(clock() + 60, abs=1)
+    assert backend.table_get("t", "k") == item
+
+
+def _claim(store: Store, results: multiprocessing.Queue[str]) -> None:
+    backend = store.open()
     try:
-        backend.table_put("locks", "job", {"pid": 1}, if_absent=True)
+        backend.table_put("locks", "job", {"pid": os.getpid()}, if_absent=True)
         results.put("won")
     except ConditionalCheckFailed:
         results.put("lost")
+    finally:
+        backend.close()
 
 
-def test_one_of_many_processes_wins_an_if_absent_put(tmp_path: Path) -> None:
+def test_one_of_many_processes_wins_an_if_absent_put(store: Store) -> None:
     context = multiprocessing.get_context("spawn")
     results: multiprocessing.Queue[str] = context.Queue()
-    processes = [
-        context.Process(target=_claim, args=(str(tmp_path / "shared"), results)) for _ in range(4)
-    ]
+    processes = [context.Process(target=_claim, args=(store, results)) for _ in range(4)]
     for process in processes:
         process.start()
     for process in processes:

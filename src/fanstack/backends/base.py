@@ -35,6 +35,7 @@ from fanstack.core.specs import (
     SubscriptionSpec,
     TopicSpec,
     check_dead_letter,
+    check_name,
 )
 
 MAX_RECEIVE_BATCH = 10
@@ -262,7 +263,7 @@ class Backend(ABC):
     # -- policy (shared by every backend) -------------------------------------------------
 
     def table_get(self, table: str, key: str) -> TableItem | None:
-        """The live item at `key`, or None."""
+        """The live item at `key`, or None (an expired item is absent); one consistent read."""
         _check_table_key(table, key)
         return self.get_item(table, key)
 
@@ -276,7 +277,11 @@ class Backend(ABC):
         if_absent: bool = False,
         if_version: int | None = None,
     ) -> TableItem:
-        """Store a JSON object at `key` (optionally conditional, optionally expiring)."""
+        """Store a JSON object at `key`, condition check and write atomic; version + 1.
+
+        `if_absent` needs no live item, `if_version` the live item at that version; a failed
+        condition raises ConditionalCheckFailed and changes nothing. `ttl` counts from `clock()`.
+        """
         _check_table_key(table, key)
         if not isinstance(value, Mapping):
             raise InvalidParameterValue(f"table {table!r} key {key!r}: value must be an object")
@@ -293,19 +298,23 @@ class Backend(ABC):
                 f"{MAX_ITEM_BYTES} bytes"
             )
         if ttl is not None and ttl <= 0:
-            raise InvalidParameterValue(f"table {table!r} key {key!r}: ttl must be > 0")
+            raise InvalidParameterValue(f"table {table!r} key {key!r}: ttl is {ttl}; need > 0")
+        if if_absent and if_version is not None:
+            raise InvalidParameterValue(
+                f"table {table!r} key {key!r}: if_absent and if_version cannot both hold"
+            )
         expires_at = None if ttl is None else self.clock() + ttl
         return self.put_item(
             table, key, text, expires_at, if_absent=if_absent, if_version=if_version
         )
 
     def table_delete(self, table: str, key: str, *, if_version: int | None = None) -> bool:
-        """Delete the item at `key`; True if a live one was deleted."""
+        """Delete the item at `key` (atomically checking `if_version`); True if a live one was."""
         _check_table_key(table, key)
         return self.delete_item(table, key, if_version=if_version)
 
     def table_scan(self, table: str, *, prefix: str = "", limit: int = 1000) -> list[TableItem]:
-        """Live items in key order, optionally under a key prefix."""
+        """Live items in key order, optionally under a key prefix (a snapshot read)."""
         _check_table_key(table, prefix or "-")
         if not 1 <= limit <= 10_000:
             raise InvalidParameterValue(f"scan limit is {limit}; it must be between 1 and 10000")
@@ -484,8 +493,7 @@ class Backend(ABC):
 
 
 def _check_table_key(table: str, key: str) -> None:
-    if not isinstance(table, str) or not 1 <= len(table) <= 256:
-        raise InvalidParameterValue(f"table name {table!r} must be 1-256 characters")
+    check_name("table", table, fifo=False)  # the rules of queue names: no '.', no '/'
     if not isinstance(key, str) or not 1 <= len(key) <= MAX_KEY_LENGTH:
         raise InvalidParameterValue(
             f"table {table!r}: key {key!r} must be a string of 1-{MAX_KEY_LENGTH} characters"

@@ -14,12 +14,18 @@ from collections.abc import Callable
 from types import TracebackType
 from typing import Any, TypeVar
 
-from fanstack.core.errors import CircuitOpen, ConditionalCheckFailed, InvalidParameterValue
+from fanstack.core.errors import (
+    CircuitOpen,
+    ConditionalCheckFailed,
+    FanstackSignal,
+    InvalidParameterValue,
+)
 from fanstack.table import Table
 
 F = TypeVar("F", bound=Callable[..., Any])
 CLOSED, OPEN, HALF_OPEN = "closed", "open", "half-open"
 TRIAL_WAIT = 0.5  # seconds a caller waits while another runs the half-open trial
+UPDATE_ATTEMPTS = 50  # compare-and-set rounds before a contended update gives up
 
 
 class CircuitBreaker:
@@ -59,7 +65,7 @@ class CircuitBreaker:
         return dict(item.value), item.version
 
     def _update(self, change: Callable[[dict[str, Any]], dict[str, Any] | None]) -> None:
-        for _ in range(50):
+        for _ in range(UPDATE_ATTEMPTS):
             record, version = self._record()
             new = change(dict(record))
             if new is None:
@@ -69,6 +75,25 @@ class CircuitBreaker:
                 return
             except ConditionalCheckFailed:
                 continue  # another process changed it; apply the change to the fresh state
+        raise ConditionalCheckFailed(
+            f"circuit breaker {self.name!r}: its state changed under every one of "
+            f"{UPDATE_ATTEMPTS} compare-and-set attempts"
+        )
+
+    def _wait(self, record: dict[str, Any]) -> tuple[float, str] | None:
+        """(delay, reason) if a call may not go ahead now; None if it may (closed, or a trial)."""
+        opened_at = record.get("opened_at")
+        if opened_at is None:
+            return None
+        now = self.clock()
+        if now - opened_at < self.reset_timeout:
+            delay = opened_at + self.reset_timeout - now
+            return delay, f"circuit {self.name!r} is open; retry in {delay:.1f} s"
+        trial_at = record.get("trial_at")
+        if trial_at is not None and now - trial_at < self.reset_timeout:
+            delay = max(TRIAL_WAIT, trial_at + self.reset_timeout - now)
+            return delay, f"circuit {self.name!r} is half-open and its trial call is running"
+        return None
 
     def state(self) -> str:
         """`closed`, `open` or `half-open`."""
@@ -87,8 +112,9 @@ class CircuitBreaker:
         return max(0.0, float(opened_at) + self.reset_timeout - self.clock())
 
     def allows(self) -> bool:
-        """Whether a call may go ahead now (closed, or half-open)."""
-        return self.state() != OPEN
+        """Whether a call may go ahead now: closed, or half-open with no trial call running."""
+        record, _ = self._record()
+        return self._wait(record) is None
 
     def record_success(self) -> None:
         """A call succeeded: close the breaker."""
@@ -116,19 +142,12 @@ class CircuitBreaker:
     def check(self) -> None:
         """Raise CircuitOpen unless a call may go ahead: closed, or the one half-open trial."""
         record, version = self._record()
-        opened_at = record.get("opened_at")
-        if opened_at is None:
+        if record.get("opened_at") is None:
             return
+        wait = self._wait(record)
+        if wait is not None:
+            raise CircuitOpen(*wait)
         now = self.clock()
-        if now - opened_at < self.reset_timeout:
-            delay = opened_at + self.reset_timeout - now
-            raise CircuitOpen(delay, f"circuit {self.name!r} is open; retry in {delay:.1f} s")
-        trial_at = record.get("trial_at")
-        if trial_at is not None and now - trial_at < self.reset_timeout:
-            raise CircuitOpen(
-                max(TRIAL_WAIT, trial_at + self.reset_timeout - now),
-                f"circuit {self.name!r} is half-open and its trial call is running",
-            )
         try:
             self.table.put(self._key, {**record, "trial_at": now}, if_version=version)
         except ConditionalCheckFailed:
@@ -162,5 +181,5 @@ class CircuitBreaker:
     ) -> None:
         if kind is None:
             self.record_success()
-        elif issubclass(kind, Exception) and not isinstance(error, CircuitOpen):
-            self.record_failure()
+        elif issubclass(kind, Exception) and not issubclass(kind, FanstackSignal):
+            self.record_failure()  # a signal (retry later, an inner open circuit) is no failure

@@ -8,12 +8,13 @@ run. A concurrent duplicate finds IN_PROGRESS and gets IdempotencyInProgress.
 
 from __future__ import annotations
 
-import contextlib
 import functools
 import hashlib
 import inspect
 import json
+import logging
 from collections.abc import Callable, Mapping
+from dataclasses import dataclass
 from typing import Any, TypeVar, cast
 
 from fanstack.core.errors import (
@@ -26,6 +27,7 @@ from fanstack.table import Table
 F = TypeVar("F", bound=Callable[..., Any])
 IN_PROGRESS, COMPLETED = "IN_PROGRESS", "COMPLETED"
 _MISSING: Any = object()
+log = logging.getLogger("fanstack.idempotency")
 
 
 def idempotent(
@@ -37,78 +39,126 @@ def idempotent(
 ) -> Callable[[F], F]:
     """Make a function idempotent on `key` (a dotted path into its first argument, or a function
     of it); its result must be JSON-serializable."""
-    if ttl <= 0 or in_progress_ttl <= 0:
-        raise InvalidParameterValue("idempotent: ttl and in_progress_ttl must be > 0")
+    if ttl <= 0:
+        raise InvalidParameterValue(f"idempotent: ttl is {ttl}; need > 0")
+    if in_progress_ttl <= 0:
+        raise InvalidParameterValue(f"idempotent: in_progress_ttl is {in_progress_ttl}; need > 0")
 
     def decorate(function: F) -> F:
-        name = f"{function.__module__}.{function.__qualname__}"
-
-        def record_key(event: Any) -> str:
-            value = key(event) if callable(key) else extract(event, key)
-            if value is None:
-                raise InvalidParameterValue(f"idempotent {name}: no idempotency key at {key!r}")
-            canonical = json.dumps(value, sort_keys=True, separators=(",", ":"), default=str)
-            return f"{name}#{hashlib.sha256(canonical.encode()).hexdigest()}"
-
-        def begin(item_key: str) -> tuple[bool, Any, int]:
-            """(run it?, stored result, in-progress version)."""
-            try:
-                claim = table.put(
-                    item_key, {"status": IN_PROGRESS}, ttl=in_progress_ttl, if_absent=True
-                )
-                return True, None, claim.version
-            except ConditionalCheckFailed:
-                existing = table.get_item(item_key)
-                if existing is None:  # expired between the two calls: claim again
-                    return begin(item_key)
-                if existing.value.get("status") == COMPLETED:
-                    return False, existing.value.get("result"), existing.version
-                raise IdempotencyInProgress(
-                    f"{name}: another invocation with the same key is in progress"
-                ) from None
-
-        def finish(item_key: str, version: int, result: Any) -> None:
-            # If our claim expired and another run took over, its record stands.
-            with contextlib.suppress(ConditionalCheckFailed):
-                table.put(
-                    item_key, {"status": COMPLETED, "result": result}, ttl=ttl, if_version=version
-                )
+        # The module keeps two handlers both named `handler` from sharing records.
+        records = _Records(table, f"{function.__module__}.{function.__qualname__}", key)
 
         if inspect.iscoroutinefunction(function):
 
             @functools.wraps(function)
             async def run_async(*args: Any, **kwargs: Any) -> Any:
-                item_key = record_key(args[0] if args else None)
-                fresh, stored, version = begin(item_key)
-                if not fresh:
-                    return stored
+                claim = records.begin(args[0] if args else None, in_progress_ttl)
+                if isinstance(claim, _Done):
+                    return claim.result
                 try:
                     result = await function(*args, **kwargs)
                 except BaseException:
-                    table.delete(item_key)
+                    records.abandon(claim)
                     raise
-                finish(item_key, version, result)
+                records.finish(claim, result, ttl)
                 return result
 
             return cast(F, run_async)
 
         @functools.wraps(function)
         def run(*args: Any, **kwargs: Any) -> Any:
-            item_key = record_key(args[0] if args else None)
-            fresh, stored, version = begin(item_key)
-            if not fresh:
-                return stored
+            claim = records.begin(args[0] if args else None, in_progress_ttl)
+            if isinstance(claim, _Done):
+                return claim.result
             try:
                 result = function(*args, **kwargs)
             except BaseException:
-                table.delete(item_key)
+                records.abandon(claim)
                 raise
-            finish(item_key, version, result)
+            records.finish(claim, result, ttl)
             return result
 
         return cast(F, run)
 
     return decorate
+
+
+@dataclass(frozen=True, slots=True)
+class _Claim:
+    """This invocation holds the IN_PROGRESS record at `version`."""
+
+    item_key: str
+    version: int
+
+
+@dataclass(frozen=True, slots=True)
+class _Done:
+    """An earlier invocation completed; its stored result."""
+
+    result: Any
+
+
+class _Records:
+    """The idempotency records of one function in its table."""
+
+    def __init__(self, table: Table, name: str, key: str | Callable[[Any], Any]) -> None:
+        self.table = table
+        self.name = name
+        self.key = key
+
+    def item_key(self, event: Any) -> str:
+        """`<function>#<sha256 of the key value's canonical JSON>`."""
+        value = self.key(event) if callable(self.key) else extract(event, self.key)
+        if value is None:
+            raise InvalidParameterValue(
+                f"idempotent {self.name}: no idempotency key at {self.key!r} in the event"
+            )
+        canonical = json.dumps(value, sort_keys=True, separators=(",", ":"), default=str)
+        return f"{self.name}#{hashlib.sha256(canonical.encode()).hexdigest()}"
+
+    def begin(self, event: Any, in_progress_ttl: float) -> _Claim | _Done:
+        """Claim the key with an IN_PROGRESS record, or find the completed result."""
+        item_key = self.item_key(event)
+        while True:
+            try:
+                claim = self.table.put(
+                    item_key, {"status": IN_PROGRESS}, ttl=in_progress_ttl, if_absent=True
+                )
+                return _Claim(item_key, claim.version)
+            except ConditionalCheckFailed:
+                existing = self.table.get_item(item_key)
+            if existing is None:
+                continue  # it expired between the put and the get: claim again
+            if existing.value.get("status") == COMPLETED:
+                return _Done(existing.value.get("result"))
+            raise IdempotencyInProgress(
+                f"{self.name}: another invocation with key {item_key!r} is in progress"
+            )
+
+    def finish(self, claim: _Claim, result: Any, ttl: float) -> None:
+        """Replace the claim with the COMPLETED record holding `result`."""
+        try:
+            self.table.put(
+                claim.item_key,
+                {"status": COMPLETED, "result": result},
+                ttl=ttl,
+                if_version=claim.version,
+            )
+        except ConditionalCheckFailed:
+            # Our claim expired and another invocation took the key over: its record stands.
+            log.warning(
+                "%s: claim on %s expired before the result was stored", self.name, claim.item_key
+            )
+        except InvalidParameterValue:
+            self.abandon(claim)  # an unstorable result: let a retry run rather than block
+            raise
+
+    def abandon(self, claim: _Claim) -> None:
+        """Delete the claim so a retry can run (unless another invocation took it over)."""
+        try:
+            self.table.delete(claim.item_key, if_version=claim.version)
+        except ConditionalCheckFailed:
+            log.warning("%s: claim on %s expired before it was released", self.name, claim.item_key)
 
 
 def extract(event: Any, path: str) -> Any:
