@@ -36,14 +36,23 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
-from fanstack.backends.base import Backend, Clock, EntryResult, QueueStats, TableItem
+from fanstack.backends.base import (
+    MAX_EXCEEDED_REASON,
+    Backend,
+    Clock,
+    EntryResult,
+    QueueStats,
+    TableItem,
+    check_purge_interval,
+    parse_receipt_handle,
+    visibility_timeout_error,
+)
 from fanstack.core.errors import (
     BackendUnavailable,
     ConditionalCheckFailed,
     FanstackError,
     InvalidParameterValue,
     MessageNotInflight,
-    PurgeQueueInProgress,
     QueueDoesNotExist,
     QueueNameExists,
     ReceiptHandleIsInvalid,
@@ -53,7 +62,6 @@ from fanstack.core.fanout import Publication, Route, delivered_body, make_route
 from fanstack.core.message import ReceivedMessage, decode_attributes, encode_attributes
 from fanstack.core.specs import (
     DEDUPLICATION_INTERVAL,
-    MAX_VISIBILITY_TIMEOUT,
     QueueSpec,
     SubscriptionSpec,
     TopicSpec,
@@ -62,12 +70,10 @@ from fanstack.core.specs import (
 log = logging.getLogger("fanstack.backends.sqlite")
 
 DATABASE_FILE = "fanstack.db"
-PURGE_INTERVAL = 60
 SWEEP_INTERVAL = 10.0
 POLL_INTERVAL = 0.02
 CATALOG_RECHECK = 0.1
 BUSY_TIMEOUT_MS = 30_000
-MAX_EXCEEDED_REASON = "exceeded max_receive_count"
 
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS catalog (
@@ -660,7 +666,7 @@ class SQLiteBackend(Backend):
 
     def delete_messages(self, queue: str, receipt_handles: Sequence[str]) -> list[EntryResult]:
         """Delete by receipt handle; a handle whose message was received again is stale."""
-        parsed = [_parse_handle(handle) for handle in receipt_handles]
+        parsed = [parse_receipt_handle(handle) for handle in receipt_handles]
         valid = [entry for entry in parsed if not isinstance(entry, FanstackError)]
         with self._write() as db:
             deleted: dict[int, int] = {}
@@ -702,17 +708,13 @@ class SQLiteBackend(Backend):
         results: list[EntryResult] = []
         with self._write() as db:
             for handle, timeout in changes:
-                entry = _parse_handle(handle)
+                entry = parse_receipt_handle(handle)
                 if isinstance(entry, FanstackError):
                     results.append(entry)
                     continue
-                if not 0 <= timeout <= MAX_VISIBILITY_TIMEOUT:
-                    results.append(
-                        InvalidParameterValue(
-                            f"visibility_timeout is {timeout}; it must be between 0 and "
-                            f"{MAX_VISIBILITY_TIMEOUT}"
-                        )
-                    )
+                error = visibility_timeout_error(timeout)
+                if error is not None:
+                    results.append(error)
                     continue
                 seq, token = entry
                 changed = db.execute(
@@ -746,11 +748,7 @@ class SQLiteBackend(Backend):
             row = db.execute("SELECT last_purge FROM queues WHERE name = ?", (queue,)).fetchone()
             if row is None:
                 raise QueueDoesNotExist(queue)
-            if row[0] is not None and now - row[0] < PURGE_INTERVAL:
-                raise PurgeQueueInProgress(
-                    f"queue {queue!r} was purged {now - row[0]:.0f} s ago; "
-                    f"only one purge per {PURGE_INTERVAL} s is allowed"
-                )
+            check_purge_interval(queue, row[0], now)
             self._delete_where(db, "queue = ?", (queue,))
             db.execute("UPDATE queues SET last_purge = ? WHERE name = ?", (now, queue))
 
@@ -891,10 +889,3 @@ class SQLiteBackend(Backend):
             expired=expired,
             dead_lettered=dead_lettered,
         )
-
-
-def _parse_handle(handle: str) -> tuple[int, str] | FanstackError:
-    seq, _, token = handle.partition(":") if isinstance(handle, str) else ("", "", "")
-    if not seq.isdigit() or len(token) != 16:
-        return ReceiptHandleIsInvalid(f"receipt handle {handle!r} is not one fanstack issued")
-    return int(seq), token

@@ -16,12 +16,18 @@ from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from typing import Any
 
-from fanstack.backends.base import EntryResult, QueueStats
+from fanstack.backends.base import (
+    MAX_EXCEEDED_REASON,
+    EntryResult,
+    QueueStats,
+    check_purge_interval,
+    parse_receipt_handle,
+    visibility_timeout_error,
+)
 from fanstack.core.errors import (
     FanstackError,
     InvalidParameterValue,
     MessageNotInflight,
-    PurgeQueueInProgress,
     QueueDoesNotExist,
     QueueNameExists,
     ReceiptHandleIsInvalid,
@@ -31,14 +37,10 @@ from fanstack.core.fanout import delivered_body
 from fanstack.core.message import ReceivedMessage, decode_attributes
 from fanstack.core.specs import (
     DEDUPLICATION_INTERVAL,
-    MAX_VISIBILITY_TIMEOUT,
     QueueSpec,
     SubscriptionSpec,
     TopicSpec,
 )
-
-PURGE_INTERVAL = 60
-MAX_EXCEEDED_REASON = "exceeded max_receive_count"
 
 
 @dataclass(slots=True)
@@ -333,10 +335,10 @@ class State:
 
     def _find(self, queue: QueueState, handle: str) -> Stored | FanstackError | None:
         """The in-flight message a handle names; None if it is gone; the error otherwise."""
-        seq_text, _, token = handle.partition(":") if isinstance(handle, str) else ("", "", "")
-        if not seq_text.isdigit() or len(token) != 16:
-            return ReceiptHandleIsInvalid(f"receipt handle {handle!r} is not one fanstack issued")
-        seq = int(seq_text)
+        parsed = parse_receipt_handle(handle)
+        if isinstance(parsed, FanstackError):
+            return parsed
+        seq, token = parsed
         message = queue.messages.get(seq)
         if message is None:
             if any(seq in other.messages for other in self.queues.values()):
@@ -379,13 +381,9 @@ class State:
             if isinstance(found, FanstackError):
                 results.append(found)
                 continue
-            if not 0 <= timeout <= MAX_VISIBILITY_TIMEOUT:
-                results.append(
-                    InvalidParameterValue(
-                        f"visibility_timeout is {timeout}; it must be between 0 and "
-                        f"{MAX_VISIBILITY_TIMEOUT}"
-                    )
-                )
+            error = visibility_timeout_error(timeout)
+            if error is not None:
+                results.append(error)
                 continue
             if found.visible_at <= now:
                 results.append(
@@ -406,11 +404,7 @@ class State:
     def op_purge(self, entry: dict[str, Any]) -> None:
         now: float = entry["now"]
         queue = self.queue(entry["queue"])
-        if queue.last_purge is not None and now - queue.last_purge < PURGE_INTERVAL:
-            raise PurgeQueueInProgress(
-                f"queue {queue.spec.name!r} was purged {now - queue.last_purge:.0f} s ago; "
-                f"only one purge per {PURGE_INTERVAL} s is allowed"
-            )
+        check_purge_interval(queue.spec.name, queue.last_purge, now)
         queue.messages.clear()
         queue.by_visibility.clear()
         queue.by_expiry.clear()
