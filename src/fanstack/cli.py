@@ -8,9 +8,7 @@ from __future__ import annotations
 
 import json
 import logging
-import signal
 import sys
-import threading
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from typing import Any, TypeVar
@@ -27,6 +25,7 @@ from fanstack.core.errors import FanstackError, InvalidAttributeValue
 from fanstack.core.message import MessageAttribute, OutgoingMessage, ReceivedMessage, to_attributes
 from fanstack.loader import load_app
 from fanstack.runtime.logs import configure_logging
+from fanstack.runtime.shutdown import ShutdownSignals
 
 F = TypeVar("F", bound=Callable[..., Any])
 
@@ -520,13 +519,12 @@ def worker(ctx: click.Context, app_reference: str, grace: float) -> None:
     try:
         app = load_app(app_reference)
         app.configure(data_dir=state.given_data_dir, backend=state.backend_url)
+        signals = ShutdownSignals(on_force=lambda: app.runtime.force())
+        signals.install()
         app.runtime.start()
     except FanstackError as exc:
         click.echo(f"error: {type(exc).__name__}: {exc}", err=True)
         ctx.exit(1)
-    stop = threading.Event()
-    for signum in (signal.SIGTERM, signal.SIGINT):
-        signal.signal(signum, lambda *_: stop.set())
     log.info(
         "worker started",
         extra={
@@ -535,9 +533,9 @@ def worker(ctx: click.Context, app_reference: str, grace: float) -> None:
             "consumers": [c.queue for c in app.consumers],
         },
     )
-    stop.wait()
+    signals.wait()
     log.info("shutting down", extra={"grace_seconds": grace})
-    app.runtime.stop(grace=grace)
+    app.runtime.stop(grace=0 if signals.forced.is_set() else grace)
     app.close()
     log.info("worker stopped")
 

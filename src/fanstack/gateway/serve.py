@@ -1,7 +1,8 @@
 """Serving an app: `fanstack run` (gateway + consumers), `fanstack gateway` (API only).
 
 Prints the routes, resources and docs address, shows a live line of throughput and queue depths,
-and on Ctrl-C / SIGTERM stops the server, then the consumers (with their grace period).
+and on Ctrl-C / SIGTERM stops the server, then the consumers (with their grace period), and
+exits 0.
 """
 
 from __future__ import annotations
@@ -11,6 +12,7 @@ import logging
 import sys
 import threading
 import time
+from collections.abc import Iterator
 from typing import TYPE_CHECKING
 
 import uvicorn
@@ -18,6 +20,7 @@ from rich.console import Console
 from rich.table import Table
 
 from fanstack.gateway.server import Gateway
+from fanstack.runtime.shutdown import ShutdownSignals
 
 if TYPE_CHECKING:
     from fanstack.app import App
@@ -36,8 +39,30 @@ def serve(
     grace: float = 30.0,
     admin_token: str | None = None,
 ) -> None:
-    """Run until interrupted: the API on host:port and, if `consumers`, every consumer."""
+    """Run until SIGTERM/SIGINT: the API on host:port and, if `consumers`, every consumer.
+
+    The first signal stops accepting requests, lets requests in flight finish, then gives running
+    invocations `grace` seconds; a second signal stops them at once (their messages go back).
+    """
     app.backend  # noqa: B018 - create every declared resource before serving
+    server: _Server | None = None
+    if gateway:
+        config = uvicorn.Config(
+            Gateway(app, host=host, admin_token=admin_token).asgi(),
+            host=host,
+            port=port,
+            log_config=None,
+            access_log=False,
+            loop="uvloop",
+            http="httptools",
+            timeout_graceful_shutdown=int(grace),
+        )
+        server = _Server(config)
+    signals = ShutdownSignals(
+        on_stop=server.request_exit if server is not None else None,
+        on_force=lambda: _force(app, server, consumers),
+    )
+    signals.install()
     if consumers:
         app.runtime.start()
     _banner(app, host, port, gateway=gateway, consumers=consumers)
@@ -45,37 +70,39 @@ def serve(
     status = threading.Thread(target=_status_line, args=(app, stop), daemon=True)
     status.start()
     try:
-        if gateway:
-            config = uvicorn.Config(
-                Gateway(app, host=host, admin_token=admin_token).asgi(),
-                host=host,
-                port=port,
-                log_config=None,
-                access_log=False,
-                loop="uvloop",
-                http="httptools",
-                timeout_graceful_shutdown=int(grace),
-            )
-            # uvicorn re-raises Ctrl-C after its own graceful shutdown; that is our exit.
-            with contextlib.suppress(KeyboardInterrupt):
-                uvicorn.Server(config).run()
+        if server is not None:
+            server.run()
         else:
-            _wait_for_signal()
+            signals.wait()
     finally:
         stop.set()
         if consumers:
-            app.runtime.stop(grace=grace)
+            app.runtime.stop(grace=0 if signals.forced.is_set() else grace)
         app.close()
         log.info("stopped")
 
 
-def _wait_for_signal() -> None:
-    import signal
+class _Server(uvicorn.Server):
+    """uvicorn, with the process's signals left to fanstack.
 
-    done = threading.Event()
-    for signum in (signal.SIGTERM, signal.SIGINT):
-        signal.signal(signum, lambda *_: done.set())
-    done.wait()
+    uvicorn re-raises a captured SIGTERM once it has shut down, which would kill the process
+    before the consumers stop and hand their messages back.
+    """
+
+    @contextlib.contextmanager
+    def capture_signals(self) -> Iterator[None]:
+        yield
+
+    def request_exit(self) -> None:
+        """Stop accepting connections and finish the requests in flight."""
+        self.should_exit = True
+
+
+def _force(app: App, server: _Server | None, consumers: bool) -> None:
+    if server is not None:
+        server.force_exit = True
+    if consumers:
+        app.runtime.force()
 
 
 def _banner(app: App, host: str, port: int, *, gateway: bool, consumers: bool) -> None:

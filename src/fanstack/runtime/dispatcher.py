@@ -150,26 +150,39 @@ class Runtime:
             self._futures.discard(future)
 
     def stop(self, grace: float = DEFAULT_GRACE) -> None:
-        """Stop polling, let running batches finish within `grace` seconds, then stop workers."""
+        """Stop polling, let running batches finish within `grace` seconds, then stop workers.
+
+        `force()` (a second signal) ends the grace period early.
+        """
         self.stopping.set()
         for thread in self._threads:
             thread.join(timeout=POLL_WAIT * 3 + 5)
         with self._lock:
             running = list(self._futures)
-        _, unfinished = wait_futures(running, timeout=grace)
+        deadline = time.monotonic() + grace
+        unfinished = set(running)
+        while unfinished and not self.forced.is_set():
+            remaining = deadline - time.monotonic()
+            if remaining <= 0:
+                break
+            _, unfinished = wait_futures(unfinished, timeout=min(remaining, HEARTBEAT_INTERVAL))
         if unfinished:
             log.warning(
                 "grace period over; stopping running invocations",
                 extra={"running_batches": len(unfinished), "grace_seconds": grace},
             )
-            self.forced.set()
-            for pool in self.pools().values():
-                pool.kill_running()
+            self.force()
             wait_futures(unfinished, timeout=10)
         if self._executor is not None:
             self._executor.shutdown(wait=False)
         for pool in self.pools().values():
             pool.close()
+
+    def force(self) -> None:
+        """Stop running invocations now; their messages go back to their queues at once."""
+        self.forced.set()
+        for pool in self.pools().values():
+            pool.kill_running()
 
     def close(self) -> None:
         """Stop every worker process (no consumers running)."""
@@ -322,7 +335,8 @@ class ConsumerLoop:
             _log_outcome(outcome, "retry-later", len(batch))
             return
         if self.runtime.forced.is_set() and not outcome.ok:
-            backend.set_visibility(queue, [(h, 0) for h in handles.values()])
+            # Stopped by the operator, not failed: the receive does not count.
+            backend.set_visibility(queue, [(h, 0) for h in handles.values()], uncount=True)
             _log_outcome(outcome, "interrupted", len(batch))
             return
         if outcome.ok:
