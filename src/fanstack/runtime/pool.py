@@ -7,6 +7,7 @@ and a worker that dies (segfault, `os._exit`, memory cap) fails only the invocat
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import os
 import signal
@@ -86,24 +87,9 @@ class Worker:
     def __init__(self, spec: WorkerSpec) -> None:
         self.spec = spec
         started = time.monotonic()
-        self.process = subprocess.Popen(
-            [sys.executable, "-m", "fanstack.runtime.worker"],
-            stdin=subprocess.PIPE,
-            stdout=subprocess.PIPE,
-            # One malloc arena: the memory cap is on address space, and glibc reserves 64 MiB
-            # of it per arena, which a worker with a few threads would spend on nothing.
-            env={**os.environ, "PYTHONUNBUFFERED": "1", "MALLOC_ARENA_MAX": "1"},
-        )
+        self.process = spawn(spec)
         self.last_used = started
-        hello = {
-            "function": spec.function,
-            "target": dict(spec.target),
-            "memory_mb": spec.memory_mb,
-            "data_dir": spec.data_dir,
-            "backend": spec.backend,
-        }
         try:
-            self._send(hello)
             self._receive(started + START_TIMEOUT)
         except (ChannelClosed, ChannelTimeout, OSError) as exc:
             self.kill()
@@ -116,10 +102,7 @@ class Worker:
         return self.process.pid
 
     def _send(self, message: Any) -> None:
-        stdin: IO[bytes] | None = self.process.stdin
-        assert stdin is not None
-        stdin.write(encode(message))
-        stdin.flush()
+        _write(self.process, message)
 
     def _receive(self, deadline: float) -> Any:
         stdout = self.process.stdout
@@ -166,6 +149,45 @@ class Worker:
         for pipe in (self.process.stdin, self.process.stdout):
             if pipe is not None and not pipe.closed:
                 pipe.close()
+
+
+def spawn(spec: WorkerSpec) -> subprocess.Popen[bytes]:
+    """Start a worker process for `spec` and send it what to load (not waiting for it)."""
+    process = subprocess.Popen(
+        # The parent's pid travels on the command line: a worker whose parent died before the
+        # worker could look (a kill -9 during a cold start) exits instead of running on.
+        [
+            sys.executable,
+            "-m",
+            "fanstack.runtime.worker",
+            "--parent",
+            str(os.getpid()),
+            "--function",
+            spec.function,
+        ],
+        stdin=subprocess.PIPE,
+        stdout=subprocess.PIPE,
+        # One malloc arena: the memory cap is on address space, and glibc reserves 64 MiB
+        # of it per arena, which a worker with a few threads would spend on nothing.
+        env={**os.environ, "PYTHONUNBUFFERED": "1", "MALLOC_ARENA_MAX": "1"},
+    )
+    hello = {
+        "function": spec.function,
+        "target": dict(spec.target),
+        "memory_mb": spec.memory_mb,
+        "data_dir": spec.data_dir,
+        "backend": spec.backend,
+    }
+    with contextlib.suppress(OSError):  # a worker that died at once is found out on reading
+        _write(process, hello)
+    return process
+
+
+def _write(process: subprocess.Popen[bytes], message: Any) -> None:
+    stdin: IO[bytes] | None = process.stdin
+    assert stdin is not None
+    stdin.write(encode(message))
+    stdin.flush()
 
 
 def _exit_reason(code: int) -> str:

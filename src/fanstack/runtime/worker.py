@@ -153,24 +153,41 @@ def _marshal_error(exc: BaseException) -> dict[str, Any]:
     }
 
 
-def _exit_with_parent(interval: float = 0.5) -> None:
-    """Exit when the dispatcher dies (even by kill -9), instead of running on as an orphan."""
-    parent = os.getppid()
+def exit_with_parent(parent: int, interval: float = 0.25) -> None:
+    """Exit when the dispatcher `parent` dies (even by kill -9), instead of running on as an
+    orphan; at once if it is already gone.
+
+    Not PR_SET_PDEATHSIG: that fires when the parent *thread* that started the worker exits, and
+    pools start workers from short-lived request threads too.
+    """
+
+    def orphaned() -> bool:
+        return os.getppid() != parent
+
+    if orphaned():
+        os._exit(70)
 
     def watch() -> None:
-        while True:
+        while not orphaned():
             time.sleep(interval)
-            if os.getppid() != parent:
-                os._exit(70)
+        os._exit(70)
 
     threading.Thread(target=watch, name="fanstack-parent-watch", daemon=True).start()
+
+
+def _arguments(argv: list[str]) -> dict[str, str]:
+    """`--parent PID --function NAME` as a dict (a worker is never started by hand)."""
+    pairs = zip(argv[::2], argv[1::2], strict=False)
+    return {key.removeprefix("--"): value for key, value in pairs}
 
 
 def main() -> None:
     """Serve invocations until the dispatcher closes the channel."""
     # Small thread stacks: they count against the address-space cap (8 MiB each by default).
     threading.stack_size(THREAD_STACK_BYTES)
-    _exit_with_parent()
+    arguments = _arguments(sys.argv[1:])
+    if "parent" in arguments:
+        exit_with_parent(int(arguments["parent"]))
     channel_out: BinaryIO = os.fdopen(os.dup(1), "wb", buffering=0)
     os.dup2(2, 1)
     sys.stdout = sys.stderr
