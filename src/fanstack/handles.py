@@ -13,6 +13,8 @@ from fanstack.core.batch import BatchResult, check_batch_size, entry_ids
 from fanstack.core.errors import FanstackError, InvalidParameterValue
 from fanstack.core.filter_policy import FilterPolicy
 from fanstack.core.message import (
+    QUEUE_BATCH_MAX_BYTES,
+    TOPIC_BATCH_MAX_BYTES,
     AttributeInput,
     OutgoingMessage,
     ReceivedMessage,
@@ -20,7 +22,14 @@ from fanstack.core.message import (
     message_size,
     to_attributes,
 )
-from fanstack.core.specs import SCOPE_ALIASES, QueueSpec, SubscriptionSpec, TopicSpec
+from fanstack.core.specs import (
+    MAX_WAIT_SECONDS,
+    SCOPE_ALIASES,
+    QueueSpec,
+    SubscriptionSpec,
+    TopicSpec,
+    check_range,
+)
 
 if TYPE_CHECKING:
     from fanstack.app import App
@@ -101,7 +110,10 @@ class Topic:
             )
 
         return _run_batch(
-            entries, request, lambda valid: self.app.backend.publish(self.name, valid)
+            entries,
+            request,
+            lambda valid: self.app.backend.publish(self.name, valid),
+            max_bytes=TOPIC_BATCH_MAX_BYTES,
         )
 
 
@@ -112,6 +124,8 @@ def _run_batch(
     entries: Sequence[Mapping[str, Any]],
     build: Callable[[Mapping[str, Any]], _Request],
     submit: Callable[[list[_Request]], list[EntryResult]],
+    *,
+    max_bytes: int,
 ) -> BatchResult:
     """Validate a send/publish batch, submit the valid entries at once, report every entry."""
     ids = entry_ids(entries)
@@ -122,7 +136,9 @@ def _run_batch(
         except FanstackError as error:
             built.append(error)
     valid = [item for item in built if not isinstance(item, FanstackError)]
-    check_batch_size(message_size(item.body, item.attributes) for item in valid)
+    check_batch_size(
+        (message_size(item.body, item.attributes) for item in valid), max_bytes=max_bytes
+    )
     stored = iter(submit(valid) if valid else [])
     outcomes = [item if isinstance(item, FanstackError) else next(stored) for item in built]
     return BatchResult.collect(ids, outcomes)
@@ -173,15 +189,22 @@ class Queue:
                 deduplication_id=entry.get("deduplication_id"),
             )
 
-        return _run_batch(entries, message, lambda valid: self.app.backend.send(self.name, valid))
+        return _run_batch(
+            entries,
+            message,
+            lambda valid: self.app.backend.send(self.name, valid),
+            max_bytes=QUEUE_BATCH_MAX_BYTES,
+        )
 
     def receive(
         self,
         max_messages: int = 1,
-        wait_seconds: float | None = None,
+        wait_seconds: int | None = None,
         visibility_timeout: int | None = None,
     ) -> list[ReceivedMessage]:
-        """Receive up to 10 messages, long polling up to `wait_seconds` (at most 20)."""
+        """Receive up to 10 messages, long polling up to `wait_seconds` (whole seconds, 0-20)."""
+        if wait_seconds is not None:
+            check_range("wait_seconds", wait_seconds, 0, MAX_WAIT_SECONDS)
         return self.app.backend.receive(
             self.name,
             max_messages=max_messages,
@@ -190,7 +213,7 @@ class Queue:
         )
 
     def delete(self, receipt_handle: str) -> None:
-        """Delete a received message by its latest receipt handle."""
+        """Delete a received message by its latest receipt handle (FIFO: before it expires)."""
         (outcome,) = self.app.backend.delete_messages(self.name, [receipt_handle])
         _raise_or_return(outcome)
 
@@ -201,7 +224,11 @@ class Queue:
         return BatchResult.collect(ids, self.app.backend.delete_messages(self.name, handles))
 
     def change_visibility(self, receipt_handle: str, visibility_timeout: int) -> None:
-        """Hide an in-flight message for `visibility_timeout` seconds from now (0 shows it)."""
+        """Hide a received message for `visibility_timeout` seconds from now (0 shows it).
+
+        The latest receipt handle works until the next receive, even after the timeout ran out;
+        on a FIFO queue only while the message is in flight (`MessageNotInflight`), as in SQS.
+        """
         (outcome,) = self.app.backend.set_visibility(
             self.name, [(receipt_handle, visibility_timeout)]
         )

@@ -6,6 +6,7 @@ import pytest
 
 from fanstack.backends.base import Backend
 from fanstack.core.errors import InvalidParameterValue
+from fanstack.core.specs import QueueSpec
 
 from .conftest import Clock, queue, receive, send
 
@@ -20,8 +21,10 @@ def test_message_moves_to_dlq_after_max_receives_with_its_failure(backend: Backe
     queue(backend, "orders-dlq")
     queue(backend, "orders", max_receive_count=3, dead_letter="orders-dlq")
     message_id = send(backend, "orders", "order", attributes={"market": "ru"})
-    for attempt in range(3):
-        _fail(backend, "orders", f"ValueError: attempt {attempt + 1}")
+    (first,) = receive(backend, "orders", 1)
+    backend.set_visibility("orders", [(first.receipt_handle, 0)], failure="ValueError: attempt 1")
+    for attempt in range(2, 4):
+        _fail(backend, "orders", f"ValueError: attempt {attempt}")
     assert receive(backend, "orders") == []
     (dead,) = receive(backend, "orders-dlq")
     assert dead.id == message_id
@@ -29,6 +32,11 @@ def test_message_moves_to_dlq_after_max_receives_with_its_failure(backend: Backe
     assert dead.attributes == {"market": "ru"}
     assert dead.failure == "ValueError: attempt 3"
     assert dead.source_queue == "orders"
+    # As in SQS: ApproximateReceiveCount carries on (3 in the source, this is the 4th) and the
+    # message names its source queue's ARN (DeadLetterQueueSourceArn).
+    assert dead.receive_count == 4
+    assert dead.first_receive_timestamp == first.first_receive_timestamp
+    assert dead.dead_letter_queue_source_arn == QueueSpec(name="orders").arn
     stats = backend.stats("orders")
     assert stats.dead_lettered == 1
     assert stats.dead_letter_depth == 1

@@ -2,10 +2,16 @@
 
 from __future__ import annotations
 
+import string
+
 import pytest
 
 from fanstack.backends.base import Backend
-from fanstack.core.errors import InvalidParameterValue, MissingParameter
+from fanstack.core.errors import (
+    InvalidParameterValue,
+    MessageNotInflight,
+    MissingParameter,
+)
 
 from .conftest import Clock, drain, queue, receive, send
 
@@ -103,3 +109,59 @@ def test_fifo_dead_letter_keeps_the_group(backend: Backend) -> None:
     assert [m.body for m in receive(backend, "q.fifo")] == ["b"]
     (dead,) = receive(backend, "dlq.fifo")
     assert (dead.body, dead.group_id, dead.failure) == ("a", "g", "boom")
+
+
+def test_fifo_accepts_a_per_message_delay_of_zero(backend: Backend, clock: Clock) -> None:
+    queue(backend, "q.fifo", fifo=True)
+    queue(backend, "slow.fifo", fifo=True, delay=10)
+    send(backend, "q.fifo", "now", group_id="g", deduplication_id="1", delay_seconds=0)
+    assert [m.body for m in receive(backend, "q.fifo")] == ["now"]
+    # 0 is "not given": the queue's own delay still applies.
+    send(backend, "slow.fifo", "later", group_id="g", deduplication_id="1", delay_seconds=0)
+    assert receive(backend, "slow.fifo") == []
+    clock.advance(11)
+    assert [m.body for m in receive(backend, "slow.fifo")] == ["later"]
+
+
+def test_fifo_delete_with_an_expired_receipt_handle_fails(backend: Backend, clock: Clock) -> None:
+    queue(backend, "q.fifo", fifo=True, content_based_deduplication=True, visibility_timeout=5)
+    send(backend, "q.fifo", "x", group_id="g")
+    (message,) = receive(backend, "q.fifo")
+    clock.advance(6)
+    (outcome,) = backend.delete_messages("q.fifo", [message.receipt_handle])
+    assert isinstance(outcome, InvalidParameterValue)
+    assert outcome.code == "InvalidParameterValue"
+    assert "receipt handle has expired" in str(outcome)
+    (again,) = receive(backend, "q.fifo")
+    assert again.id == message.id
+    assert backend.delete_messages("q.fifo", [again.receipt_handle]) == [None]
+
+
+def test_fifo_change_visibility_needs_the_message_in_flight(backend: Backend, clock: Clock) -> None:
+    queue(backend, "q.fifo", fifo=True, content_based_deduplication=True, visibility_timeout=5)
+    send(backend, "q.fifo", "x", group_id="g")
+    (message,) = receive(backend, "q.fifo")
+    clock.advance(6)
+    (outcome,) = backend.set_visibility("q.fifo", [(message.receipt_handle, 30)])
+    assert isinstance(outcome, MessageNotInflight)
+
+
+@pytest.mark.parametrize("bad", ["group 123", "x" * 129, "", "new\nline", "caf\u00e9"])
+def test_group_and_deduplication_ids_are_1_to_128_letters_digits_or_punctuation(
+    backend: Backend, bad: str
+) -> None:
+    queue(backend, "q.fifo", fifo=True)
+    with pytest.raises(InvalidParameterValue, match="group_id"):
+        send(backend, "q.fifo", group_id=bad, deduplication_id="d")
+    with pytest.raises(InvalidParameterValue, match="deduplication_id"):
+        send(backend, "q.fifo", group_id="g", deduplication_id=bad)
+    assert backend.stats("q.fifo").visible == 0
+
+
+def test_ids_of_128_punctuation_characters_are_accepted(backend: Backend) -> None:
+    queue(backend, "q.fifo", fifo=True)
+    longest = (string.punctuation + string.ascii_letters + string.digits) * 2
+    longest = longest[:128]
+    send(backend, "q.fifo", group_id=longest, deduplication_id=longest)
+    (message,) = receive(backend, "q.fifo")
+    assert (message.group_id, message.deduplication_id) == (longest, longest)

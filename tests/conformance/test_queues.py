@@ -8,12 +8,14 @@ import time
 
 import pytest
 
+from fanstack import App
 from fanstack.backends.base import Backend
 from fanstack.core.errors import (
+    BatchRequestTooLong,
     InvalidMessageContents,
     InvalidParameterValue,
-    MessageNotInflight,
     MessageTooLarge,
+    MissingParameter,
     PurgeQueueInProgress,
     QueueDoesNotExist,
     QueueNameExists,
@@ -100,6 +102,17 @@ def test_stale_receipt_handle_cannot_delete_after_a_new_receive(
     assert backend.delete_messages("q", [second.receipt_handle]) == [None]
 
 
+def test_delete_with_a_handle_past_its_timeout_works_until_the_next_receive(
+    backend: Backend, clock: Clock
+) -> None:
+    queue(backend, "q", visibility_timeout=5)
+    send(backend, "q")
+    (message,) = receive(backend, "q")
+    clock.advance(6)
+    assert backend.delete_messages("q", [message.receipt_handle]) == [None]
+    assert receive(backend, "q") == []
+
+
 @pytest.mark.parametrize("handle", ["", "garbage", "12:short", "x:0123456789abcdef"])
 def test_malformed_receipt_handles_are_rejected(backend: Backend, handle: str) -> None:
     queue(backend, "q")
@@ -131,13 +144,21 @@ def test_change_visibility_extends_and_releases(backend: Backend, clock: Clock) 
     assert again.receive_count == 2
 
 
-def test_change_visibility_of_a_message_not_in_flight_fails(backend: Backend, clock: Clock) -> None:
+def test_change_visibility_works_after_the_timeout_until_the_next_receive(
+    backend: Backend, clock: Clock
+) -> None:
     queue(backend, "q", visibility_timeout=5)
     send(backend, "q")
     (message,) = receive(backend, "q")
     clock.advance(6)
+    # Visible again but not received again: the latest handle still hides it, as in SQS.
+    assert backend.set_visibility("q", [(message.receipt_handle, 30)]) == [None]
+    assert receive(backend, "q") == []
+    clock.advance(31)
+    (again,) = receive(backend, "q")
     (outcome,) = backend.set_visibility("q", [(message.receipt_handle, 30)])
-    assert isinstance(outcome, MessageNotInflight)
+    assert isinstance(outcome, ReceiptHandleIsInvalid)
+    assert backend.set_visibility("q", [(again.receipt_handle, 30)]) == [None]
 
 
 def test_change_visibility_rejects_out_of_range_timeouts(backend: Backend) -> None:
@@ -276,10 +297,14 @@ def test_oversized_and_invalid_messages_are_rejected_and_nothing_is_stored(
     backend: Backend,
 ) -> None:
     queue(backend, "q", max_message_size=1024)
-    with pytest.raises(MessageTooLarge, match="1024"):
+    with pytest.raises(MessageTooLarge, match="1024") as too_large:
         send(backend, "q", "x" * 1025)
+    assert too_large.value.code == "InvalidParameterValue"  # SQS's code for a long message
     with pytest.raises(InvalidMessageContents, match="U\\+0000"):
         send(backend, "q", "bad \x00 char")
+    with pytest.raises(MissingParameter, match="empty") as empty:
+        send(backend, "q", "")
+    assert empty.value.code == "MissingParameter"
     assert backend.stats("q").visible == 0
 
 
@@ -349,3 +374,31 @@ def test_returning_a_message_uncounted_restores_its_receive_count(backend: Backe
     assert backend.set_visibility("returns", [(first.receipt_handle, 0)], uncount=True) == [None]
     (again,) = backend.receive("returns")
     assert again.receive_count == 1
+
+
+def test_send_batch_takes_up_to_one_mebibyte_in_all(backend: Backend) -> None:
+    queue_handle = App("batches", backend=backend).queue("q")
+    tenth = "x" * 104_857  # ten of them: 1 048 570 bytes
+    result = queue_handle.send_batch([{"id": str(n), "body": tenth} for n in range(10)])
+    assert result.ok
+    assert len(drain(backend, "q")) == 10
+    with pytest.raises(BatchRequestTooLong, match="limit is 1048576 bytes"):
+        queue_handle.send_batch([{"id": str(n), "body": tenth + "xx"} for n in range(10)])
+    assert backend.stats("q").visible == 0
+
+
+@pytest.mark.parametrize("wait_seconds", [0.5, 1.5, "1", True])
+def test_receive_takes_whole_seconds_of_wait(backend: Backend, wait_seconds: object) -> None:
+    queue_handle = App("waits", backend=backend).queue("q")
+    with pytest.raises(InvalidParameterValue, match="wait_seconds must be an integer from 0 to 20"):
+        queue_handle.receive(wait_seconds=wait_seconds)  # type: ignore[arg-type]
+    assert queue_handle.receive(wait_seconds=0) == []
+
+
+@pytest.mark.parametrize("bad", ["group 123", "x" * 129, "", "tab\tid", "caf\u00e9"])
+def test_standard_queue_checks_a_given_group_id(backend: Backend, bad: str) -> None:
+    queue(backend, "q")
+    with pytest.raises(InvalidParameterValue, match="group_id"):
+        send(backend, "q", group_id=bad)
+    send(backend, "q", group_id="tenant-1")
+    assert backend.stats("q").visible == 1

@@ -10,6 +10,7 @@ success, the `FanstackError` instance on failure, so one bad entry never sinks t
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import time
 import uuid
@@ -27,7 +28,13 @@ from fanstack.core.errors import (
     ReceiptHandleIsInvalid,
 )
 from fanstack.core.fanout import Delivery, Publication, Route, content_hash, plan_publication
-from fanstack.core.message import MessageAttribute, OutgoingMessage, ReceivedMessage, check_message
+from fanstack.core.message import (
+    MessageAttribute,
+    OutgoingMessage,
+    ReceivedMessage,
+    check_message,
+    check_ordering_id,
+)
 from fanstack.core.specs import (
     FILTER_POLICIES_PER_TOPIC,
     MAX_DELAY,
@@ -190,7 +197,8 @@ class Backend(ABC):
         """Receive without waiting: hide up to `max_messages` visible messages for the timeout.
 
         Atomic: no two callers lease the same message. A message already received
-        `max_receive_count` times moves to the dead-letter queue instead, keeping its last failure.
+        `max_receive_count` times moves to the dead-letter queue instead, keeping its last failure,
+        its receive count and first receive time, and naming its source queue.
         FIFO queues hand out messages in group order and skip groups with a message in flight.
         """
 
@@ -200,7 +208,11 @@ class Backend(ABC):
 
     @abstractmethod
     def delete_messages(self, queue: str, receipt_handles: Sequence[str]) -> list[EntryResult]:
-        """Delete by receipt handle; stale or foreign handles fail with `ReceiptHandleIsInvalid`."""
+        """Delete by receipt handle; stale or foreign handles fail with `ReceiptHandleIsInvalid`.
+
+        On a FIFO queue a handle whose visibility timeout ran out fails (`receipt_handle_expired`);
+        on a standard queue it deletes until the message is received again.
+        """
 
     @abstractmethod
     def set_visibility(
@@ -211,10 +223,13 @@ class Backend(ABC):
         *,
         uncount: bool = False,
     ) -> list[EntryResult]:
-        """Change in-flight messages' visibility timeouts, atomically per message.
+        """Change visibility timeouts by the latest receipt handles, atomically per message.
 
-        `failure` is kept for a later dead-letter; `uncount` takes back the receive that leased
-        the message (it was returned unprocessed: shutdown, an open circuit breaker).
+        On a standard queue the handle works until the message is received again, even after its
+        visibility timeout ran out (as in SQS); on a FIFO queue only while the message is in
+        flight (`MessageNotInflight` after). `failure` is kept for a later dead-letter; `uncount`
+        takes back the receive that leased the message (it was returned unprocessed: shutdown,
+        an open circuit breaker).
         """
 
     @abstractmethod
@@ -384,31 +399,32 @@ class Backend(ABC):
         delay = message.delay_seconds
         if delay is not None and not (0 <= delay <= MAX_DELAY):
             raise InvalidParameterValue(f"delay is {delay}; it must be between 0 and {MAX_DELAY}")
+        if message.group_id is not None:  # standard queues take a group id too (fair queues)
+            check_ordering_id("group_id", message.group_id)
+        if message.deduplication_id is not None:
+            check_ordering_id("deduplication_id", message.deduplication_id)
         if not spec.fifo:
             if message.deduplication_id is not None:
                 raise InvalidParameterValue(
                     f"queue {spec.name!r} is not FIFO: deduplication_id is only for FIFO queues"
                 )
             return message
-        if delay is not None:
+        if delay:
             raise InvalidParameterValue(
-                f"FIFO queue {spec.name!r} takes a delay per queue only, not per message"
+                f"FIFO queue {spec.name!r} takes a delay per queue only, not per message "
+                f"(got {delay}; only 0 is accepted)"
             )
-        if not message.group_id:
+        if message.group_id is None:
             raise MissingParameter(f"FIFO queue {spec.name!r} needs a group_id on every message")
-        if message.deduplication_id:
-            return message
-        if not spec.content_based_deduplication:
+        if message.deduplication_id is None and not spec.content_based_deduplication:
             raise InvalidParameterValue(
                 f"FIFO queue {spec.name!r} needs a deduplication_id "
                 "(or content_based_deduplication=True on the queue)"
             )
-        return OutgoingMessage(
-            id=message.id,
-            body=message.body,
-            attributes=message.attributes,
-            group_id=message.group_id,
-            deduplication_id=content_hash(message.body),
+        return dataclasses.replace(
+            message,
+            delay_seconds=None,  # a per-message 0 leaves the queue's delay in force
+            deduplication_id=message.deduplication_id or content_hash(message.body),
         )
 
     def publish(self, topic: str, requests: Sequence[PublishRequest]) -> list[EntryResult]:
@@ -451,7 +467,11 @@ class Backend(ABC):
         wait_seconds: float | None = None,
         visibility_timeout: int | None = None,
     ) -> list[ReceivedMessage]:
-        """Receive up to `max_messages`, long polling `wait_seconds` (default: the queue's)."""
+        """Receive up to `max_messages`, long polling `wait_seconds` (default: the queue's).
+
+        `wait_seconds` may be fractional here, for the runtime's own polls; `Queue.receive`, the
+        ReceiveMessage of users, takes whole seconds as SQS does.
+        """
         spec = self.get_queue(queue)
         if not 1 <= max_messages <= MAX_RECEIVE_BATCH:
             raise InvalidParameterValue(
@@ -508,6 +528,14 @@ def parse_receipt_handle(handle: str) -> tuple[int, str] | FanstackError:
     if not seq.isdigit() or len(token) != 16:
         return ReceiptHandleIsInvalid(f"receipt handle {handle!r} is not one fanstack issued")
     return int(seq), token
+
+
+def receipt_handle_expired(handle: str) -> InvalidParameterValue:
+    """The error for a FIFO receipt handle whose visibility timeout ran out (as SQS answers)."""
+    return InvalidParameterValue(
+        f"receipt handle {handle!r} is invalid: the receipt handle has expired "
+        "(its visibility timeout ran out)"
+    )
 
 
 def visibility_timeout_error(timeout: int) -> InvalidParameterValue | None:

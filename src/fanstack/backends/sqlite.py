@@ -13,7 +13,8 @@ Mapping onto the engine:
   *delayed* when never received and `visible_at > now`. A receive is one `BEGIN IMMEDIATE`
   transaction that picks candidates and sets `visible_at`, `receive_count` and a fresh receipt
   token; the receipt handle is `seq:token`, so a handle goes stale when the message is received
-  again. Dead-lettering and redrive change the row's `queue` in place.
+  again (on a FIFO queue, when its visibility timeout runs out). Dead-lettering and redrive change
+  the row's `queue` in place.
 - `dedup` remembers deduplication ids per scope (`queue:NAME` or `topic:NAME`) for 5 minutes.
 - WAL journal; `synchronous=NORMAL` survives a killed process, `durability="fsync"` selects FULL
   for power loss. A topic publish inserts all its deliveries in one transaction (atomic fan-out).
@@ -45,6 +46,7 @@ from fanstack.backends.base import (
     TableItem,
     check_purge_interval,
     parse_receipt_handle,
+    receipt_handle_expired,
     visibility_timeout_error,
 )
 from fanstack.core.errors import (
@@ -579,10 +581,9 @@ class SQLiteBackend(Backend):
         dead_letter = self._current(db).queues.get(queue.dead_letter)
         if dead_letter is None:
             raise QueueDoesNotExist(queue.dead_letter)
-        db.execute(
-            "UPDATE messages SET queue = ?, source_queue = ?, receive_count = 0, receipt = NULL, "
-            "first_received_at = NULL, visible_at = ?, expires_at = sent_at + ?, "
-            "failure = COALESCE(failure, ?) WHERE seq = ?",
+        db.execute(  # the receive count and first receive time move along, as in SQS
+            "UPDATE messages SET queue = ?, source_queue = ?, receipt = NULL, visible_at = ?, "
+            "expires_at = sent_at + ?, failure = COALESCE(failure, ?) WHERE seq = ?",
             (dead_letter.name, queue.name, now, dead_letter.retention, MAX_EXCEEDED_REASON, seq),
         )
         db.execute(
@@ -665,10 +666,13 @@ class SQLiteBackend(Backend):
                 return
 
     def delete_messages(self, queue: str, receipt_handles: Sequence[str]) -> list[EntryResult]:
-        """Delete by receipt handle; a handle whose message was received again is stale."""
+        """Delete by receipt handle; stale handles fail, and on a FIFO queue expired ones."""
         parsed = [parse_receipt_handle(handle) for handle in receipt_handles]
         valid = [entry for entry in parsed if not isinstance(entry, FanstackError)]
+        now = self.clock()
         with self._write() as db:
+            spec = self._current(db).queues.get(queue)
+            expiring = spec is not None and spec.fifo
             deleted: dict[int, int] = {}
             if valid:
                 marks = ",".join("?" * len(valid))
@@ -676,11 +680,14 @@ class SQLiteBackend(Backend):
                 deleted = dict(
                     db.execute(
                         f"DELETE FROM messages WHERE seq IN ({marks}) AND +queue = ? "
-                        f"AND receipt = CASE seq {cases} END RETURNING seq, payload",
+                        f"AND receipt = CASE seq {cases} END AND (NOT ? OR visible_at > ?) "
+                        "RETURNING seq, payload",
                         (
                             *(seq for seq, _ in valid),
                             queue,
                             *(part for entry in valid for part in entry),
+                            expiring,
+                            now,
                         ),
                     ).fetchall()
                 )
@@ -703,10 +710,12 @@ class SQLiteBackend(Backend):
         *,
         uncount: bool = False,
     ) -> list[EntryResult]:
-        """Change visibility of in-flight messages, keeping `failure` for a later dead-letter."""
+        """Change visibility by the latest receipt handles, keeping `failure` for a dead-letter."""
         now = self.clock()
         results: list[EntryResult] = []
         with self._write() as db:
+            spec = self._current(db).queues.get(queue)
+            expiring = spec is not None and spec.fifo
             for handle, timeout in changes:
                 entry = parse_receipt_handle(handle)
                 if isinstance(entry, FanstackError):
@@ -720,8 +729,8 @@ class SQLiteBackend(Backend):
                 changed = db.execute(
                     "UPDATE messages SET visible_at = ?, failure = COALESCE(?, failure), "
                     "receive_count = MAX(receive_count - ?, 0) "
-                    "WHERE seq = ? AND queue = ? AND receipt = ? AND visible_at > ?",
-                    (now + timeout, failure, int(uncount), seq, queue, token, now),
+                    "WHERE seq = ? AND queue = ? AND receipt = ? AND (NOT ? OR visible_at > ?)",
+                    (now + timeout, failure, int(uncount), seq, queue, token, expiring, now),
                 ).rowcount
                 results.append(None if changed else self._why_not(db, queue, seq, token))
         return results
@@ -739,6 +748,9 @@ class SQLiteBackend(Backend):
                 f"receipt handle {seq}:{token} is stale or belongs to another queue "
                 "(the message was received again or moved)"
             )
+        # The handle is the latest one, so its FIFO queue refused it for running out of time.
+        if deleting:
+            return receipt_handle_expired(f"{seq}:{token}")
         return MessageNotInflight(f"message {seq} of queue {queue!r} is not in flight")
 
     def purge(self, queue: str) -> None:

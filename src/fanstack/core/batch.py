@@ -12,10 +12,9 @@ from fanstack.core.errors import (
     BatchRequestTooLong,
     EmptyBatchRequest,
     FanstackError,
-    InvalidParameterValue,
+    InvalidBatchEntryId,
     TooManyEntriesInBatchRequest,
 )
-from fanstack.core.message import BATCH_MAX_BYTES
 
 MAX_BATCH_ENTRIES = 10
 _ENTRY_ID = re.compile(r"^[A-Za-z0-9_-]{1,80}$")
@@ -79,7 +78,7 @@ def entry_ids(entries: Sequence[Any]) -> list[str]:
     for index, entry in enumerate(entries):
         entry_id = str(entry.get("id", index)) if hasattr(entry, "get") else str(index)
         if not _ENTRY_ID.match(entry_id):
-            raise InvalidParameterValue(
+            raise InvalidBatchEntryId(
                 f"batch entry id {entry_id!r} must be 1-80 letters, digits, '-' or '_'"
             )
         ids.append(entry_id)
@@ -89,10 +88,13 @@ def entry_ids(entries: Sequence[Any]) -> list[str]:
     return ids
 
 
-def check_batch_size(sizes: Iterable[int]) -> None:
-    """Raise `BatchRequestTooLong` when entries add up to more than 256 KiB."""
+def check_batch_size(sizes: Iterable[int], *, max_bytes: int) -> None:
+    """Raise `BatchRequestTooLong` when entries add up to more than `max_bytes`.
+
+    The limits are `QUEUE_BATCH_MAX_BYTES` (1 MiB) and `TOPIC_BATCH_MAX_BYTES` (256 KiB).
+    """
     total = sum(sizes)
-    if total > BATCH_MAX_BYTES:
+    if total > max_bytes:
         raise BatchRequestTooLong(
-            f"the batch is {total} bytes in all; the limit is {BATCH_MAX_BYTES}"
+            f"the batch is {total} bytes in all; the limit is {max_bytes} bytes"
         )

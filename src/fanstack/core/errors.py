@@ -50,13 +50,17 @@ class InvalidMessageContents(InvalidParameterValue):
 
 
 class MessageTooLarge(InvalidParameterValue):
-    """Body plus attributes exceed the size limit of the queue or topic."""
+    """Body plus attributes exceed the size limit of the queue or topic.
 
-    code = "MessageTooLong"
+    AWS answers `InvalidParameterValue` (SNS: `InvalidParameter`); fanstack uses SQS's code for
+    both, as it does for the other errors the two services share.
+    """
+
+    code = "InvalidParameterValue"
 
 
 class MissingParameter(InvalidParameterValue):
-    """A required parameter (for example a FIFO message group id) is absent."""
+    """A required parameter (a FIFO message group id, a message body) is absent or empty."""
 
     code = "MissingParameter"
 
@@ -84,9 +88,15 @@ class BatchEntryIdsNotDistinct(BatchRequestError):
 
 
 class BatchRequestTooLong(BatchRequestError):
-    """The entries of one batch add up to more than 256 KiB."""
+    """The entries of one batch add up to more than its limit (queues 1 MiB, topics 256 KiB)."""
 
     code = "BatchRequestTooLong"
+
+
+class InvalidBatchEntryId(BatchRequestError):
+    """A batch entry id is not 1-80 letters, digits, '-' or '_'."""
+
+    code = "AWS.SimpleQueueService.InvalidBatchEntryId"  # SNS spells it InvalidBatchEntryId
 
 
 class QueueDoesNotExist(FanstackError):
@@ -126,7 +136,7 @@ class ReceiptHandleIsInvalid(FanstackError):
 
 
 class MessageNotInflight(FanstackError):
-    """The message is not in flight, so its visibility cannot change."""
+    """A FIFO message is not in flight (its timeout ran out), so its visibility cannot change."""
 
     code = "AWS.SimpleQueueService.MessageNotInflight"
     sender_fault = True

@@ -11,6 +11,7 @@ from __future__ import annotations
 import base64
 import hashlib
 import json
+import unicodedata
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -23,11 +24,13 @@ from fanstack.core.message import (
     MessageAttribute,
     OutgoingMessage,
     check_message,
+    check_ordering_id,
     message_size,
 )
 from fanstack.core.specs import QueueSpec, SubscriptionSpec, TopicSpec
 
 MAX_SUBJECT_LENGTH = 100
+_LINE_BREAK_OR_CONTROL = ("Cc", "Zl", "Zp")  # Unicode categories a Subject must not hold
 
 
 class Delivery(NamedTuple):
@@ -141,15 +144,19 @@ def check_publish(
     check_message(
         body, attributes, max_bytes=TOPIC_MAX_MESSAGE_BYTES, where=f"topic {topic.name!r}"
     )
-    if subject is not None and (not subject or len(subject) > MAX_SUBJECT_LENGTH):
-        raise InvalidParameter(f"Subject must be 1-{MAX_SUBJECT_LENGTH} characters")
+    if subject is not None:
+        check_subject(subject)
+    if group_id is not None:
+        check_ordering_id("group_id", group_id, error=InvalidParameter)
+    if deduplication_id is not None:
+        check_ordering_id("deduplication_id", deduplication_id, error=InvalidParameter)
     if not topic.fifo:
         if deduplication_id is not None:
             raise InvalidParameter(
                 f"topic {topic.name!r} is not FIFO: deduplication_id is only for FIFO topics"
             )
         return None
-    if not group_id:
+    if group_id is None:
         raise MissingParameter(f"FIFO topic {topic.name!r} needs a group_id on every publish")
     if deduplication_id:
         return deduplication_id
@@ -159,6 +166,17 @@ def check_publish(
         f"FIFO topic {topic.name!r} needs a deduplication_id "
         "(or content_based_deduplication=True on the topic)"
     )
+
+
+def check_subject(subject: str) -> None:
+    """Raise unless `subject` is 1-100 characters without line breaks or control characters."""
+    if not isinstance(subject, str) or not 1 <= len(subject) <= MAX_SUBJECT_LENGTH:
+        raise InvalidParameter(f"Subject must be 1-{MAX_SUBJECT_LENGTH} characters")
+    bad = next((c for c in subject if unicodedata.category(c) in _LINE_BREAK_OR_CONTROL), None)
+    if bad is not None:
+        raise InvalidParameter(
+            f"Subject holds U+{ord(bad):04X}; it must not hold line breaks or control characters"
+        )
 
 
 def plan_publication(

@@ -3,8 +3,16 @@
 A policy is compiled once into a tree of `_Node`s: each node holds leaf conditions (a key path and
 the operators in its array, ORed) that are ANDed, plus `$or` groups of alternative nodes. Attribute
 scope matches message attributes by name; body scope walks the JSON body, where arrays match if any
-element matches. The operator family is shared with event patterns through `dialect`: SNS rejects
+element matches. As in AWS, body fields are named by their dotted path, so a policy key `"a.b"`,
+a nested `{"a": {"b": ...}}` and a body key `"a.b"` all name the same field, whichever way the dots
+are split. The operator family is shared with event patterns through `dialect`: SNS rejects
 `anything-but` with `suffix`/`equals-ignore-case` and `wildcard`, which event patterns accept.
+
+Limits, as AWS counts them: at most 5 keys, where a nested key counts as its top-level (parent)
+key; at most 150 combinations, the product over the leaf arrays of the array's length times the
+key's nesting depth (`$or` branches summed), so `{"a": {"b": {"c": [4 values]}}, "d": {"e": [3
+values]}, "f": [3 values]}` makes 3x4 x 2x3 x 1x3 = 216 and is rejected. A dotted key counts as
+written (`{"a.b": [...]}` is one top-level key at depth 1): AWS's counting of dots is not recorded.
 """
 
 from __future__ import annotations
@@ -42,9 +50,15 @@ class _Condition:
     """One key of a policy: the path to a value and the operators of its array, ORed."""
 
     path: tuple[str, ...]
+    field: str  # the path dotted: an attribute name, or a field of the body
     predicates: tuple[Predicate, ...]
     exists: bool | None  # an `exists` operator in the array, if any
-    needs_value: bool  # some operator tests a value (everything but `exists`)
+    values: int  # the length of the key's array, for the combination limit
+
+    @property
+    def combinations(self) -> int:
+        """What this key multiplies the combinations by: its values times its nesting depth."""
+        return self.values * len(self.path)
 
 
 @dataclass(frozen=True, slots=True)
@@ -88,14 +102,14 @@ class FilterPolicy:
 
     def matches_attributes(self, attributes: Mapping[str, MessageAttribute]) -> bool:
         """Match against message attributes (the `MessageAttributes` scope)."""
-        return _match_node(self._root, lambda path: _attribute_values(attributes, path[0]))
+        return _match_node(self._root, lambda field: _attribute_values(attributes, field))
 
     def matches_body(self, body: str | Mapping[str, Any]) -> bool:
         """Match against a JSON body (the `MessageBody` scope); a non-object body never matches."""
         document = _parse_body(body) if isinstance(body, str) else body
         if not isinstance(document, Mapping):
             return False
-        return _match_node(self._root, lambda path: _body_values(document, path))
+        return _match_node(self._root, lambda field: _body_values(document, field))
 
 
 def load_policy(policy: Mapping[str, Any] | str) -> dict[str, Any]:
@@ -121,21 +135,19 @@ def load_policy(policy: Mapping[str, Any] | str) -> dict[str, Any]:
 def compile_policy(document: Mapping[str, Any], *, nested: bool, dialect: str) -> _Node:
     """Compile a decoded policy, validating operators, key count and combinations."""
     root = _compile_object(document, (), nested=nested, dialect=dialect)
-    for branch in _expand(root):
-        keys = {condition.path for condition in branch}
+    branches = _expand(root)
+    for branch in branches:
+        keys = {condition.path[0] for condition in branch}  # a nested key counts as its parent
         if len(keys) > MAX_KEYS:
-            names = ", ".join(repr(".".join(path)) for path in sorted(keys))
+            names = ", ".join(repr(key) for key in sorted(keys))
             raise InvalidFilterPolicy(
                 f"FilterPolicy: {len(keys)} keys ({names}); the limit is {MAX_KEYS} keys"
             )
-    combinations = sum(
-        math.prod(len(condition.predicates) + (condition.exists is not None) for condition in b)
-        for b in _expand(root)
-    )
+    combinations = sum(math.prod(c.combinations for c in branch) for branch in branches)
     if combinations > MAX_COMBINATIONS:
         raise InvalidFilterPolicy(
-            f"FilterPolicy: {combinations} combinations of values; "
-            f"the limit is {MAX_COMBINATIONS} combinations"
+            f"FilterPolicy: {combinations} combinations of values (each key's number of values "
+            f"times its nesting depth, multiplied); the limit is {MAX_COMBINATIONS} combinations"
         )
     return root
 
@@ -192,7 +204,7 @@ def _compile_condition(path: tuple[str, ...], rules: list[Any], dialect: str) ->
             predicates.append(predicate)
         else:
             predicates.append(_exact(path, rule))
-    return _Condition(path, tuple(predicates), exists, bool(predicates))
+    return _Condition(path, ".".join(path), tuple(predicates), exists, len(rules))
 
 
 def _compile_operator(
@@ -275,29 +287,29 @@ def _numeric(path: tuple[str, ...], operand: Any) -> Predicate:
     if not isinstance(operand, list) or len(operand) not in (2, 4):
         raise _invalid(path, "'numeric' takes [op, number] or [op, number, op, number]")
     pairs = [(operand[i], operand[i + 1]) for i in range(0, len(operand), 2)]
-    tests: list[Predicate] = []
-    lower: float | None = None
-    upper: float | None = None
+    bounds: list[float] = []
     for operator, value in pairs:
         if operator not in ("=", *_LOWER_BOUNDS, *_UPPER_BOUNDS):
             raise _invalid(path, f"unrecognized numeric operator {operator!r}")
         if not _is_number(value):
             raise _invalid(path, f"numeric operator {operator!r} needs a number, got {value!r}")
-        bound = _policy_number(path, value)
-        if operator == "=":
-            if len(pairs) != 1:
-                raise _invalid(path, "numeric '=' cannot be combined with another operator")
-        elif operator in _LOWER_BOUNDS:
-            if lower is not None:
-                raise _invalid(path, "numeric range has two lower bounds")
-            lower = bound
-        else:
-            if upper is not None:
-                raise _invalid(path, "numeric range has two upper bounds")
-            upper = bound
-        tests.append(_compare(operator, bound))
-    if lower is not None and upper is not None and lower >= upper:
-        raise _invalid(path, f"numeric range is empty: lower bound {lower} >= upper bound {upper}")
+        bounds.append(_policy_number(path, value))
+    if len(pairs) == 2:
+        (first, _), (second, _) = pairs
+        lower, upper = bounds
+        if "=" in (first, second):
+            raise _invalid(path, "numeric '=' cannot be combined with another operator")
+        if first not in _LOWER_BOUNDS or second not in _UPPER_BOUNDS:
+            raise _invalid(
+                path,
+                "a numeric range gives its lower bound ('>' or '>=') first, then its upper "
+                f"bound ('<' or '<='); got {first!r} then {second!r}",
+            )
+        if lower >= upper:
+            raise _invalid(
+                path, f"numeric range is empty: lower bound {lower} >= upper bound {upper}"
+            )
+    tests = [_compare(operator, bound) for (operator, _), bound in zip(pairs, bounds, strict=True)]
     return lambda c: _is_number(c) and all(test(c) for test in tests)
 
 
@@ -312,6 +324,10 @@ def _compare(operator: str, bound: float) -> Predicate:
 
 
 def _cidr(path: tuple[str, ...], operand: Any) -> Predicate:
+    if not isinstance(operand, str) or operand.count("/") != 1:
+        raise _invalid(
+            path, f"'cidr' needs a network with one '/' and a prefix length, got {operand!r}"
+        )
     try:
         network = ipaddress.ip_network(operand, strict=False)
     except (TypeError, ValueError) as exc:
@@ -366,9 +382,9 @@ def _invalid(path: Sequence[str], reason: str) -> InvalidFilterPolicy:
 # -- matching --------------------------------------------------------------------------------
 
 
-def _match_node(node: _Node, lookup: Callable[[tuple[str, ...]], list[Any] | None]) -> bool:
+def _match_node(node: _Node, lookup: Callable[[str], list[Any] | None]) -> bool:
     for condition in node.conditions:
-        if not _match_condition(condition, lookup(condition.path)):
+        if not _match_condition(condition, lookup(condition.field)):
             return False
     return all(any(_match_node(branch, lookup) for branch in group) for group in node.alternatives)
 
@@ -411,25 +427,36 @@ def _candidates(base_type: str, string_value: str | None) -> list[Any]:
     return [string_value]
 
 
-def _body_values(document: Mapping[str, Any], path: tuple[str, ...]) -> list[Any] | None:
-    found = list(_walk(document, path))
+def _body_values(document: Mapping[str, Any], field: str) -> list[Any] | None:
+    found = list(_walk(document, field))
     return [float(v) if _is_number(v) else v for v in found] if found else None
 
 
-def _walk(value: Any, path: tuple[str, ...]) -> Iterator[Any]:
-    """Leaf values at `path`, descending into every element of arrays along the way."""
+def _walk(value: Any, field: str | None) -> Iterator[Any]:
+    """Leaf values at the dotted `field` (None: this value), descending into arrays.
+
+    An object key may itself hold dots: each key that is `field` or a dotted prefix of it is
+    followed, so `{"a": {"b": 1}}`, `{"a.b": 1}` and mixed splits all offer 1 for `a.b`.
+    """
     if isinstance(value, list):
         for element in value:
-            yield from _walk(element, path)
+            yield from _walk(element, field)
         return
-    if not path:
+    if field is None:
         if not isinstance(value, dict):
             yield value
         return
-    if isinstance(value, Mapping):
-        child = value.get(path[0], _MISSING)
+    if not isinstance(value, Mapping):
+        return
+    dot = -1
+    while True:
+        dot = field.find(".", dot + 1)
+        key, rest = (field, None) if dot < 0 else (field[:dot], field[dot + 1 :])
+        child = value.get(key, _MISSING)
         if child is not _MISSING:
-            yield from _walk(child, path[1:])
+            yield from _walk(child, rest)
+        if dot < 0:
+            return
 
 
 @functools.lru_cache(maxsize=64)

@@ -21,6 +21,7 @@ MAX_WAIT_SECONDS = 20
 MAX_RECEIVE_COUNT_RANGE = (1, 1000)
 DEDUPLICATION_INTERVAL = 300
 MAX_NAME_LENGTH = 80
+MAX_TOPIC_NAME_LENGTH = 256
 FILTER_POLICIES_PER_TOPIC = 200
 
 ATTRIBUTES_SCOPE = "MessageAttributes"
@@ -29,21 +30,27 @@ BODY_SCOPE = "MessageBody"
 _NAME = re.compile(r"^[A-Za-z0-9_-]+$")
 
 
-def _check_range(field: str, value: Any, low: int, high: int) -> None:
+def check_range(field: str, value: Any, low: int, high: int) -> None:
+    """Raise unless `value` is an integer (seconds, bytes or a count) from `low` to `high`."""
     if isinstance(value, bool) or not isinstance(value, int):
-        raise InvalidParameterValue(f"{field} must be an integer number of seconds, got {value!r}")
+        raise InvalidParameterValue(
+            f"{field} must be an integer from {low} to {high}, got {value!r}"
+        )
     if not low <= value <= high:
         raise InvalidParameterValue(f"{field} is {value}; it must be between {low} and {high}")
 
 
-def check_name(kind: str, name: str, *, fifo: bool) -> None:
-    """Raise unless `name` is a valid SQS queue / SNS topic name for the given FIFO-ness."""
+def check_name(kind: str, name: str, *, fifo: bool, max_length: int = MAX_NAME_LENGTH) -> None:
+    """Raise unless `name` is a valid SQS queue / SNS topic name for the given FIFO-ness.
+
+    Queue names are 1-80 characters, topic names 1-256 (`max_length`), `.fifo` included.
+    """
     if not isinstance(name, str) or not name:
         raise InvalidParameterValue(f"{kind} name must be a non-empty string")
     stem = name[: -len(".fifo")] if name.endswith(".fifo") else name
-    if len(name) > MAX_NAME_LENGTH or not _NAME.match(stem):
+    if len(name) > max_length or not _NAME.match(stem):
         raise InvalidParameterValue(
-            f"{kind} name {name!r} must be 1-{MAX_NAME_LENGTH} letters, digits, '-' or '_'"
+            f"{kind} name {name!r} must be 1-{max_length} letters, digits, '-' or '_'"
             + (" followed by '.fifo'" if fifo else "")
         )
     if fifo != name.endswith(".fifo"):
@@ -83,16 +90,16 @@ class QueueSpec(_Spec):
 
     def __post_init__(self) -> None:
         check_name("queue", self.name, fifo=self.fifo)
-        _check_range("visibility_timeout", self.visibility_timeout, 0, MAX_VISIBILITY_TIMEOUT)
-        _check_range("delay", self.delay, 0, MAX_DELAY)
-        _check_range("retention", self.retention, MIN_RETENTION, MAX_RETENTION)
-        _check_range(
+        check_range("visibility_timeout", self.visibility_timeout, 0, MAX_VISIBILITY_TIMEOUT)
+        check_range("delay", self.delay, 0, MAX_DELAY)
+        check_range("retention", self.retention, MIN_RETENTION, MAX_RETENTION)
+        check_range(
             "max_message_size",
             self.max_message_size,
             MIN_MAX_MESSAGE_SIZE,
             DEFAULT_MAX_MESSAGE_SIZE,
         )
-        _check_range("receive_wait", self.receive_wait, 0, MAX_WAIT_SECONDS)
+        check_range("receive_wait", self.receive_wait, 0, MAX_WAIT_SECONDS)
         if self.content_based_deduplication and not self.fifo:
             raise InvalidParameterValue(
                 f"queue {self.name!r}: content_based_deduplication needs a FIFO queue"
@@ -103,14 +110,14 @@ class QueueSpec(_Spec):
                 "max_receive_count"
             )
         if self.max_receive_count is not None:
-            _check_range("max_receive_count", self.max_receive_count, *MAX_RECEIVE_COUNT_RANGE)
+            check_range("max_receive_count", self.max_receive_count, *MAX_RECEIVE_COUNT_RANGE)
         if self.dead_letter == self.name:
             raise InvalidParameterValue(f"queue {self.name!r} cannot be its own dead-letter queue")
 
     @property
     def arn(self) -> str:
         """An ARN-like name, as records and envelopes carry it."""
-        return f"arn:fanstack:sqs:local:000000000000:{self.name}"
+        return queue_arn(self.name)
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -123,7 +130,7 @@ class TopicSpec(_Spec):
 
     def __post_init__(self) -> None:
         try:
-            check_name("topic", self.name, fifo=self.fifo)
+            check_name("topic", self.name, fifo=self.fifo, max_length=MAX_TOPIC_NAME_LENGTH)
         except InvalidParameterValue as exc:
             raise InvalidParameter(str(exc)) from None
         if self.content_based_deduplication and not self.fifo:
@@ -163,6 +170,11 @@ class SubscriptionSpec(_Spec):
     def arn(self) -> str:
         """An ARN-like name of the subscription."""
         return f"arn:fanstack:sns:local:000000000000:{self.topic}:{self.queue}"
+
+
+def queue_arn(name: str) -> str:
+    """The ARN-like name of the queue called `name`."""
+    return f"arn:fanstack:sqs:local:000000000000:{name}"
 
 
 def check_dead_letter(queue: QueueSpec, dead_letter: QueueSpec) -> None:

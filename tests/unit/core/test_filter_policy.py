@@ -70,6 +70,36 @@ def test_semantics_vector_numeric_in_body_needs_a_json_number() -> None:
     assert matches_body(policy, {"total": 150})
 
 
+# Body scope names a field by its dotted path, whichever way policy and body split the dots (AWS).
+BODY_VECTORS = [
+    ({"object.nested": ["x"]}, {"object": {"nested": "x"}}, True),
+    ({"object.nested": ["x"]}, {"object.nested": "x"}, True),
+    ({"object.nested": ["x"]}, {"object": {"nested": "y"}}, False),
+    ({"object.nested": ["x"]}, {"object": "x"}, False),
+    ({"a.b.c": ["x"]}, {"a": {"b": {"c": "x"}}}, True),
+    ({"a.b.c": ["x"]}, {"a": {"b.c": "x"}}, True),
+    ({"a.b.c": ["x"]}, {"a.b": {"c": "x"}}, True),
+    ({"a": {"b.c": ["x"]}}, {"a.b": {"c": "x"}}, True),
+    ({"a": {"b": ["x"]}}, {"a.b": "x"}, True),
+    ({"a.b": ["x"]}, {"a": [{"b": "y"}, {"b": "x"}]}, True),
+    ({"a.b": [{"numeric": [">", 1]}]}, {"a": {"b": 2}}, True),
+    ({"a.b": [{"exists": False}]}, {"a": {"b": 1}}, False),
+    ({"a.b": [{"exists": False}]}, {"a": {"c": 1}}, True),
+]
+
+
+@pytest.mark.parametrize(("policy", "body", "expected"), BODY_VECTORS)
+def test_body_vectors_match_dotted_keys_at_every_split(
+    policy: dict[str, Any], body: dict[str, Any], expected: bool
+) -> None:
+    assert matches_body(policy, body) is expected
+
+
+def test_a_dotted_key_names_one_attribute_in_attribute_scope() -> None:
+    assert matches({"a.b": ["x"]}, attrs(**{"a.b": "x"}))
+    assert not matches({"a.b": ["x"]}, attrs(a="x"))
+
+
 @pytest.mark.parametrize(
     ("rule", "value", "expected"),
     [
@@ -217,12 +247,17 @@ def test_policy_round_trips_through_json() -> None:
         ({"price": [{"numeric": [">", "x"]}]}, "'price'"),
         ({"k": [{"numeric": [">"]}]}, "'numeric' takes"),
         ({"k": [{"numeric": ["!=", 1]}]}, "unrecognized numeric operator"),
-        ({"k": [{"numeric": [">", 1, ">", 2]}]}, "two lower bounds"),
+        ({"k": [{"numeric": [">", 1, ">", 2]}]}, "lower bound ('>' or '>=') first"),
+        ({"k": [{"numeric": ["<", 100, ">", 10]}]}, "got '<' then '>'"),
+        ({"k": [{"numeric": ["<=", 100, "<", 10]}]}, "lower bound ('>' or '>=') first"),
         ({"k": [{"numeric": ["=", 1, "<", 2]}]}, "cannot be combined"),
         ({"k": [{"numeric": [">", 10, "<", 5]}]}, "range is empty"),
         ({"k": [{"numeric": [">", 2e9]}]}, "outside -1e9..1e9"),
         ({"k": [{"exists": "yes"}]}, "true or false"),
         ({"k": [{"cidr": "300.0.0.0/8"}]}, "'cidr'"),
+        ({"k": [{"cidr": "10.0.0.1"}]}, "one '/'"),
+        ({"k": [{"cidr": "10.0.0.0/8/8"}]}, "one '/'"),
+        ({"k": [{"cidr": 10}]}, "one '/'"),
         ({"k": [{"anything-but": {"suffix": "x"}}]}, "'anything-but'"),
         ({"k": [{"anything-but": []}]}, "at least one value"),
         ({"k": [{"anything-but": [{"a": 1}]}]}, "strings or numbers"),
@@ -247,9 +282,45 @@ def test_more_than_five_keys_is_rejected() -> None:
     FilterPolicy.parse({f"k{i}": ["v"] for i in range(5)})
 
 
-def test_nested_body_keys_count_toward_the_key_limit() -> None:
-    policy = {"a": {"b": ["1"], "c": ["1"], "d": {"e": ["1"], "f": ["1"], "g": ["1"], "h": ["1"]}}}
-    with pytest.raises(InvalidFilterPolicy, match="6 keys"):
+def test_nested_body_keys_count_as_their_parent_key() -> None:
+    one_parent = {"a": {"b": ["1"], "c": ["1"], "d": ["1"], "e": ["1"], "f": ["1"], "g": ["1"]}}
+    FilterPolicy.parse(one_parent, scope=BODY_SCOPE)  # 6 nested keys, 1 parent key
+    six_parents = {f"k{i}": ["v"] for i in range(5)} | {"n": {"x": ["1"]}}
+    with pytest.raises(InvalidFilterPolicy, match=r"6 keys.*limit is 5 keys"):
+        FilterPolicy.parse(six_parents, scope=BODY_SCOPE)
+
+
+def _values(count: int) -> list[str]:
+    return [f"value_{i}" for i in range(count)]
+
+
+# AWS's example: depth 3 x 4 values, depth 2 x 3 values = 72; with a top-level key of 3 values,
+# 3x4 x 2x3 x 1x3 = 216, over the limit of 150.
+COMBINATION_VECTORS = [
+    ({"key_a": {"key_b": {"key_c": _values(4)}}, "key_d": {"key_e": _values(3)}}, 72),
+    (
+        {
+            "key_a": {"key_b": {"key_c": _values(4)}},
+            "key_d": {"key_e": _values(3)},
+            "key_f": _values(3),
+        },
+        216,
+    ),
+    ({"a": {"b": _values(10)}, "c": _values(8)}, 160),
+    ({"a": {"b": _values(10)}, "c": _values(7)}, 140),
+    ({"a": {"$or": [{"b": _values(45)}, {"c": {"d": _values(20)}}]}}, 2 * 45 + 3 * 20),
+    ({"a": {"$or": [{"b": _values(50)}, {"c": {"d": _values(20)}}]}}, 2 * 50 + 3 * 20),
+]
+
+
+@pytest.mark.parametrize(("policy", "combinations"), COMBINATION_VECTORS)
+def test_body_combinations_multiply_values_by_nesting_depth(
+    policy: dict[str, Any], combinations: int
+) -> None:
+    if combinations <= 150:
+        FilterPolicy.parse(policy, scope=BODY_SCOPE)
+        return
+    with pytest.raises(InvalidFilterPolicy, match=f"{combinations} combinations.*limit is 150"):
         FilterPolicy.parse(policy, scope=BODY_SCOPE)
 
 

@@ -12,10 +12,12 @@ from fanstack.core.errors import (
     InvalidMessageContents,
     InvalidParameterValue,
     MessageTooLarge,
+    MissingParameter,
 )
 from fanstack.core.message import (
     MessageAttribute,
     check_message,
+    check_ordering_id,
     decode_attributes,
     encode_attributes,
     message_size,
@@ -71,6 +73,13 @@ def test_invalid_attribute_names_are_rejected(name: str) -> None:
         {"DataType": "String.Array", "StringValue": "not json"},
         {"DataType": "String.Array", "StringValue": '[{"nested": 1}]'},
         {"DataType": "Binary"},
+        {"DataType": "Binary", "BinaryValue": ""},
+        b"",
+        {"DataType": "Number", "StringValue": "1" * 39},
+        {"DataType": "Number", "StringValue": "1." + "2" * 38},
+        {"DataType": "Number", "StringValue": " 5"},
+        {"DataType": "Number", "StringValue": "5 "},
+        {"DataType": "Number", "StringValue": "\t5"},
         {"StringValue": "no type"},
         float("inf"),
         {"a": "dict without DataType"},
@@ -79,6 +88,18 @@ def test_invalid_attribute_names_are_rejected(name: str) -> None:
 def test_invalid_attribute_values_are_rejected(raw: object) -> None:
     with pytest.raises(InvalidAttributeValue):
         to_attribute("k", raw)
+
+
+@pytest.mark.parametrize(
+    "text", ["1" * 38, "-0.000" + "7" * 38, "1" + "0" * 40, "1." + "2" * 37 + "000", "1E+100"]
+)
+def test_numbers_of_up_to_38_significant_digits_are_accepted(text: str) -> None:
+    to_attribute("k", {"DataType": "Number", "StringValue": text})
+
+
+def test_a_number_over_38_significant_digits_names_the_limit() -> None:
+    with pytest.raises(InvalidAttributeValue, match="39 significant digits; the limit is 38"):
+        to_attribute("k", {"DataType": "Number", "StringValue": "9" * 39})
 
 
 def test_more_than_ten_attributes_is_rejected_naming_the_limit() -> None:
@@ -97,8 +118,38 @@ def test_check_message_enforces_size_and_characters() -> None:
         check_message("x" * 11, {}, max_bytes=10, where="q")
     with pytest.raises(InvalidMessageContents, match="U\\+FFFE"):
         check_message("\ufffe", {}, max_bytes=10, where="q")
-    with pytest.raises(InvalidParameterValue, match="empty"):
+    with pytest.raises(MissingParameter, match="empty") as empty:
         check_message("", {}, max_bytes=10, where="q")
+    assert empty.value.code == "MissingParameter"
+
+
+def test_a_message_too_long_has_sqs_error_code() -> None:
+    with pytest.raises(MessageTooLarge) as caught:
+        check_message("x" * 11, {}, max_bytes=10, where="q")
+    assert caught.value.code == "InvalidParameterValue"
+
+
+@pytest.mark.parametrize(
+    "value", ["a", "x" * 128, "!\"#$%&'()*+,-./:;<=>?@[\\]^_`{|}~", "Order-1:eu/42"]
+)
+def test_ordering_ids_of_letters_digits_and_punctuation_are_accepted(value: str) -> None:
+    check_ordering_id("group_id", value)
+
+
+@pytest.mark.parametrize(
+    ("value", "fragment"),
+    [
+        ("group 123", "holds ' '"),
+        ("x" * 129, "1-128 characters, got 129"),
+        ("", "1-128 characters, got 0"),
+        ("caf\u00e9", "holds '\u00e9'"),
+        (123, "got 123"),
+    ],
+)
+def test_ordering_ids_outside_the_rule_are_rejected_naming_it(value: object, fragment: str) -> None:
+    with pytest.raises(InvalidParameterValue, match="group_id") as caught:
+        check_ordering_id("group_id", value)
+    assert fragment in str(caught.value)
 
 
 values = st.one_of(
@@ -132,3 +183,11 @@ def test_attributes_survive_the_storage_round_trip(raw: dict[str, object]) -> No
     assert {name: a.value for name, a in decoded.items()} == {
         name: list(v) if isinstance(v, list) else v for name, v in raw.items()
     }
+
+
+def test_a_body_with_nan_is_refused_rather_than_stored_as_non_json() -> None:
+    from fanstack.core.message import body_text
+
+    with pytest.raises(InvalidParameterValue, match="not valid JSON"):
+        body_text({"total": float("nan")})
+    assert body_text({"total": 1.5}) == '{"total":1.5}'

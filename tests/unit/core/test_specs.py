@@ -50,6 +50,15 @@ def test_bad_queue_names_are_rejected(name: str) -> None:
         QueueSpec(name=name)
 
 
+def test_topic_names_may_be_256_characters() -> None:
+    TopicSpec(name="t" * 256)
+    TopicSpec(name="t" * 251 + ".fifo", fifo=True)
+    with pytest.raises(InvalidParameter, match="1-256"):
+        TopicSpec(name="t" * 257)
+    with pytest.raises(InvalidParameterValue, match="1-80"):
+        QueueSpec(name="q" * 81)
+
+
 def test_fifo_names_end_in_dot_fifo() -> None:
     QueueSpec(name="q.fifo", fifo=True)
     with pytest.raises(InvalidParameterValue, match=r"\.fifo"):

@@ -474,9 +474,9 @@ class NatsBackend(Backend):
                 self._changed.wait(remaining)
 
     def delete_messages(self, queue: str, receipt_handles: Sequence[str]) -> list[EntryResult]:
-        """Delete by receipt handle; a handle whose message was received again is stale."""
+        """Delete by receipt handle; stale handles fail, and on a FIFO queue expired ones."""
         result: list[EntryResult] = self._append(
-            {"op": "delete", "queue": queue, "handles": list(receipt_handles)}
+            {"op": "delete", "now": self.clock(), "queue": queue, "handles": list(receipt_handles)}
         )
         return result
 
@@ -488,7 +488,7 @@ class NatsBackend(Backend):
         *,
         uncount: bool = False,
     ) -> list[EntryResult]:
-        """Change in-flight messages' visibility, keeping `failure` for a later dead-letter."""
+        """Change visibility by the latest receipt handles, keeping `failure` for a dead-letter."""
         result: list[EntryResult] = self._append(
             {
                 "op": "visibility",

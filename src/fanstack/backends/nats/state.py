@@ -22,6 +22,7 @@ from fanstack.backends.base import (
     QueueStats,
     check_purge_interval,
     parse_receipt_handle,
+    receipt_handle_expired,
     visibility_timeout_error,
 )
 from fanstack.core.errors import (
@@ -302,10 +303,8 @@ class State:
         assert queue.spec.dead_letter is not None
         target = self.queue(queue.spec.dead_letter)
         del queue.messages[message.seq]
-        message.source_queue = queue.spec.name
-        message.receive_count = 0
+        message.source_queue = queue.spec.name  # the receive count moves along, as in SQS
         message.receipt = None
-        message.first_received_at = None
         message.visible_at = now
         message.expires_at = message.sent_at + target.spec.retention
         message.failure = message.failure or MAX_EXCEEDED_REASON
@@ -334,7 +333,7 @@ class State:
         )
 
     def _find(self, queue: QueueState, handle: str) -> Stored | FanstackError | None:
-        """The in-flight message a handle names; None if it is gone; the error otherwise."""
+        """The message a latest receipt handle names; None if it is gone; the error otherwise."""
         parsed = parse_receipt_handle(handle)
         if isinstance(parsed, FanstackError):
             return parsed
@@ -354,6 +353,7 @@ class State:
         return message
 
     def op_delete(self, entry: dict[str, Any]) -> list[EntryResult]:
+        now: float | None = entry.get("now")  # absent from entries journaled before it was kept
         queue = self.queue(entry["queue"])
         results: list[EntryResult] = []
         for handle in entry["handles"]:
@@ -362,6 +362,8 @@ class State:
                 results.append(None)  # already deleted: DeleteMessage is idempotent, as in SQS
             elif isinstance(found, FanstackError):
                 results.append(found)
+            elif queue.spec.fifo and now is not None and found.visible_at <= now:
+                results.append(receipt_handle_expired(handle))
             else:
                 del queue.messages[found.seq]
                 results.append(None)
@@ -385,7 +387,7 @@ class State:
             if error is not None:
                 results.append(error)
                 continue
-            if found.visible_at <= now:
+            if queue.spec.fifo and found.visible_at <= now:  # standard: the latest handle works
                 results.append(
                     MessageNotInflight(
                         f"message {found.seq} of queue {queue.spec.name!r} is not in flight"
