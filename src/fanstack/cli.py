@@ -23,6 +23,12 @@ from fanstack.backends import open_backend
 from fanstack.backends.base import Backend, PublishRequest, QueueStats, new_message_id
 from fanstack.core.errors import FanstackError, InvalidAttributeValue
 from fanstack.core.message import MessageAttribute, OutgoingMessage, ReceivedMessage, to_attributes
+from fanstack.gateway.limits import (
+    DEFAULT_BODY_TIMEOUT,
+    DEFAULT_HEADER_TIMEOUT,
+    DEFAULT_MAX_CONNECTIONS,
+    ServerLimits,
+)
 from fanstack.loader import load_app
 from fanstack.runtime.logs import configure_logging
 from fanstack.runtime.shutdown import ShutdownSignals
@@ -412,6 +418,27 @@ def _serve_options(function: F) -> F:
             default=None,
             help="Bearer token for /_fanstack/* when not bound to loopback.",
         ),
+        click.option(
+            "--header-timeout",
+            type=click.FloatRange(min=0, min_open=True),
+            default=DEFAULT_HEADER_TIMEOUT,
+            show_default=True,
+            help="Seconds a client has to send a request's headers (then 408, closed).",
+        ),
+        click.option(
+            "--body-timeout",
+            type=click.FloatRange(min=0, min_open=True),
+            default=DEFAULT_BODY_TIMEOUT,
+            show_default=True,
+            help="Seconds a client has to send a request's body (then 408, closed).",
+        ),
+        click.option(
+            "--max-connections",
+            type=click.IntRange(min=1),
+            default=DEFAULT_MAX_CONNECTIONS,
+            show_default=True,
+            help="Open connections served at once; requests beyond get 503.",
+        ),
     ]
     for option in reversed(options):
         function = option(function)
@@ -442,6 +469,9 @@ def run(
     port: int,
     grace: float,
     admin_token: str | None,
+    header_timeout: float,
+    body_timeout: float,
+    max_connections: int,
     reload: bool,
 ) -> None:
     """Run APP's API gateway, consumers and worker pools in one process (APP is app.py)."""
@@ -452,7 +482,18 @@ def run(
 
     configure_logging()
     app = _load(ctx, app_reference)
-    serve(app, host=host, port=port, consumers=True, grace=grace, admin_token=admin_token)
+    limits = ServerLimits(
+        header_timeout=header_timeout, body_timeout=body_timeout, max_connections=max_connections
+    )
+    serve(
+        app,
+        host=host,
+        port=port,
+        consumers=True,
+        grace=grace,
+        admin_token=admin_token,
+        limits=limits,
+    )
 
 
 def _run_reloading() -> None:
@@ -489,13 +530,27 @@ def gateway(
     port: int,
     grace: float,
     admin_token: str | None,
+    header_timeout: float,
+    body_timeout: float,
+    max_connections: int,
 ) -> None:
     """Serve only APP's HTTP API (consumers run in `fanstack worker` processes)."""
     from fanstack.gateway.serve import serve
 
     configure_logging()
     app = _load(ctx, app_reference)
-    serve(app, host=host, port=port, consumers=False, grace=grace, admin_token=admin_token)
+    limits = ServerLimits(
+        header_timeout=header_timeout, body_timeout=body_timeout, max_connections=max_connections
+    )
+    serve(
+        app,
+        host=host,
+        port=port,
+        consumers=False,
+        grace=grace,
+        admin_token=admin_token,
+        limits=limits,
+    )
 
 
 @main.command()

@@ -14,6 +14,7 @@ inbox = app.queue("inbox")
 audit = app.queue("audit")
 events.subscribe(audit, raw=True)
 results = app.queue("results")
+claimed = app.queue("claimed")
 
 
 @app.function(timeout=5, on_success=results)
@@ -33,8 +34,10 @@ SCHEMA = {
 
 app.api.usage_plan("tiny", rate=1, burst=3, quota_per_day=5)
 app.api.usage_plan("roomy", rate=1000, burst=1000)
+app.api.usage_plan("counted", rate=1000, burst=1000, quota_per_day=1000)
 app.api.api_key("tiny-key-0123456789abcdef", plan="tiny")
 app.api.api_key("roomy-key-0123456789abcdef", plan="roomy")
+app.api.api_key("counted-key-0123456789abcdef", plan="counted")
 if os.environ.get("GATEWAY_JWKS"):
     app.api.use_jwt(jwks_file=os.environ["GATEWAY_JWKS"], algorithms=["RS256"], audience="shop")
 else:
@@ -63,15 +66,27 @@ app.api.post(
     attributes={"user": "$context.claims.sub", "tenant": "$request.header.x-tenant"},
     auth="jwt",
 )
+app.api.post(
+    "/claimed",
+    send=claimed,
+    request_schema={"type": "object"},
+    body={"claims": "$context.claims", "order": "$request.body"},
+    auth="jwt",
+)
 app.api.post("/echo", invoke=echo, request_schema={"type": "object"}, auth="open")
 app.api.post("/echo-later", invoke_async=echo, request_schema={"type": "object"}, auth="open")
 app.api.get(
     "/search",
     invoke=echo,
-    body={"q": "$request.query.q", "limit": "$request.query.limit"},
+    body={
+        "q": "$request.query.q",
+        "limit": "$request.query.limit",
+        "min_price": "$request.query.min_price",
+    },
     parameters=[
         {"name": "q", "in": "query", "required": True, "schema": {"type": "string"}},
         {"name": "limit", "in": "query", "schema": {"type": "integer", "maximum": 50}},
+        {"name": "min_price", "in": "query", "schema": {"type": "number"}},
     ],
     auth="open",
 )

@@ -1,21 +1,33 @@
-"""The gateway over real HTTP: auth, usage plans, JWT, integrations, CORS, limits, 503."""
+"""The gateway over real HTTP: auth, usage plans, JWT, integrations, CORS, limits, 503, and
+bad input (deep nesting, NaN, media types), secrets, slow clients and the connection limit."""
 
 from __future__ import annotations
 
+import hashlib
+import hmac
 import json
+import math
+import socket
 import sqlite3
 import threading
 import time
 from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
+from typing import Any
 
+import httpx
 import jwt
 import pytest
+import uvicorn
 from cryptography.hazmat.primitives.asymmetric import rsa
 
 from fanstack import App
+from fanstack.gateway.auth import QUOTA_TABLE
+from fanstack.gateway.limits import ServerLimits, uvicorn_options
+from fanstack.gateway.server import Gateway
 
-from .conftest import Server, start_server, wait_for
+from .conftest import Server, free_port, start_server, wait_for
 
 APP = Path(__file__).with_name("gateway_app.py")
 TINY, ROOMY = "tiny-key-0123456789abcdef", "roomy-key-0123456789abcdef"
@@ -251,3 +263,321 @@ def test_admin_endpoints_need_the_token_off_loopback(tmp_path: Path) -> None:
             assert response.status_code == 200
     finally:
         server.stop()
+
+
+# -- bad input: nesting, NaN, media types (issue 8, points 6, 7, 9) ----------------------------
+
+
+def assert_json_error(response: httpx.Response, status: int) -> dict[str, Any]:
+    """A gateway error: the status, JSON, and the request id in the header and the body."""
+    assert response.status_code == status, response.text
+    assert response.headers["content-type"].startswith("application/json")
+    request_id = response.headers["x-request-id"]
+    payload: dict[str, Any] = response.json()
+    assert payload["request_id"] == request_id
+    return payload
+
+
+def test_json_nested_too_deep_is_a_400_naming_the_problem(gateway: Server) -> None:
+    with gateway.client() as client:
+        for depth in (5000, 1000, 101):  # past the decoder's stack, and just past the bound
+            body = "[" * depth + "]" * depth
+            response = client.post(
+                "/echo", content=body, headers={"content-type": "application/json"}
+            )
+            payload = assert_json_error(response, 400)
+            (error,) = payload["errors"]
+            assert error["in"] == "body"
+            assert "nested more than 100 levels" in error["message"]
+        nested: Any = {"x": 1}
+        for _ in range(98):
+            nested = {"x": nested}
+        assert client.post("/echo", json=nested).status_code == 200
+
+
+def test_every_error_is_json_with_a_request_id(gateway: Server) -> None:
+    with gateway.client() as client:
+        assert "Not Found" in assert_json_error(client.get("/no/such/route"), 404)["message"]
+        not_allowed = client.get("/echo")
+        assert_json_error(not_allowed, 405)
+        assert "POST" in not_allowed.headers["allow"]
+        too_large = client.post("/echo", json={"blob": "x" * 300_000})
+        assert_json_error(too_large, 413)
+        wrong_type = client.post("/echo", content=b"{}", headers={"content-type": "text/plain"})
+        assert_json_error(wrong_type, 415)
+    host, port = gateway.url.removeprefix("http://").split(":")
+    with socket.create_connection((host, int(port)), timeout=10) as sock:
+        sock.sendall(b"NOT HTTP AT ALL\r\n\r\n")
+        reply = b"".join(iter(lambda: sock.recv(65536), b""))
+    status, headers, payload = reply_status_and_json(reply)
+    assert status == 400
+    assert payload["request_id"] == headers["x-request-id"]
+
+
+def test_non_standard_json_numbers_are_rejected_naming_the_field(gateway: Server) -> None:
+    with gateway.client() as client:
+        for token in ("NaN", "Infinity", "-Infinity", "1e999"):
+            body = '{"order": {"total": ' + token + '}, "n": 1}'
+            response = client.post(
+                "/echo-later", content=body, headers={"content-type": "application/json"}
+            )
+            payload = assert_json_error(response, 400)
+            (error,) = payload["errors"]
+            assert (error["in"], error["name"]) == ("body", "/order/total"), error
+            assert token.lstrip("-") in error["message"]
+
+
+def test_a_message_that_would_not_be_json_is_not_sent(gateway: Server) -> None:
+    # PyJWT reads claims with Python's json, NaN included; the mapping puts them in the message.
+    nan_claims = token({"sub": "u-1", "score": math.nan})
+    with gateway.client(headers={"authorization": f"Bearer {nan_claims}"}) as client:
+        response = client.post("/claimed", json={"n": 1})
+    payload = assert_json_error(response, 400)
+    (error,) = payload["errors"]
+    assert (error["in"], error["name"]) == ("message", "/claims/score"), error
+    app = App("gateway-test", data_dir=gateway.data_dir)
+    assert app.queue_for("claimed").stats().visible == 0
+    app.close()
+
+
+def test_query_numbers_follow_json_grammar(gateway: Server) -> None:
+    with gateway.client() as client:
+        for raw in ("NaN", "nan", "Infinity", "-inf", "1e999", "1_000", " 5"):
+            response = client.get("/search", params={"q": "tea", "min_price": raw})
+            payload = assert_json_error(response, 400)
+            assert [e["name"] for e in payload["errors"]] == ["min_price"], payload
+        ok = client.get("/search", params={"q": "tea", "min_price": "2.5e1"})
+        assert ok.status_code == 200, ok.text
+        assert ok.json() == {"echo": {"q": "tea", "min_price": 25.0}}
+
+
+def test_only_json_media_types_in_unicode_charsets_are_read(gateway: Server) -> None:
+    with gateway.client() as client:
+
+        def post(body: bytes, content_type: str | None) -> httpx.Response:
+            headers = {"content-type": content_type} if content_type is not None else {}
+            return client.post("/echo", content=body, headers=headers)
+
+        for refused in (
+            "application/jsonp-evil",
+            "text/plain; note=json",
+            "application/x-www-form-urlencoded",
+            "application/json; charset=iso-8859-1",
+            "application/json; charset=no-such-charset",
+            "application/json;;",
+        ):
+            payload = assert_json_error(post(b'{"a": 1}', refused), 415)
+            assert payload["errors"][0]["name"] == "content-type", refused
+        for accepted in ("application/json", "Application/JSON", "application/vnd.api+json"):
+            assert post(b'{"a": 1}', accepted).json() == {"echo": {"a": 1}}, accepted
+        assert post(b'{"a": 1}', None).json() == {"echo": {"a": 1}}  # API Gateway's default
+        text = '{"name": "Zoë ☕"}'
+        for charset in ("utf-16", "utf-16-le", "utf-32", "UTF-8"):
+            response = post(text.encode(charset), f"application/json; charset={charset}")
+            assert response.json() == {"echo": {"name": "Zoë ☕"}}, charset
+        # The declared charset is the one used: UTF-8 bytes declared as UTF-16 do not decode.
+        misdeclared = post(b'{"a": 1}', "application/json; charset=utf-16")
+        assert assert_json_error(misdeclared, 400)["errors"][0]["in"] == "body"
+
+
+def test_served_openapi_says_which_auth_is_enforced(gateway: Server) -> None:
+    with gateway.client() as client:
+        document = client.get("/openapi.json").json()
+    events = document["paths"]["/events/{kind}"]["post"]
+    assert events["security"] == [{"apiKey": []}]  # bound to loopback, but not open on it
+    assert {"400", "403", "413", "415", "429"} <= set(events["responses"])
+    assert document["paths"]["/secure"]["post"]["security"] == [{"bearer": []}]
+    assert document["paths"]["/echo"]["post"]["security"] == []
+
+
+# -- secrets (issue 8, point 10) ----------------------------------------------------------------
+
+COUNTED = "counted-key-0123456789abcdef"
+
+
+def test_api_keys_are_stored_only_as_their_hash(gateway: Server) -> None:
+    with gateway.client(headers={"x-api-key": COUNTED}) as client:
+        assert client.post("/events/a", json={"kind": "a"}).status_code == 202
+    app = App("gateway-test", data_dir=gateway.data_dir)
+    try:
+        keys = [item.key for item in app.table(QUOTA_TABLE).scan()]
+        digest = hashlib.sha256(COUNTED.encode()).hexdigest()
+        assert any(key.startswith(f"{digest}#") for key in keys), keys
+        assert not any(COUNTED in key for key in keys)
+    finally:
+        app.close()
+    for path in gateway.data_dir.rglob("*"):
+        if path.is_file():
+            assert COUNTED.encode() not in path.read_bytes(), path
+
+
+# -- in-process servers: real HTTP against uvicorn on a free port ------------------------------
+
+
+@contextmanager
+def serving(asgi: Any, limits: ServerLimits | None = None) -> Iterator[str]:
+    """Serve `asgi` with the gateway's uvicorn options on a free port; yield its base URL."""
+    port = free_port()
+    config = uvicorn.Config(
+        asgi,
+        host="127.0.0.1",
+        port=port,
+        log_config=None,
+        access_log=False,
+        **uvicorn_options(limits or ServerLimits()),
+    )
+    server = uvicorn.Server(config)
+    thread = threading.Thread(target=server.run, daemon=True)
+    thread.start()
+    try:
+        wait_for(lambda: server.started, timeout=15)
+        yield f"http://127.0.0.1:{port}"
+    finally:
+        server.should_exit = True
+        thread.join(timeout=15)
+
+
+@pytest.fixture
+def small_app(tmp_path: Path) -> Iterator[App]:
+    app = App("small", data_dir=tmp_path / "state")
+    inbox = app.queue("inbox")
+    app.api.post("/inbox", send=inbox, request_schema={"type": "object"}, auth="open")
+    yield app
+    app.close()
+
+
+def test_an_unexpected_error_is_a_json_500_with_a_request_id(
+    small_app: App, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    def broken(*args: object) -> None:
+        raise RuntimeError("a bug")
+
+    (operation,) = small_app.api.operations
+    monkeypatch.setattr(operation.validator, "validate", broken)
+    with serving(Gateway(small_app).asgi()) as url, httpx.Client(base_url=url) as client:
+        response = client.post("/inbox", json={}, headers={"x-request-id": "req-500"})
+        payload = assert_json_error(response, 500)
+        assert payload["request_id"] == "req-500"
+        assert "a bug" not in response.text  # no internals in the answer
+        assert client.post("/inbox", json={}).status_code == 500  # and the server lives on
+
+
+def test_admin_token_is_compared_in_constant_time(
+    small_app: App, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    compared: list[tuple[bytes, bytes]] = []
+    real_compare = hmac.compare_digest
+
+    def spy(given: bytes, expected: bytes) -> bool:
+        compared.append((given, expected))
+        return real_compare(given, expected)
+
+    monkeypatch.setattr(hmac, "compare_digest", spy)
+    # Declared as bound to all interfaces (so the token applies); served on loopback for the test.
+    gateway = Gateway(small_app, host="0.0.0.0", admin_token="admin-secret-token")
+    with serving(gateway.asgi()) as url, httpx.Client(base_url=url) as client:
+        wrong = client.get("/_fanstack/queues", headers={"authorization": "Bearer admin-secret"})
+        assert_json_error(wrong, 403)
+        right = client.get(
+            "/_fanstack/queues", headers={"authorization": "Bearer admin-secret-token"}
+        )
+        assert right.status_code == 200
+    assert (b"Bearer admin-secret", b"Bearer admin-secret-token") in compared
+    assert (b"Bearer admin-secret-token", b"Bearer admin-secret-token") in compared
+
+
+# -- slow clients and the connection limit (issue 8, point 8) ------------------------------------
+
+HEADER_TIMEOUT, BODY_TIMEOUT, MAX_CONNECTIONS = 2.0, 1.5, 4
+
+
+@pytest.fixture(scope="module")
+def bounded(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
+    server = start_server(
+        APP,
+        tmp_path_factory.mktemp("bounded") / "state",
+        command="gateway",
+        args=[
+            "--header-timeout",
+            str(HEADER_TIMEOUT),
+            "--body-timeout",
+            str(BODY_TIMEOUT),
+            "--max-connections",
+            str(MAX_CONNECTIONS),
+        ],
+    )
+    yield server
+    server.stop()
+
+
+def trickle(server: Server, head: bytes, drip: bytes, every: float = 0.25) -> tuple[bytes, float]:
+    """Send `head`, then `drip` every `every` s until the server closes; (reply, seconds)."""
+    host, port = server.url.removeprefix("http://").split(":")
+    started = time.monotonic()
+    reply = b""
+    with socket.create_connection((host, int(port)), timeout=10) as sock:
+        sock.sendall(head)
+        sock.settimeout(every)
+        while time.monotonic() - started < 15:
+            try:
+                chunk = sock.recv(65536)
+            except TimeoutError:
+                try:
+                    sock.sendall(drip)
+                except OSError:  # closed under us: the reply is what was read
+                    break
+                continue
+            except ConnectionResetError:
+                break
+            if not chunk:
+                break
+            reply += chunk
+    return reply, time.monotonic() - started
+
+
+def reply_status_and_json(reply: bytes) -> tuple[int, dict[str, str], dict[str, Any]]:
+    head, _, body = reply.partition(b"\r\n\r\n")
+    status_line, *lines = head.decode("latin-1").split("\r\n")
+    headers = {k.lower(): v.strip() for k, _, v in (line.partition(":") for line in lines)}
+    return int(status_line.split()[1]), headers, json.loads(body)
+
+
+def test_a_client_slow_to_send_headers_is_cut_off(bounded: Server) -> None:
+    reply, seconds = trickle(bounded, b"POST /echo HTTP/1.1\r\nHost: test\r\n", b"X-Slow: 1\r\n")
+    assert seconds < HEADER_TIMEOUT + 3, seconds
+    status, headers, payload = reply_status_and_json(reply)
+    assert status == 408
+    assert payload["request_id"] == headers["x-request-id"]
+    assert "headers" in payload["message"]
+
+
+def test_a_client_slow_to_send_its_body_is_cut_off(bounded: Server) -> None:
+    head = (
+        b"POST /echo HTTP/1.1\r\nHost: test\r\ncontent-type: application/json\r\n"
+        b"content-length: 1000\r\n\r\n{"
+    )
+    reply, seconds = trickle(bounded, head, b" ")
+    assert seconds < BODY_TIMEOUT + 3, seconds
+    status, headers, payload = reply_status_and_json(reply)
+    assert status == 408
+    assert headers["connection"] == "close"
+    assert payload["request_id"] == headers["x-request-id"]
+    assert "body" in payload["message"]
+
+
+def test_connections_beyond_the_limit_get_503(bounded: Server) -> None:
+    host, port = bounded.url.removeprefix("http://").split(":")
+    held = [socket.create_connection((host, int(port)), timeout=10) for _ in range(MAX_CONNECTIONS)]
+    try:
+        for sock in held:
+            sock.sendall(b"GET /openapi.json HTTP/1.1\r\n")  # headers never finished
+        time.sleep(0.2)
+        response = httpx.get(f"{bounded.url}/openapi.json", timeout=10)
+        payload = assert_json_error(response, 503)
+        assert "connections" in payload["message"]
+        assert response.headers["connection"] == "close"
+    finally:
+        for sock in held:
+            sock.close()
+    # The held connections are gone (closed here, or cut off by the header timeout): served again.
+    wait_for(lambda: httpx.get(f"{bounded.url}/openapi.json", timeout=10).status_code == 200)

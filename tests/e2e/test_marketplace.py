@@ -132,6 +132,28 @@ def test_invalid_requests_get_400_listing_every_field_and_change_nothing(
     app.close()
 
 
+def test_patterns_are_ecma_262_and_the_spec_says_auth_is_open_on_loopback(
+    marketplace: Server,
+) -> None:
+    with marketplace.client() as client:
+        # ECMA-262: `$` is the very end (Python's also matches before a final newline) and
+        # `\s` includes U+FEFF (Python's does not).
+        for email in ("ada@example.com\n", "ada\ufeff@example.com"):
+            customer = {"id": "c-1", "email": email}
+            response = client.post("/market/eu/shops/s-1/orders", json=order(customer=customer))
+            assert response.status_code == 400, (email, response.text)
+            assert [e["name"] for e in response.json()["errors"]] == ["/customer/email"]
+        response = client.post("/market/eu/shops/s-1%0A/orders", json=order())
+        assert response.status_code == 400, response.text
+        assert [e["name"] for e in response.json()["errors"]] == ["shop_id"]
+        document = client.get("/openapi.json").json()
+    # The app is open on loopback and served there: the spec must not demand a key.
+    operation = document["paths"]["/market/{market}/shops/{shop_id}/orders"]["post"]
+    assert operation["security"] == []
+    assert "403" not in operation["responses"] and "415" in operation["responses"]
+    assert all(depth == 0 for depth in depths(marketplace).values())
+
+
 def test_handler_failure_ends_in_the_dlq_and_redrives_once_fixed(marketplace: Server) -> None:
     with marketplace.client() as client:
         response = client.post("/market/eu/shops/s-2/orders", json=order("o-aq", country="AQ"))

@@ -339,20 +339,21 @@ class Api:
 
     # -- the document served at /openapi.json --------------------------------------------
 
-    def document(self) -> dict[str, Any]:
-        """The OpenAPI 3.1 document of every route, with security schemes."""
+    def document(self, *, auth_enforced: bool = True) -> dict[str, Any]:
+        """The OpenAPI 3.1 document of every route, saying what the gateway enforces.
+
+        With `auth_enforced` false (open on loopback) no route requires a key or a token, and
+        the document says so; every error status the gateway can answer is listed.
+        """
         paths: dict[str, Any] = {}
         for op in self.operations:
             entry = copy.deepcopy(dict(op.operation))
             entry.setdefault("operationId", op.operation_id)
-            if op.auth == API_KEY:
-                entry["security"] = [{"apiKey": []}]
-            elif op.auth == JWT:
-                entry["security"] = [{"bearer": []}]
-            else:
-                entry["security"] = []
+            auth = op.auth if auth_enforced else OPEN
+            entry["security"] = _SECURITY.get(auth, [])
             responses = entry.setdefault("responses", {})
-            responses.setdefault("400", {"$ref": "#/components/responses/BadRequest"})
+            for status in _error_statuses(op, auth):
+                responses.setdefault(status, {"$ref": f"#/components/responses/{_ERRORS[status]}"})
             paths.setdefault(op.path, {})[op.method] = entry
         components = copy.deepcopy(self.components)
         components.setdefault("securitySchemes", {}).update(
@@ -361,16 +362,52 @@ class Api:
                 "bearer": {"type": "http", "scheme": "bearer", "bearerFormat": "JWT"},
             }
         )
-        components.setdefault("responses", {})["BadRequest"] = {
-            "description": "The request is invalid; every invalid field is listed.",
-            "content": {"application/json": {"schema": _ERROR_SCHEMA}},
-        }
+        shared = components.setdefault("responses", {})
+        for status, name in _ERRORS.items():
+            shared[name] = {
+                "description": _ERROR_DESCRIPTIONS[status],
+                "content": {"application/json": {"schema": _ERROR_SCHEMA}},
+            }
         return {
             "openapi": "3.1.0",
             "info": {"title": self.title, "version": self.version},
             "paths": paths,
             "components": components,
         }
+
+
+_SECURITY: dict[str, list[dict[str, list[str]]]] = {
+    API_KEY: [{"apiKey": []}],
+    JWT: [{"bearer": []}],
+}
+_ERRORS = {
+    "400": "BadRequest",
+    "401": "Unauthorized",
+    "403": "Forbidden",
+    "413": "PayloadTooLarge",
+    "415": "UnsupportedMediaType",
+    "429": "TooManyRequests",
+}
+_ERROR_DESCRIPTIONS = {
+    "400": "The request is invalid; every invalid field is listed.",
+    "401": "The bearer token is missing or invalid.",
+    "403": "The API key is missing or invalid.",
+    "413": "The body is over 256 KiB.",
+    "415": "The body is not application/json (or application/*+json) in a Unicode charset.",
+    "429": "The API key's usage plan is throttled or its daily quota is used up.",
+}
+
+
+def _error_statuses(operation: Operation, auth: str) -> list[str]:
+    """The error statuses the gateway itself may answer on `operation`."""
+    statuses = ["400"]
+    if "requestBody" in operation.operation:
+        statuses += ["413", "415"]
+    if auth == API_KEY:
+        statuses += ["403", "429"]
+    elif auth == JWT:
+        statuses.append("401")
+    return statuses
 
 
 _ERROR_SCHEMA = {

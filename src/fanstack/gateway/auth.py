@@ -1,11 +1,14 @@
 """Protecting routes: API keys with usage plans (rate, burst, daily quota) and JWT bearer tokens.
 
 Rates are token buckets kept per gateway process (as API Gateway's are approximate per node);
-daily quotas are counted in the backend's table store, so every gateway shares them.
+daily quotas are counted in the backend's table store, so every gateway shares them. A key is
+known, counted and stored only by its SHA-256 (`key_id`): the quota table never holds a key.
 """
 
 from __future__ import annotations
 
+import hashlib
+import hmac
 import json
 import threading
 import time
@@ -52,6 +55,18 @@ class UsagePlan:
             raise InvalidParameterValue(f"usage plan {self.name!r}: quota_per_day must be >= 1")
 
 
+def key_id(key: str) -> str:
+    """What an API key is known by, in memory and in the quota table: its SHA-256, in hex."""
+    return hashlib.sha256(key.encode()).hexdigest()
+
+
+def bearer_matches(authorization: str | None, token: str | None) -> bool:
+    """Whether an Authorization header is `Bearer <token>`, compared in constant time."""
+    if token is None or authorization is None:
+        return False
+    return hmac.compare_digest(authorization.encode(), f"Bearer {token}".encode())
+
+
 @dataclass
 class _Bucket:
     tokens: float
@@ -63,7 +78,7 @@ class ApiKeys:
     """API keys, their plans, and the throttling state of this process."""
 
     plans: dict[str, UsagePlan] = field(default_factory=dict)
-    keys: dict[str, str] = field(default_factory=dict)  # key -> plan name
+    keys: dict[str, str] = field(default_factory=dict)  # key_id(key) -> plan name
     _buckets: dict[str, _Bucket] = field(default_factory=dict)
     _lock: threading.Lock = field(default_factory=threading.Lock)
 
@@ -77,25 +92,26 @@ class ApiKeys:
             raise InvalidParameterValue(f"API key on unknown usage plan {plan!r}")
         if len(key) < 20:
             raise InvalidParameterValue("an API key must be at least 20 characters")
-        self.keys[key] = plan
+        self.keys[key_id(key)] = plan
 
     def admit(self, key: str | None, table: Any, now: float | None = None) -> str:
         """Check the key, its rate and its quota; return the plan name or raise AuthFailure."""
         if not key:
             raise AuthFailure(403, "Forbidden: missing x-api-key header")
-        plan_name = self.keys.get(key)
+        identity = key_id(key)
+        plan_name = self.keys.get(identity)
         if plan_name is None:
             raise AuthFailure(403, "Forbidden: invalid API key")
         plan = self.plans[plan_name]
         moment = time.monotonic() if now is None else now
-        self._take(key, plan, moment)
+        self._take(identity, plan, moment)
         if plan.quota_per_day is not None:
-            self._count(key, plan, table)
+            self._count(identity, plan, table)
         return plan_name
 
-    def _take(self, key: str, plan: UsagePlan, now: float) -> None:
+    def _take(self, identity: str, plan: UsagePlan, now: float) -> None:
         with self._lock:
-            bucket = self._buckets.setdefault(key, _Bucket(float(plan.burst), now))
+            bucket = self._buckets.setdefault(identity, _Bucket(float(plan.burst), now))
             bucket.tokens = min(plan.burst, bucket.tokens + (now - bucket.updated) * plan.rate)
             bucket.updated = now
             if bucket.tokens < 1:
@@ -108,9 +124,9 @@ class ApiKeys:
                 )
             bucket.tokens -= 1
 
-    def _count(self, key: str, plan: UsagePlan, table: Any) -> None:
+    def _count(self, identity: str, plan: UsagePlan, table: Any) -> None:
         today = datetime.now(UTC)
-        item_key = f"{key}#{today:%Y-%m-%d}"
+        item_key = f"{identity}#{today:%Y-%m-%d}"
         limit = plan.quota_per_day or 0
         for _ in range(20):
             item = table.get_item(item_key)

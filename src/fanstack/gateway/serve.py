@@ -19,6 +19,7 @@ import uvicorn
 from rich.console import Console
 from rich.table import Table
 
+from fanstack.gateway.limits import ServerLimits, uvicorn_options
 from fanstack.gateway.server import Gateway
 from fanstack.runtime.shutdown import ShutdownSignals
 
@@ -38,6 +39,7 @@ def serve(
     gateway: bool = True,
     grace: float = 30.0,
     admin_token: str | None = None,
+    limits: ServerLimits | None = None,
 ) -> None:
     """Run until SIGTERM/SIGINT: the API on host:port and, if `consumers`, every consumer.
 
@@ -47,14 +49,15 @@ def serve(
     app.backend  # noqa: B018 - create every declared resource before serving
     server: _Server | None = None
     if gateway:
+        limits = limits or ServerLimits()
         config = uvicorn.Config(
-            Gateway(app, host=host, admin_token=admin_token).asgi(),
+            Gateway(app, host=host, admin_token=admin_token, limits=limits).asgi(),
             host=host,
             port=port,
             log_config=None,
             access_log=False,
             loop="uvloop",
-            http="httptools",
+            **uvicorn_options(limits),  # httptools with header timeout, connection limit
             timeout_graceful_shutdown=int(grace),
         )
         server = _Server(config)

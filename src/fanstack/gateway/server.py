@@ -1,9 +1,11 @@
 """The gateway as an ASGI app (Starlette): auth, validation, mapping, integration, responses.
 
-Each request gets a request id (echoed in `x-request-id` and in every log line), a body limit of
-256 KiB (413), the route's auth (401/403/429), validation against its OpenAPI operation (400
-listing every invalid field), then its integration. A message is acknowledged with a 2xx only
-once the backend has stored it; a storage failure is a 503.
+Each request gets a request id (echoed in `x-request-id` on every response, 404s and 500s
+included, and in every log line), a body limit of 256 KiB (413) and a body deadline (408,
+`limits`), the route's auth (401/403/429), a media type check (415), validation against its
+OpenAPI operation (400 listing every invalid field), then its integration. A message is
+acknowledged with a 2xx only once the backend has stored it; a storage failure is a 503. Every
+error is JSON: `{"message", "request_id"[, "errors"]}`.
 """
 
 from __future__ import annotations
@@ -11,19 +13,18 @@ from __future__ import annotations
 import ipaddress
 import json
 import logging
-import re
-import time
-import uuid
 from collections.abc import Awaitable, Callable
 from typing import TYPE_CHECKING, Any
 
 from starlette.applications import Starlette
 from starlette.concurrency import run_in_threadpool
+from starlette.exceptions import HTTPException
 from starlette.middleware import Middleware
 from starlette.middleware.cors import CORSMiddleware
-from starlette.requests import Request
+from starlette.requests import ClientDisconnect, Request
 from starlette.responses import HTMLResponse, JSONResponse, Response
 from starlette.routing import Route
+from starlette.types import ASGIApp
 
 from fanstack.core.errors import (
     BackendUnavailable,
@@ -33,11 +34,16 @@ from fanstack.core.errors import (
     TooManyRequests,
 )
 from fanstack.core.message import TOPIC_MAX_MESSAGE_BYTES
+from fanstack.gateway import strict_json
 from fanstack.gateway.api import API_KEY, JWT, Operation
-from fanstack.gateway.auth import QUOTA_TABLE, AuthFailure
+from fanstack.gateway.auth import QUOTA_TABLE, AuthFailure, bearer_matches
+from fanstack.gateway.body_timeout import BodyTimeoutMiddleware
 from fanstack.gateway.examples import add_examples
 from fanstack.gateway.expressions import RequestContext, render
-from fanstack.runtime.logs import log_context
+from fanstack.gateway.limits import ServerLimits
+from fanstack.gateway.media import UnsupportedMediaType
+from fanstack.gateway.request_id import RequestIdMiddleware
+from fanstack.gateway.responses import error_response
 
 if TYPE_CHECKING:
     from fanstack.app import App
@@ -46,7 +52,6 @@ log = logging.getLogger("fanstack.gateway")
 
 MAX_BODY_BYTES = TOPIC_MAX_MESSAGE_BYTES
 ADMIN_PREFIX = "/_fanstack"
-_REQUEST_ID = re.compile(r"^[A-Za-z0-9._-]{1,128}$")
 
 Endpoint = Callable[[Request], Awaitable[Response]]
 
@@ -64,13 +69,26 @@ def is_loopback(host: str) -> bool:
 class Gateway:
     """Builds the Starlette app serving an `App`'s API."""
 
-    def __init__(self, app: App, *, host: str = "127.0.0.1", admin_token: str | None = None):
+    def __init__(
+        self,
+        app: App,
+        *,
+        host: str = "127.0.0.1",
+        admin_token: str | None = None,
+        limits: ServerLimits | None = None,
+    ):
         self.app = app
         self.api = app.api
         self.loopback = is_loopback(host)
         self.admin_token = admin_token or self.api.admin_token
+        self.limits = limits or ServerLimits()
 
-    def asgi(self) -> Starlette:
+    @property
+    def auth_enforced(self) -> bool:
+        """Whether routes' API-key and JWT auth apply (not when open on loopback)."""
+        return not (self.api.open_on_loopback and self.loopback)
+
+    def asgi(self) -> ASGIApp:
         """The ASGI application."""
         routes = [
             Route(op.path, self._endpoint(op), methods=[op.method.upper()], name=op.operation_id)
@@ -82,7 +100,7 @@ class Gateway:
             Route(f"{ADMIN_PREFIX}/health", self._admin(self._health), methods=["GET"]),
             Route(f"{ADMIN_PREFIX}/queues", self._admin(self._queues), methods=["GET"]),
         ]
-        middleware = []
+        middleware = [Middleware(BodyTimeoutMiddleware, body_timeout=self.limits.body_timeout)]
         if self.api.cors_origins:
             middleware.append(
                 Middleware(
@@ -93,8 +111,10 @@ class Gateway:
                     expose_headers=["x-request-id", "retry-after"],
                 )
             )
-        middleware.append(Middleware(RequestIdMiddleware))
-        return Starlette(routes=routes, middleware=middleware)
+        handlers = {HTTPException: self._http_error, Exception: self._internal_error}
+        return RequestIdMiddleware(
+            Starlette(routes=routes, middleware=middleware, exception_handlers=handlers)
+        )
 
     # -- API routes ----------------------------------------------------------------------
 
@@ -109,10 +129,10 @@ class Gateway:
                     {k: request.query_params.getlist(k) for k in request.query_params},
                     {k.lower(): v for k, v in request.headers.items()},
                     raw_body,
-                    request.headers.get("content-type", ""),
+                    request.headers.get("content-type"),
                 )
                 if errors:
-                    return _error(
+                    return error_response(
                         400,
                         "Invalid request",
                         request_id,
@@ -129,9 +149,18 @@ class Gateway:
                 )
                 return await run_in_threadpool(self._integrate, operation, context)
             except AuthFailure as failure:
-                return _error(failure.status, failure.message, request_id, headers=failure.headers)
+                return error_response(
+                    failure.status, failure.message, request_id, headers=failure.headers
+                )
             except BodyTooLarge as exc:
-                return _error(413, str(exc), request_id)
+                return error_response(413, str(exc), request_id)
+            except UnsupportedMediaType as exc:
+                field = {"in": "header", "name": "content-type", "message": str(exc)}
+                return error_response(415, "Unsupported Media Type", request_id, errors=[field])
+            except ClientDisconnect:
+                return error_response(
+                    400, "the client closed the connection mid-request", request_id
+                )
 
         return endpoint
 
@@ -139,7 +168,7 @@ class Gateway:
         self, request: Request, operation: Operation, request_id: str
     ) -> RequestContext:
         auth = operation.auth
-        if auth not in (API_KEY, JWT) or (self.api.open_on_loopback and self.loopback):
+        if auth not in (API_KEY, JWT) or not self.auth_enforced:
             return RequestContext(request_id=request_id)
         if auth == API_KEY:
             key = request.headers.get("x-api-key")
@@ -169,25 +198,36 @@ class Gateway:
             render(integration.deduplication_id, context) if integration.deduplication_id else None
         )
         try:
+            strict_json.check(message)  # never publish a body other readers cannot parse
+        except strict_json.InvalidJson as exc:
+            problem = {"in": "message", "name": exc.pointer, "message": exc.reason}
+            return error_response(
+                400, "The message would not be JSON", request_id, errors=[problem]
+            )
+        try:
             outcome = self._call(
                 integration.kind, integration.target, message, attributes, group_id, dedup_id
             )
         except FunctionError as exc:
             return JSONResponse(exc.to_dict(), status_code=502)
         except TooManyRequests as exc:
-            return _error(429, str(exc), request_id, headers={"Retry-After": "1"})
+            return error_response(429, str(exc), request_id, headers={"Retry-After": "1"})
         except MessageTooLarge as exc:
-            return _error(413, str(exc), request_id)
+            return error_response(413, str(exc), request_id)
         except BackendUnavailable as exc:
-            return _error(503, f"Service Unavailable: {exc}", request_id)
+            return error_response(503, f"Service Unavailable: {exc}", request_id)
         except FanstackError as exc:
             if exc.sender_fault:
-                return _error(400, str(exc), request_id, code=exc.code)
+                return error_response(400, str(exc), request_id, code=exc.code)
             log.exception("integration failed")
-            return _error(503, "Service Unavailable: the message was not stored", request_id)
+            return error_response(
+                503, "Service Unavailable: the message was not stored", request_id
+            )
         except Exception:
             log.exception("integration failed")
-            return _error(503, "Service Unavailable: the message was not stored", request_id)
+            return error_response(
+                503, "Service Unavailable: the message was not stored", request_id
+            )
         if integration.kind == "invoke":
             return _function_response(outcome, integration.success_status)
         key = "request_id" if integration.kind == "invoke_async" else "message_id"
@@ -232,7 +272,7 @@ class Gateway:
     # -- documents and admin -------------------------------------------------------------
 
     async def _openapi(self, request: Request) -> Response:
-        return JSONResponse(add_examples(self.api.document()))
+        return JSONResponse(add_examples(self.api.document(auth_enforced=self.auth_enforced)))
 
     async def _docs(self, request: Request) -> Response:
         return HTMLResponse(_DOCS_PAGE.replace("{title}", self.api.title))
@@ -240,10 +280,9 @@ class Gateway:
     def _admin(self, handler: Endpoint) -> Endpoint:
         async def guarded(request: Request) -> Response:
             if not self.loopback:
-                expected = self.admin_token
-                given = request.headers.get("authorization", "")
-                if expected is None or given != f"Bearer {expected}":
-                    return _error(
+                given = request.headers.get("authorization")
+                if not bearer_matches(given, self.admin_token):
+                    return error_response(
                         403,
                         "Forbidden: admin endpoints need the admin token off loopback",
                         request.state.request_id,
@@ -251,6 +290,20 @@ class Gateway:
             return await handler(request)
 
         return guarded
+
+    async def _http_error(self, request: Request, exc: Exception) -> Response:
+        """Starlette's own errors (404, 405, ...) in the gateway's JSON shape."""
+        assert isinstance(exc, HTTPException)
+        return error_response(
+            exc.status_code,
+            str(exc.detail),
+            request.state.request_id,
+            headers=dict(exc.headers or {}),
+        )
+
+    async def _internal_error(self, request: Request, exc: Exception) -> Response:
+        """A 500 in the gateway's JSON shape; RequestIdMiddleware logs the error."""
+        return error_response(500, "Internal Server Error", request.state.request_id)
 
     async def _health(self, request: Request) -> Response:
         try:
@@ -299,66 +352,6 @@ def _function_response(result: Any, status: int) -> Response:
             headers.setdefault("content-type", "application/json")
         return Response(body, status_code=result["statusCode"], headers=headers)
     return JSONResponse(result, status_code=status)
-
-
-def _error(
-    status: int,
-    message: str,
-    request_id: str,
-    *,
-    errors: list[dict[str, str]] | None = None,
-    headers: dict[str, str] | None = None,
-    code: str | None = None,
-) -> JSONResponse:
-    payload: dict[str, Any] = {"message": message, "request_id": request_id}
-    if errors is not None:
-        payload["errors"] = errors
-    if code is not None:
-        payload["code"] = code
-    return JSONResponse(payload, status_code=status, headers=headers)
-
-
-class RequestIdMiddleware:
-    """Gives every request an id, echoes it as `x-request-id`, and logs one line per request."""
-
-    def __init__(self, app: Any) -> None:
-        self.app = app
-
-    async def __call__(self, scope: Any, receive: Any, send: Any) -> None:
-        if scope["type"] != "http":
-            await self.app(scope, receive, send)
-            return
-        given = dict(scope.get("headers") or []).get(b"x-request-id", b"").decode("latin-1")
-        request_id = given if _REQUEST_ID.match(given) else str(uuid.uuid4())
-        scope.setdefault("state", {})["request_id"] = request_id
-        started = time.perf_counter()
-        status = 500
-
-        async def send_with_id(message: Any) -> None:
-            nonlocal status
-            if message["type"] == "http.response.start":
-                status = message["status"]
-                headers = list(message.get("headers", []))
-                headers.append((b"x-request-id", request_id.encode()))
-                message = {**message, "headers": headers}
-            await send(message)
-
-        with log_context(request_id=request_id):
-            try:
-                await self.app(scope, receive, send_with_id)
-            finally:
-                log.info(
-                    "%s %s %d",
-                    scope["method"],
-                    scope["path"],
-                    status,
-                    extra={
-                        "method": scope["method"],
-                        "path": scope["path"],
-                        "status": status,
-                        "duration_ms": round((time.perf_counter() - started) * 1000, 2),
-                    },
-                )
 
 
 _DOCS_PAGE = """<!doctype html>

@@ -1,0 +1,76 @@
+"""Request ids: every request gets one, every response carries it, every log line names it.
+
+This middleware wraps the whole application, so responses made anywhere inside (routes,
+Starlette's 404/405 and its 500 handler) pass through it and get `x-request-id`. An error that
+escapes everything is logged with the request's id and answered with a JSON 500.
+"""
+
+from __future__ import annotations
+
+import logging
+import re
+import time
+import uuid
+from typing import Any
+
+from fanstack.gateway.responses import error_response
+from fanstack.runtime.logs import log_context
+
+log = logging.getLogger("fanstack.gateway")
+
+HEADER = "x-request-id"
+_GIVEN = re.compile(r"^[A-Za-z0-9._-]{1,128}$")
+
+
+def request_id_for(scope: Any) -> str:
+    """The id a request gave in `x-request-id` if it is well-formed, else a new UUID."""
+    given = dict(scope.get("headers") or []).get(HEADER.encode(), b"").decode("latin-1")
+    return given if _GIVEN.match(given) else str(uuid.uuid4())
+
+
+class RequestIdMiddleware:
+    """Gives every request an id, echoes it as `x-request-id`, and logs one line per request."""
+
+    def __init__(self, app: Any) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Any, receive: Any, send: Any) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        request_id = request_id_for(scope)
+        scope.setdefault("state", {})["request_id"] = request_id
+        started = time.perf_counter()
+        status = 500
+        response_started = False
+
+        async def send_with_id(message: Any) -> None:
+            nonlocal status, response_started
+            if message["type"] == "http.response.start":
+                status, response_started = message["status"], True
+                headers = list(message.get("headers", []))
+                headers.append((HEADER.encode(), request_id.encode()))
+                message = {**message, "headers": headers}
+            await send(message)
+
+        with log_context(request_id=request_id):
+            try:
+                await self.app(scope, receive, send_with_id)
+            except Exception:
+                log.exception("unhandled error in %s %s", scope["method"], scope["path"])
+                if not response_started:
+                    response = error_response(500, "Internal Server Error", request_id)
+                    await response(scope, receive, send_with_id)
+            finally:
+                log.info(
+                    "%s %s %d",
+                    scope["method"],
+                    scope["path"],
+                    status,
+                    extra={
+                        "method": scope["method"],
+                        "path": scope["path"],
+                        "status": status,
+                        "duration_ms": round((time.perf_counter() - started) * 1000, 2),
+                    },
+                )

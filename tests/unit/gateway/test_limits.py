@@ -1,0 +1,103 @@
+"""Limits on slow clients and connections, as plain values and one ASGI app driven by hand."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+from collections.abc import Awaitable, Callable
+from typing import Any
+
+import pytest
+
+from fanstack.core.errors import InvalidParameterValue
+from fanstack.gateway.body_timeout import BodyTimeoutMiddleware
+from fanstack.gateway.limits import ServerLimits, uvicorn_options
+from fanstack.gateway.protocol import BoundedHttpToolsProtocol
+from fanstack.gateway.responses import error_response
+
+Message = dict[str, Any]
+
+
+def test_limits_have_sane_defaults_and_refuse_nonsense() -> None:
+    limits = ServerLimits()
+    assert (limits.header_timeout, limits.body_timeout, limits.max_connections) == (10, 30, 1000)
+    for bad in ({"header_timeout": 0}, {"body_timeout": -1}, {"max_connections": 0}):
+        with pytest.raises(InvalidParameterValue):
+            ServerLimits(**bad)
+
+
+def test_uvicorn_options_carry_the_protocol_and_the_connection_limit() -> None:
+    options = uvicorn_options(ServerLimits(header_timeout=2.5, max_connections=7))
+    assert options["limit_concurrency"] == 7
+    assert issubclass(options["http"], BoundedHttpToolsProtocol)
+    assert options["http"].header_timeout == 2.5
+    assert BoundedHttpToolsProtocol.header_timeout == 10  # the base keeps the default
+
+
+async def echo_body(scope: Any, receive: Callable[[], Awaitable[Message]], send: Any) -> None:
+    """An app that reads the whole body, then answers with its length."""
+    size, more = 0, True
+    while more:
+        message = await receive()
+        size += len(message.get("body", b""))
+        more = message.get("more_body", False)
+    await error_response(200, str(size), "id")(scope, receive, send)
+
+
+async def answer_at_once(scope: Any, receive: Any, send: Any) -> None:
+    await error_response(200, "no body read", "id")(scope, receive, send)
+
+
+def run(app: Any, chunks: list[tuple[float, bytes, bool]], length: int) -> list[Message]:
+    """Drive `app` behind the middleware (0.2 s body timeout); the messages it sent."""
+    scope = {
+        "type": "http",
+        "method": "POST",
+        "path": "/",
+        "headers": [(b"content-length", str(length).encode())],
+        "state": {"request_id": "req-1"},
+    }
+    pending = list(chunks)
+    sent: list[Message] = []
+
+    async def receive() -> Message:
+        if not pending:
+            await asyncio.sleep(3600)  # no more from the client: wait for a disconnect
+        delay, body, more = pending.pop(0)
+        await asyncio.sleep(delay)
+        return {"type": "http.request", "body": body, "more_body": more}
+
+    async def send(message: Message) -> None:
+        sent.append(message)
+
+    middleware = BodyTimeoutMiddleware(app, body_timeout=0.2)
+    asyncio.run(asyncio.wait_for(middleware(scope, receive, send), timeout=5))
+    return sent
+
+
+def status_headers_body(sent: list[Message]) -> tuple[int, dict[bytes, bytes], Any]:
+    start, body = sent[0], sent[1]
+    return start["status"], dict(start["headers"]), json.loads(body["body"])
+
+
+def test_a_body_in_time_passes_through() -> None:
+    sent = run(echo_body, [(0.01, b"ab", True), (0.01, b"c", False)], 3)
+    status, headers, payload = status_headers_body(sent)
+    assert (status, payload["message"]) == (200, "3")
+    assert b"connection" not in headers
+
+
+def test_a_slow_body_gets_408_and_closes_the_connection() -> None:
+    sent = run(echo_body, [(0.05, b"a", True), (0.1, b"b", True), (0.1, b"c", False)], 3)
+    status, headers, payload = status_headers_body(sent)
+    assert status == 408
+    assert headers[b"connection"] == b"close"
+    assert payload["request_id"] == "req-1"
+    assert "body" in payload["message"]
+
+
+def test_a_response_before_the_body_is_read_closes_the_connection() -> None:
+    sent = run(answer_at_once, [(1.0, b"a", False)], 1)
+    status, headers, _ = status_headers_body(sent)
+    assert status == 200
+    assert headers[b"connection"] == b"close"
