@@ -39,6 +39,7 @@ from fanstack.runtime.functions import (
     DEFAULT_MAX_EVENT_AGE,
     DEFAULT_MEMORY_MB,
     DEFAULT_RETRY_ATTEMPTS,
+    DEFAULT_RETRY_LATER_LIMIT,
     DEFAULT_TIMEOUT,
     ConsumerSpec,
     Function,
@@ -306,6 +307,7 @@ class App:
         max_concurrency: int | None = None,
         report_batch_item_failures: bool = True,
         retry: RetryPolicy | None = None,
+        retry_later_limit: float = DEFAULT_RETRY_LATER_LIMIT,
         **function_options: Any,
     ) -> Callable[[Handler], Function]:
         """Declare a function fed by a queue in batches (an event source mapping)."""
@@ -324,6 +326,7 @@ class App:
                     max_concurrency=max_concurrency,
                     report_batch_item_failures=report_batch_item_failures,
                     retry=retry or RetryPolicy(),
+                    retry_later_limit=retry_later_limit,
                 )
             )
             return function

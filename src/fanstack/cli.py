@@ -322,6 +322,9 @@ def _message_record(message: ReceivedMessage) -> dict[str, Any]:
         value = getattr(message, name)
         if value is not None:
             record[name] = value
+    if message.lost_receives is not None:  # dead-lettered: receives that failed, and lost ones
+        record["failed_receives"] = message.failed_receives
+        record["lost_receives"] = message.lost_receives
     return record
 
 

@@ -24,6 +24,11 @@ class Table:
     def __repr__(self) -> str:
         return f"Table({self.name!r})"
 
+    @property
+    def store_url(self) -> str:
+        """The URL of the backend this table lives in."""
+        return self._backend().url
+
     def get(self, key: str) -> dict[str, Any] | None:
         """The value stored at `key`, or None."""
         item = self._backend().table_get(self.name, key)

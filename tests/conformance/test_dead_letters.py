@@ -55,6 +55,39 @@ def test_dead_letter_without_a_recorded_failure_names_the_limit(
     assert dead.failure == "exceeded max_receive_count"
 
 
+def test_a_dead_letter_tells_failed_receives_from_lost_ones(
+    backend: Backend, clock: Clock
+) -> None:
+    queue(backend, "dlq")
+    queue(backend, "q", max_receive_count=4, dead_letter="dlq", visibility_timeout=5)
+    send(backend, "q")
+    _fail(backend, "q", "ValueError: one")
+    receive(backend, "q")  # a consumer crashes holding it: the lease runs out
+    clock.advance(6)
+    _fail(backend, "q", "ValueError: two")
+    receive(backend, "q")  # lost again
+    clock.advance(6)
+    assert receive(backend, "q") == []
+    (dead,) = receive(backend, "dlq")
+    assert dead.failure == "ValueError: two"
+    assert (dead.failed_receives, dead.lost_receives) == (2, 2)
+    clock.advance(31)  # the DLQ's own visibility timeout
+    backend.redrive_dead_letters("q")
+    (back,) = receive(backend, "q")
+    assert (back.failed_receives, back.lost_receives) == (0, None)
+
+
+def test_an_uncounted_hand_back_is_neither_failed_nor_lost(backend: Backend) -> None:
+    queue(backend, "dlq")
+    queue(backend, "q", max_receive_count=1, dead_letter="dlq")
+    send(backend, "q")
+    for _ in range(3):  # retry-later: the receive is given back
+        (message,) = receive(backend, "q")
+        backend.set_visibility("q", [(message.receipt_handle, 0)], uncount=True)
+    (message,) = receive(backend, "q")
+    assert message.receive_count == 1
+
+
 def test_redrive_moves_dead_letters_back_in_order(backend: Backend) -> None:
     queue(backend, "dlq")
     queue(backend, "q", max_receive_count=1, dead_letter="dlq")

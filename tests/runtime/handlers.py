@@ -7,12 +7,15 @@ test process can see side effects that happened in another process.
 from __future__ import annotations
 
 import ctypes
+import functools
 import json
 import logging
 import os
 import time
 from pathlib import Path
 from typing import Any
+
+from fanstack import idempotent
 
 log = logging.getLogger("handlers")
 
@@ -154,3 +157,35 @@ def call_flaky_dependency(event: dict[str, Any], context: Any) -> None:
 def note_destination(event: dict[str, Any], context: Any) -> None:
     """A destination function: records the condition of the record it was sent."""
     _mark({"dir": event["requestPayload"]["dir"]}, f"dest-{event['requestContext']['condition']}")
+
+
+@functools.cache
+def _state_app(directory: str) -> Any:
+    from fanstack import App
+
+    return App("handlers", data_dir=directory)
+
+
+def _idempotency_table() -> Any:
+    from fanstack.table import Table
+
+    return Table(lambda: _state_app(os.environ["HANDLER_STATE_DIR"]).backend, "idempotency")
+
+
+@idempotent(_idempotency_table(), key="body.order_id")
+def charge_order(record: dict[str, Any]) -> dict[str, Any]:
+    """Charges one order, once. On its first receive an order may `stall` (write the worker's
+    pid, then hang until timed out or killed); any order may `hold` its claim for seconds."""
+    body = _body(record)
+    if body.get("stall") and record["attributes"]["ApproximateReceiveCount"] == "1":
+        _mark(body, "pid", str(os.getpid()))
+        time.sleep(600)
+    time.sleep(body.get("hold", 0))
+    _mark(body, f"charged-{body['order_id']}")
+    return {"charged": body["order_id"]}
+
+
+def charge_orders(event: dict[str, Any], context: Any) -> None:
+    """Charges every order of the batch, in order."""
+    for record in event["Records"]:
+        charge_order(record)

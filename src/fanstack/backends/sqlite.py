@@ -119,7 +119,9 @@ CREATE TABLE IF NOT EXISTS messages (
     group_id TEXT,
     dedup_id TEXT,
     failure TEXT,
-    source_queue TEXT
+    source_queue TEXT,
+    failed_receives INTEGER NOT NULL DEFAULT 0,
+    lost_receives INTEGER
 );
 CREATE INDEX IF NOT EXISTS messages_by_visibility ON messages (queue, visible_at);
 CREATE INDEX IF NOT EXISTS messages_by_group ON messages (queue) WHERE group_id IS NOT NULL;
@@ -144,7 +146,12 @@ CREATE TABLE IF NOT EXISTS dedup (
 
 _COLUMNS = (
     "seq, payload, unsubscribe_url, sent_at, receive_count, first_received_at, group_id, "
-    "dedup_id, failure, source_queue"
+    "dedup_id, failure, source_queue, failed_receives, lost_receives"
+)
+# Columns added after a data dir may have been created: (table, column, definition).
+_ADDED_COLUMNS = (
+    ("messages", "failed_receives", "INTEGER NOT NULL DEFAULT 0"),
+    ("messages", "lost_receives", "INTEGER"),
 )
 _INSERT = (
     "INSERT INTO messages (queue, payload, unsubscribe_url, sent_at, visible_at, expires_at, "
@@ -202,6 +209,15 @@ class SQLiteBackend(Backend):
         self._last_dedup_sweep = 0.0
         self._connections: list[sqlite3.Connection] = []
         self._db().executescript(f"BEGIN IMMEDIATE;{SCHEMA}COMMIT;")
+        self._add_columns()
+
+    def _add_columns(self) -> None:
+        """Bring a data dir made by an earlier version up to the current schema."""
+        with self._write() as db:
+            for table, column, definition in _ADDED_COLUMNS:
+                present = {row[1] for row in db.execute(f"PRAGMA table_info({table})")}
+                if column not in present:
+                    db.execute(f"ALTER TABLE {table} ADD COLUMN {column} {definition}")
 
     @property
     def url(self) -> str:
@@ -583,7 +599,8 @@ class SQLiteBackend(Backend):
             raise QueueDoesNotExist(queue.dead_letter)
         db.execute(  # the receive count and first receive time move along, as in SQS
             "UPDATE messages SET queue = ?, source_queue = ?, receipt = NULL, visible_at = ?, "
-            "expires_at = sent_at + ?, failure = COALESCE(failure, ?) WHERE seq = ?",
+            "expires_at = sent_at + ?, failure = COALESCE(failure, ?), "
+            "lost_receives = MAX(receive_count - failed_receives, 0) WHERE seq = ?",
             (dead_letter.name, queue.name, now, dead_letter.retention, MAX_EXCEEDED_REASON, seq),
         )
         db.execute(
@@ -620,7 +637,8 @@ class SQLiteBackend(Backend):
             )
         }
         messages = []
-        for seq, payload, url, sent_at, count, first, group, dedup, failure, source in rows:
+        for row in rows:
+            seq, payload, url, sent_at, count, first, group, dedup, failure, source = row[:10]
             _, message_id, body, attributes, envelope = payloads[payload]
             messages.append(
                 ReceivedMessage(
@@ -637,6 +655,8 @@ class SQLiteBackend(Backend):
                     sequence_number=seq if group is not None else None,
                     failure=failure,
                     source_queue=source,
+                    failed_receives=row[10],
+                    lost_receives=row[11],
                 )
             )
         return messages
@@ -726,11 +746,13 @@ class SQLiteBackend(Backend):
                     results.append(error)
                     continue
                 seq, token = entry
+                params = (now + timeout, failure, failure, int(uncount), seq, queue, token)
                 changed = db.execute(
                     "UPDATE messages SET visible_at = ?, failure = COALESCE(?, failure), "
+                    "failed_receives = failed_receives + (? IS NOT NULL), "
                     "receive_count = MAX(receive_count - ?, 0) "
                     "WHERE seq = ? AND queue = ? AND receipt = ? AND (NOT ? OR visible_at > ?)",
-                    (now + timeout, failure, int(uncount), seq, queue, token, expiring, now),
+                    (*params, expiring, now),
                 ).rowcount
                 results.append(None if changed else self._why_not(db, queue, seq, token))
         return results
@@ -771,7 +793,9 @@ class SQLiteBackend(Backend):
         with self._write() as db:
             return db.execute(
                 "UPDATE messages SET queue = ?, source_queue = NULL, receive_count = 0, "
-                "receipt = NULL, first_received_at = NULL, failure = NULL, visible_at = ?, "
+                "receipt = NULL, first_received_at = NULL, failure = NULL, failed_receives = 0, "
+                "lost_receives = NULL, "
+                "visible_at = ?, "
                 "expires_at = ? WHERE seq IN (SELECT seq FROM messages WHERE queue = ? "
                 "AND source_queue = ? AND visible_at <= ? ORDER BY seq LIMIT ?)",
                 (

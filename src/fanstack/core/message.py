@@ -144,6 +144,11 @@ class ReceivedMessage:
     sequence_number: int | None = None
     failure: str | None = None
     """In a dead-letter queue: the last failure recorded before the message moved there."""
+    failed_receives: int = 0
+    """Receives that ended in a recorded failure (a handler error)."""
+    lost_receives: int | None = None
+    """In a dead-letter queue: receives in the source queue that never settled (a consumer
+    crashed or was killed holding the message), as opposed to `failed_receives`."""
     source_queue: str | None = None
     """In a dead-letter queue: the queue the message was dead-lettered from."""
 

@@ -15,20 +15,23 @@ import math
 import random
 import threading
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Collection, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
 from concurrent.futures import wait as wait_futures
 from dataclasses import dataclass
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
+from fanstack.backends import open_backend
 from fanstack.backends.base import Backend
-from fanstack.core.errors import FanstackError
+from fanstack.core.errors import ConditionalCheckFailed, FanstackError
 from fanstack.core.message import ReceivedMessage
 from fanstack.core.specs import QueueSpec
+from fanstack.runtime.context import Claim
+from fanstack.runtime.deferrals import Deferrals
 from fanstack.runtime.functions import ConsumerSpec, Function
 from fanstack.runtime.invocations import AsyncInvoker
 from fanstack.runtime.logs import log_context
-from fanstack.runtime.pool import Outcome, WorkerPool, WorkerSpec
+from fanstack.runtime.pool import Outcome, Permit, WorkerPool, WorkerSpec
 from fanstack.runtime.records import failed_item_ids, sqs_event
 
 if TYPE_CHECKING:
@@ -87,10 +90,34 @@ class Runtime:
                     backend=self.app.backend_url,
                 )
                 pool = WorkerPool(
-                    spec, concurrency=function.spec.concurrency, idle_timeout=self.idle_timeout
+                    spec,
+                    concurrency=function.spec.concurrency,
+                    idle_timeout=self.idle_timeout,
+                    release_claims=self._release_claims,
                 )
                 self._pools[function.name] = pool
             return pool
+
+    def _release_claims(self, claims: Collection[Claim]) -> None:
+        """Delete the claims of an invocation that died, so retries need not wait them out."""
+        for claim in claims:
+            own = claim.store == self.backend.url
+            try:
+                backend = self.backend if own else open_backend(claim.store, data_dir=".")
+            except FanstackError:
+                log.exception("could not open a claim's store", extra={"claim": claim.to_dict()})
+                continue
+            try:
+                backend.table_delete(claim.table, claim.key, if_version=claim.version)
+            except ConditionalCheckFailed:
+                pass  # already expired and taken over: the new holder's record stands
+            except FanstackError:
+                log.exception("could not release a claim", extra={"claim": claim.to_dict()})
+            else:
+                log.info("released the claim of a dead invocation", extra=claim.to_dict())
+            finally:
+                if not own:
+                    backend.close()
 
     def pools(self) -> dict[str, WorkerPool]:
         """Every pool created so far, by function name."""
@@ -242,35 +269,40 @@ class ConsumerLoop:
         self.name = f"{queue.name}->{function.name}"
         self.max_concurrency = consumer.max_concurrency or function.spec.concurrency
         self.slots = threading.Semaphore(self.max_concurrency)
+        self.deferrals = Deferrals(consumer.retry_later_limit)
         self.received_at = 0.0
 
     def run(self) -> None:
         """Poll until the runtime stops."""
         stopping = self.runtime.stopping
         breaker = self.function.circuit_breaker
+        pool = self.runtime.pool(self.function)
         while not stopping.is_set():
             if breaker is not None and not breaker.allows():
                 stopping.wait(min(max(breaker.retry_after(), 0.1), POLL_WAIT))
                 continue
             if not self.slots.acquire(timeout=POLL_WAIT):
                 continue
+            # Lease only what a worker can take now: a warm one, or one batch on a cold start.
+            permit = pool.permit(self.name, timeout=POLL_WAIT)
+            if permit is None:
+                self.slots.release()
+                continue
             try:
                 batch = self._gather()
             except FanstackError:
                 log.exception("receive failed", extra={"queue": self.queue.name})
-                self.slots.release()
+                batch = []
                 stopping.wait(POLL_WAIT)
-                continue
-            if not batch:
+            if not batch or stopping.is_set():
+                permit.cancel()
                 self.slots.release()
+                if batch:
+                    self.runtime.backend.set_visibility(
+                        self.queue.name, [(m.receipt_handle, 0) for m in batch], uncount=True
+                    )
                 continue
-            if stopping.is_set():
-                self.runtime.backend.set_visibility(
-                    self.queue.name, [(m.receipt_handle, 0) for m in batch], uncount=True
-                )
-                self.slots.release()
-                break
-            settle = functools.partial(self.settle, batch, self.received_at)
+            settle = functools.partial(self.settle, batch, self.received_at, permit)
             self.runtime.run_batch(settle, self.slots)
 
     def _gather(self) -> list[ReceivedMessage]:
@@ -295,58 +327,78 @@ class ConsumerLoop:
                 break
         return batch
 
-    def settle(self, batch: list[ReceivedMessage], received_at: float) -> None:
+    def settle(
+        self, batch: list[ReceivedMessage], received_at: float, permit: Permit
+    ) -> None:
         """Invoke the function on a batch and settle every message by the outcome."""
+        outcome = self._invoke(batch, received_at, permit.run)
+        if outcome.signal is not None and len(batch) > 1 and not self.runtime.stopping.is_set():
+            # One record asked to be retried later (say, its idempotency key is held by another
+            # invocation): run each record alone, so the others do not wait with it.
+            log.info(
+                "batch asked to retry later; running its records one by one",
+                extra={"queue": self.queue.name, "batch_size": len(batch)},
+            )
+            pool = self.runtime.pool(self.function)
+            for message in batch:
+                alone = self._invoke([message], time.monotonic(), pool.invoke)
+                self._settle([message], alone)
+            return
+        self._settle(batch, outcome)
+
+    def _invoke(
+        self,
+        batch: list[ReceivedMessage],
+        received_at: float,
+        run: Callable[..., Outcome],
+    ) -> Outcome:
         runtime = self.runtime
-        backend = runtime.backend
-        ids = [m.id for m in batch]
         token = runtime.hold(
             self.queue.name,
             [m.receipt_handle for m in batch],
             self.queue.visibility_timeout,
             received_at,
         )
-        fields = {
-            "queue": self.queue.name,
-            "message_ids": ids,
-            "receive_counts": [m.receive_count for m in batch],
-        }
+        fields = _batch_fields(self.queue.name, batch)
         with log_context(function=self.function.name, **fields):
             try:
-                outcome = runtime.pool(self.function).invoke(
-                    sqs_event(batch, self.queue), log_fields=fields
-                )
+                outcome: Outcome = run(sqs_event(batch, self.queue), log_fields=fields)
             finally:
                 runtime.release_lease(token)
-            self._settle(backend, batch, ids, outcome)
+        return outcome
 
-    def _settle(
-        self,
-        backend: Backend,
-        batch: Sequence[ReceivedMessage],
-        ids: list[str],
-        outcome: Outcome,
-    ) -> None:
+    def _settle(self, batch: Sequence[ReceivedMessage], outcome: Outcome) -> None:
+        backend = self.runtime.backend
         queue = self.queue.name
-        handles = {m.id: m.receipt_handle for m in batch}
-        if outcome.signal is not None:
-            delay = math.ceil(outcome.delay)
-            backend.set_visibility(queue, [(h, delay) for h in handles.values()], uncount=True)
-            _log_outcome(outcome, "retry-later", len(batch))
-            return
-        if self.runtime.forced.is_set() and not outcome.ok:
-            # Stopped by the operator, not failed: the receive does not count.
-            backend.set_visibility(queue, [(h, 0) for h in handles.values()], uncount=True)
-            _log_outcome(outcome, "interrupted", len(batch))
-            return
-        if outcome.ok:
-            report = self.consumer.report_batch_item_failures
-            failed = failed_item_ids(outcome.result, ids) if report else set()
-            reason = "reported in batchItemFailures"
-        else:
-            failed = set(ids)
-            reason = outcome.error_summary
-        done = [handles[i] for i in ids if i not in failed]
+        ids = [m.id for m in batch]
+        fields = _batch_fields(queue, batch)
+        with log_context(function=self.function.name, **fields):
+            if outcome.signal is not None:
+                self._retry_later(batch, outcome)
+                return
+            if self.runtime.forced.is_set() and not outcome.ok:
+                # Stopped by the operator, not failed: the receive does not count.
+                handles = [(m.receipt_handle, 0) for m in batch]
+                backend.set_visibility(queue, handles, uncount=True)
+                _log_outcome(outcome, "interrupted", len(batch))
+                return
+            if outcome.ok:
+                report = self.consumer.report_batch_item_failures
+                failed = failed_item_ids(outcome.result, ids) if report else set()
+                reason = "reported in batchItemFailures"
+            else:
+                failed = set(ids)
+                reason = outcome.error_summary
+            self._finish(batch, failed, reason)
+            label = "success" if not failed else ("partial" if outcome.ok else "error")
+            _log_outcome(outcome, label, len(batch), failed=len(failed))
+
+    def _finish(self, batch: Sequence[ReceivedMessage], failed: set[str], reason: str) -> None:
+        """Delete what succeeded; hand failures back with backoff, keeping `reason`."""
+        backend = self.runtime.backend
+        queue = self.queue.name
+        self.deferrals.forget([m.id for m in batch])
+        done = [m.receipt_handle for m in batch if m.id not in failed]
         if done:
             for result in backend.delete_messages(queue, done):
                 if isinstance(result, FanstackError):
@@ -356,8 +408,21 @@ class ConsumerLoop:
                 backend.set_visibility(
                     queue, [(message.receipt_handle, self._retry_delay(message))], failure=reason
                 )
-        label = "success" if not failed else ("partial" if outcome.ok else "error")
-        _log_outcome(outcome, label, len(batch), failed=len(failed))
+
+    def _retry_later(self, batch: Sequence[ReceivedMessage], outcome: Outcome) -> None:
+        """Hand messages back without counting the receive, for a bounded time."""
+        now = time.monotonic()
+        expired = {m.id for m in batch if not self.deferrals.allow(m.id, now)}
+        delay = math.ceil(outcome.delay)
+        later = [(m.receipt_handle, delay) for m in batch if m.id not in expired]
+        if later:
+            self.runtime.backend.set_visibility(self.queue.name, later, uncount=True)
+            _log_outcome(outcome, "retry-later", len(later))
+        if expired:
+            limit = self.deferrals.limit
+            reason = f"{outcome.error_summary}\n(retried later for more than {limit:g} s)"
+            self._finish([m for m in batch if m.id in expired], expired, reason)
+            _log_outcome(outcome, "error", len(expired), failed=len(expired))
 
     def _retry_delay(self, message: ReceivedMessage) -> int:
         """Backoff before the next attempt; none once the queue will dead-letter it."""
@@ -365,6 +430,15 @@ class ConsumerLoop:
         if limit is not None and message.receive_count >= limit:
             return 0
         return math.ceil(self.consumer.retry.delay(message.receive_count, self.runtime.rng))
+
+
+def _batch_fields(queue: str, batch: Sequence[ReceivedMessage]) -> dict[str, Any]:
+    """What every log line about a batch says: its queue, message ids and receive counts."""
+    return {
+        "queue": queue,
+        "message_ids": [m.id for m in batch],
+        "receive_counts": [m.receive_count for m in batch],
+    }
 
 
 def _log_outcome(outcome: Outcome, label: str, size: int, failed: int = 0) -> None:

@@ -31,6 +31,8 @@ MAX_BATCH_SIZE = 10_000
 MAX_BATCH_WINDOW = 300
 MIN_MAX_CONCURRENCY, MAX_MAX_CONCURRENCY = 2, 1000
 ASYNC_QUEUE_PREFIX = "fanstack-async-"
+DEFAULT_RETRY_LATER_LIMIT = 300.0
+MAX_RETRY_LATER_LIMIT = 43_200.0
 
 Handler = Callable[..., Any]
 
@@ -95,6 +97,9 @@ class ConsumerSpec:
     max_concurrency: int | None = None
     report_batch_item_failures: bool = True
     retry: RetryPolicy = field(default_factory=RetryPolicy)
+    # How long a message may ask to be retried later (RetryLater, an idempotency key in
+    # progress elsewhere) before that counts as a failed receive.
+    retry_later_limit: float = DEFAULT_RETRY_LATER_LIMIT
 
     def __post_init__(self) -> None:
         if not 1 <= self.batch_size <= MAX_BATCH_SIZE:
@@ -111,6 +116,11 @@ class ConsumerSpec:
             raise InvalidParameterValue(
                 f"consumer of {self.queue!r}: a batch_size over 10 needs a batch_window "
                 "(MaximumBatchingWindowInSeconds) of at least 1 second"
+            )
+        if not 0 <= self.retry_later_limit <= MAX_RETRY_LATER_LIMIT:
+            raise InvalidParameterValue(
+                f"consumer of {self.queue!r}: retry_later_limit is {self.retry_later_limit}; it "
+                f"must be between 0 and {MAX_RETRY_LATER_LIMIT:.0f} seconds"
             )
         limit = self.max_concurrency
         if limit is not None and not MIN_MAX_CONCURRENCY <= limit <= MAX_MAX_CONCURRENCY:

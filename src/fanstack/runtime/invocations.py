@@ -19,9 +19,10 @@ from typing import TYPE_CHECKING, Any
 
 from fanstack.core.errors import FanstackError
 from fanstack.core.message import ReceivedMessage
-from fanstack.runtime.functions import Function
+from fanstack.runtime.deferrals import Deferrals
+from fanstack.runtime.functions import DEFAULT_RETRY_LATER_LIMIT, Function
 from fanstack.runtime.logs import log_context
-from fanstack.runtime.pool import Outcome
+from fanstack.runtime.pool import Outcome, Permit
 
 if TYPE_CHECKING:
     from fanstack.runtime.dispatcher import Runtime
@@ -70,32 +71,39 @@ class AsyncInvoker:
         self.name = function.spec.async_queue
         self.max_concurrency = function.spec.concurrency
         self.slots = threading.Semaphore(self.max_concurrency)
+        self.deferrals = Deferrals(DEFAULT_RETRY_LATER_LIMIT)
 
     def run(self) -> None:
         """Poll until the runtime stops."""
         stopping = self.runtime.stopping
         backend = self.runtime.backend
+        pool = self.runtime.pool(self.function)
         while not stopping.is_set():
             if not self.slots.acquire(timeout=POLL_WAIT):
+                continue
+            # Lease only what a worker can take now: a warm one, or one batch on a cold start.
+            permit = pool.permit(self.name, timeout=POLL_WAIT)
+            if permit is None:
+                self.slots.release()
                 continue
             try:
                 messages = backend.receive(self.name, max_messages=1, wait_seconds=POLL_WAIT)
             except FanstackError:
                 log.exception("receive failed", extra={"queue": self.name})
-                self.slots.release()
+                messages = []
                 stopping.wait(POLL_WAIT)
-                continue
-            if not messages:
+            if not messages or stopping.is_set():
+                permit.cancel()
                 self.slots.release()
+                if messages:
+                    handles = [(m.receipt_handle, 0) for m in messages]
+                    backend.set_visibility(self.name, handles, uncount=True)
                 continue
             (message,) = messages
-            if stopping.is_set():
-                backend.set_visibility(self.name, [(message.receipt_handle, 0)], uncount=True)
-                self.slots.release()
-                break
-            self.runtime.run_batch(functools.partial(self.settle, message), self.slots)
+            settle = functools.partial(self.settle, message, permit)
+            self.runtime.run_batch(settle, self.slots)
 
-    def settle(self, message: ReceivedMessage) -> None:
+    def settle(self, message: ReceivedMessage, permit: Permit) -> None:
         """Run one event and send its outcome where it belongs."""
         backend = self.runtime.backend
         function = self.function
@@ -104,22 +112,25 @@ class AsyncInvoker:
         attempt = message.receive_count
         with log_context(function=function.name, request_id=request["requestId"]):
             if now - message.sent_timestamp > function.spec.max_event_age:
+                permit.cancel()
                 self._finish(message, request, None, EVENT_AGE_EXCEEDED, attempt - 1, now)
                 return
             token = self.runtime.hold(
                 self.name, [message.receipt_handle], self._visibility(), time.monotonic()
             )
             try:
-                outcome = self.runtime.pool(function).invoke(request["payload"])
+                outcome = permit.run(request["payload"])
             finally:
                 self.runtime.release_lease(token)
-            if outcome.signal is not None:
+            if outcome.signal is not None and self.deferrals.allow(message.id, time.monotonic()):
                 backend.set_visibility(
                     self.name, [(message.receipt_handle, math.ceil(outcome.delay))], uncount=True
                 )
                 return
+            self.deferrals.forget([message.id])
             if self.runtime.forced.is_set() and not outcome.ok:
-                backend.set_visibility(self.name, [(message.receipt_handle, 0)])
+                # Stopped by the operator, not failed: the receive does not count.
+                backend.set_visibility(self.name, [(message.receipt_handle, 0)], uncount=True)
                 return
             if outcome.ok:
                 self._finish(message, request, outcome, SUCCESS, attempt, time.time())

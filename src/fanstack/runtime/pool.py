@@ -16,11 +16,12 @@ import sys
 import threading
 import time
 import uuid
-from collections.abc import Mapping
+from collections.abc import Callable, Collection, Mapping
 from dataclasses import dataclass, field
 from typing import IO, Any
 
 from fanstack.core.errors import TooManyRequests
+from fanstack.runtime.context import Claim
 from fanstack.runtime.protocol import ChannelClosed, ChannelTimeout, encode, read_frame_fd
 
 log = logging.getLogger("fanstack.pool")
@@ -89,6 +90,7 @@ class Worker:
         started = time.monotonic()
         self.process = spawn(spec)
         self.last_used = started
+        self.claims: set[Claim] = set()
         try:
             self._receive(started + START_TIMEOUT)
         except (ChannelClosed, ChannelTimeout, OSError) as exc:
@@ -110,10 +112,23 @@ class Worker:
         return read_frame_fd(stdout.fileno(), deadline)
 
     def invoke(self, request: dict[str, Any], timeout: float) -> dict[str, Any]:
-        """Run one invocation; raise ChannelTimeout (worker killed) or WorkerCrashed."""
+        """Run one invocation; raise ChannelTimeout (worker killed) or WorkerCrashed.
+
+        Claims the invocation reports while it runs are in `self.claims` until it settles them;
+        whatever is left there when the invocation dies is the caller's to release.
+        """
+        self.claims = set()
+        deadline = time.monotonic() + timeout
         try:
             self._send(request)
-            response: dict[str, Any] = self._receive(time.monotonic() + timeout)
+            while True:
+                frame: dict[str, Any] = self._receive(deadline)
+                if "claim" in frame:
+                    self.claims.add(Claim.from_dict(frame["claim"]))
+                elif "release" in frame:
+                    self.claims.discard(Claim.from_dict(frame["release"]))
+                else:
+                    return frame
         except ChannelTimeout:
             self.kill()
             raise
@@ -122,7 +137,6 @@ class Worker:
             raise WorkerCrashed(_exit_reason(code)) from exc
         finally:
             self.last_used = time.monotonic()
-        return response
 
     def alive(self) -> bool:
         """Whether the process is still running."""
@@ -200,19 +214,35 @@ def _exit_reason(code: int) -> str:
     return f"worker exited with status {code}"
 
 
+ClaimReleaser = Callable[[Collection[Claim]], None]
+
+
 class WorkerPool:
-    """Worker processes of one function, at most `concurrency` at a time."""
+    """Worker processes of one function, at most `concurrency` at a time.
+
+    `invoke` runs an event now (starting a worker if none is warm). A poller (a consumer, the
+    async invoker) `reserve`s first and leases messages only then: a warm worker, or its one
+    pending cold start, so a dispatcher that dies while workers start has leased one batch per
+    poller, not one per slot.
+    """
 
     def __init__(
-        self, spec: WorkerSpec, *, concurrency: int, idle_timeout: float = DEFAULT_IDLE_TIMEOUT
+        self,
+        spec: WorkerSpec,
+        *,
+        concurrency: int,
+        idle_timeout: float = DEFAULT_IDLE_TIMEOUT,
+        release_claims: ClaimReleaser | None = None,
     ) -> None:
         self.spec = spec
         self.concurrency = concurrency
         self.idle_timeout = idle_timeout
         self.stats = PoolStats()
+        self._release_claims = release_claims
         self._idle: list[Worker] = []
         self._running: set[Worker] = set()
         self._busy = 0
+        self._cold_pending: set[str] = set()  # pollers waiting on a cold start
         self._closed = False
         self._changed = threading.Condition()
 
@@ -230,7 +260,59 @@ class WorkerPool:
         log_fields: Mapping[str, Any] | None = None,
     ) -> Outcome:
         """Run the handler on `event` in a worker; throttled (TooManyRequests) if not `block`."""
-        worker, cold = self._acquire(block)
+        worker = self._acquire(block)
+        return self._run(worker, event, log_fields)
+
+    def permit(self, poller: str, timeout: float) -> Permit | None:
+        """Permission for `poller` to lease messages now, or None after `timeout`.
+
+        Granted while a warm worker is idle, or for one batch per poller that will wait on a
+        cold start: messages are leased only as fast as workers become ready to take them.
+        """
+        deadline = time.monotonic() + timeout
+        with self._changed:
+            while not self._closed:
+                cutoff = time.monotonic() - self.idle_timeout
+                if any(w.last_used >= cutoff and w.alive() for w in self._idle):
+                    return Permit(self, poller, cold=False)
+                if poller not in self._cold_pending and self._busy < self.concurrency:
+                    self._cold_pending.add(poller)
+                    return Permit(self, poller, cold=True)
+                remaining = deadline - time.monotonic()
+                if remaining <= 0:
+                    break
+                self._changed.wait(remaining)
+        return None
+
+    def _start_reserved(self) -> Worker:
+        """Start a worker in a reserved slot (a cold start, timed and logged)."""
+        worker = Worker(self.spec)
+        self.stats.cold_starts += 1
+        self.stats.cold_start_seconds.append(worker.cold_start_seconds)
+        log.info(
+            "cold start",
+            extra={
+                "function": self.spec.function,
+                "worker_pid": worker.pid,
+                "cold_start_ms": round(worker.cold_start_seconds * 1000, 1),
+            },
+        )
+        return worker
+
+    def _cold_start_done(self, poller: str) -> None:
+        with self._changed:
+            self._cold_pending.discard(poller)
+            self._changed.notify_all()
+
+    def _run(
+        self,
+        worker: Worker | None,
+        event: Any,
+        log_fields: Mapping[str, Any] | None,
+        on_started: Callable[[], None] | None = None,
+    ) -> Outcome:
+        """Run one invocation in `worker` (or one started now in its reserved slot, then
+        `on_started`)."""
         invocation_id = str(uuid.uuid4())
         request = {
             "invocation_id": invocation_id,
@@ -240,15 +322,18 @@ class WorkerPool:
             "log_fields": dict(log_fields or {}),
         }
         started = time.monotonic()
+        cold = worker is None
         healthy = True
         try:
             if worker is None:
                 try:
-                    worker = Worker(self.spec)
+                    worker = self._start_reserved()
                 except WorkerCrashed as exc:
                     healthy = False
                     return self._failed("Runtime.InitError", str(exc), started, invocation_id)
-                self._record_cold_start(worker)
+                finally:
+                    if on_started is not None:
+                        on_started()
             with self._changed:
                 self._running.add(worker)
             try:
@@ -256,11 +341,13 @@ class WorkerPool:
             except ChannelTimeout:
                 healthy = False
                 self.stats.timeouts += 1
+                self._abandon_claims(worker)
                 message = f"Task timed out after {self.spec.timeout:.2f} seconds"
                 return self._failed("Runtime.Timeout", message, started, invocation_id, cold)
             except WorkerCrashed as exc:
                 healthy = False
                 self.stats.crashes += 1
+                self._abandon_claims(worker)
                 return self._failed("Runtime.ExitError", str(exc), started, invocation_id, cold)
             if response.get("exit"):
                 healthy = False
@@ -281,6 +368,12 @@ class WorkerPool:
             self.stats.invocations += 1
             self._release(worker, healthy)
 
+    def _abandon_claims(self, worker: Worker) -> None:
+        """The invocation died holding claims: release them now rather than at their expiry."""
+        if worker.claims and self._release_claims is not None:
+            self._release_claims(list(worker.claims))
+        worker.claims = set()
+
     def _failed(
         self,
         error_type: str,
@@ -299,20 +392,8 @@ class WorkerPool:
             invocation_id=invocation_id,
         )
 
-    def _record_cold_start(self, worker: Worker) -> None:
-        self.stats.cold_starts += 1
-        self.stats.cold_start_seconds.append(worker.cold_start_seconds)
-        log.info(
-            "cold start",
-            extra={
-                "function": self.spec.function,
-                "worker_pid": worker.pid,
-                "cold_start_ms": round(worker.cold_start_seconds * 1000, 1),
-            },
-        )
-
-    def _acquire(self, block: bool) -> tuple[Worker | None, bool]:
-        """A warm worker, or (None, True) meaning: start one (a slot is reserved)."""
+    def _acquire(self, block: bool) -> Worker | None:
+        """A warm worker, or None meaning: start one (a slot is reserved)."""
         with self._changed:
             while True:
                 if self._closed:
@@ -321,10 +402,10 @@ class WorkerPool:
                     worker = self._idle.pop()
                     if worker.alive():
                         self._busy += 1
-                        return worker, False
+                        return worker
                 if self._busy < self.concurrency:
                     self._busy += 1
-                    return None, True
+                    return None
                 if not block:
                     self.stats.throttles += 1
                     raise TooManyRequests(
@@ -342,7 +423,7 @@ class WorkerPool:
                     self._idle.append(worker)
                 else:
                     worker.kill()
-            self._changed.notify()
+            self._changed.notify_all()
 
     def reap_idle(self) -> int:
         """Stop workers idle longer than `idle_timeout`; returns how many stopped."""
@@ -370,3 +451,25 @@ class WorkerPool:
             self._changed.notify_all()
         for worker in idle:
             worker.stop()
+
+
+class Permit:
+    """A poller's permission to lease one batch; `run` it or `cancel` it."""
+
+    def __init__(self, pool: WorkerPool, poller: str, *, cold: bool) -> None:
+        self.pool = pool
+        self.poller = poller
+        self.cold = cold
+
+    def run(self, event: Any, log_fields: Mapping[str, Any] | None = None) -> Outcome:
+        """Run `event` in a worker (the pool's cold start for this poller ends once it has one)."""
+        worker = self.pool._acquire(block=True)
+        if worker is not None:
+            self.cancel()
+        return self.pool._run(worker, event, log_fields, on_started=self.cancel)
+
+    def cancel(self) -> None:
+        """Nothing (more) to wait for: let the poller lease on a cold start again."""
+        if self.cold:
+            self.cold = False
+            self.pool._cold_start_done(self.poller)

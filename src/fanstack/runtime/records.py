@@ -35,6 +35,8 @@ def sqs_record(message: ReceivedMessage, queue: QueueSpec) -> dict[str, Any]:
         attributes["MessageDeduplicationId"] = message.deduplication_id
     if message.sequence_number is not None:
         attributes["SequenceNumber"] = str(message.sequence_number)
+    if message.dead_letter_queue_source_arn is not None:
+        attributes["DeadLetterQueueSourceArn"] = message.dead_letter_queue_source_arn
     return {
         "messageId": message.id,
         "receiptHandle": message.receipt_handle,

@@ -19,11 +19,11 @@ import threading
 import time
 import traceback
 from collections.abc import Callable
-from dataclasses import dataclass
 from types import ModuleType
 from typing import Any, BinaryIO
 
 from fanstack.core.errors import FanstackSignal, IdempotencyInProgress, RetryLater
+from fanstack.runtime.context import Context, Invocation, running
 from fanstack.runtime.logs import configure_logging, log_context
 from fanstack.runtime.protocol import ChannelClosed, read_frame, write_frame
 
@@ -31,21 +31,6 @@ MAX_STACK_FRAMES = 20
 IN_PROGRESS_RETRY_DELAY = 1.0
 THREAD_STACK_BYTES = 1024 * 1024
 log = logging.getLogger("fanstack.worker")
-
-
-@dataclass(frozen=True, slots=True)
-class Context:
-    """What Lambda's context object offers a handler: names, ids and the time left."""
-
-    function_name: str
-    aws_request_id: str
-    invoked_function_arn: str
-    memory_limit_in_mb: int
-    deadline: float  # time.monotonic()
-
-    def get_remaining_time_in_millis(self) -> int:
-        """Milliseconds before the invocation times out."""
-        return max(0, int((self.deadline - time.monotonic()) * 1000))
 
 
 def load_target(target: dict[str, Any]) -> Any:
@@ -101,9 +86,14 @@ def _call_shape(handler: Callable[..., Any]) -> int:
 
 
 def run_invocation(
-    handler: Callable[..., Any], arity: int, request: dict[str, Any], function: str
+    handler: Callable[..., Any],
+    arity: int,
+    request: dict[str, Any],
+    function: str,
+    notify: Callable[[dict[str, Any]], None] = lambda frame: None,
 ) -> dict[str, Any]:
-    """Run one invocation and describe its outcome as a response frame."""
+    """Run one invocation and describe its outcome as a response frame; `notify` sends the
+    dispatcher frames during the invocation (claims it holds)."""
     context = Context(
         function_name=function,
         aws_request_id=request["invocation_id"],
@@ -113,7 +103,7 @@ def run_invocation(
     )
     fields = {"function": function, "invocation_id": request["invocation_id"]}
     fields.update(request.get("log_fields", {}))
-    with log_context(**fields):
+    with log_context(**fields), running(Invocation(context, notify)):
         try:
             args = (request["event"], context) if arity == 2 else (request["event"],)
             result = handler(*args)
@@ -212,7 +202,9 @@ def main() -> None:
             request = read_frame(channel_in)
         except ChannelClosed:
             return
-        response = run_invocation(handler, arity, request, function)
+        response = run_invocation(
+            handler, arity, request, function, lambda frame: write_frame(channel_out, frame)
+        )
         write_frame(channel_out, response)
         if response.get("exit"):
             os._exit(1)  # memory is exhausted; a fresh worker is cheaper than a sick one

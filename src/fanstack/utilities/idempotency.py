@@ -1,9 +1,12 @@
 """`@idempotent`: run a function once per key, return the stored result on every repeat.
 
 Powertools' design, on a fanstack table: an IN_PROGRESS record is written with `if_absent` before
-the function runs (and expires after `in_progress_ttl`, so a crashed run does not block forever),
-replaced by COMPLETED with the result afterwards, or deleted if the function raised so a retry can
-run. A concurrent duplicate finds IN_PROGRESS and gets IdempotencyInProgress.
+the function runs, replaced by COMPLETED with the result afterwards, or deleted if the function
+raised so a retry can run. A concurrent duplicate finds IN_PROGRESS and gets IdempotencyInProgress.
+
+A claim never outlives the invocation that made it: inside a worker it expires when the
+invocation times out (not after `in_progress_ttl`), and the dispatcher deletes it at once when the
+invocation's worker dies or is killed. Elsewhere `in_progress_ttl` bounds it.
 """
 
 from __future__ import annotations
@@ -22,11 +25,13 @@ from fanstack.core.errors import (
     IdempotencyInProgress,
     InvalidParameterValue,
 )
+from fanstack.runtime.context import Claim, current_invocation
 from fanstack.table import Table
 
 F = TypeVar("F", bound=Callable[..., Any])
 IN_PROGRESS, COMPLETED = "IN_PROGRESS", "COMPLETED"
 _MISSING: Any = object()
+CLAIM_MARGIN = 1.0  # seconds a claim outlives its invocation's deadline (clock skew, settling)
 log = logging.getLogger("fanstack.idempotency")
 
 
@@ -84,14 +89,6 @@ def idempotent(
 
 
 @dataclass(frozen=True, slots=True)
-class _Claim:
-    """This invocation holds the IN_PROGRESS record at `version`."""
-
-    item_key: str
-    version: int
-
-
-@dataclass(frozen=True, slots=True)
 class _Done:
     """An earlier invocation completed; its stored result."""
 
@@ -116,15 +113,22 @@ class _Records:
         canonical = json.dumps(value, sort_keys=True, separators=(",", ":"), default=str)
         return f"{self.name}#{hashlib.sha256(canonical.encode()).hexdigest()}"
 
-    def begin(self, event: Any, in_progress_ttl: float) -> _Claim | _Done:
+    def begin(self, event: Any, in_progress_ttl: float) -> Claim | _Done:
         """Claim the key with an IN_PROGRESS record, or find the completed result."""
         item_key = self.item_key(event)
+        invocation = current_invocation()
+        if invocation is not None:
+            remaining = invocation.context.remaining_seconds()
+            in_progress_ttl = min(in_progress_ttl, remaining + CLAIM_MARGIN)
         while True:
             try:
-                claim = self.table.put(
+                item = self.table.put(
                     item_key, {"status": IN_PROGRESS}, ttl=in_progress_ttl, if_absent=True
                 )
-                return _Claim(item_key, claim.version)
+                claim = Claim(self.table.store_url, self.table.name, item_key, item.version)
+                if invocation is not None:
+                    invocation.holds(claim)
+                return claim
             except ConditionalCheckFailed:
                 existing = self.table.get_item(item_key)
             if existing is None:
@@ -135,11 +139,11 @@ class _Records:
                 f"{self.name}: another invocation with key {item_key!r} is in progress"
             )
 
-    def finish(self, claim: _Claim, result: Any, ttl: float) -> None:
+    def finish(self, claim: Claim, result: Any, ttl: float) -> None:
         """Replace the claim with the COMPLETED record holding `result`."""
         try:
             self.table.put(
-                claim.item_key,
+                claim.key,
                 {"status": COMPLETED, "result": result},
                 ttl=ttl,
                 if_version=claim.version,
@@ -147,18 +151,26 @@ class _Records:
         except ConditionalCheckFailed:
             # Our claim expired and another invocation took the key over: its record stands.
             log.warning(
-                "%s: claim on %s expired before the result was stored", self.name, claim.item_key
+                "%s: claim on %s expired before the result was stored", self.name, claim.key
             )
         except InvalidParameterValue:
             self.abandon(claim)  # an unstorable result: let a retry run rather than block
             raise
+        _settled(claim)
 
-    def abandon(self, claim: _Claim) -> None:
+    def abandon(self, claim: Claim) -> None:
         """Delete the claim so a retry can run (unless another invocation took it over)."""
         try:
-            self.table.delete(claim.item_key, if_version=claim.version)
+            self.table.delete(claim.key, if_version=claim.version)
         except ConditionalCheckFailed:
-            log.warning("%s: claim on %s expired before it was released", self.name, claim.item_key)
+            log.warning("%s: claim on %s expired before it was released", self.name, claim.key)
+        _settled(claim)
+
+
+def _settled(claim: Claim) -> None:
+    invocation = current_invocation()
+    if invocation is not None:
+        invocation.released(claim)
 
 
 def extract(event: Any, path: str) -> Any:

@@ -44,6 +44,8 @@ def to_snapshot(state: State) -> dict[str, Any]:
                 m.receipt,
                 m.failure,
                 m.source_queue,
+                m.failed_receives,
+                m.lost_receives,
             ]
             for m in sorted(queue.messages.values(), key=lambda m: m.seq)
         ]
@@ -82,6 +84,8 @@ def from_snapshot(data: dict[str, Any]) -> State:
         queue.expired = raw["expired"]
         queue.dead_lettered = raw["dead_lettered"]
         for row in raw["messages"]:
+            # Absent in snapshots of earlier versions.
+            failed, lost = (row[13], row[14]) if len(row) > 13 else (0, None)
             (
                 seq,
                 payload,
@@ -96,7 +100,7 @@ def from_snapshot(data: dict[str, Any]) -> State:
                 receipt,
                 failure,
                 source,
-            ) = row
+            ) = row[:13]
             queue.add(
                 Stored(
                     seq=seq,
@@ -112,6 +116,8 @@ def from_snapshot(data: dict[str, Any]) -> State:
                     receipt=receipt,
                     failure=failure,
                     source_queue=source,
+                    failed_receives=failed,
+                    lost_receives=lost,
                 )
             )
         state.queues[queue.spec.name] = queue

@@ -71,6 +71,8 @@ class Stored:
     receipt: str | None = None
     failure: str | None = None
     source_queue: str | None = None
+    failed_receives: int = 0
+    lost_receives: int | None = None
 
 
 @dataclass
@@ -308,6 +310,7 @@ class State:
         message.visible_at = now
         message.expires_at = message.sent_at + target.spec.retention
         message.failure = message.failure or MAX_EXCEEDED_REASON
+        message.lost_receives = max(message.receive_count - message.failed_receives, 0)
         target.add(message)
         queue.dead_lettered += 1
         self.touched.add(target.spec.name)
@@ -330,6 +333,8 @@ class State:
             sequence_number=message.seq if message.group_id is not None else None,
             failure=message.failure,
             source_queue=message.source_queue,
+            failed_receives=message.failed_receives,
+            lost_receives=message.lost_receives,
         )
 
     def _find(self, queue: QueueState, handle: str) -> Stored | FanstackError | None:
@@ -396,6 +401,7 @@ class State:
                 continue
             if entry.get("failure") is not None:
                 found.failure = entry["failure"]
+                found.failed_receives += 1
             if entry.get("uncount"):
                 found.receive_count = max(found.receive_count - 1, 0)
             queue.hide(found, now + timeout)
@@ -429,6 +435,8 @@ class State:
             message.receipt = None
             message.first_received_at = None
             message.failure = None
+            message.failed_receives = 0
+            message.lost_receives = None
             message.visible_at = now
             message.expires_at = now + source.spec.retention
             source.add(message)
