@@ -42,7 +42,3 @@ class RetryPolicy:
         """Seconds to wait after failed attempt number `attempt` (1-based): full jitter."""
         ceiling = min(self.max_delay, self.base_delay * 2 ** max(attempt - 1, 0))
         return (rng or random).uniform(0, ceiling)
-
-    def exhausted(self, attempt: int) -> bool:
-        """Whether `attempt` was the last one allowed."""
-        return attempt >= self.max_attempts

@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import functools
 import logging
-import math
 import random
 import threading
 import time
@@ -25,14 +24,16 @@ from fanstack.backends import open_backend
 from fanstack.backends.base import Backend
 from fanstack.core.errors import ConditionalCheckFailed, FanstackError
 from fanstack.core.message import ReceivedMessage
+from fanstack.core.outcome import Outcome
+from fanstack.core.settlement import ConsumerPolicy, settle
 from fanstack.core.specs import QueueSpec
 from fanstack.runtime.context import Claim
 from fanstack.runtime.deferrals import Deferrals
 from fanstack.runtime.functions import ConsumerSpec, Function
 from fanstack.runtime.invocations import AsyncInvoker
 from fanstack.runtime.logs import log_context
-from fanstack.runtime.pool import Outcome, Permit, WorkerPool, WorkerSpec
-from fanstack.runtime.records import failed_item_ids, sqs_event
+from fanstack.runtime.pool import Permit, WorkerPool, WorkerSpec
+from fanstack.runtime.records import sqs_event
 
 if TYPE_CHECKING:
     from fanstack.app import App
@@ -270,6 +271,12 @@ class ConsumerLoop:
         self.max_concurrency = consumer.max_concurrency or function.spec.concurrency
         self.slots = threading.Semaphore(self.max_concurrency)
         self.deferrals = Deferrals(consumer.retry_later_limit)
+        self.policy = ConsumerPolicy(
+            report_item_failures=consumer.report_batch_item_failures,
+            retry=consumer.retry,
+            max_receive_count=queue.max_receive_count,
+            retry_later_limit=consumer.retry_later_limit,
+        )
         self.received_at = 0.0
 
     def run(self) -> None:
@@ -368,68 +375,35 @@ class ConsumerLoop:
         return outcome
 
     def _settle(self, batch: Sequence[ReceivedMessage], outcome: Outcome) -> None:
+        """Apply the settlement policy's decisions to the queue."""
         backend = self.runtime.backend
         queue = self.queue.name
-        ids = [m.id for m in batch]
-        fields = _batch_fields(queue, batch)
-        with log_context(function=self.function.name, **fields):
-            if outcome.signal is not None:
-                self._retry_later(batch, outcome)
-                return
-            if self.runtime.forced.is_set() and not outcome.ok:
-                # Stopped by the operator, not failed: the receive does not count.
-                handles = [(m.receipt_handle, 0) for m in batch]
-                backend.set_visibility(queue, handles, uncount=True)
-                _log_outcome(outcome, "interrupted", len(batch))
-                return
-            if outcome.ok:
-                report = self.consumer.report_batch_item_failures
-                failed = failed_item_ids(outcome.result, ids) if report else set()
-                reason = "reported in batchItemFailures"
-            else:
-                failed = set(ids)
-                reason = outcome.error_summary
-            self._finish(batch, failed, reason)
-            label = "success" if not failed else ("partial" if outcome.ok else "error")
-            _log_outcome(outcome, label, len(batch), failed=len(failed))
-
-    def _finish(self, batch: Sequence[ReceivedMessage], failed: set[str], reason: str) -> None:
-        """Delete what succeeded; hand failures back with backoff, keeping `reason`."""
-        backend = self.runtime.backend
-        queue = self.queue.name
-        self.deferrals.forget([m.id for m in batch])
-        done = [m.receipt_handle for m in batch if m.id not in failed]
-        if done:
-            for result in backend.delete_messages(queue, done):
-                if isinstance(result, FanstackError):
-                    log.warning("delete failed", extra={"error": str(result)})
-        for message in batch:
-            if message.id in failed:
+        expired: set[str] = set()
+        if outcome.signal is not None:
+            now = time.monotonic()
+            expired = {m.id for m in batch if not self.deferrals.allow(m.id, now)}
+        decision = settle(
+            batch,
+            outcome,
+            self.policy,
+            interrupted=self.runtime.forced.is_set(),
+            deferral_expired=expired,
+            rng=self.runtime.rng,
+        )
+        if decision.label not in ("retry-later", "interrupted"):
+            self.deferrals.forget([m.id for m in batch])
+        with log_context(function=self.function.name, **_batch_fields(queue, batch)):
+            if decision.delete:
+                for result in backend.delete_messages(queue, list(decision.delete)):
+                    if isinstance(result, FanstackError):
+                        log.warning("delete failed", extra={"error": str(result)})
+            for retry in decision.retry:
                 backend.set_visibility(
-                    queue, [(message.receipt_handle, self._retry_delay(message))], failure=reason
+                    queue, [(retry.receipt_handle, retry.delay)], failure=retry.reason
                 )
-
-    def _retry_later(self, batch: Sequence[ReceivedMessage], outcome: Outcome) -> None:
-        """Hand messages back without counting the receive, for a bounded time."""
-        now = time.monotonic()
-        expired = {m.id for m in batch if not self.deferrals.allow(m.id, now)}
-        delay = math.ceil(outcome.delay)
-        later = [(m.receipt_handle, delay) for m in batch if m.id not in expired]
-        if later:
-            self.runtime.backend.set_visibility(self.queue.name, later, uncount=True)
-            _log_outcome(outcome, "retry-later", len(later))
-        if expired:
-            limit = self.deferrals.limit
-            reason = f"{outcome.error_summary}\n(retried later for more than {limit:g} s)"
-            self._finish([m for m in batch if m.id in expired], expired, reason)
-            _log_outcome(outcome, "error", len(expired), failed=len(expired))
-
-    def _retry_delay(self, message: ReceivedMessage) -> int:
-        """Backoff before the next attempt; none once the queue will dead-letter it."""
-        limit = self.queue.max_receive_count
-        if limit is not None and message.receive_count >= limit:
-            return 0
-        return math.ceil(self.consumer.retry.delay(message.receive_count, self.runtime.rng))
+            if decision.hand_back:
+                backend.set_visibility(queue, list(decision.hand_back), uncount=True)
+            _log_outcome(outcome, decision.label, len(batch), failed=decision.failed)
 
 
 def _batch_fields(queue: str, batch: Sequence[ReceivedMessage]) -> dict[str, Any]:
@@ -453,5 +427,5 @@ def _log_outcome(outcome: Outcome, label: str, size: int, failed: int = 0) -> No
     if outcome.error is not None:
         extra["error_type"] = outcome.error.get("errorType")
         extra["error_message"] = outcome.error.get("errorMessage")
-    level = logging.INFO if label in ("success", "retry-later") else logging.ERROR
+    level = logging.INFO if label in ("success", "retry-later", "interrupted") else logging.ERROR
     log.log(level, "invocation %s", label, extra=extra)

@@ -19,10 +19,12 @@ from typing import TYPE_CHECKING, Any
 
 from fanstack.core.errors import FanstackError
 from fanstack.core.message import ReceivedMessage
+from fanstack.core.outcome import Outcome
+from fanstack.core.retry import RetryPolicy
 from fanstack.runtime.deferrals import Deferrals
 from fanstack.runtime.functions import DEFAULT_RETRY_LATER_LIMIT, Function
 from fanstack.runtime.logs import log_context
-from fanstack.runtime.pool import Outcome, Permit
+from fanstack.runtime.pool import Permit
 
 if TYPE_CHECKING:
     from fanstack.runtime.dispatcher import Runtime
@@ -31,6 +33,8 @@ log = logging.getLogger("fanstack.invocations")
 
 SUCCESS, RETRIES_EXHAUSTED, EVENT_AGE_EXCEEDED = "Success", "RetriesExhausted", "EventAgeExceeded"
 POLL_WAIT = 1.0
+# Lambda waits about a minute, then two, between asynchronous attempts; scaled down to seconds.
+ASYNC_RETRY = RetryPolicy(base_delay=2, max_delay=60, max_attempts=3)
 
 
 def destination_record(
@@ -137,8 +141,7 @@ class AsyncInvoker:
             elif attempt > function.spec.retry_attempts:
                 self._finish(message, request, outcome, RETRIES_EXHAUSTED, attempt, time.time())
             else:
-                # Lambda waits about a minute, then two; scaled down to seconds of backoff.
-                delay = math.ceil(self.runtime.rng.uniform(0, min(60.0, 2.0**attempt)))
+                delay = math.ceil(ASYNC_RETRY.delay(attempt, self.runtime.rng))
                 backend.set_visibility(
                     self.name, [(message.receipt_handle, delay)], failure=outcome.error_summary
                 )

@@ -21,6 +21,7 @@ from dataclasses import dataclass, field
 from typing import IO, Any
 
 from fanstack.core.errors import TooManyRequests
+from fanstack.core.outcome import Outcome
 from fanstack.runtime.context import Claim
 from fanstack.runtime.protocol import ChannelClosed, ChannelTimeout, encode, read_frame_fd
 
@@ -40,29 +41,6 @@ class WorkerSpec:
     memory_mb: int | None
     data_dir: str | None = None
     backend: str | None = None
-
-
-@dataclass(frozen=True, slots=True)
-class Outcome:
-    """How one invocation ended: a result, a handler error, or a signal to retry later."""
-
-    ok: bool
-    result: Any = None
-    error: Mapping[str, Any] | None = None
-    signal: str | None = None
-    delay: float = 0.0
-    duration: float = 0.0
-    cold_start: bool = False
-    invocation_id: str = ""
-
-    @property
-    def error_summary(self) -> str:
-        """`Type: message` and the innermost frames, as kept with a dead-lettered message."""
-        if self.error is None:
-            return ""
-        trace = [str(line) for line in self.error.get("stackTrace", [])][-3:]
-        head = f"{self.error.get('errorType')}: {self.error.get('errorMessage')}"
-        return "\n".join([head, *trace])
 
 
 @dataclass

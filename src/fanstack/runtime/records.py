@@ -1,8 +1,8 @@
-"""The records a handler receives and the responses it gives, in Lambda's shapes.
+"""The records a handler receives, in Lambda's shapes.
 
 `sqs_event` turns received messages into `{"Records": [...]}` exactly as Lambda's SQS event
-source mapping does, as plain dicts; `SQSRecord` is a typed view for new code. `failed_item_ids`
-reads a handler's `batchItemFailures` response.
+source mapping does, as plain dicts; `SQSRecord` is a typed view for new code. A handler's
+`batchItemFailures` response is read by `core.settlement`.
 """
 
 from __future__ import annotations
@@ -83,30 +83,6 @@ def _string_attribute(value: str | None, data_type: str) -> dict[str, Any]:
 def sqs_event(messages: Sequence[ReceivedMessage], queue: QueueSpec) -> dict[str, Any]:
     """The event for one batch: `{"Records": [...]}`."""
     return {"Records": [sqs_record(message, queue) for message in messages]}
-
-
-def failed_item_ids(response: Any, batch_ids: Sequence[str]) -> set[str]:
-    """Message ids a `batchItemFailures` response fails; a malformed response fails them all.
-
-    As Lambda does: None or a response without the key succeeds everything; an empty list
-    succeeds everything; an entry with a missing, empty or unknown `itemIdentifier` fails the
-    whole batch.
-    """
-    if not isinstance(response, Mapping) or "batchItemFailures" not in response:
-        return set()
-    failures = response["batchItemFailures"]
-    if failures is None:
-        return set()
-    if not isinstance(failures, list):
-        return set(batch_ids)
-    known = set(batch_ids)
-    failed: set[str] = set()
-    for failure in failures:
-        item = failure.get("itemIdentifier") if isinstance(failure, Mapping) else None
-        if not isinstance(item, str) or item not in known:
-            return set(batch_ids)
-        failed.add(item)
-    return failed
 
 
 @dataclass(frozen=True, slots=True)
