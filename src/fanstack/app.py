@@ -1,4 +1,4 @@
-"""The public API: an `App` declares topics and queues; handles speak SNS/SQS.
+"""The public API: an `App` declares topics and queues; their resources speak SNS/SQS.
 
 Resources are declared in code and created (or brought up to date) in the backend when the app
 first touches it, so `fanstack run app.py --data-dir X` can choose where state lives first.
@@ -32,7 +32,7 @@ from fanstack.core.specs import (
     TopicSpec,
     check_dead_letter,
 )
-from fanstack.handles import Queue, Topic
+from fanstack.resources import Queue, Topic
 from fanstack.runtime.dispatcher import Runtime
 from fanstack.runtime.functions import (
     DEFAULT_CONCURRENCY,
@@ -125,6 +125,9 @@ class App:
                     self._backend = backend
         return self._backend
 
+    def _backend_provider(self) -> Backend:
+        return self.backend
+
     def _provision(self, backend: Backend) -> None:
         # Dead-letter queues first, so a redrive policy always points at an existing queue.
         for queue in sorted(self.queues.values(), key=lambda q: q.spec.dead_letter is not None):
@@ -141,7 +144,7 @@ class App:
         spec = TopicSpec(
             name=name, fifo=fifo, content_based_deduplication=content_based_deduplication
         )
-        topic = Topic(self, spec)
+        topic = Topic(spec, self._backend_provider, self.subscribe)
         with self._lock:
             self.topics[name] = topic
             if self._backend is not None:
@@ -182,7 +185,7 @@ class App:
         )
         if dead_letter_name in self.queues:
             check_dead_letter(spec, self.queues[dead_letter_name].spec)
-        queue = Queue(self, spec)
+        queue = Queue(spec, self._backend_provider)
         with self._lock:
             self.queues[name] = queue
             if self._backend is not None:
@@ -248,14 +251,15 @@ class App:
         """The handle of a queue declared here or already in the backend."""
         queue = self.queues.get(name)
         if queue is None:
-            queue = Queue(self, self.backend.get_queue(name))  # QueueDoesNotExist if absent
+            # QueueDoesNotExist if absent
+            queue = Queue(self.backend.get_queue(name), self._backend_provider)
         return queue
 
     def table(self, name: str) -> Table:
         """A key-value table in this app's backend (idempotency records, breaker state, ...)."""
         from fanstack.table import Table
 
-        return Table(lambda: self.backend, name)
+        return Table(self._backend_provider, name)
 
     def function(
         self,

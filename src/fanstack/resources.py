@@ -1,14 +1,15 @@
-"""Handles on declared resources: `Topic` and `Queue`, speaking SNS and SQS.
+"""The declared resources a user touches: `Topic` and `Queue`, speaking SNS and SQS.
 
-An `App` creates them (`app.topic(...)`, `app.queue(...)`); every call goes to the app's backend.
+An `App` creates them (`app.topic(...)`, `app.queue(...)`) with a way to reach its backend
+(opened lazily, once per process); every call goes there.
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable, Mapping, Sequence
-from typing import TYPE_CHECKING, Any, TypeVar
+from typing import Any, TypeVar
 
-from fanstack.backends.base import EntryResult, PublishRequest, QueueStats, new_message_id
+from fanstack.backends.base import Backend, EntryResult, PublishRequest, QueueStats, new_message_id
 from fanstack.core.batch import BatchResult, check_batch_size, entry_ids
 from fanstack.core.errors import FanstackError, InvalidParameterValue
 from fanstack.core.filter_policy import FilterPolicy
@@ -31,9 +32,7 @@ from fanstack.core.specs import (
     check_range,
 )
 
-if TYPE_CHECKING:
-    from fanstack.app import App
-
+BackendProvider = Callable[[], Backend]
 Attributes = Mapping[str, AttributeInput] | None
 
 
@@ -46,10 +45,16 @@ def _raise_or_return(outcome: EntryResult) -> Any:
 class Topic:
     """A handle to a topic: `subscribe`, `publish`, `publish_batch`."""
 
-    def __init__(self, app: App, spec: TopicSpec) -> None:
-        self.app = app
+    def __init__(
+        self,
+        spec: TopicSpec,
+        backend: BackendProvider,
+        declare_subscription: Callable[[SubscriptionSpec], None],
+    ) -> None:
         self.spec = spec
         self.name = spec.name
+        self._backend = backend
+        self._declare_subscription = declare_subscription
 
     def __repr__(self) -> str:
         return f"Topic({self.name!r})"
@@ -78,7 +83,7 @@ class Topic:
             filter_scope=scope,
             raw=raw,
         )
-        self.app.subscribe(subscription)
+        self._declare_subscription(subscription)
         return subscription
 
     def publish(
@@ -94,7 +99,7 @@ class Topic:
         request = PublishRequest(
             body_text(body), to_attributes(attributes), subject, group_id, deduplication_id
         )
-        (outcome,) = self.app.backend.publish(self.name, [request])
+        (outcome,) = self._backend().publish(self.name, [request])
         return str(_raise_or_return(outcome))
 
     def publish_batch(self, entries: Sequence[Mapping[str, Any]]) -> BatchResult:
@@ -112,7 +117,7 @@ class Topic:
         return _run_batch(
             entries,
             request,
-            lambda valid: self.app.backend.publish(self.name, valid),
+            lambda valid: self._backend().publish(self.name, valid),
             max_bytes=TOPIC_BATCH_MAX_BYTES,
         )
 
@@ -147,10 +152,10 @@ def _run_batch(
 class Queue:
     """A handle to a queue: send, receive, delete, change visibility, purge, redrive, stats."""
 
-    def __init__(self, app: App, spec: QueueSpec) -> None:
-        self.app = app
+    def __init__(self, spec: QueueSpec, backend: BackendProvider) -> None:
         self.spec = spec
         self.name = spec.name
+        self._backend = backend
 
     def __repr__(self) -> str:
         return f"Queue({self.name!r})"
@@ -173,7 +178,7 @@ class Queue:
             group_id=group_id,
             deduplication_id=deduplication_id,
         )
-        (outcome,) = self.app.backend.send(self.name, [message])
+        (outcome,) = self._backend().send(self.name, [message])
         return str(_raise_or_return(outcome))
 
     def send_batch(self, entries: Sequence[Mapping[str, Any]]) -> BatchResult:
@@ -192,7 +197,7 @@ class Queue:
         return _run_batch(
             entries,
             message,
-            lambda valid: self.app.backend.send(self.name, valid),
+            lambda valid: self._backend().send(self.name, valid),
             max_bytes=QUEUE_BATCH_MAX_BYTES,
         )
 
@@ -205,7 +210,7 @@ class Queue:
         """Receive up to 10 messages, long polling up to `wait_seconds` (whole seconds, 0-20)."""
         if wait_seconds is not None:
             check_range("wait_seconds", wait_seconds, 0, MAX_WAIT_SECONDS)
-        return self.app.backend.receive(
+        return self._backend().receive(
             self.name,
             max_messages=max_messages,
             wait_seconds=wait_seconds,
@@ -214,14 +219,14 @@ class Queue:
 
     def delete(self, receipt_handle: str) -> None:
         """Delete a received message by its latest receipt handle (FIFO: before it expires)."""
-        (outcome,) = self.app.backend.delete_messages(self.name, [receipt_handle])
+        (outcome,) = self._backend().delete_messages(self.name, [receipt_handle])
         _raise_or_return(outcome)
 
     def delete_batch(self, entries: Sequence[Mapping[str, Any] | str]) -> BatchResult:
         """Delete up to 10 messages: receipt handles, or entries with `id` and `receipt_handle`."""
         ids = entry_ids(entries)
         handles = [e if isinstance(e, str) else str(e["receipt_handle"]) for e in entries]
-        return BatchResult.collect(ids, self.app.backend.delete_messages(self.name, handles))
+        return BatchResult.collect(ids, self._backend().delete_messages(self.name, handles))
 
     def change_visibility(self, receipt_handle: str, visibility_timeout: int) -> None:
         """Hide a received message for `visibility_timeout` seconds from now (0 shows it).
@@ -229,7 +234,7 @@ class Queue:
         The latest receipt handle works until the next receive, even after the timeout ran out;
         on a FIFO queue only while the message is in flight (`MessageNotInflight`), as in SQS.
         """
-        (outcome,) = self.app.backend.set_visibility(
+        (outcome,) = self._backend().set_visibility(
             self.name, [(receipt_handle, visibility_timeout)]
         )
         _raise_or_return(outcome)
@@ -238,16 +243,16 @@ class Queue:
         """Change up to 10 visibility timeouts (`id`, `receipt_handle`, `visibility_timeout`)."""
         ids = entry_ids(entries)
         changes = [(str(e["receipt_handle"]), int(e["visibility_timeout"])) for e in entries]
-        return BatchResult.collect(ids, self.app.backend.set_visibility(self.name, changes))
+        return BatchResult.collect(ids, self._backend().set_visibility(self.name, changes))
 
     def purge(self) -> None:
         """Delete every message (at most once per 60 seconds)."""
-        self.app.backend.purge(self.name)
+        self._backend().purge(self.name)
 
     def redrive_dead_letters(self) -> int:
         """Move every message this queue dead-lettered back from its DLQ; returns the count."""
-        return self.app.backend.redrive_dead_letters(self.name)
+        return self._backend().redrive_dead_letters(self.name)
 
     def stats(self) -> QueueStats:
         """Visible, in flight, delayed, oldest age, DLQ depth, expired and dead-lettered counts."""
-        return self.app.backend.stats(self.name)
+        return self._backend().stats(self.name)
