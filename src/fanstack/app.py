@@ -22,6 +22,7 @@ from fanstack.core.filter_policy import FilterPolicy
 from fanstack.core.message import (
     AttributeInput,
 )
+from fanstack.core.outcome import Outcome
 from fanstack.core.retry import RetryPolicy
 from fanstack.core.specs import (
     DEFAULT_MAX_MESSAGE_SIZE,
@@ -33,7 +34,7 @@ from fanstack.core.specs import (
     check_dead_letter,
 )
 from fanstack.resources import Queue, Topic
-from fanstack.runtime.dispatcher import Runtime
+from fanstack.runtime.dispatcher import Dispatcher, WorkerStore
 from fanstack.runtime.functions import (
     DEFAULT_CONCURRENCY,
     DEFAULT_MAX_EVENT_AGE,
@@ -90,7 +91,7 @@ class App:
         self._subscriptions: list[SubscriptionSpec] = []
         self.functions: dict[str, Function] = {}
         self.consumers: list[ConsumerSpec] = []
-        self._runtime: Runtime | None = None
+        self._runtime: Dispatcher | None = None
         self._api: Api | None = None
 
     def configure(
@@ -240,11 +241,16 @@ class App:
             return self._api
 
     @property
-    def runtime(self) -> Runtime:
+    def runtime(self) -> Dispatcher:
         """Worker pools and consumers of this app's functions (started by `fanstack run`)."""
         with self._lock:
             if self._runtime is None:
-                self._runtime = Runtime(self)
+                self._runtime = Dispatcher(
+                    self._backend_provider,
+                    functions=self.functions,
+                    consumers=self.consumers,
+                    worker_store=WorkerStore(self.data_dir_path, self.backend_url),
+                )
             return self._runtime
 
     def queue_for(self, name: str) -> Queue:
@@ -289,9 +295,9 @@ class App:
             if spec.name in self.functions:
                 raise InvalidParameterValue(f"function {spec.name!r} is declared twice")
             function = Function(
-                self,
                 handler,
                 spec,
+                invoker=_AppInvoker(self),
                 on_success=on_success,
                 on_failure=on_failure,
                 circuit_breaker=circuit_breaker,
@@ -366,6 +372,21 @@ class App:
         target = self.queue(queue, dead_letter=dead_letter, **queue_options)
         handle.subscribe(target, filter_policy=filter_policy, filter_scope=filter_scope, raw=raw)
         return self.consumer(target, **options)
+
+
+class _AppInvoker:
+    """Runs an app's functions in its runtime and queues their asynchronous invocations."""
+
+    def __init__(self, app: App) -> None:
+        self.app = app
+
+    def run(self, function: Function, payload: Any, log_fields: Mapping[str, Any]) -> Outcome:
+        """Run now in a worker of the function's pool (TooManyRequests when all are busy)."""
+        return self.app.runtime.pool(function).invoke(payload, block=False, log_fields=log_fields)
+
+    def enqueue(self, function: Function, body: str) -> None:
+        """Store the invocation in the function's asynchronous queue."""
+        self.app.queue_for(function.spec.async_queue).send(body)
 
 
 __all__ = ["DEFAULT_DATA_DIR", "App", "Queue", "Topic"]

@@ -24,7 +24,8 @@ from cryptography.hazmat.primitives.asymmetric import rsa
 
 from fanstack import App
 from fanstack.gateway.auth import QUOTA_TABLE
-from fanstack.gateway.limits import ServerLimits, uvicorn_options
+from fanstack.gateway.limits import ServerLimits
+from fanstack.gateway.protocol import uvicorn_options
 from fanstack.gateway.server import Gateway
 
 from .conftest import Server, free_port, start_server, wait_for

@@ -17,7 +17,6 @@ for ever, and a few hundred such clients hold the server (slowloris). `ServerLim
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any
 
 from fanstack.core.errors import InvalidParameterValue
 
@@ -40,14 +39,3 @@ class ServerLimits:
                 raise InvalidParameterValue(f"{name} must be > 0 seconds")
         if self.max_connections < 1:
             raise InvalidParameterValue("max_connections must be >= 1")
-
-
-def uvicorn_options(limits: ServerLimits) -> dict[str, Any]:
-    """The `uvicorn.Config` keyword arguments that enforce `limits` (the body timeout is
-    ASGI middleware, which `Gateway.asgi()` includes)."""
-    from fanstack.gateway.protocol import protocol_class  # uvicorn loads only when serving
-
-    return {
-        "http": protocol_class(limits.header_timeout),
-        "limit_concurrency": limits.max_connections,
-    }

@@ -15,11 +15,20 @@ from typing import Any, ClassVar
 
 from uvicorn.protocols.http.httptools_impl import STATUS_LINE, HttpToolsProtocol
 
-from fanstack.gateway.limits import DEFAULT_HEADER_TIMEOUT
+from fanstack.gateway.limits import DEFAULT_HEADER_TIMEOUT, ServerLimits
 from fanstack.gateway.request_id import HEADER, request_id_for
 from fanstack.gateway.responses import error_response
 
 log = logging.getLogger("fanstack.gateway")
+
+
+def uvicorn_options(limits: ServerLimits) -> dict[str, Any]:
+    """The `uvicorn.Config` keyword arguments that enforce `limits` (the body timeout is
+    ASGI middleware, which `Gateway.asgi()` includes)."""
+    return {
+        "http": protocol_class(limits.header_timeout),
+        "limit_concurrency": limits.max_connections,
+    }
 
 
 def protocol_class(header_timeout: float) -> type[BoundedHttpToolsProtocol]:

@@ -19,7 +19,8 @@ import uvicorn
 from rich.console import Console
 from rich.table import Table
 
-from fanstack.gateway.limits import ServerLimits, uvicorn_options
+from fanstack.gateway.limits import ServerLimits
+from fanstack.gateway.protocol import uvicorn_options
 from fanstack.gateway.server import Gateway
 from fanstack.runtime.shutdown import ShutdownSignals
 

@@ -7,17 +7,14 @@ from __future__ import annotations
 import json
 import time
 import uuid
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any
+from typing import Any, Protocol
 
 from fanstack.core.errors import FunctionError, InvalidParameterValue
+from fanstack.core.outcome import Outcome
 from fanstack.core.retry import RetryPolicy
 from fanstack.runtime.logs import current_fields
-
-if TYPE_CHECKING:
-    from fanstack.app import App
-    from fanstack.utilities.circuit_breaker import CircuitBreaker
 
 DEFAULT_TIMEOUT = 3.0
 DEFAULT_MEMORY_MB = 128
@@ -130,20 +127,44 @@ class ConsumerSpec:
             )
 
 
+class Breaker(Protocol):
+    """A circuit breaker as a consumer sees it: while open, the consumer stops polling."""
+
+    def allows(self) -> bool:
+        """Whether a call may go through now."""
+        ...
+
+    def retry_after(self) -> float:
+        """Seconds until an open breaker lets a trial call through."""
+        ...
+
+
+class Invoker(Protocol):
+    """How a declared function reaches the runtime that runs it (an App provides this)."""
+
+    def run(self, function: Function, payload: Any, log_fields: Mapping[str, Any]) -> Outcome:
+        """Run `payload` now in one of the function's workers, without waiting for one."""
+        ...
+
+    def enqueue(self, function: Function, body: str) -> None:
+        """Store an asynchronous invocation durably in the function's queue."""
+        ...
+
+
 class Function:
     """A declared function: call it directly, `invoke` it, or `invoke_async` it."""
 
     def __init__(
         self,
-        app: App,
         handler: Handler,
         spec: FunctionSpec,
         *,
+        invoker: Invoker,
         on_success: Any = None,
         on_failure: Any = None,
-        circuit_breaker: CircuitBreaker | None = None,
+        circuit_breaker: Breaker | None = None,
     ) -> None:
-        self.app = app
+        self._invoker = invoker
         self.handler = handler
         self.spec = spec
         self.name = spec.name
@@ -176,9 +197,7 @@ class Function:
     def invoke(self, payload: Any) -> Any:
         """Run synchronously in a worker: the result, or FunctionError / TooManyRequests."""
         # The caller's log context (a gateway request id, say) follows into the worker's lines.
-        outcome = self.app.runtime.pool(self).invoke(
-            payload, block=False, log_fields=current_fields()
-        )
+        outcome = self._invoker.run(self, payload, current_fields())
         if outcome.ok:
             return outcome.result
         error = outcome.error or {}
@@ -192,5 +211,5 @@ class Function:
         """Queue an asynchronous invocation durably; returns its request id."""
         request_id = str(uuid.uuid4())
         body = json.dumps({"requestId": request_id, "payload": payload, "enqueuedAt": time.time()})
-        self.app.queue_for(self.spec.async_queue).send(body)
+        self._invoker.enqueue(self, body)
         return request_id

@@ -15,7 +15,7 @@ import math
 import threading
 import time
 from datetime import UTC, datetime
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from fanstack.core.errors import FanstackError
 from fanstack.core.message import ReceivedMessage
@@ -23,11 +23,9 @@ from fanstack.core.outcome import Outcome
 from fanstack.core.retry import RetryPolicy
 from fanstack.runtime.deferrals import Deferrals
 from fanstack.runtime.functions import DEFAULT_RETRY_LATER_LIMIT, Function
+from fanstack.runtime.host import Host
 from fanstack.runtime.logs import log_context
 from fanstack.runtime.pool import Permit
-
-if TYPE_CHECKING:
-    from fanstack.runtime.dispatcher import Runtime
 
 log = logging.getLogger("fanstack.invocations")
 
@@ -69,7 +67,7 @@ def destination_record(
 class AsyncInvoker:
     """Polls one function's async queue and runs each event, one per invocation."""
 
-    def __init__(self, runtime: Runtime, function: Function) -> None:
+    def __init__(self, runtime: Host, function: Function) -> None:
         self.runtime = runtime
         self.function = function
         self.name = function.spec.async_queue

@@ -11,8 +11,8 @@ import pytest
 
 from fanstack.core.errors import InvalidParameterValue
 from fanstack.gateway.body_timeout import BodyTimeoutMiddleware
-from fanstack.gateway.limits import ServerLimits, uvicorn_options
-from fanstack.gateway.protocol import BoundedHttpToolsProtocol
+from fanstack.gateway.limits import ServerLimits
+from fanstack.gateway.protocol import BoundedHttpToolsProtocol, uvicorn_options
 from fanstack.gateway.responses import error_response
 
 Message = dict[str, Any]

@@ -1,0 +1,206 @@
+"""Consumers: each polls one queue for one function, runs batches in its pool, settles them.
+
+A poller leases messages only when a worker can take them now (a warm one is idle, or one batch
+waits on a cold start); a batch that asks to be retried later is run again record by record; the
+settlement policy (core/settlement.py) decides what is deleted, retried or handed back.
+"""
+
+from __future__ import annotations
+
+import functools
+import logging
+import threading
+import time
+from collections.abc import Callable, Sequence
+from typing import Any
+
+from fanstack.backends.base import MAX_RECEIVE_BATCH
+from fanstack.core.errors import FanstackError
+from fanstack.core.message import ReceivedMessage
+from fanstack.core.outcome import Outcome
+from fanstack.core.settlement import ConsumerPolicy, settle
+from fanstack.core.specs import QueueSpec
+from fanstack.runtime.deferrals import Deferrals
+from fanstack.runtime.functions import ConsumerSpec, Function
+from fanstack.runtime.host import Host
+from fanstack.runtime.logs import log_context
+from fanstack.runtime.pool import Permit
+from fanstack.runtime.records import sqs_event
+
+log = logging.getLogger("fanstack.dispatcher")
+
+POLL_WAIT = 1.0  # seconds a poll waits; bounds how long `stop` takes to stop polling
+
+
+class ConsumerLoop:
+    """Polls one queue for one consumer and runs its batches."""
+
+    def __init__(
+        self, runtime: Host, consumer: ConsumerSpec, function: Function, queue: QueueSpec
+    ) -> None:
+        self.runtime = runtime
+        self.consumer = consumer
+        self.function = function
+        self.queue = queue
+        self.name = f"{queue.name}->{function.name}"
+        self.max_concurrency = consumer.max_concurrency or function.spec.concurrency
+        self.slots = threading.Semaphore(self.max_concurrency)
+        self.deferrals = Deferrals(consumer.retry_later_limit)
+        self.policy = ConsumerPolicy(
+            report_item_failures=consumer.report_batch_item_failures,
+            retry=consumer.retry,
+            max_receive_count=queue.max_receive_count,
+            retry_later_limit=consumer.retry_later_limit,
+        )
+        self.received_at = 0.0
+
+    def run(self) -> None:
+        """Poll until the runtime stops."""
+        stopping = self.runtime.stopping
+        breaker = self.function.circuit_breaker
+        pool = self.runtime.pool(self.function)
+        while not stopping.is_set():
+            if breaker is not None and not breaker.allows():
+                stopping.wait(min(max(breaker.retry_after(), 0.1), POLL_WAIT))
+                continue
+            if not self.slots.acquire(timeout=POLL_WAIT):
+                continue
+            # Lease only what a worker can take now: a warm one, or one batch on a cold start.
+            permit = pool.permit(self.name, timeout=POLL_WAIT)
+            if permit is None:
+                self.slots.release()
+                continue
+            try:
+                batch = self._gather()
+            except FanstackError:
+                log.exception("receive failed", extra={"queue": self.queue.name})
+                batch = []
+                stopping.wait(POLL_WAIT)
+            if not batch or stopping.is_set():
+                permit.cancel()
+                self.slots.release()
+                if batch:
+                    self.runtime.backend.set_visibility(
+                        self.queue.name, [(m.receipt_handle, 0) for m in batch], uncount=True
+                    )
+                continue
+            settle = functools.partial(self.settle, batch, self.received_at, permit)
+            self.runtime.run_batch(settle, self.slots)
+
+    def _gather(self) -> list[ReceivedMessage]:
+        backend = self.runtime.backend
+        size = self.consumer.batch_size
+        batch = backend.receive(
+            self.queue.name, max_messages=min(MAX_RECEIVE_BATCH, size), wait_seconds=POLL_WAIT
+        )
+        self.received_at = time.monotonic()
+        if not batch:
+            return batch
+        deadline = time.monotonic() + self.consumer.batch_window
+        while len(batch) < size and not self.runtime.stopping.is_set():
+            remaining = deadline - time.monotonic()
+            more = backend.receive(
+                self.queue.name,
+                max_messages=min(MAX_RECEIVE_BATCH, size - len(batch)),
+                wait_seconds=max(0.0, min(remaining, 20.0)),
+            )
+            batch.extend(more)
+            if not more and remaining <= 0:
+                break
+        return batch
+
+    def settle(
+        self, batch: list[ReceivedMessage], received_at: float, permit: Permit
+    ) -> None:
+        """Invoke the function on a batch and settle every message by the outcome."""
+        outcome = self._invoke(batch, received_at, permit.run)
+        if outcome.signal is not None and len(batch) > 1 and not self.runtime.stopping.is_set():
+            # One record asked to be retried later (say, its idempotency key is held by another
+            # invocation): run each record alone, so the others do not wait with it.
+            log.info(
+                "batch asked to retry later; running its records one by one",
+                extra={"queue": self.queue.name, "batch_size": len(batch)},
+            )
+            pool = self.runtime.pool(self.function)
+            for message in batch:
+                alone = self._invoke([message], time.monotonic(), pool.invoke)
+                self._settle([message], alone)
+            return
+        self._settle(batch, outcome)
+
+    def _invoke(
+        self,
+        batch: list[ReceivedMessage],
+        received_at: float,
+        run: Callable[..., Outcome],
+    ) -> Outcome:
+        runtime = self.runtime
+        token = runtime.hold(
+            self.queue.name,
+            [m.receipt_handle for m in batch],
+            self.queue.visibility_timeout,
+            received_at,
+        )
+        fields = _batch_fields(self.queue.name, batch)
+        with log_context(function=self.function.name, **fields):
+            try:
+                outcome: Outcome = run(sqs_event(batch, self.queue), log_fields=fields)
+            finally:
+                runtime.release_lease(token)
+        return outcome
+
+    def _settle(self, batch: Sequence[ReceivedMessage], outcome: Outcome) -> None:
+        """Apply the settlement policy's decisions to the queue."""
+        backend = self.runtime.backend
+        queue = self.queue.name
+        expired: set[str] = set()
+        if outcome.signal is not None:
+            now = time.monotonic()
+            expired = {m.id for m in batch if not self.deferrals.allow(m.id, now)}
+        decision = settle(
+            batch,
+            outcome,
+            self.policy,
+            interrupted=self.runtime.forced.is_set(),
+            deferral_expired=expired,
+            rng=self.runtime.rng,
+        )
+        if decision.label not in ("retry-later", "interrupted"):
+            self.deferrals.forget([m.id for m in batch])
+        with log_context(function=self.function.name, **_batch_fields(queue, batch)):
+            if decision.delete:
+                for result in backend.delete_messages(queue, list(decision.delete)):
+                    if isinstance(result, FanstackError):
+                        log.warning("delete failed", extra={"error": str(result)})
+            for retry in decision.retry:
+                backend.set_visibility(
+                    queue, [(retry.receipt_handle, retry.delay)], failure=retry.reason
+                )
+            if decision.hand_back:
+                backend.set_visibility(queue, list(decision.hand_back), uncount=True)
+            _log_outcome(outcome, decision.label, len(batch), failed=decision.failed)
+
+
+def _batch_fields(queue: str, batch: Sequence[ReceivedMessage]) -> dict[str, Any]:
+    """What every log line about a batch says: its queue, message ids and receive counts."""
+    return {
+        "queue": queue,
+        "message_ids": [m.id for m in batch],
+        "receive_counts": [m.receive_count for m in batch],
+    }
+
+
+def _log_outcome(outcome: Outcome, label: str, size: int, failed: int = 0) -> None:
+    extra = {
+        "invocation_id": outcome.invocation_id,
+        "outcome": label,
+        "duration_ms": round(outcome.duration * 1000, 1),
+        "cold_start": outcome.cold_start,
+        "batch_size": size,
+        "failed": failed,
+    }
+    if outcome.error is not None:
+        extra["error_type"] = outcome.error.get("errorType")
+        extra["error_message"] = outcome.error.get("errorMessage")
+    level = logging.INFO if label in ("success", "retry-later", "interrupted") else logging.ERROR
+    log.log(level, "invocation %s", label, extra=extra)

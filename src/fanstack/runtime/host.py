@@ -1,0 +1,46 @@
+"""What a poller (a consumer, the asynchronous invoker) needs from the dispatcher that runs it.
+
+A Protocol, so the pollers and the dispatcher that owns them do not import each other.
+"""
+
+from __future__ import annotations
+
+import random
+import threading
+from collections.abc import Callable
+from typing import Protocol
+
+from fanstack.backends.base import Backend
+from fanstack.runtime.functions import Function
+from fanstack.runtime.pool import WorkerPool
+
+
+class Host(Protocol):
+    """The dispatcher, as its pollers see it."""
+
+    stopping: threading.Event
+    forced: threading.Event
+    rng: random.Random
+
+    @property
+    def backend(self) -> Backend:
+        """The backend."""
+        ...
+
+    def pool(self, function: Function) -> WorkerPool:
+        """The worker pool of `function`."""
+        ...
+
+    def run_batch(self, run: Callable[[], None], release: threading.Semaphore) -> None:
+        """Run `run()` on the batch executor, releasing the slot when done."""
+        ...
+
+    def hold(
+        self, queue: str, handles: list[str], visibility_timeout: int, received_at: float
+    ) -> int:
+        """Extend the visibility of a running batch's messages until released."""
+        ...
+
+    def release_lease(self, token: int) -> None:
+        """Stop extending a batch's visibility."""
+        ...
