@@ -2,15 +2,18 @@
 
 from __future__ import annotations
 
+import time
 import uuid
+from pathlib import Path
 
 import pytest
 
 from fanstack import App, BackendUnavailable
 from fanstack.backends.nats import NatsBackend
+from fanstack.core.errors import InvalidParameterValue
 from fanstack.core.specs import QueueSpec
 
-from ..support.nats_server import NatsServer
+from ..support.nats_server import NatsServer, free_port, single
 
 
 def url(server: NatsServer, **options: object) -> str:
@@ -53,7 +56,80 @@ def test_snapshots_purge_the_journal_and_new_processes_start_from_them(
 
 def test_no_server_is_backend_unavailable(tmp_path: object) -> None:
     with pytest.raises(BackendUnavailable):
-        NatsBackend("nats://127.0.0.1:1?stream=X")
+        NatsBackend("nats://127.0.0.1:1?stream=X&connect_timeout=0")
+
+
+@pytest.mark.parametrize("value", ["soon", "-1", "nan", "inf", "", "86401"])
+def test_a_bad_connect_timeout_is_rejected_naming_the_option(value: str) -> None:
+    started = time.monotonic()
+    with pytest.raises(InvalidParameterValue) as raised:
+        NatsBackend(f"nats://127.0.0.1:{free_port()}?stream=X&connect_timeout={value}")
+    assert f"option connect_timeout is {value!r}" in str(raised.value)
+    assert "seconds between 0 and 86400" in str(raised.value)
+    assert time.monotonic() - started < 1  # rejected before any connection attempt
+
+
+def test_a_malformed_server_address_fails_at_once() -> None:
+    with pytest.raises(InvalidParameterValue) as raised:
+        NatsBackend("nats://127.0.0.1:port?stream=X&connect_timeout=30")
+    assert "server '127.0.0.1:port' is not host:port" in str(raised.value)
+
+
+def test_the_connect_timeout_stays_in_the_url_worker_processes_reopen(
+    nats_server: NatsServer,
+) -> None:
+    location = url(nats_server, connect_timeout=12.5)
+    backend = NatsBackend(location)
+    try:
+        assert backend.connect_timeout == 12.5
+        assert backend.url == location
+    finally:
+        backend.close()
+    default = NatsBackend(url(nats_server))
+    default.close()
+    assert default.connect_timeout == 30
+
+
+def test_wrong_credentials_fail_at_once_naming_the_violation(tmp_path: Path) -> None:
+    server = single(tmp_path, settings=("authorization { user: app, password: s3cret }",))
+    try:
+        started = time.monotonic()
+        with pytest.raises(BackendUnavailable) as raised:
+            NatsBackend(f"nats://app:wrong@{server.url}?stream=X&connect_timeout=30")
+        assert time.monotonic() - started < 5  # waiting does not fix a password
+        assert "Authorization Violation" in str(raised.value)
+        assert "wrong" not in str(raised.value)  # no credentials in messages
+        backend = NatsBackend(f"nats://app:s3cret@{server.url}?stream=X&connect_timeout=30")
+        backend.close()
+    finally:
+        server.stop()
+
+
+def test_only_errors_that_waiting_can_fix_are_retried() -> None:
+    import ssl
+
+    from nats.errors import AuthorizationError, NoRespondersError
+    from nats.errors import Error as NatsError
+    from nats.errors import TimeoutError as NatsTimeout
+    from nats.js.errors import BadRequestError, ServiceUnavailableError
+
+    from fanstack.backends.nats.startup import is_transient
+
+    waiting_helps = [
+        ConnectionRefusedError(),
+        NatsTimeout(),
+        NoRespondersError(),
+        ServiceUnavailableError(code=503, err_code=10039, description="jetstream not enabled"),
+        BadRequestError(code=400, err_code=10005, description="no suitable peers for placement"),
+    ]
+    final = [
+        AuthorizationError(),
+        NatsError("nats: 'Authorization Violation'"),
+        ssl.SSLCertVerificationError(),
+        BadRequestError(code=400, err_code=10058, description="stream name already in use"),
+    ]
+    assert [is_transient(error) for error in waiting_helps] == [True] * len(waiting_helps)
+    assert [is_transient(error) for error in final] == [False] * len(final)
 
 
 def test_replicas_follow_the_number_of_servers(nats_server: NatsServer) -> None:

@@ -150,7 +150,14 @@ def test_errors_are_one_line_and_exit_one(
 
 def test_unreachable_nats_backend_is_one_line(tmp_path: Path) -> None:
     done = subprocess.run(
-        [sys.executable, "-m", "fanstack.cli", "--backend", "nats://127.0.0.1:1", "queues"],
+        [
+            sys.executable,
+            "-m",
+            "fanstack.cli",
+            "--backend",
+            "nats://127.0.0.1:1?connect_timeout=0",  # one attempt: no retry lines
+            "queues",
+        ],
         capture_output=True,
         text=True,
         timeout=60,

@@ -39,6 +39,7 @@ class NatsServer:
     store: Path
     routes: list[int]
     process: subprocess.Popen[bytes] | None = None
+    settings: tuple[str, ...] = ()  # more configuration lines (authorization, ...)
 
     @property
     def url(self) -> str:
@@ -50,6 +51,7 @@ class NatsServer:
             f"listen: 127.0.0.1:{self.port}",
             f"max_payload: {MAX_PAYLOAD}",
             f'jetstream {{ store_dir: "{self.store}" }}',
+            *self.settings,
         ]
         if self.routes:
             routes = ", ".join(f"nats://127.0.0.1:{port}" for port in self.routes)
@@ -88,13 +90,19 @@ class NatsServer:
                 self.kill()
 
 
-def single(directory: Path) -> NatsServer:
-    server = NatsServer("n1", free_port(), free_port(), directory / "n1", [])
+def single(
+    directory: Path, *, port: int | None = None, settings: tuple[str, ...] = ()
+) -> NatsServer:
+    """One started server; on `port` if given (a port a process is already waiting for)."""
+    server = NatsServer(
+        "n1", port or free_port(), free_port(), directory / "n1", [], settings=settings
+    )
     server.start()
     return server
 
 
-def cluster(directory: Path, size: int = 3) -> list[NatsServer]:
+def cluster(directory: Path, size: int = 3, *, started: int | None = None) -> list[NatsServer]:
+    """`size` servers routed to each other; the first `started` of them (default all) started."""
     ports = [free_port() for _ in range(size)]
     cluster_ports = [free_port() for _ in range(size)]
     servers = [
@@ -107,6 +115,6 @@ def cluster(directory: Path, size: int = 3) -> list[NatsServer]:
         )
         for i in range(size)
     ]
-    for server in servers:
+    for server in servers[:started]:
         server.start()
     return servers

@@ -25,6 +25,14 @@ How resources map onto JetStream:
 - **Snapshots**: the writer of every `snapshot_every`-th entry stores the whole state in the
   `<stream>_SNAPSHOTS` object store and purges the journal behind it (keeping a margin); a new
   process starts from the snapshot, and one that lagged behind a purge reloads it.
+- **Starting while the cluster restarts**: opening (connect, then the stream and buckets) is
+  retried with exponential backoff and jitter for `?connect_timeout=` seconds (default 30; 0 is
+  one attempt), one WARNING line a failed attempt, then `BackendUnavailable` naming the timeout
+  and the last error (`startup.py`). Bad credentials or a malformed URL fail at once. Once open,
+  the client reconnects forever.
+
+URL options (`options.py`): `stream`, `replicas`, `snapshot_every`, `connect_timeout`, e.g.
+`nats://n1:4222,n2:4222,n3:4222?stream=SHOP&connect_timeout=60`.
 
 Limits: an entry must fit the server's `max_payload` (set it to 8 MB for 1 MiB queue messages);
 every process holds the whole state in memory.
@@ -44,9 +52,9 @@ import uuid
 import zlib
 from collections.abc import Coroutine, Sequence
 from typing import Any, TypeVar
-from urllib.parse import parse_qs, urlsplit
 
 from fanstack.backends.base import Backend, Clock, EntryResult, QueueStats, TableItem
+from fanstack.backends.nats.options import NatsOptions
 from fanstack.backends.nats.snapshot import from_snapshot, to_snapshot
 from fanstack.backends.nats.state import State, subscriptions_of
 from fanstack.backends.nats.tables import KeyValueTables
@@ -64,20 +72,23 @@ from fanstack.core.specs import QueueSpec, SubscriptionSpec, TopicSpec
 
 try:
     import nats
+    from nats.aio.client import Client
     from nats.errors import Error as NatsError
+    from nats.errors import NoServersError
     from nats.js.api import DeliverPolicy, ObjectStoreConfig, StorageType, StreamConfig
 except ImportError as exc:  # pragma: no cover - the extra is not installed
     raise BackendNotInstalled(
         "the NATS backend needs nats-py: pip install 'fanstack[nats]'"
     ) from exc
 
+from fanstack.backends.nats.startup import ATTEMPT_TIMEOUT, is_transient, retry_until_ready
+
 log = logging.getLogger("fanstack.nats")
 
 T = TypeVar("T")
-DEFAULT_STREAM = "FANSTACK"
 REQUEST_TIMEOUT = 10.0
 APPLY_TIMEOUT = 30.0
-SNAPSHOT_EVERY = 10_000  # entries between snapshots; the journal is purged up to a snapshot
+SERVER_CONNECT_TIMEOUT = 5  # one TCP connection and handshake, within one opening attempt
 SNAPSHOT_MARGIN = 0.1  # share of the interval kept in the journal behind a snapshot
 SNAPSHOT_OBJECT = "state"
 HEARTBEAT = 1.0  # the tail consumer's idle heartbeat: how fast a lost consumer is noticed
@@ -91,20 +102,18 @@ class NatsBackend(Backend):
 
     def __init__(self, url: str, *, clock: Clock = time.time) -> None:
         super().__init__(clock=clock)
-        self._url = url
-        location = urlsplit(url)
-        options = parse_qs(location.query)
-        servers = [f"nats://{host}" for host in location.netloc.split(",") if host]
-        if not servers:
-            raise BackendUnavailable(f"backend {url!r} names no NATS server")
-        self.stream = options.get("stream", [DEFAULT_STREAM])[0]
+        self._url = url  # as given, options included: worker processes reopen it alike
+        options = NatsOptions.from_url(url)
+        self.stream = options.stream
         self.subject = f"fanstack.{self.stream}.journal"
-        default_replicas = 3 if len(servers) >= 3 else 1
-        self.replicas = int(options.get("replicas", [default_replicas])[0])
-        self.snapshot_every = int(options.get("snapshot_every", [SNAPSHOT_EVERY])[0])
+        self.replicas = options.replicas
+        self.snapshot_every = options.snapshot_every
+        self.connect_timeout = options.connect_timeout
         self.bucket = f"{self.stream}_SNAPSHOTS"
         self.id = uuid.uuid4().hex
-        self._connected_once = False
+        self._ready = False
+        self._connect_error: BaseException | None = None
+        self._nc = Client()
         self.state = State()
         self.applied = 0
         self._refs = itertools.count(1)
@@ -116,11 +125,18 @@ class NatsBackend(Backend):
         self._thread = threading.Thread(target=self._loop.run_forever, name="fanstack-nats")
         self._thread.daemon = True
         self._thread.start()
+        opening = retry_until_ready(
+            lambda: self._connect(list(options.servers)),
+            self._discard_connection,
+            target=options.hosts,
+            connect_timeout=self.connect_timeout,
+        )
         try:
-            self._run(self._connect(servers), timeout=60)
+            self._run(opening, timeout=self.connect_timeout + 2 * ATTEMPT_TIMEOUT)
         except BackendUnavailable:
             self._stop_loop()
             raise
+        self._ready = True
 
     @property
     def url(self) -> str:
@@ -140,18 +156,25 @@ class NatsBackend(Backend):
             raise BackendUnavailable(f"NATS: {type(exc).__name__}: {exc}") from exc
 
     async def _connect(self, servers: list[str]) -> None:
-        self._nc = await nats.connect(
-            servers=servers,
-            name=f"fanstack-{self.id[:8]}",
-            connect_timeout=5,
-            max_reconnect_attempts=2,  # fail fast when no server answers at start
-            reconnect_time_wait=0.5,
-            error_cb=self._on_error,
-            disconnected_cb=self._on_disconnected,
-            reconnected_cb=self._on_reconnected,
-        )
+        """One opening attempt: connect, then make the stream, buckets and journal tail ready."""
+        self._nc, self._connect_error = Client(), None
+        try:
+            await self._nc.connect(
+                servers=servers,
+                name=f"fanstack-{self.id[:8]}",
+                connect_timeout=SERVER_CONNECT_TIMEOUT,
+                max_reconnect_attempts=1,  # each server twice; retry_until_ready does the waiting
+                reconnect_time_wait=0.5,  # type: ignore[arg-type]  # seconds; floats work
+                error_cb=self._on_error,
+                disconnected_cb=self._on_disconnected,
+                reconnected_cb=self._on_reconnected,
+            )
+        except NoServersError:
+            # Say why: refused, timed out, or an authorization violation (which is final).
+            if self._connect_error is None:
+                raise
+            raise self._connect_error from None
         self._nc.options["max_reconnect_attempts"] = -1  # connected once: never give up
-        self._connected_once = True
         self._js = self._nc.jetstream(timeout=REQUEST_TIMEOUT)
         config = StreamConfig(
             name=self.stream,
@@ -183,13 +206,26 @@ class NatsBackend(Backend):
             idle_heartbeat=HEARTBEAT,
         )
 
+    async def _discard_connection(self) -> None:
+        """Drop what a failed opening attempt left, so the next one starts clean."""
+        client = self._nc
+        if client.is_connected or client.is_connecting or client.is_reconnecting:
+            with contextlib.suppress(NatsError, OSError, TimeoutError):
+                await asyncio.wait_for(client.close(), REQUEST_TIMEOUT)
+
     async def _on_error(self, error: Exception) -> None:
-        # Before the first connection the caller gets BackendUnavailable: no need to shout.
-        level = logging.WARNING if self._connected_once else logging.DEBUG
-        log.log(level, "NATS connection error: %s: %s", type(error).__name__, error)
+        if not self._ready:
+            # While opening, retry_until_ready logs each failed attempt: no need to shout.
+            # Keep a final error (an authorization violation) over the reset that follows it.
+            if self._connect_error is None or is_transient(self._connect_error):
+                self._connect_error = error
+            log.debug("NATS connection error: %s: %s", type(error).__name__, error)
+            return
+        log.warning("NATS connection error: %s: %s", type(error).__name__, error)
 
     async def _on_disconnected(self) -> None:
-        log.warning("NATS disconnected; reconnecting")
+        if self._ready:
+            log.warning("NATS disconnected; reconnecting")
 
     async def _on_reconnected(self) -> None:
         log.info(
@@ -303,6 +339,7 @@ class NatsBackend(Backend):
         """Close the connection (the state stays in JetStream)."""
         if self._loop.is_closed():
             return
+        self._ready = False  # a disconnect from here on is ours, not news
 
         async def shutdown() -> None:
             with contextlib.suppress(NatsError):
