@@ -1,0 +1,82 @@
+"""Connections to the database file: one per thread, one writer at a time, commit notices."""
+
+from __future__ import annotations
+
+import sqlite3
+import threading
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+
+from fanstack.backends.sqlite.schema import connect
+from fanstack.core.errors import BackendUnavailable
+
+
+class Database:
+    """One SQLite file as this process uses it: a connection per thread and write transactions.
+
+    Each commit made here bumps a generation that long polling waits on (`wait_for_commit`);
+    commits of other processes show in `PRAGMA data_version` instead.
+    """
+
+    def __init__(self, path: Path, *, synchronous: str, busy_timeout_ms: int) -> None:
+        self.path = path
+        self._synchronous = synchronous
+        self._busy_timeout_ms = busy_timeout_ms
+        self._local = threading.local()
+        self._connections: list[sqlite3.Connection] = []
+        self._writer = threading.Lock()
+        self._commits = threading.Condition()
+        self._generation = 0
+
+    def connection(self) -> sqlite3.Connection:
+        """This thread's connection, opened on first use."""
+        db: sqlite3.Connection | None = getattr(self._local, "db", None)
+        if db is None:
+            db = connect(
+                self.path, synchronous=self._synchronous, busy_timeout_ms=self._busy_timeout_ms
+            )
+            self._local.db = db
+            self._connections.append(db)
+        return db
+
+    @contextmanager
+    def write(self) -> Iterator[sqlite3.Connection]:
+        """One `BEGIN IMMEDIATE` transaction: committed on success, rolled back on error.
+
+        Threads of this process take turns on a lock first: SQLite's own busy handler sleeps
+        in growing steps, so threads contending on it would idle while the database is free.
+        """
+        db = self.connection()
+        with self._writer:
+            try:
+                db.execute("BEGIN IMMEDIATE")
+            except sqlite3.Error as exc:
+                raise BackendUnavailable(f"cannot write to {self.path}: {exc}") from exc
+            try:
+                yield db
+                db.execute("COMMIT")
+            except BaseException:
+                if db.in_transaction:
+                    db.execute("ROLLBACK")
+                raise
+        with self._commits:
+            self._generation += 1
+            self._commits.notify_all()
+
+    def generation(self) -> int:
+        """How many write transactions this process has committed so far."""
+        with self._commits:
+            return self._generation
+
+    def wait_for_commit(self, generation: int, timeout: float) -> bool:
+        """Wait up to `timeout` seconds for a commit after `generation`; true if one landed."""
+        with self._commits:
+            return self._commits.wait_for(lambda: self._generation != generation, timeout=timeout)
+
+    def close(self) -> None:
+        """Close every connection opened so far; a thread's next use opens a fresh one."""
+        for db in self._connections:
+            db.close()
+        self._connections.clear()
+        self._local = threading.local()

@@ -1,0 +1,182 @@
+"""Messages: each payload stored once, one `messages` row per delivery, deduplication ids.
+
+A publish and a send both arrive here as publications; `Messages.commit` writes them in one
+transaction, which makes a topic's fan-out atomic. A payload counts the deliveries that refer to
+it (`refs`) and goes with the last of them, however it goes: deleted, purged or expired.
+"""
+
+from __future__ import annotations
+
+import sqlite3
+from collections import Counter
+from collections.abc import Iterable, Sequence
+from typing import Any
+
+from fanstack.backends.sqlite.catalog import Catalog
+from fanstack.backends.sqlite.database import Database
+from fanstack.core.errors import QueueDoesNotExist
+from fanstack.core.fanout import Publication, delivered_body
+from fanstack.core.message import ReceivedMessage, decode_attributes, encode_attributes
+from fanstack.core.specs import DEDUPLICATION_INTERVAL
+
+# The columns of a leased row, in the order `received_messages` reads them.
+COLUMNS = (
+    "seq, payload, unsubscribe_url, sent_at, receive_count, first_received_at, group_id, "
+    "dedup_id, failure, source_queue, failed_receives, lost_receives"
+)
+_INSERT = (
+    "INSERT INTO messages (queue, payload, unsubscribe_url, sent_at, visible_at, expires_at, "
+    "group_id, dedup_id) VALUES (?, ?, ?, ?, ?, ?, ?, ?)"
+)
+_INSERT_PAYLOAD = (
+    "INSERT INTO payloads (id, message_id, body, attributes, envelope, refs) "
+    "VALUES (?, ?, ?, ?, ?, ?)"
+)
+
+
+class Messages:
+    """Writes publications; sweeps expired deduplication ids now and then while doing so."""
+
+    def __init__(self, database: Database, catalog: Catalog) -> None:
+        self._database = database
+        self._catalog = catalog
+        self._last_dedup_sweep = 0.0
+
+    def commit(self, publications: Sequence[Publication], now: float) -> list[str]:
+        """Store each message once and one row per delivery, all in one transaction."""
+        message_ids: list[str] = []
+        payloads: list[tuple[object, ...]] = []
+        rows: list[tuple[object, ...]] = []
+        with self._database.write() as db:
+            queues = self._catalog.current(db).queues
+            self._sweep_dedup(db, now)
+            (next_payload,) = db.execute("SELECT COALESCE(MAX(id), 0) + 1 FROM payloads").fetchone()
+            for publication in publications:
+                message = publication.message
+                if publication.dedup_key is not None:
+                    first = _remember(db, *publication.dedup_key, message.id, now)
+                    if first is not None:
+                        message_ids.append(first)
+                        continue
+                message_ids.append(message.id)
+                stored = len(rows)
+                for delivery in publication.deliveries:
+                    spec = queues.get(delivery.queue)
+                    if spec is None:
+                        raise QueueDoesNotExist(delivery.queue)
+                    if delivery.deduplication_id is not None and spec.fifo:
+                        scope = f"queue:{spec.name}"
+                        if _remember(db, scope, delivery.deduplication_id, message.id, now):
+                            continue
+                    delay = spec.delay if message.delay_seconds is None else message.delay_seconds
+                    rows.append(
+                        (
+                            spec.name,
+                            next_payload,
+                            delivery.unsubscribe_url,
+                            now,
+                            now + delay,
+                            now + spec.retention,
+                            message.group_id,
+                            delivery.deduplication_id,
+                        )
+                    )
+                if len(rows) > stored:
+                    payloads.append(
+                        (
+                            next_payload,
+                            message.id,
+                            message.body,
+                            encode_attributes(message.attributes),
+                            publication.envelope_prefix,
+                            len(rows) - stored,
+                        )
+                    )
+                    next_payload += 1
+            db.executemany(_INSERT_PAYLOAD, payloads)
+            db.executemany(_INSERT, rows)
+        return message_ids
+
+    def _sweep_dedup(self, db: sqlite3.Connection, now: float) -> None:
+        if now - self._last_dedup_sweep >= DEDUPLICATION_INTERVAL / 10:
+            self._last_dedup_sweep = now
+            db.execute("DELETE FROM dedup WHERE expires_at <= ?", (now,))
+
+
+def _remember(
+    db: sqlite3.Connection, scope: str, dedup_id: str, message_id: str, now: float
+) -> str | None:
+    """Record a deduplication id; return the first message's id if it was seen already."""
+    row = db.execute(
+        "SELECT message_id FROM dedup WHERE scope = ? AND dedup_id = ? AND expires_at > ?",
+        (scope, dedup_id, now),
+    ).fetchone()
+    if row is not None:
+        return str(row[0])
+    db.execute(
+        "INSERT OR REPLACE INTO dedup (scope, dedup_id, message_id, expires_at) "
+        "VALUES (?, ?, ?, ?)",
+        (scope, dedup_id, message_id, now + DEDUPLICATION_INTERVAL),
+    )
+    return None
+
+
+def release(db: sqlite3.Connection, payload_ids: Iterable[int]) -> None:
+    """Drop one reference per id; a payload no delivery refers to any more is deleted."""
+    released = Counter(payload_ids)
+    db.executemany(
+        "UPDATE payloads SET refs = refs - ? WHERE id = ?",
+        [(count, payload) for payload, count in released.items()],
+    )
+    db.executemany("DELETE FROM payloads WHERE id = ? AND refs <= 0", [(p,) for p in released])
+
+
+def delete_where(db: sqlite3.Connection, condition: str, params: Sequence[object]) -> int:
+    """Delete message rows matching `condition`, releasing their payloads; returns the count."""
+    payload_ids = [
+        payload
+        for (payload,) in db.execute(
+            f"DELETE FROM messages WHERE {condition} RETURNING payload", params
+        )
+    ]
+    release(db, payload_ids)
+    return len(payload_ids)
+
+
+def received_messages(
+    db: sqlite3.Connection, queue: str, rows: list[tuple[Any, ...]], token: str
+) -> list[ReceivedMessage]:
+    """Join leased rows (`COLUMNS`) with their payloads into received messages, in lease order."""
+    ids = {row[1] for row in rows}
+    payloads = {
+        payload[0]: payload
+        for payload in db.execute(
+            "SELECT id, message_id, body, attributes, envelope FROM payloads "
+            f"WHERE id IN ({','.join('?' * len(ids))})",
+            tuple(ids),
+        )
+    }
+    messages = []
+    for row in rows:
+        seq, payload, url, sent_at, count, first, group, dedup, failure, source = row[:10]
+        _, message_id, body, attributes, envelope = payloads[payload]
+        messages.append(
+            ReceivedMessage(
+                id=message_id,
+                body=delivered_body(body, envelope, url),
+                message_attributes=decode_attributes(None if url else attributes),
+                receipt_handle=f"{seq}:{token}",
+                receive_count=count,
+                sent_timestamp=sent_at,
+                first_receive_timestamp=first,
+                queue=queue,
+                group_id=group,
+                deduplication_id=dedup,
+                sequence_number=seq if group is not None else None,
+                failure=failure,
+                source_queue=source,
+                failed_receives=row[10],
+                lost_receives=row[11],
+            )
+        )
+    return messages

@@ -1,0 +1,382 @@
+"""Queues: declaration, leases, visibility, deletion, dead-letters, redrive, purge, stats, expiry.
+
+A row of `messages` is *visible* when `visible_at <= now`, *in flight* when received
+(`receive_count > 0`) and `visible_at > now`, *delayed* when never received and
+`visible_at > now`. A lease sets `visible_at`, `receive_count` and a fresh receipt token in one
+`BEGIN IMMEDIATE` transaction; the receipt handle is `seq:token`. Dead-lettering and redrive
+change the row's `queue` in place.
+"""
+
+from __future__ import annotations
+
+import logging
+import secrets
+import sqlite3
+import time
+from collections.abc import Sequence
+from typing import Any
+
+from fanstack.backends.base import (
+    MAX_EXCEEDED_REASON,
+    Clock,
+    EntryResult,
+    QueueStats,
+    check_purge_interval,
+    parse_receipt_handle,
+    receipt_handle_expired,
+    visibility_timeout_error,
+)
+from fanstack.backends.sqlite.catalog import Catalog
+from fanstack.backends.sqlite.database import Database
+from fanstack.backends.sqlite.messages import COLUMNS, delete_where, received_messages, release
+from fanstack.core.errors import (
+    FanstackError,
+    MessageNotInflight,
+    QueueDoesNotExist,
+    QueueNameExists,
+    ReceiptHandleIsInvalid,
+)
+from fanstack.core.message import ReceivedMessage
+from fanstack.core.specs import QueueSpec
+
+log = logging.getLogger("fanstack.backends.sqlite")
+
+SWEEP_INTERVAL = 10.0
+POLL_INTERVAL = 0.02
+
+
+class Queues:
+    """The queues of one database and the lifecycle of their messages after they are stored."""
+
+    def __init__(self, database: Database, catalog: Catalog) -> None:
+        self._database = database
+        self._catalog = catalog
+        self._last_sweep: dict[str, float] = {}
+
+    # -- declaration ----------------------------------------------------------------------
+
+    def create_queue(self, spec: QueueSpec) -> None:
+        """Create a queue; no-op if identical, `QueueNameExists` if it differs."""
+        with self._database.write() as db:
+            row = db.execute("SELECT spec FROM queues WHERE name = ?", (spec.name,)).fetchone()
+            if row is not None:
+                if QueueSpec.from_json(row[0]) != spec:
+                    raise QueueNameExists(f"queue {spec.name!r} exists with different attributes")
+                return
+            db.execute("INSERT INTO queues (name, spec) VALUES (?, ?)", (spec.name, spec.to_json()))
+            self._catalog.bump(db)
+
+    def set_queue_attributes(self, spec: QueueSpec) -> None:
+        """Replace an existing queue's attributes."""
+        with self._database.write() as db:
+            row = db.execute("SELECT spec FROM queues WHERE name = ?", (spec.name,)).fetchone()
+            if row is None:
+                raise QueueDoesNotExist(spec.name)
+            old = QueueSpec.from_json(row[0])
+            if old != spec:
+                log.info("queue %s attributes updated: %s -> %s", spec.name, row[0], spec.to_json())
+                db.execute("UPDATE queues SET spec = ? WHERE name = ?", (spec.to_json(), spec.name))
+                self._catalog.bump(db)
+
+    def get_queue(self, name: str) -> QueueSpec:
+        """The queue's spec, or `QueueDoesNotExist`."""
+        spec = self._catalog.current().queues.get(name)
+        if spec is None:
+            raise QueueDoesNotExist(name)
+        return spec
+
+    def list_queues(self) -> list[QueueSpec]:
+        """Every queue, sorted by name."""
+        return sorted(self._catalog.current().queues.values(), key=lambda spec: spec.name)
+
+    def delete_queue(self, name: str) -> None:
+        """Delete the queue, its messages and its subscriptions."""
+        with self._database.write() as db:
+            if db.execute("DELETE FROM queues WHERE name = ?", (name,)).rowcount == 0:
+                raise QueueDoesNotExist(name)
+            delete_where(db, "queue = ?", (name,))
+            db.execute("DELETE FROM subscriptions WHERE queue = ?", (name,))
+            db.execute("DELETE FROM dedup WHERE scope = ?", (f"queue:{name}",))
+            self._catalog.bump(db)
+
+    # -- receiving ------------------------------------------------------------------------
+
+    def lease(
+        self, queue: QueueSpec, max_messages: int, visibility_timeout: int, now: float
+    ) -> list[ReceivedMessage]:
+        """Hide up to `max_messages` visible messages; dead-letter those received too often."""
+        token = secrets.token_hex(8)
+        with self._database.write() as db:
+            self._sweep_expired(db, queue.name, now)
+            leased: list[tuple[Any, ...]] = []
+            while len(leased) < max_messages:
+                candidates = self._candidates(db, queue, now, max_messages - len(leased))
+                if not candidates:
+                    break
+                to_lease = []
+                for seq, receive_count in candidates:
+                    if (
+                        queue.max_receive_count is not None
+                        and receive_count >= queue.max_receive_count
+                    ):
+                        self._dead_letter(db, queue, seq, now)
+                    else:
+                        to_lease.append(seq)
+                if to_lease:
+                    leased.extend(_mark_received(db, to_lease, now, visibility_timeout, token))
+                if len(to_lease) == len(candidates):
+                    break
+            return received_messages(db, queue.name, leased, token) if leased else []
+
+    @staticmethod
+    def _candidates(
+        db: sqlite3.Connection, queue: QueueSpec, now: float, limit: int
+    ) -> list[tuple[int, int]]:
+        if not queue.fifo:
+            return db.execute(
+                "SELECT seq, receive_count FROM messages INDEXED BY messages_by_visibility "
+                "WHERE queue = ? AND visible_at <= ? AND expires_at > ? "
+                "ORDER BY visible_at LIMIT ?",
+                (queue.name, now, now, limit),
+            ).fetchall()
+        # FIFO: walk the queue in order; a group whose earliest message is hidden is blocked.
+        blocked: set[str] = set()
+        picked: list[tuple[int, int]] = []
+        rows = db.execute(
+            "SELECT seq, receive_count, group_id, visible_at, expires_at FROM messages "
+            "INDEXED BY messages_by_group WHERE queue = ? AND group_id IS NOT NULL ORDER BY seq",
+            (queue.name,),
+        )
+        for seq, receive_count, group_id, visible_at, expires_at in rows:
+            if group_id in blocked or expires_at <= now:
+                continue
+            if visible_at > now:
+                blocked.add(group_id)
+                continue
+            picked.append((seq, receive_count))
+            if len(picked) >= limit:
+                break
+        return picked
+
+    def _dead_letter(self, db: sqlite3.Connection, queue: QueueSpec, seq: int, now: float) -> None:
+        assert queue.dead_letter is not None
+        dead_letter = self._catalog.current(db).queues.get(queue.dead_letter)
+        if dead_letter is None:
+            raise QueueDoesNotExist(queue.dead_letter)
+        db.execute(  # the receive count and first receive time move along, as in SQS
+            "UPDATE messages SET queue = ?, source_queue = ?, receipt = NULL, visible_at = ?, "
+            "expires_at = sent_at + ?, failure = COALESCE(failure, ?), "
+            "lost_receives = MAX(receive_count - failed_receives, 0) WHERE seq = ?",
+            (dead_letter.name, queue.name, now, dead_letter.retention, MAX_EXCEEDED_REASON, seq),
+        )
+        db.execute(
+            "UPDATE queues SET dead_lettered = dead_lettered + 1 WHERE name = ?", (queue.name,)
+        )
+
+    def wait(self, queue: str, timeout: float, clock: Clock) -> None:
+        """Sleep until a commit lands (here or in another process) or a hidden message shows."""
+        db = self._database.connection()
+        deadline = time.monotonic() + timeout
+        (version,) = db.execute("PRAGMA data_version").fetchone()
+        (next_visible,) = db.execute(
+            "SELECT MIN(visible_at) FROM messages WHERE queue = ? AND visible_at > ?",
+            (queue, clock()),
+        ).fetchone()
+        generation = self._database.generation()
+        while True:
+            remaining = deadline - time.monotonic()
+            if remaining <= 0:
+                return
+            if self._database.wait_for_commit(generation, min(remaining, POLL_INTERVAL)):
+                return
+            if db.execute("PRAGMA data_version").fetchone()[0] != version:
+                return
+            if next_visible is not None and clock() >= next_visible:
+                return
+
+    # -- settling -------------------------------------------------------------------------
+
+    def delete_messages(
+        self, queue: str, receipt_handles: Sequence[str], now: float
+    ) -> list[EntryResult]:
+        """Delete by receipt handle; stale handles fail, and on a FIFO queue expired ones."""
+        parsed = [parse_receipt_handle(handle) for handle in receipt_handles]
+        valid = [entry for entry in parsed if not isinstance(entry, FanstackError)]
+        with self._database.write() as db:
+            spec = self._catalog.current(db).queues.get(queue)
+            expiring = spec is not None and spec.fifo
+            deleted: dict[int, int] = {}
+            if valid:
+                marks = ",".join("?" * len(valid))
+                cases = " ".join("WHEN ? THEN ?" for _ in valid)
+                deleted = dict(
+                    db.execute(
+                        f"DELETE FROM messages WHERE seq IN ({marks}) AND +queue = ? "
+                        f"AND receipt = CASE seq {cases} END AND (NOT ? OR visible_at > ?) "
+                        "RETURNING seq, payload",
+                        (
+                            *(seq for seq, _ in valid),
+                            queue,
+                            *(part for entry in valid for part in entry),
+                            expiring,
+                            now,
+                        ),
+                    ).fetchall()
+                )
+                release(db, deleted.values())
+            results: list[EntryResult] = []
+            for entry in parsed:
+                if isinstance(entry, FanstackError):
+                    results.append(entry)
+                elif entry[0] in deleted:
+                    results.append(None)
+                else:
+                    results.append(_why_not(db, queue, *entry, deleting=True))
+        return results
+
+    def set_visibility(
+        self,
+        queue: str,
+        changes: Sequence[tuple[str, int]],
+        failure: str | None,
+        now: float,
+        *,
+        uncount: bool,
+    ) -> list[EntryResult]:
+        """Change visibility by the latest receipt handles, keeping `failure` for a dead-letter."""
+        results: list[EntryResult] = []
+        with self._database.write() as db:
+            spec = self._catalog.current(db).queues.get(queue)
+            expiring = spec is not None and spec.fifo
+            for handle, timeout in changes:
+                entry = parse_receipt_handle(handle)
+                if isinstance(entry, FanstackError):
+                    results.append(entry)
+                    continue
+                error = visibility_timeout_error(timeout)
+                if error is not None:
+                    results.append(error)
+                    continue
+                seq, token = entry
+                params = (now + timeout, failure, failure, int(uncount), seq, queue, token)
+                changed = db.execute(
+                    "UPDATE messages SET visible_at = ?, failure = COALESCE(?, failure), "
+                    "failed_receives = failed_receives + (? IS NOT NULL), "
+                    "receive_count = MAX(receive_count - ?, 0) "
+                    "WHERE seq = ? AND queue = ? AND receipt = ? AND (NOT ? OR visible_at > ?)",
+                    (*params, expiring, now),
+                ).rowcount
+                results.append(None if changed else _why_not(db, queue, seq, token))
+        return results
+
+    # -- maintenance ----------------------------------------------------------------------
+
+    def purge(self, queue: str, now: float) -> None:
+        """Delete every message of the queue, at most once per 60 seconds."""
+        with self._database.write() as db:
+            row = db.execute("SELECT last_purge FROM queues WHERE name = ?", (queue,)).fetchone()
+            if row is None:
+                raise QueueDoesNotExist(queue)
+            check_purge_interval(queue, row[0], now)
+            delete_where(db, "queue = ?", (queue,))
+            db.execute("UPDATE queues SET last_purge = ? WHERE name = ?", (now, queue))
+
+    def move_dead_letters(self, source: QueueSpec, limit: int, now: float) -> int:
+        """Move up to `limit` visible messages dead-lettered from `source` back to it."""
+        assert source.dead_letter is not None
+        with self._database.write() as db:
+            return db.execute(
+                "UPDATE messages SET queue = ?, source_queue = NULL, receive_count = 0, "
+                "receipt = NULL, first_received_at = NULL, failure = NULL, failed_receives = 0, "
+                "lost_receives = NULL, "
+                "visible_at = ?, "
+                "expires_at = ? WHERE seq IN (SELECT seq FROM messages WHERE queue = ? "
+                "AND source_queue = ? AND visible_at <= ? ORDER BY seq LIMIT ?)",
+                (
+                    source.name,
+                    now,
+                    now + source.retention,
+                    source.dead_letter,
+                    source.name,
+                    now,
+                    limit,
+                ),
+            ).rowcount
+
+    def stats(self, queue: str, now: float) -> QueueStats:
+        """Depths of the queue, after sweeping expired messages."""
+        spec = self.get_queue(queue)
+        with self._database.write() as db:
+            self._sweep_expired(db, queue, now, force=True)
+            visible, in_flight, delayed, oldest = db.execute(
+                "SELECT COALESCE(SUM(visible_at <= ?1), 0), "
+                "COALESCE(SUM(visible_at > ?1 AND receive_count > 0), 0), "
+                "COALESCE(SUM(visible_at > ?1 AND receive_count = 0), 0), MIN(sent_at) "
+                "FROM messages WHERE queue = ?2",
+                (now, queue),
+            ).fetchone()
+            expired, dead_lettered = db.execute(
+                "SELECT expired, dead_lettered FROM queues WHERE name = ?", (queue,)
+            ).fetchone()
+            depth = None
+            if spec.dead_letter is not None:
+                (depth,) = db.execute(
+                    "SELECT COUNT(*) FROM messages WHERE queue = ?", (spec.dead_letter,)
+                ).fetchone()
+        return QueueStats(
+            name=queue,
+            visible=visible,
+            in_flight=in_flight,
+            delayed=delayed,
+            oldest_age=None if oldest is None else max(0.0, now - oldest),
+            dead_letter_depth=depth,
+            expired=expired,
+            dead_lettered=dead_lettered,
+        )
+
+    def _sweep_expired(
+        self, db: sqlite3.Connection, queue: str, now: float, force: bool = False
+    ) -> None:
+        """Delete messages past their retention period, counting and logging them."""
+        if not force and now - self._last_sweep.get(queue, 0.0) < SWEEP_INTERVAL:
+            return
+        self._last_sweep[queue] = now
+        expired = delete_where(db, "queue = ? AND expires_at <= ?", (queue, now))
+        if expired:
+            db.execute("UPDATE queues SET expired = expired + ? WHERE name = ?", (expired, queue))
+            log.warning("queue %s: %d message(s) expired past the retention period", queue, expired)
+
+
+def _mark_received(
+    db: sqlite3.Connection, seqs: list[int], now: float, timeout: int, token: str
+) -> list[tuple[Any, ...]]:
+    marks = ",".join("?" * len(seqs))
+    rows = db.execute(
+        "UPDATE messages SET receive_count = receive_count + 1, receipt = ?, visible_at = ?, "
+        f"first_received_at = COALESCE(first_received_at, ?) WHERE seq IN ({marks}) "
+        f"RETURNING {COLUMNS}",
+        (token, now + timeout, now, *seqs),
+    ).fetchall()
+    order = {seq: index for index, seq in enumerate(seqs)}
+    rows.sort(key=lambda row: order[row[0]])
+    return rows
+
+
+def _why_not(
+    db: sqlite3.Connection, queue: str, seq: int, token: str, deleting: bool = False
+) -> FanstackError | None:
+    """Why a receipt handle changed nothing: gone, stale, expired, or not in flight."""
+    row = db.execute("SELECT queue, receipt FROM messages WHERE seq = ?", (seq,)).fetchone()
+    if row is None:
+        if deleting:
+            return None  # already deleted: DeleteMessage is idempotent, as in SQS
+        return ReceiptHandleIsInvalid(f"receipt handle {seq}:{token}: the message is gone")
+    if row[0] != queue or row[1] != token:
+        return ReceiptHandleIsInvalid(
+            f"receipt handle {seq}:{token} is stale or belongs to another queue "
+            "(the message was received again or moved)"
+        )
+    # The handle is the latest one, so its FIFO queue refused it for running out of time.
+    if deleting:
+        return receipt_handle_expired(f"{seq}:{token}")
+    return MessageNotInflight(f"message {seq} of queue {queue!r} is not in flight")

@@ -1,0 +1,108 @@
+"""Tables: key-value items in the `items` table, one row per (table, key), versioned.
+
+An item lives until `expires_at` on the backend's clock; an expired row is absent to every read
+and condition, and is replaced by the next write to its key.
+"""
+
+from __future__ import annotations
+
+import json
+import sqlite3
+
+from fanstack.backends.base import TableItem
+from fanstack.backends.sqlite.database import Database
+from fanstack.core.errors import ConditionalCheckFailed
+
+
+class Tables:
+    """Table items with conditional writes, each checked and written in one transaction."""
+
+    def __init__(self, database: Database) -> None:
+        self._database = database
+
+    def get_item(self, table: str, key: str, now: float) -> TableItem | None:
+        """The live item, read without a write lock."""
+        row = (
+            self._database.connection()
+            .execute(
+                "SELECT value, version, expires_at FROM items WHERE table_name = ? AND key = ? "
+                "AND (expires_at IS NULL OR expires_at > ?)",
+                (table, key, now),
+            )
+            .fetchone()
+        )
+        return None if row is None else TableItem(key, json.loads(row[0]), row[1], row[2])
+
+    def put_item(
+        self,
+        table: str,
+        key: str,
+        value: str,
+        expires_at: float | None,
+        now: float,
+        *,
+        if_absent: bool,
+        if_version: int | None,
+    ) -> TableItem:
+        """Check and write in one IMMEDIATE transaction (one writer at a time)."""
+        with self._database.write() as db:
+            current, _ = _live_version(db, table, key, now)
+            if if_absent and current is not None:
+                raise ConditionalCheckFailed(
+                    f"table {table!r} key {key!r}: an item exists (condition: if_absent)"
+                )
+            if if_version is not None and current != if_version:
+                found = "none" if current is None else current
+                raise ConditionalCheckFailed(
+                    f"table {table!r} key {key!r}: version is {found}, not {if_version} "
+                    "(condition: if_version)"
+                )
+            version = 1 if current is None else current + 1
+            db.execute(
+                "INSERT OR REPLACE INTO items (table_name, key, value, version, expires_at) "
+                "VALUES (?, ?, ?, ?, ?)",
+                (table, key, value, version, expires_at),
+            )
+        return TableItem(key, json.loads(value), version, expires_at)
+
+    def delete_item(self, table: str, key: str, now: float, *, if_version: int | None) -> bool:
+        """Delete the live item, conditionally, in one transaction."""
+        with self._database.write() as db:
+            current, stored = _live_version(db, table, key, now)
+            if if_version is not None and current != if_version:
+                raise ConditionalCheckFailed(
+                    f"table {table!r} key {key!r}: version is not {if_version} "
+                    "(condition: if_version)"
+                )
+            if not stored:
+                return False
+            db.execute("DELETE FROM items WHERE table_name = ? AND key = ?", (table, key))
+            return current is not None
+
+    def scan_items(self, table: str, prefix: str, limit: int, now: float) -> list[TableItem]:
+        """Live items in key order under `prefix`."""
+        upper = prefix + "\U0010ffff"
+        rows = (
+            self._database.connection()
+            .execute(
+                "SELECT key, value, version, expires_at FROM items WHERE table_name = ? "
+                "AND key >= ? AND key < ? AND (expires_at IS NULL OR expires_at > ?) "
+                "ORDER BY key LIMIT ?",
+                (table, prefix, upper, now, limit),
+            )
+            .fetchall()
+        )
+        return [TableItem(r[0], json.loads(r[1]), r[2], r[3]) for r in rows]
+
+
+def _live_version(
+    db: sqlite3.Connection, table: str, key: str, now: float
+) -> tuple[int | None, bool]:
+    """The live item's version (None if absent or expired), and whether a row is stored at all."""
+    row = db.execute(
+        "SELECT version, expires_at FROM items WHERE table_name = ? AND key = ?", (table, key)
+    ).fetchone()
+    if row is None:
+        return None, False
+    version, expires_at = row
+    return (version if expires_at is None or expires_at > now else None), True
