@@ -129,6 +129,11 @@ class App:
     def _backend_provider(self) -> Backend:
         return self.backend
 
+    def _use_store(self, data_dir: str | None, backend_url: str | None) -> None:
+        """In a worker process: use the dispatcher's store, unless this app opened its own."""
+        if self._backend is None:
+            self.configure(data_dir=data_dir, backend=backend_url)
+
     def _provision(self, backend: Backend) -> None:
         # Dead-letter queues first, so a redrive policy always points at an existing queue.
         for queue in sorted(self.queues.values(), key=lambda q: q.spec.dead_letter is not None):
@@ -249,7 +254,7 @@ class App:
                     self._backend_provider,
                     functions=self.functions,
                     consumers=self.consumers,
-                    worker_store=WorkerStore(self.data_dir_path, self.backend_url),
+                    worker_store=lambda: WorkerStore(self.data_dir_path, self.backend_url),
                 )
             return self._runtime
 
@@ -298,6 +303,7 @@ class App:
                 handler,
                 spec,
                 invoker=_AppInvoker(self),
+                use_store=self._use_store,
                 on_success=on_success,
                 on_failure=on_failure,
                 circuit_breaker=circuit_breaker,

@@ -55,7 +55,8 @@ class Dispatcher:
     """Worker pools for every function, and (once started) the consumers that feed them.
 
     It is given what was declared — functions and consumers, live mappings an app keeps adding
-    to — and how to reach the backend; worker processes open the same store at `worker_store`.
+    to — and how to reach the backend; worker processes open the same store, `worker_store()`,
+    asked when a pool starts.
     """
 
     def __init__(
@@ -64,7 +65,7 @@ class Dispatcher:
         *,
         functions: Mapping[str, Function],
         consumers: Sequence[ConsumerSpec],
-        worker_store: WorkerStore,
+        worker_store: Callable[[], WorkerStore],
         idle_timeout: float = 60.0,
     ) -> None:
         self._backend = backend
@@ -92,13 +93,14 @@ class Dispatcher:
         with self._lock:
             pool = self._pools.get(function.name)
             if pool is None:
+                store = self.worker_store()
                 spec = WorkerSpec(
                     function=function.name,
                     target=function.target,
                     timeout=function.spec.timeout,
                     memory_mb=function.spec.memory_mb,
-                    data_dir=self.worker_store.data_dir,
-                    backend=self.worker_store.backend_url,
+                    data_dir=store.data_dir,
+                    backend=store.backend_url,
                 )
                 pool = WorkerPool(
                     spec,

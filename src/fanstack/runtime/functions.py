@@ -160,11 +160,14 @@ class Function:
         spec: FunctionSpec,
         *,
         invoker: Invoker,
+        use_store: Callable[[str | None, str | None], None] | None = None,
         on_success: Any = None,
         on_failure: Any = None,
         circuit_breaker: Breaker | None = None,
     ) -> None:
         self._invoker = invoker
+        # In a worker process: open the store the dispatcher uses (data dir, backend URL).
+        self.use_store = use_store
         self.handler = handler
         self.spec = spec
         self.name = spec.name

@@ -190,10 +190,10 @@ def main() -> None:
     configure_logging()
     target = load_target(hello["target"])
     handler = getattr(target, "handler", target)
-    app = getattr(target, "app", None)
-    if app is not None and getattr(app, "_backend", None) is None:
+    use_store = getattr(target, "use_store", None)
+    if callable(use_store):
         # Tables, idempotency records and breaker state live where the dispatcher's do.
-        app.configure(data_dir=hello.get("data_dir"), backend=hello.get("backend"))
+        use_store(hello.get("data_dir"), hello.get("backend"))
     arity = _call_shape(handler)
     write_frame(channel_out, {"ready": True, "pid": os.getpid()})
     function = hello["function"]
