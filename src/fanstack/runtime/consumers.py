@@ -7,7 +7,6 @@ settlement policy (core/settlement.py) decides what is deleted, retried or hande
 
 from __future__ import annotations
 
-import functools
 import logging
 import threading
 import time
@@ -24,12 +23,12 @@ from fanstack.runtime.deferrals import Deferrals
 from fanstack.runtime.functions import ConsumerSpec, Function
 from fanstack.runtime.host import Host
 from fanstack.runtime.logs import log_context
+from fanstack.runtime.polling import POLL_WAIT, poll
 from fanstack.runtime.pool import Permit
 from fanstack.runtime.records import sqs_event
 
 log = logging.getLogger("fanstack.dispatcher")
 
-POLL_WAIT = 1.0  # seconds a poll waits; bounds how long `stop` takes to stop polling
 
 
 class ConsumerLoop:
@@ -43,6 +42,7 @@ class ConsumerLoop:
         self.function = function
         self.queue = queue
         self.name = f"{queue.name}->{function.name}"
+        self.queue_name = queue.name
         self.max_concurrency = consumer.max_concurrency or function.spec.concurrency
         self.slots = threading.Semaphore(self.max_concurrency)
         self.deferrals = Deferrals(consumer.retry_later_limit)
@@ -52,48 +52,25 @@ class ConsumerLoop:
             max_receive_count=queue.max_receive_count,
             retry_later_limit=consumer.retry_later_limit,
         )
-        self.received_at = 0.0
 
     def run(self) -> None:
         """Poll until the runtime stops."""
-        stopping = self.runtime.stopping
-        breaker = self.function.circuit_breaker
-        pool = self.runtime.pool(self.function)
-        while not stopping.is_set():
-            if breaker is not None and not breaker.allows():
-                stopping.wait(min(max(breaker.retry_after(), 0.1), POLL_WAIT))
-                continue
-            if not self.slots.acquire(timeout=POLL_WAIT):
-                continue
-            # Lease only what a worker can take now: a warm one, or one batch on a cold start.
-            permit = pool.permit(self.name, timeout=POLL_WAIT)
-            if permit is None:
-                self.slots.release()
-                continue
-            try:
-                batch = self._gather()
-            except FanstackError:
-                log.exception("receive failed", extra={"queue": self.queue.name})
-                batch = []
-                stopping.wait(POLL_WAIT)
-            if not batch or stopping.is_set():
-                permit.cancel()
-                self.slots.release()
-                if batch:
-                    self.runtime.backend.set_visibility(
-                        self.queue.name, [(m.receipt_handle, 0) for m in batch], uncount=True
-                    )
-                continue
-            settle = functools.partial(self.settle, batch, self.received_at, permit)
-            self.runtime.run_batch(settle, self.slots)
+        poll(self.runtime, self)
 
-    def _gather(self) -> list[ReceivedMessage]:
+    def pause(self) -> float:
+        """While the function's circuit breaker is open, wait instead of leasing."""
+        breaker = self.function.circuit_breaker
+        if breaker is None or breaker.allows():
+            return 0.0
+        return max(breaker.retry_after(), 0.1)
+
+    def gather(self) -> list[ReceivedMessage]:
+        """Lease up to a batch, waiting up to the batch window for it to fill."""
         backend = self.runtime.backend
         size = self.consumer.batch_size
         batch = backend.receive(
             self.queue.name, max_messages=min(MAX_RECEIVE_BATCH, size), wait_seconds=POLL_WAIT
         )
-        self.received_at = time.monotonic()
         if not batch:
             return batch
         deadline = time.monotonic() + self.consumer.batch_window

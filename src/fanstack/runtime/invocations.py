@@ -8,7 +8,6 @@ function's `on_success` / `on_failure` target (a queue, topic or function).
 
 from __future__ import annotations
 
-import functools
 import json
 import logging
 import math
@@ -17,7 +16,6 @@ import time
 from datetime import UTC, datetime
 from typing import Any
 
-from fanstack.core.errors import FanstackError
 from fanstack.core.message import ReceivedMessage
 from fanstack.core.outcome import Outcome
 from fanstack.core.retry import RetryPolicy
@@ -25,12 +23,12 @@ from fanstack.runtime.deferrals import Deferrals
 from fanstack.runtime.functions import DEFAULT_RETRY_LATER_LIMIT, Function
 from fanstack.runtime.host import Host
 from fanstack.runtime.logs import log_context
+from fanstack.runtime.polling import POLL_WAIT, poll
 from fanstack.runtime.pool import Permit
 
 log = logging.getLogger("fanstack.invocations")
 
 SUCCESS, RETRIES_EXHAUSTED, EVENT_AGE_EXCEEDED = "Success", "RetriesExhausted", "EventAgeExceeded"
-POLL_WAIT = 1.0
 # Lambda waits about a minute, then two, between asynchronous attempts; scaled down to seconds.
 ASYNC_RETRY = RetryPolicy(base_delay=2, max_delay=60, max_attempts=3)
 
@@ -71,42 +69,26 @@ class AsyncInvoker:
         self.runtime = runtime
         self.function = function
         self.name = function.spec.async_queue
+        self.queue_name = self.name
         self.max_concurrency = function.spec.concurrency
         self.slots = threading.Semaphore(self.max_concurrency)
         self.deferrals = Deferrals(DEFAULT_RETRY_LATER_LIMIT)
 
     def run(self) -> None:
         """Poll until the runtime stops."""
-        stopping = self.runtime.stopping
-        backend = self.runtime.backend
-        pool = self.runtime.pool(self.function)
-        while not stopping.is_set():
-            if not self.slots.acquire(timeout=POLL_WAIT):
-                continue
-            # Lease only what a worker can take now: a warm one, or one batch on a cold start.
-            permit = pool.permit(self.name, timeout=POLL_WAIT)
-            if permit is None:
-                self.slots.release()
-                continue
-            try:
-                messages = backend.receive(self.name, max_messages=1, wait_seconds=POLL_WAIT)
-            except FanstackError:
-                log.exception("receive failed", extra={"queue": self.name})
-                messages = []
-                stopping.wait(POLL_WAIT)
-            if not messages or stopping.is_set():
-                permit.cancel()
-                self.slots.release()
-                if messages:
-                    handles = [(m.receipt_handle, 0) for m in messages]
-                    backend.set_visibility(self.name, handles, uncount=True)
-                continue
-            (message,) = messages
-            settle = functools.partial(self.settle, message, permit)
-            self.runtime.run_batch(settle, self.slots)
+        poll(self.runtime, self)
 
-    def settle(self, message: ReceivedMessage, permit: Permit) -> None:
+    def pause(self) -> float:
+        """Never paused."""
+        return 0.0
+
+    def gather(self) -> list[ReceivedMessage]:
+        """Lease the next event (one per invocation)."""
+        return self.runtime.backend.receive(self.name, max_messages=1, wait_seconds=POLL_WAIT)
+
+    def settle(self, batch: list[ReceivedMessage], received_at: float, permit: Permit) -> None:
         """Run one event and send its outcome where it belongs."""
+        (message,) = batch
         backend = self.runtime.backend
         function = self.function
         request = json.loads(message.body)
@@ -118,7 +100,7 @@ class AsyncInvoker:
                 self._finish(message, request, None, EVENT_AGE_EXCEEDED, attempt - 1, now)
                 return
             token = self.runtime.hold(
-                self.name, [message.receipt_handle], self._visibility(), time.monotonic()
+                self.name, [message.receipt_handle], self._visibility(), received_at
             )
             try:
                 outcome = permit.run(request["payload"])

@@ -1,0 +1,78 @@
+"""The one poll loop every poller runs (a consumer, the asynchronous invoker).
+
+Take a slot (the poller's concurrency), take a permit (a worker can take a batch now), lease a
+batch, and hand it to the batch executor; a poller that is paused (an open circuit breaker)
+waits instead. Whatever is leased while stopping goes straight back, uncounted.
+"""
+
+from __future__ import annotations
+
+import functools
+import logging
+import threading
+import time
+from typing import Protocol
+
+from fanstack.core.errors import FanstackError
+from fanstack.core.message import ReceivedMessage
+from fanstack.runtime.functions import Function
+from fanstack.runtime.host import Host
+from fanstack.runtime.pool import Permit
+
+log = logging.getLogger("fanstack.dispatcher")
+
+POLL_WAIT = 1.0  # seconds a poll waits; bounds how long `stop` takes to stop polling
+
+
+class Poller(Protocol):
+    """One queue polled for one function."""
+
+    name: str
+    queue_name: str
+    function: Function
+    slots: threading.Semaphore
+
+    def pause(self) -> float:
+        """Seconds to wait before polling again (0: poll now)."""
+        ...
+
+    def gather(self) -> list[ReceivedMessage]:
+        """Lease the next batch (empty after a poll's wait)."""
+        ...
+
+    def settle(self, batch: list[ReceivedMessage], received_at: float, permit: Permit) -> None:
+        """Run a leased batch and settle its messages."""
+        ...
+
+
+def poll(host: Host, poller: Poller) -> None:
+    """Poll until the host stops."""
+    stopping = host.stopping
+    pool = host.pool(poller.function)
+    while not stopping.is_set():
+        pause = poller.pause()
+        if pause > 0:
+            stopping.wait(min(pause, POLL_WAIT))
+            continue
+        if not poller.slots.acquire(timeout=POLL_WAIT):
+            continue
+        # Lease only what a worker can take now: a warm one, or one batch on a cold start.
+        permit = pool.permit(poller.name, timeout=POLL_WAIT)
+        if permit is None:
+            poller.slots.release()
+            continue
+        received_at = time.monotonic()
+        try:
+            batch = poller.gather()
+        except FanstackError:
+            log.exception("receive failed", extra={"queue": poller.queue_name})
+            batch = []
+            stopping.wait(POLL_WAIT)
+        if not batch or stopping.is_set():
+            permit.cancel()
+            poller.slots.release()
+            if batch:
+                handles = [(m.receipt_handle, 0) for m in batch]
+                host.backend.set_visibility(poller.queue_name, handles, uncount=True)
+            continue
+        host.run_batch(functools.partial(poller.settle, batch, received_at, permit), poller.slots)
