@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -18,6 +19,19 @@ def app(tmp_path: Path) -> Iterator[App]:
     if app._runtime is not None:
         app.runtime.stop(grace=5)
     app.close()
+
+
+@pytest.fixture
+def handler_state(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Path]:
+    """The data dir handlers keep their own tables in (tests/runtime/handlers.py reads it)."""
+    state = tmp_path / "handler-state"
+    monkeypatch.setenv("HANDLER_STATE_DIR", str(state))
+    yield state
+
+
+def order(work: Path, order_id: str, **fields: object) -> str:
+    """An order message for the handlers that charge orders."""
+    return json.dumps({"dir": str(work), "order_id": order_id, **fields})
 
 
 @pytest.fixture

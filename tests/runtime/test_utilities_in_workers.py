@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -12,20 +11,12 @@ from fanstack import App, CircuitBreaker
 from fanstack.core.retry import RetryPolicy
 
 from . import handlers
-from .conftest import markers, wait_for
+from .conftest import markers, order, wait_for
 
 FAST_RETRY = RetryPolicy(base_delay=0, max_delay=1, max_attempts=5)
 
 
-@pytest.fixture(autouse=True)
-def handler_state(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Path]:
-    state = tmp_path / "state"
-    monkeypatch.setenv("HANDLER_STATE_DIR", str(state))
-    yield state
-
-
-def order(work: Path, order_id: str, **fields: object) -> str:
-    return json.dumps({"dir": str(work), "order_id": order_id, **fields})
+pytestmark = pytest.mark.usefixtures("handler_state")
 
 
 def test_idempotent_side_effect_runs_once_under_redelivery(app: App, work_dir: Path) -> None:
