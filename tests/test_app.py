@@ -17,6 +17,7 @@ from fanstack import (
     InvalidFilterPolicy,
     InvalidParameterValue,
     TooManyEntriesInBatchRequest,
+    TopicDoesNotExist,
 )
 
 
@@ -169,3 +170,22 @@ def test_every_error_is_a_fanstack_error_with_a_code() -> None:
                 continue
             assert issubclass(value, FanstackError)
             assert value.code
+
+
+def test_a_topic_can_be_unsubscribed_and_deleted_and_stays_so_on_reopen(tmp_path: Path) -> None:
+    app = App("shop", data_dir=tmp_path)
+    orders = app.topic("orders")
+    kept, dropped = app.queue("kept"), app.queue("dropped")
+    orders.subscribe(kept, raw=True)
+    orders.subscribe(dropped, raw=True)
+    orders.unsubscribe(dropped)
+    orders.publish("one")
+    assert [m.body for m in kept.receive()] == ["one"]
+    assert dropped.receive() == []
+    orders.delete()
+    with pytest.raises(TopicDoesNotExist):
+        orders.publish("two")
+    app.close()
+    app.backend  # noqa: B018 - reopening provisions what is still declared
+    assert [t.name for t in app.backend.list_topics()] == []
+    app.close()

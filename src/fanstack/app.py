@@ -150,7 +150,7 @@ class App:
         spec = TopicSpec(
             name=name, fifo=fifo, content_based_deduplication=content_based_deduplication
         )
-        topic = Topic(spec, self._backend_provider, self.subscribe)
+        topic = Topic(spec, self._backend_provider, self)
         with self._lock:
             self.topics[name] = topic
             if self._backend is not None:
@@ -212,6 +212,21 @@ class App:
             self._subscriptions.append(subscription)
             if self._backend is not None:
                 self._backend.subscribe(subscription)
+
+    def unsubscribe(self, topic: str, queue: str) -> None:
+        """Forget a subscription and delete it from the backend (no-op if absent)."""
+        with self._lock:
+            self._subscriptions = [
+                s for s in self._subscriptions if (s.topic, s.queue) != (topic, queue)
+            ]
+        self.backend.delete_subscription(topic, queue)
+
+    def forget_topic(self, name: str) -> None:
+        """Forget a topic and its subscriptions, and delete them (TopicDoesNotExist if absent)."""
+        with self._lock:
+            self.topics.pop(name, None)
+            self._subscriptions = [s for s in self._subscriptions if s.topic != name]
+        self.backend.delete_topic(name)
 
     def close(self) -> None:
         """Stop idle worker processes and close the backend's connections (state stays)."""

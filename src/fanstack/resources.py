@@ -7,7 +7,7 @@ An `App` creates them (`app.topic(...)`, `app.queue(...)`) with a way to reach i
 from __future__ import annotations
 
 from collections.abc import Callable, Mapping, Sequence
-from typing import Any, TypeVar
+from typing import Any, Protocol, TypeVar
 
 from fanstack.backends.base import Backend, EntryResult, PublishRequest, QueueStats, new_message_id
 from fanstack.core.batch import BatchResult, check_batch_size, entry_ids
@@ -42,19 +42,32 @@ def _raise_or_return(outcome: EntryResult) -> Any:
     return outcome
 
 
+class Declarations(Protocol):
+    """Where subscriptions and topics are declared (an App), so that they stay declared."""
+
+    def subscribe(self, subscription: SubscriptionSpec) -> None:
+        """Declare (and store) a subscription."""
+        ...
+
+    def unsubscribe(self, topic: str, queue: str) -> None:
+        """Forget (and delete) a subscription."""
+        ...
+
+    def forget_topic(self, name: str) -> None:
+        """Forget (and delete) a topic with its subscriptions."""
+        ...
+
+
 class Topic:
-    """A handle to a topic: `subscribe`, `publish`, `publish_batch`."""
+    """A handle to a topic: `subscribe`, `unsubscribe`, `publish`, `publish_batch`, `delete`."""
 
     def __init__(
-        self,
-        spec: TopicSpec,
-        backend: BackendProvider,
-        declare_subscription: Callable[[SubscriptionSpec], None],
+        self, spec: TopicSpec, backend: BackendProvider, declarations: Declarations
     ) -> None:
         self.spec = spec
         self.name = spec.name
         self._backend = backend
-        self._declare_subscription = declare_subscription
+        self._declarations = declarations
 
     def __repr__(self) -> str:
         return f"Topic({self.name!r})"
@@ -83,8 +96,16 @@ class Topic:
             filter_scope=scope,
             raw=raw,
         )
-        self._declare_subscription(subscription)
+        self._declarations.subscribe(subscription)
         return subscription
+
+    def unsubscribe(self, queue: Queue | str) -> None:
+        """Stop delivering to `queue` (SNS Unsubscribe); messages it holds stay. No-op if absent."""
+        self._declarations.unsubscribe(self.name, queue.name if isinstance(queue, Queue) else queue)
+
+    def delete(self) -> None:
+        """Delete the topic and its subscriptions (SNS DeleteTopic); queued messages stay."""
+        self._declarations.forget_topic(self.name)
 
     def publish(
         self,

@@ -170,3 +170,32 @@ def test_new_subscriptions_are_seen_by_the_next_publish(backend: Backend) -> Non
     subscribe(backend, "t", "late", raw=True)
     publish(backend, "t", "after")
     assert [m.body for m in drain(backend, "late")] == ["after"]
+
+
+def test_an_unsubscribed_queue_gets_no_more_and_keeps_what_it_has(backend: Backend) -> None:
+    _marketplace(backend)
+    publish(backend, "orders", "first", attributes={"market": "ru"})
+    backend.delete_subscription("orders", "compliance")
+    backend.delete_subscription("orders", "compliance")  # absent now: no error
+    publish(backend, "orders", "second", attributes={"market": "ru"})
+    assert [m.body for m in drain(backend, "compliance")] == ["first"]
+    assert [m.body for m in drain(backend, "process")] == ["first", "second"]
+    assert {s.queue for s in backend.list_subscriptions("orders")} == {
+        "process",
+        "notify",
+        "delivery",
+        "reports",
+    }
+
+
+def test_a_deleted_topic_takes_its_subscriptions_not_their_messages(backend: Backend) -> None:
+    _marketplace(backend)
+    publish(backend, "orders", "kept", attributes={"market": "ru"})
+    backend.delete_topic("orders")
+    assert "orders" not in {t.name for t in backend.list_topics()}
+    assert backend.list_subscriptions("orders") == []
+    with pytest.raises(TopicDoesNotExist):
+        publish(backend, "orders")
+    with pytest.raises(TopicDoesNotExist):
+        backend.delete_topic("orders")
+    assert [m.body for m in drain(backend, "process")] == ["kept"]

@@ -113,10 +113,6 @@ def new_message_id() -> str:
 class Backend(ABC):
     """Durable storage of queues, topics and subscriptions, with SNS/SQS semantics."""
 
-    name = "abstract"
-    #: True when `clock` may be replaced to move time (tests of delays, retention, dedup).
-    supports_clock = True
-
     def __init__(self, *, clock: Clock = time.time) -> None:
         self.clock = clock
 

@@ -60,11 +60,6 @@ class Publication:
     envelope_prefix: str | None = None
     dedup_key: tuple[str, str] | None = None
 
-    @property
-    def message_id(self) -> str:
-        """The id of the published message."""
-        return self.message.id
-
 
 def delivered_body(body: str, envelope_prefix: str | None, unsubscribe_url: str | None) -> str:
     """The body a queue holds: the message itself, or its envelope for one subscription."""

@@ -162,11 +162,6 @@ class SubscriptionSpec(_Spec):
             )
 
     @property
-    def id(self) -> str:
-        """The subscription's identity: one subscription per (topic, queue)."""
-        return f"{self.topic}:{self.queue}"
-
-    @property
     def arn(self) -> str:
         """An ARN-like name of the subscription."""
         return f"arn:fanstack:sns:local:000000000000:{self.topic}:{self.queue}"

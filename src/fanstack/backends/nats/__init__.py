@@ -98,7 +98,6 @@ CATCH_UP_AFTER = 0.5  # seconds to wait for the tail before reading entries dire
 class NatsBackend(Backend):
     """SNS/SQS semantics replicated through a JetStream journal."""
 
-    name = "nats"
 
     def __init__(self, url: str, *, clock: Clock = time.time) -> None:
         super().__init__(clock=clock)

@@ -54,7 +54,6 @@ BUSY_TIMEOUT_MS = 30_000
 class SQLiteBackend(Backend):
     """SNS/SQS semantics on one SQLite file (WAL), shared safely by threads and processes."""
 
-    name = "sqlite"
 
     def __init__(
         self,
