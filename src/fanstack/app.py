@@ -19,6 +19,16 @@ from fanstack.core.errors import (
     TopicDoesNotExist,
 )
 from fanstack.core.filter_policy import FilterPolicy
+from fanstack.core.functions import (
+    DEFAULT_CONCURRENCY,
+    DEFAULT_MAX_EVENT_AGE,
+    DEFAULT_MEMORY_MB,
+    DEFAULT_RETRY_ATTEMPTS,
+    DEFAULT_RETRY_LATER_LIMIT,
+    DEFAULT_TIMEOUT,
+    ConsumerSpec,
+    FunctionSpec,
+)
 from fanstack.core.message import (
     AttributeInput,
 )
@@ -35,18 +45,7 @@ from fanstack.core.specs import (
 )
 from fanstack.resources import Queue, Topic
 from fanstack.runtime.dispatcher import Dispatcher, WorkerStore
-from fanstack.runtime.functions import (
-    DEFAULT_CONCURRENCY,
-    DEFAULT_MAX_EVENT_AGE,
-    DEFAULT_MEMORY_MB,
-    DEFAULT_RETRY_ATTEMPTS,
-    DEFAULT_RETRY_LATER_LIMIT,
-    DEFAULT_TIMEOUT,
-    ConsumerSpec,
-    Function,
-    FunctionSpec,
-    Handler,
-)
+from fanstack.runtime.functions import Function, Handler
 
 if TYPE_CHECKING:
     from fanstack.gateway.api import Api

@@ -15,12 +15,13 @@ from typing import Any
 
 from fanstack.backends.base import MAX_RECEIVE_BATCH
 from fanstack.core.errors import FanstackError
+from fanstack.core.functions import ConsumerSpec
 from fanstack.core.message import ReceivedMessage
 from fanstack.core.outcome import Outcome
 from fanstack.core.settlement import ConsumerPolicy, settle
 from fanstack.core.specs import QueueSpec
 from fanstack.runtime.deferrals import Deferrals
-from fanstack.runtime.functions import ConsumerSpec, Function
+from fanstack.runtime.functions import Function
 from fanstack.runtime.host import Host
 from fanstack.runtime.logs import log_context
 from fanstack.runtime.polling import POLL_WAIT, poll

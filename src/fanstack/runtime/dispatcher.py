@@ -21,9 +21,10 @@ from dataclasses import dataclass
 from fanstack.backends import open_backend
 from fanstack.backends.base import Backend
 from fanstack.core.errors import ConditionalCheckFailed, FanstackError
+from fanstack.core.functions import ConsumerSpec
 from fanstack.runtime.consumers import ConsumerLoop
 from fanstack.runtime.context import Claim
-from fanstack.runtime.functions import ConsumerSpec, Function
+from fanstack.runtime.functions import Function
 from fanstack.runtime.invocations import AsyncInvoker
 from fanstack.runtime.polling import POLL_WAIT
 from fanstack.runtime.pool import WorkerPool, WorkerSpec

@@ -16,11 +16,12 @@ import time
 from datetime import UTC, datetime
 from typing import Any
 
+from fanstack.core.functions import DEFAULT_RETRY_LATER_LIMIT
 from fanstack.core.message import ReceivedMessage
 from fanstack.core.outcome import Outcome
 from fanstack.core.retry import RetryPolicy
 from fanstack.runtime.deferrals import Deferrals
-from fanstack.runtime.functions import DEFAULT_RETRY_LATER_LIMIT, Function
+from fanstack.runtime.functions import Function
 from fanstack.runtime.host import Host
 from fanstack.runtime.logs import log_context
 from fanstack.runtime.polling import POLL_WAIT, poll
