@@ -125,7 +125,8 @@ class App:
                     self._backend = backend
         return self._backend
 
-    def _backend_provider(self) -> Backend:
+    def backend_provider(self) -> Backend:
+        """The backend, for parts that must not open it before they use it (same as `backend`)."""
         return self.backend
 
     def _use_store(self, data_dir: str | None, backend_url: str | None) -> None:
@@ -149,7 +150,7 @@ class App:
         spec = TopicSpec(
             name=name, fifo=fifo, content_based_deduplication=content_based_deduplication
         )
-        topic = Topic(spec, self._backend_provider, self)
+        topic = Topic(spec, self.backend_provider, self)
         with self._lock:
             self.topics[name] = topic
             if self._backend is not None:
@@ -190,7 +191,7 @@ class App:
         )
         if dead_letter_name in self.queues:
             check_dead_letter(spec, self.queues[dead_letter_name].spec)
-        queue = Queue(spec, self._backend_provider)
+        queue = Queue(spec, self.backend_provider)
         with self._lock:
             self.queues[name] = queue
             if self._backend is not None:
@@ -254,9 +255,10 @@ class App:
         """The HTTP API: routes declared with `app.api.post(...)` or `app.api.openapi(doc)`."""
         with self._lock:
             if self._api is None:
-                from fanstack.gateway.api import Api
+                from fanstack.gateway.api import Api, Targets
 
-                self._api = Api(self)
+                targets = Targets(topics=self.topics, queues=self.queues, functions=self.functions)
+                self._api = Api(self.name, targets)
             return self._api
 
     @property
@@ -265,7 +267,7 @@ class App:
         with self._lock:
             if self._runtime is None:
                 self._runtime = Dispatcher(
-                    self._backend_provider,
+                    self.backend_provider,
                     functions=self.functions,
                     consumers=self.consumers,
                     worker_store=lambda: WorkerStore(self.data_dir_path, self.backend_url),
@@ -277,14 +279,14 @@ class App:
         queue = self.queues.get(name)
         if queue is None:
             # QueueDoesNotExist if absent
-            queue = Queue(self.backend.get_queue(name), self._backend_provider)
+            queue = Queue(self.backend.get_queue(name), self.backend_provider)
         return queue
 
     def table(self, name: str) -> Table:
         """A key-value table in this app's backend (idempotency records, breaker state, ...)."""
         from fanstack.table import Table
 
-        return Table(self._backend_provider, name)
+        return Table(self.backend_provider, name)
 
     def function(
         self,

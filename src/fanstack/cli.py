@@ -481,7 +481,7 @@ def run(
     if reload:
         _run_reloading()
         return
-    from fanstack.gateway.serve import serve
+    from fanstack.serve import serve
 
     configure_logging()
     app = _load(ctx, app_reference)
@@ -538,7 +538,7 @@ def gateway(
     max_connections: int,
 ) -> None:
     """Serve only APP's HTTP API (consumers run in `fanstack worker` processes)."""
-    from fanstack.gateway.serve import serve
+    from fanstack.serve import serve
 
     configure_logging()
     app = _load(ctx, app_reference)

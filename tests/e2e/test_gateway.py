@@ -26,7 +26,7 @@ from fanstack import App
 from fanstack.gateway.auth import QUOTA_TABLE
 from fanstack.gateway.limits import ServerLimits
 from fanstack.gateway.protocol import uvicorn_options
-from fanstack.gateway.server import Gateway
+from fanstack.gateway.routing import Gateway
 
 from .conftest import Server, free_port, start_server, wait_for
 
@@ -455,7 +455,8 @@ def test_an_unexpected_error_is_a_json_500_with_a_request_id(
 
     (operation,) = small_app.api.operations
     monkeypatch.setattr(operation.validator, "validate", broken)
-    with serving(Gateway(small_app).asgi()) as url, httpx.Client(base_url=url) as client:
+    gateway = Gateway(small_app.api, small_app.backend_provider)
+    with serving(gateway.asgi()) as url, httpx.Client(base_url=url) as client:
         response = client.post("/inbox", json={}, headers={"x-request-id": "req-500"})
         payload = assert_json_error(response, 500)
         assert payload["request_id"] == "req-500"
@@ -475,7 +476,12 @@ def test_admin_token_is_compared_in_constant_time(
 
     monkeypatch.setattr(hmac, "compare_digest", spy)
     # Declared as bound to all interfaces (so the token applies); served on loopback for the test.
-    gateway = Gateway(small_app, host="0.0.0.0", admin_token="admin-secret-token")
+    gateway = Gateway(
+        small_app.api,
+        small_app.backend_provider,
+        host="0.0.0.0",
+        admin_token="admin-secret-token",
+    )
     with serving(gateway.asgi()) as url, httpx.Client(base_url=url) as client:
         wrong = client.get("/_fanstack/queues", headers={"authorization": "Bearer admin-secret"})
         assert_json_error(wrong, 403)

@@ -14,7 +14,7 @@ import re
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any, Protocol
 
 import yaml
 
@@ -22,9 +22,6 @@ from fanstack.core.errors import InvalidParameterValue
 from fanstack.gateway.auth import API_KEY, AUTH_MODES, JWT, OPEN, ApiKeys, JwtAuth, UsagePlan
 from fanstack.gateway.expressions import check_template
 from fanstack.gateway.validation import RequestValidator
-
-if TYPE_CHECKING:
-    from fanstack.app import App
 
 KINDS = ("publish", "send", "invoke", "invoke_async")
 METHODS = ("get", "post", "put", "patch", "delete")
@@ -114,12 +111,63 @@ class Operation:
         return str(self.operation.get("operationId", generated))
 
 
+class Publisher(Protocol):
+    """A topic, as an integration publishes to it."""
+
+    def publish(
+        self,
+        body: Any,
+        attributes: Mapping[str, Any] | None = None,
+        *,
+        group_id: str | None = None,
+        deduplication_id: str | None = None,
+    ) -> str:
+        """Publish; returns the message id."""
+        ...
+
+
+class Sender(Protocol):
+    """A queue, as an integration sends to it."""
+
+    def send(
+        self,
+        body: Any,
+        attributes: Mapping[str, Any] | None = None,
+        *,
+        group_id: str | None = None,
+        deduplication_id: str | None = None,
+    ) -> str:
+        """Send; returns the message id."""
+        ...
+
+
+class Invocable(Protocol):
+    """A function, as an integration invokes it."""
+
+    def invoke(self, payload: Any) -> Any:
+        """Run now; the result."""
+        ...
+
+    def invoke_async(self, payload: Any) -> str:
+        """Queue an invocation; its request id."""
+        ...
+
+
+@dataclass(frozen=True, slots=True)
+class Targets:
+    """What routes may integrate with: the app's declared topics, queues and functions (live)."""
+
+    topics: Mapping[str, Publisher]
+    queues: Mapping[str, Sender]
+    functions: Mapping[str, Invocable]
+
+
 class Api:
     """The HTTP API of an app: its operations, security settings and OpenAPI document."""
 
-    def __init__(self, app: App) -> None:
-        self.app = app
-        self.title = app.name
+    def __init__(self, title: str, targets: Targets) -> None:
+        self.targets = targets
+        self.title = title
         self.version = "1.0.0"
         self.operations: list[Operation] = []
         self.components: dict[str, Any] = {}
@@ -323,12 +371,12 @@ class Api:
         return result
 
     def _check_target(self, integration: Integration, where: str) -> None:
-        app = self.app
+        targets = self.targets
         declared: dict[str, Mapping[str, object]] = {
-            "publish": app.topics,
-            "send": app.queues,
-            "invoke": app.functions,
-            "invoke_async": app.functions,
+            "publish": targets.topics,
+            "send": targets.queues,
+            "invoke": targets.functions,
+            "invoke_async": targets.functions,
         }
         names = declared[integration.kind]
         if integration.target not in names:

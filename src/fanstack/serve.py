@@ -21,7 +21,7 @@ from rich.table import Table
 
 from fanstack.gateway.limits import ServerLimits
 from fanstack.gateway.protocol import uvicorn_options
-from fanstack.gateway.server import Gateway
+from fanstack.gateway.routing import Gateway
 from fanstack.runtime.shutdown import ShutdownSignals
 
 if TYPE_CHECKING:
@@ -52,7 +52,9 @@ def serve(
     if gateway:
         limits = limits or ServerLimits()
         config = uvicorn.Config(
-            Gateway(app, host=host, admin_token=admin_token, limits=limits).asgi(),
+            Gateway(
+                app.api, app.backend_provider, host=host, admin_token=admin_token, limits=limits
+            ).asgi(),
             host=host,
             port=port,
             log_config=None,

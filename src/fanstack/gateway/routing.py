@@ -14,7 +14,7 @@ import ipaddress
 import json
 import logging
 from collections.abc import Awaitable, Callable
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from starlette.applications import Starlette
 from starlette.concurrency import run_in_threadpool
@@ -26,6 +26,7 @@ from starlette.responses import HTMLResponse, JSONResponse, Response
 from starlette.routing import Route
 from starlette.types import ASGIApp
 
+from fanstack.backends.base import Backend
 from fanstack.core.errors import (
     BackendUnavailable,
     FanstackError,
@@ -35,7 +36,7 @@ from fanstack.core.errors import (
 )
 from fanstack.core.message import TOPIC_MAX_MESSAGE_BYTES
 from fanstack.gateway import strict_json
-from fanstack.gateway.api import API_KEY, JWT, Operation
+from fanstack.gateway.api import API_KEY, JWT, Api, Operation
 from fanstack.gateway.auth import QUOTA_TABLE, AuthFailure, bearer_matches
 from fanstack.gateway.body_timeout import BodyTimeoutMiddleware
 from fanstack.gateway.examples import add_examples
@@ -44,9 +45,7 @@ from fanstack.gateway.limits import ServerLimits
 from fanstack.gateway.media import UnsupportedMediaType
 from fanstack.gateway.request_id import RequestIdMiddleware
 from fanstack.gateway.responses import error_response
-
-if TYPE_CHECKING:
-    from fanstack.app import App
+from fanstack.table import Table
 
 log = logging.getLogger("fanstack.gateway")
 
@@ -67,18 +66,20 @@ def is_loopback(host: str) -> bool:
 
 
 class Gateway:
-    """Builds the Starlette app serving an `App`'s API."""
+    """Builds the Starlette app serving an API: its routes, docs and admin endpoints."""
 
     def __init__(
         self,
-        app: App,
+        api: Api,
+        backend: Callable[[], Backend],
         *,
         host: str = "127.0.0.1",
         admin_token: str | None = None,
         limits: ServerLimits | None = None,
     ):
-        self.app = app
-        self.api = app.api
+        self.api = api
+        self._backend = backend
+        self._quotas = Table(backend, QUOTA_TABLE)
         self.loopback = is_loopback(host)
         self.admin_token = admin_token or self.api.admin_token
         self.limits = limits or ServerLimits()
@@ -172,8 +173,7 @@ class Gateway:
             return RequestContext(request_id=request_id)
         if auth == API_KEY:
             key = request.headers.get("x-api-key")
-            table = self.app.table(QUOTA_TABLE)
-            await run_in_threadpool(self.api.api_keys.admit, key, table)
+            await run_in_threadpool(self.api.api_keys.admit, key, self._quotas)
             return RequestContext(request_id=request_id, api_key=key)
         if self.api.jwt is None:
             raise AuthFailure(401, "Unauthorized: no JWT verification is configured")
@@ -256,18 +256,18 @@ class Gateway:
         group_id: str | None,
         dedup_id: str | None,
     ) -> Any:
-        app = self.app
+        targets = self.api.targets
         if kind == "publish":
-            return app.topics[target].publish(
+            return targets.topics[target].publish(
                 message, attributes=attributes, group_id=group_id, deduplication_id=dedup_id
             )
         if kind == "send":
-            return app.queues[target].send(
+            return targets.queues[target].send(
                 message, attributes=attributes, group_id=group_id, deduplication_id=dedup_id
             )
         if kind == "invoke":
-            return app.functions[target].invoke(message)
-        return app.functions[target].invoke_async(message)
+            return targets.functions[target].invoke(message)
+        return targets.functions[target].invoke_async(message)
 
     # -- documents and admin -------------------------------------------------------------
 
@@ -307,14 +307,14 @@ class Gateway:
 
     async def _health(self, request: Request) -> Response:
         try:
-            await run_in_threadpool(self.app.backend.list_topics)
+            await run_in_threadpool(lambda: self._backend().list_topics())
         except Exception as exc:
             return JSONResponse({"status": "unavailable", "error": str(exc)}, status_code=503)
-        return JSONResponse({"status": "ok", "app": self.app.name})
+        return JSONResponse({"status": "ok", "app": self.api.title})
 
     async def _queues(self, request: Request) -> Response:
         def collect() -> list[dict[str, object]]:
-            backend = self.app.backend
+            backend = self._backend()
             return [backend.stats(spec.name).to_dict() for spec in backend.list_queues()]
 
         return JSONResponse({"queues": await run_in_threadpool(collect)})
