@@ -73,7 +73,7 @@ def serve(
         app.runtime.start()
     _banner(app, host, port, gateway=gateway, consumers=consumers)
     stop = threading.Event()
-    status = threading.Thread(target=_status_line, args=(app, stop), daemon=True)
+    status = threading.Thread(target=_status_line, args=(app, stop, consumers), daemon=True)
     status.start()
     try:
         if server is not None:
@@ -138,13 +138,13 @@ def _banner(app: App, host: str, port: int, *, gateway: bool, consumers: bool) -
         console.print(f"API on {base}  docs {base}/docs  spec {base}/openapi.json")
 
 
-def _status_line(app: App, stop: threading.Event) -> None:
+def _status_line(app: App, stop: threading.Event, consumers: bool) -> None:
     """Every few seconds: invocations/s and queue depths (overwritten in place on a terminal)."""
     interactive = sys.stderr.isatty()
     last_count, last_time = 0, time.monotonic()
     while not stop.wait(STATUS_INTERVAL if interactive else 15 * STATUS_INTERVAL):
         try:
-            pools = app.runtime.pools().values() if app._runtime is not None else []
+            pools = app.runtime.pools().values() if consumers else []
             count = sum(pool.stats.invocations for pool in pools)
             now = time.monotonic()
             rate = (count - last_count) / (now - last_time)

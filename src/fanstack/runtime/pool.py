@@ -238,8 +238,8 @@ class WorkerPool:
         log_fields: Mapping[str, Any] | None = None,
     ) -> Outcome:
         """Run the handler on `event` in a worker; throttled (TooManyRequests) if not `block`."""
-        worker = self._acquire(block)
-        return self._run(worker, event, log_fields)
+        worker = self.acquire(block)
+        return self.run_on(worker, event, log_fields)
 
     def permit(self, poller: str, timeout: float) -> Permit | None:
         """Permission for `poller` to lease messages now, or None after `timeout`.
@@ -277,12 +277,13 @@ class WorkerPool:
         )
         return worker
 
-    def _cold_start_done(self, poller: str) -> None:
+    def cold_start_done(self, poller: str) -> None:
+        """`poller`'s cold start is under way (or not needed): it may lease on one again."""
         with self._changed:
             self._cold_pending.discard(poller)
             self._changed.notify_all()
 
-    def _run(
+    def run_on(
         self,
         worker: Worker | None,
         event: Any,
@@ -370,7 +371,7 @@ class WorkerPool:
             invocation_id=invocation_id,
         )
 
-    def _acquire(self, block: bool) -> Worker | None:
+    def acquire(self, block: bool) -> Worker | None:
         """A warm worker, or None meaning: start one (a slot is reserved)."""
         with self._changed:
             while True:
@@ -441,13 +442,13 @@ class Permit:
 
     def run(self, event: Any, log_fields: Mapping[str, Any] | None = None) -> Outcome:
         """Run `event` in a worker (the pool's cold start for this poller ends once it has one)."""
-        worker = self.pool._acquire(block=True)
+        worker = self.pool.acquire(block=True)
         if worker is not None:
             self.cancel()
-        return self.pool._run(worker, event, log_fields, on_started=self.cancel)
+        return self.pool.run_on(worker, event, log_fields, on_started=self.cancel)
 
     def cancel(self) -> None:
         """Nothing (more) to wait for: let the poller lease on a cold start again."""
         if self.cold:
             self.cold = False
-            self.pool._cold_start_done(self.poller)
+            self.pool.cold_start_done(self.poller)
