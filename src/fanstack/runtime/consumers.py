@@ -112,19 +112,15 @@ class ConsumerLoop:
         received_at: float,
         run: Callable[..., Outcome],
     ) -> Outcome:
-        runtime = self.runtime
-        token = runtime.hold(
-            self.queue.name,
-            [m.receipt_handle for m in batch],
-            self.queue.visibility_timeout,
-            received_at,
-        )
+        handles = [m.receipt_handle for m in batch]
         fields = _batch_fields(self.queue.name, batch)
-        with log_context(function=self.function.name, **fields):
-            try:
-                outcome: Outcome = run(sqs_event(batch, self.queue), log_fields=fields)
-            finally:
-                runtime.release_lease(token)
+        with (
+            log_context(function=self.function.name, **fields),
+            self.runtime.keep_visible(
+                self.queue.name, handles, self.queue.visibility_timeout, received_at
+            ),
+        ):
+            outcome: Outcome = run(sqs_event(batch, self.queue), log_fields=fields)
         return outcome
 
     def _settle(self, batch: Sequence[ReceivedMessage], outcome: Outcome) -> None:

@@ -16,6 +16,7 @@ import time
 from collections.abc import Callable, Collection, Mapping, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
 from concurrent.futures import wait as wait_futures
+from contextlib import AbstractContextManager
 from dataclasses import dataclass
 
 from fanstack.backends import open_backend
@@ -25,6 +26,7 @@ from fanstack.core.functions import ConsumerSpec
 from fanstack.runtime.consumers import ConsumerLoop
 from fanstack.runtime.context import Claim
 from fanstack.runtime.functions import Function
+from fanstack.runtime.heartbeat import Heartbeat
 from fanstack.runtime.invocations import AsyncInvoker
 from fanstack.runtime.polling import POLL_WAIT
 from fanstack.runtime.pool import WorkerPool, WorkerSpec
@@ -41,16 +43,6 @@ class WorkerStore:
 
     data_dir: str | None
     backend_url: str | None
-
-
-@dataclass
-class Lease:
-    """Messages a running batch holds, and when their visibility was last extended."""
-
-    queue: str
-    handles: list[str]
-    visibility_timeout: int
-    extended_at: float
 
 
 class Dispatcher:
@@ -78,7 +70,7 @@ class Dispatcher:
         self.stopping = threading.Event()
         self.forced = threading.Event()
         self._pools: dict[str, WorkerPool] = {}
-        self._lease_table: dict[int, Lease] = {}
+        self.heartbeat = Heartbeat()
         self._lock = threading.Lock()
         self._threads: list[threading.Thread] = []
         self._executor: ThreadPoolExecutor | None = None
@@ -231,41 +223,21 @@ class Dispatcher:
         for pool in self.pools().values():
             pool.close()
 
-    # -- leases and their heartbeat ------------------------------------------------------
+    # -- the heartbeat thread -----------------------------------------------------------
 
-    def hold(
-        self, queue: str, handles: list[str], visibility_timeout: int, received_at: float
-    ) -> int:
-        """Track a running batch's messages so the heartbeat extends their visibility."""
-        lease = Lease(queue, handles, visibility_timeout, received_at)
-        with self._lock:
-            self._lease_table[id(lease)] = lease
-        return id(lease)
-
-    def release_lease(self, token: int) -> None:
-        """Stop extending a batch's visibility (it is being settled)."""
-        with self._lock:
-            self._lease_table.pop(token, None)
+    def keep_visible(
+        self,
+        queue: str,
+        receipt_handles: Sequence[str],
+        visibility_timeout: int,
+        received_at: float,
+    ) -> AbstractContextManager[None]:
+        """Inside the block, the messages' visibility is extended while the batch runs."""
+        return self.heartbeat.keep_visible(queue, receipt_handles, visibility_timeout, received_at)
 
     def _heartbeat(self) -> None:
         while not (self.stopping.is_set() and not self._futures):
-            self._extend_leases()
+            self.heartbeat.beat(self.backend)
             for pool in self.pools().values():
                 pool.reap_idle()
             time.sleep(HEARTBEAT_INTERVAL)
-
-    def _extend_leases(self) -> None:
-        now = time.monotonic()
-        with self._lock:
-            due = [
-                lease
-                for lease in self._lease_table.values()
-                if now - lease.extended_at >= max(lease.visibility_timeout / 2, 0.5)
-            ]
-        for lease in due:
-            changes = [(handle, lease.visibility_timeout) for handle in lease.handles]
-            try:
-                self.backend.set_visibility(lease.queue, changes)
-            except FanstackError:
-                log.exception("could not extend visibility", extra={"queue": lease.queue})
-            lease.extended_at = now

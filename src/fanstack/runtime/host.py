@@ -7,7 +7,8 @@ from __future__ import annotations
 
 import random
 import threading
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
+from contextlib import AbstractContextManager
 from typing import Protocol
 
 from fanstack.backends.base import Backend
@@ -35,12 +36,12 @@ class Host(Protocol):
         """Run `run()` on the batch executor, releasing the slot when done."""
         ...
 
-    def hold(
-        self, queue: str, handles: list[str], visibility_timeout: int, received_at: float
-    ) -> int:
-        """Extend the visibility of a running batch's messages until released."""
-        ...
-
-    def release_lease(self, token: int) -> None:
-        """Stop extending a batch's visibility."""
+    def keep_visible(
+        self,
+        queue: str,
+        receipt_handles: Sequence[str],
+        visibility_timeout: int,
+        received_at: float,
+    ) -> AbstractContextManager[None]:
+        """Inside the block, the messages' visibility is extended while the batch runs."""
         ...

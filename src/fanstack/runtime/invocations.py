@@ -100,13 +100,10 @@ class AsyncInvoker:
                 permit.cancel()
                 self._finish(message, request, None, EVENT_AGE_EXCEEDED, attempt - 1, now)
                 return
-            token = self.runtime.hold(
+            with self.runtime.keep_visible(
                 self.name, [message.receipt_handle], self._visibility(), received_at
-            )
-            try:
+            ):
                 outcome = permit.run(request["payload"])
-            finally:
-                self.runtime.release_lease(token)
             if outcome.signal is not None and self.deferrals.allow(message.id, time.monotonic()):
                 backend.set_visibility(
                     self.name, [(message.receipt_handle, math.ceil(outcome.delay))], uncount=True
