@@ -1,4 +1,7 @@
-"""Worker processes never outlive their dispatcher, however early it dies."""
+"""Worker processes never outlive their dispatcher, however early it dies.
+
+These run once, not per backend: a bare worker spawn and synchronous invokes open no store.
+"""
 
 from __future__ import annotations
 
@@ -55,7 +58,7 @@ def test_a_worker_whose_dispatcher_died_during_its_start_exits(tmp_path: Path) -
     script = textwrap.dedent(
         f"""
         import os
-        from fanstack.runtime.pool import WorkerSpec, spawn
+        from fanstack.runtime.process import WorkerSpec, spawn
         spec = WorkerSpec(
             function="slow",
             target={{"module": "slow_module", "qualname": "handler", "sys_path": [{path!r}]}},

@@ -29,7 +29,8 @@ from fanstack.runtime.functions import Function
 from fanstack.runtime.heartbeat import Heartbeat
 from fanstack.runtime.invocations import AsyncInvoker
 from fanstack.runtime.polling import POLL_WAIT
-from fanstack.runtime.pool import WorkerPool, WorkerSpec
+from fanstack.runtime.pool import WorkerPool
+from fanstack.runtime.process import WorkerSpec
 
 log = logging.getLogger("fanstack.dispatcher")
 

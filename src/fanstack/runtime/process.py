@@ -1,0 +1,170 @@
+"""A worker process as the dispatcher sees it: start it, send it invocations, kill it.
+
+The worker's own side is `runtime/worker.py`; frames travel as `runtime/protocol.py` says. The
+parent's pid goes on the worker's command line, so a worker whose dispatcher died exits.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import signal
+import subprocess
+import sys
+import time
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import IO, Any
+
+from fanstack.runtime.context import Claim
+from fanstack.runtime.protocol import ChannelClosed, ChannelTimeout, encode, read_frame_fd
+
+START_TIMEOUT = 60.0
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class WorkerSpec:
+    """What a worker process needs to load one function's handler."""
+
+    function: str
+    target: Mapping[str, Any]
+    timeout: float
+    memory_mb: int | None
+    data_dir: str | None = None
+    backend: str | None = None
+
+
+class WorkerCrashed(Exception):
+    """The worker process died while starting or serving an invocation."""
+
+
+class Worker:
+    """One worker process and its private channel."""
+
+    def __init__(self, spec: WorkerSpec) -> None:
+        self.spec = spec
+        started = time.monotonic()
+        self.process = spawn(spec)
+        self.last_used = started
+        self.claims: set[Claim] = set()
+        try:
+            self._receive(started + START_TIMEOUT)
+        except (ChannelClosed, ChannelTimeout, OSError) as exc:
+            self.kill()
+            raise WorkerCrashed(f"worker for {spec.function!r} failed to start: {exc}") from exc
+        self.cold_start_seconds = time.monotonic() - started
+
+    @property
+    def pid(self) -> int:
+        """The worker's process id."""
+        return self.process.pid
+
+    def _send(self, message: Any) -> None:
+        _write(self.process, message)
+
+    def _receive(self, deadline: float) -> Any:
+        stdout = self.process.stdout
+        assert stdout is not None
+        return read_frame_fd(stdout.fileno(), deadline)
+
+    def invoke(self, request: dict[str, Any], timeout: float) -> dict[str, Any]:
+        """Run one invocation; raise ChannelTimeout (worker killed) or WorkerCrashed.
+
+        Claims the invocation reports while it runs are in `self.claims` until it settles them;
+        whatever is left there when the invocation dies is the caller's to release.
+        """
+        self.claims = set()
+        deadline = time.monotonic() + timeout
+        try:
+            self._send(request)
+            while True:
+                frame: dict[str, Any] = self._receive(deadline)
+                if "claim" in frame:
+                    self.claims.add(Claim.from_dict(frame["claim"]))
+                elif "release" in frame:
+                    self.claims.discard(Claim.from_dict(frame["release"]))
+                else:
+                    return frame
+        except ChannelTimeout:
+            self.kill()
+            raise
+        except (ChannelClosed, OSError) as exc:
+            code = self.process.wait(timeout=5)
+            raise WorkerCrashed(_exit_reason(code)) from exc
+        finally:
+            self.last_used = time.monotonic()
+
+    def alive(self) -> bool:
+        """Whether the process is still running."""
+        return self.process.poll() is None
+
+    def kill(self) -> None:
+        """Stop the process at once."""
+        if self.alive():
+            self.process.kill()
+        self.process.wait()
+        self._close_pipes()
+
+    def stop(self, timeout: float = 5.0) -> None:
+        """Ask the worker to exit (end of its input), killing it if it does not."""
+        try:
+            if self.process.stdin is not None:
+                self.process.stdin.close()
+            self.process.wait(timeout=timeout)
+        except (OSError, subprocess.TimeoutExpired):
+            self.kill()
+        self._close_pipes()
+
+    def _close_pipes(self) -> None:
+        for pipe in (self.process.stdin, self.process.stdout):
+            if pipe is not None and not pipe.closed:
+                pipe.close()
+
+
+def spawn(spec: WorkerSpec) -> subprocess.Popen[bytes]:
+    """Start a worker process for `spec` and send it what to load (not waiting for it)."""
+    process = subprocess.Popen(
+        # The parent's pid travels on the command line: a worker whose parent died before the
+        # worker could look (a kill -9 during a cold start) exits instead of running on.
+        [
+            sys.executable,
+            "-m",
+            "fanstack.runtime.worker",
+            "--parent",
+            str(os.getpid()),
+            "--function",
+            spec.function,
+        ],
+        stdin=subprocess.PIPE,
+        stdout=subprocess.PIPE,
+        # One malloc arena: the memory cap is on address space, and glibc reserves 64 MiB
+        # of it per arena, which a worker with a few threads would spend on nothing.
+        env={**os.environ, "PYTHONUNBUFFERED": "1", "MALLOC_ARENA_MAX": "1"},
+    )
+    hello = {
+        "function": spec.function,
+        "target": dict(spec.target),
+        "memory_mb": spec.memory_mb,
+        "data_dir": spec.data_dir,
+        "backend": spec.backend,
+    }
+    with contextlib.suppress(OSError):  # a worker that died at once is found out on reading
+        _write(process, hello)
+    return process
+
+
+def _write(process: subprocess.Popen[bytes], message: Any) -> None:
+    stdin: IO[bytes] | None = process.stdin
+    assert stdin is not None
+    stdin.write(encode(message))
+    stdin.flush()
+
+
+def _exit_reason(code: int) -> str:
+    if code < 0:
+        try:
+            name = signal.Signals(-code).name
+        except ValueError:
+            name = f"signal {-code}"
+        return f"worker exited on {name}"
+    return f"worker exited with status {code}"
