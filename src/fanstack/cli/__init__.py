@@ -1,0 +1,9 @@
+"""The `fanstack` command: inspect and drive topics and queues, and run apps.
+
+One module per family of commands; importing them registers them on the group.
+"""
+
+from fanstack.cli import dlq, messages, serving
+from fanstack.cli.base import main
+
+__all__ = ["dlq", "main", "messages", "serving"]

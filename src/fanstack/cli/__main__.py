@@ -1,0 +1,5 @@
+"""`python -m fanstack.cli`."""
+
+from fanstack.cli import main
+
+main()
