@@ -23,9 +23,7 @@ from fanstack.core.errors import (
     FanstackError,
     InvalidParameterValue,
     MissingParameter,
-    PurgeQueueInProgress,
     QueueNameExists,
-    ReceiptHandleIsInvalid,
 )
 from fanstack.core.fanout import Delivery, Publication, Route, content_hash, plan_publication
 from fanstack.core.message import (
@@ -35,10 +33,10 @@ from fanstack.core.message import (
     check_message,
     check_ordering_id,
 )
+from fanstack.core.queue_rules import MAX_RECEIVE_BATCH, visibility_timeout_error
 from fanstack.core.specs import (
     FILTER_POLICIES_PER_TOPIC,
     MAX_DELAY,
-    MAX_VISIBILITY_TIMEOUT,
     MAX_WAIT_SECONDS,
     QueueSpec,
     SubscriptionSpec,
@@ -47,9 +45,6 @@ from fanstack.core.specs import (
     check_name,
 )
 
-MAX_RECEIVE_BATCH = 10
-PURGE_INTERVAL = 60
-MAX_EXCEEDED_REASON = "exceeded max_receive_count"
 MAX_ITEM_BYTES = 400 * 1024  # DynamoDB's item size limit
 MAX_KEY_LENGTH = 1024
 
@@ -515,38 +510,4 @@ def _check_table_key(table: str, key: str) -> None:
     if not isinstance(key, str) or not 1 <= len(key) <= MAX_KEY_LENGTH:
         raise InvalidParameterValue(
             f"table {table!r}: key {key!r} must be a string of 1-{MAX_KEY_LENGTH} characters"
-        )
-
-
-def parse_receipt_handle(handle: str) -> tuple[int, str] | FanstackError:
-    """(message sequence, receive token) from a `seq:token` handle, or the error to return."""
-    seq, _, token = handle.partition(":") if isinstance(handle, str) else ("", "", "")
-    if not seq.isdigit() or len(token) != 16:
-        return ReceiptHandleIsInvalid(f"receipt handle {handle!r} is not one fanstack issued")
-    return int(seq), token
-
-
-def receipt_handle_expired(handle: str) -> InvalidParameterValue:
-    """The error for a FIFO receipt handle whose visibility timeout ran out (as SQS answers)."""
-    return InvalidParameterValue(
-        f"receipt handle {handle!r} is invalid: the receipt handle has expired "
-        "(its visibility timeout ran out)"
-    )
-
-
-def visibility_timeout_error(timeout: int) -> InvalidParameterValue | None:
-    """The error for a visibility timeout outside SQS's 0 - 43 200 s, or None."""
-    if 0 <= timeout <= MAX_VISIBILITY_TIMEOUT:
-        return None
-    return InvalidParameterValue(
-        f"visibility_timeout is {timeout}; it must be between 0 and {MAX_VISIBILITY_TIMEOUT}"
-    )
-
-
-def check_purge_interval(queue: str, last_purge: float | None, now: float) -> None:
-    """Raise PurgeQueueInProgress within 60 s of the queue's last purge."""
-    if last_purge is not None and now - last_purge < PURGE_INTERVAL:
-        raise PurgeQueueInProgress(
-            f"queue {queue!r} was purged {now - last_purge:.0f} s ago; "
-            f"only one purge per {PURGE_INTERVAL} s is allowed"
         )

@@ -13,11 +13,11 @@ import time
 from collections.abc import Callable, Sequence
 from typing import Any
 
-from fanstack.backends.base import MAX_RECEIVE_BATCH
 from fanstack.core.errors import FanstackError
 from fanstack.core.functions import ConsumerSpec
 from fanstack.core.message import ReceivedMessage
 from fanstack.core.outcome import Outcome
+from fanstack.core.queue_rules import MAX_RECEIVE_BATCH
 from fanstack.core.settlement import ConsumerPolicy, settle
 from fanstack.core.specs import QueueSpec
 from fanstack.runtime.deferrals import Deferrals

@@ -17,13 +17,8 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from fanstack.backends.base import (
-    MAX_EXCEEDED_REASON,
     EntryResult,
     QueueStats,
-    check_purge_interval,
-    parse_receipt_handle,
-    receipt_handle_expired,
-    visibility_timeout_error,
 )
 from fanstack.core.errors import (
     FanstackError,
@@ -36,6 +31,13 @@ from fanstack.core.errors import (
 )
 from fanstack.core.fanout import delivered_body
 from fanstack.core.message import ReceivedMessage, decode_attributes
+from fanstack.core.queue_rules import (
+    MAX_EXCEEDED_REASON,
+    check_purge_interval,
+    parse_receipt_handle,
+    receipt_handle_expired,
+    visibility_timeout_error,
+)
 from fanstack.core.specs import (
     DEDUPLICATION_INTERVAL,
     QueueSpec,

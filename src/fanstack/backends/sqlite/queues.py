@@ -17,14 +17,9 @@ from collections.abc import Sequence
 from typing import Any
 
 from fanstack.backends.base import (
-    MAX_EXCEEDED_REASON,
     Clock,
     EntryResult,
     QueueStats,
-    check_purge_interval,
-    parse_receipt_handle,
-    receipt_handle_expired,
-    visibility_timeout_error,
 )
 from fanstack.backends.sqlite.catalog import Catalog
 from fanstack.backends.sqlite.database import Database
@@ -37,6 +32,13 @@ from fanstack.core.errors import (
     ReceiptHandleIsInvalid,
 )
 from fanstack.core.message import ReceivedMessage
+from fanstack.core.queue_rules import (
+    MAX_EXCEEDED_REASON,
+    check_purge_interval,
+    parse_receipt_handle,
+    receipt_handle_expired,
+    visibility_timeout_error,
+)
 from fanstack.core.specs import QueueSpec
 
 log = logging.getLogger("fanstack.backends.sqlite")
