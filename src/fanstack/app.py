@@ -255,7 +255,8 @@ class App:
         """The HTTP API: routes declared with `app.api.post(...)` or `app.api.openapi(doc)`."""
         with self._lock:
             if self._api is None:
-                from fanstack.gateway.api import Api, Targets
+                from fanstack.gateway.api import Api
+                from fanstack.gateway.integrations import Targets
 
                 targets = Targets(topics=self.topics, queues=self.queues, functions=self.functions)
                 self._api = Api(self.name, targets)

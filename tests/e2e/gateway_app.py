@@ -32,12 +32,14 @@ SCHEMA = {
     "properties": {"kind": {"type": "string", "enum": ["a", "b"]}, "n": {"type": "integer"}},
 }
 
-app.api.usage_plan("tiny", rate=1, burst=3, quota_per_day=5)
+app.api.usage_plan("tiny", rate=0.01, burst=3, quota_per_day=5)  # no refill within a test
 app.api.usage_plan("roomy", rate=1000, burst=1000)
 app.api.usage_plan("counted", rate=1000, burst=1000, quota_per_day=1000)
+app.api.usage_plan("daily", rate=1000, burst=1000, quota_per_day=2)
 app.api.api_key("tiny-key-0123456789abcdef", plan="tiny")
 app.api.api_key("roomy-key-0123456789abcdef", plan="roomy")
 app.api.api_key("counted-key-0123456789abcdef", plan="counted")
+app.api.api_key("daily-key-0123456789abcdef", plan="daily")
 if os.environ.get("GATEWAY_JWKS"):
     app.api.use_jwt(jwks_file=os.environ["GATEWAY_JWKS"], algorithms=["RS256"], audience="shop")
 else:

@@ -1,8 +1,14 @@
-"""Protecting routes: API keys with usage plans (rate, burst, daily quota) and JWT bearer tokens.
+"""Who may call a route: one `Authorizer` per auth mode, wrapped around the route's endpoint.
 
-Rates are token buckets kept per gateway process (as API Gateway's are approximate per node);
-daily quotas are counted in the backend's table store, so every gateway shares them. A key is
-known, counted and stored only by its SHA-256 (`key_id`): the quota table never holds a key.
+- `open`: everyone (`OpenAccess`), as is every route of an API open on loopback;
+- `api_key`: an `x-api-key` issued on a usage plan (`ApiKeyAuthorizer`): 403 without a known
+  key, 429 with Retry-After over the plan's rate, burst or daily quota (`throttling`);
+- `jwt`: an `Authorization: Bearer` token verified with a shared secret (HS256) or a JWKS file
+  (RS256) (`JwtAuthorizer`): 401 with WWW-Authenticate otherwise.
+
+The gateway picks each route's authorizer once, when it builds the app; `Authorizer.protect`
+answers a refusal in the gateway's JSON error shape and hands an admitted request on with its
+`Caller`. A key is known, counted and stored only by its SHA-256 (`key_id`).
 """
 
 from __future__ import annotations
@@ -10,21 +16,24 @@ from __future__ import annotations
 import hashlib
 import hmac
 import json
-import threading
-import time
+from abc import ABC, abstractmethod
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
 import jwt
+from starlette.concurrency import run_in_threadpool
+from starlette.requests import Request
+from starlette.responses import Response
 
-from fanstack.core.errors import ConditionalCheckFailed, InvalidParameterValue
+from fanstack.core.errors import InvalidParameterValue
+from fanstack.gateway.responses import Endpoint, error_response
+from fanstack.gateway.throttling import DailyQuota, RateLimiter, Throttled, UsagePlan
 
 OPEN, API_KEY, JWT = "open", "api_key", "jwt"
 AUTH_MODES = (OPEN, API_KEY, JWT)
-QUOTA_TABLE = "fanstack-api-quota"
+MIN_API_KEY_LENGTH = 20
 
 
 class AuthFailure(Exception):
@@ -37,22 +46,12 @@ class AuthFailure(Exception):
         self.headers = dict(headers or {})
 
 
-@dataclass(frozen=True, slots=True, kw_only=True)
-class UsagePlan:
-    """Throttling and quota for the API keys on this plan."""
+@dataclass(frozen=True, slots=True)
+class Caller:
+    """Who a request comes from, as its route's authorizer established it."""
 
-    name: str
-    rate: float  # steady requests per second
-    burst: int
-    quota_per_day: int | None = None
-
-    def __post_init__(self) -> None:
-        if self.rate <= 0:
-            raise InvalidParameterValue(f"usage plan {self.name!r}: rate must be > 0")
-        if self.burst < 1:
-            raise InvalidParameterValue(f"usage plan {self.name!r}: burst must be >= 1")
-        if self.quota_per_day is not None and self.quota_per_day < 1:
-            raise InvalidParameterValue(f"usage plan {self.name!r}: quota_per_day must be >= 1")
+    api_key: str | None = None
+    claims: Mapping[str, Any] = field(default_factory=dict)
 
 
 def key_id(key: str) -> str:
@@ -68,19 +67,11 @@ def bearer_matches(authorization: str | None, token: str | None) -> bool:
 
 
 @dataclass
-class _Bucket:
-    tokens: float
-    updated: float
-
-
-@dataclass
 class ApiKeys:
-    """API keys, their plans, and the throttling state of this process."""
+    """The declared usage plans and the API keys issued on them (held by `key_id` only)."""
 
     plans: dict[str, UsagePlan] = field(default_factory=dict)
     keys: dict[str, str] = field(default_factory=dict)  # key_id(key) -> plan name
-    _buckets: dict[str, _Bucket] = field(default_factory=dict)
-    _lock: threading.Lock = field(default_factory=threading.Lock)
 
     def add_plan(self, plan: UsagePlan) -> None:
         """Declare a usage plan."""
@@ -90,69 +81,21 @@ class ApiKeys:
         """Issue an API key on a declared plan."""
         if plan not in self.plans:
             raise InvalidParameterValue(f"API key on unknown usage plan {plan!r}")
-        if len(key) < 20:
-            raise InvalidParameterValue("an API key must be at least 20 characters")
+        if len(key) < MIN_API_KEY_LENGTH:
+            raise InvalidParameterValue(
+                f"an API key must be at least {MIN_API_KEY_LENGTH} characters"
+            )
         self.keys[key_id(key)] = plan
 
-    def admit(self, key: str | None, table: Any, now: float | None = None) -> str:
-        """Check the key, its rate and its quota; return the plan name or raise AuthFailure."""
+    def identify(self, key: str | None) -> tuple[str, UsagePlan]:
+        """The `key_id` of `key` and the usage plan it was issued on, or AuthFailure(403)."""
         if not key:
             raise AuthFailure(403, "Forbidden: missing x-api-key header")
         identity = key_id(key)
         plan_name = self.keys.get(identity)
         if plan_name is None:
             raise AuthFailure(403, "Forbidden: invalid API key")
-        plan = self.plans[plan_name]
-        moment = time.monotonic() if now is None else now
-        self._take(identity, plan, moment)
-        if plan.quota_per_day is not None:
-            self._count(identity, plan, table)
-        return plan_name
-
-    def _take(self, identity: str, plan: UsagePlan, now: float) -> None:
-        with self._lock:
-            bucket = self._buckets.setdefault(identity, _Bucket(float(plan.burst), now))
-            bucket.tokens = min(plan.burst, bucket.tokens + (now - bucket.updated) * plan.rate)
-            bucket.updated = now
-            if bucket.tokens < 1:
-                wait = (1 - bucket.tokens) / plan.rate
-                raise AuthFailure(
-                    429,
-                    f"Too Many Requests: usage plan {plan.name!r} allows {plan.rate:g} "
-                    f"requests/s with a burst of {plan.burst}",
-                    {"Retry-After": str(max(1, round(wait + 0.5)))},
-                )
-            bucket.tokens -= 1
-
-    def _count(self, identity: str, plan: UsagePlan, table: Any) -> None:
-        today = datetime.now(UTC)
-        item_key = f"{identity}#{today:%Y-%m-%d}"
-        limit = plan.quota_per_day or 0
-        for _ in range(20):
-            item = table.get_item(item_key)
-            used = int(item.value["used"]) if item else 0
-            if used >= limit:
-                midnight = today.replace(hour=0, minute=0, second=0, microsecond=0).timestamp()
-                retry = int(midnight + 86_400 - today.timestamp()) + 1
-                raise AuthFailure(
-                    429,
-                    f"Limit Exceeded: usage plan {plan.name!r} allows {limit} requests per day",
-                    {"Retry-After": str(retry)},
-                )
-            try:
-                table.put(
-                    item_key,
-                    {"used": used + 1},
-                    ttl=2 * 86_400,
-                    if_absent=item is None,
-                    if_version=item.version if item else None,
-                )
-                return
-            except ConditionalCheckFailed:
-                continue  # another request counted first; read again
-        raise AuthFailure(
-            429, "Too Many Requests: quota counter is contended", {"Retry-After": "1"}
-        )
+        return identity, self.plans[plan_name]
 
 
 @dataclass(frozen=True)
@@ -212,3 +155,83 @@ class JwtAuth:
                 return next(iter(self._keys.values()))
             raise jwt.InvalidKeyError(f"no key with kid {kid!r} in the JWKS")
         return self._keys[kid]
+
+
+# -- authorizers: one per auth mode, each wrapping a route's endpoint --------------------------
+
+
+class Authorizer(ABC):
+    """One auth mode: decides, before a route's endpoint runs, whether a request may reach it."""
+
+    @abstractmethod
+    async def authorize(self, request: Request) -> Caller:
+        """The request's caller, or AuthFailure saying why the request may not pass."""
+
+    def protect(self, endpoint: Endpoint) -> Endpoint:
+        """`endpoint` behind this authorizer: refusals are answered here, callers passed on."""
+
+        async def protected(request: Request) -> Response:
+            try:
+                request.state.caller = await self.authorize(request)
+            except AuthFailure as failure:
+                return error_response(
+                    failure.status,
+                    failure.message,
+                    request.state.request_id,
+                    headers=failure.headers,
+                )
+            return await endpoint(request)
+
+        return protected
+
+
+def caller_of(request: Request) -> Caller:
+    """The caller that the route's authorizer established for `request`."""
+    caller: Caller = request.state.caller
+    return caller
+
+
+class OpenAccess(Authorizer):
+    """auth='open' (or any route of an API open on loopback): every request passes, anonymous."""
+
+    async def authorize(self, request: Request) -> Caller:
+        """An anonymous caller."""
+        return Caller()
+
+
+class ApiKeyAuthorizer(Authorizer):
+    """auth='api_key': a known `x-api-key`, within its plan's rate, burst and daily quota."""
+
+    def __init__(self, keys: ApiKeys, rate_limiter: RateLimiter, quota: DailyQuota) -> None:
+        self.keys = keys
+        self.rate_limiter = rate_limiter
+        self.quota = quota
+
+    async def authorize(self, request: Request) -> Caller:
+        """The caller named by its API key (the quota is counted in the backend: a thread)."""
+        key = request.headers.get("x-api-key")
+        await run_in_threadpool(self.admit, key)
+        return Caller(api_key=key)
+
+    def admit(self, key: str | None) -> UsagePlan:
+        """Check `key`, spend a rate token, count it in the quota; its plan, or AuthFailure."""
+        identity, plan = self.keys.identify(key)
+        try:
+            self.rate_limiter.take(identity, plan)
+            self.quota.count(identity, plan)  # a throttled request does not use up the quota
+        except Throttled as exc:
+            raise AuthFailure(429, str(exc), {"Retry-After": str(exc.retry_after)}) from exc
+        return plan
+
+
+class JwtAuthorizer(Authorizer):
+    """auth='jwt': a bearer token the API's `JwtAuth` verifies; its claims name the caller."""
+
+    def __init__(self, verifier: JwtAuth | None) -> None:
+        self.verifier = verifier
+
+    async def authorize(self, request: Request) -> Caller:
+        """The caller named by the token's claims (401 if the API configures no JWT)."""
+        if self.verifier is None:
+            raise AuthFailure(401, "Unauthorized: no JWT verification is configured")
+        return Caller(claims=self.verifier.verify(request.headers.get("authorization")))

@@ -1,10 +1,14 @@
-"""The gateway's error responses: one JSON shape for every status, naming the request."""
+"""The gateway's endpoints and their error responses: one JSON shape for every status."""
 
 from __future__ import annotations
 
+from collections.abc import Awaitable, Callable
 from typing import Any
 
-from starlette.responses import JSONResponse
+from starlette.requests import Request
+from starlette.responses import JSONResponse, Response
+
+Endpoint = Callable[[Request], Awaitable[Response]]
 
 
 def error_response(

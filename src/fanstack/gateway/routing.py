@@ -1,58 +1,58 @@
-"""The gateway as an ASGI app (Starlette): auth, validation, mapping, integration, responses.
+"""The gateway as an ASGI app (Starlette): each route's endpoint behind its wrappers.
 
 Each request gets a request id (echoed in `x-request-id` on every response, 404s and 500s
-included, and in every log line), a body limit of 256 KiB (413) and a body deadline (408,
-`limits`), the route's auth (401/403/429), a media type check (415), validation against its
-OpenAPI operation (400 listing every invalid field), then its integration. A message is
-acknowledged with a 2xx only once the backend has stored it; a storage failure is a 503. Every
-error is JSON: `{"message", "request_id"[, "errors"]}`.
+included, and in every log line) and a body deadline (408, `limits`). A route's endpoint is
+wrapped, outermost first, in its body limit (413, `body_limit`) and its authorizer (401/403/429,
+`auth`, chosen once per route when the app is built); the endpoint itself checks the media type
+(415), validates against the route's OpenAPI operation (400 listing every invalid field), maps
+the request and runs its integration (`integrations`). A message is acknowledged with a 2xx
+only once the backend has stored it; a storage failure is a 503. Every error is JSON:
+`{"message", "request_id"[, "errors"]}`.
 """
 
 from __future__ import annotations
 
 import ipaddress
-import json
-import logging
-from collections.abc import Awaitable, Callable
-from typing import Any
+from collections.abc import Callable
 
 from starlette.applications import Starlette
 from starlette.concurrency import run_in_threadpool
 from starlette.exceptions import HTTPException
 from starlette.middleware import Middleware
 from starlette.middleware.cors import CORSMiddleware
-from starlette.requests import ClientDisconnect, Request
+from starlette.requests import Request
 from starlette.responses import HTMLResponse, JSONResponse, Response
 from starlette.routing import Route
 from starlette.types import ASGIApp
 
 from fanstack.backends.base import Backend
-from fanstack.core.errors import (
-    BackendUnavailable,
-    FanstackError,
-    FunctionError,
-    MessageTooLarge,
-    TooManyRequests,
+from fanstack.gateway.api import Api
+from fanstack.gateway.auth import (
+    API_KEY,
+    AUTH_MODES,
+    JWT,
+    OPEN,
+    ApiKeyAuthorizer,
+    Authorizer,
+    JwtAuthorizer,
+    OpenAccess,
+    bearer_matches,
+    caller_of,
 )
-from fanstack.core.message import TOPIC_MAX_MESSAGE_BYTES
-from fanstack.gateway import strict_json
-from fanstack.gateway.api import API_KEY, JWT, Api, Operation
-from fanstack.gateway.auth import QUOTA_TABLE, AuthFailure, bearer_matches
+from fanstack.gateway.body_limit import body_of, read_body_first
 from fanstack.gateway.body_timeout import BodyTimeoutMiddleware
 from fanstack.gateway.examples import add_examples
-from fanstack.gateway.expressions import RequestContext, render
+from fanstack.gateway.expressions import RequestContext
+from fanstack.gateway.integrations import integrate
 from fanstack.gateway.limits import ServerLimits
 from fanstack.gateway.media import UnsupportedMediaType
+from fanstack.gateway.operations import Operation
 from fanstack.gateway.request_id import RequestIdMiddleware
-from fanstack.gateway.responses import error_response
+from fanstack.gateway.responses import Endpoint, error_response
+from fanstack.gateway.throttling import QUOTA_TABLE, DailyQuota, RateLimiter
 from fanstack.table import Table
 
-log = logging.getLogger("fanstack.gateway")
-
-MAX_BODY_BYTES = TOPIC_MAX_MESSAGE_BYTES
 ADMIN_PREFIX = "/_fanstack"
-
-Endpoint = Callable[[Request], Awaitable[Response]]
 
 
 def is_loopback(host: str) -> bool:
@@ -76,10 +76,12 @@ class Gateway:
         host: str = "127.0.0.1",
         admin_token: str | None = None,
         limits: ServerLimits | None = None,
+        rate_limiter: RateLimiter | None = None,
     ):
         self.api = api
         self._backend = backend
-        self._quotas = Table(backend, QUOTA_TABLE)
+        self._quota = DailyQuota(Table(backend, QUOTA_TABLE))
+        self._rate_limiter = rate_limiter or RateLimiter()
         self.loopback = is_loopback(host)
         self.admin_token = admin_token or self.api.admin_token
         self.limits = limits or ServerLimits()
@@ -91,10 +93,8 @@ class Gateway:
 
     def asgi(self) -> ASGIApp:
         """The ASGI application."""
-        routes = [
-            Route(op.path, self._endpoint(op), methods=[op.method.upper()], name=op.operation_id)
-            for op in self.api.operations
-        ]
+        authorizers = self.authorizers()
+        routes = [self._route(op, authorizers[op.auth]) for op in self.api.operations]
         routes += [
             Route("/openapi.json", self._openapi, methods=["GET"]),
             Route("/docs", self._docs, methods=["GET"]),
@@ -117,157 +117,64 @@ class Gateway:
             Starlette(routes=routes, middleware=middleware, exception_handlers=handlers)
         )
 
+    def authorizers(self) -> dict[str, Authorizer]:
+        """The authorizer of each auth mode: every one open when the API is open on loopback."""
+        if not self.auth_enforced:
+            return dict.fromkeys(AUTH_MODES, OpenAccess())
+        return {
+            OPEN: OpenAccess(),
+            API_KEY: ApiKeyAuthorizer(self.api.api_keys, self._rate_limiter, self._quota),
+            JWT: JwtAuthorizer(self.api.jwt),
+        }
+
     # -- API routes ----------------------------------------------------------------------
 
+    def _route(self, operation: Operation, authorizer: Authorizer) -> Route:
+        """The route of an operation: its endpoint behind the body limit and its authorizer."""
+        endpoint = read_body_first(authorizer.protect(self._endpoint(operation)))
+        return Route(
+            operation.path,
+            endpoint,
+            methods=[operation.method.upper()],
+            name=operation.operation_id,
+        )
+
     def _endpoint(self, operation: Operation) -> Endpoint:
+        """What a route does with an admitted request: validate, map and integrate."""
+
         async def endpoint(request: Request) -> Response:
             request_id: str = request.state.request_id
+            headers = {k.lower(): v for k, v in request.headers.items()}
             try:
-                raw_body = await _read_body(request)
-                context = await self._admit(request, operation, request_id)
                 values, body, errors = operation.validator.validate(
                     request.path_params,
                     {k: request.query_params.getlist(k) for k in request.query_params},
-                    {k.lower(): v for k, v in request.headers.items()},
-                    raw_body,
+                    headers,
+                    body_of(request),
                     request.headers.get("content-type"),
                 )
-                if errors:
-                    return error_response(
-                        400,
-                        "Invalid request",
-                        request_id,
-                        errors=[e.to_dict() for e in errors],
-                    )
-                context = RequestContext(
-                    path=values["path"],
-                    query=values["query"],
-                    headers={k.lower(): v for k, v in request.headers.items()},
-                    body=body,
-                    request_id=request_id,
-                    api_key=context.api_key,
-                    claims=context.claims,
-                )
-                return await run_in_threadpool(self._integrate, operation, context)
-            except AuthFailure as failure:
-                return error_response(
-                    failure.status, failure.message, request_id, headers=failure.headers
-                )
-            except BodyTooLarge as exc:
-                return error_response(413, str(exc), request_id)
             except UnsupportedMediaType as exc:
                 field = {"in": "header", "name": "content-type", "message": str(exc)}
                 return error_response(415, "Unsupported Media Type", request_id, errors=[field])
-            except ClientDisconnect:
+            if errors:
                 return error_response(
-                    400, "the client closed the connection mid-request", request_id
+                    400, "Invalid request", request_id, errors=[e.to_dict() for e in errors]
                 )
+            caller = caller_of(request)
+            context = RequestContext(
+                path=values["path"],
+                query=values["query"],
+                headers=headers,
+                body=body,
+                request_id=request_id,
+                api_key=caller.api_key,
+                claims=caller.claims,
+            )
+            return await run_in_threadpool(
+                integrate, operation.integration, self.api.targets, context
+            )
 
         return endpoint
-
-    async def _admit(
-        self, request: Request, operation: Operation, request_id: str
-    ) -> RequestContext:
-        auth = operation.auth
-        if auth not in (API_KEY, JWT) or not self.auth_enforced:
-            return RequestContext(request_id=request_id)
-        if auth == API_KEY:
-            key = request.headers.get("x-api-key")
-            await run_in_threadpool(self.api.api_keys.admit, key, self._quotas)
-            return RequestContext(request_id=request_id, api_key=key)
-        if self.api.jwt is None:
-            raise AuthFailure(401, "Unauthorized: no JWT verification is configured")
-        claims = self.api.jwt.verify(request.headers.get("authorization"))
-        return RequestContext(request_id=request_id, claims=claims)
-
-    def _integrate(self, operation: Operation, context: RequestContext) -> Response:
-        integration = operation.integration
-        request_id = context.request_id
-        message = render(integration.body, context)
-        if isinstance(message, dict):
-            for key, template in integration.defaults.items():
-                if message.get(key) is None:
-                    message[key] = render(template, context)
-        attributes = {
-            name: value
-            for name, value in render(dict(integration.attributes), context).items()
-            if value not in (None, "")
-        }
-        group_id = render(integration.group_id, context) if integration.group_id else None
-        dedup_id = (
-            render(integration.deduplication_id, context) if integration.deduplication_id else None
-        )
-        try:
-            strict_json.check(message)  # never publish a body other readers cannot parse
-        except strict_json.InvalidJson as exc:
-            problem = {"in": "message", "name": exc.pointer, "message": exc.reason}
-            return error_response(
-                400, "The message would not be JSON", request_id, errors=[problem]
-            )
-        try:
-            outcome = self._call(
-                integration.kind, integration.target, message, attributes, group_id, dedup_id
-            )
-        except FunctionError as exc:
-            return JSONResponse(exc.to_dict(), status_code=502)
-        except TooManyRequests as exc:
-            return error_response(429, str(exc), request_id, headers={"Retry-After": "1"})
-        except MessageTooLarge as exc:
-            return error_response(413, str(exc), request_id)
-        except BackendUnavailable as exc:
-            return error_response(503, f"Service Unavailable: {exc}", request_id)
-        except FanstackError as exc:
-            if exc.sender_fault:
-                return error_response(400, str(exc), request_id, code=exc.code)
-            log.exception("integration failed")
-            return error_response(
-                503, "Service Unavailable: the message was not stored", request_id
-            )
-        except Exception:
-            log.exception("integration failed")
-            return error_response(
-                503, "Service Unavailable: the message was not stored", request_id
-            )
-        if integration.kind == "invoke":
-            return _function_response(outcome, integration.success_status)
-        key = "request_id" if integration.kind == "invoke_async" else "message_id"
-        if integration.response is None:
-            payload: Any = {key: outcome}
-        else:
-            scoped = RequestContext(
-                path=context.path,
-                query=context.query,
-                headers=context.headers,
-                body=context.body,
-                request_id=request_id,
-                api_key=context.api_key,
-                claims=context.claims,
-                message={"id": outcome, "body": message},
-            )
-            payload = render(integration.response, scoped)
-        return JSONResponse(payload, status_code=integration.success_status)
-
-    def _call(
-        self,
-        kind: str,
-        target: str,
-        message: Any,
-        attributes: dict[str, Any],
-        group_id: str | None,
-        dedup_id: str | None,
-    ) -> Any:
-        targets = self.api.targets
-        if kind == "publish":
-            return targets.topics[target].publish(
-                message, attributes=attributes, group_id=group_id, deduplication_id=dedup_id
-            )
-        if kind == "send":
-            return targets.queues[target].send(
-                message, attributes=attributes, group_id=group_id, deduplication_id=dedup_id
-            )
-        if kind == "invoke":
-            return targets.functions[target].invoke(message)
-        return targets.functions[target].invoke_async(message)
 
     # -- documents and admin -------------------------------------------------------------
 
@@ -318,40 +225,6 @@ class Gateway:
             return [backend.stats(spec.name).to_dict() for spec in backend.list_queues()]
 
         return JSONResponse({"queues": await run_in_threadpool(collect)})
-
-
-class BodyTooLarge(Exception):
-    """The request body exceeds the 256 KiB limit."""
-
-
-async def _read_body(request: Request) -> bytes:
-    declared = request.headers.get("content-length")
-    if declared is not None and declared.isdigit() and int(declared) > MAX_BODY_BYTES:
-        raise BodyTooLarge(
-            f"Payload Too Large: body is {declared} bytes; the limit is {MAX_BODY_BYTES} bytes"
-        )
-    chunks = []
-    size = 0
-    async for chunk in request.stream():
-        size += len(chunk)
-        if size > MAX_BODY_BYTES:
-            raise BodyTooLarge(
-                f"Payload Too Large: body exceeds the limit of {MAX_BODY_BYTES} bytes"
-            )
-        chunks.append(chunk)
-    return b"".join(chunks)
-
-
-def _function_response(result: Any, status: int) -> Response:
-    """A function's result as the response; API Gateway's proxy shape is honoured."""
-    if isinstance(result, dict) and isinstance(result.get("statusCode"), int):
-        body = result.get("body", "")
-        headers = {str(k): str(v) for k, v in (result.get("headers") or {}).items()}
-        if not isinstance(body, str):
-            body = json.dumps(body)
-            headers.setdefault("content-type", "application/json")
-        return Response(body, status_code=result["statusCode"], headers=headers)
-    return JSONResponse(result, status_code=status)
 
 
 _DOCS_PAGE = """<!doctype html>

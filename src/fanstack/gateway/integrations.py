@@ -1,0 +1,227 @@
+"""Integrations: where a route's requests go (`publish`, `send`, `invoke`, `invoke_async`).
+
+An `Integration` is declared with its route: the target, and templates (`expressions`) mapping
+the request to the message (body, defaults, attributes, group and deduplication ids) and to the
+response. `integrate` renders the message, hands it to the target among the app's `Targets`, and
+answers: 2xx only once the target has it, 502 with a function's error, 429/413/400 for what the
+target refused, 503 when it could not be stored.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import logging
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import Any, Protocol
+
+from starlette.responses import JSONResponse, Response
+
+from fanstack.core.errors import (
+    BackendUnavailable,
+    FanstackError,
+    FunctionError,
+    InvalidParameterValue,
+    MessageTooLarge,
+    TooManyRequests,
+)
+from fanstack.gateway import strict_json
+from fanstack.gateway.expressions import RequestContext, check_template, render
+from fanstack.gateway.responses import error_response
+
+log = logging.getLogger("fanstack.gateway")
+
+KINDS = ("publish", "send", "invoke", "invoke_async")
+DEFAULT_STATUS = {"publish": 202, "send": 202, "invoke": 200, "invoke_async": 202}
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Integration:
+    """Where a request goes and how it becomes a message."""
+
+    kind: str
+    target: str
+    body: Any = "$request.body"
+    attributes: Mapping[str, Any] = field(default_factory=dict)
+    defaults: Mapping[str, Any] = field(default_factory=dict)
+    group_id: str | None = None
+    deduplication_id: str | None = None
+    status: int | None = None
+    response: Any = None
+
+    def __post_init__(self) -> None:
+        if self.kind not in KINDS:
+            raise InvalidParameterValue(
+                f"integration type {self.kind!r}: use one of {', '.join(KINDS)}"
+            )
+        for name, template in (
+            ("body", self.body),
+            ("attributes", self.attributes),
+            ("defaults", self.defaults),
+            ("response", self.response),
+        ):
+            check_template(template, f"integration {name}")
+
+    @property
+    def success_status(self) -> int:
+        """The status of a successful response."""
+        return self.status or DEFAULT_STATUS[self.kind]
+
+
+class Deliver(Protocol):
+    """Publishing to a topic or sending to a queue: the message id, once the message is stored."""
+
+    def __call__(
+        self,
+        body: Any,
+        attributes: Mapping[str, Any] | None = None,
+        *,
+        group_id: str | None = None,
+        deduplication_id: str | None = None,
+    ) -> str:
+        """Store the message; its id."""
+        ...
+
+
+class Publisher(Protocol):
+    """A topic, as an integration publishes to it."""
+
+    @property
+    def publish(self) -> Deliver:
+        """Publish; returns the message id."""
+        ...
+
+
+class Sender(Protocol):
+    """A queue, as an integration sends to it."""
+
+    @property
+    def send(self) -> Deliver:
+        """Send; returns the message id."""
+        ...
+
+
+class Invocable(Protocol):
+    """A function, as an integration invokes it."""
+
+    def invoke(self, payload: Any) -> Any:
+        """Run now; the result."""
+        ...
+
+    def invoke_async(self, payload: Any) -> str:
+        """Queue an invocation; its request id."""
+        ...
+
+
+@dataclass(frozen=True, slots=True)
+class Targets:
+    """What routes may integrate with: the app's declared topics, queues and functions (live)."""
+
+    topics: Mapping[str, Publisher]
+    queues: Mapping[str, Sender]
+    functions: Mapping[str, Invocable]
+
+    def declares(self, integration: Integration) -> bool:
+        """Whether the target `integration` names is declared, of the kind it needs."""
+        declared: dict[str, Mapping[str, object]] = {
+            "publish": self.topics,
+            "send": self.queues,
+            "invoke": self.functions,
+            "invoke_async": self.functions,
+        }
+        return integration.target in declared[integration.kind]
+
+
+@dataclass(frozen=True, slots=True)
+class _Message:
+    body: Any
+    attributes: dict[str, Any]
+    group_id: str | None
+    deduplication_id: str | None
+
+
+def integrate(integration: Integration, targets: Targets, context: RequestContext) -> Response:
+    """Map the request to a message, hand it to its target, and answer (blocking: a thread)."""
+    request_id = context.request_id
+    message = _render_message(integration, context)
+    try:
+        strict_json.check(message.body)  # never publish a body other readers cannot parse
+    except strict_json.InvalidJson as exc:
+        problem = {"in": "message", "name": exc.pointer, "message": exc.reason}
+        return error_response(400, "The message would not be JSON", request_id, errors=[problem])
+    try:
+        outcome = _deliver(integration, targets, message)
+    except FunctionError as exc:
+        return JSONResponse(exc.to_dict(), status_code=502)
+    except TooManyRequests as exc:
+        return error_response(429, str(exc), request_id, headers={"Retry-After": "1"})
+    except MessageTooLarge as exc:
+        return error_response(413, str(exc), request_id)
+    except BackendUnavailable as exc:
+        return error_response(503, f"Service Unavailable: {exc}", request_id)
+    except Exception as exc:
+        if isinstance(exc, FanstackError) and exc.sender_fault:
+            return error_response(400, str(exc), request_id, code=exc.code)
+        log.exception("integration failed")
+        return error_response(503, "Service Unavailable: the message was not stored", request_id)
+    if integration.kind == "invoke":
+        return _function_response(outcome, integration.success_status)
+    key = "request_id" if integration.kind == "invoke_async" else "message_id"
+    if integration.response is None:
+        payload: Any = {key: outcome}
+    else:
+        stored = {"id": outcome, "body": message.body}
+        payload = render(integration.response, dataclasses.replace(context, message=stored))
+    return JSONResponse(payload, status_code=integration.success_status)
+
+
+def _render_message(integration: Integration, context: RequestContext) -> _Message:
+    """The message the integration's templates make of the request."""
+    body = render(integration.body, context)
+    if isinstance(body, dict):
+        for key, template in integration.defaults.items():
+            if body.get(key) is None:
+                body[key] = render(template, context)
+    attributes = {
+        name: value
+        for name, value in render(dict(integration.attributes), context).items()
+        if value not in (None, "")
+    }
+    group_id = render(integration.group_id, context) if integration.group_id else None
+    dedup_id = (
+        render(integration.deduplication_id, context) if integration.deduplication_id else None
+    )
+    return _Message(body, attributes, group_id, dedup_id)
+
+
+def _deliver(integration: Integration, targets: Targets, message: _Message) -> Any:
+    """Hand `message` to the integration's target: a message id, request id or result."""
+    target = integration.target
+    if integration.kind == "invoke":
+        return targets.functions[target].invoke(message.body)
+    if integration.kind == "invoke_async":
+        return targets.functions[target].invoke_async(message.body)
+    deliver = (
+        targets.topics[target].publish
+        if integration.kind == "publish"
+        else targets.queues[target].send
+    )
+    return deliver(
+        message.body,
+        attributes=message.attributes,
+        group_id=message.group_id,
+        deduplication_id=message.deduplication_id,
+    )
+
+
+def _function_response(result: Any, status: int) -> Response:
+    """A function's result as the response; API Gateway's proxy shape is honoured."""
+    if isinstance(result, dict) and isinstance(result.get("statusCode"), int):
+        body = result.get("body", "")
+        headers = {str(k): str(v) for k, v in (result.get("headers") or {}).items()}
+        if not isinstance(body, str):
+            body = json.dumps(body)
+            headers.setdefault("content-type", "application/json")
+        return Response(body, status_code=result["statusCode"], headers=headers)
+    return JSONResponse(result, status_code=status)
