@@ -1,26 +1,22 @@
-"""The backend-conformance fixture: every test here runs once per backend."""
+"""The backend-conformance fixtures: every test here runs once per backend.
+
+The `store` each test runs against comes from tests/conftest.py; `backend` opens it.
+"""
 
 from __future__ import annotations
 
 import time
-import uuid
-from collections.abc import Callable, Iterator
-from dataclasses import dataclass
-from pathlib import Path
+from collections.abc import Iterator
 from typing import Any
 
 import pytest
 
 from fanstack.backends.base import Backend, PublishRequest, new_message_id
-from fanstack.backends.nats import NatsBackend
-from fanstack.backends.sqlite import SQLiteBackend
 from fanstack.core.errors import FanstackError
 from fanstack.core.message import OutgoingMessage, ReceivedMessage, to_attributes
 from fanstack.core.specs import QueueSpec, SubscriptionSpec, TopicSpec
 
-from ..support.nats_server import NatsServer
-
-BACKENDS = ["sqlite", "nats"]
+from ..support.stores import Store
 
 
 class Clock:
@@ -39,28 +35,6 @@ class Clock:
 @pytest.fixture
 def clock() -> Clock:
     return Clock()
-
-
-@dataclass(frozen=True)
-class Store:
-    """Where a test's backend keeps its state; `open` gives another handle on the same store."""
-
-    kind: str
-    location: str
-
-    def open(self, clock: Callable[[], float] = time.time) -> Backend:
-        if self.kind == "sqlite":
-            return SQLiteBackend(self.location, clock=clock)
-        return NatsBackend(self.location, clock=clock)
-
-
-@pytest.fixture(params=BACKENDS)
-def store(request: pytest.FixtureRequest, tmp_path: Path) -> Store:
-    if request.param == "sqlite":
-        return Store("sqlite", str(tmp_path / "data"))
-    server: NatsServer = request.getfixturevalue("nats_server")
-    stream = "T" + uuid.uuid4().hex  # one journal per test: a fresh, isolated store
-    return Store("nats", f"nats://{server.url}?stream={stream}")
 
 
 @pytest.fixture

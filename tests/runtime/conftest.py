@@ -1,4 +1,5 @@
-"""Fixtures for runtime tests: an app on a fresh SQLite data dir, its runtime stopped afterwards."""
+"""Fixtures for runtime tests: an app on a fresh store of each backend, its runtime stopped
+afterwards, and the handlers' own store on the same backend."""
 
 from __future__ import annotations
 
@@ -11,10 +12,16 @@ import pytest
 
 from fanstack import App
 
+from ..support.stores import Store
+from . import handlers
+
+# For tests whose checks fail before any store is opened: one backend is enough.
+ONE_BACKEND = pytest.mark.parametrize("backend_kind", ["sqlite"])
+
 
 @pytest.fixture
-def app(tmp_path: Path) -> Iterator[App]:
-    app = App("runtime-test", data_dir=tmp_path / "state")
+def app(store: Store) -> Iterator[App]:
+    app = store.app("runtime-test")
     yield app
     if app._runtime is not None:
         app.runtime.stop(grace=5)
@@ -22,11 +29,14 @@ def app(tmp_path: Path) -> Iterator[App]:
 
 
 @pytest.fixture
-def handler_state(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Path]:
-    """The data dir handlers keep their own tables in (tests/runtime/handlers.py reads it)."""
-    state = tmp_path / "handler-state"
-    monkeypatch.setenv("HANDLER_STATE_DIR", str(state))
+def handler_state(
+    new_store: Callable[[str], Store], monkeypatch: pytest.MonkeyPatch
+) -> Iterator[Store]:
+    """The store handlers keep their own tables in (tests/runtime/handlers.py reads its URL)."""
+    state = new_store("handler-state")
+    monkeypatch.setenv(handlers.STATE_BACKEND, state.url)
     yield state
+    handlers.close_state()
 
 
 def order(work: Path, order_id: str, **fields: object) -> str:

@@ -7,10 +7,10 @@ test process can see side effects that happened in another process.
 from __future__ import annotations
 
 import ctypes
-import functools
 import json
 import logging
 import os
+import threading
 import time
 from pathlib import Path
 from typing import Any
@@ -18,6 +18,11 @@ from typing import Any
 from fanstack import idempotent
 
 log = logging.getLogger("handlers")
+
+# The environment variable naming the backend URL of the store handlers keep their tables in.
+STATE_BACKEND = "HANDLER_STATE_BACKEND"
+_state_apps: dict[str, Any] = {}  # one App per store URL, per process
+_state_lock = threading.Lock()
 
 
 def _body(record: dict[str, Any]) -> dict[str, Any]:
@@ -111,18 +116,31 @@ def chatty(event: dict[str, Any], context: Any) -> None:
     log.warning("handler says hello")
 
 
-def _state() -> Any:
-    """The App of the test's data dir, which the test passes down in HANDLER_STATE_DIR."""
-    from fanstack import App
+def state_app() -> Any:
+    """The App of the handlers' own store, whose URL the test passes down in STATE_BACKEND."""
+    url = os.environ[STATE_BACKEND]
+    with _state_lock:
+        if url not in _state_apps:
+            from fanstack import App
 
-    return App("handlers", data_dir=os.environ["HANDLER_STATE_DIR"])
+            _state_apps[url] = App("handlers", backend=url)
+        return _state_apps[url]
+
+
+def close_state() -> None:
+    """Close the handlers' stores this process opened (the test process, after a test)."""
+    with _state_lock:
+        apps = list(_state_apps.values())
+        _state_apps.clear()
+    for app in apps:
+        app.close()
 
 
 def charge_then_fail_first(event: dict[str, Any], context: Any) -> None:
     """Charges each order once (idempotent), but fails the batch on its first receive."""
     from fanstack import idempotent
 
-    state = _state()
+    state = state_app()
 
     @idempotent(state.table("idempotency"), key="body.order_id")
     def charge(record: dict[str, Any]) -> dict[str, Any]:
@@ -141,7 +159,7 @@ def call_flaky_dependency(event: dict[str, Any], context: Any) -> None:
     """Calls a dependency through a breaker; the dependency is down while `down` exists."""
     from fanstack import CircuitBreaker
 
-    state = _state()
+    state = state_app()
     breaker = CircuitBreaker(
         state.table("breakers"), "payments", failure_threshold=1, reset_timeout=2
     )
@@ -159,17 +177,10 @@ def note_destination(event: dict[str, Any], context: Any) -> None:
     _mark({"dir": event["requestPayload"]["dir"]}, f"dest-{event['requestContext']['condition']}")
 
 
-@functools.cache
-def _state_app(directory: str) -> Any:
-    from fanstack import App
-
-    return App("handlers", data_dir=directory)
-
-
 def _idempotency_table() -> Any:
     from fanstack.table import Table
 
-    return Table(lambda: _state_app(os.environ["HANDLER_STATE_DIR"]).backend, "idempotency")
+    return Table(lambda: state_app().backend, "idempotency")
 
 
 @idempotent(_idempotency_table(), key="body.order_id")

@@ -12,8 +12,9 @@ import pytest
 from fanstack import App
 from fanstack.core.errors import FunctionError, TooManyRequests
 
+from ..support.stores import Store
 from . import handlers
-from .conftest import wait_for
+from .conftest import ONE_BACKEND, wait_for
 
 
 def test_invoke_returns_the_result_from_a_worker(app: App) -> None:
@@ -90,16 +91,17 @@ def test_invoke_async_retries_then_sends_a_failure_record(app: App) -> None:
     assert app.queue_for(add.spec.async_queue).stats().visible == 0
 
 
-def test_invoke_async_is_durable_before_any_worker_runs(app: App, tmp_path: Path) -> None:
+def test_invoke_async_is_durable_before_any_worker_runs(app: App, store: Store) -> None:
     add = app.function(handlers.add)
     add.invoke_async({"a": 1, "b": 2})
     app.close()
-    reopened = App("runtime-test", data_dir=tmp_path / "state")
+    reopened = store.app("runtime-test")
     reopened.function(handlers.add)
     assert reopened.queue_for("fanstack-async-add").stats().visible == 1
     reopened.close()
 
 
+@ONE_BACKEND
 @pytest.mark.parametrize(
     ("options", "fragment"),
     [
@@ -117,6 +119,7 @@ def test_function_limits_are_enforced(app: App, options: dict[str, int], fragmen
         app.function(handlers.add, **options)
 
 
+@ONE_BACKEND
 @pytest.mark.parametrize(
     ("options", "fragment"),
     [
@@ -142,11 +145,9 @@ def test_invoke_async_can_send_its_record_to_a_function(app: App, work_dir: Path
     wait_for(lambda: list(work_dir.glob("dest-Success*")))
 
 
-def test_events_older_than_max_event_age_are_dropped_to_on_failure(tmp_path: Path) -> None:
-    from fanstack.backends.sqlite import SQLiteBackend
-
+def test_events_older_than_max_event_age_are_dropped_to_on_failure(store: Store) -> None:
     # The store's clock runs 2 hours behind: every event it stamps is already 2 hours old.
-    late = SQLiteBackend(tmp_path / "state", clock=lambda: time.time() - 7200)
+    late = store.open(clock=lambda: time.time() - 7200)
     app = App("aged", backend=late)
     failures = app.queue("failures")
     add = app.function(handlers.add, max_event_age=3600, on_failure=failures)

@@ -17,6 +17,7 @@ from fanstack import App, idempotent
 from fanstack.core.retry import RetryPolicy
 from fanstack.runtime.context import Context, Invocation, running
 
+from ..support.stores import Store
 from . import handlers
 from .conftest import markers, order, wait_for
 
@@ -31,8 +32,8 @@ def settled(queue: object) -> bool:
     return bool(stats.visible + stats.in_flight + stats.delayed == 0)
 
 
-def test_a_claim_expires_with_the_invocation_that_made_it(tmp_path: Path) -> None:
-    app = App("claims", data_dir=tmp_path / "claims")
+def test_a_claim_expires_with_the_invocation_that_made_it(store: Store) -> None:
+    app = store.app("claims")
     table = app.table("idempotency")
     frames: list[dict[str, object]] = []
     seen: list[float] = []
@@ -81,7 +82,7 @@ def test_kill_9_of_a_worker_releases_its_claim_at_once(app: App, work_dir: Path)
 
 
 def test_one_stuck_record_does_not_hold_back_its_batch(
-    app: App, work_dir: Path, handler_state: Path
+    app: App, work_dir: Path, handler_state: Store
 ) -> None:
     # Another invocation (here: this process) holds o-stuck's claim for a long time.
     holder = threading.Thread(

@@ -10,6 +10,7 @@ import pytest
 from fanstack import App, CircuitBreaker
 from fanstack.core.retry import RetryPolicy
 
+from ..support.stores import Store
 from . import handlers
 from .conftest import markers, order, wait_for
 
@@ -43,12 +44,12 @@ def test_concurrent_duplicates_charge_once(app: App, work_dir: Path) -> None:
 
 
 def test_open_breaker_leaves_messages_without_burning_receives(
-    app: App, work_dir: Path, handler_state: Path
+    app: App, work_dir: Path, handler_state: Store
 ) -> None:
     (work_dir / "down").write_text("")
     queue = app.queue("payments", max_receive_count=50, dead_letter=app.queue("payments-dlq"))
     breaker = CircuitBreaker(
-        App("handlers", data_dir=handler_state).table("breakers"),
+        handlers.state_app().table("breakers"),  # the handlers' store, as the workers see it
         "payments",
         failure_threshold=1,
         reset_timeout=2,

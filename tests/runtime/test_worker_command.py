@@ -15,6 +15,7 @@ import pytest
 
 from fanstack import App
 
+from ..support.stores import Store
 from .conftest import wait_for
 
 APP = textwrap.dedent(
@@ -46,14 +47,13 @@ def app_file(tmp_path: Path) -> Path:
     return path
 
 
-def start_worker(app_file: Path, data_dir: Path, grace: float) -> subprocess.Popen[str]:
+def start_worker(app_file: Path, store: Store, grace: float) -> subprocess.Popen[str]:
     return subprocess.Popen(
         [
             sys.executable,
             "-m",
             "fanstack.cli",
-            "--data-dir",
-            str(data_dir),
+            *store.cli_options(),
             "worker",
             str(app_file),
             "--grace",
@@ -64,19 +64,21 @@ def start_worker(app_file: Path, data_dir: Path, grace: float) -> subprocess.Pop
     )
 
 
-def send_jobs(data_dir: Path, work: Path, count: int, seconds: float) -> App:
-    app = App("shutdown", data_dir=data_dir)
+def send_jobs(store: Store, work: Path, count: int, seconds: float) -> App:
+    app = store.app("shutdown")
     jobs = app.queue("jobs", visibility_timeout=120)
     for n in range(count):
         jobs.send(json.dumps({"dir": str(work), "n": n, "seconds": seconds}))
     return app
 
 
-def test_sigterm_finishes_running_work_and_returns_the_rest(app_file: Path, tmp_path: Path) -> None:
-    data_dir, work = tmp_path / "state", tmp_path / "work"
+def test_sigterm_finishes_running_work_and_returns_the_rest(
+    app_file: Path, tmp_path: Path, store: Store
+) -> None:
+    work = tmp_path / "work"
     work.mkdir()
-    app = send_jobs(data_dir, work, count=6, seconds=2)
-    worker = start_worker(app_file, data_dir, grace=20)
+    app = send_jobs(store, work, count=6, seconds=2)
+    worker = start_worker(app_file, store, grace=20)
     wait_for(lambda: len(list(work.glob("start-*"))) == 2)
     worker.send_signal(signal.SIGTERM)
     _, stderr = worker.communicate(timeout=30)
@@ -106,11 +108,13 @@ def test_sigterm_finishes_running_work_and_returns_the_rest(app_file: Path, tmp_
     assert all(line["function"] == "slow" for line in handler_lines)
 
 
-def test_grace_period_over_hands_messages_back_at_once(app_file: Path, tmp_path: Path) -> None:
-    data_dir, work = tmp_path / "state", tmp_path / "work"
+def test_grace_period_over_hands_messages_back_at_once(
+    app_file: Path, tmp_path: Path, store: Store
+) -> None:
+    work = tmp_path / "work"
     work.mkdir()
-    app = send_jobs(data_dir, work, count=1, seconds=60)
-    worker = start_worker(app_file, data_dir, grace=1)
+    app = send_jobs(store, work, count=1, seconds=60)
+    worker = start_worker(app_file, store, grace=1)
     wait_for(lambda: list(work.glob("start-*")))
     began = time.monotonic()
     worker.send_signal(signal.SIGINT)
@@ -121,11 +125,13 @@ def test_grace_period_over_hands_messages_back_at_once(app_file: Path, tmp_path:
     app.close()
 
 
-def test_kill_9_of_the_worker_command_loses_nothing(app_file: Path, tmp_path: Path) -> None:
-    data_dir, work = tmp_path / "state", tmp_path / "work"
+def test_kill_9_of_the_worker_command_loses_nothing(
+    app_file: Path, tmp_path: Path, store: Store
+) -> None:
+    work = tmp_path / "work"
     work.mkdir()
-    app = send_jobs(data_dir, work, count=1, seconds=60)
-    worker = start_worker(app_file, data_dir, grace=1)
+    app = send_jobs(store, work, count=1, seconds=60)
+    worker = start_worker(app_file, store, grace=1)
     wait_for(lambda: list(work.glob("start-*")))
     os.kill(worker.pid, signal.SIGKILL)
     worker.communicate(timeout=10)
