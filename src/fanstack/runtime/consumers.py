@@ -116,7 +116,7 @@ class ConsumerLoop:
         fields = _batch_fields(self.queue.name, batch)
         with (
             log_context(function=self.function.name, **fields),
-            self.runtime.keep_visible(
+            self.runtime.heartbeat.keep_visible(
                 self.queue.name, handles, self.queue.visibility_timeout, received_at
             ),
         ):

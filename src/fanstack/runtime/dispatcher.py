@@ -16,7 +16,6 @@ import time
 from collections.abc import Callable, Collection, Mapping, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
 from concurrent.futures import wait as wait_futures
-from contextlib import AbstractContextManager
 from dataclasses import dataclass
 
 from fanstack.backends import open_backend
@@ -225,16 +224,6 @@ class Dispatcher:
             pool.close()
 
     # -- the heartbeat thread -----------------------------------------------------------
-
-    def keep_visible(
-        self,
-        queue: str,
-        receipt_handles: Sequence[str],
-        visibility_timeout: int,
-        received_at: float,
-    ) -> AbstractContextManager[None]:
-        """Inside the block, the messages' visibility is extended while the batch runs."""
-        return self.heartbeat.keep_visible(queue, receipt_handles, visibility_timeout, received_at)
 
     def _heartbeat(self) -> None:
         while not (self.stopping.is_set() and not self._futures):

@@ -7,12 +7,12 @@ from __future__ import annotations
 
 import random
 import threading
-from collections.abc import Callable, Sequence
-from contextlib import AbstractContextManager
+from collections.abc import Callable
 from typing import Protocol
 
 from fanstack.backends.base import Backend
 from fanstack.runtime.functions import Function
+from fanstack.runtime.heartbeat import Heartbeat
 from fanstack.runtime.pool import WorkerPool
 
 
@@ -22,6 +22,7 @@ class Host(Protocol):
     stopping: threading.Event
     forced: threading.Event
     rng: random.Random
+    heartbeat: Heartbeat  # keeps a running batch's messages invisible
 
     @property
     def backend(self) -> Backend:
@@ -34,14 +35,4 @@ class Host(Protocol):
 
     def run_batch(self, run: Callable[[], None], release: threading.Semaphore) -> None:
         """Run `run()` on the batch executor, releasing the slot when done."""
-        ...
-
-    def keep_visible(
-        self,
-        queue: str,
-        receipt_handles: Sequence[str],
-        visibility_timeout: int,
-        received_at: float,
-    ) -> AbstractContextManager[None]:
-        """Inside the block, the messages' visibility is extended while the batch runs."""
         ...

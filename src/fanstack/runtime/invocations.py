@@ -100,7 +100,7 @@ class AsyncInvoker:
                 permit.cancel()
                 self._finish(message, request, None, EVENT_AGE_EXCEEDED, attempt - 1, now)
                 return
-            with self.runtime.keep_visible(
+            with self.runtime.heartbeat.keep_visible(
                 self.name, [message.receipt_handle], self._visibility(), received_at
             ):
                 outcome = permit.run(request["payload"])
