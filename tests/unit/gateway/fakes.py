@@ -14,17 +14,14 @@ from starlette.responses import JSONResponse, Response
 from fanstack.core.errors import ConditionalCheckFailed
 from fanstack.gateway.responses import Endpoint
 
+from ...support.clocks import FixedClock
+
 NOON = datetime(2024, 5, 1, 12, tzinfo=UTC).timestamp()
 
 
-@dataclass
-class Clock:
-    """A time in seconds that only the test moves (noon UTC on a fixed day at first)."""
-
-    now: float = NOON
-
-    def __call__(self) -> float:
-        return self.now
+def Clock() -> FixedClock:
+    """A clock only the test moves, at noon UTC on a fixed day at first."""
+    return FixedClock(NOON)
 
 
 @dataclass

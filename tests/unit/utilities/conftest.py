@@ -10,18 +10,9 @@ import pytest
 from fanstack.backends.sqlite import SQLiteBackend
 from fanstack.table import Table
 
+from ...support.clocks import FixedClock
 
-class Clock:
-    """A fixed time the test moves forward."""
-
-    def __init__(self) -> None:
-        self.now = 1_000_000.0
-
-    def __call__(self) -> float:
-        return self.now
-
-    def advance(self, seconds: float) -> None:
-        self.now += seconds
+Clock = FixedClock
 
 
 @pytest.fixture
