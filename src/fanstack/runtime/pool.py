@@ -7,6 +7,7 @@ and a worker that dies (segfault, `os._exit`, memory cap) fails only the invocat
 
 from __future__ import annotations
 
+import collections
 import logging
 import threading
 import time
@@ -68,6 +69,8 @@ class WorkerPool:
         self._running: set[Worker] = set()
         self._busy = 0
         self._cold_pending: set[str] = set()  # pollers waiting on a cold start
+        # Per poller: leased batches waiting for a warm worker.
+        self._waiting_for_warm: collections.Counter[str] = collections.Counter()
         self._closed = False
         self._changed = threading.Condition()
 
@@ -91,14 +94,15 @@ class WorkerPool:
     def permit(self, poller: str, timeout: float) -> Permit | None:
         """Permission for `poller` to lease messages now, or None after `timeout`.
 
-        Granted while a warm worker is idle, or for one batch per poller that will wait on a
-        cold start: messages are leased only as fast as workers become ready to take them.
+        Granted to each poller for one batch per warm worker (the next batch of a busy worker
+        waits for it, so the worker never waits for a receive), or for one batch per poller that
+        will wait on a cold start: messages are leased only as fast as workers become ready.
         """
         deadline = time.monotonic() + timeout
         with self._changed:
             while not self._closed:
-                cutoff = time.monotonic() - self.idle_timeout
-                if any(w.last_used >= cutoff and w.alive() for w in self._idle):
+                if self._waiting_for_warm[poller] < self._warm_workers():
+                    self._waiting_for_warm[poller] += 1
                     return Permit(self, poller, cold=False)
                 if poller not in self._cold_pending and self._busy < self.concurrency:
                     self._cold_pending.add(poller)
@@ -123,6 +127,18 @@ class WorkerPool:
             },
         )
         return worker
+
+    def _warm_workers(self) -> int:
+        """Workers ready now: invoking, or idle and not due to stop (the caller holds the lock)."""
+        cutoff = time.monotonic() - self.idle_timeout
+        fresh = sum(1 for w in self._idle if w.last_used >= cutoff and w.alive())
+        return fresh + len(self._running)
+
+    def warm_permit_done(self, poller: str) -> None:
+        """A warm permit's batch has a worker (or was never leased)."""
+        with self._changed:
+            self._waiting_for_warm[poller] -= 1
+            self._changed.notify_all()
 
     def cold_start_done(self, poller: str) -> None:
         """`poller`'s cold start is under way (or not needed): it may lease on one again."""
@@ -286,16 +302,21 @@ class Permit:
         self.pool = pool
         self.poller = poller
         self.cold = cold
+        self._open = True
 
     def run(self, event: Any, log_fields: Mapping[str, Any] | None = None) -> Outcome:
-        """Run `event` in a worker (the pool's cold start for this poller ends once it has one)."""
+        """Run `event` in a worker (the permit ends once the batch has one)."""
         worker = self.pool.acquire(block=True)
         if worker is not None:
             self.cancel()
         return self.pool.run_on(worker, event, log_fields, on_started=self.cancel)
 
     def cancel(self) -> None:
-        """Nothing (more) to wait for: let the poller lease on a cold start again."""
+        """Nothing (more) to wait for: the poller may lease again on what this permit held."""
+        if not self._open:
+            return
+        self._open = False
         if self.cold:
-            self.cold = False
             self.pool.cold_start_done(self.poller)
+        else:
+            self.pool.warm_permit_done(self.poller)
