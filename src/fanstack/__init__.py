@@ -1,7 +1,7 @@
 """fanstack: serverless fan-out you run yourself — topics, filter policies, queues, DLQs."""
 
 from fanstack.app import App, Queue, Topic
-from fanstack.backends.base import Backend, QueueStats, TableItem
+from fanstack.backends.base import Backend
 from fanstack.core.batch import BatchFailure, BatchResult, BatchSuccess
 from fanstack.core.errors import (
     BackendNotInstalled,
@@ -35,7 +35,9 @@ from fanstack.core.errors import (
     TopicDoesNotExist,
 )
 from fanstack.core.message import MessageAttribute, ReceivedMessage
+from fanstack.core.records import QueueStats
 from fanstack.core.retry import RetryPolicy
+from fanstack.core.tables import TableItem
 from fanstack.runtime.functions import Function
 from fanstack.runtime.records import SQSRecord, records
 from fanstack.table import Table

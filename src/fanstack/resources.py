@@ -9,7 +9,7 @@ from __future__ import annotations
 from collections.abc import Callable, Mapping, Sequence
 from typing import Any, Protocol, TypeVar
 
-from fanstack.backends.base import Backend, EntryResult, PublishRequest, QueueStats, new_message_id
+from fanstack.backends.base import Backend
 from fanstack.core.batch import BatchResult, check_batch_size, entry_ids
 from fanstack.core.errors import FanstackError, InvalidParameterValue
 from fanstack.core.filter_policy import FilterPolicy
@@ -23,6 +23,7 @@ from fanstack.core.message import (
     message_size,
     to_attributes,
 )
+from fanstack.core.records import EntryResult, PublishRequest, QueueStats, new_message_id
 from fanstack.core.specs import (
     MAX_WAIT_SECONDS,
     SCOPE_ALIASES,

@@ -10,7 +10,8 @@ from __future__ import annotations
 from collections.abc import Callable, Mapping
 from typing import Any
 
-from fanstack.backends.base import Backend, TableItem
+from fanstack.backends.base import Backend
+from fanstack.core.tables import TableItem
 
 
 class Table:

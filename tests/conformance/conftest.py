@@ -11,9 +11,10 @@ from typing import Any
 
 import pytest
 
-from fanstack.backends.base import Backend, PublishRequest, new_message_id
+from fanstack.backends.base import Backend
 from fanstack.core.errors import FanstackError
 from fanstack.core.message import OutgoingMessage, ReceivedMessage, to_attributes
+from fanstack.core.records import PublishRequest, new_message_id
 from fanstack.core.specs import QueueSpec, SubscriptionSpec, TopicSpec
 
 from ..support.stores import Store

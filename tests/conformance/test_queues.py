@@ -316,8 +316,8 @@ def test_default_max_message_size_is_one_mebibyte(backend: Backend) -> None:
 
 
 def test_batch_send_stores_valid_entries_and_reports_invalid_ones(backend: Backend) -> None:
-    from fanstack.backends.base import new_message_id
     from fanstack.core.message import OutgoingMessage
+    from fanstack.core.records import new_message_id
 
     queue(backend, "q", max_message_size=1024)
     messages = [OutgoingMessage(id=new_message_id(), body=b) for b in ("ok", "y" * 2000, "fine")]

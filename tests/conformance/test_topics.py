@@ -6,7 +6,7 @@ import json
 
 import pytest
 
-from fanstack.backends.base import Backend, PublishRequest
+from fanstack.backends.base import Backend
 from fanstack.core.errors import (
     InvalidFilterPolicy,
     InvalidParameterValue,
@@ -14,6 +14,7 @@ from fanstack.core.errors import (
     MissingParameter,
     TopicDoesNotExist,
 )
+from fanstack.core.records import PublishRequest
 
 from .conftest import Clock, drain, publish, queue, subscribe, topic
 

@@ -10,99 +10,32 @@ success, the `FanstackError` instance on failure, so one bad entry never sinks t
 
 from __future__ import annotations
 
-import dataclasses
-import json
 import time
-import uuid
 from abc import ABC, abstractmethod
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass, field
 from typing import Any
 
 from fanstack.core.errors import (
     FanstackError,
     InvalidParameterValue,
-    MissingParameter,
     QueueNameExists,
 )
-from fanstack.core.fanout import Delivery, Publication, Route, content_hash, plan_publication
+from fanstack.core.fanout import Delivery, Publication, Route, plan_publication
 from fanstack.core.message import (
-    MessageAttribute,
     OutgoingMessage,
     ReceivedMessage,
-    check_message,
-    check_ordering_id,
 )
-from fanstack.core.queue_rules import MAX_RECEIVE_BATCH, visibility_timeout_error
+from fanstack.core.queue_rules import MAX_RECEIVE_BATCH, check_send, visibility_timeout_error
+from fanstack.core.records import Clock, EntryResult, PublishRequest, QueueStats, new_message_id
 from fanstack.core.specs import (
     FILTER_POLICIES_PER_TOPIC,
-    MAX_DELAY,
     MAX_WAIT_SECONDS,
     QueueSpec,
     SubscriptionSpec,
     TopicSpec,
     check_dead_letter,
-    check_name,
 )
-
-MAX_ITEM_BYTES = 400 * 1024  # DynamoDB's item size limit
-MAX_KEY_LENGTH = 1024
-
-Clock = Callable[[], float]
-EntryResult = str | FanstackError | None
-
-
-@dataclass(frozen=True, slots=True)
-class PublishRequest:
-    """One message to publish to a topic (attributes already validated, see `to_attributes`)."""
-
-    body: str
-    attributes: Mapping[str, MessageAttribute] = field(default_factory=dict)
-    subject: str | None = None
-    group_id: str | None = None
-    deduplication_id: str | None = None
-
-
-@dataclass(frozen=True, slots=True)
-class QueueStats:
-    """Depths and ages of one queue, as `fanstack queues` shows them."""
-
-    name: str
-    visible: int
-    in_flight: int
-    delayed: int
-    oldest_age: float | None
-    dead_letter_depth: int | None
-    expired: int
-    dead_lettered: int
-
-    def to_dict(self) -> dict[str, object]:
-        """Plain dict for JSON output."""
-        return {
-            "name": self.name,
-            "visible": self.visible,
-            "in_flight": self.in_flight,
-            "delayed": self.delayed,
-            "oldest_age": self.oldest_age,
-            "dead_letter_depth": self.dead_letter_depth,
-            "expired": self.expired,
-            "dead_lettered": self.dead_lettered,
-        }
-
-
-@dataclass(frozen=True, slots=True)
-class TableItem:
-    """One item of a table: its key, JSON object value, version (from 1) and expiry."""
-
-    key: str
-    value: Mapping[str, Any]
-    version: int
-    expires_at: float | None = None
-
-
-def new_message_id() -> str:
-    """A fresh message id (a UUID, as SNS and SQS issue)."""
-    return str(uuid.uuid4())
+from fanstack.core.tables import TableItem, check_table_key, encode_item
 
 
 class Backend(ABC):
@@ -274,7 +207,7 @@ class Backend(ABC):
 
     def table_get(self, table: str, key: str) -> TableItem | None:
         """The live item at `key`, or None (an expired item is absent); one consistent read."""
-        _check_table_key(table, key)
+        check_table_key(table, key)
         return self.get_item(table, key)
 
     def table_put(
@@ -292,21 +225,7 @@ class Backend(ABC):
         `if_absent` needs no live item, `if_version` the live item at that version; a failed
         condition raises ConditionalCheckFailed and changes nothing. `ttl` counts from `clock()`.
         """
-        _check_table_key(table, key)
-        if not isinstance(value, Mapping):
-            raise InvalidParameterValue(f"table {table!r} key {key!r}: value must be an object")
-        try:
-            text = json.dumps(value, separators=(",", ":"), allow_nan=False)
-        except (TypeError, ValueError) as exc:
-            raise InvalidParameterValue(
-                f"table {table!r} key {key!r}: value is not JSON-serializable ({exc})"
-            ) from exc
-        size = len(text.encode()) + len(key.encode())
-        if size > MAX_ITEM_BYTES:
-            raise InvalidParameterValue(
-                f"table {table!r} key {key!r}: item is {size} bytes; the item size limit is "
-                f"{MAX_ITEM_BYTES} bytes"
-            )
+        text = encode_item(table, key, value)
         if ttl is not None and ttl <= 0:
             raise InvalidParameterValue(f"table {table!r} key {key!r}: ttl is {ttl}; need > 0")
         if if_absent and if_version is not None:
@@ -320,12 +239,12 @@ class Backend(ABC):
 
     def table_delete(self, table: str, key: str, *, if_version: int | None = None) -> bool:
         """Delete the item at `key` (atomically checking `if_version`); True if a live one was."""
-        _check_table_key(table, key)
+        check_table_key(table, key)
         return self.delete_item(table, key, if_version=if_version)
 
     def table_scan(self, table: str, *, prefix: str = "", limit: int = 1000) -> list[TableItem]:
         """Live items in key order, optionally under a key prefix (a snapshot read)."""
-        _check_table_key(table, prefix or "-")
+        check_table_key(table, prefix or "-")
         if not 1 <= limit <= 10_000:
             raise InvalidParameterValue(f"scan limit is {limit}; it must be between 1 and 10000")
         return self.scan_items(table, prefix, limit)
@@ -370,7 +289,7 @@ class Backend(ABC):
         publications: list[Publication] = []
         for message in messages:
             try:
-                checked = self._checked(spec, message)
+                checked = check_send(spec, message)
                 delivery = Delivery(queue, deduplication_id=checked.deduplication_id)
                 publications.append(Publication(checked, [delivery]))
                 results.append(message.id)
@@ -379,44 +298,6 @@ class Backend(ABC):
         if publications:
             self.commit(publications)
         return results
-
-    def _checked(self, spec: QueueSpec, message: OutgoingMessage) -> OutgoingMessage:
-        check_message(
-            message.body,
-            message.attributes,
-            max_bytes=spec.max_message_size,
-            where=f"queue {spec.name!r}",
-        )
-        delay = message.delay_seconds
-        if delay is not None and not (0 <= delay <= MAX_DELAY):
-            raise InvalidParameterValue(f"delay is {delay}; it must be between 0 and {MAX_DELAY}")
-        if message.group_id is not None:  # standard queues take a group id too (fair queues)
-            check_ordering_id("group_id", message.group_id)
-        if message.deduplication_id is not None:
-            check_ordering_id("deduplication_id", message.deduplication_id)
-        if not spec.fifo:
-            if message.deduplication_id is not None:
-                raise InvalidParameterValue(
-                    f"queue {spec.name!r} is not FIFO: deduplication_id is only for FIFO queues"
-                )
-            return message
-        if delay:
-            raise InvalidParameterValue(
-                f"FIFO queue {spec.name!r} takes a delay per queue only, not per message "
-                f"(got {delay}; only 0 is accepted)"
-            )
-        if message.group_id is None:
-            raise MissingParameter(f"FIFO queue {spec.name!r} needs a group_id on every message")
-        if message.deduplication_id is None and not spec.content_based_deduplication:
-            raise InvalidParameterValue(
-                f"FIFO queue {spec.name!r} needs a deduplication_id "
-                "(or content_based_deduplication=True on the queue)"
-            )
-        return dataclasses.replace(
-            message,
-            delay_seconds=None,  # a per-message 0 leaves the queue's delay in force
-            deduplication_id=message.deduplication_id or content_hash(message.body),
-        )
 
     def publish(self, topic: str, requests: Sequence[PublishRequest]) -> list[EntryResult]:
         """Fan messages out to every matching subscription; each all-or-none, in one step."""
@@ -503,11 +384,3 @@ class Backend(ABC):
                 on_moved(count)
             if count < batch:
                 return moved
-
-
-def _check_table_key(table: str, key: str) -> None:
-    check_name("table", table, fifo=False)  # the rules of queue names: no '.', no '/'
-    if not isinstance(key, str) or not 1 <= len(key) <= MAX_KEY_LENGTH:
-        raise InvalidParameterValue(
-            f"table {table!r}: key {key!r} must be a string of 1-{MAX_KEY_LENGTH} characters"
-        )

@@ -9,10 +9,10 @@ from typing import Any
 
 import click
 
-from fanstack.backends.base import PublishRequest, QueueStats, new_message_id
 from fanstack.cli.base import console, emit_json, main, open_store, plain_table
 from fanstack.core.errors import FanstackError, InvalidAttributeValue
 from fanstack.core.message import MessageAttribute, OutgoingMessage, ReceivedMessage, to_attributes
+from fanstack.core.records import PublishRequest, QueueStats, new_message_id
 
 
 @main.command()

@@ -53,7 +53,7 @@ import zlib
 from collections.abc import Coroutine, Sequence
 from typing import Any, TypeVar
 
-from fanstack.backends.base import Backend, Clock, EntryResult, QueueStats, TableItem
+from fanstack.backends.base import Backend
 from fanstack.backends.nats.options import NatsOptions
 from fanstack.backends.nats.snapshot import from_snapshot, to_snapshot
 from fanstack.backends.nats.state import State, subscriptions_of
@@ -68,7 +68,9 @@ from fanstack.core.errors import (
 )
 from fanstack.core.fanout import Publication, Route, make_route
 from fanstack.core.message import ReceivedMessage, encode_attributes
+from fanstack.core.records import Clock, EntryResult, QueueStats
 from fanstack.core.specs import QueueSpec, SubscriptionSpec, TopicSpec
+from fanstack.core.tables import TableItem
 
 try:
     import nats
@@ -97,7 +99,6 @@ CATCH_UP_AFTER = 0.5  # seconds to wait for the tail before reading entries dire
 
 class NatsBackend(Backend):
     """SNS/SQS semantics replicated through a JetStream journal."""
-
 
     def __init__(self, url: str, *, clock: Clock = time.time) -> None:
         super().__init__(clock=clock)

@@ -16,10 +16,6 @@ from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from typing import Any
 
-from fanstack.backends.base import (
-    EntryResult,
-    QueueStats,
-)
 from fanstack.core.errors import (
     FanstackError,
     InvalidParameterValue,
@@ -38,6 +34,7 @@ from fanstack.core.queue_rules import (
     receipt_handle_expired,
     visibility_timeout_error,
 )
+from fanstack.core.records import EntryResult, QueueStats
 from fanstack.core.specs import (
     DEDUPLICATION_INTERVAL,
     QueueSpec,

@@ -22,8 +22,8 @@ from nats.js.errors import (
     NoKeysError,
 )
 
-from fanstack.backends.base import TableItem
 from fanstack.core.errors import BackendUnavailable, ConditionalCheckFailed
+from fanstack.core.tables import TableItem
 
 ATTEMPTS = 100
 

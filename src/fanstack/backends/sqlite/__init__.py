@@ -32,7 +32,7 @@ import time
 from collections.abc import Sequence
 from pathlib import Path
 
-from fanstack.backends.base import Backend, Clock, EntryResult, QueueStats, TableItem
+from fanstack.backends.base import Backend
 from fanstack.backends.sqlite import schema
 from fanstack.backends.sqlite.catalog import Catalog
 from fanstack.backends.sqlite.database import Database
@@ -43,7 +43,9 @@ from fanstack.backends.sqlite.topics import Topics
 from fanstack.core.errors import InvalidParameterValue
 from fanstack.core.fanout import Publication, Route
 from fanstack.core.message import ReceivedMessage
+from fanstack.core.records import Clock, EntryResult, QueueStats
 from fanstack.core.specs import QueueSpec, SubscriptionSpec, TopicSpec
+from fanstack.core.tables import TableItem
 
 __all__ = ["BUSY_TIMEOUT_MS", "DATABASE_FILE", "SQLiteBackend"]
 
@@ -53,7 +55,6 @@ BUSY_TIMEOUT_MS = 30_000
 
 class SQLiteBackend(Backend):
     """SNS/SQS semantics on one SQLite file (WAL), shared safely by threads and processes."""
-
 
     def __init__(
         self,

@@ -16,11 +16,6 @@ import time
 from collections.abc import Sequence
 from typing import Any
 
-from fanstack.backends.base import (
-    Clock,
-    EntryResult,
-    QueueStats,
-)
 from fanstack.backends.sqlite.catalog import Catalog
 from fanstack.backends.sqlite.database import Database
 from fanstack.backends.sqlite.messages import COLUMNS, delete_where, received_messages, release
@@ -39,6 +34,7 @@ from fanstack.core.queue_rules import (
     receipt_handle_expired,
     visibility_timeout_error,
 )
+from fanstack.core.records import Clock, EntryResult, QueueStats
 from fanstack.core.specs import QueueSpec
 
 log = logging.getLogger("fanstack.backends.sqlite")

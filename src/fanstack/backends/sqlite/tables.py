@@ -9,9 +9,9 @@ from __future__ import annotations
 import json
 import sqlite3
 
-from fanstack.backends.base import TableItem
 from fanstack.backends.sqlite.database import Database
 from fanstack.core.errors import ConditionalCheckFailed
+from fanstack.core.tables import TableItem
 
 
 class Tables:
