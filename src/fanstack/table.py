@@ -57,6 +57,8 @@ class Table:
         """Delete the item at `key`; True if there was one."""
         return self._backend().table_delete(self.name, key, if_version=if_version)
 
-    def scan(self, prefix: str = "", limit: int = 1000) -> list[TableItem]:
-        """Items in key order, optionally under a key prefix."""
-        return self._backend().table_scan(self.name, prefix=prefix, limit=limit)
+    def scan(self, prefix: str = "", limit: int = 1000, start_after: str = "") -> list[TableItem]:
+        """Items in key order, optionally under a key prefix and after a key (to page)."""
+        return self._backend().table_scan(
+            self.name, prefix=prefix, limit=limit, start_after=start_after
+        )

@@ -62,6 +62,16 @@ def test_scan_in_key_order_under_a_prefix(backend: Backend) -> None:
     assert [i.key for i in backend.table_scan("t", limit=2)] == ["a/1", "b/1"]
 
 
+def test_scan_pages_after_a_key(backend: Backend) -> None:
+    for key in ("p/1", "p/2", "p/3", "p/4", "q/1"):
+        backend.table_put("t", key, {"k": key})
+    first = backend.table_scan("t", prefix="p/", limit=2)
+    assert [i.key for i in first] == ["p/1", "p/2"]
+    rest = backend.table_scan("t", prefix="p/", limit=2, start_after=first[-1].key)
+    assert [i.key for i in rest] == ["p/3", "p/4"]
+    assert backend.table_scan("t", prefix="p/", start_after="p/4") == []
+
+
 @pytest.mark.parametrize(
     ("value", "fragment"),
     [

@@ -200,8 +200,14 @@ class Backend(ABC):
         """Atomically delete the live item (if at `if_version`); True if one was deleted."""
 
     @abstractmethod
-    def scan_items(self, table: str, prefix: str, limit: int) -> list[TableItem]:
-        """Live items whose key starts with `prefix`, in key order, at most `limit`."""
+    def scan_items(
+        self, table: str, prefix: str, limit: int, start_after: str = ""
+    ) -> list[TableItem]:
+        """Live items whose key starts with `prefix`, in key order, at most `limit`.
+
+        Only keys greater than `start_after` are returned, so a caller pages through a large
+        table (an archive replayed in order) as with DynamoDB's ExclusiveStartKey.
+        """
 
     # -- policy (shared by every backend) -------------------------------------------------
 
@@ -242,12 +248,14 @@ class Backend(ABC):
         check_table_key(table, key)
         return self.delete_item(table, key, if_version=if_version)
 
-    def table_scan(self, table: str, *, prefix: str = "", limit: int = 1000) -> list[TableItem]:
-        """Live items in key order, optionally under a key prefix (a snapshot read)."""
+    def table_scan(
+        self, table: str, *, prefix: str = "", limit: int = 1000, start_after: str = ""
+    ) -> list[TableItem]:
+        """Live items in key order, optionally under a key prefix and after a key."""
         check_table_key(table, prefix or "-")
         if not 1 <= limit <= 10_000:
             raise InvalidParameterValue(f"scan limit is {limit}; it must be between 1 and 10000")
-        return self.scan_items(table, prefix, limit)
+        return self.scan_items(table, prefix, limit, start_after)
 
     def declare_queue(self, spec: QueueSpec) -> None:
         """Create the queue, or bring an existing one to this spec (the app code is the stack)."""

@@ -587,9 +587,11 @@ class NatsBackend(Backend):
         """Delete the live item, conditionally."""
         return self._run(self._tables.delete(table, key, self.clock(), if_version=if_version))
 
-    def scan_items(self, table: str, prefix: str, limit: int) -> list[TableItem]:
-        """Live items in key order under `prefix`."""
-        return self._run(self._tables.scan(table, prefix, limit, self.clock()))
+    def scan_items(
+        self, table: str, prefix: str, limit: int, start_after: str = ""
+    ) -> list[TableItem]:
+        """Live items in key order under `prefix`, after `start_after`."""
+        return self._run(self._tables.scan(table, prefix, limit, self.clock(), start_after))
 
 
 def _publication(publication: Publication) -> dict[str, Any]:

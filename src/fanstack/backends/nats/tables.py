@@ -19,7 +19,6 @@ from nats.js.errors import (
     KeyDeletedError,
     KeyNotFoundError,
     KeyWrongLastSequenceError,
-    NoKeysError,
 )
 
 from fanstack.core.errors import BackendUnavailable, ConditionalCheckFailed
@@ -69,6 +68,16 @@ class KeyValueTables:
         if expires_at is not None and expires_at <= now:
             return None, entry.revision
         return TableItem(key, stored["value"], stored["version"], expires_at), entry.revision
+
+    async def _names(self, head: str) -> list[str]:
+        """The KV keys under `head`, from the stream's subject counts.
+
+        The server answers this from its subject index, consistently; listing keys through a
+        KV watcher can end before it has seen every key when the bucket is being written.
+        """
+        root = f"$KV.{self.bucket}."
+        info = await self._js.stream_info(f"KV_{self.bucket}", subjects_filter=f"{root}{head}>")
+        return [subject[len(root) :] for subject in (info.state.subjects or {})]
 
     async def get(self, table: str, key: str, now: float) -> TableItem | None:
         """The live item, or None."""
@@ -133,17 +142,15 @@ class KeyValueTables:
             return live is not None
         raise BackendUnavailable(f"table {table!r} key {key!r}: too much write contention")
 
-    async def scan(self, table: str, prefix: str, limit: int, now: float) -> list[TableItem]:
-        """Live items of a table in key order, under a key prefix."""
-        try:
-            names = await self._kv.keys()
-        except NoKeysError:
-            return []
+    async def scan(
+        self, table: str, prefix: str, limit: int, now: float, start_after: str = ""
+    ) -> list[TableItem]:
+        """Live items of a table in key order, under a key prefix, after `start_after`."""
         head = _encode(table) + "."
         keys = sorted(
             key
-            for key in (_decode(name[len(head) :]) for name in names if name.startswith(head))
-            if key.startswith(prefix)
+            for key in (_decode(name[len(head) :]) for name in await self._names(head))
+            if key.startswith(prefix) and key > start_after
         )
         found: list[TableItem] = []
         for key in keys:

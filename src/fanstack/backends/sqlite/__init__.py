@@ -222,6 +222,8 @@ class SQLiteBackend(Backend):
         """Delete the live item, conditionally, in one transaction."""
         return self._tables.delete_item(table, key, self.clock(), if_version=if_version)
 
-    def scan_items(self, table: str, prefix: str, limit: int) -> list[TableItem]:
-        """Live items in key order under `prefix`."""
-        return self._tables.scan_items(table, prefix, limit, self.clock())
+    def scan_items(
+        self, table: str, prefix: str, limit: int, start_after: str = ""
+    ) -> list[TableItem]:
+        """Live items in key order under `prefix`, after `start_after`."""
+        return self._tables.scan_items(table, prefix, limit, self.clock(), start_after)

@@ -79,16 +79,18 @@ class Tables:
             db.execute("DELETE FROM items WHERE table_name = ? AND key = ?", (table, key))
             return current is not None
 
-    def scan_items(self, table: str, prefix: str, limit: int, now: float) -> list[TableItem]:
-        """Live items in key order under `prefix`."""
+    def scan_items(
+        self, table: str, prefix: str, limit: int, now: float, start_after: str = ""
+    ) -> list[TableItem]:
+        """Live items in key order under `prefix`, with keys after `start_after`."""
         upper = prefix + "\U0010ffff"
         rows = (
             self._database.connection()
             .execute(
                 "SELECT key, value, version, expires_at FROM items WHERE table_name = ? "
-                "AND key >= ? AND key < ? AND (expires_at IS NULL OR expires_at > ?) "
+                "AND key >= ? AND key > ? AND key < ? AND (expires_at IS NULL OR expires_at > ?) "
                 "ORDER BY key LIMIT ?",
-                (table, prefix, upper, now, limit),
+                (table, prefix, start_after, upper, now, limit),
             )
             .fetchall()
         )
