@@ -360,6 +360,30 @@ def test_event_pattern_dialect_accepts_what_sns_rejects() -> None:
         FilterPolicy.parse({"k": [{"prefix": {"equals-ignore-case": "a"}}]})
 
 
+def test_suffix_is_case_sensitive_like_every_sns_string_match() -> None:
+    assert matches({"k": [{"suffix": "ball"}]}, attrs(k="baseball"))
+    assert not matches({"k": [{"suffix": "ball"}]}, attrs(k="BASEBALL"))
+
+
+@pytest.mark.parametrize(
+    "rule",
+    [
+        {"anything-but": {"equals-ignore-case": "a"}},
+        {"anything-but": {"wildcard": "a*"}},
+        {"suffix": {"equals-ignore-case": "a"}},
+    ],
+)
+def test_sns_rejects_operators_only_event_patterns_accept(rule: dict[str, Any]) -> None:
+    with pytest.raises(InvalidFilterPolicy, match="'k'"):
+        FilterPolicy.parse({"k": [rule]})
+
+
+def test_event_pattern_dialect_takes_numbers_up_to_five_billion() -> None:
+    compile_policy({"k": [{"numeric": [">", 4e9]}]}, nested=True, dialect=EVENT_PATTERN)
+    with pytest.raises(InvalidFilterPolicy, match=r"outside -1e9\.\.1e9"):
+        FilterPolicy.parse({"k": [{"numeric": [">", 4e9]}]})
+
+
 # -- properties -------------------------------------------------------------------------------
 
 names = st.text("abcdef", min_size=1, max_size=3)
