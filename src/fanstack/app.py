@@ -13,6 +13,7 @@ from collections.abc import Callable, Mapping
 from typing import TYPE_CHECKING, Any
 
 from fanstack.backends import Backend, open_backend
+from fanstack.bus import Bus, Buses
 from fanstack.core.errors import (
     InvalidParameterValue,
     QueueDoesNotExist,
@@ -34,6 +35,7 @@ from fanstack.core.message import (
 )
 from fanstack.core.outcome import Outcome
 from fanstack.core.retry import RetryPolicy
+from fanstack.core.rules import MAX_RULES_PER_BUS
 from fanstack.core.specs import (
     DEFAULT_MAX_MESSAGE_SIZE,
     DEFAULT_RETENTION,
@@ -46,6 +48,7 @@ from fanstack.core.specs import (
 from fanstack.resources import Queue, Topic
 from fanstack.runtime.dispatcher import Dispatcher, WorkerStore
 from fanstack.runtime.functions import Function, Handler
+from fanstack.runtime.services import Capability
 
 if TYPE_CHECKING:
     from fanstack.gateway.api import Api
@@ -92,6 +95,8 @@ class App:
         self.consumers: list[ConsumerSpec] = []
         self._runtime: Dispatcher | None = None
         self._api: Api | None = None
+        self.buses = Buses(self.backend_provider, lambda: self._backend)
+        self.capabilities: list[Capability] = [self.buses]
 
     def configure(
         self,
@@ -142,6 +147,8 @@ class App:
             backend.create_topic(topic.spec)
         for subscription in self._subscriptions:
             backend.subscribe(subscription)
+        for capability in self.capabilities:
+            capability.provision(backend)
 
     def topic(
         self, name: str, *, fifo: bool = False, content_based_deduplication: bool = False
@@ -258,7 +265,12 @@ class App:
                 from fanstack.gateway.api import Api
                 from fanstack.gateway.integrations import Targets
 
-                targets = Targets(topics=self.topics, queues=self.queues, functions=self.functions)
+                targets = Targets(
+                    topics=self.topics,
+                    queues=self.queues,
+                    functions=self.functions,
+                    buses=self.buses.declared,
+                )
                 self._api = Api(self.name, targets)
             return self._api
 
@@ -272,8 +284,16 @@ class App:
                     functions=self.functions,
                     consumers=self.consumers,
                     worker_store=lambda: WorkerStore(self.data_dir_path, self.backend_url),
+                    services=lambda: [s for c in self.capabilities for s in c.services()],
                 )
             return self._runtime
+
+    def bus(self, name: str = "default", *, max_rules: int = MAX_RULES_PER_BUS) -> Bus:
+        """Declare an event bus (EventBridge): put events; rules route them to targets.
+
+        `max_rules` is the bus's rule quota (EventBridge's default, 300, is adjustable too).
+        """
+        return self.buses.bus(name, max_rules=max_rules)
 
     def queue_for(self, name: str) -> Queue:
         """The handle of a queue declared here or already in the backend."""

@@ -133,6 +133,13 @@ def _banner(app: App, host: str, port: int, *, gateway: bool, consumers: bool) -
     if consumers:
         for consumer in app.consumers:
             resources.add_row("consumer", consumer.function, f"<- {consumer.queue}")
+    for bus in app.buses.declared.values():
+        resources.add_row("bus", bus.name, "routed here" if consumers else "")
+        for rule in bus.declared_rules():
+            targets = ", ".join(f"{t.kind}:{t.resource}" for t in rule.targets) or "no targets"
+            resources.add_row("rule", f"{bus.name}/{rule.name}", f"-> {targets}")
+        for archive in bus.declared_archives():
+            resources.add_row("archive", archive.name, f"of {bus.name}")
     console.print(resources)
     if gateway:
         console.print(f"API on {base}  docs {base}/docs  spec {base}/openapi.json")

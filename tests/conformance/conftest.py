@@ -17,6 +17,7 @@ from fanstack.core.message import OutgoingMessage, ReceivedMessage, to_attribute
 from fanstack.core.records import PublishRequest, new_message_id
 from fanstack.core.specs import QueueSpec, SubscriptionSpec, TopicSpec
 
+from ..support.endpoints import Endpoint
 from ..support.stores import Store
 
 
@@ -95,3 +96,19 @@ def drain(backend: Backend, queue_name: str) -> list[ReceivedMessage]:
         results = backend.delete_messages(queue_name, [m.receipt_handle for m in batch])
         assert results == [None] * len(batch)
     return out
+
+
+@pytest.fixture
+def failing_endpoint() -> Iterator[Endpoint]:
+    """An HTTP endpoint that answers 500 to everything."""
+    endpoint = Endpoint(status=500)
+    yield endpoint
+    endpoint.close()
+
+
+@pytest.fixture
+def accepting_endpoint() -> Iterator[Endpoint]:
+    """An HTTP endpoint that answers 200 to everything."""
+    endpoint = Endpoint(status=200)
+    yield endpoint
+    endpoint.close()

@@ -76,6 +76,18 @@ app.api.post(
     auth="jwt",
 )
 app.api.post("/echo", invoke=echo, request_schema={"type": "object"}, auth="open")
+shop = app.bus("shop")
+checkouts = app.queue("checkouts")
+shop.rule("checkouts", event_pattern={"detail-type": ["Checkout"]}, targets=[checkouts])
+app.api.post(
+    "/checkout/{user}",
+    put_events=shop,
+    source="$request.header.x-tenant",
+    detail_type="Checkout",
+    body={"user": "$request.path.user", "basket": "$request.body"},
+    request_schema={"type": "object"},
+    auth="open",
+)
 app.api.post("/echo-later", invoke_async=echo, request_schema={"type": "object"}, auth="open")
 app.api.get(
     "/search",

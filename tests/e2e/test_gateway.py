@@ -159,6 +159,24 @@ def test_invoke_async_answers_202_and_reaches_the_destination(gateway: Server) -
     app.close()
 
 
+def test_a_route_puts_events_on_a_bus_and_its_rules_route_them(gateway: Server) -> None:
+    with gateway.client() as client:
+        response = client.post(
+            "/checkout/ada", json={"items": [1, 2]}, headers={"x-tenant": "com.shop"}
+        )
+        assert response.status_code == 202
+        event_id = response.json()["event_id"]
+    app = App("gateway-test", data_dir=gateway.data_dir)
+    checkouts = app.queue_for("checkouts")
+    wait_for(lambda: checkouts.stats().visible >= 1)
+    [message] = checkouts.receive(max_messages=10)
+    event = json.loads(message.body)
+    assert event["id"] == event_id
+    assert (event["source"], event["detail-type"]) == ("com.shop", "Checkout")
+    assert event["detail"] == {"user": "ada", "basket": {"items": [1, 2]}}
+    app.close()
+
+
 def test_cors_preflight_and_request_ids(gateway: Server) -> None:
     with gateway.client() as client:
         preflight = client.options(

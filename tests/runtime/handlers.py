@@ -200,3 +200,8 @@ def charge_orders(event: dict[str, Any], context: Any) -> None:
     """Charges every order of the batch, in order."""
     for record in event["Records"]:
         charge_order(record)
+
+
+def note_event(event: dict[str, Any], context: Any) -> None:
+    """A bus target: mark the event's id under the directory its detail names."""
+    Path(event["detail"]["dir"], f"event-{event['id']}").write_text(json.dumps(event))

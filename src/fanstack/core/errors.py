@@ -31,6 +31,42 @@ class InvalidFilterPolicy(InvalidParameter):
     """A filter policy is malformed or exceeds a limit; names the key and the reason."""
 
 
+class ValidationException(InvalidParameterValue):
+    """An EventBridge request parameter is invalid (EventBridge's code for a bad value)."""
+
+    code = "ValidationException"
+
+
+class InvalidEventPattern(ValidationException):
+    """An event pattern is malformed or exceeds a limit; names the key and the reason."""
+
+    code = "InvalidEventPatternException"
+
+
+class InputTransformError(ValidationException):
+    """A target's input (constant, path or transformer) is invalid, or failed to render."""
+
+
+class LimitExceeded(ValidationException):
+    """A quota of the event bus is exceeded (targets per rule, rules per bus)."""
+
+    code = "LimitExceededException"
+
+
+class ResourceNotFound(FanstackError):
+    """A bus, rule, archive or replay of that name does not exist."""
+
+    code = "ResourceNotFoundException"
+    sender_fault = True
+
+
+class ResourceAlreadyExists(FanstackError):
+    """A bus, rule, archive or replay of that name already exists."""
+
+    code = "ResourceAlreadyExistsException"
+    sender_fault = True
+
+
 class InvalidAttributeName(InvalidParameterValue):
     """A message attribute name is not allowed."""
 

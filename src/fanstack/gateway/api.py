@@ -3,9 +3,10 @@ document (`app.api.openapi(...)`), and its security settings (API keys on usage 
 CORS, open on loopback).
 
 Each route is an `Operation` with an `Integration` (`publish` to a topic, `send` to a queue,
-`invoke` or `invoke_async` a function among the app's `Targets`), a mapping from the request to
-the message (runtime-expression templates, `expressions`), a response template and an auth mode
-(`auth`). Reading and serving OpenAPI documents is `openapi`'s; serving the routes, `routing`'s.
+`invoke` or `invoke_async` a function, `put_events` on a bus, among the app's `Targets`), a
+mapping from the request to the message (runtime-expression templates, `expressions`), a
+response template and an auth mode (`auth`). Reading and serving OpenAPI documents is
+`openapi`'s; serving the routes, `routing`'s.
 """
 
 from __future__ import annotations
@@ -88,6 +89,9 @@ class Api:
         send: Any = None,
         invoke: Any = None,
         invoke_async: Any = None,
+        put_events: Any = None,
+        source: Any = None,
+        detail_type: Any = None,
         body: Any = "$request.body",
         attributes: Mapping[str, Any] | None = None,
         defaults: Mapping[str, Any] | None = None,
@@ -102,7 +106,7 @@ class Api:
         summary: str | None = None,
     ) -> Operation:
         """Declare a route and its integration (exactly one of publish/send/invoke/...)."""
-        given = dict(zip(KINDS, (publish, send, invoke, invoke_async), strict=True))
+        given = dict(zip(KINDS, (publish, send, invoke, invoke_async, put_events), strict=True))
         chosen = [(kind, target) for kind, target in given.items() if target is not None]
         if len(chosen) != 1:
             raise InvalidParameterValue(
@@ -119,6 +123,8 @@ class Api:
             deduplication_id=deduplication_id,
             status=status,
             response=response,
+            source=source,
+            detail_type=detail_type,
         )
         operation: dict[str, Any] = {
             "summary": summary or f"{kind} to {integration.target}",

@@ -1,10 +1,12 @@
-"""Integrations: where a route's requests go (`publish`, `send`, `invoke`, `invoke_async`).
+"""Integrations: where a route's requests go (`publish`, `send`, `invoke`, `invoke_async`,
+`put_events`).
 
 An `Integration` is declared with its route: the target, and templates (`expressions`) mapping
-the request to the message (body, defaults, attributes, group and deduplication ids) and to the
-response. `integrate` renders the message, hands it to the target among the app's `Targets`, and
-answers: 2xx only once the target has it, 502 with a function's error, 429/413/400 for what the
-target refused, 503 when it could not be stored.
+the request to the message (body, defaults, attributes, group and deduplication ids; for an
+event, `source` and `detail_type`, the body becoming its `detail`) and to the response.
+`integrate` renders the message, hands it to the target among the app's `Targets`, and answers:
+2xx only once the target has it, 502 with a function's error, 429/413/400 for what the target
+refused, 503 when it could not be stored.
 """
 
 from __future__ import annotations
@@ -32,8 +34,15 @@ from fanstack.gateway.responses import error_response
 
 log = logging.getLogger("fanstack.gateway")
 
-KINDS = ("publish", "send", "invoke", "invoke_async")
-DEFAULT_STATUS = {"publish": 202, "send": 202, "invoke": 200, "invoke_async": 202}
+KINDS = ("publish", "send", "invoke", "invoke_async", "put_events")
+DEFAULT_STATUS = {
+    "publish": 202,
+    "send": 202,
+    "invoke": 200,
+    "invoke_async": 202,
+    "put_events": 202,
+}
+ANSWER_KEYS = {"invoke_async": "request_id", "put_events": "event_id"}
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -49,13 +58,22 @@ class Integration:
     deduplication_id: str | None = None
     status: int | None = None
     response: Any = None
+    source: Any = None
+    detail_type: Any = None
 
     def __post_init__(self) -> None:
         if self.kind not in KINDS:
             raise InvalidParameterValue(
                 f"integration type {self.kind!r}: use one of {', '.join(KINDS)}"
             )
+        event_fields = self.source is not None and self.detail_type is not None
+        if (self.kind == "put_events") != event_fields:
+            raise InvalidParameterValue(
+                "a put_events integration needs source and detail_type (and only it takes them)"
+            )
         for name, template in (
+            ("source", self.source),
+            ("detail_type", self.detail_type),
             ("body", self.body),
             ("attributes", self.attributes),
             ("defaults", self.defaults),
@@ -114,13 +132,22 @@ class Invocable(Protocol):
         ...
 
 
+class EventPutter(Protocol):
+    """A bus, as an integration puts an event on it."""
+
+    def put_event(self, source: str, detail_type: str, detail: Any) -> str:
+        """Store the event; its id."""
+        ...
+
+
 @dataclass(frozen=True, slots=True)
 class Targets:
-    """What routes may integrate with: the app's declared topics, queues and functions (live)."""
+    """What routes may integrate with: the app's declared topics, queues, functions and buses."""
 
     topics: Mapping[str, Publisher]
     queues: Mapping[str, Sender]
     functions: Mapping[str, Invocable]
+    buses: Mapping[str, EventPutter] = field(default_factory=dict)
 
     def declares(self, integration: Integration) -> bool:
         """Whether the target `integration` names is declared, of the kind it needs."""
@@ -129,6 +156,7 @@ class Targets:
             "send": self.queues,
             "invoke": self.functions,
             "invoke_async": self.functions,
+            "put_events": self.buses,
         }
         return integration.target in declared[integration.kind]
 
@@ -139,6 +167,8 @@ class _Message:
     attributes: dict[str, Any]
     group_id: str | None
     deduplication_id: str | None
+    source: Any = None
+    detail_type: Any = None
 
 
 def integrate(integration: Integration, targets: Targets, context: RequestContext) -> Response:
@@ -167,7 +197,7 @@ def integrate(integration: Integration, targets: Targets, context: RequestContex
         return error_response(503, "Service Unavailable: the message was not stored", request_id)
     if integration.kind == "invoke":
         return _function_response(outcome, integration.success_status)
-    key = "request_id" if integration.kind == "invoke_async" else "message_id"
+    key = ANSWER_KEYS.get(integration.kind, "message_id")
     if integration.response is None:
         payload: Any = {key: outcome}
     else:
@@ -192,7 +222,11 @@ def _render_message(integration: Integration, context: RequestContext) -> _Messa
     dedup_id = (
         render(integration.deduplication_id, context) if integration.deduplication_id else None
     )
-    return _Message(body, attributes, group_id, dedup_id)
+    source = render(integration.source, context) if integration.source is not None else None
+    detail_type = (
+        render(integration.detail_type, context) if integration.detail_type is not None else None
+    )
+    return _Message(body, attributes, group_id, dedup_id, source, detail_type)
 
 
 def _deliver(integration: Integration, targets: Targets, message: _Message) -> Any:
@@ -202,6 +236,8 @@ def _deliver(integration: Integration, targets: Targets, message: _Message) -> A
         return targets.functions[target].invoke(message.body)
     if integration.kind == "invoke_async":
         return targets.functions[target].invoke_async(message.body)
+    if integration.kind == "put_events":
+        return targets.buses[target].put_event(message.source, message.detail_type, message.body)
     deliver = (
         targets.topics[target].publish
         if integration.kind == "publish"

@@ -34,6 +34,8 @@ INTEGRATION_FIELDS = frozenset(
         "deduplication_id",
         "status",
         "response",
+        "source",
+        "detail_type",
     }
 )
 MAX_REF_HOPS = 16
@@ -113,6 +115,8 @@ def integration_from(raw: Mapping[str, Any], where: str) -> Integration:
         deduplication_id=raw.get("deduplication_id"),
         status=raw.get("status"),
         response=raw.get("response"),
+        source=raw.get("source"),
+        detail_type=raw.get("detail_type"),
     )
 
 

@@ -30,6 +30,7 @@ from fanstack.runtime.invocations import AsyncInvoker
 from fanstack.runtime.polling import POLL_WAIT
 from fanstack.runtime.pool import WorkerPool
 from fanstack.runtime.process import WorkerSpec
+from fanstack.runtime.services import Service
 
 log = logging.getLogger("fanstack.dispatcher")
 
@@ -60,12 +61,14 @@ class Dispatcher:
         functions: Mapping[str, Function],
         consumers: Sequence[ConsumerSpec],
         worker_store: Callable[[], WorkerStore],
+        services: Callable[[], Sequence[Service]] = lambda: (),
         idle_timeout: float = 60.0,
     ) -> None:
         self._backend = backend
         self.functions = functions
         self.consumers = consumers
         self.worker_store = worker_store
+        self.services = services
         self.idle_timeout = idle_timeout
         self.stopping = threading.Event()
         self.forced = threading.Event()
@@ -134,7 +137,7 @@ class Dispatcher:
     # -- running -------------------------------------------------------------------------
 
     def start(self) -> None:
-        """Start a polling thread per consumer and per async-invoked function, and the heartbeat."""
+        """Start a polling thread per consumer, per async-invoked function and per service."""
         backend = self.backend  # provisions every declared resource
         slots_total = 0
         loops: list[ConsumerLoop | AsyncInvoker] = []  # both have name, run, max_concurrency
@@ -157,10 +160,25 @@ class Dispatcher:
             thread.daemon = True
             thread.start()
             self._threads.append(thread)
+        for service in self.services():
+            thread = threading.Thread(
+                target=self._run_service, args=(service,), name=f"fanstack-{service.name}"
+            )
+            thread.daemon = True
+            thread.start()
+            self._threads.append(thread)
         heartbeat = threading.Thread(target=self._heartbeat, name="fanstack-heartbeat")
         heartbeat.daemon = True
         heartbeat.start()
         self._threads.append(heartbeat)
+
+    def _run_service(self, service: Service) -> None:
+        while not self.stopping.is_set():
+            try:
+                service.run(self.backend, self.stopping)
+            except Exception:
+                log.exception("service failed; restarting it", extra={"service": service.name})
+                self.stopping.wait(POLL_WAIT)
 
     def run_batch(self, run: Callable[[], None], release: threading.Semaphore) -> None:
         """Run `run()` on the batch executor, releasing the slot when done."""

@@ -52,6 +52,9 @@ class Destination:
     def send(self, body: Any, attributes: Mapping[str, Any] | None = None, **ids: Any) -> str:
         return str(self._take(body=body, attributes=attributes, **ids))
 
+    def put_event(self, source: str, detail_type: str, detail: Any) -> str:
+        return str(self._take(source=source, detail_type=detail_type, detail=detail))
+
     def invoke(self, payload: Any) -> Any:
         self._take(body=payload)
         return self.result
@@ -65,6 +68,7 @@ def targets(destination: Destination) -> Targets:
         topics={"events": destination},
         queues={"inbox": destination},
         functions={"echo": destination},
+        buses={"shop": destination},
     )
 
 
@@ -191,3 +195,30 @@ def test_targets_say_which_integrations_they_declare() -> None:
     assert declared.declares(Integration(kind="publish", target="events"))
     assert declared.declares(Integration(kind="invoke_async", target="echo"))
     assert not declared.declares(Integration(kind="send", target="events"))  # a topic, not a queue
+
+
+def test_put_events_maps_the_request_to_an_event_and_answers_its_id() -> None:
+    destination = Destination()
+    integration = Integration(
+        kind="put_events",
+        target="shop",
+        source="$request.header.x-tenant",
+        detail_type="OrderPlaced",
+        body={"order": "$request.body#/order/id", "by": "$context.claims.sub"},
+    )
+    response, payload = run(integration, destination)
+    assert (response.status_code, payload) == (202, {"event_id": "id-1"})
+    assert destination.received == [
+        {
+            "source": "t-9",
+            "detail_type": "OrderPlaced",
+            "detail": {"order": "o-1", "by": "u-42"},
+        }
+    ]
+
+
+def test_put_events_needs_source_and_detail_type_and_only_it_takes_them() -> None:
+    with pytest.raises(InvalidParameterValue, match="source and detail_type"):
+        Integration(kind="put_events", target="shop", source="s")
+    with pytest.raises(InvalidParameterValue, match="source and detail_type"):
+        Integration(kind="publish", target="events", source="s", detail_type="d")

@@ -18,6 +18,7 @@ LAYERS: dict[str, int] = {
     "resources": 2,
     "runtime": 3,
     "utilities": 4,
+    "bus": 4,
     "gateway": 5,
     "functions": 6,
     "app": 7,
