@@ -121,3 +121,6 @@ def wait_for(predicate: object, timeout: float = 30.0, interval: float = 0.1) ->
             return value
         time.sleep(interval)
     raise AssertionError(f"condition not met within {timeout} s")
+
+
+ECOMMERCE = REPO / "examples" / "ecommerce" / "app.py"
