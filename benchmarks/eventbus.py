@@ -1,8 +1,9 @@
 """Event bus throughput: put_events -> 5 rules -> 5 queue targets, beside a topic fan-out.
 
 Part 1 (end to end): N events of ~1 KB detail put in batches of 10 while a router routes them
-(one thread, as one worker does), then every target queue drained with batch receive + batch
-delete. In the same run, on a fresh data dir, the same fan-out done with a topic and 5
+(a thread of the same process, as in `fanstack run`; and, second figure, a process of its own,
+as a `fanstack worker` beside the API), then every target queue drained with batch receive +
+batch delete. In the same run, on a fresh data dir, the same fan-out done with a topic and 5
 subscriptions (one filtered to a third, as one rule is): publish_batch of 10, then the same
 drain. The ratio is bus / topic end to end; the issue's target is at least 0.75.
 
@@ -19,6 +20,8 @@ from __future__ import annotations
 import argparse
 import json
 import statistics
+import subprocess
+import sys
 import tempfile
 import threading
 import time
@@ -63,8 +66,24 @@ def expected_deliveries(count: int) -> int:
     return 4 * count + sum(1 for n in range(count) if n % 3 == 2)
 
 
-def run_bus(events: list[dict[str, Any]], data_dir: Path) -> float:
-    """End-to-end events/s through a bus with 5 rules to 5 queues."""
+ROUTER_PROCESS = """
+import signal, sys, threading
+from fanstack import App
+from fanstack.bus.router import Router
+stopping = threading.Event()
+signal.signal(signal.SIGTERM, lambda *_: stopping.set())
+backend = App("bench", data_dir=sys.argv[1]).backend
+print("ready", flush=True)
+Router("orders").run(backend, stopping)
+"""
+
+
+def run_bus(events: list[dict[str, Any]], data_dir: Path, *, own_process: bool = False) -> float:
+    """End-to-end events/s through a bus with 5 rules to 5 queues.
+
+    The router runs in a thread of this process (as in `fanstack run`), or in a process of its
+    own (as `fanstack worker` beside a `fanstack gateway`).
+    """
     app = App("bench", data_dir=data_dir)
     bus = app.bus("orders")
     for name in QUEUES:
@@ -75,8 +94,15 @@ def run_bus(events: list[dict[str, Any]], data_dir: Path) -> float:
     backend = app.backend
     stopping = threading.Event()
     router = threading.Thread(target=Router("orders").run, args=(backend, stopping))
+    process = None
+    if own_process:
+        process = subprocess.Popen(
+            [sys.executable, "-c", ROUTER_PROCESS, str(data_dir)], stdout=subprocess.PIPE, text=True
+        )
+        assert process.stdout is not None and process.stdout.readline().strip() == "ready"
     started = time.perf_counter()
-    router.start()
+    if process is None:
+        router.start()
     for start in range(0, len(events), BATCH):
         entries = [
             {"source": "shop", "detail_type": "OrderPlaced", "detail": detail}
@@ -85,8 +111,12 @@ def run_bus(events: list[dict[str, Any]], data_dir: Path) -> float:
         assert bus.put_events(entries).failed_entry_count == 0
     drain(app, expected_deliveries(len(events)))
     elapsed = time.perf_counter() - started
-    stopping.set()
-    router.join()
+    if process is not None:
+        process.terminate()
+        process.wait()
+    else:
+        stopping.set()
+        router.join()
     app.close()
     return len(events) / elapsed
 
@@ -167,25 +197,31 @@ def main() -> None:
     parser.add_argument("--repeats", type=int, default=3)
     args = parser.parse_args()
     events = details(args.events)
-    bus_runs, topic_runs = [], []
+    bus_runs, process_runs, topic_runs = [], [], []
     with tempfile.TemporaryDirectory() as tmp:
         for repeat in range(args.repeats):
             bus_runs.append(run_bus(events, Path(tmp) / f"bus-{repeat}"))
+            process_runs.append(
+                run_bus(events, Path(tmp) / f"bus-process-{repeat}", own_process=True)
+            )
             topic_runs.append(run_topic(events, Path(tmp) / f"topic-{repeat}"))
         curve = {
             str(rules): round(run_curve(rules, args.curve_events, Path(tmp) / f"curve-{rules}"))
             for rules in (10, 100, 1_000, 10_000)
         }
     bus_rate, topic_rate = statistics.median(bus_runs), statistics.median(topic_runs)
+    process_rate = statistics.median(process_runs)
     print(
         json.dumps(
             {
                 "workload": "put_events -> 5 rules -> 5 queues (~1 KB), end to end",
                 "events": args.events,
                 "bus_events_per_s": round(bus_rate),
+                "bus_router_in_own_process_events_per_s": round(process_rate),
                 "ceiling": "same fan-out through a topic with 5 raw subscriptions, same run",
                 "topic_events_per_s": round(topic_rate),
                 "ratio": round(bus_rate / topic_rate, 3),
+                "ratio_router_in_own_process": round(process_rate / topic_rate, 3),
                 "routing_events_per_s_by_rule_count": curve,
                 "ratio_1000_to_10_rules": round(curve["1000"] / curve["10"], 3),
             }

@@ -157,7 +157,7 @@ class Bus:
             except EntryError as error:
                 results.append(PutEventsEntry(error_code=error.code, error_message=str(error)))
                 continue
-            body = json.dumps(event, separators=(",", ":"))
+            body = json.dumps(event, ensure_ascii=False, separators=(",", ":"))
             messages.append((len(results), OutgoingMessage(id=event["id"], body=body)))
             results.append(PutEventsEntry(event_id=event["id"]))
         if messages:

@@ -170,7 +170,9 @@ class Replayer:
         messages = [
             OutgoingMessage(
                 id=str(uuid.uuid4()),
-                body=json.dumps({**event, REPLAY_NAME: replay.name}, separators=(",", ":")),
+                body=json.dumps(
+                    {**event, REPLAY_NAME: replay.name}, ensure_ascii=False, separators=(",", ":")
+                ),
                 attributes=attributes,
             )
             for event in events

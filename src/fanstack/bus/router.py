@@ -52,6 +52,7 @@ RETRY_VISIBILITY = 30
 RULES_ATTRIBUTE = "fanstack.rules"  # on a replayed event: the only rules it may reach
 RETRY_CONCURRENCY = 8
 ROUTE_BATCH = 100
+ROUTE_WINDOW = 0.005  # seconds
 
 
 @dataclass(frozen=True, slots=True)
@@ -94,6 +95,10 @@ class Router:
             batch = backend.lease(spec, ROUTE_BATCH, ROUTE_VISIBILITY)
             if batch:
                 self.route(backend, catalog, batch)
+                if len(batch) < ROUTE_BATCH:
+                    # A trickle: let a few milliseconds of events gather, so each lease,
+                    # commit and delete serves many events rather than one request's worth.
+                    stopping.wait(ROUTE_WINDOW)
             else:
                 backend.wait(self.queue, POLL_WAIT)
 
@@ -135,7 +140,7 @@ class Router:
         only = _allowed_rules(message)
         ingested = message.sent_timestamp
         ingestion_time = _iso(ingested)
-        whole_event: str | None = None  # what most targets get: rendered once per event
+        whole_event = message.body  # the event's JSON as stored: what most targets get
         deliveries: list[Delivery] = []
         for name in view.index.matching(event):
             if only is not None and name not in only:
@@ -143,7 +148,7 @@ class Router:
             rule = view.rules[name]
             for target in rule.targets:
                 try:
-                    if target.input.whole_event and whole_event is not None:
+                    if target.input.whole_event:
                         text = whole_event
                     else:
                         text = target.input.render(
@@ -152,8 +157,6 @@ class Router:
                             rule_arn=rule.arn,
                             ingestion_time=ingestion_time,
                         )
-                        if target.input.whole_event:
-                            whole_event = text
                 except InputTransformError as error:
                     invalid = DeliveryFailed("INVALID_JSON", str(error), retryable=False)
                     failed = Delivery(rule.arn, target, event, "", ingested, attempts=1)

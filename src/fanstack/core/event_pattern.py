@@ -16,7 +16,7 @@ to at most `MAX_BRANCHES` branches, so that 2,048 characters of `$or`s cannot ex
 from __future__ import annotations
 
 import json
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Any, NamedTuple
 
@@ -80,6 +80,11 @@ class EventPattern:
 
     pattern: dict[str, Any]
     branches: tuple[Branch, ...] = field(repr=False, compare=False, default=())
+    paths: Paths = field(init=False, repr=False, compare=False)
+
+    def __post_init__(self) -> None:
+        fields = (condition.field for branch in self.branches for condition in branch)
+        object.__setattr__(self, "paths", Paths(fields))
 
     @classmethod
     def parse(cls, pattern: Mapping[str, Any] | str) -> EventPattern:
@@ -94,7 +99,7 @@ class EventPattern:
 
     def matches(self, event: Mapping[str, Any]) -> bool:
         """Whether a decoded event (an object) matches this pattern."""
-        fields = flatten(event)
+        fields = flatten(event, self.paths)
         return any(
             all(condition.holds(fields.get(condition.field)) for condition in branch)
             for branch in self.branches
@@ -107,19 +112,43 @@ def test_event_pattern(pattern: Mapping[str, Any] | str, event: Mapping[str, Any
     return compiled.matches(_load_event(event))
 
 
-def flatten(event: Mapping[str, Any]) -> dict[str, list[Any]]:
-    """An event's leaf values by dotted field path, arrays descended into, objects not leaves."""
+class Paths:
+    """The field paths some patterns look at, and the object paths that lead to them."""
+
+    __slots__ = ("fields", "steps")
+
+    def __init__(self, fields: Iterable[str]) -> None:
+        self.fields = frozenset(fields)
+        self.steps = frozenset(
+            field[: index + 1] for field in self.fields for index, char in enumerate(field)
+            if char == "."
+        )
+
+    def wanted(self, path: str) -> bool:
+        """Whether `path` is looked at, or leads to what is."""
+        return path in self.fields or f"{path}." in self.steps
+
+
+def flatten(event: Mapping[str, Any], paths: Paths | None = None) -> dict[str, list[Any]]:
+    """An event's leaf values by dotted field path, arrays descended into, objects not leaves.
+
+    Given `paths`, only those fields are collected (the rest of the event is not walked).
+    """
     fields: dict[str, list[Any]] = {}
-    _collect_object(event, "", fields)
+    _collect_object(event, "", fields, paths)
     return fields
 
 
-def _collect_object(value: Mapping[str, Any], prefix: str, fields: dict[str, list[Any]]) -> None:
+def _collect_object(
+    value: Mapping[str, Any], prefix: str, fields: dict[str, list[Any]], paths: Paths | None
+) -> None:
     for key, child in value.items():
-        _collect(child, f"{prefix}{key}", fields)
+        path = f"{prefix}{key}"
+        if paths is None or paths.wanted(path):
+            _collect(child, path, fields, paths)
 
 
-def _collect(value: Any, path: str, fields: dict[str, list[Any]]) -> None:
+def _collect(value: Any, path: str, fields: dict[str, list[Any]], paths: Paths | None) -> None:
     if isinstance(value, _LEAVES) or not isinstance(value, list | Mapping):
         if path in fields:
             fields[path].append(value)
@@ -127,9 +156,9 @@ def _collect(value: Any, path: str, fields: dict[str, list[Any]]) -> None:
             fields[path] = [value]
     elif isinstance(value, list):
         for element in value:
-            _collect(element, path, fields)
+            _collect(element, path, fields, paths)
     else:
-        _collect_object(value, f"{path}.", fields)
+        _collect_object(value, f"{path}.", fields, paths)
 
 
 # -- parsing ----------------------------------------------------------------------------------

@@ -25,7 +25,7 @@ from collections import Counter
 from collections.abc import Hashable, Iterable, Mapping
 from typing import Any, Generic, TypeVar
 
-from fanstack.core.event_pattern import Branch, Condition, EventPattern, flatten
+from fanstack.core.event_pattern import Branch, Condition, EventPattern, Paths, flatten
 from fanstack.core.matchers import EQUALS_IGNORE_CASE, EXACT, PREFIX, SUFFIX, value_key
 
 K = TypeVar("K", bound=Hashable)
@@ -120,6 +120,7 @@ class RuleIndex(Generic[K]):
         self._always: list[int] = []
         self._rule_of: list[int] = []
         self._rest: list[tuple[Condition, ...]] = []
+        self._paths = Paths(condition.field for _, branch in branches for condition in branch)
         sharing = Counter(key for _, branch in branches for key in _branch_keys(branch))
         for rule, branch in branches:
             self._file(rule, branch, sharing)
@@ -130,7 +131,7 @@ class RuleIndex(Generic[K]):
 
     def matching(self, event: Mapping[str, Any]) -> list[K]:
         """The keys whose pattern matches `event`, in the order given, each once."""
-        fields = flatten(event)
+        fields = flatten(event, self._paths)
         found: set[int] = set(self._always)
         for path, values in fields.items():
             entry = self._fields.get(path)
