@@ -1,0 +1,1 @@
+"""The Amazon States Language: definitions, data (JSONPath, intrinsics, JSONata), evaluation."""
