@@ -67,6 +67,47 @@ class ResourceAlreadyExists(FanstackError):
     sender_fault = True
 
 
+class InvalidDefinition(ValidationException):
+    """A state machine definition is not valid Amazon States Language; names the state and field."""
+
+    code = "InvalidDefinition"
+
+
+class ExecutionAlreadyExists(FanstackError):
+    """An execution of that name already ran (or runs) with a different input."""
+
+    code = "ExecutionAlreadyExists"
+    sender_fault = True
+
+
+class ExecutionDoesNotExist(FanstackError):
+    """No execution has this name or ARN."""
+
+    code = "ExecutionDoesNotExist"
+    sender_fault = True
+
+
+class StateMachineDoesNotExist(FanstackError):
+    """No state machine (workflow) has this name or ARN."""
+
+    code = "StateMachineDoesNotExist"
+    sender_fault = True
+
+
+class InvalidToken(FanstackError):
+    """A task token is malformed or names no waiting task."""
+
+    code = "InvalidToken"
+    sender_fault = True
+
+
+class TaskTimedOut(FanstackError):
+    """A task token's task already ended (timed out, or completed)."""
+
+    code = "TaskTimedOut"
+    sender_fault = True
+
+
 class InvalidAttributeName(InvalidParameterValue):
     """A message attribute name is not allowed."""
 

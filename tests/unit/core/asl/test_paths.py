@@ -11,12 +11,11 @@ from hypothesis import strategies as st
 from fanstack.core.asl.data import MAX_PAYLOAD_BYTES, AslError, check_size
 from fanstack.core.asl.paths import (
     check_path,
-    check_template,
     put_result,
-    render_template,
     select,
     select_with_context,
 )
+from fanstack.core.asl.templates import check_template, render_template
 
 # https://docs.aws.amazon.com/step-functions/latest/dg/input-output-example.html
 # ("InputPath, ResultPath and OutputPath Example": the Lambda returns "Hello, <who>!")
