@@ -30,8 +30,8 @@ from typing import Any
 
 from fanstack import App
 from fanstack.bus.catalog import Catalog
-from fanstack.bus.delivery import ingress_queue
 from fanstack.bus.router import Router
+from fanstack.core.events import ingress_queue
 
 QUEUES = ("process", "notify", "delivery", "reports", "compliance")
 BATCH = 10

@@ -1,4 +1,5 @@
-"""fanstack: serverless fan-out you run yourself — topics, queues, functions, an event bus."""
+"""fanstack: serverless fan-out you run yourself — topics, queues, functions, an event bus,
+workflows."""
 
 from fanstack.app import App, Queue, Topic
 from fanstack.backends.base import Backend
@@ -12,6 +13,8 @@ from fanstack.core.errors import (
     CircuitOpen,
     ConditionalCheckFailed,
     EmptyBatchRequest,
+    ExecutionAlreadyExists,
+    ExecutionDoesNotExist,
     FanstackError,
     FanstackSignal,
     FunctionDoesNotExist,
@@ -20,6 +23,7 @@ from fanstack.core.errors import (
     InputTransformError,
     InvalidAttributeName,
     InvalidAttributeValue,
+    InvalidDefinition,
     InvalidEventPattern,
     InvalidFilterPolicy,
     InvalidMessageContents,
@@ -36,6 +40,7 @@ from fanstack.core.errors import (
     ResourceAlreadyExists,
     ResourceNotFound,
     RetryLater,
+    StateMachineDoesNotExist,
     TooManyEntriesInBatchRequest,
     TooManyRequests,
     TopicDoesNotExist,
@@ -52,6 +57,7 @@ from fanstack.runtime.records import SQSRecord, records
 from fanstack.table import Table
 from fanstack.utilities.circuit_breaker import CircuitBreaker
 from fanstack.utilities.idempotency import idempotent
+from fanstack.workflows import Execution, Workflow
 
 __version__ = "0.1.0"
 
@@ -73,6 +79,9 @@ __all__ = [
     "ConditionalCheckFailed",
     "EmptyBatchRequest",
     "EventPattern",
+    "Execution",
+    "ExecutionAlreadyExists",
+    "ExecutionDoesNotExist",
     "FanstackError",
     "FanstackSignal",
     "Function",
@@ -83,6 +92,7 @@ __all__ = [
     "InputTransformer",
     "InvalidAttributeName",
     "InvalidAttributeValue",
+    "InvalidDefinition",
     "InvalidEventPattern",
     "InvalidFilterPolicy",
     "InvalidMessageContents",
@@ -108,6 +118,7 @@ __all__ = [
     "RetryPolicy",
     "Rule",
     "SQSRecord",
+    "StateMachineDoesNotExist",
     "Table",
     "TableItem",
     "Target",
@@ -116,6 +127,7 @@ __all__ = [
     "Topic",
     "TopicDoesNotExist",
     "ValidationException",
+    "Workflow",
     "idempotent",
     "records",
     "test_event_pattern",

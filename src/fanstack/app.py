@@ -15,6 +15,7 @@ from typing import TYPE_CHECKING, Any
 from fanstack.backends import Backend, open_backend
 from fanstack.bus import Bus, Buses
 from fanstack.core.errors import (
+    FunctionDoesNotExist,
     InvalidParameterValue,
     QueueDoesNotExist,
     TopicDoesNotExist,
@@ -49,6 +50,7 @@ from fanstack.resources import Queue, Topic
 from fanstack.runtime.dispatcher import Dispatcher, WorkerStore
 from fanstack.runtime.functions import Function, Handler
 from fanstack.runtime.services import Capability
+from fanstack.workflows import Workflow, Workflows
 
 if TYPE_CHECKING:
     from fanstack.gateway.api import Api
@@ -96,7 +98,10 @@ class App:
         self._runtime: Dispatcher | None = None
         self._api: Api | None = None
         self.buses = Buses(self.backend_provider, lambda: self._backend)
-        self.capabilities: list[Capability] = [self.buses]
+        self.workflows = Workflows(
+            self.backend_provider, lambda: self._backend, self._run_function
+        )
+        self.capabilities: list[Capability] = [self.buses, self.workflows]
 
     def configure(
         self,
@@ -270,6 +275,7 @@ class App:
                     queues=self.queues,
                     functions=self.functions,
                     buses=self.buses.declared,
+                    workflows=self.workflows.declared,
                 )
                 self._api = Api(self.name, targets)
             return self._api
@@ -294,6 +300,19 @@ class App:
         `max_rules` is the bus's rule quota (EventBridge's default, 300, is adjustable too).
         """
         return self.buses.bus(name, max_rules=max_rules)
+
+    def workflow(
+        self, name: str, definition: Mapping[str, Any] | str, *, type: str = "STANDARD"
+    ) -> Workflow:
+        """Declare a workflow (Step Functions): an Amazon States Language state machine."""
+        return self.workflows.workflow(name, definition, type=type)
+
+    def _run_function(self, name: str, payload: Any) -> Outcome:
+        """Run a declared function for a workflow task, waiting for a free worker."""
+        function = self.functions.get(name)
+        if function is None:
+            raise FunctionDoesNotExist(name)
+        return self.runtime.pool(function).invoke(payload, block=True)
 
     def queue_for(self, name: str) -> Queue:
         """The handle of a queue declared here or already in the backend."""

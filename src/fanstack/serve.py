@@ -140,6 +140,10 @@ def _banner(app: App, host: str, port: int, *, gateway: bool, consumers: bool) -
             resources.add_row("rule", f"{bus.name}/{rule.name}", f"-> {targets}")
         for archive in bus.declared_archives():
             resources.add_row("archive", archive.name, f"of {bus.name}")
+    for workflow in app.workflows.declared.values():
+        states = len(workflow.machine.states)
+        detail = f"{workflow.type}, {states} states" + (", run here" if consumers else "")
+        resources.add_row("workflow", workflow.name, detail)
     console.print(resources)
     if gateway:
         console.print(f"API on {base}  docs {base}/docs  spec {base}/openapi.json")

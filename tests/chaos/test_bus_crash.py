@@ -12,7 +12,7 @@ from collections.abc import Callable
 from pathlib import Path
 
 from fanstack import App
-from fanstack.bus.delivery import ingress_queue
+from fanstack.core.events import ingress_queue
 
 from ..support.stores import Store
 

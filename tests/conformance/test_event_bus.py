@@ -10,7 +10,7 @@ import pytest
 from fanstack.backends.base import Backend
 from fanstack.bus import Bus, Target
 from fanstack.bus.catalog import Catalog
-from fanstack.bus.delivery import ingress_queue, retry_queue
+from fanstack.bus.delivery import retry_queue
 from fanstack.bus.router import Retrier, Router
 from fanstack.core.errors import (
     InvalidEventPattern,
@@ -18,6 +18,7 @@ from fanstack.core.errors import (
     ResourceNotFound,
     ValidationException,
 )
+from fanstack.core.events import ingress_queue
 from fanstack.core.message import ReceivedMessage
 from fanstack.core.rules import MAX_RULES_PER_BUS
 from fanstack.core.specs import QueueSpec, SubscriptionSpec, TopicSpec

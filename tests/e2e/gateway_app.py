@@ -76,6 +76,20 @@ app.api.post(
     auth="jwt",
 )
 app.api.post("/echo", invoke=echo, request_schema={"type": "object"}, auth="open")
+GREET = {
+    "StartAt": "Greet",
+    "States": {
+        "Greet": {
+            "Type": "Pass",
+            "Parameters": {"greeting.$": "States.Format('hello {}', $.name)"},
+            "End": True,
+        }
+    },
+}
+greeter = app.workflow("greeter", GREET)
+quick = app.workflow("quick-greeter", GREET, type="EXPRESS")
+app.api.post("/greet", start_workflow=greeter, request_schema={"type": "object"}, auth="open")
+app.api.post("/greet-now", start_workflow=quick, request_schema={"type": "object"}, auth="open")
 shop = app.bus("shop")
 checkouts = app.queue("checkouts")
 shop.rule("checkouts", event_pattern={"detail-type": ["Checkout"]}, targets=[checkouts])

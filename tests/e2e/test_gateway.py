@@ -27,6 +27,7 @@ from fanstack.gateway.limits import ServerLimits
 from fanstack.gateway.protocol import uvicorn_options
 from fanstack.gateway.routing import Gateway
 from fanstack.gateway.throttling import QUOTA_TABLE, RateLimiter
+from fanstack.workflows import Execution
 
 from .conftest import Server, free_port, start_server, wait_for
 
@@ -174,6 +175,24 @@ def test_a_route_puts_events_on_a_bus_and_its_rules_route_them(gateway: Server) 
     assert event["id"] == event_id
     assert (event["source"], event["detail-type"]) == ("com.shop", "Checkout")
     assert event["detail"] == {"user": "ada", "basket": {"items": [1, 2]}}
+    app.close()
+
+
+def test_a_route_starts_a_workflow_and_an_express_one_answers_its_result(
+    gateway: Server,
+) -> None:
+    with gateway.client() as client:
+        started = client.post("/greet", json={"name": "ada"})
+        assert started.status_code == 202
+        arn = started.json()["execution_arn"]
+        assert arn.split(":")[-2] == "greeter"
+        now = client.post("/greet-now", json={"name": "bob"})
+        assert now.status_code == 200
+        assert now.json()["status"] == "SUCCEEDED"
+        assert now.json()["output"] == {"greeting": "hello bob"}
+    app = App("gateway-test", data_dir=gateway.data_dir)
+    done = Execution.from_arn(app.backend, arn).wait(timeout=30)
+    assert (done.status, done.output) == ("SUCCEEDED", {"greeting": "hello ada"})
     app.close()
 
 

@@ -205,3 +205,13 @@ def charge_orders(event: dict[str, Any], context: Any) -> None:
 def note_event(event: dict[str, Any], context: Any) -> None:
     """A bus target: mark the event's id under the directory its detail names."""
     Path(event["detail"]["dir"], f"event-{event['id']}").write_text(json.dumps(event))
+
+
+def double(event: Any, context: Any) -> Any:
+    """A workflow task: twice its number."""
+    return event * 2
+
+
+def refuse(event: Any, context: Any) -> Any:
+    """A workflow task that always fails."""
+    raise PermissionError(f"refused {event!r}")

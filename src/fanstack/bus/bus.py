@@ -20,14 +20,14 @@ from typing import Any
 
 from fanstack.backends.base import Backend
 from fanstack.bus.catalog import Catalog
-from fanstack.bus.delivery import ingress_queue, retry_queue
+from fanstack.bus.delivery import retry_queue
 from fanstack.bus.replay import REPLAY_QUEUE, Replayer, cancel_replay, start_replay
 from fanstack.bus.router import Retrier, Router
 from fanstack.bus.targets import target_spec
 from fanstack.core.archives import ArchiveSpec, ReplaySpec
 from fanstack.core.errors import FanstackError, ValidationException
 from fanstack.core.event_pattern import EventPattern
-from fanstack.core.events import EntryError, EventEntry, check_request, make_event
+from fanstack.core.events import EntryError, EventEntry, check_request, ingress_queue, make_event
 from fanstack.core.message import OutgoingMessage
 from fanstack.core.rules import BUS, MAX_RULES_PER_BUS, RuleSpec, bus_arn, check_bus_name
 from fanstack.core.specs import QueueSpec

@@ -25,6 +25,7 @@ from fanstack.backends.base import Backend
 from fanstack.bus.api_destination import ApiCaller
 from fanstack.bus.failures import DeliveryFailed, classify
 from fanstack.core.errors import FanstackError
+from fanstack.core.events import INGRESS_PREFIX, ingress_queue
 from fanstack.core.fanout import Delivery as QueueDelivery
 from fanstack.core.fanout import Publication
 from fanstack.core.functions import ASYNC_QUEUE_PREFIX
@@ -37,16 +38,10 @@ from fanstack.core.specs import QueueSpec
 
 log = logging.getLogger("fanstack.bus")
 
-INGRESS_PREFIX = "fanstack-bus-"
 RETRY_SUFFIX = "-retry"
 RETRY_BACKOFF = RetryPolicy(base_delay=1, max_delay=300, max_attempts=186)
 MAX_ATTEMPTS_EXHAUSTED = "MaximumRetryAttempts"
 MAX_AGE_EXHAUSTED = "MaximumEventAgeInSeconds"
-
-
-def ingress_queue(bus: str) -> str:
-    """The queue that holds a bus's events until they are routed."""
-    return INGRESS_PREFIX + bus
 
 
 def retry_queue(bus: str) -> str:

@@ -20,7 +20,6 @@ from typing import Any
 
 from fanstack.backends.base import Backend
 from fanstack.bus.catalog import Catalog
-from fanstack.bus.delivery import ingress_queue
 from fanstack.bus.router import RULES_ATTRIBUTE
 from fanstack.core.archives import (
     CANCELLED,
@@ -39,7 +38,7 @@ from fanstack.core.errors import (
     ResourceAlreadyExists,
     ValidationException,
 )
-from fanstack.core.events import REPLAY_NAME, parse_time
+from fanstack.core.events import REPLAY_NAME, ingress_queue, parse_time
 from fanstack.core.message import MessageAttribute, OutgoingMessage
 from fanstack.core.queue_rules import MAX_RECEIVE_BATCH
 

@@ -30,7 +30,6 @@ from fanstack.bus.delivery import (
     dead_letter,
     deliver,
     exhausted,
-    ingress_queue,
     is_queue_like,
     retry_queue,
     schedule_retry,
@@ -39,7 +38,7 @@ from fanstack.bus.failures import DeliveryFailed
 from fanstack.core.archives import ArchiveSpec, archive_key
 from fanstack.core.errors import FanstackError, InputTransformError
 from fanstack.core.event_pattern import EventPattern
-from fanstack.core.events import REPLAY_NAME
+from fanstack.core.events import REPLAY_NAME, ingress_queue
 from fanstack.core.message import ReceivedMessage
 from fanstack.core.rule_index import RuleIndex
 from fanstack.core.rules import API, RuleSpec

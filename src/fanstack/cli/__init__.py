@@ -3,7 +3,7 @@
 One module per family of commands; importing them registers them on the group.
 """
 
-from fanstack.cli import bus, dlq, messages, serving
+from fanstack.cli import bus, dlq, messages, serving, workflows
 from fanstack.cli.base import main
 
-__all__ = ["bus", "dlq", "main", "messages", "serving"]
+__all__ = ["bus", "dlq", "main", "messages", "serving", "workflows"]

@@ -16,12 +16,13 @@ from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
 from fanstack.backends.base import Backend
 from fanstack.bus import Bus
 from fanstack.bus.catalog import Catalog
-from fanstack.bus.delivery import ingress_queue, retry_queue
+from fanstack.bus.delivery import retry_queue
 from fanstack.bus.replay import cancel_replay, start_replay
 from fanstack.cli.base import console, emit_json, main, open_store, plain_table
 from fanstack.core.archives import ReplaySpec
 from fanstack.core.errors import ValidationException
 from fanstack.core.event_pattern import test_event_pattern as matches
+from fanstack.core.events import ingress_queue
 
 
 @main.command()

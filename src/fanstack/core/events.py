@@ -25,6 +25,12 @@ TIME_BYTES = 14  # what a `time` adds to an entry's size, as AWS counts it
 ACCOUNT = "000000000000"
 REGION = "local"
 REPLAY_NAME = "replay-name"
+INGRESS_PREFIX = "fanstack-bus-"
+
+
+def ingress_queue(bus: str) -> str:
+    """The queue that holds a bus's events until they are routed."""
+    return INGRESS_PREFIX + bus
 
 
 class EntryError(FanstackError):

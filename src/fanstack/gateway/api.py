@@ -3,10 +3,10 @@ document (`app.api.openapi(...)`), and its security settings (API keys on usage 
 CORS, open on loopback).
 
 Each route is an `Operation` with an `Integration` (`publish` to a topic, `send` to a queue,
-`invoke` or `invoke_async` a function, `put_events` on a bus, among the app's `Targets`), a
-mapping from the request to the message (runtime-expression templates, `expressions`), a
-response template and an auth mode (`auth`). Reading and serving OpenAPI documents is
-`openapi`'s; serving the routes, `routing`'s.
+`invoke` or `invoke_async` a function, `put_events` on a bus, `start_workflow`, among the app's
+`Targets`), a mapping from the request to the message (runtime-expression templates,
+`expressions`), a response template and an auth mode (`auth`). Reading and serving OpenAPI
+documents is `openapi`'s; serving the routes, `routing`'s.
 """
 
 from __future__ import annotations
@@ -90,6 +90,7 @@ class Api:
         invoke: Any = None,
         invoke_async: Any = None,
         put_events: Any = None,
+        start_workflow: Any = None,
         source: Any = None,
         detail_type: Any = None,
         body: Any = "$request.body",
@@ -106,7 +107,8 @@ class Api:
         summary: str | None = None,
     ) -> Operation:
         """Declare a route and its integration (exactly one of publish/send/invoke/...)."""
-        given = dict(zip(KINDS, (publish, send, invoke, invoke_async, put_events), strict=True))
+        targets = (publish, send, invoke, invoke_async, put_events, start_workflow)
+        given = dict(zip(KINDS, targets, strict=True))
         chosen = [(kind, target) for kind, target in given.items() if target is not None]
         if len(chosen) != 1:
             raise InvalidParameterValue(

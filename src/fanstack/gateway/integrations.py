@@ -1,5 +1,5 @@
 """Integrations: where a route's requests go (`publish`, `send`, `invoke`, `invoke_async`,
-`put_events`).
+`put_events`, `start_workflow`).
 
 An `Integration` is declared with its route: the target, and templates (`expressions`) mapping
 the request to the message (body, defaults, attributes, group and deduplication ids; for an
@@ -16,6 +16,7 @@ import json
 import logging
 from collections.abc import Mapping
 from dataclasses import dataclass, field
+from datetime import UTC, datetime
 from typing import Any, Protocol
 
 from starlette.responses import JSONResponse, Response
@@ -34,14 +35,16 @@ from fanstack.gateway.responses import error_response
 
 log = logging.getLogger("fanstack.gateway")
 
-KINDS = ("publish", "send", "invoke", "invoke_async", "put_events")
+KINDS = ("publish", "send", "invoke", "invoke_async", "put_events", "start_workflow")
 DEFAULT_STATUS = {
     "publish": 202,
     "send": 202,
     "invoke": 200,
     "invoke_async": 202,
     "put_events": 202,
+    "start_workflow": 202,
 }
+EXPRESS_WAIT = 29.0  # API Gateway's integration timeout: how long a route waits for an express run
 ANSWER_KEYS = {"invoke_async": "request_id", "put_events": "event_id"}
 
 
@@ -132,6 +135,16 @@ class Invocable(Protocol):
         ...
 
 
+class Startable(Protocol):
+    """A workflow, as an integration starts it."""
+
+    type: str
+
+    def start(self, input: Any, *, name: str | None = None) -> Any:
+        """Start an execution; it has `arn`, `describe()` and `wait(timeout)`."""
+        ...
+
+
 class EventPutter(Protocol):
     """A bus, as an integration puts an event on it."""
 
@@ -148,6 +161,7 @@ class Targets:
     queues: Mapping[str, Sender]
     functions: Mapping[str, Invocable]
     buses: Mapping[str, EventPutter] = field(default_factory=dict)
+    workflows: Mapping[str, Startable] = field(default_factory=dict)
 
     def declares(self, integration: Integration) -> bool:
         """Whether the target `integration` names is declared, of the kind it needs."""
@@ -157,6 +171,7 @@ class Targets:
             "invoke": self.functions,
             "invoke_async": self.functions,
             "put_events": self.buses,
+            "start_workflow": self.workflows,
         }
         return integration.target in declared[integration.kind]
 
@@ -197,6 +212,8 @@ def integrate(integration: Integration, targets: Targets, context: RequestContex
         return error_response(503, "Service Unavailable: the message was not stored", request_id)
     if integration.kind == "invoke":
         return _function_response(outcome, integration.success_status)
+    if integration.kind == "start_workflow":
+        return _execution_response(targets.workflows[integration.target], outcome, integration)
     key = ANSWER_KEYS.get(integration.kind, "message_id")
     if integration.response is None:
         payload: Any = {key: outcome}
@@ -238,6 +255,8 @@ def _deliver(integration: Integration, targets: Targets, message: _Message) -> A
         return targets.functions[target].invoke_async(message.body)
     if integration.kind == "put_events":
         return targets.buses[target].put_event(message.source, message.detail_type, message.body)
+    if integration.kind == "start_workflow":
+        return targets.workflows[target].start(message.body)
     deliver = (
         targets.topics[target].publish
         if integration.kind == "publish"
@@ -249,6 +268,34 @@ def _deliver(integration: Integration, targets: Targets, message: _Message) -> A
         group_id=message.group_id,
         deduplication_id=message.deduplication_id,
     )
+
+
+def _execution_response(workflow: Startable, execution: Any, integration: Integration) -> Response:
+    """202 with the execution's ARN (StartExecution); an express workflow's result, waited for
+    up to 29 seconds (StartSyncExecution)."""
+    record = execution.describe()
+    if workflow.type != "EXPRESS":
+        body = {"execution_arn": record.arn, "start_date": _iso(record.start)}
+        return JSONResponse(body, status_code=integration.success_status)
+    try:
+        record = execution.wait(timeout=EXPRESS_WAIT)
+    except TimeoutError:
+        body = {"execution_arn": record.arn, "status": "RUNNING"}
+        return JSONResponse(body, status_code=202)
+    answer = {
+        "execution_arn": record.arn,
+        "status": record.status,
+        "output": record.output,
+        "error": record.error,
+        "cause": record.cause,
+        "start_date": _iso(record.start),
+        "stop_date": _iso(record.stop) if record.stop is not None else None,
+    }
+    return JSONResponse(answer, status_code=200 if record.status == "SUCCEEDED" else 502)
+
+
+def _iso(epoch: float) -> str:
+    return datetime.fromtimestamp(epoch, UTC).isoformat(timespec="milliseconds")
 
 
 def _function_response(result: Any, status: int) -> Response:

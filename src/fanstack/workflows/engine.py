@@ -1,0 +1,544 @@
+"""The durable engine: runs steps, persists every transition, joins branches and items.
+
+`StepRunner` is a worker service: threads lease steps from the `fanstack-workflow-steps` queue
+and act on each with the pure interpreter (`core/asl/interpreter.py`). A step is idempotent: a
+task's outcome is recorded once (the first record stands, so a task that ran twice still counts
+once), its successors carry deterministic ids, and once they are sent the step is marked
+dispatched, so a redelivered step does nothing. Waits and retry intervals are delayed messages
+(durable timers, chained past SQS's 15-minute delay). A Parallel or a Map keeps a counted join
+item: each child records its result once and marks itself done with a conditional write; the
+child that completes the join continues the parent.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import math
+import random
+import threading
+import uuid
+from collections.abc import Callable, Mapping
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import replace
+from datetime import UTC, datetime
+from typing import Any
+
+from fanstack.backends.base import Backend
+from fanstack.core.asl import interpreter
+from fanstack.core.asl.data import AslError
+from fanstack.core.asl.definition import StateMachine
+from fanstack.core.errors import ExecutionDoesNotExist, FanstackError
+from fanstack.core.message import OutgoingMessage, ReceivedMessage
+from fanstack.workflows.history import entered, event, exited, task_events
+from fanstack.workflows.joins import Join
+from fanstack.workflows.steps import COMPLETE, ENTER, FAIL, RESUME, ROOT, Step, parent_of
+from fanstack.workflows.store import (
+    FAILED,
+    RUNNING,
+    STEP_QUEUE,
+    SUCCEEDED,
+    Store,
+    execution_arn,
+)
+
+log = logging.getLogger("fanstack.workflows")
+
+MAX_TIMER = 900  # the longest delay of one message (SQS's); longer timers are chained
+STEP_VISIBILITY = 60
+POLL_WAIT = 1.0
+DEFAULT_CONCURRENCY = 16
+
+Machines = Callable[[str], StateMachine]  # workflow name -> its parsed definition
+TaskRunner = Callable[[str, Any, Mapping[str, Any]], Any]  # resource, payload, context -> result
+
+
+class TaskFailed(Exception):
+    """A task ended in an error (its States error name, or the function's error type)."""
+
+    def __init__(self, error: str, cause: str) -> None:
+        super().__init__(f"{error}: {cause}")
+        self.error = error
+        self.cause = cause
+
+
+def send_steps(backend: Backend, steps: list[Step], delay: float = 0) -> None:
+    """Queue steps (after `delay` seconds, at most 15 minutes)."""
+    if not steps:
+        return
+    seconds = min(math.ceil(delay), MAX_TIMER) if delay > 0 else None
+    messages = [
+        OutgoingMessage(id=str(uuid.uuid4()), body=step.to_json(), delay_seconds=seconds)
+        for step in steps
+    ]
+    for outcome in backend.send(STEP_QUEUE, messages):
+        if isinstance(outcome, FanstackError):
+            raise outcome
+
+
+class Engine:
+    """Acts on steps: the interpreter decides, the engine persists and sends what follows."""
+
+    def __init__(self, backend: Backend, machines: Machines, run_task: TaskRunner) -> None:
+        self.backend = backend
+        self.store = Store(backend)
+        self.machines = machines
+        self.run_task = run_task
+        self.rng = random.Random()
+
+    # -- entry point ---------------------------------------------------------------------
+
+    def process(self, step: Step) -> None:
+        """Act on one step (idempotent: a step already dispatched is skipped)."""
+        record = self.store.step(step.execution, step.id)
+        if record is not None and record.get("dispatched"):
+            return
+        execution = self.store.execution(step.execution)
+        if execution.status != RUNNING:
+            return
+        now = self.backend.clock()
+        if step.wake_at is not None and now < step.wake_at:
+            send_steps(self.backend, [step], step.wake_at - now)  # a long timer: next link
+            return
+        if step.frame == ROOT and step.n == 0 and step.op == ENTER:
+            step = replace(step, input=execution.input)  # the first step reads the record
+        machine = self.machine(step)
+        context = self.context(step, execution.input, execution.start, now)
+        if step.op == ENTER:
+            self.store.add_events(step.execution, step.id, [entered(machine, step, now)])
+            action = interpreter.enter(
+                machine,
+                step.state,
+                step.input,
+                context,
+                step.variables,
+                now=datetime.fromtimestamp(now, UTC),
+                rng=self.rng,
+                retry_counts=_counts(step),
+            )
+        elif step.op == COMPLETE:
+            action = interpreter.complete(
+                machine,
+                step.state,
+                step.input,
+                step.result,
+                context,
+                step.variables,
+                now=datetime.fromtimestamp(now, UTC),
+                rng=self.rng,
+                retry_counts=_counts(step),
+            )
+        elif step.op == FAIL:
+            action = self.failed(machine, step, context, step.error or "", step.cause or "")
+        else:
+            assert step.op == RESUME and step.then is not None
+            action = self.resumed(step.then)
+        if self.act(machine, step, action, context, now):
+            self.store.mark_dispatched(step.execution, step.id)
+
+    def machine(self, step: Step) -> StateMachine:
+        """The (sub)machine a step runs in."""
+        workflow = step.execution.partition(":")[0]
+        machine = self.machines(workflow)
+        for state, index in step.path:
+            machine = interpreter.submachine(machine, state, index)
+        return machine
+
+    def context(self, step: Step, input: Any, started: float, now: float) -> dict[str, Any]:
+        """The `$$` context object of a step."""
+        workflow, _, name = step.execution.partition(":")
+        context: dict[str, Any] = {
+            "Execution": {
+                "Id": execution_arn(workflow, name),
+                "Input": input,
+                "Name": name,
+                "StartTime": _iso(started),
+                "RoleArn": "arn:fanstack:iam::000000000000:role/fanstack",
+            },
+            "State": {
+                "Name": step.state,
+                "EnteredTime": _iso(now),
+                "RetryCount": sum(step.retry_counts.values()),
+            },
+            "StateMachine": {
+                "Id": f"arn:fanstack:states:local:000000000000:stateMachine:{workflow}",
+                "Name": workflow,
+            },
+            "Task": {"Token": task_token(step)},
+        }
+        return context
+
+    # -- acting on the interpreter's decisions --------------------------------------------
+
+    def act(
+        self, machine: StateMachine, step: Step, action: Any, context: Mapping[str, Any], now: float
+    ) -> bool:
+        """Persist and send what an action means; False while the step waits on a timer."""
+        if isinstance(action, interpreter.Next):
+            self.store.add_events(
+                step.execution, step.id + ">", [exited(machine, step, action.output, now)]
+            )
+            send_steps(
+                self.backend,
+                [
+                    step.successor(
+                        action.state, input=action.output, variables=dict(action.variables)
+                    )
+                ],
+            )
+        elif isinstance(action, interpreter.Succeed):
+            self.store.add_events(
+                step.execution, step.id + ">", [exited(machine, step, action.output, now)]
+            )
+            self.frame_ended(step, output=action.output, now=now)
+        elif isinstance(action, interpreter.Fail):
+            self.frame_ended(step, error=action.error, cause=action.cause, now=now)
+        elif isinstance(action, interpreter.Delay):
+            self.wait(step, action, now)
+            return False
+        elif isinstance(action, interpreter.Retry):
+            counts = dict(step.retry_counts)
+            counts[str(action.retrier)] = action.attempt
+            again = step.successor(
+                step.state,
+                input=step.input,
+                retry_counts=counts,
+            )
+            send_steps(self.backend, [again], action.delay_seconds)
+        elif isinstance(action, interpreter.RunTask):
+            return self.task(machine, step, action, context, now)
+        elif isinstance(action, interpreter.RunBranches):
+            self.branches(step, action)
+        elif isinstance(action, interpreter.RunMap):
+            try:
+                self.map(machine, step, action, context)
+            except AslError as error:  # an item's ItemSelector failed: the Map state fails
+                failure = self.failed(machine, step, context, error.error, error.cause)
+                return self.act(machine, step, failure, context, now)
+        else:
+            raise TypeError(f"unknown action {action!r}")
+        return True
+
+    def failed(
+        self, machine: StateMachine, step: Step, context: Mapping[str, Any], error: str, cause: str
+    ) -> Any:
+        """The interpreter's answer to a failed state: retry, catch, or fail the frame."""
+        counts = _counts(step)
+        return interpreter.fail(
+            machine,
+            step.state,
+            step.input,
+            error,
+            cause,
+            counts,
+            context,
+            step.variables,
+            rng=self.rng,
+        )
+
+    def resumed(self, then: Mapping[str, Any]) -> Any:
+        """What a Wait continues with once its timer fires."""
+        if then["kind"] == "next":
+            return interpreter.Next(then["state"], then["output"], then.get("variables") or {})
+        return interpreter.Succeed(then["output"])
+
+    def wait(self, step: Step, action: Any, now: float) -> None:
+        """A Wait state: a timer message that resumes the frame."""
+        then = action.then
+        encoded: dict[str, Any] = (
+            {
+                "kind": "next",
+                "state": then.state,
+                "output": then.output,
+                "variables": dict(then.variables),
+            }
+            if isinstance(then, interpreter.Next)
+            else {"kind": "succeed", "output": then.output}
+        )
+        if action.until is not None:
+            wake = datetime.fromisoformat(action.until.replace("Z", "+00:00")).timestamp()
+        else:
+            wake = now + float(action.seconds or 0)
+        resume = Step(
+            execution=step.execution,
+            frame=step.frame,
+            n=step.n,
+            path=step.path,
+            state=step.state,
+            op=RESUME,
+            input=step.input,
+            variables=step.variables,
+            then=encoded,
+            wake_at=wake,
+        )
+        # The resume is this same step again (its id unchanged): it is dispatched only then.
+        send_steps(self.backend, [resume], wake - now)
+
+    # -- tasks -----------------------------------------------------------------------------
+
+    def task(
+        self,
+        machine: StateMachine,
+        step: Step,
+        action: Any,
+        context: Mapping[str, Any],
+        now: float,
+    ) -> bool:
+        """Run a task (once: its recorded outcome stands), then complete or fail the state."""
+        recorded = self.store.step(step.execution, step.id)
+        outcome = (recorded or {}).get("task")
+        if outcome is None:
+            try:
+                result = self.run_task(action.resource, action.payload, context)
+                outcome = {"ok": True, "result": result}
+            except TaskFailed as failure:
+                outcome = {"ok": False, "error": failure.error, "cause": failure.cause}
+            outcome = self.store.record_step(step.execution, step.id, {"task": outcome})["task"]
+        now = self.backend.clock()  # the task took its time
+        events = task_events(action.resource, action.payload, outcome, now)
+        self.store.add_events(step.execution, step.id + "t", events)
+        if outcome["ok"]:
+            next_action = interpreter.complete(
+                machine,
+                step.state,
+                step.input,
+                outcome["result"],
+                context,
+                step.variables,
+                now=datetime.fromtimestamp(now, UTC),
+                rng=self.rng,
+                retry_counts=_counts(step),
+            )
+        else:
+            next_action = self.failed(machine, step, context, outcome["error"], outcome["cause"])
+        return self.act(machine, step, next_action, context, now)
+
+    # -- Parallel and Map --------------------------------------------------------------------
+
+    def branches(self, step: Step, action: Any) -> None:
+        """Start every branch of a Parallel state, with a join counting them in."""
+        total = len(action.branches)
+        Join(self.store, step.execution, step.id).create(self.join_value(step, "parallel", total))
+        if total == 0:
+            self.continue_parent(step.execution, step.id, failure=None)
+            return
+        send_steps(
+            self.backend,
+            [
+                step.child("b", index, branch.start_at, action.input)
+                for index, branch in enumerate(action.branches)
+            ],
+        )
+
+    def map(
+        self, machine: StateMachine, step: Step, action: Any, context: Mapping[str, Any]
+    ) -> None:
+        """Start a Map state's first items (up to MaxConcurrency), with a join counting them."""
+        total = len(action.items)
+        value = self.join_value(step, "map", total)
+        value.update(
+            items=action.items,
+            concurrency=action.max_concurrency or total,
+            tolerated_count=action.tolerated_failure_count,
+            tolerated_percentage=action.tolerated_failure_percentage,
+        )
+        Join(self.store, step.execution, step.id).create(value)
+        if total == 0:
+            self.continue_parent(step.execution, step.id, failure=None)
+            return
+        first = range(min(value["concurrency"], total))
+        steps = [
+            self.item_step(machine, step, action.processor, i, action.items[i], context)
+            for i in first
+        ]
+        send_steps(self.backend, steps)
+
+    def item_step(
+        self,
+        machine: StateMachine,
+        step: Step,
+        processor: StateMachine,
+        index: int,
+        item: Any,
+        context: Mapping[str, Any],
+    ) -> Step:
+        """The first step of one Map item."""
+        value = interpreter.map_item_input(
+            machine, step.state, index, item, step.input, context, step.variables
+        )
+        return step.child("m", index, processor.start_at, value)
+
+    def join_value(self, step: Step, kind: str, total: int) -> dict[str, Any]:
+        """A new join: what it counts, and the parent step to continue."""
+        return {
+            "kind": kind,
+            "total": total,
+            "parent": {
+                "frame": step.frame,
+                "n": step.n,
+                "path": [list(p) for p in step.path],
+                "state": step.state,
+                "input": step.input,
+                "variables": dict(step.variables),
+            },
+        }
+
+    def frame_ended(
+        self,
+        step: Step,
+        *,
+        now: float,
+        output: Any = None,
+        error: str | None = None,
+        cause: str | None = None,
+    ) -> None:
+        """A (sub)machine reached its end: end the execution, or report to the parent's join."""
+        parent = parent_of(step.frame)
+        if parent is None:
+            self.execution_ended(step, now, output, error, cause)
+            return
+        parent_id, kind, index = parent
+        outcome = {"ok": error is None, "output": output, "error": error, "cause": cause}
+        recorded = self.store.record_child(step.execution, parent_id, index, outcome)
+        join = Join(self.store, step.execution, parent_id)
+        value = join.value()
+        if kind == "m":
+            self.start_next_item(step.execution, value, index)
+        decision = join.count(index, bool(recorded["ok"]))
+        if decision == "failed":
+            self.continue_parent(step.execution, parent_id, failure=recorded)
+        elif decision == "complete" and not join.failed():
+            self.continue_parent(step.execution, parent_id, failure=None)
+
+    def execution_ended(
+        self, step: Step, now: float, output: Any, error: str | None, cause: str | None
+    ) -> None:
+        """The top-level machine ended: the execution succeeds or fails."""
+        if error is None:
+            if self.store.end_execution(step.execution, SUCCEEDED, now, output=output):
+                ended = event("ExecutionSucceeded", now, output=_json(output))
+                self.store.add_events(step.execution, "end", [ended])
+        elif self.store.end_execution(step.execution, FAILED, now, error=error, cause=cause):
+            ended = event("ExecutionFailed", now, error=error, cause=cause)
+            self.store.add_events(step.execution, "end", [ended])
+
+    def start_next_item(self, execution: str, value: Mapping[str, Any], index: int) -> None:
+        """Item `index` ended: start item index + MaxConcurrency, if there is one."""
+        following = index + int(value["concurrency"])
+        if following >= int(value["total"]):
+            return
+        step = self.parent_step(execution, value["parent"])
+        machine = self.machine(step)
+        processor = interpreter.submachine(machine, step.state, 0)
+        record = self.store.execution(execution)
+        context = self.context(step, record.input, record.start, self.backend.clock())
+        item = value["items"][following]
+        try:
+            first = self.item_step(machine, step, processor, following, item, context)
+        except AslError as error:  # its ItemSelector failed: the item fails
+            child = step.child("m", following, processor.start_at, None)
+            self.frame_ended(child, now=self.backend.clock(), error=error.error, cause=error.cause)
+            return
+        send_steps(self.backend, [first])
+
+    def parent_step(self, execution: str, parent: Mapping[str, Any]) -> Step:
+        """The Parallel or Map step a join belongs to."""
+        return Step(
+            execution=execution,
+            frame=parent["frame"],
+            n=parent["n"],
+            path=tuple((str(s), int(i)) for s, i in parent["path"]),
+            state=parent["state"],
+            input=parent["input"],
+            variables=parent["variables"],
+        )
+
+    def continue_parent(
+        self, execution: str, parent_id: str, *, failure: Mapping[str, Any] | None
+    ) -> None:
+        """The join is decided: complete (or fail) the Parallel or Map state."""
+        value = Join(self.store, execution, parent_id).value()
+        step = self.parent_step(execution, value["parent"])
+        if failure is not None:
+            error = (
+                failure["error"]
+                if value["kind"] == "parallel"
+                else ("States.ExceedToleratedFailureThreshold")
+            )
+            cause = failure["cause"] or ""
+            follow = step.successor(step.state, op=FAIL, input=step.input, error=error, cause=cause)
+        else:
+            outcomes = self.store.children(execution, parent_id)
+            output = [
+                o["output"] if o["ok"] else {"Error": o["error"], "Cause": o["cause"]}
+                for o in outcomes
+            ]
+            follow = step.successor(step.state, op=COMPLETE, input=step.input, result=output)
+        send_steps(self.backend, [follow])
+
+
+def task_token(step: Step) -> str:
+    """The token a `.waitForTaskToken` task hands out for this step."""
+    return f"{step.execution}|{step.id}"
+
+
+class StepRunner:
+    """Runs workflow steps (a worker service)."""
+
+    name = "workflow-steps"
+
+    def __init__(
+        self, machines: Machines, run_task: TaskRunner, concurrency: int = DEFAULT_CONCURRENCY
+    ) -> None:
+        self.machines = machines
+        self.run_task = run_task
+        self.concurrency = concurrency
+
+    def run(self, backend: Backend, stopping: threading.Event) -> None:
+        """Lease and run steps until stopped."""
+        engine = Engine(backend, self.machines, self.run_task)
+        slots = threading.Semaphore(self.concurrency)
+        with ThreadPoolExecutor(self.concurrency, thread_name_prefix="fanstack-step") as pool:
+            while not stopping.is_set():
+                if not slots.acquire(timeout=POLL_WAIT):
+                    continue
+                batch = backend.receive(
+                    STEP_QUEUE,
+                    max_messages=1,
+                    wait_seconds=POLL_WAIT,
+                    visibility_timeout=STEP_VISIBILITY,
+                )
+                if not batch:
+                    slots.release()
+                    continue
+                pool.submit(self.handle, engine, batch[0], slots)
+
+    def handle(self, engine: Engine, message: ReceivedMessage, slots: threading.Semaphore) -> None:
+        """Run one step; delete its message once done (a failure leaves it to come back)."""
+        try:
+            step = Step.from_json(message.body)
+            try:
+                engine.process(step)
+            except ExecutionDoesNotExist:
+                # Started a moment ago: its record lands just after its first step.
+                engine.backend.set_visibility(STEP_QUEUE, [(message.receipt_handle, 1)])
+                return
+            engine.backend.delete_messages(STEP_QUEUE, [message.receipt_handle])
+        except Exception:
+            log.exception("a workflow step failed; it will run again")
+        finally:
+            slots.release()
+
+
+def _counts(step: Step) -> dict[int, int]:
+    """The attempts made so far under each retrier of the step's state."""
+    return {int(k): int(v) for k, v in step.retry_counts.items()}
+
+
+def _json(value: Any) -> str:
+    return json.dumps(value, separators=(",", ":"))
+
+
+def _iso(epoch: float) -> str:
+    moment = datetime.fromtimestamp(epoch, UTC)
+    return moment.strftime("%Y-%m-%dT%H:%M:%S.") + f"{moment.microsecond // 1000:03d}Z"

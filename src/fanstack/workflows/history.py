@@ -1,0 +1,54 @@
+"""Execution history events, in AWS's types: `ExecutionStarted`, `TaskStateEntered`,
+`TaskScheduled`, `TaskSucceeded`, `MapIterationStarted`, `ExecutionSucceeded`, ...
+
+An event is a dict: `type`, `timestamp` (seconds since the epoch), `seq` (its place among its
+step's events) and the details AWS gives for that type; the store numbers them when read.
+"""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+from fanstack.core.asl import interpreter
+from fanstack.core.asl.definition import StateMachine
+from fanstack.workflows.steps import Step
+
+
+def event(kind: str, now: float, seq: int = 0, **details: Any) -> dict[str, Any]:
+    """One history event."""
+    return {"type": kind, "timestamp": now, "seq": seq, **details}
+
+
+def entered(machine: StateMachine, step: Step, now: float) -> dict[str, Any]:
+    """`<Type>StateEntered` for the state a step enters."""
+    kind = interpreter.state_type(machine, step.state)
+    return event(f"{kind}StateEntered", now, name=step.state, input=_text(step.input))
+
+
+def exited(machine: StateMachine, step: Step, output: Any, now: float) -> dict[str, Any]:
+    """`<Type>StateExited` for the state a step leaves."""
+    kind = interpreter.state_type(machine, step.state)
+    return event(f"{kind}StateExited", now, seq=9, name=step.state, output=_text(output))
+
+
+def task_events(
+    resource: str, payload: Any, outcome: dict[str, Any], now: float
+) -> list[dict[str, Any]]:
+    """`TaskScheduled`, `TaskStarted`, then `TaskSucceeded` or `TaskFailed`."""
+    done = (
+        event("TaskSucceeded", now, 3, resource=resource, output=_text(outcome.get("result")))
+        if outcome["ok"]
+        else event(
+            "TaskFailed", now, 3, resource=resource, error=outcome["error"], cause=outcome["cause"]
+        )
+    )
+    return [
+        event("TaskScheduled", now, 1, resource=resource, parameters=_text(payload)),
+        event("TaskStarted", now, 2, resource=resource),
+        done,
+    ]
+
+
+def _text(value: Any) -> str:
+    return json.dumps(value, separators=(",", ":"))

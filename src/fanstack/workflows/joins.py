@@ -1,0 +1,140 @@
+"""Fan-in: the counted join of a Parallel state's branches or a Map state's items.
+
+A join survives restarts and scales to 10,000 items without one hot item: children are counted
+in buckets of `BUCKET` (a conditional write adds the child's index to its bucket's set, so
+counting twice is impossible), a full bucket is added to the join's set of full buckets (again
+a set, again idempotent), and the child whose write fills the last bucket continues the parent.
+Failures go into a set of their own; the first write that takes them past what the state
+tolerates marks the join failed and fails the parent. Every step of this is safe to repeat:
+a child that dies half way through is run again and redoes exactly what is missing.
+
+A Map starts its first `MaxConcurrency` items; item i, when it ends, starts item
+i + MaxConcurrency, so no more than MaxConcurrency run at once and each item is started by
+exactly one predecessor.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any
+
+from fanstack.core.errors import ConditionalCheckFailed
+from fanstack.workflows.store import JOINS_TABLE, Store
+
+BUCKET = 256
+
+
+class Join:
+    """The join of one Parallel or Map step."""
+
+    def __init__(self, store: Store, execution: str, step: str) -> None:
+        self.store = store
+        self.backend = store.backend
+        self.execution = execution
+        self.step = step
+        self.key = f"{execution}/{step}"
+
+    def create(self, value: Mapping[str, Any]) -> Mapping[str, Any]:
+        """Create the join once; the stored value (the first one stands)."""
+        try:
+            self.backend.table_put(JOINS_TABLE, self.key, value, if_absent=True)
+            return value
+        except ConditionalCheckFailed:
+            return self.value()
+
+    def value(self) -> Mapping[str, Any]:
+        """The join's description: its kind, total, parent step, items, tolerance."""
+        item = self.backend.table_get(JOINS_TABLE, self.key)
+        assert item is not None, f"no join {self.key}"
+        return item.value
+
+    def count(self, index: int, ok: bool) -> str | None:
+        """Count child `index` in; "complete" or "failed" when this child decides the join."""
+        value = self.value()
+        if not ok and self._add(f"{self.key}/failed", "failed", index, value):
+            return "failed"
+        bucket = index // BUCKET
+        size = min(BUCKET, int(value["total"]) - bucket * BUCKET)
+        full = self._add_to_bucket(bucket, index, size)
+        if not full:
+            return None
+        buckets = -(-int(value["total"]) // BUCKET)
+        if self._add_full_bucket(bucket, buckets):
+            return "complete"
+        return None
+
+    def failed(self) -> bool:
+        """Whether the join was decided by a failure."""
+        item = self.backend.table_get(JOINS_TABLE, f"{self.key}/failed")
+        return bool(item and item.value.get("over"))
+
+    def _add(self, key: str, kind: str, index: int, value: Mapping[str, Any]) -> bool:
+        """Add a failed child; True when this makes the failures exceed the tolerance first."""
+        while True:
+            item = self.backend.table_get(JOINS_TABLE, key)
+            current: dict[str, Any] = (
+                dict(item.value) if item is not None else {"members": [], "over": False}
+            )
+            members = {int(member) for member in current["members"]}
+            if index in members:
+                return bool(current.get("decided_by") == index)
+            members.add(index)
+            over = not current["over"] and exceeds(value, len(members))
+            current["members"] = sorted(members)
+            if over:
+                current["over"], current["decided_by"] = True, index
+            if self._write(key, current, item.version if item else None):
+                return over
+
+    def _add_to_bucket(self, bucket: int, index: int, size: int) -> bool:
+        """Add a child to its bucket; True if the bucket is full (now or already)."""
+        key = f"{self.key}/bucket/{bucket:05d}"
+        while True:
+            item = self.backend.table_get(JOINS_TABLE, key)
+            members = set(item.value["members"]) if item is not None else set()
+            if index not in members:
+                members.add(index)
+                if not self._write(
+                    key, {"members": sorted(members)}, item.version if item else None
+                ):
+                    continue
+            return len(members) >= size
+
+    def _add_full_bucket(self, bucket: int, buckets: int) -> bool:
+        """Record a full bucket; True if all are full and this bucket was the last (or is)."""
+        key = f"{self.key}/full"
+        while True:
+            item = self.backend.table_get(JOINS_TABLE, key)
+            full = set(item.value["buckets"]) if item is not None else set()
+            if bucket not in full:
+                full.add(bucket)
+                if not self._write(key, {"buckets": sorted(full)}, item.version if item else None):
+                    continue
+            return len(full) == buckets
+
+    def _write(self, key: str, value: Mapping[str, Any], version: int | None) -> bool:
+        try:
+            if version is None:
+                self.backend.table_put(JOINS_TABLE, key, value, if_absent=True)
+            else:
+                self.backend.table_put(JOINS_TABLE, key, value, if_version=version)
+            return True
+        except ConditionalCheckFailed:
+            return False
+
+
+def exceeds(value: Mapping[str, Any], failures: int) -> bool:
+    """Whether `failures` failed children are more than the state tolerates.
+
+    A Parallel tolerates none; a Map its ToleratedFailureCount and/or Percentage (either
+    exceeded fails it, as Step Functions counts them).
+    """
+    if value["kind"] == "parallel":
+        return failures > 0
+    count, percentage = value.get("tolerated_count"), value.get("tolerated_percentage")
+    if count is None and percentage is None:
+        return failures > 0
+    total = int(value["total"])
+    over_count = count is not None and failures > int(count)
+    over_share = percentage is not None and failures * 100 > float(percentage) * total
+    return over_count or over_share

@@ -1,0 +1,220 @@
+"""Where workflows and their executions live: items of backend tables, and the step queue.
+
+Tables: `fanstack-workflows` (`<workflow>` -> definition and type), `fanstack-executions`
+(`<workflow>:<name>` -> the execution record: status, input, output, error, cause, times),
+`fanstack-steps` (`<execution>/<step>` -> what a step decided, so running it again changes
+nothing: its task result, and whether its successors were sent), `fanstack-joins`
+(`<execution>/<step>` -> a Parallel's or Map's counted join, see `joins.py`; `.../r/<index>` ->
+each child's result) and `fanstack-history` (`<execution>/<step>/<k>` -> one history event,
+read back in the order they were written). The queue `fanstack-workflow-steps` holds the steps
+to run; a delayed message is a durable timer.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import time
+from collections.abc import Iterator, Mapping
+from dataclasses import asdict, dataclass, replace
+from typing import Any
+
+from fanstack.backends.base import Backend
+from fanstack.core.errors import ConditionalCheckFailed, ExecutionDoesNotExist
+from fanstack.core.events import ACCOUNT, REGION
+from fanstack.core.tables import TableItem
+
+WORKFLOWS_TABLE = "fanstack-workflows"
+EXECUTIONS_TABLE = "fanstack-executions"
+STEPS_TABLE = "fanstack-steps"
+JOINS_TABLE = "fanstack-joins"
+HISTORY_TABLE = "fanstack-history"
+STEP_QUEUE = "fanstack-workflow-steps"
+RUNNING, SUCCEEDED, FAILED, TIMED_OUT, ABORTED = (
+    "RUNNING",
+    "SUCCEEDED",
+    "FAILED",
+    "TIMED_OUT",
+    "ABORTED",
+)
+SCAN_PAGE = 1000
+
+
+def workflow_arn(workflow: str) -> str:
+    """The ARN of a workflow (a state machine)."""
+    return f"arn:fanstack:states:{REGION}:{ACCOUNT}:stateMachine:{workflow}"
+
+
+def execution_arn(workflow: str, name: str) -> str:
+    """The ARN of an execution."""
+    return f"arn:fanstack:states:{REGION}:{ACCOUNT}:execution:{workflow}:{name}"
+
+
+def execution_key(arn: str) -> str:
+    """`<workflow>:<name>` of an execution ARN (ExecutionDoesNotExist if it is not one)."""
+    parts = arn.split(":")
+    if len(parts) != 8 or parts[5] != "execution":
+        raise ExecutionDoesNotExist(f"Execution Does Not Exist: '{arn}'")
+    return f"{parts[6]}:{parts[7]}"
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class ExecutionRecord:
+    """An execution as DescribeExecution shows it."""
+
+    workflow: str
+    name: str
+    status: str
+    input: Any
+    start: float
+    input_hash: str
+    output: Any = None
+    error: str | None = None
+    cause: str | None = None
+    stop: float | None = None
+
+    @property
+    def arn(self) -> str:
+        """The execution's ARN."""
+        return execution_arn(self.workflow, self.name)
+
+    @property
+    def key(self) -> str:
+        """`<workflow>:<name>`."""
+        return f"{self.workflow}:{self.name}"
+
+    def ended(self, status: str, now: float, **fields: Any) -> ExecutionRecord:
+        """The record of the execution ended with `status`."""
+        return replace(self, status=status, stop=now, **fields)
+
+    def to_dict(self) -> dict[str, Any]:
+        """JSON-safe form."""
+        return asdict(self)
+
+    @classmethod
+    def from_dict(cls, data: Mapping[str, Any]) -> ExecutionRecord:
+        """The record from its stored form (unknown fields ignored)."""
+        return cls(**{k: v for k, v in data.items() if k in cls.__dataclass_fields__})
+
+
+def input_hash(value: Any) -> str:
+    """A digest of an execution's input (starting a name twice needs the same input)."""
+    text = json.dumps(value, sort_keys=True, separators=(",", ":"))
+    return hashlib.sha256(text.encode()).hexdigest()
+
+
+class Store:
+    """The workflow tables of one backend."""
+
+    def __init__(self, backend: Backend) -> None:
+        self.backend = backend
+
+    # -- executions ----------------------------------------------------------------------
+
+    def create_execution(self, record: ExecutionRecord) -> ExecutionRecord | None:
+        """Store a new execution; None if one of that name exists (ConditionalCheckFailed)."""
+        try:
+            self.backend.table_put(EXECUTIONS_TABLE, record.key, record.to_dict(), if_absent=True)
+        except ConditionalCheckFailed:
+            return None
+        return record
+
+    def execution(self, key: str) -> ExecutionRecord:
+        """The execution `<workflow>:<name>` (ExecutionDoesNotExist if absent)."""
+        return self.execution_item(key)[0]
+
+    def execution_item(self, key: str) -> tuple[ExecutionRecord, int]:
+        """The execution and the version of its record."""
+        item = self.backend.table_get(EXECUTIONS_TABLE, key)
+        if item is None:
+            workflow, _, name = key.partition(":")
+            raise ExecutionDoesNotExist(
+                f"Execution Does Not Exist: '{execution_arn(workflow, name)}'"
+            )
+        return ExecutionRecord.from_dict(item.value), item.version
+
+    def end_execution(self, key: str, status: str, now: float, **fields: Any) -> bool:
+        """End a running execution (False if it had already ended)."""
+        while True:
+            record, version = self.execution_item(key)
+            if record.status != RUNNING:
+                return False
+            ended = record.ended(status, now, **fields)
+            try:
+                self.backend.table_put(EXECUTIONS_TABLE, key, ended.to_dict(), if_version=version)
+                return True
+            except ConditionalCheckFailed:
+                continue
+
+    def executions(self, workflow: str) -> Iterator[ExecutionRecord]:
+        """Every execution of a workflow, by name."""
+        for item in self._scan(EXECUTIONS_TABLE, f"{workflow}:"):
+            yield ExecutionRecord.from_dict(item.value)
+
+    # -- steps ---------------------------------------------------------------------------
+
+    def step(self, execution: str, step: str) -> Mapping[str, Any] | None:
+        """What a step recorded, if it ran before."""
+        item = self.backend.table_get(STEPS_TABLE, f"{execution}/{step}")
+        return None if item is None else item.value
+
+    def record_step(self, execution: str, step: str, value: Mapping[str, Any]) -> Mapping[str, Any]:
+        """Record a step's outcome once: the first record stands and is returned."""
+        try:
+            self.backend.table_put(STEPS_TABLE, f"{execution}/{step}", value, if_absent=True)
+            return value
+        except ConditionalCheckFailed:
+            current = self.step(execution, step)
+            assert current is not None
+            return current
+
+    def mark_dispatched(self, execution: str, step: str) -> None:
+        """Note that the step's successors were sent (a redelivered step then does nothing)."""
+        key = f"{execution}/{step}"
+        item = self.backend.table_get(STEPS_TABLE, key)
+        value = dict(item.value) if item is not None else {}
+        value["dispatched"] = True
+        self.backend.table_put(STEPS_TABLE, key, value)
+
+    # -- joins ---------------------------------------------------------------------------
+
+    def record_child(self, execution: str, step: str, index: int, value: Any) -> Any:
+        """A child's result, recorded once (the first record stands and is returned)."""
+        key = f"{execution}/{step}/r/{index:08d}"
+        try:
+            self.backend.table_put(JOINS_TABLE, key, {"value": value}, if_absent=True)
+            return value
+        except ConditionalCheckFailed:
+            item = self.backend.table_get(JOINS_TABLE, key)
+            assert item is not None
+            return item.value["value"]
+
+    def children(self, execution: str, step: str) -> list[Any]:
+        """Every child's recorded result, in child order."""
+        prefix = f"{execution}/{step}/r/"
+        return [item.value["value"] for item in self._scan(JOINS_TABLE, prefix)]
+
+    # -- history -------------------------------------------------------------------------
+
+    def add_events(self, execution: str, step: str, events: list[dict[str, Any]]) -> None:
+        """Record a step's history events (a rerun of the step writes the same keys)."""
+        written = time.time_ns()  # the order of writes orders the history, whatever `now` said
+        for position, event in enumerate(events):
+            value = {**event, "step": step, "order": written + position}
+            self.backend.table_put(HISTORY_TABLE, f"{execution}/{step}/{position:03d}", value)
+
+    def history(self, execution: str) -> list[dict[str, Any]]:
+        """The execution's events in time order, numbered from 1 as AWS numbers them."""
+        items = self._scan(HISTORY_TABLE, f"{execution}/")
+        events = sorted((item.value for item in items), key=lambda e: e["order"])
+        return [{**event, "id": number} for number, event in enumerate(events, start=1)]
+
+    def _scan(self, table: str, prefix: str) -> list[TableItem]:
+        items: list[TableItem] = []
+        while True:
+            page = self.backend.table_scan(
+                table, prefix=prefix, limit=SCAN_PAGE, start_after=items[-1].key if items else ""
+            )
+            items.extend(page)
+            if len(page) < SCAN_PAGE:
+                return items

@@ -1,0 +1,232 @@
+"""The workflows a user touches: `Workflow`, `Execution`, and `Workflows`, the capability.
+
+`app.workflow(name, definition)` validates the definition when it is declared and stores it
+when the backend opens. `workflow.start(input, name=None)` records the execution and queues its
+first step; the worker role runs the steps (`engine.py`).
+"""
+
+from __future__ import annotations
+
+import json
+import threading
+import time
+import uuid
+from collections.abc import Callable, Mapping
+from typing import Any
+
+from fanstack.backends.base import Backend
+from fanstack.core.asl.definition import StateMachine
+from fanstack.core.errors import (
+    ExecutionAlreadyExists,
+    StateMachineDoesNotExist,
+    ValidationException,
+)
+from fanstack.core.specs import QueueSpec
+from fanstack.runtime.services import Service
+from fanstack.workflows.engine import StepRunner, send_steps
+from fanstack.workflows.history import event
+from fanstack.workflows.steps import ROOT, Step
+from fanstack.workflows.store import (
+    ABORTED,
+    RUNNING,
+    STEP_QUEUE,
+    WORKFLOWS_TABLE,
+    ExecutionRecord,
+    Store,
+    execution_key,
+    input_hash,
+    workflow_arn,
+)
+from fanstack.workflows.tasks import RunFunction, Tasks
+
+STANDARD, EXPRESS = "STANDARD", "EXPRESS"
+STEP_QUEUE_SIZE = 1024 * 1024  # a state's input and variables (256 KiB each) and the step
+MAX_NAME_LENGTH = 80
+
+
+class Workflows:
+    """Every workflow an app declares (the workflow capability)."""
+
+    def __init__(
+        self,
+        backend: Callable[[], Backend],
+        opened: Callable[[], Backend | None],
+        run_function: RunFunction,
+    ) -> None:
+        self._backend = backend
+        self._opened = opened
+        self.run_function = run_function
+        self.declared: dict[str, Workflow] = {}
+        self._lock = threading.Lock()
+
+    def workflow(
+        self, name: str, definition: Mapping[str, Any] | str, *, type: str = STANDARD
+    ) -> Workflow:
+        """Declare a workflow (its definition is validated now)."""
+        _check_name("workflow", name)
+        if type not in (STANDARD, EXPRESS):
+            raise ValidationException(f"workflow {name!r}: type must be STANDARD or EXPRESS")
+        machine = StateMachine.parse(definition)
+        workflow = Workflow(name, machine, type, self._backend)
+        with self._lock:
+            self.declared[name] = workflow
+        backend = self._opened()
+        if backend is not None:
+            self.provision(backend)
+        return workflow
+
+    def provision(self, backend: Backend) -> None:
+        """Create the step queue and store the declared definitions."""
+        backend.declare_queue(
+            QueueSpec(name=STEP_QUEUE, visibility_timeout=60, max_message_size=STEP_QUEUE_SIZE)
+        )
+        for workflow in list(self.declared.values()):
+            value = {
+                "name": workflow.name,
+                "definition": workflow.definition,
+                "type": workflow.type,
+            }
+            item = backend.table_get(WORKFLOWS_TABLE, workflow.name)
+            if item is None or item.value != value:
+                backend.table_put(WORKFLOWS_TABLE, workflow.name, value)
+
+    def services(self) -> list[Service]:
+        """The step runner, when the app declares a workflow."""
+        if not self.declared:
+            return []
+        return [StepRunner(self.machine, Tasks(self._backend, self.run_function))]
+
+    def machine(self, name: str) -> StateMachine:
+        """The parsed definition of a workflow (declared here, or stored by another process)."""
+        workflow = self.declared.get(name)
+        if workflow is not None:
+            return workflow.machine
+        item = self._backend().table_get(WORKFLOWS_TABLE, name)
+        if item is None:
+            raise StateMachineDoesNotExist(f"State Machine Does Not Exist: '{workflow_arn(name)}'")
+        return StateMachine.parse(item.value["definition"])
+
+
+class Workflow:
+    """A declared workflow (a state machine): start executions, list them."""
+
+    def __init__(
+        self, name: str, machine: StateMachine, type: str, backend: Callable[[], Backend]
+    ) -> None:
+        self.name = name
+        self.arn = workflow_arn(name)
+        self.machine = machine
+        self.type = type
+        self._backend = backend
+
+    def __repr__(self) -> str:
+        return f"Workflow({self.name!r})"
+
+    @property
+    def definition(self) -> str:
+        """The definition as JSON text."""
+        return json.dumps(self.machine.definition, separators=(",", ":"))
+
+    def start(self, input: Any = None, *, name: str | None = None) -> Execution:
+        """Start an execution (StartExecution); a name already running with this input is it."""
+        name = name or str(uuid.uuid4())
+        _check_name("execution", name)
+        value = {} if input is None else input
+        backend = self._backend()
+        store = Store(backend)
+        now = backend.clock()
+        record = ExecutionRecord(
+            workflow=self.name,
+            name=name,
+            status=RUNNING,
+            input=value,
+            start=now,
+            input_hash=input_hash(value),
+        )
+        first = Step(execution=record.key, frame=ROOT, n=0, path=(), state=self.machine.start_at)
+        # The first step reads the input from the record: sent first, it can never be lost.
+        send_steps(backend, [first])
+        if store.create_execution(record) is None:
+            existing = store.execution(record.key)
+            if existing.status != RUNNING or existing.input_hash != record.input_hash:
+                raise ExecutionAlreadyExists(f"Execution Already Exists: '{existing.arn}'")
+            return Execution(backend, existing.key)
+        started = event("ExecutionStarted", now, input=json.dumps(value), roleArn="")
+        store.add_events(record.key, "start", [started])
+        return Execution(backend, record.key)
+
+    def execution(self, name: str) -> Execution:
+        """An execution of this workflow by name."""
+        backend = self._backend()
+        Store(backend).execution(f"{self.name}:{name}")
+        return Execution(backend, f"{self.name}:{name}")
+
+    def executions(self, status: str | None = None) -> list[ExecutionRecord]:
+        """Its executions (ListExecutions), optionally of one status."""
+        records = Store(self._backend()).executions(self.name)
+        return [r for r in records if status is None or r.status == status]
+
+
+class Execution:
+    """One execution: describe it, wait for it, read its history, stop it."""
+
+    def __init__(self, backend: Backend, key: str) -> None:
+        self.backend = backend
+        self.key = key
+
+    @classmethod
+    def from_arn(cls, backend: Backend, arn: str) -> Execution:
+        """The execution an ARN names (ExecutionDoesNotExist if none)."""
+        key = execution_key(arn)
+        Store(backend).execution(key)
+        return cls(backend, key)
+
+    def __repr__(self) -> str:
+        return f"Execution({self.key!r})"
+
+    @property
+    def arn(self) -> str:
+        """The execution's ARN."""
+        return self.describe().arn
+
+    def describe(self) -> ExecutionRecord:
+        """Status, input, output, error, cause, start and stop (DescribeExecution)."""
+        return Store(self.backend).execution(self.key)
+
+    def wait(self, timeout: float = 60.0, interval: float = 0.05) -> ExecutionRecord:
+        """Wait until the execution ends; its record (TimeoutError past `timeout`)."""
+        deadline = time.monotonic() + timeout
+        while True:
+            record = self.describe()
+            if record.status != RUNNING:
+                return record
+            if time.monotonic() > deadline:
+                raise TimeoutError(f"execution {self.key!r} is still RUNNING")
+            time.sleep(interval)
+
+    def history(self) -> list[dict[str, Any]]:
+        """The execution's events in order (GetExecutionHistory)."""
+        return Store(self.backend).history(self.key)
+
+    def stop(self, error: str | None = None, cause: str | None = None) -> ExecutionRecord:
+        """Abort a running execution (StopExecution); its steps stop at the next transition."""
+        store = Store(self.backend)
+        now = self.backend.clock()
+        if store.end_execution(self.key, ABORTED, now, error=error, cause=cause):
+            store.add_events(
+                self.key, "end", [event("ExecutionAborted", now, error=error, cause=cause)]
+            )
+        return self.describe()
+
+
+def _check_name(kind: str, name: str) -> None:
+    if (
+        not isinstance(name, str)
+        or not 1 <= len(name) <= MAX_NAME_LENGTH
+        or any(c in name for c in ' <>{}[]?*"#%\\^|~`$&,;:/')
+        or any(ord(c) < 32 or 127 <= ord(c) < 160 for c in name)
+    ):
+        raise ValidationException(
+            f"{kind} name {name!r} must be 1-{MAX_NAME_LENGTH} characters without spaces, "
+            "brackets, wildcards, punctuation such as : / ; , or control characters"
+        )

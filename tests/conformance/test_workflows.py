@@ -1,0 +1,373 @@
+"""Workflows on every backend: transitions, tasks, retries, catches, waits, Parallel and Map
+joins, exactly-once steps, names and stops — the engine driven step by step."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping
+from typing import Any
+
+import pytest
+
+from fanstack.backends.base import Backend
+from fanstack.core.errors import ExecutionAlreadyExists, InvalidDefinition
+from fanstack.workflows import Workflows
+from fanstack.workflows.engine import Engine, TaskFailed
+from fanstack.workflows.steps import Step
+from fanstack.workflows.store import STEP_QUEUE
+
+from .conftest import Clock
+
+
+class Harness:
+    """An app's workflows on a backend, with tasks answered by plain Python callables."""
+
+    def __init__(self, backend: Backend, clock: Clock) -> None:
+        self.backend = backend
+        self.clock = clock
+        self.handlers: dict[str, Callable[[Any], Any]] = {}
+        self.calls: list[tuple[str, Any]] = []
+        self.workflows = Workflows(lambda: backend, lambda: backend, self._no_functions)
+        self.engine = Engine(backend, self.workflows.machine, self.run_task)
+
+    def _no_functions(self, name: str, payload: Any) -> Any:
+        raise AssertionError("tasks here are answered by the harness")
+
+    def run_task(self, resource: str, payload: Any, context: Mapping[str, Any]) -> Any:
+        self.calls.append((resource, payload))
+        return self.handlers[resource](payload)
+
+    def declare(self, name: str, definition: Mapping[str, Any]) -> Any:
+        return self.workflows.workflow(name, definition)
+
+    def run(self, *, rounds: int = 200) -> int:
+        """Run every due step until none is left; how many ran."""
+        ran = 0
+        for _ in range(rounds):
+            batch = self.backend.receive(STEP_QUEUE, max_messages=10, wait_seconds=0)
+            if not batch:
+                return ran
+            for message in batch:
+                self.engine_process(message.body)
+                self.backend.delete_messages(STEP_QUEUE, [message.receipt_handle])
+                ran += 1
+        raise AssertionError("steps kept coming")
+
+    def engine_process(self, body: str) -> None:
+        self.engine.process(Step.from_json(body))
+
+    def run_for(self, seconds: float, step: float = 1.0) -> None:
+        """Let `seconds` pass, running whatever becomes due."""
+        waited = 0.0
+        while waited < seconds:
+            self.run()
+            self.clock.advance(step)
+            waited += step
+        self.run()
+
+
+@pytest.fixture
+def harness(backend: Backend, clock: Clock) -> Harness:
+    return Harness(backend, clock)
+
+
+def pass_chain(count: int) -> dict[str, Any]:
+    states: dict[str, Any] = {}
+    for i in range(count):
+        state: dict[str, Any] = {"Type": "Pass", "Result": i, "ResultPath": f"$.s{i}"}
+        if i + 1 < count:
+            state["Next"] = f"S{i + 1}"
+        else:
+            state["End"] = True
+        states[f"S{i}"] = state
+    return {"StartAt": "S0", "States": states}
+
+
+def test_a_chain_of_pass_states_succeeds_with_its_output_and_history(harness: Harness) -> None:
+    workflow = harness.declare("chain", pass_chain(3))
+    execution = workflow.start({"order": 1}, name="e1")
+    assert execution.describe().status == "RUNNING"
+    harness.run()
+    done = execution.describe()
+    assert done.status == "SUCCEEDED"
+    assert done.output == {"order": 1, "s0": 0, "s1": 1, "s2": 2}
+    types = [e["type"] for e in execution.history()]
+    assert types[0] == "ExecutionStarted" and types[-1] == "ExecutionSucceeded"
+    assert types.count("PassStateEntered") == 3 and types.count("PassStateExited") == 3
+
+
+def test_a_task_result_lands_at_its_result_path(harness: Harness) -> None:
+    harness.handlers["charge"] = lambda payload: {"charged": payload["amount"]}
+    workflow = harness.declare(
+        "pay",
+        {
+            "StartAt": "Charge",
+            "States": {
+                "Charge": {
+                    "Type": "Task",
+                    "Resource": "charge",
+                    "Parameters": {"amount.$": "$.total"},
+                    "ResultPath": "$.payment",
+                    "End": True,
+                }
+            },
+        },
+    )
+    execution = workflow.start({"total": 12})
+    harness.run()
+    assert execution.describe().output == {"total": 12, "payment": {"charged": 12}}
+    assert harness.calls == [("charge", {"amount": 12})]
+    types = [e["type"] for e in execution.history()]
+    assert [t for t in types if t.startswith("Task") and not t.startswith("TaskState")] == [
+        "TaskScheduled",
+        "TaskStarted",
+        "TaskSucceeded",
+    ]
+
+
+def test_choice_routes_and_a_fail_state_fails_the_execution(harness: Harness) -> None:
+    workflow = harness.declare(
+        "route",
+        {
+            "StartAt": "Big?",
+            "States": {
+                "Big?": {
+                    "Type": "Choice",
+                    "Choices": [{"Variable": "$.n", "NumericGreaterThan": 10, "Next": "Big"}],
+                    "Default": "Small",
+                },
+                "Big": {"Type": "Succeed"},
+                "Small": {"Type": "Fail", "Error": "TooSmall", "Cause": "n is at most 10"},
+            },
+        },
+    )
+    big, small = workflow.start({"n": 11}), workflow.start({"n": 3})
+    harness.run()
+    assert big.describe().status == "SUCCEEDED"
+    failed = small.describe()
+    assert (failed.status, failed.error, failed.cause) == ("FAILED", "TooSmall", "n is at most 10")
+
+
+def test_a_failing_task_is_retried_after_its_interval_then_caught(harness: Harness) -> None:
+    attempts: list[int] = []
+
+    def flaky(payload: Any) -> Any:
+        attempts.append(1)
+        raise TaskFailed("Flaky", f"attempt {len(attempts)}")
+
+    harness.handlers["flaky"] = flaky
+    workflow = harness.declare(
+        "retrying",
+        {
+            "StartAt": "Call",
+            "States": {
+                "Call": {
+                    "Type": "Task",
+                    "Resource": "flaky",
+                    "Retry": [{"ErrorEquals": ["Flaky"], "IntervalSeconds": 5, "MaxAttempts": 2}],
+                    "Catch": [
+                        {"ErrorEquals": ["States.ALL"], "ResultPath": "$.error", "Next": "Fallback"}
+                    ],
+                    "End": True,
+                },
+                "Fallback": {"Type": "Pass", "End": True},
+            },
+        },
+    )
+    execution = workflow.start({"x": 1})
+    harness.run()
+    assert len(attempts) == 1  # the retry is a timer, not a sleep
+    harness.run_for(30)
+    assert len(attempts) == 3
+    done = execution.describe()
+    assert done.status == "SUCCEEDED"
+    assert done.output == {"x": 1, "error": {"Error": "Flaky", "Cause": "attempt 3"}}
+
+
+def test_a_wait_state_is_a_durable_timer(harness: Harness) -> None:
+    workflow = harness.declare(
+        "waiting",
+        {"StartAt": "W", "States": {"W": {"Type": "Wait", "Seconds": 20, "End": True}}},
+    )
+    execution = workflow.start({"a": 1})
+    harness.run()
+    harness.clock.advance(10)
+    harness.run()
+    assert execution.describe().status == "RUNNING"
+    harness.clock.advance(11)
+    harness.run()
+    assert execution.describe().status == "SUCCEEDED"
+    assert execution.describe().output == {"a": 1}
+
+
+def test_parallel_fans_out_and_joins_in_branch_order(harness: Harness) -> None:
+    harness.handlers["reserve"] = lambda p: {"reserved": p["sku"]}
+    harness.handlers["charge"] = lambda p: {"charged": p["total"]}
+    workflow = harness.declare(
+        "saga",
+        {
+            "StartAt": "Both",
+            "States": {
+                "Both": {
+                    "Type": "Parallel",
+                    "Branches": [
+                        {
+                            "StartAt": "Reserve",
+                            "States": {
+                                "Reserve": {"Type": "Task", "Resource": "reserve", "End": True}
+                            },
+                        },
+                        {
+                            "StartAt": "Charge",
+                            "States": {
+                                "Charge": {"Type": "Task", "Resource": "charge", "End": True}
+                            },
+                        },
+                    ],
+                    "End": True,
+                }
+            },
+        },
+    )
+    execution = workflow.start({"sku": "TEA", "total": 9})
+    harness.run()
+    done = execution.describe()
+    assert done.status == "SUCCEEDED"
+    assert done.output == [{"reserved": "TEA"}, {"charged": 9}]
+
+
+def test_a_failed_branch_fails_the_parallel_state_and_its_catch_runs(harness: Harness) -> None:
+    def decline(payload: Any) -> Any:
+        raise TaskFailed("PaymentDeclined", "card refused")
+
+    harness.handlers["reserve"] = lambda p: "ok"
+    harness.handlers["charge"] = decline
+    harness.handlers["release"] = lambda p: "released"
+    workflow = harness.declare(
+        "compensate",
+        {
+            "StartAt": "Both",
+            "States": {
+                "Both": {
+                    "Type": "Parallel",
+                    "Branches": [
+                        {
+                            "StartAt": "R",
+                            "States": {"R": {"Type": "Task", "Resource": "reserve", "End": True}},
+                        },
+                        {
+                            "StartAt": "C",
+                            "States": {"C": {"Type": "Task", "Resource": "charge", "End": True}},
+                        },
+                    ],
+                    "Catch": [
+                        {
+                            "ErrorEquals": ["PaymentDeclined"],
+                            "ResultPath": "$.error",
+                            "Next": "Release",
+                        }
+                    ],
+                    "End": True,
+                },
+                "Release": {
+                    "Type": "Task",
+                    "Resource": "release",
+                    "ResultPath": "$.released",
+                    "Next": "Failed",
+                },
+                "Failed": {"Type": "Fail", "Error": "OrderFailed", "Cause": "payment declined"},
+            },
+        },
+    )
+    execution = workflow.start({"order": 7})
+    harness.run()
+    done = execution.describe()
+    assert (done.status, done.error) == ("FAILED", "OrderFailed")
+    assert (
+        "release",
+        {"order": 7, "error": {"Error": "PaymentDeclined", "Cause": "card refused"}},
+    ) in harness.calls
+
+
+def test_map_runs_every_item_within_its_concurrency_and_keeps_their_order(
+    harness: Harness,
+) -> None:
+    harness.handlers["square"] = lambda p: p * p
+    workflow = harness.declare(
+        "squares",
+        {
+            "StartAt": "Each",
+            "States": {
+                "Each": {
+                    "Type": "Map",
+                    "ItemsPath": "$.items",
+                    "MaxConcurrency": 3,
+                    "ItemProcessor": {
+                        "StartAt": "Sq",
+                        "States": {"Sq": {"Type": "Task", "Resource": "square", "End": True}},
+                    },
+                    "End": True,
+                }
+            },
+        },
+    )
+    execution = workflow.start({"items": list(range(25))})
+    first = harness.backend.receive(STEP_QUEUE, max_messages=10, wait_seconds=0)
+    for message in first:
+        harness.engine_process(message.body)
+        harness.backend.delete_messages(STEP_QUEUE, [message.receipt_handle])
+    in_flight = harness.backend.stats(STEP_QUEUE).visible
+    assert in_flight == 3  # MaxConcurrency items started, no more
+    harness.run()
+    assert execution.describe().output == [n * n for n in range(25)]
+
+
+def test_a_redelivered_step_runs_its_task_once(harness: Harness) -> None:
+    harness.handlers["once"] = lambda p: "done"
+    workflow = harness.declare(
+        "once",
+        {"StartAt": "T", "States": {"T": {"Type": "Task", "Resource": "once", "End": True}}},
+    )
+    execution = workflow.start({})
+    [message] = harness.backend.receive(STEP_QUEUE, max_messages=1, wait_seconds=0)
+    harness.engine_process(message.body)
+    harness.engine_process(message.body)  # the message came back: its lease ran out
+    harness.run()
+    assert execution.describe().status == "SUCCEEDED"
+    assert harness.calls == [("once", {})]
+
+
+def test_names_are_unique_per_workflow(harness: Harness) -> None:
+    workflow = harness.declare("named", pass_chain(1))
+    first = workflow.start({"a": 1}, name="order-1")
+    assert workflow.start({"a": 1}, name="order-1").key == first.key  # still running: the same
+    with pytest.raises(ExecutionAlreadyExists):
+        workflow.start({"a": 2}, name="order-1")
+    harness.run()
+    with pytest.raises(ExecutionAlreadyExists):
+        workflow.start({"a": 1}, name="order-1")  # ended: the name is taken
+
+
+def test_a_stopped_execution_takes_no_further_step(harness: Harness) -> None:
+    harness.handlers["never"] = lambda p: pytest.fail("a stopped execution ran a task")
+    workflow = harness.declare(
+        "stoppable",
+        {
+            "StartAt": "W",
+            "States": {
+                "W": {"Type": "Wait", "Seconds": 5, "Next": "T"},
+                "T": {"Type": "Task", "Resource": "never", "End": True},
+            },
+        },
+    )
+    execution = workflow.start({})
+    harness.run()
+    stopped = execution.stop(error="Operator", cause="not needed")
+    assert (stopped.status, stopped.error) == ("ABORTED", "Operator")
+    harness.run_for(10)
+    assert execution.describe().status == "ABORTED"
+    assert execution.history()[-1]["type"] == "ExecutionAborted"
+
+
+def test_an_invalid_definition_is_rejected_when_declared(harness: Harness) -> None:
+    with pytest.raises(InvalidDefinition, match="Missing"):
+        harness.declare("broken", {"StartAt": "Missing", "States": {"S": {"Type": "Succeed"}}})
