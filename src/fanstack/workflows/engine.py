@@ -45,7 +45,8 @@ from fanstack.workflows.store import (
 log = logging.getLogger("fanstack.workflows")
 
 MAX_TIMER = 900  # the longest delay of one message (SQS's); longer timers are chained
-STEP_VISIBILITY = 60
+STEP_VISIBILITY = 10  # short, so a dead worker's steps come back soon; held ones are extended
+HEARTBEAT = 3.0
 POLL_WAIT = 1.0
 DEFAULT_CONCURRENCY = 16
 
@@ -85,6 +86,11 @@ class Engine:
         self.machines = machines
         self.run_task = run_task
         self.rng = random.Random()
+        self.join_cache: dict[str, Mapping[str, Any]] = {}
+
+    def join(self, execution: str, step: str) -> Join:
+        """The join of a Parallel or Map step (its description cached in this engine)."""
+        return Join(self.store, execution, step, self.join_cache)
 
     # -- entry point ---------------------------------------------------------------------
 
@@ -318,7 +324,7 @@ class Engine:
     def branches(self, step: Step, action: Any) -> None:
         """Start every branch of a Parallel state, with a join counting them in."""
         total = len(action.branches)
-        Join(self.store, step.execution, step.id).create(self.join_value(step, "parallel", total))
+        self.join(step.execution, step.id).create(self.join_value(step, "parallel", total))
         if total == 0:
             self.continue_parent(step.execution, step.id, failure=None)
             return
@@ -342,7 +348,7 @@ class Engine:
             tolerated_count=action.tolerated_failure_count,
             tolerated_percentage=action.tolerated_failure_percentage,
         )
-        Join(self.store, step.execution, step.id).create(value)
+        self.join(step.execution, step.id).create(value)
         if total == 0:
             self.continue_parent(step.execution, step.id, failure=None)
             return
@@ -400,7 +406,7 @@ class Engine:
         parent_id, kind, index = parent
         outcome = {"ok": error is None, "output": output, "error": error, "cause": cause}
         recorded = self.store.record_child(step.execution, parent_id, index, outcome)
-        join = Join(self.store, step.execution, parent_id)
+        join = self.join(step.execution, parent_id)
         value = join.value()
         if kind == "m":
             self.start_next_item(step.execution, value, index)
@@ -457,7 +463,7 @@ class Engine:
         self, execution: str, parent_id: str, *, failure: Mapping[str, Any] | None
     ) -> None:
         """The join is decided: complete (or fail) the Parallel or Map state."""
-        value = Join(self.store, execution, parent_id).value()
+        value = self.join(execution, parent_id).value()
         step = self.parent_step(execution, value["parent"])
         if failure is not None:
             error = (
@@ -493,11 +499,18 @@ class StepRunner:
         self.machines = machines
         self.run_task = run_task
         self.concurrency = concurrency
+        self._held: set[str] = set()  # receipt handles of the steps running now
+        self._lock = threading.Lock()
 
     def run(self, backend: Backend, stopping: threading.Event) -> None:
         """Lease and run steps until stopped."""
         engine = Engine(backend, self.machines, self.run_task)
         slots = threading.Semaphore(self.concurrency)
+        beat = threading.Thread(
+            target=self.heartbeat, args=(backend, stopping), name="fanstack-step-heartbeat"
+        )
+        beat.daemon = True
+        beat.start()
         with ThreadPoolExecutor(self.concurrency, thread_name_prefix="fanstack-step") as pool:
             while not stopping.is_set():
                 if not slots.acquire(timeout=POLL_WAIT):
@@ -513,8 +526,21 @@ class StepRunner:
                     continue
                 pool.submit(self.handle, engine, batch[0], slots)
 
+    def heartbeat(self, backend: Backend, stopping: threading.Event) -> None:
+        """Keep the steps that are running (a long task) hidden from other workers."""
+        while not stopping.wait(HEARTBEAT):
+            with self._lock:
+                held = [(handle, STEP_VISIBILITY) for handle in self._held]
+            if held:
+                try:
+                    backend.set_visibility(STEP_QUEUE, held)
+                except FanstackError:
+                    log.exception("could not extend the visibility of running steps")
+
     def handle(self, engine: Engine, message: ReceivedMessage, slots: threading.Semaphore) -> None:
         """Run one step; delete its message once done (a failure leaves it to come back)."""
+        with self._lock:
+            self._held.add(message.receipt_handle)
         try:
             step = Step.from_json(message.body)
             try:
@@ -527,6 +553,8 @@ class StepRunner:
         except Exception:
             log.exception("a workflow step failed; it will run again")
         finally:
+            with self._lock:
+                self._held.discard(message.receipt_handle)
             slots.release()
 
 

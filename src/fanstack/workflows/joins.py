@@ -22,17 +22,29 @@ from fanstack.core.errors import ConditionalCheckFailed
 from fanstack.workflows.store import JOINS_TABLE, Store
 
 BUCKET = 256
+CACHED_JOINS = 64
 
 
 class Join:
-    """The join of one Parallel or Map step."""
+    """The join of one Parallel or Map step.
 
-    def __init__(self, store: Store, execution: str, step: str) -> None:
+    Its description never changes once created, so `cache` (shared by a process's steps) keeps
+    it: a Map of 10,000 items reads its item list once, not once per item.
+    """
+
+    def __init__(
+        self,
+        store: Store,
+        execution: str,
+        step: str,
+        cache: dict[str, Mapping[str, Any]] | None = None,
+    ) -> None:
         self.store = store
         self.backend = store.backend
         self.execution = execution
         self.step = step
         self.key = f"{execution}/{step}"
+        self.cache = cache if cache is not None else {}
 
     def create(self, value: Mapping[str, Any]) -> Mapping[str, Any]:
         """Create the join once; the stored value (the first one stands)."""
@@ -44,8 +56,14 @@ class Join:
 
     def value(self) -> Mapping[str, Any]:
         """The join's description: its kind, total, parent step, items, tolerance."""
+        cached = self.cache.get(self.key)
+        if cached is not None:
+            return cached
         item = self.backend.table_get(JOINS_TABLE, self.key)
         assert item is not None, f"no join {self.key}"
+        if len(self.cache) >= CACHED_JOINS:
+            self.cache.pop(next(iter(self.cache)))
+        self.cache[self.key] = item.value
         return item.value
 
     def count(self, index: int, ok: bool) -> str | None:
