@@ -47,6 +47,8 @@ log = logging.getLogger("fanstack.workflows")
 MAX_TIMER = 900  # the longest delay of one message (SQS's); longer timers are chained
 STEP_VISIBILITY = 10  # short, so a dead worker's steps come back soon; held ones are extended
 HEARTBEAT = 3.0
+INLINE_TYPES = frozenset({"Pass", "Choice", "Succeed", "Fail"})
+MAX_INLINE = 25  # states decided in one step at most, so one step stays short
 POLL_WAIT = 1.0
 DEFAULT_CONCURRENCY = 16
 
@@ -87,6 +89,7 @@ class Engine:
         self.run_task = run_task
         self.rng = random.Random()
         self.join_cache: dict[str, Mapping[str, Any]] = {}
+        self._local = threading.local()  # the history events of the step a thread processes
 
     def join(self, execution: str, step: str) -> Join:
         """The join of a Parallel or Map step (its description cached in this engine)."""
@@ -96,22 +99,48 @@ class Engine:
 
     def process(self, step: Step) -> None:
         """Act on one step (idempotent: a step already dispatched is skipped)."""
+        self._local.events, self._local.flushes, self._local.step = [], 0, step
+        self._local.inline = 0
+        try:
+            self._process(step)
+        finally:
+            self.flush()
+
+    def note(self, event: dict[str, Any]) -> None:
+        """Keep a history event of the step being processed (written with its next send)."""
+        self._local.events.append(event)
+
+    def flush(self) -> None:
+        """Write the history events noted so far (before what follows them is sent)."""
+        events = getattr(self._local, "events", None)
+        if events:
+            step: Step = self._local.step
+            self.store.add_events(step.execution, f"{step.id}.{self._local.flushes}", events)
+            self._local.events, self._local.flushes = [], self._local.flushes + 1
+
+    def send(self, steps: list[Step], delay: float = 0) -> None:
+        """Send steps, after writing the history that precedes them."""
+        self.flush()
+        send_steps(self.backend, steps, delay)
+
+    def _process(self, step: Step) -> None:
         record = self.store.step(step.execution, step.id)
         if record is not None and record.get("dispatched"):
             return
         execution = self.store.execution(step.execution)
         if execution.status != RUNNING:
             return
+        self._local.record = execution
         now = self.backend.clock()
         if step.wake_at is not None and now < step.wake_at:
-            send_steps(self.backend, [step], step.wake_at - now)  # a long timer: next link
+            self.send([step], step.wake_at - now)  # a long timer: next link
             return
         if step.frame == ROOT and step.n == 0 and step.op == ENTER:
             step = replace(step, input=execution.input)  # the first step reads the record
         machine = self.machine(step)
         context = self.context(step, execution.input, execution.start, now)
         if step.op == ENTER:
-            self.store.add_events(step.execution, step.id, [entered(machine, step, now)])
+            self.note(entered(machine, step, now))
             action = interpreter.enter(
                 machine,
                 step.state,
@@ -181,21 +210,17 @@ class Engine:
     ) -> bool:
         """Persist and send what an action means; False while the step waits on a timer."""
         if isinstance(action, interpreter.Next):
-            self.store.add_events(
-                step.execution, step.id + ">", [exited(machine, step, action.output, now)]
+            self.note(exited(machine, step, action.output, now))
+            following = step.successor(
+                action.state, input=action.output, variables=dict(action.variables)
             )
-            send_steps(
-                self.backend,
-                [
-                    step.successor(
-                        action.state, input=action.output, variables=dict(action.variables)
-                    )
-                ],
-            )
+            if self._local.inline < MAX_INLINE and (
+                interpreter.state_type(machine, action.state) in INLINE_TYPES
+            ):
+                return self.inline(machine, following, now)
+            self.send([following])
         elif isinstance(action, interpreter.Succeed):
-            self.store.add_events(
-                step.execution, step.id + ">", [exited(machine, step, action.output, now)]
-            )
+            self.note(exited(machine, step, action.output, now))
             self.frame_ended(step, output=action.output, now=now)
         elif isinstance(action, interpreter.Fail):
             self.frame_ended(step, error=action.error, cause=action.cause, now=now)
@@ -210,7 +235,7 @@ class Engine:
                 input=step.input,
                 retry_counts=counts,
             )
-            send_steps(self.backend, [again], action.delay_seconds)
+            self.send([again], action.delay_seconds)
         elif isinstance(action, interpreter.RunTask):
             return self.task(machine, step, action, context, now)
         elif isinstance(action, interpreter.RunBranches):
@@ -224,6 +249,28 @@ class Engine:
         else:
             raise TypeError(f"unknown action {action!r}")
         return True
+
+    def inline(self, machine: StateMachine, step: Step, now: float) -> bool:
+        """Enter a state that decides at once (Pass, Choice, Succeed, Fail) in this same step.
+
+        Its transition is recorded in the history like any other; it only saves the queue
+        round trip. Run again after a crash, the whole chain is decided again, the same way.
+        """
+        self._local.inline += 1
+        record = self._local.record
+        context = self.context(step, record.input, record.start, now)
+        self.note(entered(machine, step, now))
+        action = interpreter.enter(
+            machine,
+            step.state,
+            step.input,
+            context,
+            step.variables,
+            now=datetime.fromtimestamp(now, UTC),
+            rng=self.rng,
+            retry_counts=_counts(step),
+        )
+        return self.act(machine, step, action, context, now)
 
     def failed(
         self, machine: StateMachine, step: Step, context: Mapping[str, Any], error: str, cause: str
@@ -278,7 +325,7 @@ class Engine:
             wake_at=wake,
         )
         # The resume is this same step again (its id unchanged): it is dispatched only then.
-        send_steps(self.backend, [resume], wake - now)
+        self.send([resume], wake - now)
 
     # -- tasks -----------------------------------------------------------------------------
 
@@ -302,7 +349,8 @@ class Engine:
             outcome = self.store.record_step(step.execution, step.id, {"task": outcome})["task"]
         now = self.backend.clock()  # the task took its time
         events = task_events(action.resource, action.payload, outcome, now)
-        self.store.add_events(step.execution, step.id + "t", events)
+        for one in events:
+            self.note(one)
         if outcome["ok"]:
             next_action = interpreter.complete(
                 machine,
@@ -357,7 +405,7 @@ class Engine:
             self.item_step(machine, step, action.processor, i, action.items[i], context)
             for i in first
         ]
-        send_steps(self.backend, steps)
+        self.send(steps)
 
     def item_step(
         self,
@@ -423,10 +471,10 @@ class Engine:
         if error is None:
             if self.store.end_execution(step.execution, SUCCEEDED, now, output=output):
                 ended = event("ExecutionSucceeded", now, output=_json(output))
-                self.store.add_events(step.execution, "end", [ended])
+                self.note(ended)
         elif self.store.end_execution(step.execution, FAILED, now, error=error, cause=cause):
             ended = event("ExecutionFailed", now, error=error, cause=cause)
-            self.store.add_events(step.execution, "end", [ended])
+            self.note(ended)
 
     def start_next_item(self, execution: str, value: Mapping[str, Any], index: int) -> None:
         """Item `index` ended: start item index + MaxConcurrency, if there is one."""
@@ -445,7 +493,7 @@ class Engine:
             child = step.child("m", following, processor.start_at, None)
             self.frame_ended(child, now=self.backend.clock(), error=error.error, cause=error.cause)
             return
-        send_steps(self.backend, [first])
+        self.send([first])
 
     def parent_step(self, execution: str, parent: Mapping[str, Any]) -> Step:
         """The Parallel or Map step a join belongs to."""
@@ -480,7 +528,7 @@ class Engine:
                 for o in outcomes
             ]
             follow = step.successor(step.state, op=COMPLETE, input=step.input, result=output)
-        send_steps(self.backend, [follow])
+        self.send([follow])
 
 
 def task_token(step: Step) -> str:

@@ -38,6 +38,7 @@ RUNNING, SUCCEEDED, FAILED, TIMED_OUT, ABORTED = (
     "ABORTED",
 )
 SCAN_PAGE = 1000
+HISTORY_ITEM_BYTES = 300 * 1024  # under the 400 KiB item limit
 
 
 def workflow_arn(workflow: str) -> str:
@@ -197,16 +198,30 @@ class Store:
     # -- history -------------------------------------------------------------------------
 
     def add_events(self, execution: str, step: str, events: list[dict[str, Any]]) -> None:
-        """Record a step's history events (a rerun of the step writes the same keys)."""
+        """Record a step's history events in as few items as fit (a rerun writes the same keys)."""
         written = time.time_ns()  # the order of writes orders the history, whatever `now` said
+        chunk: list[dict[str, Any]] = []
+        size = part = 0
         for position, event in enumerate(events):
             value = {**event, "step": step, "order": written + position}
-            self.backend.table_put(HISTORY_TABLE, f"{execution}/{step}/{position:03d}", value)
+            length = len(json.dumps(value))
+            if chunk and size + length > HISTORY_ITEM_BYTES:
+                self.backend.table_put(
+                    HISTORY_TABLE, f"{execution}/{step}/{part:03d}", {"events": chunk}
+                )
+                chunk, size, part = [], 0, part + 1
+            chunk.append(value)
+            size += length
+        if chunk:
+            self.backend.table_put(
+                HISTORY_TABLE, f"{execution}/{step}/{part:03d}", {"events": chunk}
+            )
 
     def history(self, execution: str) -> list[dict[str, Any]]:
         """The execution's events in time order, numbered from 1 as AWS numbers them."""
         items = self._scan(HISTORY_TABLE, f"{execution}/")
-        events = sorted((item.value for item in items), key=lambda e: e["order"])
+        found = [event for item in items for event in item.value["events"]]
+        events = sorted(found, key=lambda e: e["order"])
         return [{**event, "id": number} for number, event in enumerate(events, start=1)]
 
     def _scan(self, table: str, prefix: str) -> list[TableItem]:
