@@ -56,3 +56,29 @@ def test_a_rejected_delete_keeps_the_payload(app: App, tmp_path: Path) -> None:
     with pytest.raises(ReceiptHandleIsInvalid, match="stale"):
         app.queues["a"].delete(message.receipt_handle)
     assert _payloads(tmp_path) == 1
+
+
+def test_idle_long_polls_do_not_wake_each_other(app: App, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A lease that finds nothing changes nothing, so it must not wake the other pollers."""
+    import threading
+
+    from fanstack.backends.sqlite import SQLiteBackend
+
+    queues = [app.queue(f"idle-{i}") for i in range(8)]
+    app.backend  # noqa: B018 - open it before counting
+    leases: list[int] = []
+    original = SQLiteBackend.lease
+
+    def counted(self: SQLiteBackend, *args: object, **kwargs: object) -> object:
+        leases.append(1)
+        return original(self, *args, **kwargs)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(SQLiteBackend, "lease", counted)
+    threads = [
+        threading.Thread(target=queue.receive, kwargs={"wait_seconds": 1}) for queue in queues
+    ]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert len(leases) <= 3 * len(queues)  # a lease on arrival, maybe one at the end; no storm

@@ -15,8 +15,8 @@ from fanstack.core.errors import BackendUnavailable
 class Database:
     """One SQLite file as this process uses it: a connection per thread and write transactions.
 
-    Each commit made here bumps a generation that long polling waits on (`wait_for_commit`);
-    commits of other processes show in `PRAGMA data_version` instead.
+    Each commit made here that changed a row bumps a generation that long polling waits on
+    (`wait_for_commit`); commits of other processes show in `PRAGMA data_version` instead.
     """
 
     def __init__(self, path: Path, *, synchronous: str, busy_timeout_ms: int) -> None:
@@ -53,6 +53,7 @@ class Database:
                 db.execute("BEGIN IMMEDIATE")
             except sqlite3.Error as exc:
                 raise BackendUnavailable(f"cannot write to {self.path}: {exc}") from exc
+            before = db.total_changes
             try:
                 yield db
                 db.execute("COMMIT")
@@ -60,9 +61,11 @@ class Database:
                 if db.in_transaction:
                     db.execute("ROLLBACK")
                 raise
-        with self._commits:
-            self._generation += 1
-            self._commits.notify_all()
+            changed = db.total_changes != before
+        if changed:  # a lease that found nothing wakes nobody: idle pollers must not spin
+            with self._commits:
+                self._generation += 1
+                self._commits.notify_all()
 
     def generation(self) -> int:
         """How many write transactions this process has committed so far."""
