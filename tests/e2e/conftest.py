@@ -124,3 +124,4 @@ def wait_for(predicate: object, timeout: float = 30.0, interval: float = 0.1) ->
 
 
 ECOMMERCE = REPO / "examples" / "ecommerce" / "app.py"
+ORDERS_SAGA = REPO / "examples" / "orders_saga" / "app.py"
