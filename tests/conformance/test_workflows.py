@@ -9,7 +9,12 @@ from typing import Any
 import pytest
 
 from fanstack.backends.base import Backend
-from fanstack.core.errors import ExecutionAlreadyExists, InvalidDefinition
+from fanstack.core.errors import (
+    ExecutionAlreadyExists,
+    InvalidDefinition,
+    InvalidToken,
+    TaskTimedOut,
+)
 from fanstack.workflows import Workflows
 from fanstack.workflows.engine import Engine, TaskFailed
 from fanstack.workflows.steps import Step
@@ -371,3 +376,93 @@ def test_a_stopped_execution_takes_no_further_step(harness: Harness) -> None:
 def test_an_invalid_definition_is_rejected_when_declared(harness: Harness) -> None:
     with pytest.raises(InvalidDefinition, match="Missing"):
         harness.declare("broken", {"StartAt": "Missing", "States": {"S": {"Type": "Succeed"}}})
+
+
+WAITING = {
+    "StartAt": "Approve",
+    "States": {
+        "Approve": {
+            "Type": "Task",
+            "Resource": "ask.waitForTaskToken",
+            "Parameters": {"token.$": "$$.Task.Token", "order.$": "$.order"},
+            "HeartbeatSeconds": 30,
+            "ResultPath": "$.approval",
+            "Catch": [{"ErrorEquals": ["Rejected"], "ResultPath": "$.error", "Next": "No"}],
+            "End": True,
+        },
+        "No": {"Type": "Fail", "Error": "NotApproved"},
+    },
+}
+
+
+def asked_tokens(harness: Harness) -> list[str]:
+    return [payload["token"] for resource, payload in harness.calls if resource.startswith("ask")]
+
+
+def test_a_task_waits_for_its_token_and_an_answer_continues_it(harness: Harness) -> None:
+    harness.handlers["ask.waitForTaskToken"] = lambda payload: "sent"
+    workflow = harness.declare("approval", WAITING)
+    execution = workflow.start({"order": 7})
+    harness.run()
+    assert execution.describe().status == "RUNNING"
+    [token] = asked_tokens(harness)
+    harness.workflows.send_task_success(token, {"by": "ada"})
+    harness.run()
+    done = execution.describe()
+    assert (done.status, done.output) == ("SUCCEEDED", {"order": 7, "approval": {"by": "ada"}})
+    with pytest.raises(TaskTimedOut):
+        harness.workflows.send_task_success(token, {"by": "bob"})  # answered already
+
+
+def test_a_failure_answer_is_caught_like_any_task_error(harness: Harness) -> None:
+    harness.handlers["ask.waitForTaskToken"] = lambda payload: "sent"
+    workflow = harness.declare("approval", WAITING)
+    execution = workflow.start({"order": 8})
+    harness.run()
+    [token] = asked_tokens(harness)
+    harness.workflows.send_task_failure(token, "Rejected", "too expensive")
+    harness.run()
+    done = execution.describe()
+    assert (done.status, done.error) == ("FAILED", "NotApproved")
+
+
+def test_no_heartbeat_in_time_fails_the_task(harness: Harness) -> None:
+    harness.handlers["ask.waitForTaskToken"] = lambda payload: "sent"
+    workflow = harness.declare("approval", WAITING)
+    execution = workflow.start({"order": 9})
+    harness.run()
+    [token] = asked_tokens(harness)
+    harness.clock.advance(20)
+    harness.workflows.send_task_heartbeat(token)
+    harness.run_for(25)
+    assert execution.describe().status == "RUNNING"  # the heartbeat moved the deadline
+    harness.run_for(10)
+    done = execution.describe()
+    assert (done.status, done.error) == ("FAILED", "States.HeartbeatTimeout")
+    with pytest.raises(TaskTimedOut):
+        harness.workflows.send_task_success(token, {})
+
+
+def test_an_unknown_token_is_invalid(harness: Harness) -> None:
+    harness.declare("approval", WAITING)
+    with pytest.raises(InvalidToken):
+        harness.workflows.send_task_success("not-a-token", {})
+    with pytest.raises(InvalidToken):
+        harness.workflows.send_task_heartbeat("YXBwcm92YWw6eHxyIzA=")  # well formed, unknown
+
+
+def test_a_task_past_its_timeout_fails_with_states_timeout(harness: Harness) -> None:
+    import time as clock_time
+
+    harness.handlers["slow"] = lambda payload: clock_time.sleep(3)
+    workflow = harness.declare(
+        "slow",
+        {
+            "StartAt": "T",
+            "States": {"T": {"Type": "Task", "Resource": "slow", "TimeoutSeconds": 1, "End": True}},
+        },
+    )
+    execution = workflow.start({})
+    harness.run()
+    done = execution.describe()
+    assert (done.status, done.error) == ("FAILED", "States.Timeout")

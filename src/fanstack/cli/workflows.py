@@ -1,4 +1,5 @@
-"""`fanstack workflows | start | executions | execution | validate-workflow`."""
+"""`fanstack workflows | start | executions | execution | validate-workflow |
+send-task-success | send-task-failure | send-task-heartbeat`."""
 
 from __future__ import annotations
 
@@ -12,6 +13,7 @@ import click
 from fanstack.cli.base import console, emit_json, main, open_store, plain_table
 from fanstack.core.asl.definition import StateMachine
 from fanstack.core.errors import InvalidDefinition
+from fanstack.workflows import callbacks
 from fanstack.workflows.store import WORKFLOWS_TABLE, ExecutionRecord, Store, execution_key
 from fanstack.workflows.workflow import Execution, Workflow
 
@@ -140,6 +142,42 @@ def _frame_label(frame: str) -> str:
     if last.startswith("m") and "/" in frame:
         return f"[item {last[1:]}] "
     return ""
+
+
+@main.command("send-task-success")
+@click.option("--task-token", required=True, help="The token the task handed out.")
+@click.option("--task-output", required=True, help="The task's output: JSON.")
+@click.pass_context
+def send_task_success(ctx: click.Context, task_token: str, task_output: str) -> None:
+    """Answer a task waiting for its token: it succeeded with TASK_OUTPUT."""
+    try:
+        output = json.loads(task_output)
+    except ValueError as exc:
+        raise click.BadParameter(f"--task-output is not JSON: {exc}") from None
+    with open_store(ctx) as backend:
+        callbacks.send_task_success(backend, task_token, output)
+
+
+@main.command("send-task-failure")
+@click.option("--task-token", required=True, help="The token the task handed out.")
+@click.option("--error", default=None, help="The error name.")
+@click.option("--cause", default=None, help="What went wrong.")
+@click.pass_context
+def send_task_failure(
+    ctx: click.Context, task_token: str, error: str | None, cause: str | None
+) -> None:
+    """Answer a task waiting for its token: it failed."""
+    with open_store(ctx) as backend:
+        callbacks.send_task_failure(backend, task_token, error, cause)
+
+
+@main.command("send-task-heartbeat")
+@click.option("--task-token", required=True, help="The token the task handed out.")
+@click.pass_context
+def send_task_heartbeat(ctx: click.Context, task_token: str) -> None:
+    """Tell a task waiting for its token that its work goes on (resets HeartbeatSeconds)."""
+    with open_store(ctx) as backend:
+        callbacks.send_task_heartbeat(backend, task_token)
 
 
 @main.command("validate-workflow")

@@ -14,10 +14,8 @@ from __future__ import annotations
 
 import json
 import logging
-import math
 import random
 import threading
-import uuid
 from collections.abc import Callable, Mapping
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import replace
@@ -29,10 +27,11 @@ from fanstack.core.asl import interpreter
 from fanstack.core.asl.data import AslError
 from fanstack.core.asl.definition import StateMachine
 from fanstack.core.errors import ExecutionDoesNotExist, FanstackError
-from fanstack.core.message import OutgoingMessage, ReceivedMessage
+from fanstack.core.message import ReceivedMessage
+from fanstack.workflows import callbacks
 from fanstack.workflows.history import entered, event, exited, task_events
 from fanstack.workflows.joins import Join
-from fanstack.workflows.steps import COMPLETE, ENTER, FAIL, RESUME, ROOT, Step, parent_of
+from fanstack.workflows.steps import CHECK, COMPLETE, ENTER, FAIL, RESUME, ROOT, Step, parent_of
 from fanstack.workflows.store import (
     FAILED,
     RUNNING,
@@ -40,11 +39,11 @@ from fanstack.workflows.store import (
     SUCCEEDED,
     Store,
     execution_arn,
+    send_steps,
 )
 
 log = logging.getLogger("fanstack.workflows")
 
-MAX_TIMER = 900  # the longest delay of one message (SQS's); longer timers are chained
 STEP_VISIBILITY = 10  # short, so a dead worker's steps come back soon; held ones are extended
 HEARTBEAT = 3.0
 INLINE_TYPES = frozenset({"Pass", "Choice", "Succeed", "Fail"})
@@ -63,20 +62,6 @@ class TaskFailed(Exception):
         super().__init__(f"{error}: {cause}")
         self.error = error
         self.cause = cause
-
-
-def send_steps(backend: Backend, steps: list[Step], delay: float = 0) -> None:
-    """Queue steps (after `delay` seconds, at most 15 minutes)."""
-    if not steps:
-        return
-    seconds = min(math.ceil(delay), MAX_TIMER) if delay > 0 else None
-    messages = [
-        OutgoingMessage(id=str(uuid.uuid4()), body=step.to_json(), delay_seconds=seconds)
-        for step in steps
-    ]
-    for outcome in backend.send(STEP_QUEUE, messages):
-        if isinstance(outcome, FanstackError):
-            raise outcome
 
 
 class Engine:
@@ -165,6 +150,9 @@ class Engine:
             )
         elif step.op == FAIL:
             action = self.failed(machine, step, context, step.error or "", step.cause or "")
+        elif step.op == CHECK:
+            self.check_token(machine, step, now)
+            return
         else:
             assert step.op == RESUME and step.then is not None
             action = self.resumed(step.then)
@@ -340,12 +328,12 @@ class Engine:
         """Run a task (once: its recorded outcome stands), then complete or fail the state."""
         recorded = self.store.step(step.execution, step.id)
         outcome = (recorded or {}).get("task")
+        if outcome is None and action.wait_for_token:
+            if not self.await_token(step, action, context, now):
+                return False  # waiting for its token: an answer or a timeout continues it
+            outcome = (self.store.step(step.execution, step.id) or {}).get("task")
         if outcome is None:
-            try:
-                result = self.run_task(action.resource, action.payload, context)
-                outcome = {"ok": True, "result": result}
-            except TaskFailed as failure:
-                outcome = {"ok": False, "error": failure.error, "cause": failure.cause}
+            outcome = self.run_with_timeout(action, context)
             outcome = self.store.record_step(step.execution, step.id, {"task": outcome})["task"]
         now = self.backend.clock()  # the task took its time
         events = task_events(action.resource, action.payload, outcome, now)
@@ -366,6 +354,80 @@ class Engine:
         else:
             next_action = self.failed(machine, step, context, outcome["error"], outcome["cause"])
         return self.act(machine, step, next_action, context, now)
+
+    def run_with_timeout(self, action: Any, context: Mapping[str, Any]) -> dict[str, Any]:
+        """Run a task's resource, giving up after its TimeoutSeconds (States.Timeout)."""
+        outcome: dict[str, Any] = {}
+
+        def run() -> None:
+            try:
+                outcome.update(
+                    ok=True, result=self.run_task(action.resource, action.payload, context)
+                )
+            except TaskFailed as failure:
+                outcome.update(ok=False, error=failure.error, cause=failure.cause)
+            except Exception as error:  # a bug in a task runner fails the task, not the engine
+                outcome.update(ok=False, error="States.TaskFailed", cause=repr(error))
+
+        if action.timeout_seconds is None:
+            run()
+            return outcome
+        worker = threading.Thread(target=run, name="fanstack-task", daemon=True)
+        worker.start()
+        worker.join(action.timeout_seconds)
+        if worker.is_alive() or not outcome:
+            cause = f"the task did not finish within {action.timeout_seconds:g} seconds"
+            return {"ok": False, "error": "States.Timeout", "cause": cause}
+        return outcome
+
+    def await_token(self, step: Step, action: Any, context: Mapping[str, Any], now: float) -> bool:
+        """Start a `.waitForTaskToken` task; True if it already has its answer (or failed)."""
+        self.store.record_step(
+            step.execution,
+            step.id,
+            {
+                "pending": step.to_json(),
+                "since": now,
+                "heartbeat": now,
+                "timeout": action.timeout_seconds,
+                "heartbeat_seconds": action.heartbeat_seconds,
+            },
+        )
+        outcome = self.run_with_timeout(action, context)
+        if not outcome["ok"]:
+            callbacks.settle(self.backend, step.execution, step.id, outcome)
+            return True
+        self.note(event("TaskSubmitted", now, resource=action.resource))
+        limits = [s for s in (action.timeout_seconds, action.heartbeat_seconds) if s]
+        if limits:
+            check = replace(step, op=CHECK, wake_at=now + min(limits))
+            self.send([check], min(limits))
+        recorded = self.store.step(step.execution, step.id) or {}
+        return "task" in recorded  # answered while the resource ran (a function that calls back)
+
+    def check_token(self, machine: StateMachine, step: Step, now: float) -> bool:
+        """A waiting task's timer: fail it on its TimeoutSeconds or HeartbeatSeconds."""
+        recorded = self.store.step(step.execution, step.id) or {}
+        if "task" in recorded or "pending" not in recorded:
+            return False  # answered: the answer continues the state
+        timeout, heartbeat = recorded.get("timeout"), recorded.get("heartbeat_seconds")
+        error = None
+        if isinstance(timeout, int | float) and now >= recorded["since"] + timeout:
+            error = "States.Timeout"
+        elif isinstance(heartbeat, int | float) and now >= recorded["heartbeat"] + heartbeat:
+            error = "States.HeartbeatTimeout"
+        if error is None:
+            deadlines = [
+                recorded["since"] + timeout if isinstance(timeout, int | float) else None,
+                recorded["heartbeat"] + heartbeat if isinstance(heartbeat, int | float) else None,
+            ]
+            wake = min(d for d in deadlines if d is not None)
+            self.send([replace(step, wake_at=wake)], wake - now)
+            return False
+        outcome = {"ok": False, "error": error, "cause": "no answer to the task token in time"}
+        if callbacks.settle(self.backend, step.execution, step.id, outcome) is not None:
+            callbacks.continue_step(self.backend, Step.from_json(recorded["pending"]), outcome)
+        return False
 
     # -- Parallel and Map --------------------------------------------------------------------
 
@@ -533,7 +595,7 @@ class Engine:
 
 def task_token(step: Step) -> str:
     """The token a `.waitForTaskToken` task hands out for this step."""
-    return f"{step.execution}|{step.id}"
+    return callbacks.encode_token(step.execution, step.id)
 
 
 class StepRunner:

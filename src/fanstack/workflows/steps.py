@@ -15,7 +15,7 @@ from dataclasses import dataclass, field, replace
 from typing import Any
 
 ROOT = "r"
-ENTER, COMPLETE, FAIL, RESUME = "enter", "complete", "fail", "resume"
+ENTER, COMPLETE, FAIL, RESUME, CHECK = "enter", "complete", "fail", "resume", "check"
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)

@@ -14,15 +14,19 @@ from __future__ import annotations
 
 import hashlib
 import json
+import math
 import time
+import uuid
 from collections.abc import Iterator, Mapping
 from dataclasses import asdict, dataclass, replace
 from typing import Any
 
 from fanstack.backends.base import Backend
-from fanstack.core.errors import ConditionalCheckFailed, ExecutionDoesNotExist
+from fanstack.core.errors import ConditionalCheckFailed, ExecutionDoesNotExist, FanstackError
 from fanstack.core.events import ACCOUNT, REGION
+from fanstack.core.message import OutgoingMessage
 from fanstack.core.tables import TableItem
+from fanstack.workflows.steps import Step
 
 WORKFLOWS_TABLE = "fanstack-workflows"
 EXECUTIONS_TABLE = "fanstack-executions"
@@ -38,6 +42,7 @@ RUNNING, SUCCEEDED, FAILED, TIMED_OUT, ABORTED = (
     "ABORTED",
 )
 SCAN_PAGE = 1000
+MAX_TIMER = 900  # the longest delay of one message (SQS's); longer timers are chained
 HISTORY_ITEM_BYTES = 300 * 1024  # under the 400 KiB item limit
 
 
@@ -233,3 +238,17 @@ class Store:
             items.extend(page)
             if len(page) < SCAN_PAGE:
                 return items
+
+
+def send_steps(backend: Backend, steps: list[Step], delay: float = 0) -> None:
+    """Queue steps (after `delay` seconds, at most 15 minutes)."""
+    if not steps:
+        return
+    seconds = min(math.ceil(delay), MAX_TIMER) if delay > 0 else None
+    messages = [
+        OutgoingMessage(id=str(uuid.uuid4()), body=step.to_json(), delay_seconds=seconds)
+        for step in steps
+    ]
+    for outcome in backend.send(STEP_QUEUE, messages):
+        if isinstance(outcome, FanstackError):
+            raise outcome

@@ -23,7 +23,8 @@ from fanstack.core.errors import (
 )
 from fanstack.core.specs import QueueSpec
 from fanstack.runtime.services import Service
-from fanstack.workflows.engine import StepRunner, send_steps
+from fanstack.workflows import callbacks
+from fanstack.workflows.engine import StepRunner
 from fanstack.workflows.history import event
 from fanstack.workflows.steps import ROOT, Step
 from fanstack.workflows.store import (
@@ -35,6 +36,7 @@ from fanstack.workflows.store import (
     Store,
     execution_key,
     input_hash,
+    send_steps,
     workflow_arn,
 )
 from fanstack.workflows.tasks import RunFunction, Tasks
@@ -95,6 +97,20 @@ class Workflows:
         if not self.declared:
             return []
         return [StepRunner(self.machine, Tasks(self._backend, self.run_function))]
+
+    def send_task_success(self, token: str, output: Any) -> None:
+        """Answer a `.waitForTaskToken` task: it succeeded with `output` (SendTaskSuccess)."""
+        callbacks.send_task_success(self._backend(), token, output)
+
+    def send_task_failure(
+        self, token: str, error: str | None = None, cause: str | None = None
+    ) -> None:
+        """Answer a `.waitForTaskToken` task: it failed (SendTaskFailure)."""
+        callbacks.send_task_failure(self._backend(), token, error, cause)
+
+    def send_task_heartbeat(self, token: str) -> None:
+        """A `.waitForTaskToken` task is still at work (SendTaskHeartbeat)."""
+        callbacks.send_task_heartbeat(self._backend(), token)
 
     def machine(self, name: str) -> StateMachine:
         """The parsed definition of a workflow (declared here, or stored by another process)."""

@@ -1,0 +1,132 @@
+"""Callbacks: tasks that wait for a task token (`.waitForTaskToken`), and the answers to them.
+
+A waiting task records, before it runs its resource, the step it belongs to (so an answer can
+continue it) and when it last heard of the task. `send_task_success`, `send_task_failure` and
+`send_task_heartbeat` find that record by the token: an answer is recorded once with a
+conditional write (a second answer, or one after a timeout, gets TaskTimedOut) and queues the
+step that completes or fails the state. Timeouts (TimeoutSeconds, HeartbeatSeconds) are check
+steps on timers.
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import json
+from collections.abc import Mapping
+from typing import Any
+
+from fanstack.backends.base import Backend
+from fanstack.core.errors import ConditionalCheckFailed, InvalidToken, TaskTimedOut
+from fanstack.workflows.steps import COMPLETE, FAIL, Step
+from fanstack.workflows.store import RUNNING, STEPS_TABLE, Store, send_steps
+
+MAX_OUTPUT_BYTES = 262_144
+
+
+def encode_token(execution: str, step: str) -> str:
+    """The opaque token of a waiting task."""
+    return base64.urlsafe_b64encode(f"{execution}|{step}".encode()).decode()
+
+
+def decode_token(token: str) -> tuple[str, str]:
+    """(execution key, step id) of a token; InvalidToken if it is not one of ours."""
+    try:
+        execution, sep, step = base64.urlsafe_b64decode(token.encode()).decode().partition("|")
+    except (binascii.Error, UnicodeDecodeError, ValueError):
+        raise InvalidToken(f"Invalid Token: '{token}'") from None
+    if not sep or ":" not in execution or "#" not in step:
+        raise InvalidToken(f"Invalid Token: '{token}'")
+    return execution, step
+
+
+def send_task_success(backend: Backend, token: str, output: Any) -> None:
+    """SendTaskSuccess: the waiting task succeeded with `output` (a JSON value or its text)."""
+    value = json.loads(output) if isinstance(output, str) else output
+    if len(json.dumps(value)) > MAX_OUTPUT_BYTES:
+        raise InvalidToken(f"output is over {MAX_OUTPUT_BYTES} bytes")  # AWS: InvalidOutput
+    _answer(backend, token, {"ok": True, "result": value})
+
+
+def send_task_failure(
+    backend: Backend, token: str, error: str | None = None, cause: str | None = None
+) -> None:
+    """SendTaskFailure: the waiting task failed with `error` and `cause`."""
+    _answer(backend, token, {"ok": False, "error": error or "", "cause": cause or ""})
+
+
+def send_task_heartbeat(backend: Backend, token: str) -> None:
+    """SendTaskHeartbeat: the waiting task is still at work (resets HeartbeatSeconds)."""
+    execution, step = decode_token(token)
+    while True:
+        item = _waiting(backend, token, execution, step)
+        value = dict(item[0])
+        value["heartbeat"] = backend.clock()
+        try:
+            backend.table_put(STEPS_TABLE, f"{execution}/{step}", value, if_version=item[1])
+            return
+        except ConditionalCheckFailed:
+            continue
+
+
+def settle(
+    backend: Backend, execution: str, step: str, outcome: Mapping[str, Any]
+) -> Mapping[str, Any] | None:
+    """Record a waiting task's outcome once; the pending step if this call recorded it."""
+    while True:
+        item = backend.table_get(STEPS_TABLE, f"{execution}/{step}")
+        if item is None or "pending" not in item.value:
+            return None
+        if "task" in item.value:
+            return None
+        value = {**item.value, "task": dict(outcome)}
+        try:
+            backend.table_put(STEPS_TABLE, f"{execution}/{step}", value, if_version=item.version)
+            return item.value
+        except ConditionalCheckFailed:
+            continue
+
+
+def _answer(backend: Backend, token: str, outcome: Mapping[str, Any]) -> None:
+    execution, step_id = decode_token(token)
+    _waiting(backend, token, execution, step_id)
+    pending = settle(backend, execution, step_id, outcome)
+    if pending is None:
+        raise TaskTimedOut(f"Task Timed Out: '{token}' (it has an answer already, or timed out)")
+    continue_step(backend, Step.from_json(pending["pending"]), outcome)
+
+
+def continue_step(backend: Backend, step: Step, outcome: Mapping[str, Any]) -> None:
+    """Queue the step that completes (or fails) the waiting task's state."""
+    if outcome["ok"]:
+        follow = Step(**{**_fields(step), "op": COMPLETE, "result": outcome["result"]})
+    else:
+        follow = Step(
+            **{**_fields(step), "op": FAIL, "error": outcome["error"], "cause": outcome["cause"]}
+        )
+    send_steps(backend, [follow])
+
+
+def _fields(step: Step) -> dict[str, Any]:
+    return {
+        "execution": step.execution,
+        "frame": step.frame,
+        "n": step.n,
+        "path": step.path,
+        "state": step.state,
+        "input": step.input,
+        "variables": step.variables,
+        "retry_counts": step.retry_counts,
+    }
+
+
+def _waiting(
+    backend: Backend, token: str, execution: str, step: str
+) -> tuple[Mapping[str, Any], int]:
+    """The record of a task still waiting for this token (else InvalidToken / TaskTimedOut)."""
+    item = backend.table_get(STEPS_TABLE, f"{execution}/{step}")
+    if item is None or "pending" not in item.value:
+        raise InvalidToken(f"Invalid Token: '{token}'")
+    if "task" in item.value or Store(backend).execution(execution).status != RUNNING:
+        raise TaskTimedOut(f"Task Timed Out: '{token}'")
+    return item.value, item.version
