@@ -466,3 +466,43 @@ def test_a_task_past_its_timeout_fails_with_states_timeout(harness: Harness) -> 
     harness.run()
     done = execution.describe()
     assert (done.status, done.error) == ("FAILED", "States.Timeout")
+
+
+def test_when_a_branch_fails_the_other_branches_stop(harness: Harness) -> None:
+    def decline(payload: Any) -> Any:
+        raise TaskFailed("PaymentDeclined", "card refused")
+
+    harness.handlers["charge"] = decline
+    harness.handlers["ship"] = lambda p: pytest.fail("a branch ran on after its Parallel failed")
+    workflow = harness.declare(
+        "stop-siblings",
+        {
+            "StartAt": "Both",
+            "States": {
+                "Both": {
+                    "Type": "Parallel",
+                    "Branches": [
+                        {
+                            "StartAt": "C",
+                            "States": {"C": {"Type": "Task", "Resource": "charge", "End": True}},
+                        },
+                        {
+                            "StartAt": "W",
+                            "States": {
+                                "W": {"Type": "Wait", "Seconds": 5, "Next": "S"},
+                                "S": {"Type": "Task", "Resource": "ship", "End": True},
+                            },
+                        },
+                    ],
+                    "Catch": [{"ErrorEquals": ["States.ALL"], "Next": "Compensate"}],
+                    "End": True,
+                },
+                "Compensate": {"Type": "Wait", "Seconds": 20, "Next": "Failed"},
+                "Failed": {"Type": "Fail", "Error": "OrderFailed"},
+            },
+        },
+    )
+    execution = workflow.start({})
+    harness.run_for(30)
+    done = execution.describe()
+    assert (done.status, done.error) == ("FAILED", "OrderFailed")

@@ -74,6 +74,7 @@ class Engine:
         self.run_task = run_task
         self.rng = random.Random()
         self.join_cache: dict[str, Mapping[str, Any]] = {}
+        self.failed_joins: set[str] = set()
         self._local = threading.local()  # the history events of the step a thread processes
 
     def join(self, execution: str, step: str) -> Join:
@@ -90,6 +91,18 @@ class Engine:
             self._process(step)
         finally:
             self.flush()
+
+    def abandoned(self, step: Step) -> bool:
+        """Whether a Parallel or Map this step runs in has failed (its other children stop)."""
+        frame = step.frame
+        while (parent := parent_of(frame)) is not None:
+            parent_id = parent[0]
+            key = f"{step.execution}/{parent_id}"
+            if key in self.failed_joins or self.join(step.execution, parent_id).failed():
+                self.failed_joins.add(key)
+                return True
+            frame = parent_id.rpartition("#")[0]
+        return False
 
     def note(self, event: dict[str, Any]) -> None:
         """Keep a history event of the step being processed (written with its next send)."""
@@ -113,7 +126,7 @@ class Engine:
         if record is not None and record.get("dispatched"):
             return
         execution = self.store.execution(step.execution)
-        if execution.status != RUNNING:
+        if execution.status != RUNNING or self.abandoned(step):
             return
         self._local.record = execution
         now = self.backend.clock()
