@@ -15,7 +15,7 @@ from typing import Any
 import pytest
 
 from fanstack import App
-from fanstack.workflows.store import JOINS_TABLE
+from fanstack.workflows.store import JOINS_TABLE, STEP_QUEUE
 
 from ..support.stores import Store
 
@@ -45,11 +45,13 @@ BIG_MAP = {
 
 
 def chain(branch: int, length: int) -> dict[str, Any]:
-    """A branch of `length` Pass states adding their number to a running list."""
+    """A branch of `length` Pass states each adding its number, with a 1-second Wait midway."""
     states: dict[str, Any] = {}
     for i in range(length):
         name = f"B{branch}S{i}"
         state: dict[str, Any] = {"Type": "Pass", "Result": i, "ResultPath": f"$.s{i}"}
+        if i == length // 2:
+            state = {"Type": "Wait", "Seconds": 1}
         if i + 1 < length:
             state["Next"] = f"B{branch}S{i + 1}"
         else:
@@ -94,7 +96,7 @@ def wait_for(condition: Callable[[], bool], timeout: float = 240, every: float =
 
 
 def expected_fan_output(n: int) -> list[dict[str, Any]]:
-    return [{"n": n, **{f"s{i}": i for i in range(30)}} for _ in range(3)]
+    return [{"n": n, **{f"s{i}": i for i in range(30) if i != 15}} for _ in range(3)]
 
 
 @pytest.mark.parametrize("backend_kind", ["sqlite"])
@@ -131,7 +133,9 @@ def test_kill_9_in_the_middle_of_parallel_fan_outs(tmp_path: Path, store: Store)
     executions = [fan.start({"n": n}, name=f"fan-{n}") for n in range(FANS)]
 
     worker = start_worker(app_file, store)
-    wait_for(lambda: any(e.describe().status != "RUNNING" for e in executions))
+    steps = app.queue_for(STEP_QUEUE)
+    # Kill it with branches half way: their Waits are timers in the store by then.
+    wait_for(lambda: steps.stats().delayed >= FANS)
     os.kill(worker.pid, signal.SIGKILL)
     worker.wait(timeout=10)
     assert any(e.describe().status == "RUNNING" for e in executions), "all ended before the kill"
