@@ -506,3 +506,24 @@ def test_when_a_branch_fails_the_other_branches_stop(harness: Harness) -> None:
     harness.run_for(30)
     done = execution.describe()
     assert (done.status, done.error) == ("FAILED", "OrderFailed")
+
+
+def test_a_bus_rule_starts_a_workflow_with_the_event_once(harness: Harness) -> None:
+    from fanstack.bus import Bus
+    from fanstack.bus.catalog import Catalog
+    from fanstack.bus.router import Router
+    from fanstack.core.events import ingress_queue
+
+    workflow = harness.declare("on-order", pass_chain(1))
+    bus = Bus("orders", lambda: harness.backend)
+    bus.provision(harness.backend)
+    bus.rule("start", event_pattern={"source": ["shop"]}, targets=[workflow])
+    event_id = bus.put_event("shop", "OrderPlaced", {"n": 1})
+    [message] = harness.backend.receive(ingress_queue("orders"), max_messages=1, wait_seconds=0)
+    router = Router("orders")
+    router.route(harness.backend, Catalog(harness.backend), [message])
+    router.route(harness.backend, Catalog(harness.backend), [message])  # delivered twice
+    harness.run()
+    [record] = workflow.executions()
+    assert record.status == "SUCCEEDED"
+    assert record.input["id"] == event_id and record.input["detail"] == {"n": 1}

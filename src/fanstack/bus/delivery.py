@@ -12,6 +12,7 @@ exponential backoff and full jitter until the target's `maximum_retry_attempts` 
 
 from __future__ import annotations
 
+import hashlib
 import json
 import logging
 import math
@@ -24,7 +25,11 @@ from typing import Any
 from fanstack.backends.base import Backend
 from fanstack.bus.api_destination import ApiCaller
 from fanstack.bus.failures import DeliveryFailed, classify
-from fanstack.core.errors import FanstackError
+from fanstack.core.errors import (
+    ExecutionAlreadyExists,
+    FanstackError,
+    StateMachineDoesNotExist,
+)
 from fanstack.core.events import INGRESS_PREFIX, ingress_queue
 from fanstack.core.fanout import Delivery as QueueDelivery
 from fanstack.core.fanout import Publication
@@ -33,8 +38,9 @@ from fanstack.core.message import MessageAttribute, OutgoingMessage
 from fanstack.core.queue_rules import check_send
 from fanstack.core.records import PublishRequest
 from fanstack.core.retry import RetryPolicy
-from fanstack.core.rules import API, BUS, FUNCTION, QUEUE, TOPIC, TargetSpec
+from fanstack.core.rules import API, BUS, FUNCTION, QUEUE, TOPIC, WORKFLOW, TargetSpec
 from fanstack.core.specs import QueueSpec
+from fanstack.workflows.workflow import start_stored
 
 log = logging.getLogger("fanstack.bus")
 
@@ -212,10 +218,32 @@ def deliver(backend: Backend, delivery: Delivery, caller: ApiCaller, now: float)
             raise classify(result)
     elif target.kind == API:
         caller.call(target, delivery.text)
+    elif target.kind == WORKFLOW:
+        start_workflow(backend, delivery)
     else:
         failures = commit_queue_deliveries(backend, [delivery], now)
         if failures:
             raise failures[0][1]
+
+
+def start_workflow(backend: Backend, delivery: Delivery) -> None:
+    """Start an execution with the event as its input, named after the event and the target
+    (a delivery made twice starts it once)."""
+    try:
+        payload: Any = json.loads(delivery.text)
+    except ValueError:
+        payload = delivery.text
+    target = delivery.target
+    digest = hashlib.sha256(f"{delivery.rule_arn}|{target.id}".encode()).hexdigest()[:12]
+    name = f"{digest}-{delivery.event.get('id', '')}"[:80]
+    try:
+        start_stored(backend, target.resource, payload, name)
+    except StateMachineDoesNotExist as error:
+        raise DeliveryFailed("NO_RESOURCE", str(error), retryable=False) from error
+    except ExecutionAlreadyExists:
+        pass  # started by an earlier delivery of this event, with another input: it stands
+    except FanstackError as error:
+        raise classify(error) from error
 
 
 def schedule_retry(

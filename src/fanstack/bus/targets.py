@@ -19,11 +19,13 @@ from fanstack.core.rules import (
     FUNCTION,
     QUEUE,
     TOPIC,
+    WORKFLOW,
     TargetSpec,
 )
 from fanstack.core.target_input import InputTransformer, TargetInput
 from fanstack.resources import Queue, Topic
 from fanstack.runtime.functions import Function
+from fanstack.workflows import Workflow
 
 
 class Named(Protocol):
@@ -115,10 +117,13 @@ def _resource(resource: Any) -> tuple[str, str]:
         return FUNCTION, resource.name
     if isinstance(resource, ApiDestination):
         return API, resource.url
+    if isinstance(resource, Workflow):
+        return WORKFLOW, resource.name
     if getattr(resource, "kind", None) == BUS:
         return BUS, str(resource.name)
     raise ValidationException(
-        f"a target must be a queue, topic, function, bus, ApiDestination or Target, got "
+        f"a target must be a queue, topic, function, bus, workflow, ApiDestination or Target, "
+        "got "
         f"{resource!r}"
     )
 

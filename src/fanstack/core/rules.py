@@ -1,7 +1,8 @@
 """Event buses, rules and targets (EventBridge): specs with AWS's names, limits and defaults, pure.
 
 A rule routes the events of one bus that match its event pattern to up to 5 targets; a target
-names where the event goes (a queue, topic, function, another bus, or an HTTP endpoint), how its
+names where the event goes (a queue, topic, function, another bus, an HTTP endpoint, or a
+workflow), how its
 input is made, how long and how often delivery is retried, and the dead-letter queue that gets
 what could not be delivered.
 """
@@ -29,7 +30,8 @@ DEFAULT_MAXIMUM_RETRY_ATTEMPTS = 185
 DEFAULT_RATE_LIMIT = 300  # API destinations' default invocations per second
 MAX_BUS_NAME_LENGTH = 61  # fanstack: the bus's queues are named after it (SQS names: 80)
 QUEUE, TOPIC, FUNCTION, BUS, API = "queue", "topic", "function", "bus", "api"
-TARGET_KINDS = (QUEUE, TOPIC, FUNCTION, BUS, API)
+WORKFLOW = "workflow"
+TARGET_KINDS = (QUEUE, TOPIC, FUNCTION, BUS, API, WORKFLOW)
 HTTP_METHODS = ("GET", "POST", "PUT", "PATCH", "DELETE", "HEAD", "OPTIONS")
 _RULE_NAME = re.compile(r"^[\.\-_A-Za-z0-9]{1,64}$")
 _BUS_NAME = re.compile(r"^[-_A-Za-z0-9]+$")
@@ -129,6 +131,8 @@ class TargetSpec:
             return prefix.format("lambda") + f"function:{self.resource}"
         if self.kind == BUS:
             return bus_arn(self.resource)
+        if self.kind == WORKFLOW:
+            return prefix.format("states") + f"stateMachine:{self.resource}"
         return prefix.format("events") + f"api-destination/{self.id}"
 
     def to_dict(self) -> dict[str, Any]:

@@ -7,6 +7,7 @@ first step; the worker role runs the steps (`engine.py`).
 
 from __future__ import annotations
 
+import functools
 import json
 import threading
 import time
@@ -145,31 +146,9 @@ class Workflow:
 
     def start(self, input: Any = None, *, name: str | None = None) -> Execution:
         """Start an execution (StartExecution); a name already running with this input is it."""
-        name = name or str(uuid.uuid4())
-        _check_name("execution", name)
-        value = {} if input is None else input
         backend = self._backend()
-        store = Store(backend)
-        now = backend.clock()
-        record = ExecutionRecord(
-            workflow=self.name,
-            name=name,
-            status=RUNNING,
-            input=value,
-            start=now,
-            input_hash=input_hash(value),
-        )
-        first = Step(execution=record.key, frame=ROOT, n=0, path=(), state=self.machine.start_at)
-        # The first step reads the input from the record: sent first, it can never be lost.
-        send_steps(backend, [first])
-        if store.create_execution(record) is None:
-            existing = store.execution(record.key)
-            if existing.status != RUNNING or existing.input_hash != record.input_hash:
-                raise ExecutionAlreadyExists(f"Execution Already Exists: '{existing.arn}'")
-            return Execution(backend, existing.key)
-        started = event("ExecutionStarted", now, input=json.dumps(value), roleArn="")
-        store.add_events(record.key, "start", [started])
-        return Execution(backend, record.key)
+        key = start_execution(backend, self.name, self.machine.start_at, input, name)
+        return Execution(backend, key)
 
     def execution(self, name: str) -> Execution:
         """An execution of this workflow by name."""
@@ -181,6 +160,56 @@ class Workflow:
         """Its executions (ListExecutions), optionally of one status."""
         records = Store(self._backend()).executions(self.name)
         return [r for r in records if status is None or r.status == status]
+
+
+def start_execution(
+    backend: Backend, workflow: str, start_at: str, input: Any, name: str | None = None
+) -> str:
+    """Start an execution of `workflow` (whose machine starts at `start_at`); its key.
+
+    A name already running with the same input is that execution (StartExecution's
+    idempotence); ExecutionAlreadyExists otherwise.
+    """
+    name = name or str(uuid.uuid4())
+    _check_name("execution", name)
+    value = {} if input is None else input
+    store = Store(backend)
+    now = backend.clock()
+    record = ExecutionRecord(
+        workflow=workflow,
+        name=name,
+        status=RUNNING,
+        input=value,
+        start=now,
+        input_hash=input_hash(value),
+    )
+    first = Step(execution=record.key, frame=ROOT, n=0, path=(), state=start_at)
+    # The first step reads the input from the record: sent first, it can never be lost.
+    send_steps(backend, [first])
+    if store.create_execution(record) is None:
+        existing = store.execution(record.key)
+        if existing.status != RUNNING or existing.input_hash != record.input_hash:
+            raise ExecutionAlreadyExists(f"Execution Already Exists: '{existing.arn}'")
+        return existing.key
+    started = event("ExecutionStarted", now, input=json.dumps(value), roleArn="")
+    store.add_events(record.key, "start", [started])
+    return record.key
+
+
+def start_stored(backend: Backend, workflow: str, input: Any, name: str | None = None) -> str:
+    """Start an execution of a workflow stored in the backend (declared by any process)."""
+    item = backend.table_get(WORKFLOWS_TABLE, workflow)
+    if item is None:
+        raise StateMachineDoesNotExist(
+            f"State Machine Does Not Exist: '{workflow_arn(workflow)}'"
+        )
+    start_at = _start_at(item.value["definition"])
+    return start_execution(backend, workflow, start_at, input, name)
+
+
+@functools.lru_cache(maxsize=64)
+def _start_at(definition: str) -> str:
+    return StateMachine.parse(definition).start_at
 
 
 class Execution:
