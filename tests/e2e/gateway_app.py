@@ -88,7 +88,13 @@ GREET = {
 }
 greeter = app.workflow("greeter", GREET)
 quick = app.workflow("quick-greeter", GREET, type="EXPRESS")
-app.api.post("/greet", start_workflow=greeter, request_schema={"type": "object"}, auth="open")
+app.api.post(
+    "/greet",
+    start_workflow=greeter,
+    execution_name="$request.header.x-greeting-id",
+    request_schema={"type": "object"},
+    auth="open",
+)
 app.api.post("/greet-now", start_workflow=quick, request_schema={"type": "object"}, auth="open")
 shop = app.bus("shop")
 checkouts = app.queue("checkouts")

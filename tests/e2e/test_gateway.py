@@ -182,10 +182,12 @@ def test_a_route_starts_a_workflow_and_an_express_one_answers_its_result(
     gateway: Server,
 ) -> None:
     with gateway.client() as client:
-        started = client.post("/greet", json={"name": "ada"})
+        started = client.post("/greet", json={"name": "ada"}, headers={"x-greeting-id": "g-1"})
         assert started.status_code == 202
         arn = started.json()["execution_arn"]
-        assert arn.split(":")[-2] == "greeter"
+        assert arn.split(":")[-2:] == ["greeter", "g-1"]  # named from the request
+        again = client.post("/greet", json={"name": "eve"}, headers={"x-greeting-id": "g-1"})
+        assert again.status_code == 400 and "ExecutionAlreadyExists" in again.text
         now = client.post("/greet-now", json={"name": "bob"})
         assert now.status_code == 200
         assert now.json()["status"] == "SUCCEEDED"

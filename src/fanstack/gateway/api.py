@@ -93,6 +93,7 @@ class Api:
         start_workflow: Any = None,
         source: Any = None,
         detail_type: Any = None,
+        execution_name: Any = None,
         body: Any = "$request.body",
         attributes: Mapping[str, Any] | None = None,
         defaults: Mapping[str, Any] | None = None,
@@ -127,6 +128,7 @@ class Api:
             response=response,
             source=source,
             detail_type=detail_type,
+            execution_name=execution_name,
         )
         operation: dict[str, Any] = {
             "summary": summary or f"{kind} to {integration.target}",

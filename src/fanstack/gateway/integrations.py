@@ -63,6 +63,7 @@ class Integration:
     response: Any = None
     source: Any = None
     detail_type: Any = None
+    execution_name: Any = None  # start_workflow: the execution's name (one start per name)
 
     def __post_init__(self) -> None:
         if self.kind not in KINDS:
@@ -74,7 +75,10 @@ class Integration:
             raise InvalidParameterValue(
                 "a put_events integration needs source and detail_type (and only it takes them)"
             )
+        if self.execution_name is not None and self.kind != "start_workflow":
+            raise InvalidParameterValue("only a start_workflow integration takes execution_name")
         for name, template in (
+            ("execution_name", self.execution_name),
             ("source", self.source),
             ("detail_type", self.detail_type),
             ("body", self.body),
@@ -184,6 +188,7 @@ class _Message:
     deduplication_id: str | None
     source: Any = None
     detail_type: Any = None
+    name: Any = None
 
 
 def integrate(integration: Integration, targets: Targets, context: RequestContext) -> Response:
@@ -243,7 +248,8 @@ def _render_message(integration: Integration, context: RequestContext) -> _Messa
     detail_type = (
         render(integration.detail_type, context) if integration.detail_type is not None else None
     )
-    return _Message(body, attributes, group_id, dedup_id, source, detail_type)
+    name = render(integration.execution_name, context) if integration.execution_name else None
+    return _Message(body, attributes, group_id, dedup_id, source, detail_type, name)
 
 
 def _deliver(integration: Integration, targets: Targets, message: _Message) -> Any:
@@ -256,7 +262,9 @@ def _deliver(integration: Integration, targets: Targets, message: _Message) -> A
     if integration.kind == "put_events":
         return targets.buses[target].put_event(message.source, message.detail_type, message.body)
     if integration.kind == "start_workflow":
-        return targets.workflows[target].start(message.body)
+        return targets.workflows[target].start(
+            message.body, name=None if message.name is None else str(message.name)
+        )
     deliver = (
         targets.topics[target].publish
         if integration.kind == "publish"

@@ -36,6 +36,7 @@ INTEGRATION_FIELDS = frozenset(
         "response",
         "source",
         "detail_type",
+        "execution_name",
     }
 )
 MAX_REF_HOPS = 16
@@ -117,6 +118,7 @@ def integration_from(raw: Mapping[str, Any], where: str) -> Integration:
         response=raw.get("response"),
         source=raw.get("source"),
         detail_type=raw.get("detail_type"),
+        execution_name=raw.get("execution_name"),
     )
 
 
