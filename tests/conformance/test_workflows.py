@@ -3,6 +3,7 @@ joins, exactly-once steps, names and stops — the engine driven step by step.""
 
 from __future__ import annotations
 
+import json
 from collections.abc import Callable, Mapping
 from typing import Any
 
@@ -19,6 +20,7 @@ from fanstack.workflows import Workflows
 from fanstack.workflows.engine import Engine, TaskFailed
 from fanstack.workflows.steps import Step
 from fanstack.workflows.store import STEP_QUEUE
+from fanstack.workflows.tasks import Tasks
 
 from .conftest import Clock
 
@@ -33,12 +35,15 @@ class Harness:
         self.calls: list[tuple[str, Any]] = []
         self.workflows = Workflows(lambda: backend, lambda: backend, self._no_functions)
         self.engine = Engine(backend, self.workflows.machine, self.run_task)
+        self.services = Tasks(lambda: backend, self._no_functions)  # AWS service integrations
 
     def _no_functions(self, name: str, payload: Any) -> Any:
         raise AssertionError("tasks here are answered by the harness")
 
     def run_task(self, resource: str, payload: Any, context: Mapping[str, Any]) -> Any:
         self.calls.append((resource, payload))
+        if resource.startswith("arn:aws:states:::"):
+            return self.services(resource, payload, context)
         return self.handlers[resource](payload)
 
     def declare(self, name: str, definition: Mapping[str, Any]) -> Any:
@@ -527,3 +532,77 @@ def test_a_bus_rule_starts_a_workflow_with_the_event_once(harness: Harness) -> N
     [record] = workflow.executions()
     assert record.status == "SUCCEEDED"
     assert record.input["id"] == event_id and record.input["detail"] == {"n": 1}
+
+
+def nested(resource: str) -> dict[str, Any]:
+    return {
+        "StartAt": "Child",
+        "States": {
+            "Child": {
+                "Type": "Task",
+                "Resource": resource,
+                "Parameters": {
+                    "StateMachineArn": "arn:fanstack:states:local:000000000000:stateMachine:child",
+                    "Input.$": "$",
+                },
+                "End": True,
+            }
+        },
+    }
+
+
+def test_a_sync_start_waits_for_the_child_and_takes_its_output(harness: Harness) -> None:
+    harness.declare("child", pass_chain(2))
+    parent = harness.declare("parent", nested("arn:aws:states:::states:startExecution.sync:2"))
+    execution = parent.start({"order": 3})
+    harness.run()
+    done = execution.describe()
+    assert done.status == "SUCCEEDED"
+    assert done.output["Status"] == "SUCCEEDED"
+    assert done.output["Output"] == {"order": 3, "s0": 0, "s1": 1}
+    [child] = harness.workflows.declared["child"].executions()
+    assert done.output["ExecutionArn"] == child.arn
+
+
+def test_a_failed_child_fails_the_sync_task(harness: Harness) -> None:
+    harness.declare(
+        "child",
+        {"StartAt": "F", "States": {"F": {"Type": "Fail", "Error": "Broken", "Cause": "no"}}},
+    )
+    parent = harness.declare("parent", nested("arn:aws:states:::states:startExecution.sync"))
+    execution = parent.start({})
+    harness.run()
+    done = execution.describe()
+    assert (done.status, done.error) == ("FAILED", "States.TaskFailed")
+    assert json.loads(done.cause or "{}")["Error"] == "Broken"
+
+
+def test_a_plain_start_does_not_wait(harness: Harness) -> None:
+    harness.declare(
+        "child", {"StartAt": "W", "States": {"W": {"Type": "Wait", "Seconds": 60, "End": True}}}
+    )
+    parent = harness.declare("parent", nested("arn:aws:states:::states:startExecution"))
+    execution = parent.start({})
+    harness.run()
+    done = execution.describe()
+    assert done.status == "SUCCEEDED" and done.output["ExecutionArn"].endswith(
+        ":child:" + (done.output["ExecutionArn"].rsplit(":", 1)[-1])
+    )
+    [child] = harness.workflows.declared["child"].executions()
+    assert child.status == "RUNNING"
+
+
+def test_an_execution_past_its_timeout_seconds_times_out(harness: Harness) -> None:
+    workflow = harness.declare(
+        "slowpoke",
+        {
+            "TimeoutSeconds": 30,
+            "StartAt": "W",
+            "States": {"W": {"Type": "Wait", "Seconds": 120, "End": True}},
+        },
+    )
+    execution = workflow.start({})
+    harness.run_for(40, step=5)
+    done = execution.describe()
+    assert done.status == "TIMED_OUT"
+    assert execution.history()[-1]["type"] == "ExecutionTimedOut"

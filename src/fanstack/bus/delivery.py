@@ -40,7 +40,7 @@ from fanstack.core.records import PublishRequest
 from fanstack.core.retry import RetryPolicy
 from fanstack.core.rules import API, BUS, FUNCTION, QUEUE, TOPIC, WORKFLOW, TargetSpec
 from fanstack.core.specs import QueueSpec
-from fanstack.workflows.workflow import start_stored
+from fanstack.workflows.starts import start_stored
 
 log = logging.getLogger("fanstack.bus")
 

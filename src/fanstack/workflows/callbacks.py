@@ -19,7 +19,15 @@ from typing import Any
 from fanstack.backends.base import Backend
 from fanstack.core.errors import ConditionalCheckFailed, InvalidToken, TaskTimedOut
 from fanstack.workflows.steps import COMPLETE, FAIL, Step
-from fanstack.workflows.store import RUNNING, STEPS_TABLE, Store, send_steps
+from fanstack.workflows.store import (
+    RUNNING,
+    STEPS_TABLE,
+    SUCCEEDED,
+    ExecutionRecord,
+    Store,
+    send_steps,
+    workflow_arn,
+)
 
 MAX_OUTPUT_BYTES = 262_144
 
@@ -130,3 +138,45 @@ def _waiting(
     if "task" in item.value or Store(backend).execution(execution).status != RUNNING:
         raise TaskTimedOut(f"Task Timed Out: '{token}'")
     return item.value, item.version
+
+
+def notify_parent(backend: Backend, record: ExecutionRecord) -> None:
+    """An execution started by a `.sync` task ended: answer that task (once; safe to repeat)."""
+    if record.parent is None or record.status == RUNNING:
+        return
+    as_objects = record.parent.get("mode") == "sync:2"
+    description = describe(record, as_objects=as_objects)
+    if record.status == SUCCEEDED:
+        outcome: dict[str, Any] = {"ok": True, "result": description}
+    else:
+        outcome = {"ok": False, "error": "States.TaskFailed", "cause": json.dumps(description)}
+    execution, step = decode_token(str(record.parent["token"]))
+    pending = settle(backend, execution, step, outcome)
+    if pending is not None:
+        continue_step(backend, Step.from_json(pending["pending"]), outcome)
+
+
+def describe(record: ExecutionRecord, *, as_objects: bool = False) -> dict[str, Any]:
+    """DescribeExecution's answer (Input and Output as JSON text, or as values for `.sync:2`)."""
+
+    def shown(value: Any) -> Any:
+        return value if as_objects else json.dumps(value)
+
+    answer: dict[str, Any] = {
+        "ExecutionArn": record.arn,
+        "StateMachineArn": workflow_arn(record.workflow),
+        "Name": record.name,
+        "Status": record.status,
+        "StartDate": record.start,
+        "StopDate": record.stop,
+        "Input": shown(record.input),
+        "InputDetails": {"Included": True},
+    }
+    if record.status == SUCCEEDED:
+        answer["Output"] = shown(record.output)
+        answer["OutputDetails"] = {"Included": True}
+    if record.error is not None:
+        answer["Error"] = record.error
+    if record.cause is not None:
+        answer["Cause"] = record.cause
+    return answer

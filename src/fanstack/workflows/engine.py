@@ -31,12 +31,24 @@ from fanstack.core.message import ReceivedMessage
 from fanstack.workflows import callbacks
 from fanstack.workflows.history import entered, event, exited, task_events
 from fanstack.workflows.joins import Join
-from fanstack.workflows.steps import CHECK, COMPLETE, ENTER, FAIL, RESUME, ROOT, Step, parent_of
+from fanstack.workflows.starts import start_stored
+from fanstack.workflows.steps import (
+    CHECK,
+    COMPLETE,
+    ENTER,
+    EXPIRE,
+    FAIL,
+    RESUME,
+    ROOT,
+    Step,
+    parent_of,
+)
 from fanstack.workflows.store import (
     FAILED,
     RUNNING,
     STEP_QUEUE,
     SUCCEEDED,
+    TIMED_OUT,
     Store,
     execution_arn,
     send_steps,
@@ -46,6 +58,9 @@ log = logging.getLogger("fanstack.workflows")
 
 STEP_VISIBILITY = 10  # short, so a dead worker's steps come back soon; held ones are extended
 HEARTBEAT = 3.0
+SYNC_STARTS = frozenset(
+    {"arn:aws:states:::states:startExecution.sync", "arn:aws:states:::states:startExecution.sync:2"}
+)
 INLINE_TYPES = frozenset({"Pass", "Choice", "Succeed", "Fail"})
 MAX_INLINE = 25  # states decided in one step at most, so one step stays short
 POLL_WAIT = 1.0
@@ -92,6 +107,20 @@ class Engine:
         finally:
             self.flush()
 
+    def expire(self, step: Step) -> None:
+        """The execution's TimeoutSeconds timer: time it out if it still runs."""
+        now = self.backend.clock()
+        if step.wake_at is not None and now < step.wake_at:
+            self.send([step], step.wake_at - now)  # a long timer: next link
+            return
+        cause = "the execution ran past its TimeoutSeconds"
+        if self.store.end_execution(
+            step.execution, TIMED_OUT, now, error="States.Timeout", cause=cause
+        ):
+            self.note(event("ExecutionTimedOut", now, error="States.Timeout", cause=cause))
+        self.flush()
+        callbacks.notify_parent(self.backend, self.store.execution(step.execution))
+
     def abandoned(self, step: Step) -> bool:
         """Whether a Parallel or Map this step runs in has failed (its other children stop)."""
         frame = step.frame
@@ -122,6 +151,9 @@ class Engine:
         send_steps(self.backend, steps, delay)
 
     def _process(self, step: Step) -> None:
+        if step.op == EXPIRE:
+            self.expire(step)
+            return
         record = self.store.step(step.execution, step.id)
         if record is not None and record.get("dispatched"):
             return
@@ -341,6 +373,10 @@ class Engine:
         """Run a task (once: its recorded outcome stands), then complete or fail the state."""
         recorded = self.store.step(step.execution, step.id)
         outcome = (recorded or {}).get("task")
+        if outcome is None and action.resource in SYNC_STARTS:
+            if not self.start_child(step, action, now):
+                return False  # the child's end answers this task
+            outcome = (self.store.step(step.execution, step.id) or {}).get("task")
         if outcome is None and action.wait_for_token:
             if not self.await_token(step, action, context, now):
                 return False  # waiting for its token: an answer or a timeout continues it
@@ -417,6 +453,27 @@ class Engine:
             self.send([check], min(limits))
         recorded = self.store.step(step.execution, step.id) or {}
         return "task" in recorded  # answered while the resource ran (a function that calls back)
+
+    def start_child(self, step: Step, action: Any, now: float) -> bool:
+        """`states:startExecution.sync` (`.sync:2`): start the child execution, to be answered
+        when it ends; True if the start itself failed (the task has its outcome)."""
+        self.store.record_step(
+            step.execution, step.id, {"pending": step.to_json(), "since": now, "heartbeat": now}
+        )
+        payload = action.payload if isinstance(action.payload, Mapping) else {}
+        workflow = str(payload.get("StateMachineArn", "")).rsplit(":", 1)[-1]
+        child_input = payload.get("Input", {})
+        if isinstance(child_input, str):
+            child_input = json.loads(child_input)
+        mode = "sync:2" if action.resource.endswith(":2") else "sync"
+        parent = {"token": task_token(step), "mode": mode}
+        try:
+            start_stored(self.backend, workflow, child_input, payload.get("Name"), parent=parent)
+        except FanstackError as error:
+            outcome = {"ok": False, "error": f"StepFunctions.{error.code}", "cause": str(error)}
+            callbacks.settle(self.backend, step.execution, step.id, outcome)
+            return True
+        return False
 
     def check_token(self, machine: StateMachine, step: Step, now: float) -> bool:
         """A waiting task's timer: fail it on its TimeoutSeconds or HeartbeatSeconds."""
@@ -550,6 +607,8 @@ class Engine:
         elif self.store.end_execution(step.execution, FAILED, now, error=error, cause=cause):
             ended = event("ExecutionFailed", now, error=error, cause=cause)
             self.note(ended)
+        self.flush()
+        callbacks.notify_parent(self.backend, self.store.execution(step.execution))
 
     def start_next_item(self, execution: str, value: Mapping[str, Any], index: int) -> None:
         """Item `index` ended: start item index + MaxConcurrency, if there is one."""

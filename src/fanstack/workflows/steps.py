@@ -16,6 +16,8 @@ from typing import Any
 
 ROOT = "r"
 ENTER, COMPLETE, FAIL, RESUME, CHECK = "enter", "complete", "fail", "resume", "check"
+EXPIRE = "expire"  # the execution's TimeoutSeconds, on a timer (frame `t`)
+TIMEOUT_FRAME = "t"
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)

@@ -78,6 +78,7 @@ class ExecutionRecord:
     error: str | None = None
     cause: str | None = None
     stop: float | None = None
+    parent: dict[str, Any] | None = None  # a `.sync` task waiting for this one: its token
 
     @property
     def arn(self) -> str:

@@ -5,7 +5,9 @@
   `{"FunctionName", "Payload"}` and answers `{"Payload", "StatusCode", "ExecutedVersion"}`.
 - `arn:aws:states:::sqs:sendMessage` (`QueueUrl` or a queue name, `MessageBody`),
   `...:sns:publish` (`TopicArn` or a topic name, `Message`, `Subject`),
-  `...:events:putEvents` (`Entries` with `EventBusName`, `Source`, `DetailType`, `Detail`).
+  `...:events:putEvents` (`Entries` with `EventBusName`, `Source`, `DetailType`, `Detail`),
+  `...:states:startExecution` (`StateMachineArn`, `Input`, `Name`); its `.sync` and `.sync:2`
+  forms wait for the child and are the engine's (`Engine.start_child`).
 
 A function's error fails the task with the error's type as its name and Lambda's error object
 as its cause, as Step Functions reports it.
@@ -25,11 +27,14 @@ from fanstack.core.message import OutgoingMessage
 from fanstack.core.outcome import Outcome
 from fanstack.core.records import PublishRequest
 from fanstack.workflows.engine import TaskFailed
+from fanstack.workflows.starts import start_stored
+from fanstack.workflows.store import Store
 
 LAMBDA_INVOKE = "arn:aws:states:::lambda:invoke"
 SQS_SEND = "arn:aws:states:::sqs:sendMessage"
 SNS_PUBLISH = "arn:aws:states:::sns:publish"
 EVENTS_PUT = "arn:aws:states:::events:putEvents"
+SFN_START = "arn:aws:states:::states:startExecution"
 WAIT_FOR_TOKEN = ".waitForTaskToken"
 
 RunFunction = Callable[[str, Any], Outcome]
@@ -54,6 +59,8 @@ class Tasks:
                 return self.publish(payload)
             if base == EVENTS_PUT:
                 return self.put_events(payload)
+            if base == SFN_START:
+                return self.start_execution(payload)
             if base.startswith("arn:aws:states:::"):
                 raise TaskFailed("States.Runtime", f"resource {resource!r} is not supported")
             return self.function(function_name(base), payload)
@@ -132,6 +139,17 @@ class Tasks:
             results.append({"EventId": event["id"]})
         return {"Entries": results, "FailedEntryCount": failed}
 
+    def start_execution(self, payload: Any) -> dict[str, Any]:
+        """`states:startExecution` (without `.sync`): start it and go on."""
+        workflow = str(_required(payload, "StateMachineArn")).rsplit(":", 1)[-1]
+        child_input = payload.get("Input", {})
+        if isinstance(child_input, str):
+            child_input = json.loads(child_input)
+        backend = self._backend()
+        key = start_stored(backend, workflow, child_input, payload.get("Name"))
+        record = Store(backend).execution(key)
+        return {"ExecutionArn": record.arn, "StartDate": record.start}
+
 
 def function_name(resource: str) -> str:
     """A function's name from its name or a Lambda-shaped ARN (`...:function:<name>[:alias]`)."""
@@ -158,6 +176,7 @@ def _md5(text: str) -> str:
 
 
 def _service_error(resource: str, error: FanstackError) -> str:
-    service = {SQS_SEND: "SQS", SNS_PUBLISH: "SNS", EVENTS_PUT: "EventBridge"}.get(resource)
+    services = {SQS_SEND: "SQS", SNS_PUBLISH: "SNS", EVENTS_PUT: "EventBridge", SFN_START: "SFN"}
+    service = services.get(resource)
     name = error.code if error.code.endswith("Exception") else f"{error.code}Exception"
     return f"{service}.{name}" if service else "States.TaskFailed"

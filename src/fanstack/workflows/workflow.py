@@ -7,18 +7,15 @@ first step; the worker role runs the steps (`engine.py`).
 
 from __future__ import annotations
 
-import functools
 import json
 import threading
 import time
-import uuid
 from collections.abc import Callable, Mapping
 from typing import Any
 
 from fanstack.backends.base import Backend
 from fanstack.core.asl.definition import StateMachine
 from fanstack.core.errors import (
-    ExecutionAlreadyExists,
     StateMachineDoesNotExist,
     ValidationException,
 )
@@ -27,7 +24,7 @@ from fanstack.runtime.services import Service
 from fanstack.workflows import callbacks
 from fanstack.workflows.engine import StepRunner
 from fanstack.workflows.history import event
-from fanstack.workflows.steps import ROOT, Step
+from fanstack.workflows.starts import check_name, start_execution
 from fanstack.workflows.store import (
     ABORTED,
     RUNNING,
@@ -36,15 +33,12 @@ from fanstack.workflows.store import (
     ExecutionRecord,
     Store,
     execution_key,
-    input_hash,
-    send_steps,
     workflow_arn,
 )
 from fanstack.workflows.tasks import RunFunction, Tasks
 
 STANDARD, EXPRESS = "STANDARD", "EXPRESS"
 STEP_QUEUE_SIZE = 1024 * 1024  # a state's input and variables (256 KiB each) and the step
-MAX_NAME_LENGTH = 80
 
 
 class Workflows:
@@ -66,7 +60,7 @@ class Workflows:
         self, name: str, definition: Mapping[str, Any] | str, *, type: str = STANDARD
     ) -> Workflow:
         """Declare a workflow (its definition is validated now)."""
-        _check_name("workflow", name)
+        check_name("workflow", name)
         if type not in (STANDARD, EXPRESS):
             raise ValidationException(f"workflow {name!r}: type must be STANDARD or EXPRESS")
         machine = StateMachine.parse(definition)
@@ -147,7 +141,14 @@ class Workflow:
     def start(self, input: Any = None, *, name: str | None = None) -> Execution:
         """Start an execution (StartExecution); a name already running with this input is it."""
         backend = self._backend()
-        key = start_execution(backend, self.name, self.machine.start_at, input, name)
+        key = start_execution(
+            backend,
+            self.name,
+            self.machine.start_at,
+            input,
+            name,
+            timeout_seconds=self.machine.timeout_seconds,
+        )
         return Execution(backend, key)
 
     def execution(self, name: str) -> Execution:
@@ -160,56 +161,6 @@ class Workflow:
         """Its executions (ListExecutions), optionally of one status."""
         records = Store(self._backend()).executions(self.name)
         return [r for r in records if status is None or r.status == status]
-
-
-def start_execution(
-    backend: Backend, workflow: str, start_at: str, input: Any, name: str | None = None
-) -> str:
-    """Start an execution of `workflow` (whose machine starts at `start_at`); its key.
-
-    A name already running with the same input is that execution (StartExecution's
-    idempotence); ExecutionAlreadyExists otherwise.
-    """
-    name = name or str(uuid.uuid4())
-    _check_name("execution", name)
-    value = {} if input is None else input
-    store = Store(backend)
-    now = backend.clock()
-    record = ExecutionRecord(
-        workflow=workflow,
-        name=name,
-        status=RUNNING,
-        input=value,
-        start=now,
-        input_hash=input_hash(value),
-    )
-    first = Step(execution=record.key, frame=ROOT, n=0, path=(), state=start_at)
-    # The first step reads the input from the record: sent first, it can never be lost.
-    send_steps(backend, [first])
-    if store.create_execution(record) is None:
-        existing = store.execution(record.key)
-        if existing.status != RUNNING or existing.input_hash != record.input_hash:
-            raise ExecutionAlreadyExists(f"Execution Already Exists: '{existing.arn}'")
-        return existing.key
-    started = event("ExecutionStarted", now, input=json.dumps(value), roleArn="")
-    store.add_events(record.key, "start", [started])
-    return record.key
-
-
-def start_stored(backend: Backend, workflow: str, input: Any, name: str | None = None) -> str:
-    """Start an execution of a workflow stored in the backend (declared by any process)."""
-    item = backend.table_get(WORKFLOWS_TABLE, workflow)
-    if item is None:
-        raise StateMachineDoesNotExist(
-            f"State Machine Does Not Exist: '{workflow_arn(workflow)}'"
-        )
-    start_at = _start_at(item.value["definition"])
-    return start_execution(backend, workflow, start_at, input, name)
-
-
-@functools.lru_cache(maxsize=64)
-def _start_at(definition: str) -> str:
-    return StateMachine.parse(definition).start_at
 
 
 class Execution:
@@ -257,21 +208,10 @@ class Execution:
         """Abort a running execution (StopExecution); its steps stop at the next transition."""
         store = Store(self.backend)
         now = self.backend.clock()
-        if store.end_execution(self.key, ABORTED, now, error=error, cause=cause):
+        ended = store.end_execution(self.key, ABORTED, now, error=error, cause=cause)
+        callbacks.notify_parent(self.backend, store.execution(self.key))
+        if ended:
             store.add_events(
                 self.key, "end", [event("ExecutionAborted", now, error=error, cause=cause)]
             )
         return self.describe()
-
-
-def _check_name(kind: str, name: str) -> None:
-    if (
-        not isinstance(name, str)
-        or not 1 <= len(name) <= MAX_NAME_LENGTH
-        or any(c in name for c in ' <>{}[]?*"#%\\^|~`$&,;:/')
-        or any(ord(c) < 32 or 127 <= ord(c) < 160 for c in name)
-    ):
-        raise ValidationException(
-            f"{kind} name {name!r} must be 1-{MAX_NAME_LENGTH} characters without spaces, "
-            "brackets, wildcards, punctuation such as : / ; , or control characters"
-        )
