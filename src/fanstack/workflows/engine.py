@@ -1,13 +1,12 @@
-"""The durable engine: runs steps, persists every transition, joins branches and items.
+"""The durable engine: acts on each step with the pure interpreter and persists it.
 
-`StepRunner` is a worker service: threads lease steps from the `fanstack-workflow-steps` queue
-and act on each with the pure interpreter (`core/asl/interpreter.py`). A step is idempotent: a
-task's outcome is recorded once (the first record stands, so a task that ran twice still counts
-once), its successors carry deterministic ids, and once they are sent the step is marked
-dispatched, so a redelivered step does nothing. Waits and retry intervals are delayed messages
-(durable timers, chained past SQS's 15-minute delay). A Parallel or a Map keeps a counted join
-item: each child records its result once and marks itself done with a conditional write; the
-child that completes the join continues the parent.
+A step (`steps.py`) is idempotent: a task's outcome is recorded once (the first record stands,
+so a task that ran twice still counts once), its successors carry deterministic ids, and once
+they are sent the step is marked dispatched, so a redelivered step does nothing. States that
+decide at once are entered in the same step. Waits and retry intervals are delayed messages
+(durable timers, chained past SQS's 15-minute delay); tasks that wait for a token or for a
+child execution are answered through `callbacks.py`; Parallel and Map fan out and back in
+through `fanin.py`. `runner.py` is the worker service that feeds steps to the engine.
 """
 
 from __future__ import annotations
@@ -17,7 +16,6 @@ import logging
 import random
 import threading
 from collections.abc import Callable, Mapping
-from concurrent.futures import ThreadPoolExecutor
 from dataclasses import replace
 from datetime import UTC, datetime
 from typing import Any
@@ -26,11 +24,10 @@ from fanstack.backends.base import Backend
 from fanstack.core.asl import interpreter
 from fanstack.core.asl.data import AslError
 from fanstack.core.asl.definition import StateMachine
-from fanstack.core.errors import ExecutionDoesNotExist, FanstackError
-from fanstack.core.message import ReceivedMessage
+from fanstack.core.errors import FanstackError
 from fanstack.workflows import callbacks
+from fanstack.workflows.fanin import FanIn
 from fanstack.workflows.history import entered, event, exited, task_events
-from fanstack.workflows.joins import Join
 from fanstack.workflows.starts import start_stored
 from fanstack.workflows.steps import (
     CHECK,
@@ -41,12 +38,10 @@ from fanstack.workflows.steps import (
     RESUME,
     ROOT,
     Step,
-    parent_of,
 )
 from fanstack.workflows.store import (
     FAILED,
     RUNNING,
-    STEP_QUEUE,
     SUCCEEDED,
     TIMED_OUT,
     Store,
@@ -56,15 +51,11 @@ from fanstack.workflows.store import (
 
 log = logging.getLogger("fanstack.workflows")
 
-STEP_VISIBILITY = 10  # short, so a dead worker's steps come back soon; held ones are extended
-HEARTBEAT = 3.0
 SYNC_STARTS = frozenset(
     {"arn:aws:states:::states:startExecution.sync", "arn:aws:states:::states:startExecution.sync:2"}
 )
 INLINE_TYPES = frozenset({"Pass", "Choice", "Succeed", "Fail"})
 MAX_INLINE = 25  # states decided in one step at most, so one step stays short
-POLL_WAIT = 1.0
-DEFAULT_CONCURRENCY = 16
 
 Machines = Callable[[str], StateMachine]  # workflow name -> its parsed definition
 TaskRunner = Callable[[str, Any, Mapping[str, Any]], Any]  # resource, payload, context -> result
@@ -88,15 +79,8 @@ class Engine:
         self.machines = machines
         self.run_task = run_task
         self.rng = random.Random()
-        self.join_cache: dict[str, Mapping[str, Any]] = {}
-        self.failed_joins: set[str] = set()
+        self.fanin = FanIn(self)
         self._local = threading.local()  # the history events of the step a thread processes
-
-    def join(self, execution: str, step: str) -> Join:
-        """The join of a Parallel or Map step (its description cached in this engine)."""
-        return Join(self.store, execution, step, self.join_cache)
-
-    # -- entry point ---------------------------------------------------------------------
 
     def process(self, step: Step) -> None:
         """Act on one step (idempotent: a step already dispatched is skipped)."""
@@ -120,18 +104,6 @@ class Engine:
             self.note(event("ExecutionTimedOut", now, error="States.Timeout", cause=cause))
         self.flush()
         callbacks.notify_parent(self.backend, self.store.execution(step.execution))
-
-    def abandoned(self, step: Step) -> bool:
-        """Whether a Parallel or Map this step runs in has failed (its other children stop)."""
-        frame = step.frame
-        while (parent := parent_of(frame)) is not None:
-            parent_id = parent[0]
-            key = f"{step.execution}/{parent_id}"
-            if key in self.failed_joins or self.join(step.execution, parent_id).failed():
-                self.failed_joins.add(key)
-                return True
-            frame = parent_id.rpartition("#")[0]
-        return False
 
     def note(self, event: dict[str, Any]) -> None:
         """Keep a history event of the step being processed (written with its next send)."""
@@ -158,7 +130,7 @@ class Engine:
         if record is not None and record.get("dispatched"):
             return
         execution = self.store.execution(step.execution)
-        if execution.status != RUNNING or self.abandoned(step):
+        if execution.status != RUNNING or self.fanin.abandoned(step):
             return
         self._local.record = execution
         now = self.backend.clock()
@@ -254,9 +226,9 @@ class Engine:
             self.send([following])
         elif isinstance(action, interpreter.Succeed):
             self.note(exited(machine, step, action.output, now))
-            self.frame_ended(step, output=action.output, now=now)
+            self.fanin.frame_ended(step, output=action.output, now=now)
         elif isinstance(action, interpreter.Fail):
-            self.frame_ended(step, error=action.error, cause=action.cause, now=now)
+            self.fanin.frame_ended(step, error=action.error, cause=action.cause, now=now)
         elif isinstance(action, interpreter.Delay):
             self.wait(step, action, now)
             return False
@@ -272,10 +244,10 @@ class Engine:
         elif isinstance(action, interpreter.RunTask):
             return self.task(machine, step, action, context, now)
         elif isinstance(action, interpreter.RunBranches):
-            self.branches(step, action)
+            self.fanin.branches(step, action)
         elif isinstance(action, interpreter.RunMap):
             try:
-                self.map(machine, step, action, context)
+                self.fanin.map(machine, step, action, context)
             except AslError as error:  # an item's ItemSelector failed: the Map state fails
                 failure = self.failed(machine, step, context, error.error, error.cause)
                 return self.act(machine, step, failure, context, now)
@@ -327,6 +299,20 @@ class Engine:
         if then["kind"] == "next":
             return interpreter.Next(then["state"], then["output"], then.get("variables") or {})
         return interpreter.Succeed(then["output"])
+
+    def execution_ended(
+        self, step: Step, now: float, output: Any, error: str | None, cause: str | None
+    ) -> None:
+        """The top-level machine ended: the execution succeeds or fails."""
+        if error is None:
+            if self.store.end_execution(step.execution, SUCCEEDED, now, output=output):
+                ended = event("ExecutionSucceeded", now, output=_json(output))
+                self.note(ended)
+        elif self.store.end_execution(step.execution, FAILED, now, error=error, cause=cause):
+            ended = event("ExecutionFailed", now, error=error, cause=cause)
+            self.note(ended)
+        self.flush()
+        callbacks.notify_parent(self.backend, self.store.execution(step.execution))
 
     def wait(self, step: Step, action: Any, now: float) -> None:
         """A Wait state: a timer message that resumes the frame."""
@@ -499,245 +485,10 @@ class Engine:
             callbacks.continue_step(self.backend, Step.from_json(recorded["pending"]), outcome)
         return False
 
-    # -- Parallel and Map --------------------------------------------------------------------
-
-    def branches(self, step: Step, action: Any) -> None:
-        """Start every branch of a Parallel state, with a join counting them in."""
-        total = len(action.branches)
-        self.join(step.execution, step.id).create(self.join_value(step, "parallel", total))
-        if total == 0:
-            self.continue_parent(step.execution, step.id, failure=None)
-            return
-        send_steps(
-            self.backend,
-            [
-                step.child("b", index, branch.start_at, action.input)
-                for index, branch in enumerate(action.branches)
-            ],
-        )
-
-    def map(
-        self, machine: StateMachine, step: Step, action: Any, context: Mapping[str, Any]
-    ) -> None:
-        """Start a Map state's first items (up to MaxConcurrency), with a join counting them."""
-        total = len(action.items)
-        value = self.join_value(step, "map", total)
-        value.update(
-            items=action.items,
-            concurrency=action.max_concurrency or total,
-            tolerated_count=action.tolerated_failure_count,
-            tolerated_percentage=action.tolerated_failure_percentage,
-        )
-        self.join(step.execution, step.id).create(value)
-        if total == 0:
-            self.continue_parent(step.execution, step.id, failure=None)
-            return
-        first = range(min(value["concurrency"], total))
-        steps = [
-            self.item_step(machine, step, action.processor, i, action.items[i], context)
-            for i in first
-        ]
-        self.send(steps)
-
-    def item_step(
-        self,
-        machine: StateMachine,
-        step: Step,
-        processor: StateMachine,
-        index: int,
-        item: Any,
-        context: Mapping[str, Any],
-    ) -> Step:
-        """The first step of one Map item."""
-        value = interpreter.map_item_input(
-            machine, step.state, index, item, step.input, context, step.variables
-        )
-        return step.child("m", index, processor.start_at, value)
-
-    def join_value(self, step: Step, kind: str, total: int) -> dict[str, Any]:
-        """A new join: what it counts, and the parent step to continue."""
-        return {
-            "kind": kind,
-            "total": total,
-            "parent": {
-                "frame": step.frame,
-                "n": step.n,
-                "path": [list(p) for p in step.path],
-                "state": step.state,
-                "input": step.input,
-                "variables": dict(step.variables),
-            },
-        }
-
-    def frame_ended(
-        self,
-        step: Step,
-        *,
-        now: float,
-        output: Any = None,
-        error: str | None = None,
-        cause: str | None = None,
-    ) -> None:
-        """A (sub)machine reached its end: end the execution, or report to the parent's join."""
-        parent = parent_of(step.frame)
-        if parent is None:
-            self.execution_ended(step, now, output, error, cause)
-            return
-        parent_id, kind, index = parent
-        outcome = {"ok": error is None, "output": output, "error": error, "cause": cause}
-        recorded = self.store.record_child(step.execution, parent_id, index, outcome)
-        join = self.join(step.execution, parent_id)
-        value = join.value()
-        if kind == "m":
-            self.start_next_item(step.execution, value, index)
-        decision = join.count(index, bool(recorded["ok"]))
-        if decision == "failed":
-            self.continue_parent(step.execution, parent_id, failure=recorded)
-        elif decision == "complete" and not join.failed():
-            self.continue_parent(step.execution, parent_id, failure=None)
-
-    def execution_ended(
-        self, step: Step, now: float, output: Any, error: str | None, cause: str | None
-    ) -> None:
-        """The top-level machine ended: the execution succeeds or fails."""
-        if error is None:
-            if self.store.end_execution(step.execution, SUCCEEDED, now, output=output):
-                ended = event("ExecutionSucceeded", now, output=_json(output))
-                self.note(ended)
-        elif self.store.end_execution(step.execution, FAILED, now, error=error, cause=cause):
-            ended = event("ExecutionFailed", now, error=error, cause=cause)
-            self.note(ended)
-        self.flush()
-        callbacks.notify_parent(self.backend, self.store.execution(step.execution))
-
-    def start_next_item(self, execution: str, value: Mapping[str, Any], index: int) -> None:
-        """Item `index` ended: start item index + MaxConcurrency, if there is one."""
-        following = index + int(value["concurrency"])
-        if following >= int(value["total"]):
-            return
-        step = self.parent_step(execution, value["parent"])
-        machine = self.machine(step)
-        processor = interpreter.submachine(machine, step.state, 0)
-        record = self.store.execution(execution)
-        context = self.context(step, record.input, record.start, self.backend.clock())
-        item = value["items"][following]
-        try:
-            first = self.item_step(machine, step, processor, following, item, context)
-        except AslError as error:  # its ItemSelector failed: the item fails
-            child = step.child("m", following, processor.start_at, None)
-            self.frame_ended(child, now=self.backend.clock(), error=error.error, cause=error.cause)
-            return
-        self.send([first])
-
-    def parent_step(self, execution: str, parent: Mapping[str, Any]) -> Step:
-        """The Parallel or Map step a join belongs to."""
-        return Step(
-            execution=execution,
-            frame=parent["frame"],
-            n=parent["n"],
-            path=tuple((str(s), int(i)) for s, i in parent["path"]),
-            state=parent["state"],
-            input=parent["input"],
-            variables=parent["variables"],
-        )
-
-    def continue_parent(
-        self, execution: str, parent_id: str, *, failure: Mapping[str, Any] | None
-    ) -> None:
-        """The join is decided: complete (or fail) the Parallel or Map state."""
-        value = self.join(execution, parent_id).value()
-        step = self.parent_step(execution, value["parent"])
-        if failure is not None:
-            error = (
-                failure["error"]
-                if value["kind"] == "parallel"
-                else ("States.ExceedToleratedFailureThreshold")
-            )
-            cause = failure["cause"] or ""
-            follow = step.successor(step.state, op=FAIL, input=step.input, error=error, cause=cause)
-        else:
-            outcomes = self.store.children(execution, parent_id)
-            output = [
-                o["output"] if o["ok"] else {"Error": o["error"], "Cause": o["cause"]}
-                for o in outcomes
-            ]
-            follow = step.successor(step.state, op=COMPLETE, input=step.input, result=output)
-        self.send([follow])
-
 
 def task_token(step: Step) -> str:
     """The token a `.waitForTaskToken` task hands out for this step."""
     return callbacks.encode_token(step.execution, step.id)
-
-
-class StepRunner:
-    """Runs workflow steps (a worker service)."""
-
-    name = "workflow-steps"
-
-    def __init__(
-        self, machines: Machines, run_task: TaskRunner, concurrency: int = DEFAULT_CONCURRENCY
-    ) -> None:
-        self.machines = machines
-        self.run_task = run_task
-        self.concurrency = concurrency
-        self._held: set[str] = set()  # receipt handles of the steps running now
-        self._lock = threading.Lock()
-
-    def run(self, backend: Backend, stopping: threading.Event) -> None:
-        """Lease and run steps until stopped."""
-        engine = Engine(backend, self.machines, self.run_task)
-        slots = threading.Semaphore(self.concurrency)
-        beat = threading.Thread(
-            target=self.heartbeat, args=(backend, stopping), name="fanstack-step-heartbeat"
-        )
-        beat.daemon = True
-        beat.start()
-        with ThreadPoolExecutor(self.concurrency, thread_name_prefix="fanstack-step") as pool:
-            while not stopping.is_set():
-                if not slots.acquire(timeout=POLL_WAIT):
-                    continue
-                batch = backend.receive(
-                    STEP_QUEUE,
-                    max_messages=1,
-                    wait_seconds=POLL_WAIT,
-                    visibility_timeout=STEP_VISIBILITY,
-                )
-                if not batch:
-                    slots.release()
-                    continue
-                pool.submit(self.handle, engine, batch[0], slots)
-
-    def heartbeat(self, backend: Backend, stopping: threading.Event) -> None:
-        """Keep the steps that are running (a long task) hidden from other workers."""
-        while not stopping.wait(HEARTBEAT):
-            with self._lock:
-                held = [(handle, STEP_VISIBILITY) for handle in self._held]
-            if held:
-                try:
-                    backend.set_visibility(STEP_QUEUE, held)
-                except FanstackError:
-                    log.exception("could not extend the visibility of running steps")
-
-    def handle(self, engine: Engine, message: ReceivedMessage, slots: threading.Semaphore) -> None:
-        """Run one step; delete its message once done (a failure leaves it to come back)."""
-        with self._lock:
-            self._held.add(message.receipt_handle)
-        try:
-            step = Step.from_json(message.body)
-            try:
-                engine.process(step)
-            except ExecutionDoesNotExist:
-                # Started a moment ago: its record lands just after its first step.
-                engine.backend.set_visibility(STEP_QUEUE, [(message.receipt_handle, 1)])
-                return
-            engine.backend.delete_messages(STEP_QUEUE, [message.receipt_handle])
-        except Exception:
-            log.exception("a workflow step failed; it will run again")
-        finally:
-            with self._lock:
-                self._held.discard(message.receipt_handle)
-            slots.release()
 
 
 def _counts(step: Step) -> dict[int, int]:

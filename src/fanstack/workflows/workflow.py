@@ -22,8 +22,8 @@ from fanstack.core.errors import (
 from fanstack.core.specs import QueueSpec
 from fanstack.runtime.services import Service
 from fanstack.workflows import callbacks
-from fanstack.workflows.engine import StepRunner
 from fanstack.workflows.history import event
+from fanstack.workflows.runner import StepRunner
 from fanstack.workflows.starts import check_name, start_execution
 from fanstack.workflows.store import (
     ABORTED,

@@ -1,0 +1,96 @@
+"""The step runner: the worker service that leases workflow steps and has the engine act on them.
+
+Threads (`concurrency`) each take one step at a time; a heartbeat keeps the steps that are
+running hidden from other workers (a step's lease is short, so a dead worker's steps come back
+within seconds), and a step is deleted only once the engine is done with it.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+from concurrent.futures import ThreadPoolExecutor
+
+from fanstack.backends.base import Backend
+from fanstack.core.errors import ExecutionDoesNotExist, FanstackError
+from fanstack.core.message import ReceivedMessage
+from fanstack.workflows.engine import Engine, Machines, TaskRunner
+from fanstack.workflows.steps import Step
+from fanstack.workflows.store import STEP_QUEUE
+
+log = logging.getLogger("fanstack.workflows")
+
+STEP_VISIBILITY = 10  # short, so a dead worker's steps come back soon; held ones are extended
+HEARTBEAT = 3.0
+POLL_WAIT = 1.0
+DEFAULT_CONCURRENCY = 16
+
+
+class StepRunner:
+    """Runs workflow steps (a worker service)."""
+
+    name = "workflow-steps"
+
+    def __init__(
+        self, machines: Machines, run_task: TaskRunner, concurrency: int = DEFAULT_CONCURRENCY
+    ) -> None:
+        self.machines = machines
+        self.run_task = run_task
+        self.concurrency = concurrency
+        self._held: set[str] = set()  # receipt handles of the steps running now
+        self._lock = threading.Lock()
+
+    def run(self, backend: Backend, stopping: threading.Event) -> None:
+        """Lease and run steps until stopped."""
+        engine = Engine(backend, self.machines, self.run_task)
+        slots = threading.Semaphore(self.concurrency)
+        beat = threading.Thread(
+            target=self.heartbeat, args=(backend, stopping), name="fanstack-step-heartbeat"
+        )
+        beat.daemon = True
+        beat.start()
+        with ThreadPoolExecutor(self.concurrency, thread_name_prefix="fanstack-step") as pool:
+            while not stopping.is_set():
+                if not slots.acquire(timeout=POLL_WAIT):
+                    continue
+                batch = backend.receive(
+                    STEP_QUEUE,
+                    max_messages=1,
+                    wait_seconds=POLL_WAIT,
+                    visibility_timeout=STEP_VISIBILITY,
+                )
+                if not batch:
+                    slots.release()
+                    continue
+                pool.submit(self.handle, engine, batch[0], slots)
+
+    def heartbeat(self, backend: Backend, stopping: threading.Event) -> None:
+        """Keep the steps that are running (a long task) hidden from other workers."""
+        while not stopping.wait(HEARTBEAT):
+            with self._lock:
+                held = [(handle, STEP_VISIBILITY) for handle in self._held]
+            if held:
+                try:
+                    backend.set_visibility(STEP_QUEUE, held)
+                except FanstackError:
+                    log.exception("could not extend the visibility of running steps")
+
+    def handle(self, engine: Engine, message: ReceivedMessage, slots: threading.Semaphore) -> None:
+        """Run one step; delete its message once done (a failure leaves it to come back)."""
+        with self._lock:
+            self._held.add(message.receipt_handle)
+        try:
+            step = Step.from_json(message.body)
+            try:
+                engine.process(step)
+            except ExecutionDoesNotExist:
+                # Started a moment ago: its record lands just after its first step.
+                engine.backend.set_visibility(STEP_QUEUE, [(message.receipt_handle, 1)])
+                return
+            engine.backend.delete_messages(STEP_QUEUE, [message.receipt_handle])
+        except Exception:
+            log.exception("a workflow step failed; it will run again")
+        finally:
+            with self._lock:
+                self._held.discard(message.receipt_handle)
+            slots.release()
