@@ -142,17 +142,7 @@ class Engine:
         machine = self.machine(step)
         context = self.context(step, execution.input, execution.start, now)
         if step.op == ENTER:
-            self.note(entered(machine, step, now))
-            action = interpreter.enter(
-                machine,
-                step.state,
-                step.input,
-                context,
-                step.variables,
-                now=datetime.fromtimestamp(now, UTC),
-                rng=self.rng,
-                retry_counts=_counts(step),
-            )
+            action = self.enter(machine, step, context, now)
         elif step.op == COMPLETE:
             action = interpreter.complete(
                 machine,
@@ -264,8 +254,14 @@ class Engine:
         self._local.inline += 1
         record = self._local.record
         context = self.context(step, record.input, record.start, now)
+        return self.act(machine, step, self.enter(machine, step, context, now), context, now)
+
+    def enter(
+        self, machine: StateMachine, step: Step, context: Mapping[str, Any], now: float
+    ) -> Any:
+        """Enter a step's state: the `<Type>StateEntered` event, and the interpreter's answer."""
         self.note(entered(machine, step, now))
-        action = interpreter.enter(
+        return interpreter.enter(
             machine,
             step.state,
             step.input,
@@ -275,7 +271,6 @@ class Engine:
             rng=self.rng,
             retry_counts=_counts(step),
         )
-        return self.act(machine, step, action, context, now)
 
     def failed(
         self, machine: StateMachine, step: Step, context: Mapping[str, Any], error: str, cause: str

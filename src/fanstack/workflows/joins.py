@@ -106,29 +106,22 @@ class Join:
 
     def _add_to_bucket(self, bucket: int, index: int, size: int) -> bool:
         """Add a child to its bucket; True if the bucket is full (now or already)."""
-        key = f"{self.key}/bucket/{bucket:05d}"
-        while True:
-            item = self.backend.table_get(JOINS_TABLE, key)
-            members = set(item.value["members"]) if item is not None else set()
-            if index not in members:
-                members.add(index)
-                if not self._write(
-                    key, {"members": sorted(members)}, item.version if item else None
-                ):
-                    continue
-            return len(members) >= size
+        return len(self._add_member(f"{self.key}/bucket/{bucket:05d}", index)) >= size
 
     def _add_full_bucket(self, bucket: int, buckets: int) -> bool:
         """Record a full bucket; True if all are full and this bucket was the last (or is)."""
-        key = f"{self.key}/full"
+        return len(self._add_member(f"{self.key}/full", bucket)) == buckets
+
+    def _add_member(self, key: str, member: int) -> set[int]:
+        """Add `member` to the set stored at `key` (a conditional write); the set after."""
         while True:
             item = self.backend.table_get(JOINS_TABLE, key)
-            full = set(item.value["buckets"]) if item is not None else set()
-            if bucket not in full:
-                full.add(bucket)
-                if not self._write(key, {"buckets": sorted(full)}, item.version if item else None):
-                    continue
-            return len(full) == buckets
+            members = {int(m) for m in item.value["members"]} if item is not None else set()
+            if member in members:
+                return members
+            members.add(member)
+            if self._write(key, {"members": sorted(members)}, item.version if item else None):
+                return members
 
     def _write(self, key: str, value: Mapping[str, Any], version: int | None) -> bool:
         try:
