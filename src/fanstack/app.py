@@ -276,6 +276,7 @@ class App:
                     functions=self.functions,
                     buses=self.buses.declared,
                     workflows=self.workflows.declared,
+                    callbacks=self.workflows,
                 )
                 self._api = Api(self.name, targets)
             return self._api

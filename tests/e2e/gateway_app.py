@@ -96,6 +96,29 @@ app.api.post(
     auth="open",
 )
 app.api.post("/greet-now", start_workflow=quick, request_schema={"type": "object"}, auth="open")
+tokens = app.queue("tokens")
+approval = app.workflow(
+    "approval",
+    {
+        "StartAt": "Ask",
+        "States": {
+            "Ask": {
+                "Type": "Task",
+                "Resource": "arn:aws:states:::sqs:sendMessage.waitForTaskToken",
+                "Parameters": {"QueueUrl": "tokens", "MessageBody": {"token.$": "$$.Task.Token"}},
+                "End": True,
+            }
+        },
+    },
+)
+app.api.post("/approvals", start_workflow=approval, request_schema={"type": "object"}, auth="open")
+app.api.post(
+    "/approve/{token}",
+    task_callback="success",
+    task_token="$request.path.token",
+    request_schema={"type": "object"},
+    auth="open",
+)
 shop = app.bus("shop")
 checkouts = app.queue("checkouts")
 shop.rule("checkouts", event_pattern={"detail-type": ["Checkout"]}, targets=[checkouts])

@@ -198,6 +198,25 @@ def test_a_route_starts_a_workflow_and_an_express_one_answers_its_result(
     app.close()
 
 
+def test_a_route_answers_a_task_waiting_for_its_token(gateway: Server) -> None:
+    app = App("gateway-test", data_dir=gateway.data_dir)
+    with gateway.client() as client:
+        arn = client.post("/approvals", json={"order": 1}).json()["execution_arn"]
+        tokens = app.queue_for("tokens")
+        wait_for(lambda: tokens.stats().visible >= 1)
+        [message] = tokens.receive(max_messages=1)
+        token = json.loads(message.body)["token"]
+        answered = client.post(f"/approve/{token}", json={"approved": True})
+        assert answered.status_code == 200
+        again = client.post(f"/approve/{token}", json={"approved": False})
+        assert again.status_code == 400 and "TaskTimedOut" in again.text
+        bogus = client.post("/approve/not-a-token", json={})
+        assert bogus.status_code == 400 and "InvalidToken" in bogus.text
+    done = Execution.from_arn(app.backend, arn).wait(timeout=30)
+    assert (done.status, done.output) == ("SUCCEEDED", {"approved": True})
+    app.close()
+
+
 def test_cors_preflight_and_request_ids(gateway: Server) -> None:
     with gateway.client() as client:
         preflight = client.options(

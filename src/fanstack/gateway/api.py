@@ -91,6 +91,8 @@ class Api:
         invoke_async: Any = None,
         put_events: Any = None,
         start_workflow: Any = None,
+        task_callback: str | None = None,
+        task_token: Any = None,
         source: Any = None,
         detail_type: Any = None,
         execution_name: Any = None,
@@ -108,7 +110,7 @@ class Api:
         summary: str | None = None,
     ) -> Operation:
         """Declare a route and its integration (exactly one of publish/send/invoke/...)."""
-        targets = (publish, send, invoke, invoke_async, put_events, start_workflow)
+        targets = (publish, send, invoke, invoke_async, put_events, start_workflow, task_callback)
         given = dict(zip(KINDS, targets, strict=True))
         chosen = [(kind, target) for kind, target in given.items() if target is not None]
         if len(chosen) != 1:
@@ -129,6 +131,7 @@ class Api:
             source=source,
             detail_type=detail_type,
             execution_name=execution_name,
+            task_token=task_token,
         )
         operation: dict[str, Any] = {
             "summary": summary or f"{kind} to {integration.target}",

@@ -35,7 +35,16 @@ from fanstack.gateway.responses import error_response
 
 log = logging.getLogger("fanstack.gateway")
 
-KINDS = ("publish", "send", "invoke", "invoke_async", "put_events", "start_workflow")
+KINDS = (
+    "publish",
+    "send",
+    "invoke",
+    "invoke_async",
+    "put_events",
+    "start_workflow",
+    "task_callback",
+)
+CALLBACKS = ("success", "failure", "heartbeat")  # the targets of a task_callback route
 DEFAULT_STATUS = {
     "publish": 202,
     "send": 202,
@@ -43,6 +52,7 @@ DEFAULT_STATUS = {
     "invoke_async": 202,
     "put_events": 202,
     "start_workflow": 202,
+    "task_callback": 200,
 }
 EXPRESS_WAIT = 29.0  # API Gateway's integration timeout: how long a route waits for an express run
 ANSWER_KEYS = {"invoke_async": "request_id", "put_events": "event_id"}
@@ -64,6 +74,7 @@ class Integration:
     source: Any = None
     detail_type: Any = None
     execution_name: Any = None  # start_workflow: the execution's name (one start per name)
+    task_token: Any = None  # task_callback: where the request carries the task token
 
     def __post_init__(self) -> None:
         if self.kind not in KINDS:
@@ -77,7 +88,14 @@ class Integration:
             )
         if self.execution_name is not None and self.kind != "start_workflow":
             raise InvalidParameterValue("only a start_workflow integration takes execution_name")
+        if (self.kind == "task_callback") != (self.task_token is not None):
+            raise InvalidParameterValue(
+                "a task_callback integration needs task_token (and only it takes one)"
+            )
+        if self.kind == "task_callback" and self.target not in CALLBACKS:
+            raise InvalidParameterValue(f"task_callback is one of {', '.join(CALLBACKS)}")
         for name, template in (
+            ("task_token", self.task_token),
             ("execution_name", self.execution_name),
             ("source", self.source),
             ("detail_type", self.detail_type),
@@ -149,6 +167,24 @@ class Startable(Protocol):
         ...
 
 
+class Callbacks(Protocol):
+    """What answers tasks waiting for a token (the app's workflows)."""
+
+    def send_task_success(self, token: str, output: Any) -> None:
+        """The task succeeded."""
+        ...
+
+    def send_task_failure(
+        self, token: str, error: str | None = None, cause: str | None = None
+    ) -> None:
+        """The task failed."""
+        ...
+
+    def send_task_heartbeat(self, token: str) -> None:
+        """The task is still at work."""
+        ...
+
+
 class EventPutter(Protocol):
     """A bus, as an integration puts an event on it."""
 
@@ -166,6 +202,7 @@ class Targets:
     functions: Mapping[str, Invocable]
     buses: Mapping[str, EventPutter] = field(default_factory=dict)
     workflows: Mapping[str, Startable] = field(default_factory=dict)
+    callbacks: Callbacks | None = None
 
     def declares(self, integration: Integration) -> bool:
         """Whether the target `integration` names is declared, of the kind it needs."""
@@ -176,7 +213,10 @@ class Targets:
             "invoke_async": self.functions,
             "put_events": self.buses,
             "start_workflow": self.workflows,
+            "task_callback": {},
         }
+        if integration.kind == "task_callback":
+            return self.callbacks is not None
         return integration.target in declared[integration.kind]
 
 
@@ -189,6 +229,7 @@ class _Message:
     source: Any = None
     detail_type: Any = None
     name: Any = None
+    token: Any = None
 
 
 def integrate(integration: Integration, targets: Targets, context: RequestContext) -> Response:
@@ -219,6 +260,8 @@ def integrate(integration: Integration, targets: Targets, context: RequestContex
         return _function_response(outcome, integration.success_status)
     if integration.kind == "start_workflow":
         return _execution_response(targets.workflows[integration.target], outcome, integration)
+    if integration.kind == "task_callback" and integration.response is None:
+        return JSONResponse({}, status_code=integration.success_status)
     key = ANSWER_KEYS.get(integration.kind, "message_id")
     if integration.response is None:
         payload: Any = {key: outcome}
@@ -249,7 +292,8 @@ def _render_message(integration: Integration, context: RequestContext) -> _Messa
         render(integration.detail_type, context) if integration.detail_type is not None else None
     )
     name = render(integration.execution_name, context) if integration.execution_name else None
-    return _Message(body, attributes, group_id, dedup_id, source, detail_type, name)
+    token = render(integration.task_token, context) if integration.task_token else None
+    return _Message(body, attributes, group_id, dedup_id, source, detail_type, name, token)
 
 
 def _deliver(integration: Integration, targets: Targets, message: _Message) -> Any:
@@ -265,6 +309,8 @@ def _deliver(integration: Integration, targets: Targets, message: _Message) -> A
         return targets.workflows[target].start(
             message.body, name=None if message.name is None else str(message.name)
         )
+    if integration.kind == "task_callback":
+        return _answer_task(targets, target, message)
     deliver = (
         targets.topics[target].publish
         if integration.kind == "publish"
@@ -276,6 +322,21 @@ def _deliver(integration: Integration, targets: Targets, message: _Message) -> A
         group_id=message.group_id,
         deduplication_id=message.deduplication_id,
     )
+
+
+def _answer_task(targets: Targets, callback: str, message: _Message) -> str:
+    """SendTaskSuccess / SendTaskFailure / SendTaskHeartbeat with the request's token."""
+    callbacks = targets.callbacks
+    if callbacks is None or not isinstance(message.token, str) or not message.token:
+        raise InvalidParameterValue("the request carries no task token")
+    if callback == "success":
+        callbacks.send_task_success(message.token, message.body)
+    elif callback == "failure":
+        body = message.body if isinstance(message.body, dict) else {}
+        callbacks.send_task_failure(message.token, body.get("error"), body.get("cause"))
+    else:
+        callbacks.send_task_heartbeat(message.token)
+    return message.token
 
 
 def _execution_response(workflow: Startable, execution: Any, integration: Integration) -> Response:

@@ -37,6 +37,7 @@ INTEGRATION_FIELDS = frozenset(
         "source",
         "detail_type",
         "execution_name",
+        "task_token",
     }
 )
 MAX_REF_HOPS = 16
@@ -119,6 +120,7 @@ def integration_from(raw: Mapping[str, Any], where: str) -> Integration:
         source=raw.get("source"),
         detail_type=raw.get("detail_type"),
         execution_name=raw.get("execution_name"),
+        task_token=raw.get("task_token"),
     )
 
 

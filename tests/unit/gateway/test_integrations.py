@@ -222,3 +222,13 @@ def test_put_events_needs_source_and_detail_type_and_only_it_takes_them() -> Non
         Integration(kind="put_events", target="shop", source="s")
     with pytest.raises(InvalidParameterValue, match="source and detail_type"):
         Integration(kind="publish", target="events", source="s", detail_type="d")
+
+
+def test_a_task_callback_needs_a_token_and_one_of_success_failure_heartbeat() -> None:
+    Integration(kind="task_callback", target="success", task_token="$request.path.token")
+    with pytest.raises(InvalidParameterValue, match="needs task_token"):
+        Integration(kind="task_callback", target="success")
+    with pytest.raises(InvalidParameterValue, match="success, failure, heartbeat"):
+        Integration(kind="task_callback", target="done", task_token="$request.path.token")
+    with pytest.raises(InvalidParameterValue, match="needs task_token"):
+        Integration(kind="send", target="inbox", task_token="$request.path.token")
