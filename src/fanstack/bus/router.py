@@ -17,7 +17,6 @@ import random
 import threading
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
-from datetime import UTC, datetime
 from typing import Any
 
 from fanstack.backends.base import Backend
@@ -38,7 +37,7 @@ from fanstack.bus.failures import DeliveryFailed
 from fanstack.core.archives import ArchiveSpec, archive_key
 from fanstack.core.errors import FanstackError, InputTransformError
 from fanstack.core.event_pattern import EventPattern
-from fanstack.core.events import REPLAY_NAME, ingress_queue
+from fanstack.core.events import REPLAY_NAME, ingress_queue, iso_seconds
 from fanstack.core.message import ReceivedMessage
 from fanstack.core.rule_index import RuleIndex
 from fanstack.core.rules import API, RuleSpec
@@ -138,7 +137,7 @@ class Router:
     ) -> list[Delivery]:
         only = _allowed_rules(message)
         ingested = message.sent_timestamp
-        ingestion_time = _iso(ingested)
+        ingestion_time = iso_seconds(ingested)
         whole_event = message.body  # the event's JSON as stored: what most targets get
         deliveries: list[Delivery] = []
         for name in view.index.matching(event):
@@ -244,6 +243,3 @@ def _allowed_rules(message: ReceivedMessage) -> set[str] | None:
         return None
     return set(json.loads(attribute.string_value))
 
-
-def _iso(epoch: float) -> str:
-    return datetime.fromtimestamp(epoch, UTC).strftime("%Y-%m-%dT%H:%M:%SZ")

@@ -22,7 +22,7 @@ from fanstack.cli.base import console, emit_json, main, open_store, plain_table
 from fanstack.core.archives import ReplaySpec
 from fanstack.core.errors import ValidationException
 from fanstack.core.event_pattern import test_event_pattern as matches
-from fanstack.core.events import ingress_queue
+from fanstack.core.events import ingress_queue, iso_seconds
 
 
 @main.command()
@@ -269,7 +269,7 @@ def replays(ctx: click.Context, as_json: bool) -> None:
         return
     table = plain_table("replay", "archive", "state", "window", "replayed", "progress")
     for spec in specs:
-        window = f"{_iso(spec.start)} .. {_iso(spec.end)}"
+        window = f"{iso_seconds(spec.start)} .. {iso_seconds(spec.end)}"
         table.add_row(
             spec.name,
             spec.archive,
@@ -288,6 +288,3 @@ def _when(text: str) -> float:
         raise click.BadParameter(f"{text!r} is not an ISO 8601 time") from None
     return (moment if moment.tzinfo else moment.replace(tzinfo=UTC)).timestamp()
 
-
-def _iso(epoch: float) -> str:
-    return datetime.fromtimestamp(epoch, UTC).strftime("%Y-%m-%dT%H:%M:%SZ")

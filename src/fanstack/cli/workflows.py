@@ -4,7 +4,6 @@ send-task-success | send-task-failure | send-task-heartbeat`."""
 from __future__ import annotations
 
 import json
-from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -13,6 +12,7 @@ import click
 from fanstack.cli.base import console, emit_json, main, open_store, plain_table
 from fanstack.core.asl.definition import StateMachine
 from fanstack.core.errors import InvalidDefinition
+from fanstack.core.events import iso_seconds
 from fanstack.workflows import callbacks
 from fanstack.workflows.store import WORKFLOWS_TABLE, ExecutionRecord, Store, execution_key
 from fanstack.workflows.workflow import Execution, Workflow
@@ -81,7 +81,8 @@ def executions(ctx: click.Context, workflow: str, status: str | None, as_json: b
     table = plain_table("execution", "status", "started", "took", "error")
     for record in records:
         took = f"{record.stop - record.start:.2f}s" if record.stop is not None else "-"
-        table.add_row(record.name, record.status, _iso(record.start), took, record.error or "")
+        started = iso_seconds(record.start)
+        table.add_row(record.name, record.status, started, took, record.error or "")
     console.print(table)
 
 
@@ -191,6 +192,3 @@ def validate_workflow(path: Path) -> None:
         raise SystemExit(1) from None
     click.echo(f"valid: {len(machine.definition['States'])} state(s), starts at {machine.start_at}")
 
-
-def _iso(epoch: float) -> str:
-    return datetime.fromtimestamp(epoch, UTC).strftime("%Y-%m-%dT%H:%M:%SZ")

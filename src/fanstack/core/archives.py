@@ -11,11 +11,11 @@ from __future__ import annotations
 import re
 from collections.abc import Mapping
 from dataclasses import asdict, dataclass, replace
-from datetime import UTC, datetime
 from typing import Any
 
 from fanstack.core.errors import ValidationException
 from fanstack.core.event_pattern import EventPattern
+from fanstack.core.events import iso_seconds
 from fanstack.core.rules import check_bus_name
 
 MAX_DESCRIPTION_LENGTH = 512
@@ -78,7 +78,7 @@ def archive_key(event_time: str, ingested_ms: int, event_id: str) -> str:
 
 def time_key(moment: float) -> str:
     """The archive-key prefix of an event time (whole seconds, UTC)."""
-    return datetime.fromtimestamp(moment, UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+    return iso_seconds(moment)
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)

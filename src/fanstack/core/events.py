@@ -121,14 +121,19 @@ def make_event(entry: EventEntry, *, event_id: str, now: float) -> dict[str, Any
     }
 
 
+def iso_seconds(epoch: float) -> str:
+    """ISO 8601 in UTC to the second (`2026-01-01T12:00:00Z`), as EventBridge writes times."""
+    return datetime.fromtimestamp(epoch, UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
 def event_time(value: datetime | str | float | None, now: float) -> str:
     """The envelope's `time`: ISO 8601 in UTC to the second, as EventBridge writes it."""
     if value is None:
-        moment = datetime.fromtimestamp(now, UTC)
-    elif isinstance(value, datetime):
+        return iso_seconds(now)
+    if isinstance(value, int | float) and not isinstance(value, bool):
+        return iso_seconds(value)
+    if isinstance(value, datetime):
         moment = value if value.tzinfo else value.replace(tzinfo=UTC)
-    elif isinstance(value, int | float) and not isinstance(value, bool):
-        moment = datetime.fromtimestamp(value, UTC)
     elif isinstance(value, str):
         try:
             moment = datetime.fromisoformat(value.replace("Z", "+00:00"))

@@ -16,7 +16,6 @@ import json
 import logging
 from collections.abc import Mapping
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
 from typing import Any, Protocol
 
 from starlette.responses import JSONResponse, Response
@@ -29,6 +28,7 @@ from fanstack.core.errors import (
     MessageTooLarge,
     TooManyRequests,
 )
+from fanstack.core.fanout import iso_timestamp
 from fanstack.gateway import strict_json
 from fanstack.gateway.expressions import RequestContext, check_template, render
 from fanstack.gateway.responses import error_response
@@ -344,7 +344,7 @@ def _execution_response(workflow: Startable, execution: Any, integration: Integr
     up to 29 seconds (StartSyncExecution)."""
     record = execution.describe()
     if workflow.type != "EXPRESS":
-        body = {"execution_arn": record.arn, "start_date": _iso(record.start)}
+        body = {"execution_arn": record.arn, "start_date": iso_timestamp(record.start)}
         return JSONResponse(body, status_code=integration.success_status)
     try:
         record = execution.wait(timeout=EXPRESS_WAIT)
@@ -357,14 +357,11 @@ def _execution_response(workflow: Startable, execution: Any, integration: Integr
         "output": record.output,
         "error": record.error,
         "cause": record.cause,
-        "start_date": _iso(record.start),
-        "stop_date": _iso(record.stop) if record.stop is not None else None,
+        "start_date": iso_timestamp(record.start),
+        "stop_date": iso_timestamp(record.stop) if record.stop is not None else None,
     }
     return JSONResponse(answer, status_code=200 if record.status == "SUCCEEDED" else 502)
 
-
-def _iso(epoch: float) -> str:
-    return datetime.fromtimestamp(epoch, UTC).isoformat(timespec="milliseconds")
 
 
 def _function_response(result: Any, status: int) -> Response:

@@ -25,6 +25,7 @@ from fanstack.core.asl import interpreter
 from fanstack.core.asl.data import AslError
 from fanstack.core.asl.definition import StateMachine
 from fanstack.core.errors import FanstackError
+from fanstack.core.fanout import iso_timestamp
 from fanstack.workflows import callbacks
 from fanstack.workflows.fanin import FanIn
 from fanstack.workflows.history import entered, event, exited, task_events
@@ -182,12 +183,12 @@ class Engine:
                 "Id": execution_arn(workflow, name),
                 "Input": input,
                 "Name": name,
-                "StartTime": _iso(started),
+                "StartTime": iso_timestamp(started),
                 "RoleArn": "arn:fanstack:iam::000000000000:role/fanstack",
             },
             "State": {
                 "Name": step.state,
-                "EnteredTime": _iso(now),
+                "EnteredTime": iso_timestamp(now),
                 "RetryCount": sum(step.retry_counts.values()),
             },
             "StateMachine": {
@@ -494,7 +495,3 @@ def _counts(step: Step) -> dict[int, int]:
 def _json(value: Any) -> str:
     return json.dumps(value, separators=(",", ":"))
 
-
-def _iso(epoch: float) -> str:
-    moment = datetime.fromtimestamp(epoch, UTC)
-    return moment.strftime("%Y-%m-%dT%H:%M:%S.") + f"{moment.microsecond // 1000:03d}Z"
