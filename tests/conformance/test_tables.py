@@ -62,6 +62,19 @@ def test_scan_in_key_order_under_a_prefix(backend: Backend) -> None:
     assert [i.key for i in backend.table_scan("t", limit=2)] == ["a/1", "b/1"]
 
 
+def test_table_items_reads_every_page_in_key_order(
+    backend: Backend, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr("fanstack.backends.base.SCAN_PAGE", 2)
+    for key in ("p/3", "p/1", "p/5", "p/2", "p/4", "q/1"):
+        backend.table_put("t", key, {"k": key})
+    assert [i.key for i in backend.table_items("t", prefix="p/")] == [f"p/{n}" for n in range(1, 6)]
+    assert [i.key for i in backend.table_items("t", prefix="p/", start_after="p/3")] == [
+        "p/4",
+        "p/5",
+    ]
+
+
 def test_scan_pages_after_a_key(backend: Backend) -> None:
     for key in ("p/1", "p/2", "p/3", "p/4", "q/1"):
         backend.table_put("t", key, {"k": key})

@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import time
 from abc import ABC, abstractmethod
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from typing import Any
 
 from fanstack.core.errors import (
@@ -36,6 +36,8 @@ from fanstack.core.specs import (
     check_dead_letter,
 )
 from fanstack.core.tables import TableItem, check_table_key, encode_item
+
+SCAN_PAGE = 1000  # items a paged table read asks for at once
 
 
 class Backend(ABC):
@@ -256,6 +258,19 @@ class Backend(ABC):
         if not 1 <= limit <= 10_000:
             raise InvalidParameterValue(f"scan limit is {limit}; it must be between 1 and 10000")
         return self.scan_items(table, prefix, limit, start_after)
+
+    def table_items(
+        self, table: str, *, prefix: str = "", start_after: str = ""
+    ) -> Iterator[TableItem]:
+        """Every live item under `prefix` after `start_after`, in key order, a page at a time."""
+        while True:
+            page = self.table_scan(
+                table, prefix=prefix, limit=SCAN_PAGE, start_after=start_after
+            )
+            yield from page
+            if len(page) < SCAN_PAGE:
+                return
+            start_after = page[-1].key
 
     def declare_queue(self, spec: QueueSpec) -> None:
         """Create the queue, or bring an existing one to this spec (the app code is the stack)."""

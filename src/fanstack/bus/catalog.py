@@ -27,7 +27,6 @@ from fanstack.core.tables import TableItem
 
 CATALOG_TABLE = "fanstack-bus"
 ARCHIVE_TABLE = "fanstack-archive"
-SCAN_PAGE = 1000
 
 
 class Catalog:
@@ -83,9 +82,7 @@ class Catalog:
             if max_rules is not None:
                 value["max_rules"] = max_rules
             try:
-                self.backend.table_put(
-                    CATALOG_TABLE, f"bus/{bus}", value, if_version=item.version
-                )
+                self.backend.table_put(CATALOG_TABLE, f"bus/{bus}", value, if_version=item.version)
                 return
             except ConditionalCheckFailed:
                 continue  # another process changed the bus meanwhile
@@ -167,18 +164,13 @@ class Catalog:
     def archived(self, archive: str, after: str, until: str) -> Iterator[tuple[str, Any]]:
         """(key, event) of archived events with `after` < key < `until`, in key order."""
         prefix = f"{archive}/"
-        while True:
-            items = self.backend.table_scan(
-                ARCHIVE_TABLE, prefix=prefix, limit=SCAN_PAGE, start_after=prefix + after
-            )
-            for item in items:
-                key = item.key.removeprefix(prefix)
-                if key >= until:
-                    return
-                yield key, item.value
-                after = key
-            if len(items) < SCAN_PAGE:
+        for item in self.backend.table_items(
+            ARCHIVE_TABLE, prefix=prefix, start_after=prefix + after
+        ):
+            key = item.key.removeprefix(prefix)
+            if key >= until:
                 return
+            yield key, item.value
 
     def archive_event(self, archive: ArchiveSpec, key: str, event: Mapping[str, Any]) -> None:
         """Keep one event in an archive (idempotent: the same key holds the same event)."""
@@ -218,14 +210,4 @@ class Catalog:
         return [ReplaySpec.from_dict(item.value) for item in self._scan("replay/")]
 
     def _scan(self, prefix: str) -> list[TableItem]:
-        items: list[TableItem] = []
-        while True:
-            page = self.backend.table_scan(
-                CATALOG_TABLE,
-                prefix=prefix,
-                limit=SCAN_PAGE,
-                start_after=items[-1].key if items else "",
-            )
-            items.extend(page)
-            if len(page) < SCAN_PAGE:
-                return items
+        return list(self.backend.table_items(CATALOG_TABLE, prefix=prefix))

@@ -41,7 +41,6 @@ RUNNING, SUCCEEDED, FAILED, TIMED_OUT, ABORTED = (
     "TIMED_OUT",
     "ABORTED",
 )
-SCAN_PAGE = 1000
 MAX_TIMER = 900  # the longest delay of one message (SQS's); longer timers are chained
 HISTORY_ITEM_BYTES = 300 * 1024  # under the 400 KiB item limit
 
@@ -231,14 +230,7 @@ class Store:
         return [{**event, "id": number} for number, event in enumerate(events, start=1)]
 
     def _scan(self, table: str, prefix: str) -> list[TableItem]:
-        items: list[TableItem] = []
-        while True:
-            page = self.backend.table_scan(
-                table, prefix=prefix, limit=SCAN_PAGE, start_after=items[-1].key if items else ""
-            )
-            items.extend(page)
-            if len(page) < SCAN_PAGE:
-                return items
+        return list(self.backend.table_items(table, prefix=prefix))
 
 
 def send_steps(backend: Backend, steps: list[Step], delay: float = 0) -> None:
