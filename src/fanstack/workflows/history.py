@@ -1,8 +1,8 @@
 """Execution history events, in AWS's types: `ExecutionStarted`, `TaskStateEntered`,
 `TaskScheduled`, `TaskSucceeded`, `MapIterationStarted`, `ExecutionSucceeded`, ...
 
-An event is a dict: `type`, `timestamp` (seconds since the epoch), `seq` (its place among its
-step's events) and the details AWS gives for that type; the store numbers them when read.
+An event is a dict: `type`, `timestamp` (seconds since the epoch) and the details AWS gives for
+that type; the store orders them as they were written and numbers them when read.
 """
 
 from __future__ import annotations
@@ -15,9 +15,9 @@ from fanstack.core.asl.definition import StateMachine
 from fanstack.workflows.steps import Step
 
 
-def event(kind: str, now: float, seq: int = 0, **details: Any) -> dict[str, Any]:
+def event(kind: str, now: float, **details: Any) -> dict[str, Any]:
     """One history event."""
-    return {"type": kind, "timestamp": now, "seq": seq, **details}
+    return {"type": kind, "timestamp": now, **details}
 
 
 def entered(machine: StateMachine, step: Step, now: float) -> dict[str, Any]:
@@ -29,7 +29,7 @@ def entered(machine: StateMachine, step: Step, now: float) -> dict[str, Any]:
 def exited(machine: StateMachine, step: Step, output: Any, now: float) -> dict[str, Any]:
     """`<Type>StateExited` for the state a step leaves."""
     kind = interpreter.state_type(machine, step.state)
-    return event(f"{kind}StateExited", now, seq=9, name=step.state, output=_text(output))
+    return event(f"{kind}StateExited", now, name=step.state, output=_text(output))
 
 
 def task_events(
@@ -37,15 +37,15 @@ def task_events(
 ) -> list[dict[str, Any]]:
     """`TaskScheduled`, `TaskStarted`, then `TaskSucceeded` or `TaskFailed`."""
     done = (
-        event("TaskSucceeded", now, 3, resource=resource, output=_text(outcome.get("result")))
+        event("TaskSucceeded", now, resource=resource, output=_text(outcome.get("result")))
         if outcome["ok"]
         else event(
-            "TaskFailed", now, 3, resource=resource, error=outcome["error"], cause=outcome["cause"]
+            "TaskFailed", now, resource=resource, error=outcome["error"], cause=outcome["cause"]
         )
     )
     return [
-        event("TaskScheduled", now, 1, resource=resource, parameters=_text(payload)),
-        event("TaskStarted", now, 2, resource=resource),
+        event("TaskScheduled", now, resource=resource, parameters=_text(payload)),
+        event("TaskStarted", now, resource=resource),
         done,
     ]
 

@@ -57,7 +57,6 @@ def start_execution(
         status=RUNNING,
         input=value,
         start=now,
-        input_hash=input_hash(value),
         parent=dict(parent) if parent is not None else None,
     )
     first = Step(execution=record.key, frame=ROOT, n=0, path=(), state=start_at)
@@ -65,7 +64,7 @@ def start_execution(
     send_steps(backend, [first])
     if store.create_execution(record) is None:
         existing = store.execution(record.key)
-        if existing.status != RUNNING or existing.input_hash != record.input_hash:
+        if existing.status != RUNNING or input_hash(existing.input) != input_hash(value):
             raise ExecutionAlreadyExists(f"Execution Already Exists: '{existing.arn}'")
         return existing.key
     started = event("ExecutionStarted", now, input=json.dumps(value), roleArn="")

@@ -72,7 +72,6 @@ class ExecutionRecord:
     status: str
     input: Any
     start: float
-    input_hash: str
     output: Any = None
     error: str | None = None
     cause: str | None = None
