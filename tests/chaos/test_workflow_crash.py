@@ -150,3 +150,29 @@ def test_kill_9_in_the_middle_of_parallel_fan_outs(tmp_path: Path, store: Store)
         assert record.status == "SUCCEEDED", record
         assert record.output == expected_fan_output(n)
     app.close()
+
+
+@pytest.mark.parametrize("backend_kind", ["sqlite"])
+def test_sigterm_stops_the_worker_gracefully_and_the_next_one_finishes(
+    tmp_path: Path, store: Store
+) -> None:
+    app_file = tmp_path / "workflow_app.py"
+    app_file.write_text(APP)
+    app, _, fan = declare(store)
+    executions = [fan.start({"n": n}, name=f"term-{n}") for n in range(10)]
+    worker = start_worker(app_file, store)
+    steps = app.queue_for(STEP_QUEUE)
+    wait_for(lambda: steps.stats().delayed >= 10)  # every fan-out waiting on its timers
+    began = time.monotonic()
+    worker.send_signal(signal.SIGTERM)
+    assert worker.wait(timeout=30) == 0
+    assert time.monotonic() - began < 15
+    worker = start_worker(app_file, store)
+    try:
+        records = [e.wait(timeout=120, interval=0.2) for e in executions]
+    finally:
+        worker.send_signal(signal.SIGTERM)
+        worker.wait(timeout=60)
+    for n, record in enumerate(records):
+        assert (record.status, record.output) == ("SUCCEEDED", expected_fan_output(n))
+    app.close()
