@@ -64,8 +64,12 @@ def chain() -> dict[str, Any]:
 
 
 def big_map() -> dict[str, Any]:
-    """A Map over `$.items` with a Task calling `noop` per item, 100 at a time."""
-    processor = {"StartAt": "N", "States": {"N": {"Type": "Task", "Resource": "noop", "End": True}}}
+    """A distributed Map over `$.items` with a Task calling `noop` per item, 100 at a time."""
+    processor = {
+        "ProcessorConfig": {"Mode": "DISTRIBUTED", "ExecutionType": "STANDARD"},
+        "StartAt": "N",
+        "States": {"N": {"Type": "Task", "Resource": "noop", "End": True}},
+    }
     each = {
         "Type": "Map",
         "ItemsPath": "$.items",

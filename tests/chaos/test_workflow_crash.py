@@ -29,6 +29,7 @@ BIG_MAP = {
             "ItemsPath": "$.items",
             "MaxConcurrency": 100,
             "ItemProcessor": {
+                "ProcessorConfig": {"Mode": "DISTRIBUTED", "ExecutionType": "STANDARD"},
                 "StartAt": "Add",
                 "States": {
                     "Add": {

@@ -112,3 +112,11 @@ def accepting_endpoint() -> Iterator[Endpoint]:
     endpoint = Endpoint(status=200)
     yield endpoint
     endpoint.close()
+
+
+@pytest.fixture
+def harness(backend: Backend, clock: Clock) -> Any:
+    """The workflow harness of `workflow_harness.py` on this backend."""
+    from .workflow_harness import Harness
+
+    return Harness(backend, clock)

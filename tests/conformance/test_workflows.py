@@ -4,80 +4,20 @@ joins, exactly-once steps, names and stops — the engine driven step by step.""
 from __future__ import annotations
 
 import json
-from collections.abc import Callable, Mapping
 from typing import Any
 
 import pytest
 
-from fanstack.backends.base import Backend
 from fanstack.core.errors import (
     ExecutionAlreadyExists,
     InvalidDefinition,
     InvalidToken,
     TaskTimedOut,
 )
-from fanstack.workflows import Workflows
-from fanstack.workflows.engine import Engine, TaskFailed
-from fanstack.workflows.steps import Step
+from fanstack.workflows.engine import TaskFailed
 from fanstack.workflows.store import STEP_QUEUE
-from fanstack.workflows.tasks import Tasks
 
-from .conftest import Clock
-
-
-class Harness:
-    """An app's workflows on a backend, with tasks answered by plain Python callables."""
-
-    def __init__(self, backend: Backend, clock: Clock) -> None:
-        self.backend = backend
-        self.clock = clock
-        self.handlers: dict[str, Callable[[Any], Any]] = {}
-        self.calls: list[tuple[str, Any]] = []
-        self.workflows = Workflows(lambda: backend, lambda: backend, self._no_functions)
-        self.engine = Engine(backend, self.workflows.machine, self.run_task)
-        self.services = Tasks(lambda: backend, self._no_functions)  # AWS service integrations
-
-    def _no_functions(self, name: str, payload: Any) -> Any:
-        raise AssertionError("tasks here are answered by the harness")
-
-    def run_task(self, resource: str, payload: Any, context: Mapping[str, Any]) -> Any:
-        self.calls.append((resource, payload))
-        if resource.startswith("arn:aws:states:::"):
-            return self.services(resource, payload, context)
-        return self.handlers[resource](payload)
-
-    def declare(self, name: str, definition: Mapping[str, Any]) -> Any:
-        return self.workflows.workflow(name, definition)
-
-    def run(self, *, rounds: int = 200) -> int:
-        """Run every due step until none is left; how many ran."""
-        ran = 0
-        for _ in range(rounds):
-            batch = self.backend.receive(STEP_QUEUE, max_messages=10, wait_seconds=0)
-            if not batch:
-                return ran
-            for message in batch:
-                self.engine_process(message.body)
-                self.backend.delete_messages(STEP_QUEUE, [message.receipt_handle])
-                ran += 1
-        raise AssertionError("steps kept coming")
-
-    def engine_process(self, body: str) -> None:
-        self.engine.process(Step.from_json(body))
-
-    def run_for(self, seconds: float, step: float = 1.0) -> None:
-        """Let `seconds` pass, running whatever becomes due."""
-        waited = 0.0
-        while waited < seconds:
-            self.run()
-            self.clock.advance(step)
-            waited += step
-        self.run()
-
-
-@pytest.fixture
-def harness(backend: Backend, clock: Clock) -> Harness:
-    return Harness(backend, clock)
+from .workflow_harness import Harness
 
 
 def pass_chain(count: int) -> dict[str, Any]:
@@ -606,3 +546,18 @@ def test_an_execution_past_its_timeout_seconds_times_out(harness: Harness) -> No
     done = execution.describe()
     assert done.status == "TIMED_OUT"
     assert execution.history()[-1]["type"] == "ExecutionTimedOut"
+
+
+def test_task_events_carry_when_the_task_started_and_when_it_ended(harness: Harness) -> None:
+    def slow(payload: Any) -> Any:
+        harness.clock.advance(30)  # the task takes 30 seconds
+        return payload
+
+    harness.handlers["slow"] = slow
+    task = {"Type": "Task", "Resource": "slow", "End": True}
+    workflow = harness.declare("timed", {"StartAt": "T", "States": {"T": task}})
+    execution = workflow.start({"n": 1})
+    harness.run()
+    at = {e["type"]: e["timestamp"] for e in execution.history()}
+    assert at["TaskScheduled"] == at["TaskStarted"]
+    assert 29 < at["TaskSucceeded"] - at["TaskStarted"] < 35

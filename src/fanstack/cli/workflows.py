@@ -10,7 +10,7 @@ from typing import Any
 import click
 
 from fanstack.cli.base import console, emit_json, main, open_store, plain_table
-from fanstack.core.asl.definition import StateMachine
+from fanstack.core.asl.definition import parse_definition
 from fanstack.core.errors import InvalidDefinition
 from fanstack.core.events import iso_seconds
 from fanstack.workflows import callbacks
@@ -57,7 +57,7 @@ def start(ctx: click.Context, workflow: str, input_text: str, name: str | None) 
         if item is None:
             click.echo(f"error: StateMachineDoesNotExist: no workflow {workflow!r}", err=True)
             ctx.exit(1)
-        machine = StateMachine.parse(item.value["definition"])
+        machine = parse_definition(item.value["definition"])
         execution = Workflow(workflow, machine, item.value["type"], lambda: backend).start(
             value, name=name
         )
@@ -186,7 +186,7 @@ def send_task_heartbeat(ctx: click.Context, task_token: str) -> None:
 def validate_workflow(path: Path) -> None:
     """Check an Amazon States Language definition (JSON); exit 1 naming what is wrong."""
     try:
-        machine = StateMachine.parse(path.read_text())
+        machine = parse_definition(path.read_text())
     except InvalidDefinition as exc:
         click.echo(f"error: {exc}", err=True)
         raise SystemExit(1) from None

@@ -23,7 +23,7 @@ from typing import Any
 from fanstack.backends.base import Backend
 from fanstack.core.asl import interpreter
 from fanstack.core.asl.data import AslError
-from fanstack.core.asl.definition import StateMachine
+from fanstack.core.asl.states import StateMachine
 from fanstack.core.errors import FanstackError
 from fanstack.core.fanout import iso_timestamp
 from fanstack.workflows import callbacks
@@ -353,21 +353,26 @@ class Engine:
         now: float,
     ) -> bool:
         """Run a task (once: its recorded outcome stands), then complete or fail the state."""
-        recorded = self.store.step(step.execution, step.id)
-        outcome = (recorded or {}).get("task")
+        recorded = self.store.step(step.execution, step.id) or {}
+        outcome = recorded.get("task")
         if outcome is None and action.resource in SYNC_STARTS:
             if not self.start_child(step, action, now):
                 return False  # the child's end answers this task
-            outcome = (self.store.step(step.execution, step.id) or {}).get("task")
+            recorded = self.store.step(step.execution, step.id) or {}
+            outcome = recorded.get("task")
         if outcome is None and action.wait_for_token:
             if not self.await_token(step, action, context, now):
                 return False  # waiting for its token: an answer or a timeout continues it
-            outcome = (self.store.step(step.execution, step.id) or {}).get("task")
+            recorded = self.store.step(step.execution, step.id) or {}
+            outcome = recorded.get("task")
         if outcome is None:
-            outcome = self.run_with_timeout(action, context)
-            outcome = self.store.record_step(step.execution, step.id, {"task": outcome})["task"]
+            started = self.backend.clock()
+            outcome = {**self.run_with_timeout(action, context), "started": started}
+            recorded = self.store.record_step(step.execution, step.id, {"task": outcome})
+            outcome = recorded["task"]
         now = self.backend.clock()  # the task took its time
-        events = task_events(action.resource, action.payload, outcome, now)
+        started = outcome.get("started", recorded.get("since", now))
+        events = task_events(action.resource, action.payload, outcome, started, now)
         for one in events:
             self.note(one)
         if outcome["ok"]:

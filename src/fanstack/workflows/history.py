@@ -11,7 +11,7 @@ import json
 from typing import Any
 
 from fanstack.core.asl import interpreter
-from fanstack.core.asl.definition import StateMachine
+from fanstack.core.asl.states import StateMachine
 from fanstack.workflows.steps import Step
 
 
@@ -33,9 +33,10 @@ def exited(machine: StateMachine, step: Step, output: Any, now: float) -> dict[s
 
 
 def task_events(
-    resource: str, payload: Any, outcome: dict[str, Any], now: float
+    resource: str, payload: Any, outcome: dict[str, Any], started: float, now: float
 ) -> list[dict[str, Any]]:
-    """`TaskScheduled`, `TaskStarted`, then `TaskSucceeded` or `TaskFailed`."""
+    """`TaskScheduled` and `TaskStarted` when the task began, then `TaskSucceeded` or
+    `TaskFailed` when it ended."""
     done = (
         event("TaskSucceeded", now, resource=resource, output=_text(outcome.get("result")))
         if outcome["ok"]
@@ -44,8 +45,8 @@ def task_events(
         )
     )
     return [
-        event("TaskScheduled", now, resource=resource, parameters=_text(payload)),
-        event("TaskStarted", now, resource=resource),
+        event("TaskScheduled", started, resource=resource, parameters=_text(payload)),
+        event("TaskStarted", started, resource=resource),
         done,
     ]
 

@@ -10,11 +10,15 @@ a child that dies half way through is run again and redoes exactly what is missi
 
 A Map starts its first `MaxConcurrency` items; item i, when it ends, starts item
 i + MaxConcurrency, so no more than MaxConcurrency run at once and each item is started by
-exactly one predecessor.
+exactly one predecessor. A Map's items are stored beside its join in chunks of `CHUNK` (a
+distributed Map may read a million of them): written under a fresh id before the join that
+names that id, so a join's items are complete the moment it exists, and a step run twice (its
+item source read twice) leaves one set of items in use.
 """
 
 from __future__ import annotations
 
+import uuid
 from collections.abc import Mapping
 from typing import Any
 
@@ -23,6 +27,8 @@ from fanstack.workflows.store import JOINS_TABLE, Store
 
 BUCKET = 256
 CACHED_JOINS = 64
+CHUNK = 500
+CACHED_CHUNKS = 256
 
 
 class Join:
@@ -54,17 +60,51 @@ class Join:
         except ConditionalCheckFailed:
             return self.value()
 
+    def existing(self) -> Mapping[str, Any] | None:
+        """The join's description, if it was created."""
+        try:
+            return self.value()
+        except LookupError:
+            return None
+
+    def store_items(self, items: list[Any]) -> str:
+        """Store a Map's items in chunks (before its join); the id the join names them by."""
+        items_id = uuid.uuid4().hex
+        for start in range(0, len(items), CHUNK):
+            key = f"{self.key}/items/{items_id}/{start // CHUNK:08d}"
+            self.backend.table_put(JOINS_TABLE, key, {"items": items[start : start + CHUNK]})
+        return items_id
+
+    def item(self, index: int) -> Any:
+        """Item `index` of the Map (its chunk cached: items are read in order)."""
+        key = f"{self.key}/items/{self.value()['items_id']}/{index // CHUNK:08d}"
+        chunk = self.cache.get(key)
+        if chunk is None:
+            item = self.backend.table_get(JOINS_TABLE, key)
+            assert item is not None, f"no items at {key}"
+            chunk = item.value
+            self._keep(key, chunk)
+        return chunk["items"][index % CHUNK]
+
+    def items(self) -> list[Any]:
+        """Every item of the Map, in order."""
+        return [self.item(index) for index in range(int(self.value()["total"]))]
+
     def value(self) -> Mapping[str, Any]:
         """The join's description: its kind, total, parent step, items, tolerance."""
         cached = self.cache.get(self.key)
         if cached is not None:
             return cached
         item = self.backend.table_get(JOINS_TABLE, self.key)
-        assert item is not None, f"no join {self.key}"
-        if len(self.cache) >= CACHED_JOINS:
-            self.cache.pop(next(iter(self.cache)))
-        self.cache[self.key] = item.value
+        if item is None:
+            raise LookupError(f"no join {self.key}")
+        self._keep(self.key, item.value)
         return item.value
+
+    def _keep(self, key: str, value: Mapping[str, Any]) -> None:
+        if len(self.cache) >= CACHED_JOINS + CACHED_CHUNKS:
+            self.cache.pop(next(iter(self.cache)))
+        self.cache[key] = value
 
     def count(self, index: int, ok: bool) -> str | None:
         """Count child `index` in; "complete" or "failed" when this child decides the join."""

@@ -10,7 +10,8 @@ from collections.abc import Mapping
 from typing import Any
 
 from fanstack.backends.base import Backend
-from fanstack.core.asl.definition import StateMachine
+from fanstack.core.asl.definition import parse_definition
+from fanstack.core.asl.states import StateMachine
 from fanstack.core.errors import (
     ExecutionAlreadyExists,
     StateMachineDoesNotExist,
@@ -109,7 +110,7 @@ def start_stored(
 
 @functools.lru_cache(maxsize=64)
 def _machine(definition: str) -> StateMachine:
-    return StateMachine.parse(definition)
+    return parse_definition(definition)
 
 
 def check_name(kind: str, name: str) -> None:

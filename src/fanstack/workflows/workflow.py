@@ -14,7 +14,8 @@ from collections.abc import Callable, Mapping
 from typing import Any
 
 from fanstack.backends.base import Backend
-from fanstack.core.asl.definition import StateMachine
+from fanstack.core.asl.definition import parse_definition
+from fanstack.core.asl.states import StateMachine
 from fanstack.core.errors import (
     StateMachineDoesNotExist,
     ValidationException,
@@ -63,7 +64,7 @@ class Workflows:
         check_name("workflow", name)
         if type not in (STANDARD, EXPRESS):
             raise ValidationException(f"workflow {name!r}: type must be STANDARD or EXPRESS")
-        machine = StateMachine.parse(definition)
+        machine = parse_definition(definition)
         workflow = Workflow(name, machine, type, self._backend)
         with self._lock:
             self.declared[name] = workflow
@@ -115,7 +116,7 @@ class Workflows:
         item = self._backend().table_get(WORKFLOWS_TABLE, name)
         if item is None:
             raise StateMachineDoesNotExist(f"State Machine Does Not Exist: '{workflow_arn(name)}'")
-        return StateMachine.parse(item.value["definition"])
+        return parse_definition(item.value["definition"])
 
 
 class Workflow:

@@ -22,13 +22,25 @@ from __future__ import annotations
 
 import random
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from fanstack.core.asl import choice, intrinsics, jsonata, paths, retry, templates
-from fanstack.core.asl.data import AslError, check_size, is_number
-from fanstack.core.asl.definition import (
+from fanstack.core.asl import choice, intrinsics, jsonata, paths, retry
+from fanstack.core.asl.actions import (
+    Action,
+    Delay,
+    Fail,
+    Next,
+    Retry,
+    RunBranches,
+    RunMap,
+    RunTask,
+    Succeed,
+)
+from fanstack.core.asl.data import AslError, check_size
+from fanstack.core.asl.map_items import enter_map, map_item_input
+from fanstack.core.asl.scope import QUERY_ERROR, RUNTIME_ERROR, Scope
+from fanstack.core.asl.states import (
     ChoiceState,
     FailState,
     MapState,
@@ -42,138 +54,10 @@ from fanstack.core.asl.definition import (
     WorkState,
 )
 
-_RUNTIME, _QUERY = "States.Runtime", "States.QueryEvaluationError"
-
-
-@dataclass(frozen=True, slots=True)
-class Next:
-    """Go to `state` with `output`; `variables` are the workflow variables from then on."""
-
-    state: str
-    output: Any
-    variables: Mapping[str, Any]
-
-
-@dataclass(frozen=True, slots=True)
-class Succeed:
-    """This (sub)machine ends with `output` (a Succeed state, or `End: true`)."""
-
-    output: Any
-
-
-@dataclass(frozen=True, slots=True)
-class Fail:
-    """This (sub)machine fails with `error` and `cause`."""
-
-    error: str
-    cause: str
-
-
-@dataclass(frozen=True, slots=True)
-class Delay:
-    """A Wait: `seconds` from now, or `until` (an ISO timestamp); then do `then`."""
-
-    seconds: float | None
-    until: str | None
-    then: Next | Succeed
-
-
-@dataclass(frozen=True, slots=True)
-class RunTask:
-    """Run `resource` with `payload`, then call `complete` (or `fail`) with its outcome."""
-
-    resource: str
-    payload: Any
-    timeout_seconds: float | None
-    heartbeat_seconds: float | None
-    wait_for_token: bool
-    credentials: Any
-
-
-@dataclass(frozen=True, slots=True)
-class RunBranches:
-    """Run every branch of a Parallel on `input`, then `complete` with their outputs in order."""
-
-    branches: tuple[StateMachine, ...]
-    input: Any
-
-
-@dataclass(frozen=True, slots=True)
-class RunMap:
-    """Run `processor` on each item (its input from `map_item_input`), then `complete`."""
-
-    processor: StateMachine
-    items: list[Any]
-    max_concurrency: int
-    tolerated_failure_percentage: float | None
-    tolerated_failure_count: int | None
-    mode: str
-    batcher: Any
-    reader: Any
-    writer: Any
-
-
-@dataclass(frozen=True, slots=True)
-class Retry:
-    """Enter the same state again after `delay_seconds`; `retrier` has now made `attempt`."""
-
-    delay_seconds: float
-    retrier: int
-    attempt: int
-
-
-Action = Next | Succeed | Fail | Delay | RunTask | RunBranches | RunMap | Retry
-
-
-class _Scope:
-    """What evaluating a state's fields needs besides the data: context, variables, rng."""
-
-    def __init__(
-        self, context: Mapping[str, Any], variables: Mapping[str, Any], rng: random.Random | None
-    ) -> None:
-        self.context, self.variables, self.rng = context, variables, rng
-
-    def states(self, input: Any, **more: Any) -> dict[str, Any]:
-        """JSONata's `$states`."""
-        return {"input": input, "context": self.context, **more}
-
-    def query(self, value: Any, states: Mapping[str, Any]) -> Any:
-        """A JSONata field's value."""
-        return jsonata.evaluate(value, states, self.variables, rng=self.rng)
-
-    def path(self, path: str, document: Any) -> Any:
-        """A JSONPath Path's value (data, `$$` context, or a variable)."""
-        return choice.read_path(path, document, self.context, self.variables)
-
-    def render(self, template: Any, document: Any) -> Any:
-        """A JSONPath payload template; a `.$` field may also read a variable."""
-        if isinstance(template, list):
-            return [self.render(item, document) for item in template]
-        if not isinstance(template, Mapping):
-            return template
-        payload: dict[str, Any] = {}
-        for key, value in template.items():
-            if key.endswith(".$") and isinstance(value, str) and choice.variable_reference(value):
-                payload[key[:-2]] = self.path(value, document)
-            elif key.endswith(".$"):
-                payload.update(templates.render_template({key: value}, document, self.context,
-                                                     rng=self.rng))
-            else:
-                payload[key] = self.render(value, document)
-        return payload
-
-    def assign(self, value: Any, states: Mapping[str, Any] | None,
-               *blocks: Mapping[str, Any] | None) -> Mapping[str, Any]:
-        """The variables after `Assign` blocks (JSONPath: `$` is `value`; JSONata: `states`)."""
-        assigned: dict[str, Any] = {}
-        for block in blocks:
-            if block is not None:
-                assigned.update(self.query(block, states) if states is not None
-                                else self.render(block, value))
-        if not assigned:
-            return self.variables
-        check_size(assigned, "the variables assigned")
-        return {**self.variables, **assigned}
+__all__ = [
+    "Action", "Delay", "Fail", "Next", "Retry", "RunBranches", "RunMap", "RunTask", "Succeed",
+    "complete", "enter", "fail", "map_item_input", "state_type", "submachine",
+]
 
 
 def state_type(machine: StateMachine, state: str) -> str:
@@ -206,7 +90,7 @@ def enter(
     retry_counts: Mapping[int, int] | None = None,
 ) -> Action:
     """Enter a state: its outcome, or what to run (`retry_counts`: per retrier, if known)."""
-    found, scope = machine.state(state), _Scope(context, variables, rng)
+    found, scope = machine.state(state), Scope(context, variables, rng)
 
     def entered() -> Action:
         check_size(input, f"the input of state {state!r}")
@@ -215,7 +99,7 @@ def enter(
     return _failing_as_the_state(machine, state, input, scope, rng, retry_counts, entered)
 
 
-def _failing_as_the_state(machine: StateMachine, state: str, input: Any, scope: _Scope,
+def _failing_as_the_state(machine: StateMachine, state: str, input: Any, scope: Scope,
                           rng: random.Random, retry_counts: Mapping[int, int] | None,
                           step: Callable[[], Action]) -> Action:
     """`step()`, or, when it raises AslError, what `fail` makes of that error."""
@@ -236,7 +120,7 @@ def _advance(state: State, output: Any, variables: Mapping[str, Any]) -> Next | 
     return Next(state.next, output, variables)
 
 
-def _enter_pass(state: PassState, input: Any, scope: _Scope) -> Action:
+def _enter_pass(state: PassState, input: Any, scope: Scope) -> Action:
     if state.jsonata:
         states = scope.states(input)
         output = scope.query(state.output, states) if state.has_output else input
@@ -250,7 +134,7 @@ def _enter_pass(state: PassState, input: Any, scope: _Scope) -> Action:
     return _advance(state, paths.select(output, state.output_path), variables)
 
 
-def _effective(state: WorkState, input: Any, scope: _Scope) -> tuple[Any, Any]:
+def _effective(state: WorkState, input: Any, scope: Scope) -> tuple[Any, Any]:
     """The effective input and the payload (after `Parameters`/`Arguments`)."""
     if state.jsonata and state.has_parameters:
         return input, scope.query(state.parameters, scope.states(input))
@@ -262,7 +146,7 @@ def _effective(state: WorkState, input: Any, scope: _Scope) -> tuple[Any, Any]:
     return effective, scope.render(state.parameters, effective)
 
 
-def _enter_task(state: TaskState, input: Any, scope: _Scope) -> Action:
+def _enter_task(state: TaskState, input: Any, scope: Scope) -> Action:
     effective, payload = _effective(state, input, scope)
     check_size(payload, f"the parameters of state {state.name!r}")
     credentials = state.credentials
@@ -272,94 +156,22 @@ def _enter_task(state: TaskState, input: Any, scope: _Scope) -> Action:
     return RunTask(
         resource=state.resource,
         payload=payload,
-        timeout_seconds=_number(state.timeout_seconds, state.timeout_seconds_path, "TimeoutSeconds",
-                                input, effective, scope, low=1),
-        heartbeat_seconds=_number(state.heartbeat_seconds, state.heartbeat_seconds_path,
-                                  "HeartbeatSeconds", input, effective, scope, low=1),
+        timeout_seconds=scope.number(state.timeout_seconds, state.timeout_seconds_path,
+                                     "TimeoutSeconds", input, effective, low=1),
+        heartbeat_seconds=scope.number(state.heartbeat_seconds, state.heartbeat_seconds_path,
+                                       "HeartbeatSeconds", input, effective, low=1),
         wait_for_token=state.resource.endswith(".waitForTaskToken"),
         credentials=credentials,
     )
 
 
-def _number(value: int | float | str | None, path: str | None, name: str, input: Any,
-            effective: Any, scope: _Scope, *, low: int, integer: bool = True) -> Any:
-    """A number field given as is, as a JSONata expression, or by a `...Path`."""
-    found: Any
-    if isinstance(value, str):
-        found, error = scope.query(value, scope.states(input)), _QUERY
-    elif path is not None:
-        found, error = scope.path(path, effective), _RUNTIME
-    else:
-        return value
-    if not is_number(found) or found < low or (integer and not float(found).is_integer()):
-        kind = "an integer" if integer else "a number"
-        raise AslError(error, f"{name} must be {kind} of at least {low}, not {found!r}")
-    return int(found) if integer else float(found)
-
-
-def _enter_parallel(state: ParallelState, input: Any, scope: _Scope) -> Action:
+def _enter_parallel(state: ParallelState, input: Any, scope: Scope) -> Action:
     _, branch_input = _effective(state, input, scope)
     check_size(branch_input, f"the input of the branches of state {state.name!r}")
     return RunBranches(branches=state.branches, input=branch_input)
 
 
-def _enter_map(state: MapState, input: Any, scope: _Scope) -> Action:
-    effective = input if state.jsonata else paths.select(input, state.input_path)
-    items: Any = []
-    if state.reader is None:
-        items = _items(state, input, effective, scope)
-    percentage = _number(state.tolerated_failure_percentage,
-                         state.tolerated_failure_percentage_path, "ToleratedFailurePercentage",
-                         input, effective, scope, low=0, integer=False)
-    return RunMap(
-        processor=state.processor,
-        items=items,
-        max_concurrency=_number(state.max_concurrency, state.max_concurrency_path,
-                                "MaxConcurrency", input, effective, scope, low=0),
-        tolerated_failure_percentage=percentage,
-        tolerated_failure_count=_number(state.tolerated_failure_count,
-                                        state.tolerated_failure_count_path,
-                                        "ToleratedFailureCount", input, effective, scope, low=0),
-        mode=state.mode, batcher=state.batcher, reader=state.reader, writer=state.writer,
-    )
-
-
-def _items(state: MapState, input: Any, effective: Any, scope: _Scope) -> list[Any]:
-    if state.jsonata and state.has_items:
-        items, error = scope.query(state.items, scope.states(input)), _QUERY
-    elif state.jsonata:
-        items, error = input, _RUNTIME
-    else:
-        items = effective if state.items_path is None else scope.path(state.items_path, effective)
-        error = _RUNTIME
-    if not isinstance(items, list):
-        raise AslError(error, f"The items of Map state {state.name!r} must be an array, "
-                              f"not {type(items).__name__}")
-    return items
-
-
-def map_item_input(
-    machine: StateMachine,
-    state: str,
-    index: int,
-    value: Any,
-    input: Any,
-    context: Mapping[str, Any],
-    variables: Mapping[str, Any],
-) -> Any:
-    """The input of item `index` of a Map state: `value`, or its ItemSelector's (or AslError)."""
-    found = machine.state(state)
-    assert isinstance(found, MapState)
-    if not found.has_item_selector:
-        return value
-    item_context = {**context, "Map": {"Item": {"Index": index, "Value": value}}}
-    scope = _Scope(item_context, variables, None)
-    if found.jsonata:
-        return scope.query(found.item_selector, scope.states(input))
-    return scope.render(found.item_selector, paths.select(input, found.input_path))
-
-
-def _enter_choice(state: ChoiceState, input: Any, scope: _Scope) -> Action:
+def _enter_choice(state: ChoiceState, input: Any, scope: Scope) -> Action:
     if state.jsonata:
         states = scope.states(input)
         for rule in state.choices:
@@ -374,7 +186,7 @@ def _enter_choice(state: ChoiceState, input: Any, scope: _Scope) -> Action:
 
 
 def _chosen(state: ChoiceState, rule: choice.Rule | None, data: Any,
-            states: Mapping[str, Any] | None, scope: _Scope) -> Action:
+            states: Mapping[str, Any] | None, scope: Scope) -> Action:
     """Where a Choice goes: the matching rule's `Next`, else `Default`, else a failure."""
     target = rule.next if rule is not None else state.default
     if target is None:
@@ -392,7 +204,7 @@ def _chosen(state: ChoiceState, rule: choice.Rule | None, data: Any,
     return Next(target, output, variables)
 
 
-def _enter_wait(state: WaitState, input: Any, scope: _Scope) -> Action:
+def _enter_wait(state: WaitState, input: Any, scope: Scope) -> Action:
     if state.jsonata:
         states = scope.states(input)
         then = _advance(state, scope.query(state.output, states) if state.has_output else input,
@@ -402,12 +214,12 @@ def _enter_wait(state: WaitState, input: Any, scope: _Scope) -> Action:
         effective = paths.select(input, state.input_path)
         then = _advance(state, paths.select(effective, state.output_path),
                         scope.assign(effective, None, state.assign))
-    seconds = _number(state.seconds, state.seconds_path, "Seconds", input, effective, scope, low=0)
+    seconds = scope.number(state.seconds, state.seconds_path, "Seconds", input, effective, low=0)
     if seconds is not None:
         return Delay(seconds=float(seconds), until=None, then=then)
-    stamp, error = state.timestamp, _RUNTIME
+    stamp, error = state.timestamp, RUNTIME_ERROR
     if isinstance(stamp, str) and state.jsonata and jsonata.is_expression(stamp):
-        stamp, error = scope.query(stamp, scope.states(input)), _QUERY
+        stamp, error = scope.query(stamp, scope.states(input)), QUERY_ERROR
     elif stamp is None and state.timestamp_path is not None:
         stamp = scope.path(state.timestamp_path, effective)
     moment = choice.parse_timestamp(stamp) if isinstance(stamp, str) else None
@@ -417,7 +229,7 @@ def _enter_wait(state: WaitState, input: Any, scope: _Scope) -> Action:
     return Delay(seconds=None, until=moment.isoformat(), then=then)
 
 
-def _enter_succeed(state: SucceedState, input: Any, scope: _Scope) -> Action:
+def _enter_succeed(state: SucceedState, input: Any, scope: Scope) -> Action:
     if state.jsonata:
         output = scope.query(state.output, scope.states(input)) if state.has_output else input
     else:
@@ -426,7 +238,7 @@ def _enter_succeed(state: SucceedState, input: Any, scope: _Scope) -> Action:
     return Succeed(output)
 
 
-def _enter_fail(state: FailState, input: Any, scope: _Scope) -> Action:
+def _enter_fail(state: FailState, input: Any, scope: Scope) -> Action:
     texts = []
     for text, path in ((state.error, state.error_path), (state.cause, state.cause_path)):
         if text is not None and state.jsonata:
@@ -436,15 +248,15 @@ def _enter_fail(state: FailState, input: Any, scope: _Scope) -> Action:
         elif path is not None:
             text = scope.path(path, input)
         if text is not None and not isinstance(text, str):
-            raise AslError(_RUNTIME, f"The error and cause of Fail state {state.name!r} must be "
-                                     f"strings, not {text!r}")
+            raise AslError(RUNTIME_ERROR, f"The error and cause of Fail state {state.name!r} "
+                                          f"must be strings, not {text!r}")
         texts.append(text or "")
     return Fail(texts[0], texts[1])
 
 
-_ENTER: dict[type[State], Callable[[Any, Any, _Scope], Action]] = {
+_ENTER: dict[type[State], Callable[[Any, Any, Scope], Action]] = {
     PassState: _enter_pass, TaskState: _enter_task, ParallelState: _enter_parallel,
-    MapState: _enter_map, ChoiceState: _enter_choice, WaitState: _enter_wait,
+    MapState: enter_map, ChoiceState: _enter_choice, WaitState: _enter_wait,
     SucceedState: _enter_succeed, FailState: _enter_fail,
 }
 
@@ -465,7 +277,7 @@ def complete(
     retry_counts: Mapping[int, int] | None = None,
 ) -> Action:
     """A Task, Parallel or Map has its result: where the state goes, with what output."""
-    found, scope = machine.state(state), _Scope(context, variables, rng)
+    found, scope = machine.state(state), Scope(context, variables, rng)
     assert isinstance(found, WorkState), f"state {state!r} is a {found.type} state"
 
     def completed() -> Action:
@@ -506,7 +318,7 @@ def fail(
     catcher = retry.find_catcher(found.catch, error)
     if catcher is None:
         return Fail(error, cause)
-    scope = _Scope(context, variables, rng)
+    scope = Scope(context, variables, rng)
     error_output = retry.error_output(error, cause)
     try:
         if found.jsonata:

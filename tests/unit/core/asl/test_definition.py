@@ -8,13 +8,13 @@ from typing import Any
 
 import pytest
 
-from fanstack.core.asl.definition import (
+from fanstack.core.asl.definition import parse_definition
+from fanstack.core.asl.states import (
     ChoiceState,
     FailState,
     MapState,
     ParallelState,
     PassState,
-    StateMachine,
     SucceedState,
     TaskState,
     WaitState,
@@ -34,12 +34,12 @@ def parse_one(body: dict[str, Any], **top: Any) -> Any:
     states = [("S", body)]
     if body.get("Next") == "Done" or body.get("Default") == "Done" or "Catch" in body:
         states.append(("Done", {"Type": "Succeed"}))
-    return StateMachine.parse(machine(*states, **top)).state("S")
+    return parse_definition(machine(*states, **top)).state("S")
 
 
 def rejected(definition: Any, message: str) -> None:
     with pytest.raises(InvalidDefinition) as caught:
-        StateMachine.parse(definition)
+        parse_definition(definition)
     assert message in str(caught.value), str(caught.value)
     assert caught.value.code == "InvalidDefinition"
 
@@ -58,7 +58,7 @@ HELLO_WORLD = {
 
 def test_hello_world_parses_from_a_mapping_or_json_text() -> None:
     for given in (HELLO_WORLD, json.dumps(HELLO_WORLD)):
-        parsed = StateMachine.parse(given)
+        parsed = parse_definition(given)
         assert parsed.start_at == "HelloWorld" and parsed.query_language == "JSONPath"
         state = parsed.state("HelloWorld")
         assert isinstance(state, PassState)
@@ -68,7 +68,7 @@ def test_hello_world_parses_from_a_mapping_or_json_text() -> None:
 
 
 def test_top_level_fields() -> None:
-    parsed = StateMachine.parse({**HELLO_WORLD, "TimeoutSeconds": 300, "Version": "1.0"})
+    parsed = parse_definition({**HELLO_WORLD, "TimeoutSeconds": 300, "Version": "1.0"})
     assert parsed.timeout_seconds == 300 and parsed.version == "1.0"
 
 
@@ -196,7 +196,7 @@ def test_choice_example() -> None:
         ("ValueIsZero", {"Type": "Pass", "End": True}),
         ("DefaultState", {"Type": "Fail", "Cause": "No Matches!"}),
     )
-    state = StateMachine.parse(definition).state("ChoiceStateX")
+    state = parse_definition(definition).state("ChoiceStateX")
     assert isinstance(state, ChoiceState)
     assert [r.next for r in state.choices] == ["Public", "ValueIsZero"]
     assert state.default == "DefaultState"
@@ -292,7 +292,7 @@ PARALLEL = machine(
 
 
 def test_parallel_example() -> None:
-    state = StateMachine.parse(PARALLEL).state("LookupCustomerInfo")
+    state = parse_definition(PARALLEL).state("LookupCustomerInfo")
     assert isinstance(state, ParallelState)
     assert [branch.start_at for branch in state.branches] == ["LookupAddress", "LookupPhone"]
 
@@ -363,16 +363,18 @@ def test_legacy_iterator_and_parameters() -> None:
 
 
 def test_distributed_map() -> None:
+    without_items_path = {key: value for key, value in MAP.items() if key != "ItemsPath"}
     state = parse_one({
-        **MAP,
+        **without_items_path,
         "ItemProcessor": {**MAP["ItemProcessor"],
                           "ProcessorConfig": {"Mode": "DISTRIBUTED", "ExecutionType": "STANDARD"}},
-        "ItemReader": {"Resource": "arn:aws:states:::s3:getObject",
-                       "ReaderConfig": {"InputType": "JSON"},
-                       "Parameters": {"Bucket": "b", "Key": "k"}},
+        "ItemReader": {"Resource": "arn:fanstack:states:::table:getItem",
+                       "ReaderConfig": {"InputType": "JSON", "ItemsPointer": "/orders"},
+                       "Parameters": {"TableName": "b", "Key.$": "$.key"}},
         "ItemBatcher": {"MaxItemsPerBatch": 10, "MaxInputBytesPerBatch": 262_144},
-        "ResultWriter": {"Resource": "arn:aws:states:::s3:putObject",
-                         "Parameters": {"Bucket": "b", "Prefix": "p"}},
+        "ResultWriter": {"Resource": "arn:fanstack:states:::table:putItem",
+                         "Parameters": {"TableName": "b", "Prefix": "p"},
+                         "WriterConfig": {"Transformation": "COMPACT"}},
         "ToleratedFailurePercentage": 5, "ToleratedFailureCount": 10, "Label": "Ship",
     })
     assert state.mode == "DISTRIBUTED" and state.execution_type == "STANDARD"
@@ -381,6 +383,8 @@ def test_distributed_map() -> None:
 
 
 DISTRIBUTED = {"Mode": "DISTRIBUTED", "ExecutionType": "EXPRESS"}
+SCAN = "arn:fanstack:states:::table:scan"
+GET_ITEM = "arn:fanstack:states:::table:getItem"
 
 
 @pytest.mark.parametrize(("change", "message"), [
@@ -408,6 +412,46 @@ DISTRIBUTED = {"Mode": "DISTRIBUTED", "ExecutionType": "EXPRESS"}
       "Label": "x" * 41}, "field 'Label' must be a string of 1 to 40"),
     ({"ItemProcessor": {"StartAt": "V", "States": {"V": {"Type": "Succeed"}}, "Extra": 1}},
      "field 'ItemProcessor.Extra' is not allowed here"),
+    ({"ItemProcessor": {**MAP["ItemProcessor"], "ProcessorConfig": DISTRIBUTED},
+      "ItemReader": {"Resource": "arn:aws:states:::s3:getObject",
+                     "Parameters": {"Bucket": "b", "Key": "k"}}},
+     "field 'ItemReader.Resource' 'arn:aws:states:::s3:getObject' is not supported"),
+    ({"ItemProcessor": {**MAP["ItemProcessor"], "ProcessorConfig": DISTRIBUTED},
+      "ItemReader": {"Resource": SCAN}}, "field 'ItemReader.Parameters' must be an object"),
+    ({"ItemProcessor": {**MAP["ItemProcessor"], "ProcessorConfig": DISTRIBUTED},
+      "ItemReader": {"Resource": SCAN, "Parameters": {"Prefix": "a"}}},
+     "field 'ItemReader.Parameters' must give 'TableName'"),
+    ({"ItemProcessor": {**MAP["ItemProcessor"], "ProcessorConfig": DISTRIBUTED},
+      "ItemReader": {"Resource": GET_ITEM, "Parameters": {"TableName": "t"},
+                     "ReaderConfig": {"InputType": "JSON", "ItemsPointer": "/a"}}},
+     "field 'ItemReader.Parameters' must give 'Key'"),
+    ({"ItemProcessor": {**MAP["ItemProcessor"], "ProcessorConfig": DISTRIBUTED},
+      "ItemReader": {"Resource": GET_ITEM, "Parameters": {"TableName": "t", "Key": "k"},
+                     "ReaderConfig": {"InputType": "CSV", "ItemsPointer": "/a"}}},
+     "field 'ItemReader.ReaderConfig.InputType' must be JSON"),
+    ({"ItemProcessor": {**MAP["ItemProcessor"], "ProcessorConfig": DISTRIBUTED},
+      "ItemReader": {"Resource": GET_ITEM, "Parameters": {"TableName": "t", "Key": "k"},
+                     "ReaderConfig": {"InputType": "JSON"}}},
+     "field 'ItemReader.ReaderConfig.ItemsPointer' must be a JSON pointer"),
+    ({"ItemProcessor": {**MAP["ItemProcessor"], "ProcessorConfig": DISTRIBUTED},
+      "ItemReader": {"Resource": SCAN, "Parameters": {"TableName": "t"},
+                     "ReaderConfig": {"MaxItems": 0}}},
+     "field 'ItemReader.ReaderConfig.MaxItems' must be an integer from 1 to 100000000"),
+    ({"ItemProcessor": {**MAP["ItemProcessor"], "ProcessorConfig": DISTRIBUTED},
+      "ItemReader": {"Resource": SCAN, "Parameters": {"TableName": "t"}}, "ItemsPath": "$.a"},
+     "field 'ItemReader' cannot stand beside Items or ItemsPath"),
+    ({"ItemProcessor": {**MAP["ItemProcessor"], "ProcessorConfig": DISTRIBUTED},
+      "ResultWriter": {"Resource": "arn:aws:states:::s3:putObject",
+                       "Parameters": {"Bucket": "b"}}},
+     "field 'ResultWriter.Resource' 'arn:aws:states:::s3:putObject' is not supported"),
+    ({"ItemProcessor": {**MAP["ItemProcessor"], "ProcessorConfig": DISTRIBUTED},
+      "ResultWriter": {}}, "field 'ResultWriter' needs a Resource or a WriterConfig"),
+    ({"ItemProcessor": {**MAP["ItemProcessor"], "ProcessorConfig": DISTRIBUTED},
+      "ResultWriter": {"WriterConfig": {"Transformation": "SQUASH"}}},
+     "field 'ResultWriter.WriterConfig.Transformation' must be one of NONE, COMPACT, FLATTEN"),
+    ({"ItemProcessor": {**MAP["ItemProcessor"], "ProcessorConfig": DISTRIBUTED},
+      "ItemBatcher": {"MaxItemsPerBatch": 2, "BatchInput": ["x"]}},
+     "field 'ItemBatcher.BatchInput' must be an object"),
 ])
 def test_map_faults(change: dict[str, Any], message: str) -> None:
     body = {**MAP, **change}
@@ -424,7 +468,7 @@ def test_unreachable_states_are_rejected() -> None:
 
 
 def test_states_reached_only_by_a_catcher_or_a_default_are_reachable() -> None:
-    StateMachine.parse(machine(
+    parse_definition(machine(
         ("T", {"Type": "Task", "Resource": LAMBDA, "Next": "C",
                "Catch": [{"ErrorEquals": ["States.ALL"], "Next": "Handler"}]}),
         ("C", {"Type": "Choice", "Choices": [{"Variable": "$.x", "IsNull": True, "Next": "T"}],
@@ -442,7 +486,7 @@ def test_state_names_are_1_to_80_characters(name: str) -> None:
 
 def test_an_80_character_name_is_fine() -> None:
     name = "x" * 80
-    StateMachine.parse({"StartAt": name, "States": {name: {"Type": "Succeed"}}})
+    parse_definition({"StartAt": name, "States": {name: {"Type": "Succeed"}}})
 
 
 # -- JSONata and the query language ----------------------------------------------------------
@@ -450,7 +494,7 @@ def test_an_80_character_name_is_fine() -> None:
 
 
 def test_jsonata_machine() -> None:
-    parsed = StateMachine.parse(machine(
+    parsed = parse_definition(machine(
         ("T", {"Type": "Task", "Resource": LAMBDA,
                "Arguments": {"static": "Hello", "title": "{% $states.input.title %}"},
                "Output": "{% $states.result.Payload %}", "Assign": {"x": "{% 1 + 1 %}"},
@@ -495,7 +539,7 @@ def test_jsonata_faults(body: dict[str, Any], message: str) -> None:
 
 
 def test_a_jsonpath_machine_may_switch_one_state_to_jsonata() -> None:
-    parsed = StateMachine.parse(machine(
+    parsed = parse_definition(machine(
         ("A", {"Type": "Pass", "QueryLanguage": "JSONata", "Output": "{% 1 %}", "Next": "B"}),
         ("B", {"Type": "Pass", "InputPath": "$", "End": True}),
     ))
@@ -503,7 +547,7 @@ def test_a_jsonpath_machine_may_switch_one_state_to_jsonata() -> None:
 
 
 def test_jsonpath_variables_in_templates_choices_and_assign() -> None:
-    parsed = StateMachine.parse(machine(
+    parsed = parse_definition(machine(
         ("A", {"Type": "Pass", "Assign": {"customerName.$": "$.name", "count": 1},
                "Parameters": {"title.$": "$.title", "name.$": "$customerName"}, "Next": "C"}),
         ("C", {"Type": "Choice", "Choices": [

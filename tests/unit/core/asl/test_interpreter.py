@@ -14,7 +14,8 @@ from hypothesis import strategies as st
 
 from fanstack.core.asl import interpreter as asl
 from fanstack.core.asl.data import MAX_PAYLOAD_BYTES, AslError
-from fanstack.core.asl.definition import StateMachine
+from fanstack.core.asl.definition import parse_definition
+from fanstack.core.asl.states import StateMachine
 
 NOW = datetime(2024, 5, 1, 12, 0, tzinfo=UTC)
 LAMBDA = "arn:aws:lambda:us-east-1:123456789012:function:f"
@@ -60,7 +61,7 @@ def context(state: str, counts: Mapping[int, int], **more: Any) -> dict[str, Any
 def run(machine: StateMachine | dict[str, Any], input: Any, tasks: Tasks | None = None,
         variables: Mapping[str, Any] | None = None, trace: Run | None = None) -> Run:
     """Drive enter/complete/fail as the engine does until the (sub)machine ends."""
-    machine = machine if isinstance(machine, StateMachine) else StateMachine.parse(machine)
+    machine = machine if isinstance(machine, StateMachine) else parse_definition(machine)
     trace = trace or Run()
     rng = random.Random(7)
     state, data, env = machine.start_at, input, dict(variables or {})
@@ -212,7 +213,7 @@ def test_context_object_in_parameters_and_the_task_token() -> None:
         "Type": "Task", "Resource": "arn:aws:states:::sqs:sendMessage.waitForTaskToken",
         "Parameters": {"token.$": "$$.Task.Token", "name.$": "$$.Execution.Name"},
         "TimeoutSecondsPath": "$.timeout", "HeartbeatSeconds": 5, "End": True}}}
-    parsed = StateMachine.parse(definition)
+    parsed = parse_definition(definition)
     action = asl.enter(parsed, "T", {"timeout": 30}, context("T", {}), {}, now=NOW,
                        rng=random.Random(0))
     assert action == asl.RunTask(resource="arn:aws:states:::sqs:sendMessage.waitForTaskToken",
@@ -312,7 +313,7 @@ def test_a_data_error_after_the_task_is_retried_a_bounded_number_of_times() -> N
 
 
 def test_without_the_engines_counts_the_retry_count_bounds_the_retries() -> None:
-    parsed = StateMachine.parse({"StartAt": "T", "States": {"T": {
+    parsed = parse_definition({"StartAt": "T", "States": {"T": {
         "Type": "Task", "Resource": LAMBDA, "End": True, "ResultSelector": {"x.$": "$.missing"},
         "Retry": [{"ErrorEquals": ["States.ALL"]}]}}})
     ctx = context("T", {0: 3})  # RetryCount 3: the default MaxAttempts is spent
@@ -321,7 +322,7 @@ def test_without_the_engines_counts_the_retry_count_bounds_the_retries() -> None
 
 
 def test_full_jitter_uses_the_rng_given() -> None:
-    parsed = StateMachine.parse({"StartAt": "T", "States": {"T": {
+    parsed = parse_definition({"StartAt": "T", "States": {"T": {
         "Type": "Task", "Resource": LAMBDA, "End": True,
         "Retry": [{"ErrorEquals": ["E"], "IntervalSeconds": 10, "JitterStrategy": "FULL"}]}}})
     actions = [asl.fail(parsed, "T", {}, "E", "", {0: 1}, context("T", {}), {},
@@ -364,7 +365,7 @@ def test_wait_seconds_and_timestamps() -> None:
         "W1": {"Type": "Wait", "Seconds": 10, "Next": "W2"},
         "W2": {"Type": "Wait", "SecondsPath": "$.expiryseconds", "Next": "W3"},
         "W3": {"Type": "Wait", "TimestampPath": "$.expirydate", "End": True}}}
-    parsed = StateMachine.parse(definition)
+    parsed = parse_definition(definition)
     given = {"expiryseconds": 3, "expirydate": "2016-03-14T01:59:00Z"}
     first = asl.enter(parsed, "W1", given, context("W1", {}), {}, now=NOW, rng=random.Random())
     assert first == asl.Delay(seconds=10.0, until=None, then=asl.Next("W2", given, {}))
@@ -475,7 +476,7 @@ def test_map_without_selector_passes_each_item() -> None:
 
 
 def test_submachine_and_state_type() -> None:
-    parsed = StateMachine.parse({"StartAt": "M", "States": {"M": {
+    parsed = parse_definition({"StartAt": "M", "States": {"M": {
         "Type": "Map", "End": True,
         "ItemProcessor": {"StartAt": "P", "States": {"P": {"Type": "Pass", "End": True}}}}}})
     assert asl.state_type(parsed, "M") == "Map"
@@ -485,7 +486,7 @@ def test_submachine_and_state_type() -> None:
 
 
 def test_item_selector_errors_raise_for_the_engine_to_route() -> None:
-    parsed = StateMachine.parse({"StartAt": "M", "States": {"M": {
+    parsed = parse_definition({"StartAt": "M", "States": {"M": {
         "Type": "Map", "End": True, "ItemSelector": {"v.$": "$.missing"},
         "ItemProcessor": {"StartAt": "P", "States": {"P": {"Type": "Pass", "End": True}}}}}})
     with pytest.raises(AslError, match=r"States\.Runtime"):
