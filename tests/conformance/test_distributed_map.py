@@ -268,3 +268,19 @@ def test_an_inline_map_and_a_parallel_record_their_history_events(harness: Harne
     assert order.index("MapStateStarted") < order.index("MapIterationStarted")
     assert order.index("MapStateSucceeded") > max(
         i for i, t in enumerate(order) if t == "MapIterationSucceeded")
+
+
+def test_an_inline_map_fails_with_its_failed_items_error(harness: Harness) -> None:
+    harness.handlers["work"] = lambda n: raise_failure() if n == 2 else n
+    definition = distributed_map(ItemsPath="$", Catch=[
+        {"ErrorEquals": ["BadItem"], "ResultPath": "$.error", "Next": "Caught"}])
+    definition["States"]["Each"]["ItemProcessor"].pop("ProcessorConfig")
+    definition["States"]["Each"].pop("End")
+    definition["States"]["Each"]["ItemsPath"] = "$.items"
+    definition["States"]["Each"]["Next"] = "Caught"
+    definition["States"]["Caught"] = {"Type": "Pass", "End": True}
+    execution = harness.declare("strict", definition).start({"items": [1, 2, 3]})
+    harness.run()
+    done = execution.describe()
+    assert done.status == "SUCCEEDED"
+    assert done.output["error"]["Error"] == "BadItem"

@@ -25,8 +25,8 @@ from fanstack.core.asl import interpreter
 from fanstack.core.asl.data import AslError
 from fanstack.core.asl.states import StateMachine
 from fanstack.core.errors import FanstackError
-from fanstack.core.fanout import iso_timestamp
 from fanstack.workflows import callbacks
+from fanstack.workflows.context import context_object
 from fanstack.workflows.fanin import FanIn
 from fanstack.workflows.history import entered, event, exited, task_events
 from fanstack.workflows.starts import start_stored
@@ -46,7 +46,6 @@ from fanstack.workflows.store import (
     SUCCEEDED,
     TIMED_OUT,
     Store,
-    execution_arn,
     send_steps,
 )
 
@@ -177,27 +176,10 @@ class Engine:
 
     def context(self, step: Step, input: Any, started: float, now: float) -> dict[str, Any]:
         """The `$$` context object of a step."""
-        workflow, _, name = step.execution.partition(":")
-        context: dict[str, Any] = {
-            "Execution": {
-                "Id": execution_arn(workflow, name),
-                "Input": input,
-                "Name": name,
-                "StartTime": iso_timestamp(started),
-                "RoleArn": "arn:fanstack:iam::000000000000:role/fanstack",
-            },
-            "State": {
-                "Name": step.state,
-                "EnteredTime": iso_timestamp(now),
-                "RetryCount": sum(step.retry_counts.values()),
-            },
-            "StateMachine": {
-                "Id": f"arn:fanstack:states:local:000000000000:stateMachine:{workflow}",
-                "Name": workflow,
-            },
-            "Task": {"Token": task_token(step)},
-        }
-        return context
+        retries = sum(step.retry_counts.values())
+        return context_object(
+            step.execution, input, started, step.state, now, retries, task_token(step)
+        )
 
     # -- acting on the interpreter's decisions --------------------------------------------
 
@@ -396,14 +378,7 @@ class Engine:
         outcome: dict[str, Any] = {}
 
         def run() -> None:
-            try:
-                outcome.update(
-                    ok=True, result=self.run_task(action.resource, action.payload, context)
-                )
-            except TaskFailed as failure:
-                outcome.update(ok=False, error=failure.error, cause=failure.cause)
-            except Exception as error:  # a bug in a task runner fails the task, not the engine
-                outcome.update(ok=False, error="States.TaskFailed", cause=repr(error))
+            outcome.update(task_outcome(self.run_task, action, context))
 
         if action.timeout_seconds is None:
             run()
@@ -485,6 +460,16 @@ class Engine:
         if callbacks.settle(self.backend, step.execution, step.id, outcome) is not None:
             callbacks.continue_step(self.backend, Step.from_json(recorded["pending"]), outcome)
         return False
+
+
+def task_outcome(run_task: TaskRunner, action: Any, context: Mapping[str, Any]) -> dict[str, Any]:
+    """Run a task's resource: `{"ok": True, "result"}`, or `{"ok": False, "error", "cause"}`."""
+    try:
+        return {"ok": True, "result": run_task(action.resource, action.payload, context)}
+    except TaskFailed as failure:
+        return {"ok": False, "error": failure.error, "cause": failure.cause}
+    except Exception as error:  # a bug in a task runner fails the task, not the engine
+        return {"ok": False, "error": "States.TaskFailed", "cause": repr(error)}
 
 
 def task_token(step: Step) -> str:

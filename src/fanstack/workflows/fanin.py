@@ -285,11 +285,10 @@ class FanIn:
             except AslError as problem:  # the ResultWriter failed: so does the Map state
                 failure = {"error": problem.error, "cause": problem.cause}
         if failure is not None:
-            name = (
-                failure["error"]
-                if value["kind"] == "parallel" or failure["error"] == WRITER_FAILED
-                else "States.ExceedToleratedFailureThreshold"
-            )
+            # A Parallel or an inline Map fails with its failed child's error; a distributed
+            # Map's children are executions of their own, counted against its tolerance.
+            distributed = bool(value.get("run_arn")) and failure["error"] != WRITER_FAILED
+            name = "States.ExceedToleratedFailureThreshold" if distributed else failure["error"]
             cause = failure["cause"] or ""
             follow = step.successor(step.state, op=FAIL, input=step.input, error=name, cause=cause)
         else:

@@ -1,5 +1,13 @@
 """Starting executions: the record, the first step and `ExecutionStarted`, in an order that
-never loses a start; by workflow object, or by the name of a workflow stored by any process."""
+never loses a start; by workflow object, or by the name of a workflow stored by any process.
+
+An EXPRESS workflow started by name (`start_stored`: a bus rule's target, another workflow's
+`states:startExecution` task, a `.sync` child) runs here on the durable engine, not in memory:
+the caller holds only a backend, not the app's task runner, and a bus delivery it acknowledges
+must survive a crash (the deterministic name of a redelivered event still starts it once). Its
+Express time limit still holds, as its TimeoutSeconds (`time_limit`). Only the process that
+declares an express workflow runs it in memory (`express.py`).
+"""
 
 from __future__ import annotations
 
@@ -30,6 +38,19 @@ from fanstack.workflows.store import (
 )
 
 MAX_NAME_LENGTH = 80
+STANDARD, EXPRESS = "STANDARD", "EXPRESS"
+EXPRESS_MAX_SECONDS = 300  # an Express execution runs for 5 minutes at most
+
+
+def time_limit(type: str, timeout_seconds: int | None) -> int | None:
+    """How long an execution of a workflow of `type` may run, in seconds (None: no limit).
+
+    A STANDARD workflow's is its definition's TimeoutSeconds; an EXPRESS one's is that, capped
+    at 5 minutes.
+    """
+    if type != EXPRESS:
+        return timeout_seconds
+    return min(timeout_seconds or EXPRESS_MAX_SECONDS, EXPRESS_MAX_SECONDS)
 
 
 def start_execution(
@@ -92,7 +113,11 @@ def start_stored(
     *,
     parent: Mapping[str, Any] | None = None,
 ) -> str:
-    """Start an execution of a workflow stored in the backend (declared by any process)."""
+    """Start an execution of a workflow stored in the backend (declared by any process).
+
+    It runs on the durable engine whatever the workflow's type; an EXPRESS one within its
+    Express time limit (see the module docstring).
+    """
     item = backend.table_get(WORKFLOWS_TABLE, workflow)
     if item is None:
         raise StateMachineDoesNotExist(f"State Machine Does Not Exist: '{workflow_arn(workflow)}'")
@@ -104,7 +129,7 @@ def start_stored(
         input,
         name,
         parent=parent,
-        timeout_seconds=machine.timeout_seconds,
+        timeout_seconds=time_limit(item.value.get("type", STANDARD), machine.timeout_seconds),
     )
 
 
@@ -114,6 +139,7 @@ def _machine(definition: str) -> StateMachine:
 
 
 def check_name(kind: str, name: str) -> None:
+    """ValidationException unless `name` is a valid workflow or execution name."""
     if (
         not isinstance(name, str)
         or not 1 <= len(name) <= MAX_NAME_LENGTH
