@@ -86,20 +86,27 @@ class WriteCounter:
     def __init__(self) -> None:
         self.count = 0
         self.original = database.Database.write
+        self.original_statement = database.Database.write_statement
 
     def __enter__(self) -> WriteCounter:
         counter = self
-        original = self.original
+        original, original_statement = self.original, self.original_statement
 
         def counted(db: database.Database) -> Any:
             counter.count += 1
             return original(db)
 
+        def counted_statement(db: database.Database, sql: str, parameters: Any) -> Any:
+            counter.count += 1
+            return original_statement(db, sql, parameters)
+
         database.Database.write = counted  # type: ignore[method-assign,assignment]
+        database.Database.write_statement = counted_statement  # type: ignore[method-assign]
         return self
 
     def __exit__(self, *exc: object) -> None:
         database.Database.write = self.original  # type: ignore[method-assign]
+        database.Database.write_statement = self.original_statement  # type: ignore[method-assign]
 
 
 def load_app(directory: Path) -> Any:

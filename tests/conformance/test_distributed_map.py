@@ -168,7 +168,7 @@ def test_a_result_writer_writes_each_child_and_a_manifest(harness: Harness) -> N
 
 
 def raise_failure() -> None:
-    from fanstack.workflows.engine import TaskFailed
+    from fanstack.workflows.task_states import TaskFailed
 
     raise TaskFailed("BadItem", "multiples of five are refused")
 

@@ -14,8 +14,8 @@ from fanstack.core.errors import (
     InvalidToken,
     TaskTimedOut,
 )
-from fanstack.workflows.engine import TaskFailed
 from fanstack.workflows.store import STEP_QUEUE
+from fanstack.workflows.task_states import TaskFailed
 
 from .workflow_harness import Harness
 

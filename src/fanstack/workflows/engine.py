@@ -24,12 +24,10 @@ from fanstack.backends.base import Backend
 from fanstack.core.asl import interpreter
 from fanstack.core.asl.data import AslError
 from fanstack.core.asl.states import StateMachine
-from fanstack.core.errors import FanstackError
 from fanstack.workflows import callbacks
 from fanstack.workflows.context import context_object
 from fanstack.workflows.fanin import FanIn
-from fanstack.workflows.history import entered, event, exited, task_events
-from fanstack.workflows.starts import start_stored
+from fanstack.workflows.history import entered, event, exited
 from fanstack.workflows.steps import (
     CHECK,
     COMPLETE,
@@ -48,26 +46,14 @@ from fanstack.workflows.store import (
     Store,
     send_steps,
 )
+from fanstack.workflows.task_states import TaskRunner, TaskStates, task_token
 
 log = logging.getLogger("fanstack.workflows")
 
-SYNC_STARTS = frozenset(
-    {"arn:aws:states:::states:startExecution.sync", "arn:aws:states:::states:startExecution.sync:2"}
-)
 INLINE_TYPES = frozenset({"Pass", "Choice", "Succeed", "Fail"})
 MAX_INLINE = 25  # states decided in one step at most, so one step stays short
 
 Machines = Callable[[str], StateMachine]  # workflow name -> its parsed definition
-TaskRunner = Callable[[str, Any, Mapping[str, Any]], Any]  # resource, payload, context -> result
-
-
-class TaskFailed(Exception):
-    """A task ended in an error (its States error name, or the function's error type)."""
-
-    def __init__(self, error: str, cause: str) -> None:
-        super().__init__(f"{error}: {cause}")
-        self.error = error
-        self.cause = cause
 
 
 class Engine:
@@ -80,12 +66,13 @@ class Engine:
         self.run_task = run_task
         self.rng = random.Random()
         self.fanin = FanIn(self)
+        self.tasks = TaskStates(self)
         self._local = threading.local()  # the history events of the step a thread processes
 
     def process(self, step: Step) -> None:
         """Act on one step (idempotent: a step already dispatched is skipped)."""
         self._local.events, self._local.flushes, self._local.step = [], 0, step
-        self._local.inline = 0
+        self._local.inline, self._local.recorded = 0, None
         try:
             self._process(step)
         finally:
@@ -129,6 +116,7 @@ class Engine:
         record = self.store.step(step.execution, step.id)
         if record is not None and record.get("dispatched"):
             return
+        self._local.recorded = record  # what this step recorded so far (kept up to date)
         execution = self.store.execution(step.execution)
         if execution.status != RUNNING or self.fanin.abandoned(step):
             return
@@ -144,27 +132,17 @@ class Engine:
         if step.op == ENTER:
             action = self.enter(machine, step, context, now)
         elif step.op == COMPLETE:
-            action = interpreter.complete(
-                machine,
-                step.state,
-                step.input,
-                step.result,
-                context,
-                step.variables,
-                now=datetime.fromtimestamp(now, UTC),
-                rng=self.rng,
-                retry_counts=_counts(step),
-            )
+            action = self.completed(machine, step, context, step.result, now)
         elif step.op == FAIL:
             action = self.failed(machine, step, context, step.error or "", step.cause or "")
         elif step.op == CHECK:
-            self.check_token(machine, step, now)
+            self.tasks.check_token(machine, step, now)
             return
         else:
             assert step.op == RESUME and step.then is not None
             action = self.resumed(step.then)
         if self.act(machine, step, action, context, now):
-            self.store.mark_dispatched(step.execution, step.id)
+            self.store.mark_dispatched(step.execution, step.id, self._local.recorded)
 
     def machine(self, step: Step) -> StateMachine:
         """The (sub)machine a step runs in."""
@@ -215,7 +193,7 @@ class Engine:
             )
             self.send([again], action.delay_seconds)
         elif isinstance(action, interpreter.RunTask):
-            return self.task(machine, step, action, context, now)
+            return self.tasks.run(machine, step, action, context, now)
         elif isinstance(action, interpreter.RunBranches):
             self.fanin.branches(step, action)
         elif isinstance(action, interpreter.RunMap):
@@ -254,6 +232,31 @@ class Engine:
             rng=self.rng,
             retry_counts=_counts(step),
         )
+
+    def completed(
+        self, machine: StateMachine, step: Step, context: Mapping[str, Any], result: Any, now: float
+    ) -> Any:
+        """The interpreter's answer to a Task, Parallel or Map state that has its result."""
+        return interpreter.complete(
+            machine,
+            step.state,
+            step.input,
+            result,
+            context,
+            step.variables,
+            now=datetime.fromtimestamp(now, UTC),
+            rng=self.rng,
+            retry_counts=_counts(step),
+        )
+
+    def recorded(self) -> Mapping[str, Any] | None:
+        """What the step this thread processes recorded so far."""
+        recorded: Mapping[str, Any] | None = self._local.recorded
+        return recorded
+
+    def remember(self, recorded: Mapping[str, Any]) -> None:
+        """What the step this thread processes recorded now (kept beside its dispatched mark)."""
+        self._local.recorded = recorded
 
     def failed(
         self, machine: StateMachine, step: Step, context: Mapping[str, Any], error: str, cause: str
@@ -323,159 +326,6 @@ class Engine:
         )
         # The resume is this same step again (its id unchanged): it is dispatched only then.
         self.send([resume], wake - now)
-
-    # -- tasks -----------------------------------------------------------------------------
-
-    def task(
-        self,
-        machine: StateMachine,
-        step: Step,
-        action: Any,
-        context: Mapping[str, Any],
-        now: float,
-    ) -> bool:
-        """Run a task (once: its recorded outcome stands), then complete or fail the state."""
-        recorded = self.store.step(step.execution, step.id) or {}
-        outcome = recorded.get("task")
-        if outcome is None and action.resource in SYNC_STARTS:
-            if not self.start_child(step, action, now):
-                return False  # the child's end answers this task
-            recorded = self.store.step(step.execution, step.id) or {}
-            outcome = recorded.get("task")
-        if outcome is None and action.wait_for_token:
-            if not self.await_token(step, action, context, now):
-                return False  # waiting for its token: an answer or a timeout continues it
-            recorded = self.store.step(step.execution, step.id) or {}
-            outcome = recorded.get("task")
-        if outcome is None:
-            started = self.backend.clock()
-            outcome = {**self.run_with_timeout(action, context), "started": started}
-            recorded = self.store.record_step(step.execution, step.id, {"task": outcome})
-            outcome = recorded["task"]
-        now = self.backend.clock()  # the task took its time
-        started = outcome.get("started", recorded.get("since", now))
-        events = task_events(action.resource, action.payload, outcome, started, now)
-        for one in events:
-            self.note(one)
-        if outcome["ok"]:
-            next_action = interpreter.complete(
-                machine,
-                step.state,
-                step.input,
-                outcome["result"],
-                context,
-                step.variables,
-                now=datetime.fromtimestamp(now, UTC),
-                rng=self.rng,
-                retry_counts=_counts(step),
-            )
-        else:
-            next_action = self.failed(machine, step, context, outcome["error"], outcome["cause"])
-        return self.act(machine, step, next_action, context, now)
-
-    def run_with_timeout(self, action: Any, context: Mapping[str, Any]) -> dict[str, Any]:
-        """Run a task's resource, giving up after its TimeoutSeconds (States.Timeout)."""
-        outcome: dict[str, Any] = {}
-
-        def run() -> None:
-            outcome.update(task_outcome(self.run_task, action, context))
-
-        if action.timeout_seconds is None:
-            run()
-            return outcome
-        worker = threading.Thread(target=run, name="fanstack-task", daemon=True)
-        worker.start()
-        worker.join(action.timeout_seconds)
-        if worker.is_alive() or not outcome:
-            cause = f"the task did not finish within {action.timeout_seconds:g} seconds"
-            return {"ok": False, "error": "States.Timeout", "cause": cause}
-        return outcome
-
-    def await_token(self, step: Step, action: Any, context: Mapping[str, Any], now: float) -> bool:
-        """Start a `.waitForTaskToken` task; True if it already has its answer (or failed)."""
-        self.store.record_step(
-            step.execution,
-            step.id,
-            {
-                "pending": step.to_json(),
-                "since": now,
-                "heartbeat": now,
-                "timeout": action.timeout_seconds,
-                "heartbeat_seconds": action.heartbeat_seconds,
-            },
-        )
-        outcome = self.run_with_timeout(action, context)
-        if not outcome["ok"]:
-            callbacks.settle(self.backend, step.execution, step.id, outcome)
-            return True
-        self.note(event("TaskSubmitted", now, resource=action.resource))
-        limits = [s for s in (action.timeout_seconds, action.heartbeat_seconds) if s]
-        if limits:
-            check = replace(step, op=CHECK, wake_at=now + min(limits))
-            self.send([check], min(limits))
-        recorded = self.store.step(step.execution, step.id) or {}
-        return "task" in recorded  # answered while the resource ran (a function that calls back)
-
-    def start_child(self, step: Step, action: Any, now: float) -> bool:
-        """`states:startExecution.sync` (`.sync:2`): start the child execution, to be answered
-        when it ends; True if the start itself failed (the task has its outcome)."""
-        self.store.record_step(
-            step.execution, step.id, {"pending": step.to_json(), "since": now, "heartbeat": now}
-        )
-        payload = action.payload if isinstance(action.payload, Mapping) else {}
-        workflow = str(payload.get("StateMachineArn", "")).rsplit(":", 1)[-1]
-        child_input = payload.get("Input", {})
-        if isinstance(child_input, str):
-            child_input = json.loads(child_input)
-        mode = "sync:2" if action.resource.endswith(":2") else "sync"
-        parent = {"token": task_token(step), "mode": mode}
-        try:
-            start_stored(self.backend, workflow, child_input, payload.get("Name"), parent=parent)
-        except FanstackError as error:
-            outcome = {"ok": False, "error": f"StepFunctions.{error.code}", "cause": str(error)}
-            callbacks.settle(self.backend, step.execution, step.id, outcome)
-            return True
-        return False
-
-    def check_token(self, machine: StateMachine, step: Step, now: float) -> bool:
-        """A waiting task's timer: fail it on its TimeoutSeconds or HeartbeatSeconds."""
-        recorded = self.store.step(step.execution, step.id) or {}
-        if "task" in recorded or "pending" not in recorded:
-            return False  # answered: the answer continues the state
-        timeout, heartbeat = recorded.get("timeout"), recorded.get("heartbeat_seconds")
-        error = None
-        if isinstance(timeout, int | float) and now >= recorded["since"] + timeout:
-            error = "States.Timeout"
-        elif isinstance(heartbeat, int | float) and now >= recorded["heartbeat"] + heartbeat:
-            error = "States.HeartbeatTimeout"
-        if error is None:
-            deadlines = [
-                recorded["since"] + timeout if isinstance(timeout, int | float) else None,
-                recorded["heartbeat"] + heartbeat if isinstance(heartbeat, int | float) else None,
-            ]
-            wake = min(d for d in deadlines if d is not None)
-            self.send([replace(step, wake_at=wake)], wake - now)
-            return False
-        outcome = {"ok": False, "error": error, "cause": "no answer to the task token in time"}
-        if callbacks.settle(self.backend, step.execution, step.id, outcome) is not None:
-            callbacks.continue_step(self.backend, Step.from_json(recorded["pending"]), outcome)
-        return False
-
-
-def task_outcome(run_task: TaskRunner, action: Any, context: Mapping[str, Any]) -> dict[str, Any]:
-    """Run a task's resource: `{"ok": True, "result"}`, or `{"ok": False, "error", "cause"}`."""
-    try:
-        return {"ok": True, "result": run_task(action.resource, action.payload, context)}
-    except TaskFailed as failure:
-        return {"ok": False, "error": failure.error, "cause": failure.cause}
-    except Exception as error:  # a bug in a task runner fails the task, not the engine
-        return {"ok": False, "error": "States.TaskFailed", "cause": repr(error)}
-
-
-def task_token(step: Step) -> str:
-    """The token a `.waitForTaskToken` task hands out for this step."""
-    return callbacks.encode_token(step.execution, step.id)
-
 
 def _counts(step: Step) -> dict[int, int]:
     """The attempts made so far under each retrier of the step's state."""

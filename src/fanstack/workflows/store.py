@@ -18,7 +18,7 @@ import math
 import time
 import uuid
 from collections.abc import Iterator, Mapping
-from dataclasses import asdict, dataclass, replace
+from dataclasses import dataclass, replace
 from typing import Any
 
 from fanstack.backends.base import Backend
@@ -43,6 +43,7 @@ RUNNING, SUCCEEDED, FAILED, TIMED_OUT, ABORTED = (
 )
 MAX_TIMER = 900  # the longest delay of one message (SQS's); longer timers are chained
 HISTORY_ITEM_BYTES = 300 * 1024  # under the 400 KiB item limit
+EVENT_OVERHEAD = 256  # an event's bytes besides its text details, at most
 
 
 def workflow_arn(workflow: str) -> str:
@@ -93,8 +94,8 @@ class ExecutionRecord:
         return replace(self, status=status, stop=now, **fields)
 
     def to_dict(self) -> dict[str, Any]:
-        """JSON-safe form."""
-        return asdict(self)
+        """JSON-safe form (its values are JSON already: no deep copy is needed)."""
+        return {name: getattr(self, name) for name in self.__dataclass_fields__}
 
     @classmethod
     def from_dict(cls, data: Mapping[str, Any]) -> ExecutionRecord:
@@ -173,13 +174,13 @@ class Store:
             assert current is not None
             return current
 
-    def mark_dispatched(self, execution: str, step: str) -> None:
-        """Note that the step's successors were sent (a redelivered step then does nothing)."""
-        key = f"{execution}/{step}"
-        item = self.backend.table_get(STEPS_TABLE, key)
-        value = dict(item.value) if item is not None else {}
-        value["dispatched"] = True
-        self.backend.table_put(STEPS_TABLE, key, value)
+    def mark_dispatched(
+        self, execution: str, step: str, recorded: Mapping[str, Any] | None
+    ) -> None:
+        """Note that the step's successors were sent (a redelivered step then does nothing);
+        `recorded` is what the step recorded so far, kept beside the mark."""
+        value = {**(recorded or {}), "dispatched": True}
+        self.backend.table_put(STEPS_TABLE, f"{execution}/{step}", value)
 
     # -- joins ---------------------------------------------------------------------------
 
@@ -208,7 +209,10 @@ class Store:
         size = part = 0
         for position, event in enumerate(events):
             value = {**event, "step": step, "order": written + position}
-            length = len(json.dumps(value))
+            # The large details (input, output, parameters) are ASCII JSON text already: written
+            # inside a JSON string, each takes at most twice its length (every quote escaped).
+            text = sum(len(v) for v in value.values() if isinstance(v, str))
+            length = EVENT_OVERHEAD + 2 * text
             if chunk and size + length > HISTORY_ITEM_BYTES:
                 self.backend.table_put(
                     HISTORY_TABLE, f"{execution}/{step}/{part:03d}", {"events": chunk}

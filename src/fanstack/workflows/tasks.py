@@ -26,9 +26,9 @@ from fanstack.core.events import EntryError, EventEntry, check_request, ingress_
 from fanstack.core.message import OutgoingMessage
 from fanstack.core.outcome import Outcome
 from fanstack.core.records import PublishRequest
-from fanstack.workflows.engine import TaskFailed
 from fanstack.workflows.starts import start_stored
 from fanstack.workflows.store import Store
+from fanstack.workflows.task_states import TaskFailed
 
 LAMBDA_INVOKE = "arn:aws:states:::lambda:invoke"
 SQS_SEND = "arn:aws:states:::sqs:sendMessage"

@@ -29,7 +29,6 @@ from fanstack.core.errors import (
 from fanstack.core.specs import QueueSpec
 from fanstack.runtime.services import Service
 from fanstack.workflows import callbacks, express
-from fanstack.workflows.engine import TaskRunner
 from fanstack.workflows.history import event
 from fanstack.workflows.runner import StepRunner
 from fanstack.workflows.starts import EXPRESS, STANDARD, check_name, start_execution, time_limit
@@ -43,6 +42,7 @@ from fanstack.workflows.store import (
     execution_key,
     workflow_arn,
 )
+from fanstack.workflows.task_states import TaskRunner
 from fanstack.workflows.tasks import RunFunction, Tasks
 
 __all__ = ["EXPRESS", "STANDARD", "Execution", "Workflow", "Workflows"]

@@ -67,6 +67,27 @@ class Database:
                 self._generation += 1
                 self._commits.notify_all()
 
+    def write_statement(self, sql: str, parameters: tuple[object, ...]) -> list[tuple[object, ...]]:
+        """One statement as its own transaction (autocommit); the rows it returns.
+
+        A single statement is atomic by itself: without BEGIN and COMMIT around it, the writer
+        lock is held across one call into SQLite instead of three, and every call releases the
+        GIL, which busy threads then hold for up to a switch interval before it comes back.
+        """
+        db = self.connection()
+        with self._writer:
+            before = db.total_changes
+            try:
+                rows = db.execute(sql, parameters).fetchall()
+            except sqlite3.OperationalError as exc:
+                raise BackendUnavailable(f"cannot write to {self.path}: {exc}") from exc
+            changed = db.total_changes != before
+        if changed:
+            with self._commits:
+                self._generation += 1
+                self._commits.notify_all()
+        return rows
+
     def generation(self) -> int:
         """How many write transactions this process has committed so far."""
         with self._commits:

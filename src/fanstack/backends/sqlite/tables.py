@@ -44,7 +44,12 @@ class Tables:
         if_absent: bool,
         if_version: int | None,
     ) -> TableItem:
-        """Check and write in one IMMEDIATE transaction (one writer at a time)."""
+        """Check and write atomically: one statement that holds its condition, or (both
+        conditions at once) one IMMEDIATE transaction."""
+        if not (if_absent and if_version is not None):
+            return self._put_in_one_statement(
+                table, key, value, expires_at, now, if_absent=if_absent, if_version=if_version
+            )
         with self._database.write() as db:
             current, _ = _live_version(db, table, key, now)
             if if_absent and current is not None:
@@ -63,6 +68,57 @@ class Tables:
                 "VALUES (?, ?, ?, ?, ?)",
                 (table, key, value, version, expires_at),
             )
+        return TableItem(key, json.loads(value), version, expires_at)
+
+    def _put_in_one_statement(
+        self,
+        table: str,
+        key: str,
+        value: str,
+        expires_at: float | None,
+        now: float,
+        *,
+        if_absent: bool,
+        if_version: int | None,
+    ) -> TableItem:
+        """The common writes, each a single statement: an expired row counts as absent."""
+        if if_version is not None:
+            rows = self._database.write_statement(
+                "UPDATE items SET value = ?, version = version + 1, expires_at = ? "
+                "WHERE table_name = ? AND key = ? AND version = ? "
+                "AND (expires_at IS NULL OR expires_at > ?) RETURNING version",
+                (value, expires_at, table, key, if_version, now),
+            )
+        elif if_absent:
+            rows = self._database.write_statement(
+                "INSERT INTO items (table_name, key, value, version, expires_at) "
+                "VALUES (?, ?, ?, 1, ?) ON CONFLICT (table_name, key) DO UPDATE SET "
+                "value = excluded.value, version = 1, expires_at = excluded.expires_at "
+                "WHERE items.expires_at IS NOT NULL AND items.expires_at <= ? RETURNING version",
+                (table, key, value, expires_at, now),
+            )
+        else:
+            rows = self._database.write_statement(
+                "INSERT INTO items (table_name, key, value, version, expires_at) "
+                "VALUES (?, ?, ?, 1, ?) ON CONFLICT (table_name, key) DO UPDATE SET "
+                "value = excluded.value, expires_at = excluded.expires_at, version = CASE "
+                "WHEN items.expires_at IS NOT NULL AND items.expires_at <= ? THEN 1 "
+                "ELSE items.version + 1 END RETURNING version",
+                (table, key, value, expires_at, now),
+            )
+        if not rows:
+            found = self.get_item(table, key, now)
+            if if_absent:
+                raise ConditionalCheckFailed(
+                    f"table {table!r} key {key!r}: an item exists (condition: if_absent)"
+                )
+            current = "none" if found is None else found.version
+            raise ConditionalCheckFailed(
+                f"table {table!r} key {key!r}: version is {current}, not {if_version} "
+                "(condition: if_version)"
+            )
+        version = rows[0][0]
+        assert isinstance(version, int)
         return TableItem(key, json.loads(value), version, expires_at)
 
     def delete_item(self, table: str, key: str, now: float, *, if_version: int | None) -> bool:

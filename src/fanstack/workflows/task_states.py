@@ -1,0 +1,229 @@
+"""Task states on the durable engine: running a task's resource once (its outcome recorded
+before the state goes on, so a task that ran twice counts once), within its TimeoutSeconds;
+`.waitForTaskToken` tasks, answered through `callbacks.py` or failed by their TimeoutSeconds or
+HeartbeatSeconds; and `states:startExecution.sync` tasks, answered when the child ends."""
+
+from __future__ import annotations
+
+import json
+import threading
+from collections.abc import Callable, Mapping
+from dataclasses import replace
+from typing import Any, Protocol
+
+from fanstack.backends.base import Backend
+from fanstack.core.asl.states import StateMachine
+from fanstack.core.errors import FanstackError
+from fanstack.workflows import callbacks
+from fanstack.workflows.history import event, task_events
+from fanstack.workflows.starts import start_stored
+from fanstack.workflows.steps import CHECK, Step
+from fanstack.workflows.store import Store
+
+SYNC_STARTS = frozenset(
+    {"arn:aws:states:::states:startExecution.sync", "arn:aws:states:::states:startExecution.sync:2"}
+)
+
+TaskRunner = Callable[[str, Any, Mapping[str, Any]], Any]  # resource, payload, context -> result
+
+
+class TaskFailed(Exception):
+    """A task ended in an error (its States error name, or the function's error type)."""
+
+    def __init__(self, error: str, cause: str) -> None:
+        super().__init__(f"{error}: {cause}")
+        self.error = error
+        self.cause = cause
+
+
+class Host(Protocol):
+    """What task states need of the engine that runs the steps."""
+
+    backend: Backend
+    store: Store
+    run_task: TaskRunner
+
+    def note(self, event: dict[str, Any]) -> None:
+        """Keep a history event of the step being processed."""
+        ...
+
+    def send(self, steps: list[Step], delay: float = 0) -> None:
+        """Queue steps, after the history that precedes them."""
+        ...
+
+    def act(
+        self, machine: StateMachine, step: Step, action: Any, context: Mapping[str, Any], now: float
+    ) -> bool:
+        """Carry out what the interpreter decided."""
+        ...
+
+    def completed(
+        self, machine: StateMachine, step: Step, context: Mapping[str, Any], result: Any, now: float
+    ) -> Any:
+        """The interpreter's answer to a state that has its result."""
+        ...
+
+    def failed(
+        self, machine: StateMachine, step: Step, context: Mapping[str, Any], error: str, cause: str
+    ) -> Any:
+        """The interpreter's answer to a failed state."""
+        ...
+
+    def recorded(self) -> Mapping[str, Any] | None:
+        """What the step being processed recorded so far."""
+        ...
+
+    def remember(self, recorded: Mapping[str, Any]) -> None:
+        """What the step being processed recorded now."""
+        ...
+
+
+class TaskStates:
+    """Runs the Task states of the steps an engine processes."""
+
+    def __init__(self, host: Host) -> None:
+        self.host = host
+
+    def run(
+        self,
+        machine: StateMachine,
+        step: Step,
+        action: Any,
+        context: Mapping[str, Any],
+        now: float,
+    ) -> bool:
+        """Run a task (once: its recorded outcome stands), then complete or fail the state."""
+        recorded = self.host.recorded() or {}
+        outcome = recorded.get("task")
+        if outcome is None and action.resource in SYNC_STARTS:
+            if not self.start_child(step, action, now):
+                return False  # the child's end answers this task
+            recorded = self.host.store.step(step.execution, step.id) or {}
+            outcome = recorded.get("task")
+        if outcome is None and action.wait_for_token:
+            if not self.await_token(step, action, context, now):
+                return False  # waiting for its token: an answer or a timeout continues it
+            recorded = self.host.store.step(step.execution, step.id) or {}
+            outcome = recorded.get("task")
+        if outcome is None:
+            started = self.host.backend.clock()
+            outcome = {**self.run_with_timeout(action, context), "started": started}
+            recorded = self.host.store.record_step(step.execution, step.id, {"task": outcome})
+            outcome = recorded["task"]
+        self.host.remember(recorded)
+        now = self.host.backend.clock()  # the task took its time
+        started = outcome.get("started", recorded.get("since", now))
+        events = task_events(action.resource, action.payload, outcome, started, now)
+        for one in events:
+            self.host.note(one)
+        if outcome["ok"]:
+            next_action = self.host.completed(machine, step, context, outcome["result"], now)
+        else:
+            error, cause = outcome["error"], outcome["cause"]
+            next_action = self.host.failed(machine, step, context, error, cause)
+        return self.host.act(machine, step, next_action, context, now)
+
+    def run_with_timeout(self, action: Any, context: Mapping[str, Any]) -> dict[str, Any]:
+        """Run a task's resource, giving up after its TimeoutSeconds (States.Timeout)."""
+        outcome: dict[str, Any] = {}
+
+        def run() -> None:
+            outcome.update(task_outcome(self.host.run_task, action, context))
+
+        if action.timeout_seconds is None:
+            run()
+            return outcome
+        worker = threading.Thread(target=run, name="fanstack-task", daemon=True)
+        worker.start()
+        worker.join(action.timeout_seconds)
+        if worker.is_alive() or not outcome:
+            cause = f"the task did not finish within {action.timeout_seconds:g} seconds"
+            return {"ok": False, "error": "States.Timeout", "cause": cause}
+        return outcome
+
+    def await_token(self, step: Step, action: Any, context: Mapping[str, Any], now: float) -> bool:
+        """Start a `.waitForTaskToken` task; True if it already has its answer (or failed)."""
+        self.host.store.record_step(
+            step.execution,
+            step.id,
+            {
+                "pending": step.to_json(),
+                "since": now,
+                "heartbeat": now,
+                "timeout": action.timeout_seconds,
+                "heartbeat_seconds": action.heartbeat_seconds,
+            },
+        )
+        outcome = self.run_with_timeout(action, context)
+        if not outcome["ok"]:
+            callbacks.settle(self.host.backend, step.execution, step.id, outcome)
+            return True
+        self.host.note(event("TaskSubmitted", now, resource=action.resource))
+        limits = [s for s in (action.timeout_seconds, action.heartbeat_seconds) if s]
+        if limits:
+            check = replace(step, op=CHECK, wake_at=now + min(limits))
+            self.host.send([check], min(limits))
+        recorded = self.host.store.step(step.execution, step.id) or {}
+        return "task" in recorded  # answered while the resource ran (a function that calls back)
+
+    def start_child(self, step: Step, action: Any, now: float) -> bool:
+        """`states:startExecution.sync` (`.sync:2`): start the child execution, to be answered
+        when it ends; True if the start itself failed (the task has its outcome)."""
+        self.host.store.record_step(
+            step.execution, step.id, {"pending": step.to_json(), "since": now, "heartbeat": now}
+        )
+        payload = action.payload if isinstance(action.payload, Mapping) else {}
+        workflow = str(payload.get("StateMachineArn", "")).rsplit(":", 1)[-1]
+        child_input = payload.get("Input", {})
+        if isinstance(child_input, str):
+            child_input = json.loads(child_input)
+        mode = "sync:2" if action.resource.endswith(":2") else "sync"
+        parent = {"token": task_token(step), "mode": mode}
+        try:
+            start_stored(
+                self.host.backend, workflow, child_input, payload.get("Name"), parent=parent
+            )
+        except FanstackError as error:
+            outcome = {"ok": False, "error": f"StepFunctions.{error.code}", "cause": str(error)}
+            callbacks.settle(self.host.backend, step.execution, step.id, outcome)
+            return True
+        return False
+
+    def check_token(self, machine: StateMachine, step: Step, now: float) -> bool:
+        """A waiting task's timer: fail it on its TimeoutSeconds or HeartbeatSeconds."""
+        recorded = self.host.store.step(step.execution, step.id) or {}
+        if "task" in recorded or "pending" not in recorded:
+            return False  # answered: the answer continues the state
+        timeout, heartbeat = recorded.get("timeout"), recorded.get("heartbeat_seconds")
+        error = None
+        if isinstance(timeout, int | float) and now >= recorded["since"] + timeout:
+            error = "States.Timeout"
+        elif isinstance(heartbeat, int | float) and now >= recorded["heartbeat"] + heartbeat:
+            error = "States.HeartbeatTimeout"
+        if error is None:
+            deadlines = [
+                recorded["since"] + timeout if isinstance(timeout, int | float) else None,
+                recorded["heartbeat"] + heartbeat if isinstance(heartbeat, int | float) else None,
+            ]
+            wake = min(d for d in deadlines if d is not None)
+            self.host.send([replace(step, wake_at=wake)], wake - now)
+            return False
+        outcome = {"ok": False, "error": error, "cause": "no answer to the task token in time"}
+        if callbacks.settle(self.host.backend, step.execution, step.id, outcome) is not None:
+            callbacks.continue_step(self.host.backend, Step.from_json(recorded["pending"]), outcome)
+        return False
+
+
+def task_outcome(run_task: TaskRunner, action: Any, context: Mapping[str, Any]) -> dict[str, Any]:
+    """Run a task's resource: `{"ok": True, "result"}`, or `{"ok": False, "error", "cause"}`."""
+    try:
+        return {"ok": True, "result": run_task(action.resource, action.payload, context)}
+    except TaskFailed as failure:
+        return {"ok": False, "error": failure.error, "cause": failure.cause}
+    except Exception as error:  # a bug in a task runner fails the task, not the engine
+        return {"ok": False, "error": "States.TaskFailed", "cause": repr(error)}
+
+
+def task_token(step: Step) -> str:
+    """The token a `.waitForTaskToken` task hands out for this step."""
+    return callbacks.encode_token(step.execution, step.id)
