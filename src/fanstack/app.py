@@ -50,6 +50,7 @@ from fanstack.resources import Queue, Topic
 from fanstack.runtime.dispatcher import Dispatcher, WorkerStore
 from fanstack.runtime.functions import Function, Handler
 from fanstack.runtime.services import Capability
+from fanstack.schedules import Schedule, Schedules, rule_schedule
 from fanstack.workflows import Workflow, Workflows
 
 if TYPE_CHECKING:
@@ -101,7 +102,13 @@ class App:
         self.workflows = Workflows(
             self.backend_provider, lambda: self._backend, self._run_function
         )
-        self.capabilities: list[Capability] = [self.buses, self.workflows]
+        self.schedules = Schedules(
+            self.backend_provider,
+            lambda: self._backend,
+            lambda: [rule_schedule(rule) for rule in self.buses.scheduled_rules()],
+        )
+        self.buses.on_scheduled_rule = self.schedules.declare_rule
+        self.capabilities: list[Capability] = [self.buses, self.workflows, self.schedules]
 
     def configure(
         self,
@@ -301,6 +308,13 @@ class App:
         `max_rules` is the bus's rule quota (EventBridge's default, 300, is adjustable too).
         """
         return self.buses.bus(name, max_rules=max_rules)
+
+    def schedule(self, name: str, expression: str, target: Any, **options: Any) -> Schedule:
+        """Declare a schedule (EventBridge Scheduler): `target` (a function, queue, topic, bus or
+        workflow) gets `input` on a `rate(...)`, `cron(...)` or `at(...)` expression; options:
+        timezone, start, end, flexible_window_minutes, input, maximum_event_age,
+        maximum_retry_attempts, dead_letter, enabled, action_after_completion, description."""
+        return self.schedules.schedule(name, expression, target, **options)
 
     def workflow(
         self, name: str, definition: Mapping[str, Any] | str, *, type: str = "STANDARD"

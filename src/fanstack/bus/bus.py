@@ -29,7 +29,14 @@ from fanstack.core.errors import FanstackError, ValidationException
 from fanstack.core.event_pattern import EventPattern
 from fanstack.core.events import EntryError, EventEntry, check_request, ingress_queue, make_event
 from fanstack.core.message import OutgoingMessage
-from fanstack.core.rules import BUS, MAX_RULES_PER_BUS, RuleSpec, bus_arn, check_bus_name
+from fanstack.core.rules import (
+    BUS,
+    MAX_RULES_PER_BUS,
+    RuleSpec,
+    bus_arn,
+    check_bus_name,
+    scheduled_rule_pattern,
+)
 from fanstack.core.specs import QueueSpec
 from fanstack.runtime.services import Service
 
@@ -66,6 +73,8 @@ class Buses:
         self._opened = opened
         self.declared: dict[str, Bus] = {}
         self._lock = threading.Lock()
+        # Set by the app: declares a scheduled rule's schedule once the backend is open.
+        self.on_scheduled_rule: Callable[[RuleSpec], None] | None = None
 
     def bus(self, name: str, *, max_rules: int = MAX_RULES_PER_BUS) -> Bus:
         """Declare a bus (or return the one declared under that name)."""
@@ -73,7 +82,9 @@ class Buses:
         with self._lock:
             bus = self.declared.get(name)
             if bus is None:
-                bus = self.declared[name] = Bus(name, self._backend, max_rules=max_rules)
+                bus = self.declared[name] = Bus(
+                    name, self._backend, max_rules=max_rules, scheduled=self._scheduled
+                )
             bus.max_rules = max_rules
         backend = self._opened()
         if backend is not None:
@@ -94,6 +105,19 @@ class Buses:
             services.append(Replayer())
         return services
 
+    def _scheduled(self, rule: RuleSpec) -> None:
+        if self.on_scheduled_rule is not None:
+            self.on_scheduled_rule(rule)
+
+    def scheduled_rules(self) -> list[RuleSpec]:
+        """The declared rules that fire on a schedule (the schedule capability runs them)."""
+        return [
+            rule
+            for bus in self.declared.values()
+            for rule in bus.declared_rules()
+            if rule.schedule_expression is not None
+        ]
+
 
 class Bus:
     """An event bus (EventBridge): put events; its rules route them to targets."""
@@ -101,9 +125,15 @@ class Bus:
     kind = BUS
 
     def __init__(
-        self, name: str, backend: Callable[[], Backend], *, max_rules: int = MAX_RULES_PER_BUS
+        self,
+        name: str,
+        backend: Callable[[], Backend],
+        *,
+        max_rules: int = MAX_RULES_PER_BUS,
+        scheduled: Callable[[RuleSpec], None] | None = None,
     ) -> None:
         self.name = name
+        self._scheduled = scheduled
         self.max_rules = max_rules
         self.arn = bus_arn(name)
         self._backend = backend
@@ -193,24 +223,39 @@ class Bus:
         self,
         name: str,
         *,
-        event_pattern: Mapping[str, Any] | str,
+        event_pattern: Mapping[str, Any] | str | None = None,
         targets: Sequence[Any] = (),
         enabled: bool = True,
         description: str | None = None,
+        schedule_expression: str | None = None,
     ) -> Rule:
-        """Declare (or replace) a rule: events matching `event_pattern` go to up to 5 targets."""
-        pattern = EventPattern.parse(event_pattern)
+        """Declare (or replace) a rule: events matching `event_pattern`, or, with a
+        `schedule_expression` (`rate(...)`/`cron(...)`, UTC), a scheduled event on that
+        schedule, go to up to 5 targets."""
+        if (event_pattern is None) == (schedule_expression is None):
+            raise ValidationException(
+                f"rule {name!r}: give an event_pattern or a schedule_expression (fanstack "
+                "rules take one or the other)"
+            )
+        pattern = (
+            EventPattern.parse(event_pattern).to_json()
+            if event_pattern is not None
+            else scheduled_rule_pattern(self.name, name)
+        )
         spec = RuleSpec(
             bus=self.name,
             name=name,
-            event_pattern=pattern.to_json(),
+            event_pattern=pattern,
             targets=tuple(target_spec(target) for target in targets),
             enabled=enabled,
             description=description,
+            schedule_expression=schedule_expression,
         )
         self._rules[name] = spec
         if self._provisioned is not None:
             Catalog(self._provisioned).declare_rule(spec)
+            if spec.schedule_expression is not None and self._scheduled is not None:
+                self._scheduled(spec)
         return Rule(self, name)
 
     def declared_rules(self) -> list[RuleSpec]:

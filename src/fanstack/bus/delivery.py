@@ -65,6 +65,7 @@ class Delivery:
     text: str
     ingested: float
     attempts: int = 0  # attempts made before this one
+    not_before: float | None = None  # a scheduled delivery inside its flexible window
 
     def to_json(self) -> str:
         """The body of its message in the retry queue."""
@@ -76,6 +77,7 @@ class Delivery:
                 "text": self.text,
                 "ingested": self.ingested,
                 "attempts": self.attempts,
+                "not_before": self.not_before,
             },
             separators=(",", ":"),
         )
@@ -91,6 +93,7 @@ class Delivery:
             text=data["text"],
             ingested=data["ingested"],
             attempts=data["attempts"],
+            not_before=data.get("not_before"),
         )
 
 
@@ -247,14 +250,22 @@ def start_workflow(backend: Backend, delivery: Delivery) -> None:
 
 
 def schedule_retry(
-    backend: Backend, bus: str, delivery: Delivery, rng: random.Random, *, now: float
+    backend: Backend,
+    queue: str,
+    delivery: Delivery,
+    rng: random.Random,
+    *,
+    now: float,
+    delay: float | None = None,
 ) -> None:
-    """Put a delivery in the bus's retry queue, after a backoff if it was attempted."""
-    delay = 0 if delivery.attempts == 0 else RETRY_BACKOFF.delay(delivery.attempts, rng)
+    """Put a delivery in retry queue `queue`: after `delay` seconds if given, else after a
+    backoff if it was attempted, else at once."""
+    if delay is None:
+        delay = 0 if delivery.attempts == 0 else RETRY_BACKOFF.delay(delivery.attempts, rng)
     message = OutgoingMessage(
         id=str(uuid.uuid4()), body=delivery.to_json(), delay_seconds=min(math.ceil(delay), 900)
     )
-    [result] = backend.send(retry_queue(bus), [message])
+    [result] = backend.send(queue, [message])
     if isinstance(result, FanstackError):
         raise result
 

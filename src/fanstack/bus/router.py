@@ -122,14 +122,14 @@ class Router:
         failures = commit_queue_deliveries(backend, local, now)
         for delivery in later:
             if delivery.target.kind == API:
-                schedule_retry(backend, self.bus, delivery, self.rng, now=now)
+                schedule_retry(backend, retry_queue(self.bus), delivery, self.rng, now=now)
                 continue
             try:
                 deliver(backend, delivery, ApiCaller(), now)
             except DeliveryFailed as error:
                 failures.append((delivery, error))
         for delivery, failure in failures:
-            settle_failure(backend, self.bus, delivery, failure, self.rng, now)
+            settle_failure(backend, retry_queue(self.bus), delivery, failure, self.rng, now)
         backend.delete_messages(self.queue, [m.receipt_handle for m in batch])
 
     def _deliveries(
@@ -174,13 +174,14 @@ class Router:
 
 def settle_failure(
     backend: Backend,
-    bus: str,
+    queue: str,
     delivery: Delivery,
     failure: DeliveryFailed,
     rng: random.Random,
     now: float,
 ) -> None:
-    """After a failed attempt: retry later, or dead-letter when that cannot help or is over."""
+    """After a failed attempt: retry later (through retry queue `queue`), or dead-letter when
+    that cannot help or is over."""
     attempted = dataclasses.replace(delivery, attempts=delivery.attempts + 1)
     if not failure.retryable:
         dead_letter(backend, attempted, failure, None)
@@ -189,16 +190,24 @@ def settle_failure(
     if condition is not None:
         dead_letter(backend, attempted, failure, condition)
         return
-    schedule_retry(backend, bus, attempted, rng, now=now)
+    schedule_retry(backend, queue, attempted, rng, now=now)
 
 
 class Retrier:
-    """Retries a bus's failed deliveries and makes its HTTP deliveries (a worker service)."""
+    """Retries failed deliveries and makes HTTP deliveries from a retry queue (a worker service):
+    a bus's (`Retrier(bus)`), or another one's, such as the scheduler's (`queue`, `name`)."""
 
-    def __init__(self, bus: str, caller: ApiCaller | None = None) -> None:
+    def __init__(
+        self,
+        bus: str,
+        caller: ApiCaller | None = None,
+        *,
+        queue: str | None = None,
+        name: str | None = None,
+    ) -> None:
         self.bus = bus
-        self.name = f"bus-{bus}-retrier"
-        self.queue = retry_queue(bus)
+        self.name = name or f"bus-{bus}-retrier"
+        self.queue = queue or retry_queue(bus)
         self.caller = caller or ApiCaller()
         self.rng = random.Random()
 
@@ -219,7 +228,10 @@ class Retrier:
         delivery = Delivery.from_json(message.body)
         now = backend.clock()
         try:
-            if now - delivery.ingested > delivery.target.maximum_event_age:
+            if delivery.not_before is not None and now < delivery.not_before:
+                wait = delivery.not_before - now  # a timer longer than one delay: next link
+                schedule_retry(backend, self.queue, delivery, self.rng, now=now, delay=wait)
+            elif now - delivery.ingested > delivery.target.maximum_event_age:
                 too_old = DeliveryFailed(
                     "TIMEOUT", "the event is older than the target's maximum_event_age",
                     retryable=False,
@@ -229,7 +241,7 @@ class Retrier:
                 try:
                     deliver(backend, delivery, self.caller, now)
                 except DeliveryFailed as failure:
-                    settle_failure(backend, self.bus, delivery, failure, self.rng, now)
+                    settle_failure(backend, self.queue, delivery, failure, self.rng, now)
             backend.delete_messages(self.queue, [message.receipt_handle])
         except FanstackError:
             log.exception("retrying a delivery failed; it will be tried again", extra={

@@ -17,6 +17,7 @@ from typing import Any
 from fanstack.core.errors import LimitExceeded, ValidationException
 from fanstack.core.event_pattern import EventPattern
 from fanstack.core.events import ACCOUNT, REGION
+from fanstack.core.schedule_expression import parse_schedule_expression
 from fanstack.core.specs import queue_arn
 from fanstack.core.target_input import TargetInput
 
@@ -169,11 +170,19 @@ class RuleSpec:
     targets: tuple[TargetSpec, ...] = ()
     enabled: bool = True
     description: str | None = None
+    schedule_expression: str | None = None  # a scheduled rule: rate(...) or cron(...), in UTC
     pattern: EventPattern = field(init=False, repr=False, compare=False)
 
     def __post_init__(self) -> None:
         check_bus_name(self.bus)
         check_rule_name("rule", self.name)
+        if self.schedule_expression is not None:
+            expression = parse_schedule_expression(self.schedule_expression)
+            if expression.kind == "at":
+                raise ValidationException(
+                    f"rule {self.name!r}: a rule's schedule_expression is rate(...) or "
+                    "cron(...); one-time at(...) schedules are app.schedule's"
+                )
         object.__setattr__(self, "pattern", EventPattern.parse(self.event_pattern))
         if len(self.targets) > MAX_TARGETS_PER_RULE:
             raise LimitExceeded(
@@ -211,6 +220,7 @@ class RuleSpec:
             "targets": [target.to_dict() for target in self.targets],
             "enabled": self.enabled,
             "description": self.description,
+            "schedule_expression": self.schedule_expression,
         }
 
     @classmethod
@@ -223,4 +233,15 @@ class RuleSpec:
             targets=tuple(TargetSpec.from_dict(t) for t in data.get("targets", ())),
             enabled=bool(data.get("enabled", True)),
             description=data.get("description"),
+            schedule_expression=data.get("schedule_expression"),
         )
+
+
+def scheduled_rule_pattern(bus: str, rule: str) -> str:
+    """The event pattern of a rule with a schedule and no pattern of its own: its scheduled
+    events only (EventBridge's: `aws.events`, `Scheduled Event`, the rule's ARN)."""
+    return EventPattern.parse({
+        "source": ["aws.events"],
+        "detail-type": ["Scheduled Event"],
+        "resources": [rule_arn(bus, rule)],
+    }).to_json()

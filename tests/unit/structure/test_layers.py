@@ -19,6 +19,7 @@ LAYERS: dict[str, int] = {
     "runtime": 3,
     "utilities": 4,
     "bus": 4,
+    "schedules": 4,
     "workflows": 4,
     "gateway": 5,
     "functions": 6,
