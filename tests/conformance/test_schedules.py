@@ -129,8 +129,10 @@ def test_an_occurrence_is_recorded_once_so_a_stale_leader_cannot_fire_it_again(
     spec = declare(backend, clock, "rate(1 hour)")
     store = ScheduleStore(backend)
     old, new = Scheduler(clock), Scheduler(clock)
-    assert new.fire(backend, store, spec, T0, clock()) is True
-    assert old.fire(backend, store, spec, T0, clock()) is False
+    fired = new.fire(backend, store, spec, T0, clock())
+    assert fired is not None
+    new.hand_over(backend, [fired])
+    assert old.fire(backend, store, spec, T0, clock()) is None
     deliver(backend)
     assert len(delivered(backend)) == 1
     assert len(list(backend.table_items(OCCURRENCES_TABLE))) == 1
@@ -254,3 +256,21 @@ def test_a_delivery_that_cannot_succeed_goes_to_the_dead_letter_queue(backend: B
     assert attributes["RULE_ARN"].endswith(":schedule/default/tick")
     assert attributes["ERROR_CODE"] == "NO_RESOURCE"
     assert json.loads(message.body)["detail-type"] == "Scheduled Event"
+
+
+def test_occurrences_a_dead_leader_recorded_but_did_not_hand_over_are_delivered_once(
+    backend: Backend,
+) -> None:
+    clock = ManualClock()
+    spec = declare(backend, clock, "rate(1 minute)")
+    store = ScheduleStore(backend)
+    dying = Scheduler(clock)
+    # It records two occurrences, then dies before queuing them or saving its progress.
+    assert dying.fire(backend, store, spec, T0, clock()) is not None
+    assert dying.fire(backend, store, spec, T0 + 60, clock()) is not None
+    clock.advance(90)
+    Leader(backend, clock).tick()
+    deliver(backend)
+    assert len(delivered(backend)) == 2  # each recorded occurrence once, none fired again
+    state = store.state("tick")
+    assert (state.fired, state.last_fire, state.next_fire) == (2, T0 + 60, T0 + 120)

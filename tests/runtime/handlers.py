@@ -215,3 +215,8 @@ def double(event: Any, context: Any) -> Any:
 def refuse(event: Any, context: Any) -> Any:
     """A workflow task that always fails."""
     raise PermissionError(f"refused {event!r}")
+
+
+def note_tick(event: dict[str, Any], context: Any) -> None:
+    """A schedule target: one marker file per invocation, under the directory its input names."""
+    Path(event["dir"], f"tick-{context.aws_request_id}").write_text(json.dumps(event))

@@ -270,6 +270,23 @@ def schedule_retry(
         raise result
 
 
+def queue_deliveries(
+    backend: Backend, queue: str, deliveries: Sequence[tuple[Delivery, float]]
+) -> None:
+    """Put deliveries in retry queue `queue` together, each after its delay (seconds)."""
+    messages = [
+        OutgoingMessage(
+            id=str(uuid.uuid4()),
+            body=delivery.to_json(),
+            delay_seconds=min(math.ceil(delay), 900) if delay > 0 else None,
+        )
+        for delivery, delay in deliveries
+    ]
+    for result in backend.send(queue, messages):
+        if isinstance(result, FanstackError):
+            raise result
+
+
 def exhausted(delivery: Delivery, now: float) -> str | None:
     """Which limit ends this delivery's retries, if one does (before another attempt)."""
     if now - delivery.ingested > delivery.target.maximum_event_age:

@@ -221,7 +221,35 @@ class Retrier:
                     wait_seconds=POLL_WAIT,
                     visibility_timeout=RETRY_VISIBILITY,
                 )
-                list(pool.map(lambda message: self.attempt(backend, message), batch))
+                rest = self.attempt_queue_writes(backend, batch)
+                list(pool.map(lambda message: self.attempt(backend, message), rest))
+
+    def attempt_queue_writes(
+        self, backend: Backend, batch: list[ReceivedMessage]
+    ) -> list[ReceivedMessage]:
+        """Make the batch's due queue-like deliveries in one commit (as the router does) and
+        delete them together; the messages left to attempt one by one."""
+        now = backend.clock()
+        together: list[tuple[ReceivedMessage, Delivery]] = []
+        rest: list[ReceivedMessage] = []
+        for message in batch:
+            delivery = Delivery.from_json(message.body)
+            due = delivery.not_before is None or delivery.not_before <= now
+            fresh = now - delivery.ingested <= delivery.target.maximum_event_age
+            if due and fresh and is_queue_like(delivery.target):
+                together.append((message, delivery))
+            else:
+                rest.append(message)
+        if not together:
+            return rest
+        try:
+            failures = commit_queue_deliveries(backend, [d for _, d in together], now)
+            for delivery, failure in failures:
+                settle_failure(backend, self.queue, delivery, failure, self.rng, now)
+            backend.delete_messages(self.queue, [message.receipt_handle for message, _ in together])
+        except FanstackError:
+            log.exception("retrying %d deliveries failed; they will be tried again", len(together))
+        return rest
 
     def attempt(self, backend: Backend, message: ReceivedMessage) -> None:
         """Try one delivery again; on failure retry later or dead-letter; then delete it."""

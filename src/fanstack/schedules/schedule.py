@@ -104,7 +104,8 @@ class Schedules:
 
     def provision(self, backend: Backend) -> None:
         """Create the scheduler's retry queue and store the declared schedules."""
-        backend.declare_queue(QueueSpec(name=RETRY_QUEUE, visibility_timeout=60))
+        # A short visibility: a delivery a dead worker had taken is made again within seconds.
+        backend.declare_queue(QueueSpec(name=RETRY_QUEUE, visibility_timeout=10))
         store = ScheduleStore(backend)
         now = SchedulerClock.from_environment()()
         for spec in [*self.declared.values(), *self._rule_schedules()]:

@@ -28,6 +28,7 @@ import heapq
 import logging
 import os
 import random
+import socket
 import threading
 import time
 import uuid
@@ -35,7 +36,7 @@ from dataclasses import dataclass, replace
 from datetime import UTC, datetime, timedelta
 
 from fanstack.backends.base import Backend
-from fanstack.bus.delivery import Delivery, schedule_retry
+from fanstack.bus.delivery import Delivery, queue_deliveries
 from fanstack.core.errors import ConditionalCheckFailed, FanstackError
 from fanstack.core.schedule_expression import ScheduleExpression
 from fanstack.core.schedules import ScheduleSpec
@@ -54,6 +55,8 @@ TICK = 0.5  # real seconds between two looks at what is due
 FAILOVER_LIMIT = 30.0  # real seconds: a takeover sooner than this catches up every occurrence
 MAX_SKIPPED_COUNTED = 100_000  # a longer downtime's skipped occurrences are counted up to this
 RETRY_QUEUE = "fanstack-scheduler-retry"
+HAND_OVER_BATCH = 500  # occurrences queued for delivery in one write
+HOST = socket.gethostname()
 RATE_ENV, ORIGIN_ENV = "FANSTACK_SCHEDULER_CLOCK_RATE", "FANSTACK_SCHEDULER_CLOCK_ORIGIN"
 
 
@@ -105,7 +108,7 @@ class Lease:
         if not ours and not free:
             self.held = False
             return False, None
-        value = {"owner": self.owner, "alive_at": now}
+        value = {"owner": self.owner, "alive_at": now, "host": HOST, "pid": os.getpid()}
         try:
             if item is None:
                 self.backend.table_put(SCHEDULER_TABLE, LEADER_KEY, value, if_absent=True)
@@ -186,6 +189,7 @@ class Scheduler:
                 return None
             if gap is not None or plan is None:  # it has just taken the lead
                 plan = self.load(store, gap is not None and gap > self.failover_limit)
+                self.recover(backend, store, plan)
             elif plan.generation != store.generation():
                 plan = self.load(store, after_downtime=False)
             self.fire_due(backend, store, plan)
@@ -232,27 +236,54 @@ class Scheduler:
         return None if fire is None else fire.timestamp()
 
     def fire_due(self, backend: Backend, store: ScheduleStore, plan: Plan) -> None:
-        """Fire what is due now (each occurrence once) and note each schedule's progress."""
+        """Fire what is due now (each occurrence once) and note each schedule's progress.
+
+        Occurrences are recorded one by one (the record decides who fires), then handed to
+        delivery together and the schedules' progress saved; a leader that dies in between
+        leaves occurrences recorded after the saved progress, which the next one queues again
+        (`recover`): delivery stays at-least-once.
+        """
         now = self.clock()
+        handed: list[tuple[Delivery, float]] = []
+        progress: list[tuple[ScheduleSpec, ScheduleState, bool]] = []
         while plan.due and plan.due[0][0] <= now:
             scheduled, name = heapq.heappop(plan.due)
             spec, state = plan.specs[name], plan.states[name]
             occurrences, skipped, last = self.overdue(spec, state, scheduled, now, plan)
-            fired = sum(self.fire(backend, store, spec, moment, now) for moment in occurrences)
+            fired = [self.fire(backend, store, spec, moment, now) for moment in occurrences]
+            handed.extend(pending for pending in fired if pending is not None)
             following = self.next_fire(plan, spec, state, last)
             if skipped:
                 log.warning("schedule %s missed %d occurrence(s) while no scheduler ran; they "
                             "were skipped", name, skipped)  # fmt: skip
             state = replace(state, last_fire=last, next_fire=following,
-                            fired=state.fired + fired, skipped=state.skipped + skipped,
-                            done=following is None)  # fmt: skip
+                            fired=state.fired + sum(p is not None for p in fired),
+                            skipped=state.skipped + skipped, done=following is None)  # fmt: skip
             plan.states[name] = state
-            store.save_state(name, state)
+            progress.append((spec, state, following is None))
             if following is not None:
                 heapq.heappush(plan.due, (following, name))
-            elif spec.action_after_completion == "DELETE":
-                store.delete(name)
+            if len(handed) >= HAND_OVER_BATCH or len(progress) >= HAND_OVER_BATCH:
+                self.settle(backend, store, plan, handed, progress)
+        self.settle(backend, store, plan, handed, progress)
+
+    def settle(
+        self,
+        backend: Backend,
+        store: ScheduleStore,
+        plan: Plan,
+        handed: list[tuple[Delivery, float]],
+        progress: list[tuple[ScheduleSpec, ScheduleState, bool]],
+    ) -> None:
+        """Queue the recorded occurrences for delivery, then save the schedules' progress."""
+        self.hand_over(backend, handed)
+        for spec, state, finished in progress:
+            store.save_state(spec.name, state)
+            if finished and spec.action_after_completion == "DELETE":
+                store.delete(spec.name)
                 plan.generation = store.generation()
+        handed.clear()
+        progress.clear()
 
     def overdue(
         self, spec: ScheduleSpec, state: ScheduleState, first: float, now: float, plan: Plan
@@ -276,25 +307,58 @@ class Scheduler:
     def fire(
         self, backend: Backend, store: ScheduleStore, spec: ScheduleSpec, scheduled: float,
         now: float,
-    ) -> bool:  # fmt: skip
-        """Fire one occurrence, if nobody has: record it, then hand it to delivery."""
+    ) -> tuple[Delivery, float] | None:  # fmt: skip
+        """Record one occurrence, if nobody has: its delivery and delay, to hand over."""
         window = spec.flexible_window_minutes
         fire_at = scheduled + (self.rng.uniform(0, window * 60) if window else 0.0)
-        occurrence = hashlib.sha256(f"{spec.name}|{scheduled}".encode()).hexdigest()[:32]
         record = {"scheduled": scheduled, "fire_at": fire_at, "leader": self.owner}
         if not store.record_occurrence(spec.name, scheduled, record):
-            return False  # an earlier leader fired it
-        real_now = backend.clock()
-        not_before = real_now + max(0.0, self.clock.real_seconds(fire_at - now))
-        delivery = scheduled_delivery(spec, occurrence, scheduled, not_before)
-        self.hand_over(backend, delivery, not_before - real_now)
-        return True
+            return None  # an earlier leader fired it
+        return self.delivery(backend, spec, scheduled, fire_at, now)
 
-    def hand_over(self, backend: Backend, delivery: Delivery, delay: float) -> None:
-        """Queue the delivery for the scheduler's retrier (now, or at its window's moment)."""
-        try:
-            schedule_retry(backend, RETRY_QUEUE, delivery, self.rng, now=backend.clock(),
-                           delay=delay)  # fmt: skip
-        except FanstackError:
-            log.exception("an occurrence of schedule %s could not be queued for delivery",
-                          delivery.rule_arn)  # fmt: skip
+    def delivery(
+        self, backend: Backend, spec: ScheduleSpec, scheduled: float, fire_at: float, now: float
+    ) -> tuple[Delivery, float]:
+        """The delivery of a recorded occurrence, and how long (real seconds) it waits."""
+        occurrence = hashlib.sha256(f"{spec.name}|{scheduled}".encode()).hexdigest()[:32]
+        delay = max(0.0, self.clock.real_seconds(fire_at - now))
+        not_before = backend.clock() + delay
+        return scheduled_delivery(spec, occurrence, scheduled, not_before), delay
+
+    def hand_over(self, backend: Backend, handed: list[tuple[Delivery, float]]) -> None:
+        """Queue recorded occurrences for the scheduler's retrier, together (raises: the next
+        leader queues them again from their records)."""
+        for start in range(0, len(handed), HAND_OVER_BATCH):
+            queue_deliveries(backend, RETRY_QUEUE, handed[start : start + HAND_OVER_BATCH])
+
+    def recover(self, backend: Backend, store: ScheduleStore, plan: Plan) -> None:
+        """Queue again the occurrences an earlier leader recorded but may not have handed over
+        (recorded after the progress it saved), and move that progress past them."""
+        now = self.clock()
+        handed: list[tuple[Delivery, float]] = []
+        progress: list[tuple[ScheduleSpec, ScheduleState, bool]] = []
+        for following, name in plan.due:
+            if following > now:
+                continue
+            spec, state = plan.specs[name], plan.states[name]
+            recorded = store.occurrences_after(name, state.last_fire)
+            if not recorded:
+                continue
+            for scheduled, fire_at in recorded:
+                handed.append(self.delivery(backend, spec, scheduled, fire_at, now))
+            last = recorded[-1][0]
+            following_fire = self.next_fire(plan, spec, state, last)
+            state = replace(state, last_fire=last, next_fire=following_fire,
+                            fired=state.fired + len(recorded),
+                            done=following_fire is None)  # fmt: skip
+            plan.states[name] = state
+            progress.append((spec, state, following_fire is None))
+            log.warning("schedule %s: %d recorded occurrence(s) queued again after a leader "
+                        "change", name, len(recorded))  # fmt: skip
+        if progress:
+            moved = {spec.name for spec, _, _ in progress}
+            self.settle(backend, store, plan, handed, progress)
+            kept = [(due, name) for due, name in plan.due if name not in moved]
+            again = [(plan.states[name].next_fire, name) for name in moved]
+            plan.due = kept + [(due, name) for due, name in again if due is not None]
+            heapq.heapify(plan.due)

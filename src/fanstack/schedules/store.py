@@ -138,6 +138,16 @@ class ScheduleStore:
         except ConditionalCheckFailed:
             return False
 
+    def occurrences_after(self, name: str, after: float | None) -> list[tuple[float, float]]:
+        """The (scheduled, fire_at) of the occurrences of `name` recorded after `after`."""
+        start = "" if after is None else f"{name}/{after:015.3f}"
+        return [
+            (float(item.value["scheduled"]), float(item.value["fire_at"]))
+            for item in self.backend.table_items(
+                OCCURRENCES_TABLE, prefix=f"{name}/", start_after=start
+            )
+        ]
+
     # -- the catalog's generation ----------------------------------------------------------
 
     def generation(self) -> int:
