@@ -78,7 +78,11 @@ def test_kill_9_of_the_leader_loses_and_doubles_no_occurrence(
         survivor = next(process for pid, process in workers.items() if pid != leader)
         wait_for(lambda: leader_pid() == survivor.pid)
         wait_for(lambda: len(occurrences()) >= OCCURRENCES)
-        time.sleep(12)  # a delivery the dead worker held comes back after its visibility
+        app.schedules.get("tick").disable()
+        time.sleep(1)  # the leader sees the change at its next tick
+        ticks = app.queue_for("ticks")
+        # A delivery the dead worker held comes back once its visibility timeout ends.
+        wait_for(lambda: ticks.stats().visible >= len(occurrences()), timeout=30)
         survivor.send_signal(signal.SIGTERM)
         assert survivor.wait(timeout=30) == 0
         fired = occurrences()
