@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import sqlite3
+import time
 from pathlib import Path
 
 from fanstack.core.errors import BackendUnavailable
@@ -90,12 +91,28 @@ def connect(path: Path, *, synchronous: str, busy_timeout_ms: int) -> sqlite3.Co
             check_same_thread=False,
             timeout=busy_timeout_ms / 1000,
         )
-        db.execute("PRAGMA journal_mode=WAL")
+        _enter_wal(db, busy_timeout_ms / 1000)
         db.execute(f"PRAGMA synchronous={synchronous}")
         db.execute(f"PRAGMA busy_timeout={busy_timeout_ms}")
     except sqlite3.Error as exc:
         raise BackendUnavailable(f"cannot open {path}: {exc}") from exc
     return db
+
+
+def _enter_wal(db: sqlite3.Connection, timeout: float) -> None:
+    """Switch to WAL, retrying while another process holds the lock the switch needs: SQLite
+    answers a journal-mode change it cannot make at once with "database is locked" without
+    waiting (its busy handler is not called there), as processes opening a new file at the
+    same moment find."""
+    deadline = time.monotonic() + timeout
+    while True:
+        try:
+            db.execute("PRAGMA journal_mode=WAL")
+            return
+        except sqlite3.OperationalError as exc:
+            if "locked" not in str(exc) or time.monotonic() > deadline:
+                raise
+            time.sleep(0.01)
 
 
 def create(db: sqlite3.Connection) -> None:
