@@ -26,7 +26,7 @@ LAUNCHED_AT = datetime(2020, 1, 1, tzinfo=UTC).timestamp()
 def data_dir(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
     """Five schedules on a `ticks` queue: a rate, a cron in New York, a one-time one still to
     come, a one-time one that has fired (done), and a disabled rate."""
-    monkeypatch.setenv("COLUMNS", "200")  # the table is wider than a pipe's default 80 columns
+    monkeypatch.delenv("COLUMNS", raising=False)  # piped: the table is printed whole anyway
     app = App("cli-schedules", data_dir=tmp_path)
     ticks = app.queue("ticks")
     app.schedule("every-5-min", "rate(5 minutes)", ticks, input={"kind": "tick"})

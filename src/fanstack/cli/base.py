@@ -14,6 +14,7 @@ from typing import Any, TypeVar
 
 import click
 from rich.console import Console
+from rich.measure import Measurement
 from rich.table import Table
 
 from fanstack.app import DEFAULT_DATA_DIR
@@ -80,6 +81,17 @@ def plain_table(*headers: str) -> Table:
     for header in headers:
         table.add_column(header, no_wrap=True, overflow="ignore")
     return table
+
+
+def print_table(table: Table) -> None:
+    """Print a table; piped (no terminal to fit), at its full width rather than rich's 80
+    columns, so no cell is cut short for `grep` or a file."""
+    if not console.is_terminal:
+        measured = Measurement.get(console, console.options.update(max_width=10_000), table)
+        table.width = measured.maximum
+        console.print(table, crop=False, width=measured.maximum)
+        return
+    console.print(table)
 
 
 def emit_json(value: Any) -> None:

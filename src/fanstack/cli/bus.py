@@ -18,7 +18,7 @@ from fanstack.bus import Bus
 from fanstack.bus.catalog import Catalog
 from fanstack.bus.delivery import retry_queue
 from fanstack.bus.replay import cancel_replay, start_replay
-from fanstack.cli.base import console, emit_json, main, open_store, plain_table
+from fanstack.cli.base import emit_json, main, open_store, plain_table, print_table
 from fanstack.core.archives import ReplaySpec
 from fanstack.core.errors import ValidationException
 from fanstack.core.event_pattern import test_event_pattern as matches
@@ -54,7 +54,7 @@ def buses(ctx: click.Context, as_json: bool) -> None:
             str(row["to_route"]),
             str(row["to_retry"]),
         )
-    console.print(table)
+    print_table(table)
 
 
 def _depth(backend: Backend, queue: str) -> int:
@@ -82,7 +82,7 @@ def rules(ctx: click.Context, bus: str | None, as_json: bool) -> None:
         targets = ", ".join(f"{t.kind}:{t.resource}" for t in rule.targets) or "-"
         state = "ENABLED" if rule.enabled else "DISABLED"
         table.add_row(rule.bus, rule.name, state, rule.event_pattern, targets)
-    console.print(table)
+    print_table(table)
 
 
 @main.command("put-events")
@@ -176,7 +176,7 @@ def archives(ctx: click.Context, as_json: bool) -> None:
             str(row["event_count"]),
             str(row["size_bytes"]),
         )
-    console.print(table)
+    print_table(table)
 
 
 @main.command()
@@ -278,7 +278,7 @@ def replays(ctx: click.Context, as_json: bool) -> None:
             str(spec.replayed),
             f"{spec.progress():.0%}",
         )
-    console.print(table)
+    print_table(table)
 
 
 def _when(text: str) -> float:

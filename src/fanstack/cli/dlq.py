@@ -8,7 +8,7 @@ import click
 from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
-from fanstack.cli.base import console, emit_json, main, open_store, plain_table
+from fanstack.cli.base import emit_json, main, open_store, plain_table, print_table
 
 
 @main.group()
@@ -43,7 +43,7 @@ def dlq_list(ctx: click.Context, as_json: bool) -> None:
             str(row["max_receive_count"]),
             str(row["depth"]),
         )
-    console.print(table)
+    print_table(table)
 
 
 @dlq.command("redrive")

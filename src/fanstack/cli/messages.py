@@ -9,7 +9,7 @@ from typing import Any
 
 import click
 
-from fanstack.cli.base import console, emit_json, main, open_store, plain_table
+from fanstack.cli.base import emit_json, main, open_store, plain_table, print_table
 from fanstack.core.errors import FanstackError, InvalidAttributeValue
 from fanstack.core.message import MessageAttribute, OutgoingMessage, ReceivedMessage, to_attributes
 from fanstack.core.records import PublishRequest, QueueStats, new_message_id
@@ -55,7 +55,7 @@ def topics(ctx: click.Context, as_json: bool) -> None:
                 ("raw" if sub["raw"] else "enveloped") if sub else "",
                 _policy_text(sub) if sub else "",
             )
-    console.print(table)
+    print_table(table)
 
 
 def _policy_text(subscription: dict[str, Any]) -> str:
@@ -94,7 +94,7 @@ def queues(ctx: click.Context, as_json: bool) -> None:
             spec.dead_letter or "-",
             "-" if s.dead_letter_depth is None else str(s.dead_letter_depth),
         )
-    console.print(table)
+    print_table(table)
 
 
 def _age(stats: QueueStats) -> str:

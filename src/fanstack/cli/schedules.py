@@ -11,7 +11,7 @@ from typing import Any
 import click
 
 from fanstack.backends.base import Backend
-from fanstack.cli.base import console, emit_json, main, open_store, plain_table
+from fanstack.cli.base import emit_json, main, open_store, plain_table, print_table
 from fanstack.core.events import iso_seconds
 from fanstack.core.schedules import ScheduleSpec
 from fanstack.schedules import Schedule
@@ -51,7 +51,7 @@ def schedules(ctx: click.Context, as_json: bool) -> None:
             str(row["fired"]),
             str(row["skipped"]),
         )
-    console.print(table)
+    print_table(table)
 
 
 def _row(backend: Backend, spec: ScheduleSpec, state: ScheduleState) -> dict[str, Any]:

@@ -9,7 +9,7 @@ from typing import Any
 
 import click
 
-from fanstack.cli.base import console, emit_json, main, open_store, plain_table
+from fanstack.cli.base import emit_json, main, open_store, plain_table, print_table
 from fanstack.core.asl.definition import parse_definition
 from fanstack.core.errors import InvalidDefinition
 from fanstack.core.events import iso_seconds
@@ -38,7 +38,7 @@ def workflows(ctx: click.Context, as_json: bool) -> None:
     for row in rows:
         counts_text = " ".join(f"{k.lower()}={v}" for k, v in sorted(row["executions"].items()))
         table.add_row(row["name"], row["type"], counts_text or "-")
-    console.print(table)
+    print_table(table)
 
 
 @main.command()
@@ -83,7 +83,7 @@ def executions(ctx: click.Context, workflow: str, status: str | None, as_json: b
         took = f"{record.stop - record.start:.2f}s" if record.stop is not None else "-"
         started = iso_seconds(record.start)
         table.add_row(record.name, record.status, started, took, record.error or "")
-    console.print(table)
+    print_table(table)
 
 
 @main.command()
