@@ -222,16 +222,16 @@ class Retrier:
                     visibility_timeout=RETRY_VISIBILITY,
                 )
                 rest = self.attempt_queue_writes(backend, batch)
-                list(pool.map(lambda message: self.attempt(backend, message), rest))
+                list(pool.map(lambda pair: self.attempt(backend, *pair), rest))
 
     def attempt_queue_writes(
         self, backend: Backend, batch: list[ReceivedMessage]
-    ) -> list[ReceivedMessage]:
+    ) -> list[tuple[ReceivedMessage, Delivery]]:
         """Make the batch's due queue-like deliveries in one commit (as the router does) and
-        delete them together; the messages left to attempt one by one."""
+        delete them together; the deliveries left to attempt one by one."""
         now = backend.clock()
         together: list[tuple[ReceivedMessage, Delivery]] = []
-        rest: list[ReceivedMessage] = []
+        rest: list[tuple[ReceivedMessage, Delivery]] = []
         for message in batch:
             delivery = Delivery.from_json(message.body)
             due = delivery.not_before is None or delivery.not_before <= now
@@ -239,7 +239,7 @@ class Retrier:
             if due and fresh and is_queue_like(delivery.target):
                 together.append((message, delivery))
             else:
-                rest.append(message)
+                rest.append((message, delivery))
         if not together:
             return rest
         try:
@@ -251,9 +251,11 @@ class Retrier:
             log.exception("retrying %d deliveries failed; they will be tried again", len(together))
         return rest
 
-    def attempt(self, backend: Backend, message: ReceivedMessage) -> None:
+    def attempt(
+        self, backend: Backend, message: ReceivedMessage, delivery: Delivery | None = None
+    ) -> None:
         """Try one delivery again; on failure retry later or dead-letter; then delete it."""
-        delivery = Delivery.from_json(message.body)
+        delivery = delivery or Delivery.from_json(message.body)
         now = backend.clock()
         try:
             if delivery.not_before is not None and now < delivery.not_before:

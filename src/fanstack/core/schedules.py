@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from fanstack.core.errors import ValidationException
@@ -102,6 +102,27 @@ class ScheduleSpec:
     def bounds(self) -> tuple[datetime | None, datetime | None]:
         """StartDate and EndDate as aware datetimes."""
         return _moment(self.start), _moment(self.end)
+
+    def fire_times(
+        self,
+        created: float,
+        after: float | None,
+        count: int,
+        expression: ScheduleExpression | None = None,
+    ) -> list[datetime]:
+        """Its next `count` fire times (aware, UTC) after `after`; None: from its creation
+        (`created`), which a rate schedule without a StartDate fires at once, as AWS's do.
+        `expression`: the parsed expression, when the caller keeps it."""
+        start, end = self.bounds()
+        created_at = datetime.fromtimestamp(created, UTC)
+        anchor = start or created_at
+        moment = (
+            datetime.fromtimestamp(after, UTC)
+            if after is not None
+            else min(anchor, created_at) - timedelta(microseconds=1)
+        )
+        parsed = expression or self.parsed()
+        return parsed.fire_times(moment, self.timezone, count, start=anchor, end=end)
 
     def to_dict(self) -> dict[str, Any]:
         """JSON-safe form, as stored."""

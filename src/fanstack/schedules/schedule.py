@@ -151,11 +151,7 @@ class Schedule:
         """Its next `count` fire times (aware, UTC), from now or from its last fire."""
         spec, state = self.describe(), self.state()
         now = SchedulerClock.from_environment()()
-        after = max(now, state.last_fire or now)
-        start, end = spec.bounds()
-        anchor = start or datetime.fromtimestamp(state.created).astimezone()
-        moment = datetime.fromtimestamp(after).astimezone()
-        return spec.parsed().fire_times(moment, spec.timezone, count, start=anchor, end=end)
+        return spec.fire_times(state.created, max(now, state.last_fire or now), count)
 
     def enable(self) -> None:
         """Let it fire (State ENABLED)."""

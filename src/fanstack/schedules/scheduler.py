@@ -33,7 +33,6 @@ import threading
 import time
 import uuid
 from dataclasses import dataclass, replace
-from datetime import UTC, datetime, timedelta
 
 from fanstack.backends.base import Backend
 from fanstack.bus.delivery import Delivery, queue_deliveries
@@ -222,18 +221,9 @@ class Scheduler:
     def next_fire(
         self, plan: Plan, spec: ScheduleSpec, state: ScheduleState, after: float | None
     ) -> float | None:
-        """The schedule's first occurrence after `after` (None: after its creation, which a
-        rate schedule without a start date fires at once)."""
-        start, end = spec.bounds()
-        created = datetime.fromtimestamp(state.created, UTC)
-        anchor = start or created
-        moment = (
-            datetime.fromtimestamp(after, UTC)
-            if after is not None
-            else min(anchor, created) - timedelta(microseconds=1)
-        )
-        fire = plan.parsed[spec.name].next_after(moment, spec.timezone, anchor, end=end)
-        return None if fire is None else fire.timestamp()
+        """The schedule's first occurrence after `after` (None: from its creation)."""
+        fires = spec.fire_times(state.created, after, 1, plan.parsed[spec.name])
+        return fires[0].timestamp() if fires else None
 
     def fire_due(self, backend: Backend, store: ScheduleStore, plan: Plan) -> None:
         """Fire what is due now (each occurrence once) and note each schedule's progress.

@@ -38,13 +38,6 @@ from fanstack.core.asl.states import (
 )
 from fanstack.core.errors import InvalidDefinition
 
-__all__ = [  # the parsed states are read through this module as well as `states`
-    "ChoiceState", "FailState", "MapState", "ParallelState", "PassState", "State",
-    "StateMachine", "SucceedState", "TaskState", "WaitState", "WorkState", "parse_definition",
-    "parse_machine",
-    "transitions",
-]
-
 MAX_STATE_NAME = 80
 _TOP_FIELDS = frozenset({"StartAt", "States", "Comment", "TimeoutSeconds", "Version",
                          "QueryLanguage"})
