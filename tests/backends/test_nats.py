@@ -1,4 +1,5 @@
-"""What only the NATS backend has: journal snapshots and purging, reconnection, URL options."""
+"""What only the NATS backend has: no queue state in the process, partitions, the previous
+layout refused, reconnection, URL options."""
 
 from __future__ import annotations
 
@@ -23,26 +24,27 @@ def url(server: NatsServer, **options: object) -> str:
     return f"nats://{server.url}?{query}"
 
 
-def test_snapshots_purge_the_journal_and_new_processes_start_from_them(
+def test_a_process_holds_no_queue_state_and_a_late_one_sees_it_all(
     nats_server: NatsServer,
 ) -> None:
-    location = url(nats_server, snapshot_every=20)
+    location = url(nats_server)
     first = NatsBackend(location)
-    app = App("snap", backend=first)
+    app = App("late", backend=first)
     jobs = app.queue("jobs", visibility_timeout=60)
     table = app.table("t")
     sent = [jobs.send(f"m{i}") for i in range(60)]
     (held,) = jobs.receive()
     table.put("k", {"v": 1})
-    info = first._run(first._js.stream_info(first.stream))
-    assert info.state.first_seq > 1  # entries behind a snapshot were purged
+    # What the first process keeps of the queue is its own lease, nothing of the backlog.
+    assert len(first._messages.ledger.leases_of_queue("jobs")) == 1
+    assert not first._messages.local["jobs"].stash
     second = NatsBackend(location)
     try:
         stats = second.stats("jobs")
         assert (stats.visible, stats.in_flight) == (59, 1)
         item = second.table_get("t", "k")
         assert item is not None and item.value == {"v": 1}
-        # The lease taken before the snapshot still holds, and its handle still works there.
+        # The first process's lease holds everywhere, and its handle works from here.
         assert second.delete_messages("jobs", [held.receipt_handle]) == [None]
         drained = set()
         while batch := second.receive("jobs", max_messages=10):
@@ -52,6 +54,69 @@ def test_snapshots_purge_the_journal_and_new_processes_start_from_them(
     finally:
         second.close()
         app.close()
+
+
+def test_partitions_spread_a_queue_over_streams_and_are_fixed_at_creation(
+    nats_server: NatsServer,
+) -> None:
+    location = url(nats_server, partitions=3)
+    first = NatsBackend(location)
+    try:
+        first.declare_queue(QueueSpec(name="q"))
+        app = App("parts", backend=first)
+        queue = app.queue_for("q")
+        sent = {queue.send(f"m{i}") for i in range(60)}
+        counts = [
+            first._run(first._messages.js.stream_info(first.names.stream(p))).state.messages
+            for p in range(3)
+        ]
+        assert sum(counts) == 60 and all(count > 0 for count in counts)
+        # A process that asks for another count gets the namespace's own.
+        second = NatsBackend(location.replace("partitions=3", "partitions=5"))
+        try:
+            assert second.names.partitions == 3
+            got = set()
+            while batch := second.receive("q", max_messages=10):
+                got |= {m.id for m in batch}
+                second.delete_messages("q", [m.receipt_handle for m in batch])
+            assert got == sent
+        finally:
+            second.close()
+    finally:
+        first.close()
+
+
+def test_the_previous_layout_is_refused_with_the_steps_to_take(nats_server: NatsServer) -> None:
+    import asyncio
+
+    import nats
+    from nats.js.api import StreamConfig
+
+    from fanstack.core.errors import IncompatibleStore
+
+    name = f"OLD{uuid.uuid4().hex[:8]}"
+
+    async def write_old_journal() -> None:
+        client = await nats.connect(f"nats://{nats_server.url}")
+        js = client.jetstream()
+        await js.add_stream(StreamConfig(name=name, subjects=[f"fanstack.{name}.journal"]))
+        await js.publish(f"fanstack.{name}.journal", b'{"op":"create_queue"}')
+        await client.close()
+
+    asyncio.run(write_old_journal())
+    with pytest.raises(IncompatibleStore) as caught:
+        NatsBackend(f"nats://{nats_server.url}?stream={name}&connect_timeout=0")
+    message = str(caught.value)
+    assert "previous layout" in message and f"nats stream rm {name}" in message
+    assert "?stream=" in message  # or another namespace
+
+    async def still_there() -> int:
+        client = await nats.connect(f"nats://{nats_server.url}")
+        info = await client.jetstream().stream_info(name)
+        await client.close()
+        return info.state.messages
+
+    assert asyncio.run(still_there()) == 1  # nothing was read away or deleted
 
 
 def test_no_server_is_backend_unavailable(tmp_path: object) -> None:

@@ -112,9 +112,11 @@ def test_restarting_a_single_server_redelivers_in_flight_messages(tmp_path: Path
             except BackendUnavailable:
                 time.sleep(0.5)  # reconnecting
         assert set(redelivered) == sent
-        assert set(redelivered.values()) == {2}
+        # The receive count may start again from 1: a killed server can lose its consumer's
+        # latest delivery counts (a stated deviation, docs/scale-out.md).
+        assert set(redelivered.values()) <= {1, 2}
         app.close()
-        # And a process that starts now sees the same state, replayed from the journal.
+        # And a process that starts now sees the same state: the leases live in JetStream.
         fresh = NatsBackend(url)
         assert fresh.stats("work").in_flight == 5
         fresh.close()

@@ -232,6 +232,12 @@ class BackendUnavailable(FanstackError):
     code = "ServiceUnavailable"
 
 
+class IncompatibleStore(FanstackError):
+    """The store was written by a layout this version does not read; nothing was changed."""
+
+    code = "IncompatibleStore"
+
+
 class BackendNotInstalled(FanstackError):
     """A backend was asked for whose optional driver is not installed."""
 

@@ -59,6 +59,8 @@ class Publication:
     deliveries: Sequence[Delivery]
     envelope_prefix: str | None = None
     dedup_key: tuple[str, str] | None = None
+    topic: str | None = None  # the topic published to (None: a send to a queue)
+    subject: str | None = None  # the publish's SNS Subject
 
 
 def delivered_body(body: str, envelope_prefix: str | None, unsubscribe_url: str | None) -> str:
@@ -217,7 +219,7 @@ def plan_publication(
         deliveries.append(Delivery(queue.name, url, dedup_id if queue.fifo else None))
     dedup_key = (f"topic:{topic.name}", dedup_id) if dedup_id else None
     message = OutgoingMessage(id=message_id, body=body, attributes=attributes, group_id=group_id)
-    return Publication(message, deliveries, prefix, dedup_key)
+    return Publication(message, deliveries, prefix, dedup_key, topic.name, subject)
 
 
 def make_route(subscription: SubscriptionSpec, queue: QueueSpec) -> Route:

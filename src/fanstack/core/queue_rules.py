@@ -1,10 +1,14 @@
 """Rules every queue engine applies the same way, as pure functions: what a send must satisfy,
-receipt handles, the visibility timeout range, the purge interval, the receive batch limit, the
-dead-letter reason."""
+receipt handles and their errors, the visibility timeout range, the purge interval, the receive
+batch limit, expiry, when a message is dead-lettered and what it carries, FIFO eligibility.
+
+A backend decides with these and only stores the outcome, so the backends cannot drift."""
 
 from __future__ import annotations
 
 import dataclasses
+import logging
+from collections.abc import Iterable, Iterator
 
 from fanstack.core.errors import (
     FanstackError,
@@ -98,3 +102,75 @@ def check_send(spec: QueueSpec, message: OutgoingMessage) -> OutgoingMessage:
         delay_seconds=None,  # a per-message 0 leaves the queue's delay in force
         deduplication_id=message.deduplication_id or content_hash(message.body),
     )
+
+
+# -- receiving and dead-letters: the same decisions in every backend ---------------------------
+
+
+def is_expired(stored_at: float, retention: int, now: float) -> bool:
+    """A message stored (sent, or redriven) at `stored_at` is past the queue's retention."""
+    return stored_at + retention <= now
+
+
+def log_expired(log: logging.Logger, queue: str, count: int) -> None:
+    """The one line an expiry writes (a warning: messages were lost to retention)."""
+    log.warning("queue %s: %d message(s) expired past the retention period", queue, count)
+
+
+def dead_letter_due(spec: QueueSpec, receives: int) -> bool:
+    """A message already received `receives` times goes to the DLQ instead of a new receive."""
+    return spec.max_receive_count is not None and receives >= spec.max_receive_count
+
+
+@dataclasses.dataclass(frozen=True, slots=True)
+class DeadLetter:
+    """What a dead-lettered message carries into its DLQ besides its body and attributes."""
+
+    failure: str
+    lost_receives: int
+
+
+def dead_letter(*, failure: str | None, receive_count: int, failed_receives: int) -> DeadLetter:
+    """The DLQ record: the last failure (or why none), and the receives that never settled."""
+    return DeadLetter(
+        failure=failure or MAX_EXCEEDED_REASON,
+        lost_receives=max(receive_count - failed_receives, 0),
+    )
+
+
+def stale_handle(handle: str) -> ReceiptHandleIsInvalid:
+    """The error for a receipt handle that is no longer the message's latest."""
+    return ReceiptHandleIsInvalid(
+        f"receipt handle {handle} is stale or belongs to another queue "
+        "(the message was received again or moved)"
+    )
+
+
+def message_gone(handle: str) -> ReceiptHandleIsInvalid:
+    """The error for a visibility change on a message that was deleted."""
+    return ReceiptHandleIsInvalid(f"receipt handle {handle}: the message is gone")
+
+
+@dataclasses.dataclass(frozen=True, slots=True)
+class FifoCandidate:
+    """A FIFO message as eligibility sees it."""
+
+    position: tuple[int, ...]  # order in the queue (a sequence, or partition and sequence)
+    group_id: str | None
+    visible: bool  # False: in flight (or delayed)
+
+
+def fifo_eligible(messages: Iterable[FifoCandidate]) -> Iterator[FifoCandidate]:
+    """The messages a FIFO receive may take, in order: none of a group with one not visible.
+
+    `messages` come in queue order; a group whose earliest message is in flight is blocked, so
+    its later messages wait (SQS's in-flight blocking); several of one group may go together.
+    """
+    blocked: set[str | None] = set()
+    for message in messages:
+        if message.group_id in blocked:
+            continue
+        if not message.visible:
+            blocked.add(message.group_id)
+            continue
+        yield message

@@ -1,521 +1,341 @@
-"""The NATS JetStream backend: fanstack's state as a replicated journal.
+"""The NATS JetStream backend: queue state lives in JetStream, a process holds none of it.
 
-How resources map onto JetStream:
+A fanstack process on NATS keeps no copy of the queues. Messages, leases, receive counts and
+delays live in JetStream; a process holds the catalog (specs: small) and the leases it handed
+out itself. So its memory and start-up do not grow with the backlog, and its CPU does not grow
+with other processes' traffic. The layout (version 2), for namespace `NS` (`?stream=NS`):
 
-- **One stream per fanstack namespace** (default `FANSTACK`), file storage, replicated R3 when
-  the URL names three or more servers (R1 otherwise, or `?replicas=N`). It holds one subject,
-  `fanstack.<stream>.journal`: an ordered journal of every change — resource declarations,
-  publishes, sends, receives, deletes, visibility changes, purges, redrives and table writes.
-- **One ordered push consumer per process** tails the journal from its first entry and applies
-  each entry to an in-memory `State` (`state.py`), the same SNS/SQS state machine on every
-  process. Entries are deterministic: they carry the writer's clock and receipt tokens, so every
-  replica computes the same leases, redrives and expiries.
-- **Filter policies are evaluated by the publisher**, above the backend (`Backend.publish`); the
-  journal entry of a publish already lists its deliveries.
-- **Atomic fan-out**: a publish is one journal entry holding the message once and every delivery,
-  so it is stored for all matching subscriptions or for none. A publish returns once JetStream
-  acknowledged the entry (stored on a quorum of replicas) and this process applied it.
-- **Leases are serialized by the journal**: two processes receiving from one queue append two
-  lease entries; the journal orders them and each replica gives each message to exactly one.
-- Reads that must see other processes' writes (listings, a queue this process has not seen)
-  first catch up to the stream's last sequence.
-- **Tables** live in a JetStream key-value bucket (`<stream>_TABLES`), one key per item;
-  conditional writes are compare-and-set on the key's revision (`tables.py`).
+**Streams.** `NS_P0 .. NS_P<k-1>`: `k` partition streams (`?partitions=k`, by default one per
+server in the URL), file storage, R3 when the URL names three or more servers (`?replicas=`),
+*interest* retention: a message is removed once every consumer that reads it acknowledged it.
+Their Raft groups are spread over the servers, so throughput grows with servers. Subjects of
+partition `p`:
 
-- **Snapshots**: the writer of every `snapshot_every`-th entry stores the whole state in the
-  `<stream>_SNAPSHOTS` object store and purges the journal behind it (keeping a margin); a new
-  process starts from the snapshot, and one that lagged behind a purge reloads it.
-- **Starting while the cluster restarts**: opening (connect, then the stream and buckets) is
-  retried with exponential backoff and jitter for `?connect_timeout=` seconds (default 30; 0 is
-  one attempt), one WARNING line a failed attempt, then `BackendUnavailable` naming the timeout
-  and the last error (`startup.py`). Bad credentials or a malformed URL fail at once. Once open,
-  the client reconnects forever.
+- `fs.NS.p.q.<queue>.m`: messages sent to a queue (and redriven into it);
+- `fs.NS.p.q.<dlq>.s.<source>`: messages `source` dead-lettered into `dlq`;
+- `fs.NS.p.d.<queue>`: a queue's messages that are not visible yet (delays);
+- `fs.NS.p.t.<topic>.<b0>.<b1>...e`: topic messages; token `bi` is 1 if the subscription in
+  slot `i` takes the message.
 
-URL options (`options.py`): `stream`, `replicas`, `snapshot_every`, `connect_timeout`, e.g.
-`nats://n1:4222,n2:4222,n3:4222?stream=SHOP&connect_timeout=60`.
+**Consumers.** Per queue and partition, a durable pull consumer `q-<queue>` reading the queue's
+own subjects and, for every topic it ever subscribed to, the topic subjects with its slot's token
+set; and `d-<queue>` reading its delay subject. A message is stored once whatever the number of
+queues that take it.
 
-Limits: an entry must fit the server's `max_payload` (set it to 8 MB for 1 MiB queue messages);
-every process holds the whole state in memory.
+**Publishing.** Filter policies are evaluated by the publisher (`Backend.publish`, the same
+code as SQLite's); the publish stores **one message** whose subject's slot tokens name the
+subscriptions that matched, so the server gives it to exactly those queues' consumers. Fan-out is
+atomic because there is one stored message. A send stores one message on the queue's subject; a
+send to several queues at once (the event bus) is one JetStream atomic batch. A message of a
+standard queue goes to the partition of its id; a FIFO message to the partition of its group,
+so a group keeps its order. The publish returns once JetStream acknowledged the store (a quorum
+of replicas). The body is stored once; an SNS envelope is built when a queue receives it.
+
+**Receiving.** A receive pulls from the queue's consumer (partitions in turn, no wait; a long
+poll waits on one pull for one message). Per delivery fanstack decides (`core.queue_rules`,
+shared with SQLite): past retention, it is acknowledged and counted as expired; not visible yet
+(a delay), it moves to the delay subject; received `max_receive_count` times, it is stored on
+the DLQ's subject with its failure, counts and times, then acknowledged; otherwise it is handed
+out. The consumer's ack wait is the queue's visibility timeout, so the lease is JetStream's: a
+process that dies holding messages loses nothing, they are delivered again when it runs out.
+
+- Visibility per receive: a timeout other than the queue's is set with a nak delay on the
+  delivery (the message stays pending; a nak delay is a visibility timeout).
+- `change_visibility(t)`: a nak with delay `t`; `0` makes it visible now.
+- Receipt handle: the delivery's ack subject (stream, consumer, delivery count, stream
+  sequence) and the lease's end. Delete is an acknowledgement the server confirms.
+- Receive count: JetStream's delivery count, minus hand-backs that do not count.
+- Delays: a delayed message waits on the delay subject; a receive moves those that are due to
+  the queue's subject (a JetStream message id makes a repeated move a no-op), and puts the
+  others back with a nak delay until they are due.
+- Redrive: the DLQ's messages from one source, read in stream order (oldest first, the same
+  order in every process), stored back on the source's subject, then removed from the DLQ.
+- Purge: the queue's own subjects are purged and its consumers start again after the
+  partitions' last message (topic messages it had not received are skipped).
+- Stats: the consumers' pending and ack-pending counts, one read per consumer: no scan, no
+  write. Counters of expired and dead-lettered messages live in a key-value bucket.
+
+**What JetStream does not keep** lives in key-value buckets, written only on rare paths
+(`notes.py`): a redelivered message's latest delivery count and first receive time, the
+failure reported for it, uncounted hand-backs; FIFO deduplication records (the 5-minute interval
+on the fanstack clock); expired and dead-lettered counts. Tables are `NS_TABLES`, one key per
+item (`tables.py`); the catalog is `NS_CATALOG` (`catalog.py`).
+
+**FIFO queues.** A group lives in one partition, so its messages reach the consumer in order.
+The process that receives from a FIFO queue keeps the queue's in-flight groups while it serves
+it; messages of a group with one in flight wait pending in JetStream (a FIFO consumer holds at
+most 20,000 messages pending), so a group's next message is never handed out while an earlier
+one is in flight, and several of one group can go in one receive.
+
+**Where SQS semantics are approximated** (SEMANTICS.md terms):
+
+- A stale receipt handle (one from before the message was received again) is refused when the
+  process deleting with it, or the note written at the redelivery, knows of the newer receive;
+  the note is written before the redelivered message is handed out, so the refusal is exact
+  unless the redelivering process died between the delivery and the note.
+- `ApproximateFirstReceiveTimestamp` of a message whose first lease ran out unreported in a
+  process that died is the time of its next receive (the first receive time was never stored).
+- `ApproximateReceiveCount` counts a delivery pulled by a long poll in a process that died
+  before handing it out.
+- A redrive moves a dead letter that another process is receiving from the DLQ at that moment.
+- Time: leases and delays end on the NATS server's clock. fanstack's clock (the one given to
+  the backend) decides in the process holding a lease; if that clock runs ahead of real time,
+  that process ends its leases and delays early itself. Other processes see them end on the
+  server's clock.
+
+**Migration.** A namespace written by the previous layout (one journal stream `NS` with a
+snapshot object store) is refused at open with the steps to take (`migration.py`); nothing is
+read from it or deleted.
+
+URL options (`options.py`): `stream`, `replicas`, `partitions`, `connect_timeout`, e.g.
+`nats://n1:4222,n2:4222,n3:4222?stream=SHOP&connect_timeout=60`. Messages must fit the
+server's `max_payload` (set it to 8 MB for 1 MiB queue messages).
 """
 
 from __future__ import annotations
 
-import asyncio
-import contextlib
-import itertools
-import json
-import logging
-import secrets
-import threading
 import time
 import uuid
-import zlib
-from collections.abc import Coroutine, Sequence
-from typing import Any, TypeVar
+from collections.abc import Sequence
+from typing import Any
 
 from fanstack.backends.base import Backend
-from fanstack.backends.nats.options import NatsOptions
-from fanstack.backends.nats.snapshot import from_snapshot, to_snapshot
-from fanstack.backends.nats.state import State, subscriptions_of
-from fanstack.backends.nats.tables import KeyValueTables
 from fanstack.core.errors import (
     BackendNotInstalled,
-    BackendUnavailable,
-    FanstackError,
-    MessageTooLarge,
     QueueDoesNotExist,
     TopicDoesNotExist,
 )
 from fanstack.core.fanout import Publication, Route, make_route
-from fanstack.core.message import ReceivedMessage, encode_attributes
+from fanstack.core.message import ReceivedMessage
 from fanstack.core.records import Clock, EntryResult, QueueStats
 from fanstack.core.specs import QueueSpec, SubscriptionSpec, TopicSpec
 from fanstack.core.tables import TableItem
 
 try:
     import nats
-    from nats.aio.client import Client
-    from nats.errors import Error as NatsError
-    from nats.errors import NoServersError
-    from nats.js.api import DeliverPolicy, ObjectStoreConfig, StorageType, StreamConfig
+    from nats.js.api import RetentionPolicy, StorageType, StreamConfig
 except ImportError as exc:  # pragma: no cover - the extra is not installed
     raise BackendNotInstalled(
         "the NATS backend needs nats-py: pip install 'fanstack[nats]'"
     ) from exc
 
-from fanstack.backends.nats.startup import ATTEMPT_TIMEOUT, is_transient, retry_until_ready
+from fanstack.backends.nats.catalog import Catalog
+from fanstack.backends.nats.connection import Connection
+from fanstack.backends.nats.layout import Names
+from fanstack.backends.nats.migration import refuse_previous_layout
+from fanstack.backends.nats.notes import DEDUP_AGE, NOTES_AGE, Bucket
+from fanstack.backends.nats.options import NatsOptions
+from fanstack.backends.nats.publish import Publisher
+from fanstack.backends.nats.queues import Messages
+from fanstack.backends.nats.receiving import Receiving
+from fanstack.backends.nats.settling import Settling
+from fanstack.backends.nats.tables import KeyValueTables
+from fanstack.backends.nats.upkeep import Upkeep
+from fanstack.core.specs import DEDUPLICATION_INTERVAL, MAX_RETENTION
 
-log = logging.getLogger("fanstack.nats")
-
-T = TypeVar("T")
-REQUEST_TIMEOUT = 10.0
-APPLY_TIMEOUT = 30.0
-SERVER_CONNECT_TIMEOUT = 5  # one TCP connection and handshake, within one opening attempt
-SNAPSHOT_MARGIN = 0.1  # share of the interval kept in the journal behind a snapshot
-SNAPSHOT_OBJECT = "state"
-HEARTBEAT = 1.0  # the tail consumer's idle heartbeat: how fast a lost consumer is noticed
-CATCH_UP_AFTER = 0.5  # seconds to wait for the tail before reading entries directly
+STREAM_MAX_AGE = MAX_RETENTION + 2 * 86_400  # a backstop: each message has its own TTL
 
 
 class NatsBackend(Backend):
-    """SNS/SQS semantics replicated through a JetStream journal."""
+    """SNS/SQS semantics on JetStream streams, consumers and key-value buckets."""
 
     def __init__(self, url: str, *, clock: Clock = time.time) -> None:
         super().__init__(clock=clock)
         self._url = url  # as given, options included: worker processes reopen it alike
         options = NatsOptions.from_url(url)
         self.stream = options.stream
-        self.subject = f"fanstack.{self.stream}.journal"
         self.replicas = options.replicas
-        self.snapshot_every = options.snapshot_every
         self.connect_timeout = options.connect_timeout
-        self.bucket = f"{self.stream}_SNAPSHOTS"
-        self.id = uuid.uuid4().hex
-        self._ready = False
-        self._connect_error: BaseException | None = None
-        self._nc = Client()
-        self.state = State()
-        self.applied = 0
-        self._refs = itertools.count(1)
-        self._results: dict[int, Any] = {}
-        self._changed = threading.Condition()
-        self._touched: dict[str, int] = {}
+        self._requested_partitions = options.partitions or len(options.servers)
         self._routes: dict[str, tuple[int, list[Route]]] = {}
-        self._loop = asyncio.new_event_loop()
-        self._thread = threading.Thread(target=self._loop.run_forever, name="fanstack-nats")
-        self._thread.daemon = True
-        self._thread.start()
-        opening = retry_until_ready(
-            lambda: self._connect(list(options.servers)),
-            self._discard_connection,
-            target=options.hosts,
-            connect_timeout=self.connect_timeout,
-        )
-        try:
-            self._run(opening, timeout=self.connect_timeout + 2 * ATTEMPT_TIMEOUT)
-        except BackendUnavailable:
-            self._stop_loop()
-            raise
-        self._ready = True
+        self._connection_id = uuid.uuid4().hex
+        self._connection = Connection(options, self._prepare)
+        self._run = self._connection.run
 
     @property
     def url(self) -> str:
         """The URL this backend was opened with."""
         return self._url
 
-    # -- the connection and the journal -------------------------------------------------
-
-    def _run(self, coroutine: Coroutine[Any, Any, T], timeout: float = REQUEST_TIMEOUT) -> T:
-        future = asyncio.run_coroutine_threadsafe(coroutine, self._loop)
-        try:
-            return future.result(timeout)
-        except FanstackError:
-            raise
-        except (NatsError, OSError, TimeoutError) as exc:
-            future.cancel()
-            raise BackendUnavailable(f"NATS: {type(exc).__name__}: {exc}") from exc
-
-    async def _connect(self, servers: list[str]) -> None:
-        """One opening attempt: connect, then make the stream, buckets and journal tail ready."""
-        self._nc, self._connect_error = Client(), None
-        try:
-            await self._nc.connect(
-                servers=servers,
-                name=f"fanstack-{self.id[:8]}",
-                connect_timeout=SERVER_CONNECT_TIMEOUT,
-                max_reconnect_attempts=1,  # each server twice; retry_until_ready does the waiting
-                reconnect_time_wait=0.5,  # type: ignore[arg-type]  # seconds; floats work
-                error_cb=self._on_error,
-                disconnected_cb=self._on_disconnected,
-                reconnected_cb=self._on_reconnected,
+    async def _prepare(self, nc: Any) -> None:
+        """Make the namespace ready: refuse an old layout, then the buckets and streams."""
+        js = nc.jetstream(timeout=10.0)
+        await refuse_previous_layout(js, self.stream)
+        self.catalog = Catalog(js, f"{self.stream}_CATALOG", self.replicas)
+        await self.catalog.open()
+        partitions = await self.catalog.layout(self._requested_partitions)
+        self.names = Names(self.stream, partitions)
+        for partition in range(partitions):
+            config = StreamConfig(
+                name=self.names.stream(partition),
+                subjects=[self.names.stream_subjects(partition)],
+                storage=StorageType.FILE,
+                num_replicas=self.replicas,
+                retention=RetentionPolicy.INTEREST,
+                max_age=STREAM_MAX_AGE,
+                duplicate_window=DEDUPLICATION_INTERVAL,
+                allow_msg_ttl=True,
+                allow_atomic=True,
             )
-        except NoServersError:
-            # Say why: refused, timed out, or an authorization violation (which is final).
-            if self._connect_error is None:
-                raise
-            raise self._connect_error from None
-        self._nc.options["max_reconnect_attempts"] = -1  # connected once: never give up
-        self._js = self._nc.jetstream(timeout=REQUEST_TIMEOUT)
-        config = StreamConfig(
-            name=self.stream,
-            subjects=[self.subject],
-            storage=StorageType.FILE,
-            num_replicas=self.replicas,
-        )
-        try:
-            await self._js.stream_info(self.stream)
-        except nats.js.errors.NotFoundError:
-            await self._js.add_stream(config)
-        try:
-            self._snapshots = await self._js.object_store(self.bucket)
-        except nats.js.errors.NotFoundError:
-            self._snapshots = await self._js.create_object_store(
-                self.bucket,
-                config=ObjectStoreConfig(
-                    bucket=self.bucket, storage=StorageType.FILE, replicas=self.replicas
-                ),
-            )
-        self._tables = KeyValueTables(self._js, f"{self.stream}_TABLES", self.replicas)
+            try:
+                await js.stream_info(config.name)
+            except nats.js.errors.NotFoundError:
+                await js.add_stream(config)
+        self._notes = Bucket(js, self.names.notes_bucket, self.replicas, NOTES_AGE)
+        self._counts = Bucket(js, f"{self.stream}_COUNTS", self.replicas)
+        self._dedup = Bucket(js, self.names.dedup_bucket, self.replicas, DEDUP_AGE)
+        for bucket in (self._notes, self._counts, self._dedup):
+            await bucket.open()
+        self._tables = KeyValueTables(js, f"{self.stream}_TABLES", self.replicas)
         await self._tables.open()
-        await self._load_snapshot()
-        self._subscription = await self._js.subscribe(
-            self.subject,
-            cb=self._on_entry,
-            ordered_consumer=True,
-            deliver_policy=DeliverPolicy.ALL,
-            idle_heartbeat=HEARTBEAT,
+        self._messages = Messages(
+            nc, js, self.names, self.catalog, self._notes, self._counts, self._connection_id
         )
-
-    async def _discard_connection(self) -> None:
-        """Drop what a failed opening attempt left, so the next one starts clean."""
-        client = self._nc
-        if client.is_connected or client.is_connecting or client.is_reconnecting:
-            with contextlib.suppress(NatsError, OSError, TimeoutError):
-                await asyncio.wait_for(client.close(), REQUEST_TIMEOUT)
-
-    async def _on_error(self, error: Exception) -> None:
-        if not self._ready:
-            # While opening, retry_until_ready logs each failed attempt: no need to shout.
-            # Keep a final error (an authorization violation) over the reset that follows it.
-            if self._connect_error is None or is_transient(self._connect_error):
-                self._connect_error = error
-            log.debug("NATS connection error: %s: %s", type(error).__name__, error)
-            return
-        log.warning("NATS connection error: %s: %s", type(error).__name__, error)
-
-    async def _on_disconnected(self) -> None:
-        if self._ready:
-            log.warning("NATS disconnected; reconnecting")
-
-    async def _on_reconnected(self) -> None:
-        log.info(
-            "NATS reconnected to %s",
-            self._nc.connected_url.netloc if self._nc.connected_url else "?",
-        )
-
-    async def _on_entry(self, message: Any) -> None:
-        sequence = message.metadata.sequence.stream
-        if sequence > self.applied + 1:
-            # Entries before this one were purged behind a snapshot while we lagged.
-            await self._load_snapshot()
-        self._apply(sequence, message.data)
-
-    async def _load_snapshot(self) -> None:
-        """Adopt the latest snapshot if it is ahead of what this process applied."""
-        try:
-            found = await self._snapshots.get(SNAPSHOT_OBJECT)
-        except nats.js.errors.ObjectNotFoundError:
-            return
-        if found.data is None:
-            return
-        snapshot = json.loads(zlib.decompress(found.data))
-        with self._changed:
-            if snapshot["seq"] > self.applied:
-                self.state = from_snapshot(snapshot["state"])
-                self.applied = snapshot["seq"]
-                self._routes.clear()
-                for queue in self.state.queues:
-                    self._touched[queue] = self.applied
-                self._changed.notify_all()
-                log.info("loaded the snapshot at journal entry %d", self.applied)
-
-    async def _snapshot(self, sequence: int, state: dict[str, Any]) -> None:
-        """Store a snapshot taken at `sequence`, then purge the journal behind it."""
-        data = zlib.compress(json.dumps({"seq": sequence, "state": state}).encode())
-        try:
-            await self._snapshots.put(SNAPSHOT_OBJECT, data)
-            keep = int(self.snapshot_every * SNAPSHOT_MARGIN)
-            if sequence - keep > 1:
-                await self._js.purge_stream(self.stream, seq=sequence - keep)
-            log.info("snapshot at journal entry %d (%d bytes)", sequence, len(data))
-        except (TimeoutError, NatsError, OSError) as exc:
-            log.warning("snapshot at %d failed: %s", sequence, exc)
-
-    def _apply(self, sequence: int, data: bytes) -> None:
-        """Apply the entry at `sequence` once, in order (the tail and catch-up both call this)."""
-        with self._changed:
-            if sequence != self.applied + 1:
-                return  # already applied, or a gap the tail or a catch-up will fill in order
-            entry = json.loads(data)
-            result, touched = self.state.apply(entry)
-            self.applied = sequence
-            if entry.get("origin") == self.id:
-                self._results[entry["ref"]] = result
-            for queue in touched:
-                self._touched[queue] = sequence
-            self._changed.notify_all()
-            if sequence % self.snapshot_every == 0 and entry.get("origin") == self.id:
-                # The writer of every snapshot_every-th entry snapshots: one writer, no vote.
-                state = to_snapshot(self.state)
-                self._loop.call_soon_threadsafe(
-                    lambda: self._loop.create_task(self._snapshot(sequence, state))
-                )
-
-    def _append(self, entry: dict[str, Any]) -> Any:
-        """Append an entry, wait until this process applied it, and return its result."""
-        ref = next(self._refs)
-        entry["origin"], entry["ref"] = self.id, ref
-        data = json.dumps(entry, separators=(",", ":")).encode()
-        limit = self._nc.max_payload
-        if len(data) > limit:
-            raise MessageTooLarge(
-                f"a journal entry of {len(data)} bytes exceeds the NATS server's max_payload "
-                f"of {limit} bytes (raise max_payload on the server)"
-            )
-        ack = self._run(self._js.publish(self.subject, data, stream=self.stream))
-        self._wait_applied(ack.seq)
-        with self._changed:
-            result = self._results.pop(ref)
-        if isinstance(result, FanstackError):
-            raise result
-        return result
-
-    def _sync(self) -> None:
-        """Catch up with every entry appended so far (by any process)."""
-        info = self._run(self._js.stream_info(self.stream))
-        self._wait_applied(info.state.last_seq)
-
-    def _wait_applied(self, target: int) -> None:
-        """Wait until entries up to `target` are applied; read them directly if the tail lags
-        (its consumer may be re-forming after a node failure)."""
-        deadline = time.monotonic() + APPLY_TIMEOUT
-        while True:
-            with self._changed:
-                self._changed.wait_for(lambda: self.applied >= target, timeout=CATCH_UP_AFTER)
-                if self.applied >= target:
-                    return
-                start = self.applied + 1
-            if time.monotonic() > deadline:
-                raise BackendUnavailable(f"NATS: could not catch up with the journal to {target}")
-            for sequence in range(start, target + 1):
-                try:
-                    raw = self._run(self._js.get_msg(self.stream, sequence))
-                except nats.js.errors.NotFoundError:
-                    self._run(self._load_snapshot())  # purged behind a snapshot
-                    break
-                self._apply(sequence, raw.data or b"")
+        await self._messages.open()
+        self._receiving = Receiving(self._messages)
+        self._settling = Settling(self._messages)
+        self._upkeep = Upkeep(self._messages)
+        self._publisher = Publisher(self._messages, self.catalog, self._dedup, self.names)
+        self._nc = nc
 
     def close(self) -> None:
         """Close the connection (the state stays in JetStream)."""
-        if self._loop.is_closed():
-            return
-        self._ready = False  # a disconnect from here on is ours, not news
-
-        async def shutdown() -> None:
-            with contextlib.suppress(NatsError):
-                await self._subscription.unsubscribe()
-            await self._nc.drain()
-
-        try:
-            self._run(shutdown(), timeout=10)
-        except BackendUnavailable:
-            log.warning("NATS connection did not drain cleanly")
-        self._stop_loop()
-
-    def _stop_loop(self) -> None:
-        async def cancel_all() -> None:
-            current = asyncio.current_task()
-            pending = [task for task in asyncio.all_tasks() if task is not current]
-            for task in pending:
-                task.cancel()
-            await asyncio.gather(*pending, return_exceptions=True)
-
-        try:
-            asyncio.run_coroutine_threadsafe(cancel_all(), self._loop).result(5)
-        except (TimeoutError, RuntimeError) as exc:
-            log.warning("NATS client tasks did not stop cleanly: %s", exc)
-        self._loop.call_soon_threadsafe(self._loop.stop)
-        self._thread.join(5)
-        if not self._loop.is_running():
-            self._loop.close()
+        self._connection.close(self.catalog.close)
 
     # -- catalog ------------------------------------------------------------------------
 
     def create_queue(self, spec: QueueSpec) -> None:
-        """Create a queue; no-op if identical, `QueueNameExists` if it differs."""
-        self._append({"op": "create_queue", "spec": spec.to_json()})
+        """Create a queue and its consumers; no-op if identical, `QueueNameExists` if not."""
+
+        async def create() -> None:
+            await self.catalog.create_queue(spec)
+            await self._messages.ensure(spec, force=True)
+
+        self._run(create())
 
     def set_queue_attributes(self, spec: QueueSpec) -> None:
-        """Replace an existing queue's attributes."""
-        self._append({"op": "set_queue_attributes", "spec": spec.to_json()})
+        """Replace an existing queue's attributes (its consumers follow)."""
+
+        async def update() -> None:
+            await self.catalog.set_queue(spec)
+            await self._messages.ensure(spec, force=True)
+
+        self._run(update())
 
     def get_queue(self, name: str) -> QueueSpec:
         """The queue's spec, or `QueueDoesNotExist`."""
-        queue = self.state.queues.get(name)
-        if queue is None:
-            self._sync()
-            queue = self.state.queues.get(name)
-            if queue is None:
+        spec = self.catalog.view.queues.get(name)
+        if spec is None:
+            spec = self._run(self.catalog.queue(name))
+            if spec is None:
                 raise QueueDoesNotExist(name)
-        return queue.spec
+        return spec
 
     def list_queues(self) -> list[QueueSpec]:
         """Every queue, sorted by name."""
-        self._sync()
-        with self._changed:
-            return sorted((q.spec for q in self.state.queues.values()), key=lambda s: s.name)
+        self._run(self.catalog.sync())
+        return sorted(self.catalog.view.queues.values(), key=lambda s: s.name)
 
     def delete_queue(self, name: str) -> None:
-        """Delete the queue, its messages and its subscriptions."""
-        self._append({"op": "delete_queue", "name": name})
+        """Delete the queue, its subscriptions, consumers and messages."""
+
+        async def delete() -> None:
+            await self.catalog.delete_queue(name)
+            await self._messages.drop_consumers(name)
+            for partition in range(self.names.partitions):
+                await self._messages.purge_subjects(partition, name)
+
+        self._run(delete())
 
     def create_topic(self, spec: TopicSpec) -> None:
         """Create or replace a topic."""
-        self._append({"op": "create_topic", "spec": spec.to_json()})
+        self._run(self.catalog.put_topic(spec))
 
     def get_topic(self, name: str) -> TopicSpec:
         """The topic's spec, or `TopicDoesNotExist`."""
-        spec = self.state.topics.get(name)
+        spec = self.catalog.view.topics.get(name)
         if spec is None:
-            self._sync()
-            spec = self.state.topics.get(name)
+            spec = self._run(self.catalog.topic(name))
             if spec is None:
                 raise TopicDoesNotExist(name)
         return spec
 
     def list_topics(self) -> list[TopicSpec]:
         """Every topic, sorted by name."""
-        self._sync()
-        with self._changed:
-            return sorted(self.state.topics.values(), key=lambda s: s.name)
+        self._run(self.catalog.sync())
+        return sorted(self.catalog.view.topics.values(), key=lambda s: s.name)
 
     def delete_topic(self, name: str) -> None:
         """Delete the topic and its subscriptions."""
-        self._append({"op": "delete_topic", "name": name})
+        self.get_topic(name)
+        self._run(self.catalog.delete_topic(name))
 
     def put_subscription(self, spec: SubscriptionSpec) -> None:
-        """Create or replace a subscription."""
-        self._append({"op": "put_subscription", "spec": spec.to_json()})
+        """Create or replace a subscription; the queue's consumers read its slot."""
+
+        async def put() -> None:
+            await self.catalog.put_subscription(spec)
+            queue = await self.catalog.queue(spec.queue)
+            if queue is None:
+                raise QueueDoesNotExist(spec.queue)
+            await self._messages.ensure(queue, force=True)
+
+        self._run(put())
 
     def delete_subscription(self, topic: str, queue: str) -> None:
-        """Remove a subscription if present."""
-        self._append({"op": "delete_subscription", "topic": topic, "queue": queue})
+        """Remove a subscription if present (what the queue holds from it stays)."""
+        self._run(self.catalog.delete_subscription(topic, queue))
 
     def list_subscriptions(self, topic: str | None = None) -> list[SubscriptionSpec]:
-        """Subscriptions of one topic, or all."""
-        self._sync()
-        with self._changed:
-            return subscriptions_of(self.state, topic)
+        """Subscriptions of one topic, or all, in (topic, queue) order."""
+        self._run(self.catalog.sync())
+        return [
+            spec
+            for (t, _q), spec in sorted(self.catalog.view.subscriptions.items())
+            if topic is None or t == topic
+        ]
 
     def routes(self, topic: str) -> list[Route]:
         """Compiled subscriptions of the topic, cached per catalog version."""
-        with self._changed:
-            version = self.state.catalog_version
-            cached = self._routes.get(topic)
-            if cached is not None and cached[0] == version:
-                return cached[1]
-            routes = [
-                make_route(spec, self.state.queues[spec.queue].spec)
-                for spec in subscriptions_of(self.state, topic)
-                if spec.queue in self.state.queues
-            ]
-            self._routes[topic] = (version, routes)
-            return routes
+        view = self.catalog.view
+        cached = self._routes.get(topic)
+        if cached is not None and cached[0] == view.version:
+            return cached[1]
+        version = view.version
+        routes = [
+            make_route(spec, view.queues[queue])
+            for (t, queue), spec in sorted(view.subscriptions.items())
+            if t == topic and queue in view.queues
+        ]
+        self._routes[topic] = (version, routes)
+        return routes
 
     # -- messages -----------------------------------------------------------------------
 
     def commit(self, publications: Sequence[Publication]) -> list[str]:
-        """Append the publications as journal entries (each one atomic), within max_payload."""
+        """Store each publication as one message (a multi-queue send: one atomic batch)."""
         now = self.clock()
-        encoded = [_publication(p) for p in publications]
-        message_ids: list[str] = []
-        limit = self._nc.max_payload - 4096
-        chunk: list[dict[str, Any]] = []
-        size = 0
-        for publication in encoded:
-            length = len(json.dumps(publication))
-            if chunk and size + length > limit:
-                message_ids += self._append({"op": "commit", "now": now, "publications": chunk})
-                chunk, size = [], 0
-            chunk.append(publication)
-            size += length
-        if chunk:
-            message_ids += self._append({"op": "commit", "now": now, "publications": chunk})
-        return message_ids
+        limit = self._nc.max_payload
+        return self._run(self._publisher.commit(publications, now, limit), timeout=60)
 
     def lease(
         self, queue: QueueSpec, max_messages: int, visibility_timeout: int
     ) -> list[ReceivedMessage]:
-        """Lease visible messages through the journal (one receiver per message, everywhere)."""
-        with self._changed:
-            state = self.state.queues.get(queue.name)
-            if state is not None and not _maybe_visible(state, self.clock()):
-                return []  # nothing to lease here: skip the round trip
-        result: list[ReceivedMessage] = self._append(
-            {
-                "op": "lease",
-                "now": self.clock(),
-                "queue": queue.name,
-                "max": max_messages,
-                "visibility_timeout": visibility_timeout,
-                "token": secrets.token_hex(8),
-            }
+        """Pull, decide and hand out up to `max_messages` deliveries."""
+        return self._run(
+            self._receiving.lease(queue, max_messages, visibility_timeout, self.clock()),
+            timeout=60,
         )
-        return result
 
     def wait(self, queue: str, timeout: float) -> None:
-        """Sleep until an entry touches the queue or a hidden message becomes visible."""
-        deadline = time.monotonic() + timeout
-        with self._changed:
-            seen = self._touched.get(queue, 0)
-            next_visible = self.state.next_visible(queue)
-            while True:
-                remaining = deadline - time.monotonic()
-                if remaining <= 0 or self._touched.get(queue, 0) != seen:
-                    return
-                if next_visible is not None:
-                    until = next_visible - self.clock()
-                    if until <= 0:
-                        return
-                    remaining = min(remaining, until)
-                self._changed.wait(remaining)
+        """Long poll: until a delivery arrives (kept for the next lease) or `timeout` passes."""
+        spec = self.get_queue(queue)
+        self._run(self._receiving.wait(spec, timeout, self.clock()), timeout=timeout + 15)
 
     def delete_messages(self, queue: str, receipt_handles: Sequence[str]) -> list[EntryResult]:
-        """Delete by receipt handle; stale handles fail, and on a FIFO queue expired ones."""
-        result: list[EntryResult] = self._append(
-            {"op": "delete", "now": self.clock(), "queue": queue, "handles": list(receipt_handles)}
-        )
-        return result
+        """Acknowledge by receipt handle; stale handles fail, and on a FIFO queue expired ones."""
+        spec = self.get_queue(queue)
+        return self._run(self._settling.delete(spec, receipt_handles, self.clock()), timeout=60)
 
     def set_visibility(
         self,
@@ -525,34 +345,28 @@ class NatsBackend(Backend):
         *,
         uncount: bool = False,
     ) -> list[EntryResult]:
-        """Change visibility by the latest receipt handles, keeping `failure` for a dead-letter."""
-        result: list[EntryResult] = self._append(
-            {
-                "op": "visibility",
-                "now": self.clock(),
-                "queue": queue,
-                "changes": [list(change) for change in changes],
-                "failure": failure,
-                "uncount": uncount,
-            }
+        """Change visibility (a nak with a delay), keeping `failure` for a dead-letter."""
+        spec = self.get_queue(queue)
+        return self._run(
+            self._settling.set_visibility(spec, changes, failure, self.clock(), uncount=uncount),
+            timeout=60,
         )
-        return result
 
     def purge(self, queue: str) -> None:
         """Delete every message of the queue, at most once per 60 seconds."""
-        self._append({"op": "purge", "now": self.clock(), "queue": queue})
+        spec = self.get_queue(queue)
+        self._run(self._upkeep.purge(spec, self.clock()), timeout=60)
 
     def move_dead_letters(self, source: QueueSpec, limit: int) -> int:
-        """Move up to `limit` visible messages dead-lettered from `source` back to it."""
-        moved: int = self._append(
-            {"op": "move_dead_letters", "now": self.clock(), "queue": source.name, "limit": limit}
+        """Move up to `limit` of `source`'s dead letters back to it, oldest first."""
+        return self._run(
+            self._upkeep.move_dead_letters(source, limit, self.clock()), timeout=120
         )
-        return moved
 
     def stats(self, queue: str) -> QueueStats:
-        """Depths of the queue, as of an entry appended now (expiry swept alike everywhere)."""
-        stats: QueueStats = self._append({"op": "stats", "now": self.clock(), "queue": queue})
-        return stats
+        """Depths from the consumers' state: no scan, no write."""
+        spec = self.get_queue(queue)
+        return self._run(self._upkeep.stats(spec, self.clock()))
 
     # -- tables (JetStream key-value) -------------------------------------------------------
 
@@ -571,6 +385,8 @@ class NatsBackend(Backend):
         if_version: int | None,
     ) -> TableItem:
         """A conditional write: compare-and-set on the entry's key-value revision."""
+        import json
+
         return self._run(
             self._tables.put(
                 table,
@@ -592,27 +408,3 @@ class NatsBackend(Backend):
     ) -> list[TableItem]:
         """Live items in key order under `prefix`, after `start_after`."""
         return self._run(self._tables.scan(table, prefix, limit, self.clock(), start_after))
-
-
-def _publication(publication: Publication) -> dict[str, Any]:
-    message = publication.message
-    return {
-        "message": {
-            "id": message.id,
-            "body": message.body,
-            "attributes": encode_attributes(message.attributes),
-            "delay": message.delay_seconds,
-            "group_id": message.group_id,
-        },
-        "deliveries": [
-            [d.queue, d.unsubscribe_url, d.deduplication_id] for d in publication.deliveries
-        ],
-        "envelope": publication.envelope_prefix,
-        "dedup_key": list(publication.dedup_key) if publication.dedup_key else None,
-    }
-
-
-def _maybe_visible(state: Any, now: float) -> bool:
-    """Cheap local check: could a lease of this queue find anything right now?"""
-    index = state.by_visibility
-    return bool(index) and index[0][0] <= now

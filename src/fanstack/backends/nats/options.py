@@ -1,6 +1,6 @@
 """What a `nats://` backend URL says: the servers, and the options after `?`.
 
-    nats://h1:4222,h2:4222,h3:4222?stream=SHOP&replicas=3&snapshot_every=10000&connect_timeout=60
+    nats://h1:4222,h2:4222,h3:4222?stream=SHOP&replicas=3&partitions=3&connect_timeout=60
 
 Every option is checked here, before anything connects, and a bad value is an
 `InvalidParameterValue` naming the option, its value and what it accepts.
@@ -16,7 +16,7 @@ from urllib.parse import parse_qs, urlsplit
 from fanstack.core.errors import InvalidParameterValue
 
 DEFAULT_STREAM = "FANSTACK"
-SNAPSHOT_EVERY = 10_000  # entries between snapshots; the journal is purged up to a snapshot
+MAX_PARTITIONS = 64
 DEFAULT_CONNECT_TIMEOUT = 30.0  # seconds a starting process waits for the cluster to be ready
 MAX_CONNECT_TIMEOUT = 86_400.0
 
@@ -30,7 +30,7 @@ class NatsOptions:
     servers: tuple[str, ...]
     stream: str = DEFAULT_STREAM
     replicas: int = 1
-    snapshot_every: int = SNAPSHOT_EVERY
+    partitions: int | None = None  # None: one per server named (fixed when first created)
     connect_timeout: float = DEFAULT_CONNECT_TIMEOUT
 
     @property
@@ -55,7 +55,16 @@ class NatsOptions:
             servers=servers,
             stream=option("stream") or DEFAULT_STREAM,
             replicas=_count("replicas", option("replicas"), 3 if len(servers) >= 3 else 1),
-            snapshot_every=_count("snapshot_every", option("snapshot_every"), SNAPSHOT_EVERY),
+            partitions=None
+            if option("partitions") is None
+            else _option(
+                "partitions",
+                option("partitions"),
+                1,
+                int,
+                lambda n: 1 <= n <= MAX_PARTITIONS,
+                f"a whole number between 1 and {MAX_PARTITIONS}",
+            ),
             connect_timeout=_option(
                 "connect_timeout",
                 option("connect_timeout"),

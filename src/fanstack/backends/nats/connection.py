@@ -1,0 +1,154 @@
+"""One NATS connection on its own event loop thread, opened with retries.
+
+User threads call into the loop with `run`; opening (connect, then whatever `prepare` makes
+ready) is retried with exponential backoff and jitter for the URL's `connect_timeout`
+(`startup.py`). Once open, the client reconnects forever.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import threading
+import uuid
+from collections.abc import Awaitable, Callable, Coroutine
+from typing import Any, TypeVar
+
+from nats.aio.client import Client
+from nats.errors import Error as NatsError
+from nats.errors import NoServersError
+
+from fanstack.backends.nats.options import NatsOptions
+from fanstack.backends.nats.startup import ATTEMPT_TIMEOUT, is_transient, retry_until_ready
+from fanstack.core.errors import BackendUnavailable, FanstackError
+
+log = logging.getLogger("fanstack.nats")
+
+T = TypeVar("T")
+REQUEST_TIMEOUT = 10.0
+SERVER_CONNECT_TIMEOUT = 5  # one TCP connection and handshake, within one opening attempt
+
+
+class Connection:
+    """A NATS client, its event loop thread, and the calls into it."""
+
+    def __init__(
+        self, options: NatsOptions, prepare: Callable[[Client], Awaitable[None]]
+    ) -> None:
+        self.id = uuid.uuid4().hex
+        self._prepare = prepare
+        self._ready = False
+        self._connect_error: BaseException | None = None
+        self.nc = Client()
+        self.loop = asyncio.new_event_loop()
+        self._thread = threading.Thread(target=self.loop.run_forever, name="fanstack-nats")
+        self._thread.daemon = True
+        self._thread.start()
+        opening = retry_until_ready(
+            lambda: self._connect(list(options.servers)),
+            self._discard_connection,
+            target=options.hosts,
+            connect_timeout=options.connect_timeout,
+        )
+        try:
+            self.run(opening, timeout=options.connect_timeout + 2 * ATTEMPT_TIMEOUT)
+        except BackendUnavailable:
+            self._stop_loop()
+            raise
+        self._ready = True
+
+    def run(self, coroutine: Coroutine[Any, Any, T], timeout: float = REQUEST_TIMEOUT) -> T:
+        """Run a coroutine on the loop and wait for it; NATS failures are BackendUnavailable."""
+        future = asyncio.run_coroutine_threadsafe(coroutine, self.loop)
+        try:
+            return future.result(timeout)
+        except FanstackError:
+            raise
+        except (NatsError, OSError, TimeoutError) as exc:
+            future.cancel()
+            raise BackendUnavailable(f"NATS: {type(exc).__name__}: {exc}") from exc
+
+    async def _connect(self, servers: list[str]) -> None:
+        """One opening attempt: connect, then prepare the namespace."""
+        self.nc, self._connect_error = Client(), None
+        try:
+            await self.nc.connect(
+                servers=servers,
+                name=f"fanstack-{self.id[:8]}",
+                connect_timeout=SERVER_CONNECT_TIMEOUT,
+                max_reconnect_attempts=1,  # each server twice; retry_until_ready does the waiting
+                reconnect_time_wait=0.5,  # type: ignore[arg-type]  # seconds; floats work
+                error_cb=self._on_error,
+                disconnected_cb=self._on_disconnected,
+                reconnected_cb=self._on_reconnected,
+            )
+        except NoServersError:
+            # Say why: refused, timed out, or an authorization violation (which is final).
+            if self._connect_error is None:
+                raise
+            raise self._connect_error from None
+        self.nc.options["max_reconnect_attempts"] = -1  # connected once: never give up
+        await self._prepare(self.nc)
+
+    async def _discard_connection(self) -> None:
+        """Drop what a failed opening attempt left, so the next one starts clean."""
+        client = self.nc
+        if client.is_connected or client.is_connecting or client.is_reconnecting:
+            with contextlib.suppress(NatsError, OSError, TimeoutError):
+                await asyncio.wait_for(client.close(), REQUEST_TIMEOUT)
+
+    async def _on_error(self, error: Exception) -> None:
+        if not self._ready:
+            # While opening, retry_until_ready logs each failed attempt: no need to shout.
+            # Keep a final error (an authorization violation) over the reset that follows it.
+            if self._connect_error is None or is_transient(self._connect_error):
+                self._connect_error = error
+            log.debug("NATS connection error: %s: %s", type(error).__name__, error)
+            return
+        log.warning("NATS connection error: %s: %s", type(error).__name__, error)
+
+    async def _on_disconnected(self) -> None:
+        if self._ready:
+            log.warning("NATS disconnected; reconnecting")
+
+    async def _on_reconnected(self) -> None:
+        log.info(
+            "NATS reconnected to %s",
+            self.nc.connected_url.netloc if self.nc.connected_url else "?",
+        )
+
+    def close(self, before: Callable[[], Awaitable[None]] | None = None) -> None:
+        """Drain the connection (after `before`, on the loop) and stop the loop thread."""
+        if self.loop.is_closed():
+            return
+        self._ready = False  # a disconnect from here on is ours, not news
+
+        async def shutdown() -> None:
+            if before is not None:
+                with contextlib.suppress(NatsError, OSError, TimeoutError):
+                    await before()
+            await self.nc.drain()
+
+        try:
+            self.run(shutdown(), timeout=10)
+        except BackendUnavailable:
+            log.warning("NATS connection did not drain cleanly")
+        self._stop_loop()
+
+    def _stop_loop(self) -> None:
+        async def cancel_all() -> None:
+            current = asyncio.current_task()
+            pending = [task for task in asyncio.all_tasks() if task is not current]
+            for task in pending:
+                task.cancel()
+            await asyncio.gather(*pending, return_exceptions=True)
+
+        try:
+            asyncio.run_coroutine_threadsafe(cancel_all(), self.loop).result(5)
+        except (TimeoutError, RuntimeError) as exc:
+            log.warning("NATS client tasks did not stop cleanly: %s", exc)
+        self.loop.call_soon_threadsafe(self.loop.stop)
+        self._thread.join(5)
+        if not self.loop.is_running():
+            self.loop.close()

@@ -1,0 +1,303 @@
+"""Queue messages on JetStream, the shared part: each queue's consumers, storing messages,
+pulling deliveries, and what a delivery looks like to the receiver.
+
+`receiving.py` leases, `settling.py` deletes and changes visibility, `upkeep.py` purges,
+redrives and counts; all run on the backend's event loop. The mapping is described in the
+package docstring; the rules that are fanstack's and not JetStream's come from
+`core.queue_rules`, the same functions the SQLite backend uses.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import logging
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+from nats.aio.msg import Msg
+from nats.js.api import AckPolicy, ConsumerConfig, DeliverPolicy
+from nats.js.errors import NotFoundError
+
+from fanstack.backends.nats.catalog import Catalog
+from fanstack.backends.nats.fifo import Held, Holds
+from fanstack.backends.nats.layout import (
+    Names,
+    Receipt,
+    Stored,
+    token,
+)
+from fanstack.backends.nats.ledger import Lease, Ledger
+from fanstack.backends.nats.notes import Bucket
+from fanstack.backends.nats.pull import Puller
+from fanstack.core.errors import (
+    BackendUnavailable,
+)
+from fanstack.core.fanout import delivered_body, envelope_prefix
+from fanstack.core.message import ReceivedMessage, decode_attributes
+from fanstack.core.queue_rules import log_expired
+from fanstack.core.specs import QueueSpec
+
+log = logging.getLogger("fanstack.nats")
+
+MAX_ACK_PENDING = 1_000_000  # a standard queue's in-flight limit (SQS: 120,000)
+FIFO_ACK_PENDING = 20_000  # a FIFO queue's messages held by its serving process
+DELAY_ACK_WAIT = 30.0  # the delay consumer's lease while a pump moves a due message
+
+
+@dataclass
+class Taken:
+    """A delivery the lease pass decided to hand out."""
+
+    partition: int
+    message: Msg
+    stored: Stored
+    receipt_count: int
+    first_received_at: float
+
+
+@dataclass
+class QueueLocal:
+    """What this process knows of one queue's consumers (their config as last applied)."""
+
+    filters: tuple[str, ...] = ()
+    ack_wait: float = 0.0
+    stash: list[tuple[int, Msg]] = field(default_factory=list)  # pulled by a long poll
+    held: dict[tuple[int, int], Held] = field(default_factory=dict)  # FIFO: waiting for a group
+    next_partition: int = 0
+    pumped_at: float = 0.0  # real time this process last looked at the queue's delays
+    pumped_now: float = 0.0  # the fanstack clock then
+
+
+class Messages:
+    """The queues' consumers, stores and pulls: what every queue operation builds on."""
+
+    def __init__(
+        self,
+        nc: Any,
+        js: Any,
+        names: Names,
+        catalog: Catalog,
+        notes: Bucket,
+        counts: Bucket,
+        holder: str,
+    ) -> None:
+        self.nc = nc
+        self.js = js
+        self.names = names
+        self.catalog = catalog
+        self.notes = notes
+        self.counts = counts
+        self.puller = Puller(nc)
+        self.ledger = Ledger()
+        self.holds = Holds(notes, holder)
+        self.local: dict[str, QueueLocal] = {}
+
+    async def open(self) -> None:
+        await self.puller.open()
+
+    def filters(self, queue: str, partition: int) -> tuple[str, ...]:
+        """The subjects the queue's consumer reads on a partition: its own, and its topics'."""
+        topics = self.catalog.view.queue_filters(queue)
+        own = f"{self.names.queue_prefix(partition, queue)}.>"
+        return (own, *(self.names.slot_filter(partition, t, slot) for t, slot in topics))
+
+    async def ensure(self, spec: QueueSpec, *, force: bool = False) -> QueueLocal:
+        """The queue's consumers, created or brought to the current catalog (once per change)."""
+        local = self.local.get(spec.name)
+        ack_wait = float(max(spec.visibility_timeout, 1))
+        filters = self.filters(spec.name, 0)
+        current = local is not None and (local.filters, local.ack_wait) == (filters, ack_wait)
+        if local is not None and current and not force:
+            return local
+        for partition in range(self.names.partitions):
+            stream = self.names.stream(partition)
+            await self.main_consumer(spec, partition)
+            await self.js.add_consumer(
+                stream,
+                ConsumerConfig(
+                    durable_name=self.names.delay_consumer(spec.name),
+                    ack_policy=AckPolicy.EXPLICIT,
+                    ack_wait=DELAY_ACK_WAIT,
+                    max_deliver=-1,
+                    max_ack_pending=MAX_ACK_PENDING,
+                    filter_subject=self.names.delay_subject(partition, spec.name),
+                    deliver_policy=DeliverPolicy.ALL,
+                ),
+            )
+        if local is None:
+            local = self.local[spec.name] = QueueLocal()
+        local.filters, local.ack_wait = filters, ack_wait
+        return local
+
+    async def main_consumer(
+        self, spec: QueueSpec, partition: int, start: int | None = None
+    ) -> None:
+        """Create the queue's consumer on a partition, or bring its settings up to date.
+
+        `start` begins a new consumer after that stream sequence (a purge); an existing one
+        keeps where it began (JetStream cannot change that).
+        """
+        stream = self.names.stream(partition)
+        name = self.names.consumer(spec.name)
+        policy, sequence = DeliverPolicy.ALL, None
+        if start is not None:
+            policy, sequence = DeliverPolicy.BY_START_SEQUENCE, start
+        else:
+            try:
+                info = await self.js.consumer_info(stream, name)
+                policy, sequence = info.config.deliver_policy, info.config.opt_start_seq
+            except NotFoundError:
+                pass
+        await self.js.add_consumer(
+            stream,
+            ConsumerConfig(
+                durable_name=name,
+                ack_policy=AckPolicy.EXPLICIT,
+                ack_wait=float(max(spec.visibility_timeout, 1)),
+                max_deliver=-1,
+                max_ack_pending=FIFO_ACK_PENDING if spec.fifo else MAX_ACK_PENDING,
+                filter_subjects=list(self.filters(spec.name, partition)),
+                deliver_policy=policy,
+                opt_start_seq=sequence,
+            ),
+        )
+
+    async def drop_consumers(self, queue: str) -> None:
+        """Delete the queue's consumers (their pending deliveries go with them)."""
+        for partition in range(self.names.partitions):
+            stream = self.names.stream(partition)
+            for consumer in (self.names.consumer(queue), self.names.delay_consumer(queue)):
+                with contextlib.suppress(NotFoundError):
+                    await self.js.delete_consumer(stream, consumer)
+        self.local.pop(queue, None)
+
+    async def store(self, subject: str, stored: Stored, *, ttl: int, msg_id: str | None) -> None:
+        """Publish one stored message and wait for JetStream's acknowledgement."""
+        headers = stored.headers()
+        headers["Nats-TTL"] = f"{ttl}s"
+        if msg_id is not None:
+            headers["Nats-Msg-Id"] = msg_id
+        reply = await self.nc.request(subject, stored.body.encode(), headers=headers, timeout=10)
+        answer = json.loads(reply.data or b"{}")
+        if "error" in answer:
+            raise BackendUnavailable(f"NATS: storing on {subject}: {answer['error']}")
+
+    async def store_together(
+        self, entries: Sequence[tuple[str, Stored]], *, ttl: int, msg_id: str
+    ) -> None:
+        """Store several messages in one partition atomically (JetStream's atomic batch)."""
+        if len(entries) == 1:
+            subject, stored = entries[0]
+            await self.store(subject, stored, ttl=ttl, msg_id=msg_id)
+            return
+        batch = f"{msg_id}:{time.monotonic_ns()}"
+        for index, (subject, stored) in enumerate(entries, start=1):
+            headers = stored.headers()
+            headers["Nats-TTL"] = f"{ttl}s"
+            headers["Nats-Batch-Id"] = batch[:64]
+            headers["Nats-Batch-Sequence"] = str(index)
+            headers["Nats-Msg-Id"] = f"{msg_id}:{index}"
+            if index < len(entries):
+                await self.nc.publish(subject, stored.body.encode(), headers=headers)
+                continue
+            headers["Nats-Batch-Commit"] = "1"
+            reply = await self.nc.request(
+                subject, stored.body.encode(), headers=headers, timeout=10
+            )
+            answer = json.loads(reply.data or b"{}")
+            if "error" in answer:
+                raise BackendUnavailable(f"NATS: storing a batch of {len(entries)}: {answer}")
+
+    async def pull(
+        self, spec: QueueSpec, local: QueueLocal, wanted: int
+    ) -> list[tuple[int, Msg]]:
+        """What the queue's consumers have now, up to `wanted`, partitions taken in turn."""
+        partitions = self.names.partitions
+        start = local.next_partition
+        local.next_partition = (start + 1) % partitions
+        found: list[tuple[int, Msg]] = []
+        for step in range(partitions):
+            partition = (start + step) % partitions
+            pulled = await self.puller.pull(
+                self.names.stream(partition), self.names.consumer(spec.name), wanted - len(found)
+            )
+            found.extend((partition, message) for message in pulled)
+            if len(found) >= wanted:
+                break
+        return found
+
+    def leases_of(self, partition: int, sequence: int) -> list[Lease]:
+        """This process's leases (not deferrals) of one stored message."""
+        return self.ledger.of_message(partition, sequence)
+
+    def received(
+        self, queue: str, stored: Stored, receipt: Receipt, count: int, first: float
+    ) -> ReceivedMessage:
+        """The message a receive hands out for this delivery."""
+        own = self.resolved(queue, stored) if stored.topic is not None else stored
+        return ReceivedMessage(
+            id=stored.message_id,
+            body=own.body,
+            message_attributes=decode_attributes(own.attributes),
+            receipt_handle=receipt.handle(),
+            receive_count=count,
+            sent_timestamp=stored.sent_at,
+            first_receive_timestamp=first,
+            queue=queue,
+            group_id=stored.group_id,
+            deduplication_id=own.dedup_id,
+            sequence_number=receipt.sequence if stored.group_id is not None else None,
+            failure=stored.failure,
+            source_queue=stored.source,
+            failed_receives=stored.failed_receives,
+            lost_receives=stored.lost_receives,
+        )
+
+    def resolved(self, queue: str, stored: Stored) -> Stored:
+        """A topic message as `queue` holds it: its SNS envelope built, or the raw message."""
+        url, dedup_id = stored.deliveries[queue]
+        body, attributes = stored.body, stored.attributes
+        topic = self.catalog.view.topics.get(stored.topic or "")
+        if url is not None and topic is not None:
+            prefix = envelope_prefix(
+                topic,
+                stored.message_id,
+                body,
+                decode_attributes(attributes),
+                stored.subject,
+                stored.sent_at,
+            )
+            body, attributes = delivered_body(body, prefix, url), None
+        return Stored(
+            message_id=stored.message_id,
+            body=body,
+            sent_at=stored.sent_at,
+            attributes=attributes,
+            group_id=stored.group_id,
+            dedup_id=dedup_id,
+        )
+
+    async def count(self, queue: str, *, expired: int = 0, dead_lettered: int = 0) -> None:
+        """Add to the queue's counters of expired and dead-lettered messages (and log expiry)."""
+        if not (expired or dead_lettered):
+            return
+        if expired:
+            log_expired(log, queue, expired)
+
+        def change(current: dict[str, Any] | None) -> dict[str, Any]:
+            counts = dict(current or {})
+            counts["expired"] = counts.get("expired", 0) + expired
+            counts["dead_lettered"] = counts.get("dead_lettered", 0) + dead_lettered
+            return counts
+
+        await self.counts.update(token(queue), change)
+
+    async def purge_subjects(self, partition: int, queue: str) -> None:
+        """Remove the queue's own messages (sent, dead-lettered into it, delayed)."""
+        stream = self.names.stream(partition)
+        own = f"{self.names.queue_prefix(partition, queue)}.>"
+        await self.js.purge_stream(stream, subject=own)
+        await self.js.purge_stream(stream, subject=self.names.delay_subject(partition, queue))
