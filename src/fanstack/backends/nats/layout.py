@@ -95,28 +95,33 @@ class Names:
 
 # -- stored messages ------------------------------------------------------------------------
 
-H_ID = "Fs-Id"
-H_SENT = "Fs-Sent"  # fanstack clock, seconds
-H_SINCE = "Fs-Since"  # retention counts from here when not the sent time (a redrive)
-H_VISIBLE = "Fs-Visible"  # a delayed message's first visible time
-H_ATTRIBUTES = "Fs-Attributes"
-H_GROUP = "Fs-Group"
-H_DEDUP = "Fs-Dedup"
-H_TOPIC = "Fs-Topic"  # topic messages: the envelope's fields
-H_SUBJECT = "Fs-Subject"
-H_DELIVERIES = "Fs-Deliveries"  # topic messages: {queue: [unsubscribe url or None, dedup id]}
-H_SOURCE = "Fs-Source"  # dead letters: where they came from, and their history there
-H_FAILURE = "Fs-Failure"
-H_COUNT = "Fs-Count"
-H_FIRST = "Fs-First"
-H_FAILED = "Fs-Failed"
-H_LOST = "Fs-Lost"
-H_QUEUE = "Fs-Queue"  # delayed messages: the queue they wait for
+HEADER = "Fs"  # one header holds a stored message's fanstack fields, as compact JSON
+
+# The JSON keys of each field (short: every stored message carries them).
+_KEYS = (
+    ("message_id", "i"),
+    ("sent_at", "t"),  # fanstack clock, seconds
+    ("attributes", "a"),
+    ("group_id", "g"),
+    ("dedup_id", "d"),
+    ("visible_at", "v"),  # a delayed message's first visible time
+    ("since", "r"),  # retention counts from here when not the sent time (a redrive)
+    ("topic", "T"),  # topic messages: the envelope's fields and who takes them
+    ("subject", "S"),
+    ("deliveries", "D"),  # {queue: [unsubscribe url or None, dedup id]}
+    ("source", "s"),  # dead letters and messages handed back: their history so far
+    ("failure", "f"),
+    ("receive_count", "c"),
+    ("first_received_at", "F"),
+    ("failed_receives", "x"),
+    ("lost_receives", "l"),
+    ("queue", "q"),  # delayed messages: the queue they wait for
+)
 
 
 @dataclass(slots=True)
 class Stored:
-    """A message as its headers and body describe it, for one queue."""
+    """A message as its header and body describe it, for one queue."""
 
     message_id: str
     body: str
@@ -138,73 +143,30 @@ class Stored:
     queue: str | None = None
 
     def headers(self) -> dict[str, str]:
-        """The headers that store this message (the body is the payload)."""
-        headers = {H_ID: self.message_id, H_SENT: repr(self.sent_at)}
-        optional: list[tuple[str, object]] = [
-            (H_ATTRIBUTES, self.attributes),
-            (H_GROUP, self.group_id),
-            (H_DEDUP, self.dedup_id),
-            (H_VISIBLE, self.visible_at),
-            (H_SINCE, self.since),
-            (H_TOPIC, self.topic),
-            (H_SUBJECT, self.subject),
-            (H_SOURCE, self.source),
-            (H_FAILURE, self.failure),
-            (H_FIRST, self.first_received_at),
-            (H_LOST, self.lost_receives),
-            (H_QUEUE, self.queue),
-        ]
-        for name, value in optional:
-            if value is not None:
-                headers[name] = value if isinstance(value, str) else repr(value)
-        if self.deliveries:
-            headers[H_DELIVERIES] = json.dumps(self.deliveries, separators=(",", ":"))
-        if self.receive_count:
-            headers[H_COUNT] = str(self.receive_count)
-        if self.failed_receives:
-            headers[H_FAILED] = str(self.failed_receives)
-        return {name: _header_safe(value) for name, value in headers.items()}
+        """The header that stores this message's fields (the body is the payload)."""
+        fields = {}
+        for name, key in _KEYS:
+            value = getattr(self, name)
+            if value is not None and (value != 0 or name == "sent_at") and value != {}:
+                fields[key] = value
+        # ensure_ascii: a header value is one line of ASCII (a traceback's newlines escaped).
+        return {HEADER: json.dumps(fields, separators=(",", ":"))}
 
     @classmethod
     def parse(cls, headers: Mapping[str, str] | None, data: bytes) -> Stored:
-        h = {name: _header_unsafe(value) for name, value in (headers or {}).items()}
-        first = h.get(H_FIRST)
-        lost = h.get(H_LOST)
-        return cls(
-            message_id=h.get(H_ID, ""),
-            body=data.decode(),
-            sent_at=float(h.get(H_SENT, "0")),
-            attributes=h.get(H_ATTRIBUTES),
-            group_id=h.get(H_GROUP),
-            dedup_id=h.get(H_DEDUP),
-            visible_at=_float(h.get(H_VISIBLE)),
-            since=_float(h.get(H_SINCE)),
-            topic=h.get(H_TOPIC),
-            subject=h.get(H_SUBJECT),
-            deliveries=json.loads(h[H_DELIVERIES]) if H_DELIVERIES in h else {},
-            source=h.get(H_SOURCE),
-            failure=h.get(H_FAILURE),
-            receive_count=int(h.get(H_COUNT, "0")),
-            first_received_at=_float(first),
-            failed_receives=int(h.get(H_FAILED, "0")),
-            lost_receives=None if lost is None else int(lost),
-            queue=h.get(H_QUEUE),
-        )
+        """Read a stored message back from its header and body."""
+        fields = json.loads((headers or {}).get(HEADER) or "{}")
+        stored = cls(message_id=fields.get("i", ""), body=data.decode(), sent_at=fields.get("t", 0))
+        for name, key in _KEYS[2:]:
+            if key in fields:
+                setattr(stored, name, fields[key])
+        return stored
 
-
-def _float(text: str | None) -> float | None:
-    return None if text is None else float(text)
-
-
-def _header_safe(value: str) -> str:
-    """Header values cannot hold CR or LF (a failure's traceback does): JSON-quote those."""
-    if "\n" in value or "\r" in value or value.startswith('"'):
-        return json.dumps(value)
-    return value
-
-
-def _header_unsafe(value: str) -> str:
-    return json.loads(value) if value.startswith('"') else value
+    @staticmethod
+    def group_of(headers: Mapping[str, str] | None) -> str | None:
+        """The FIFO group of a stored message, from its header."""
+        group: str | None = json.loads((headers or {}).get(HEADER) or "{}").get("g")
+        return group
 
 
 # -- receipt handles --------------------------------------------------------------------------

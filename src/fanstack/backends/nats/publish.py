@@ -92,7 +92,8 @@ class Publisher:
             group_id=message.group_id,
         )
         ttl = max(spec.retention for _delivery, spec in deliveries) + PUBLICATION_TTL_MARGIN
-        msg_id = f"{message.id}:{generation}"
+        # A JetStream message id only where a retried store must not store twice (FIFO).
+        msg_id = f"{message.id}:{generation}" if generation else None
         topic = publication.topic
         async with self._limit:
             if topic is None:
@@ -107,7 +108,9 @@ class Publisher:
                     else:
                         subject = self._names.queue_subject(partition, spec.name)
                     entries.append((subject, copy))
-                await self._messages.store_together(entries, ttl=ttl, msg_id=msg_id)
+                await self._messages.store_together(
+                    entries, ttl=ttl, msg_id=msg_id, batch=message.id
+                )
                 return message.id
             stored.topic = topic
             stored.subject = publication.subject

@@ -19,15 +19,36 @@ NAK = b"-NAK"
 TERMINATE = b"+TERM"
 
 
+class Inbox:
+    """The reply subject of one consumer's pull requests in this process, one pull at a time."""
+
+    def __init__(self, subject: str) -> None:
+        self.subject = subject
+        self.lock = asyncio.Lock()
+        self.replies: asyncio.Queue[Msg] = asyncio.Queue()
+
+    async def on_reply(self, message: Msg) -> None:
+        self.replies.put_nowait(message)
+
+
 class Puller:
-    """Pull requests of one connection (a JetStream delivery keeps its own subject, so each
-    request gets its own inbox subscription to tell its replies apart)."""
+    """Pull requests of one connection: one inbox subscription per consumer (a JetStream
+    delivery keeps its own subject, so replies are told apart by the subscription)."""
 
     def __init__(self, nc: Any) -> None:
         self._nc = nc
+        self._inboxes: dict[tuple[str, str], Inbox] = {}
 
     async def open(self) -> None:
-        """Nothing to prepare (kept for symmetry with the other parts)."""
+        """Nothing to prepare: inboxes are made on a consumer's first pull."""
+
+    async def _inbox(self, stream: str, consumer: str) -> Inbox:
+        inbox = self._inboxes.get((stream, consumer))
+        if inbox is None:
+            inbox = Inbox(self._nc.new_inbox())
+            await self._nc.subscribe(inbox.subject, cb=inbox.on_reply)
+            self._inboxes[(stream, consumer)] = inbox
+        return inbox
 
     async def pull(
         self, stream: str, consumer: str, batch: int, expires: float = 0.0
@@ -35,35 +56,36 @@ class Puller:
         """Up to `batch` messages of the consumer there now, or (`expires`) one within it.
 
         A long poll asks for one message only: a request the server still holds when we stop
-        listening would deliver to no one, and count a receive nobody made.
+        listening would deliver to a reply nobody reads. A delivery that arrives after its pull
+        gave up is not lost: the next pull of the consumer takes it.
         """
         if expires > 0:
             batch = 1
-        replies: asyncio.Queue[Msg] = asyncio.Queue()
-
-        async def on_reply(message: Msg) -> None:
-            replies.put_nowait(message)
-
-        inbox = self._nc.new_inbox()
-        subscription = await self._nc.subscribe(inbox, cb=on_reply)
+        inbox = await self._inbox(stream, consumer)
         request: dict[str, Any] = {"batch": batch}
         if expires > 0:
             request["expires"] = int(expires * 1e9)
         else:
             request["no_wait"] = True
         messages: list[Msg] = []
-        try:
+        async with inbox.lock:
+            while not inbox.replies.empty():  # late deliveries of an earlier pull
+                late = inbox.replies.get_nowait()
+                if late.reply:
+                    messages.append(late)
+            if len(messages) >= batch:
+                return messages
             await self._nc.publish(
                 f"$JS.API.CONSUMER.MSG.NEXT.{stream}.{consumer}",
                 json.dumps(request).encode(),
-                reply=inbox,
+                reply=inbox.subject,
             )
             loop = asyncio.get_running_loop()
             deadline = loop.time() + max(expires, 0) + 5.0
             while len(messages) < batch:
                 try:
                     message = await asyncio.wait_for(
-                        replies.get(), max(deadline - loop.time(), 0.001)
+                        inbox.replies.get(), max(deadline - loop.time(), 0.001)
                     )
                 except TimeoutError:
                     break
@@ -73,14 +95,25 @@ class Puller:
                 if (message.headers or {}).get("Status", "") == "100":
                     continue  # an idle heartbeat
                 break  # 404 no messages, 408 request expired, 409 ...: this pull is over
-        finally:
-            await subscription.unsubscribe()
         return messages
 
 
 async def acknowledge(nc: Any, reply: str, what: bytes, timeout: float = 10.0) -> None:
     """Send an acknowledgement and wait for the server to confirm it."""
     await nc.request(reply, what, timeout=timeout)
+
+
+async def acknowledge_all(nc: Any, replies: list[str], timeout: float = 10.0) -> None:
+    """Acknowledge deliveries; returns once the server confirmed them all.
+
+    The server handles one consumer's acknowledgements in the order they arrive on a
+    connection, so one confirmed acknowledgement after the others confirms them all.
+    """
+    if not replies:
+        return
+    for reply in replies[:-1]:
+        await nc.publish(reply, ACK)
+    await nc.request(replies[-1], ACK, timeout=timeout)
 
 
 def nak_delay(seconds: float) -> bytes:

@@ -186,20 +186,21 @@ class Messages:
             raise BackendUnavailable(f"NATS: storing on {subject}: {answer['error']}")
 
     async def store_together(
-        self, entries: Sequence[tuple[str, Stored]], *, ttl: int, msg_id: str
+        self, entries: Sequence[tuple[str, Stored]], *, ttl: int, msg_id: str | None, batch: str
     ) -> None:
         """Store several messages in one partition atomically (JetStream's atomic batch)."""
         if len(entries) == 1:
             subject, stored = entries[0]
             await self.store(subject, stored, ttl=ttl, msg_id=msg_id)
             return
-        batch = f"{msg_id}:{time.monotonic_ns()}"
+        batch_id = f"{batch}:{time.monotonic_ns()}"[-64:]
         for index, (subject, stored) in enumerate(entries, start=1):
             headers = stored.headers()
             headers["Nats-TTL"] = f"{ttl}s"
-            headers["Nats-Batch-Id"] = batch[:64]
+            headers["Nats-Batch-Id"] = batch_id
             headers["Nats-Batch-Sequence"] = str(index)
-            headers["Nats-Msg-Id"] = f"{msg_id}:{index}"
+            if msg_id is not None:
+                headers["Nats-Msg-Id"] = f"{msg_id}:{index}"
             if index < len(entries):
                 await self.nc.publish(subject, stored.body.encode(), headers=headers)
                 continue

@@ -11,7 +11,6 @@ from nats.aio.msg import Msg
 
 from fanstack.backends.nats.fifo import HOLD_LIMIT, Held
 from fanstack.backends.nats.layout import (
-    H_GROUP,
     PUBLICATION_TTL_MARGIN,
     Receipt,
     Stored,
@@ -80,7 +79,7 @@ class Receiving:
                     taken.append(outcome)
             candidates = []
         await self.m.count(spec.name, expired=expired, dead_lettered=dead_lettered)
-        return list(await asyncio.gather(*(self._hand_out(spec, t, timeout, now) for t in taken)))
+        return await self._hand_out(spec, taken, timeout, now)
 
     async def _lease_fifo(
         self, spec: QueueSpec, local: QueueLocal, max_messages: int, timeout: int, now: float
@@ -118,7 +117,7 @@ class Receiving:
             if not pulled and not progressed:
                 break
         await self.m.count(spec.name, expired=expired, dead_lettered=dead_lettered)
-        return list(await asyncio.gather(*(self._hand_out(spec, t, timeout, now) for t in taken)))
+        return await self._hand_out(spec, taken, timeout, now)
 
     async def _refresh_held(
         self, spec: QueueSpec, local: QueueLocal, now: float, real: float
@@ -147,7 +146,7 @@ class Receiving:
             if not lease.deferral
         ]
         waiting = [
-            FifoCandidate(key, (entry.message.headers or {}).get(H_GROUP), visible=True)
+            FifoCandidate(key, Stored.group_of(entry.message.headers), visible=True)
             for key, entry in local.held.items()
         ]
         order = sorted(in_flight + waiting, key=lambda candidate: candidate.position)
@@ -217,35 +216,46 @@ class Receiving:
         return leases[0].first_received_at if leases else now
 
     async def _hand_out(
-        self, spec: QueueSpec, taken: Taken, timeout: int, now: float
-    ) -> ReceivedMessage:
-        message, stored = taken.message, taken.stored
-        parsed = parse_reply(message.reply)
-        assert parsed is not None
-        _stream, consumer, delivered, sequence = parsed
-        if delivered > 1:
-            change = noting(delivered=delivered, first=taken.first_received_at)
-            await self.m.notes.update(note_key(taken.partition, sequence), change)
-        local = self.m.local[spec.name]
-        if timeout != local.ack_wait:
-            await acknowledge(self.m.nc, message.reply, nak_delay(timeout))
+        self, spec: QueueSpec, taken: list[Taken], timeout: int, now: float
+    ) -> list[ReceivedMessage]:
+        """Lease the taken deliveries: record them, and tell JetStream what differs from its
+        defaults (a visibility timeout other than the queue's; a redelivery's note)."""
+        chores = []
+        override = timeout != self.m.local[spec.name].ack_wait
+        deadline = time.time() + timeout
         visible_at = now + timeout
-        self.m.ledger.record(
-            consumer,
-            (taken.partition, sequence),
-            Lease(
+        received = []
+        for entry in taken:
+            message = entry.message
+            parsed = parse_reply(message.reply)
+            assert parsed is not None
+            _stream, consumer, delivered, sequence = parsed
+            if delivered > 1:
+                change = noting(delivered=delivered, first=entry.first_received_at)
+                chores.append(self.m.notes.update(note_key(entry.partition, sequence), change))
+            if override:
+                chores.append(acknowledge(self.m.nc, message.reply, nak_delay(timeout)))
+            lease = Lease(
                 queue=spec.name,
                 reply=message.reply,
                 delivered=delivered,
                 visible_at=visible_at,
-                deadline=time.time() + timeout,
-                first_received_at=taken.first_received_at,
-                group_id=stored.group_id,
-            ),
-        )
-        receipt = Receipt(taken.partition, consumer, delivered, sequence, message.reply, visible_at)
-        return self.m.received(spec.name, stored, receipt, taken.receipt_count,
-                              taken.first_received_at)
+                deadline=deadline,
+                first_received_at=entry.first_received_at,
+                group_id=entry.stored.group_id,
+            )
+            self.m.ledger.record(consumer, (entry.partition, sequence), lease)
+            receipt = Receipt(
+                entry.partition, consumer, delivered, sequence, message.reply, visible_at
+            )
+            received.append(
+                self.m.received(
+                    spec.name, entry.stored, receipt, entry.receipt_count, entry.first_received_at
+                )
+            )
+        if chores:
+            await asyncio.gather(*chores)
+        return received
 
     async def _defer(
         self, spec: QueueSpec, partition: int, stored: Stored, visible_at: float, message: Msg,

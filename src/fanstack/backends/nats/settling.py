@@ -18,7 +18,7 @@ from fanstack.backends.nats.layout import (
 )
 from fanstack.backends.nats.ledger import Lease
 from fanstack.backends.nats.notes import note_key, noting
-from fanstack.backends.nats.pull import ACK, acknowledge, nak_delay
+from fanstack.backends.nats.pull import ACK, acknowledge, acknowledge_all, nak_delay
 from fanstack.backends.nats.queues import Messages
 from fanstack.core.errors import (
     FanstackError,
@@ -52,47 +52,73 @@ class Settling:
             )
         return receipt
 
-    async def _check(
+    def _check_here(
         self, spec: QueueSpec, receipt: Receipt, handle: str, now: float, *, deleting: bool
-    ) -> FanstackError | None:
-        """The error a handle gets, or None if it is the message's latest delivery."""
+    ) -> FanstackError | bool | None:
+        """What this process knows of a handle: its error, None (it is the latest), or True
+        when only the message's note can tell (another process may have received it since)."""
         lease = self.m.ledger.get(receipt.consumer, receipt.key)
         if self.m.ledger.is_gone(receipt.consumer, receipt.key):
             return None if deleting else message_gone(handle)
         if lease is not None and lease.delivered > receipt.delivered:
             return stale_handle(handle)
         visible_at = lease.visible_at if lease is not None else receipt.visible_at
-        if lease is None or lease.delivered < receipt.delivered or now >= visible_at:
-            # Another process may have received it since: its note says so.
-            note, _ = await self.m.notes.get(note_key(*receipt.key))
-            if note is not None and note.get("dc", 0) > receipt.delivered:
-                return stale_handle(handle)
         if spec.fifo and now >= visible_at:
             if deleting:
                 return receipt_handle_expired(handle)
             return MessageNotInflight(
                 f"message {receipt.sequence} of queue {spec.name!r} is not in flight"
             )
+        return lease is None or lease.delivered < receipt.delivered or now >= visible_at
+
+    async def _check(
+        self, spec: QueueSpec, receipt: Receipt, handle: str, now: float, *, deleting: bool
+    ) -> FanstackError | None:
+        """The error a handle gets, or None if it is the message's latest delivery."""
+        known = self._check_here(spec, receipt, handle, now, deleting=deleting)
+        if known is not True:
+            return known or None
+        note, _ = await self.m.notes.get(note_key(*receipt.key))
+        if note is not None and note.get("dc", 0) > receipt.delivered:
+            return stale_handle(handle)
         return None
 
     async def delete(
         self, spec: QueueSpec, handles: Sequence[str], now: float
     ) -> list[EntryResult]:
-        """Delete by receipt handle, each entry on its own (a bad one sinks no other)."""
-        return list(await asyncio.gather(*(self._delete(spec, h, now) for h in handles)))
+        """Delete by receipt handle, each entry on its own (a bad one sinks no other).
 
-    async def _delete(self, spec: QueueSpec, handle: str, now: float) -> EntryResult:
-        receipt = self._receipt(spec.name, handle)
-        if isinstance(receipt, FanstackError):
-            return receipt
-        error = await self._check(spec, receipt, handle, now, deleting=True)
-        if error is not None:
-            return error
-        await acknowledge(self.m.nc, receipt.reply, ACK)
-        if receipt.delivered > 1:  # only a redelivered message has a note
-            await self.m.notes.delete(note_key(*receipt.key))
-        self.m.ledger.drop(receipt.consumer, receipt.key, deleted=True)
-        return None
+        The acknowledgements of one consumer go together: one round trip confirms them all.
+        """
+        receipts: list[Receipt | FanstackError] = [self._receipt(spec.name, h) for h in handles]
+        checks: list[FanstackError | bool | None] = [
+            r if isinstance(r, FanstackError) else self._check_here(spec, r, h, now, deleting=True)
+            for r, h in zip(receipts, handles, strict=True)
+        ]
+        asked = [  # the handles only a note can judge: read those notes together
+            (index, self._check(spec, r, h, now, deleting=True))
+            for index, (r, h, c) in enumerate(zip(receipts, handles, checks, strict=True))
+            if c is True and not isinstance(r, FanstackError)
+        ]
+        for (index, _), answer in zip(
+            asked, await asyncio.gather(*(check for _, check in asked)), strict=True
+        ):
+            checks[index] = answer
+        results: list[EntryResult] = []
+        by_consumer: dict[str, list[str]] = {}
+        noted: list[tuple[int, int]] = []
+        for receipt, check in zip(receipts, checks, strict=True):
+            if isinstance(receipt, FanstackError) or check:
+                results.append(check if isinstance(check, FanstackError) else None)
+                continue
+            results.append(None)
+            by_consumer.setdefault(receipt.consumer, []).append(receipt.reply)
+            if receipt.delivered > 1:  # only a redelivered message has a note
+                noted.append(receipt.key)
+            self.m.ledger.drop(receipt.consumer, receipt.key, deleted=True)
+        await asyncio.gather(*(acknowledge_all(self.m.nc, r) for r in by_consumer.values()))
+        await asyncio.gather(*(self.m.notes.delete(note_key(*key)) for key in noted))
+        return results
 
     async def set_visibility(
         self,
