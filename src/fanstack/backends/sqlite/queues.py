@@ -9,11 +9,12 @@ change the row's `queue` in place.
 
 from __future__ import annotations
 
+import itertools
 import logging
 import secrets
 import sqlite3
 import time
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from typing import Any
 
 from fanstack.backends.sqlite.catalog import Catalog
@@ -24,14 +25,19 @@ from fanstack.core.errors import (
     MessageNotInflight,
     QueueDoesNotExist,
     QueueNameExists,
-    ReceiptHandleIsInvalid,
 )
 from fanstack.core.message import ReceivedMessage
 from fanstack.core.queue_rules import (
-    MAX_EXCEEDED_REASON,
+    FifoCandidate,
     check_purge_interval,
+    dead_letter,
+    dead_letter_due,
+    fifo_eligible,
+    log_expired,
+    message_gone,
     parse_receipt_handle,
     receipt_handle_expired,
+    stale_handle,
     visibility_timeout_error,
 )
 from fanstack.core.records import Clock, EntryResult, QueueStats
@@ -113,10 +119,7 @@ class Queues:
                     break
                 to_lease = []
                 for seq, receive_count in candidates:
-                    if (
-                        queue.max_receive_count is not None
-                        and receive_count >= queue.max_receive_count
-                    ):
+                    if dead_letter_due(queue, receive_count):
                         self._dead_letter(db, queue, seq, now)
                     else:
                         to_lease.append(seq)
@@ -138,34 +141,38 @@ class Queues:
                 (queue.name, now, now, limit),
             ).fetchall()
         # FIFO: walk the queue in order; a group whose earliest message is hidden is blocked.
-        blocked: set[str] = set()
-        picked: list[tuple[int, int]] = []
         rows = db.execute(
-            "SELECT seq, receive_count, group_id, visible_at, expires_at FROM messages "
-            "INDEXED BY messages_by_group WHERE queue = ? AND group_id IS NOT NULL ORDER BY seq",
-            (queue.name,),
+            "SELECT seq, receive_count, group_id, visible_at FROM messages "
+            "INDEXED BY messages_by_group WHERE queue = ? AND group_id IS NOT NULL "
+            "AND expires_at > ? ORDER BY seq",
+            (queue.name, now),
         )
-        for seq, receive_count, group_id, visible_at, expires_at in rows:
-            if group_id in blocked or expires_at <= now:
-                continue
-            if visible_at > now:
-                blocked.add(group_id)
-                continue
-            picked.append((seq, receive_count))
-            if len(picked) >= limit:
-                break
-        return picked
+        counts: dict[int, int] = {}
+
+        def candidates() -> Iterator[FifoCandidate]:
+            for seq, receive_count, group_id, visible_at in rows:
+                counts[seq] = receive_count
+                yield FifoCandidate((seq,), group_id, visible=visible_at <= now)
+
+        picked = itertools.islice(fifo_eligible(candidates()), limit)
+        return [(c.position[0], counts[c.position[0]]) for c in picked]
 
     def _dead_letter(self, db: sqlite3.Connection, queue: QueueSpec, seq: int, now: float) -> None:
         assert queue.dead_letter is not None
-        dead_letter = self._catalog.current(db).queues.get(queue.dead_letter)
-        if dead_letter is None:
+        target = self._catalog.current(db).queues.get(queue.dead_letter)
+        if target is None:
             raise QueueDoesNotExist(queue.dead_letter)
+        failure, receive_count, failed_receives = db.execute(
+            "SELECT failure, receive_count, failed_receives FROM messages WHERE seq = ?", (seq,)
+        ).fetchone()
+        letter = dead_letter(
+            failure=failure, receive_count=receive_count, failed_receives=failed_receives
+        )
         db.execute(  # the receive count and first receive time move along, as in SQS
             "UPDATE messages SET queue = ?, source_queue = ?, receipt = NULL, visible_at = ?, "
-            "expires_at = sent_at + ?, failure = COALESCE(failure, ?), "
-            "lost_receives = MAX(receive_count - failed_receives, 0) WHERE seq = ?",
-            (dead_letter.name, queue.name, now, dead_letter.retention, MAX_EXCEEDED_REASON, seq),
+            "expires_at = sent_at + ?, failure = ?, lost_receives = ? WHERE seq = ?",
+            (target.name, queue.name, now, target.retention, letter.failure,
+             letter.lost_receives, seq),
         )
         db.execute(
             "UPDATE queues SET dead_lettered = dead_lettered + 1 WHERE name = ?", (queue.name,)
@@ -342,7 +349,7 @@ class Queues:
         expired = delete_where(db, "queue = ? AND expires_at <= ?", (queue, now))
         if expired:
             db.execute("UPDATE queues SET expired = expired + ? WHERE name = ?", (expired, queue))
-            log.warning("queue %s: %d message(s) expired past the retention period", queue, expired)
+            log_expired(log, queue, expired)
 
 
 def _mark_received(
@@ -368,12 +375,9 @@ def _why_not(
     if row is None:
         if deleting:
             return None  # already deleted: DeleteMessage is idempotent, as in SQS
-        return ReceiptHandleIsInvalid(f"receipt handle {seq}:{token}: the message is gone")
+        return message_gone(f"{seq}:{token}")
     if row[0] != queue or row[1] != token:
-        return ReceiptHandleIsInvalid(
-            f"receipt handle {seq}:{token} is stale or belongs to another queue "
-            "(the message was received again or moved)"
-        )
+        return stale_handle(f"{seq}:{token}")
     # The handle is the latest one, so its FIFO queue refused it for running out of time.
     if deleting:
         return receipt_handle_expired(f"{seq}:{token}")
