@@ -1,6 +1,7 @@
 """Rules every queue engine applies the same way, as pure functions: what a send must satisfy,
 receipt handles and their errors, the visibility timeout range, the purge interval, the receive
 batch limit, expiry, when a message is dead-lettered and what it carries, FIFO eligibility.
+Redrive takes dead letters in the order they went into the DLQ (each engine keeps that order).
 
 A backend decides with these and only stores the outcome, so the backends cannot drift."""
 

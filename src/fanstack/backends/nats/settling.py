@@ -205,8 +205,12 @@ class Settling:
         )
         copy.since, copy.sent_at = stored.since, stored.sent_at
         copy.source, copy.lost_receives = stored.source, stored.lost_receives
+        # Back where it was (a dead letter stays one, for its redrive); a topic message as
+        # the queue's own copy.
+        own = f"{self.m.names.queue_prefix(partition, spec.name)}."
+        subject = raw.subject if raw.subject and raw.subject.startswith(own) else None
         await self.m.store(
-            self.m.names.queue_subject(partition, spec.name),
+            subject or self.m.names.queue_subject(partition, spec.name),
             copy,
             ttl=spec.retention + PUBLICATION_TTL_MARGIN,
             msg_id=f"back:{partition}:{sequence}:{receipt.delivered}",

@@ -168,8 +168,11 @@ class Queues:
         letter = dead_letter(
             failure=failure, receive_count=receive_count, failed_receives=failed_receives
         )
-        db.execute(  # the receive count and first receive time move along, as in SQS
-            "UPDATE messages SET queue = ?, source_queue = ?, receipt = NULL, visible_at = ?, "
+        # The receive count and first receive time move along, as in SQS. A new sequence puts
+        # it after everything already in the DLQ: redrive takes dead letters in arrival order.
+        db.execute(
+            "UPDATE messages SET seq = (SELECT MAX(seq) + 1 FROM messages), queue = ?, "
+            "source_queue = ?, receipt = NULL, visible_at = ?, "
             "expires_at = sent_at + ?, failure = ?, lost_receives = ? WHERE seq = ?",
             (target.name, queue.name, now, target.retention, letter.failure,
              letter.lost_receives, seq),
@@ -287,7 +290,8 @@ class Queues:
             db.execute("UPDATE queues SET last_purge = ? WHERE name = ?", (now, queue))
 
     def move_dead_letters(self, source: QueueSpec, limit: int, now: float) -> int:
-        """Move up to `limit` visible messages dead-lettered from `source` back to it."""
+        """Move up to `limit` visible messages dead-lettered from `source` back to it, in the
+        order they went into the DLQ (their sequence, renewed when they moved there)."""
         assert source.dead_letter is not None
         with self._database.write() as db:
             return db.execute(
