@@ -200,7 +200,12 @@ class NatsBackend(Backend):
 
     def close(self) -> None:
         """Close the connection (the state stays in JetStream)."""
-        self._connection.close(self.catalog.close)
+
+        async def before_closing() -> None:
+            await self._receiving.release()
+            await self.catalog.close()
+
+        self._connection.close(before_closing)
 
     # -- catalog ------------------------------------------------------------------------
 

@@ -68,7 +68,9 @@ class Publisher:
                 return first
         deliveries = []
         for delivery in publication.deliveries:
-            spec = await self._catalog.queue(delivery.queue)
+            spec = self._catalog.view.queues.get(delivery.queue) or await self._catalog.queue(
+                delivery.queue
+            )
             if spec is None:
                 raise QueueDoesNotExist(delivery.queue)
             if spec.fifo and delivery.deduplication_id is not None:

@@ -56,6 +56,7 @@ class Taken:
     stored: Stored
     receipt_count: int
     first_received_at: float
+    pulled_at: float = 0.0  # real time JetStream's lease on it began
 
 
 @dataclass
@@ -64,7 +65,8 @@ class QueueLocal:
 
     filters: tuple[str, ...] = ()
     ack_wait: float = 0.0
-    stash: list[tuple[int, Msg]] = field(default_factory=list)  # pulled by a long poll
+    # Pulled ahead (a receive's prefetch, a long poll): (partition, delivery, real time pulled).
+    stash: list[tuple[int, Msg, float]] = field(default_factory=list)
     held: dict[tuple[int, int], Held] = field(default_factory=dict)  # FIFO: waiting for a group
     next_partition: int = 0
     pumped_at: float = 0.0  # real time this process last looked at the queue's delays

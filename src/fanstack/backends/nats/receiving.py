@@ -15,6 +15,7 @@ from fanstack.backends.nats.layout import (
     Receipt,
     Stored,
     parse_reply,
+    parse_sequence,
 )
 from fanstack.backends.nats.ledger import Lease
 from fanstack.backends.nats.notes import note_key, noting
@@ -34,6 +35,7 @@ from fanstack.core.queue_rules import (
 from fanstack.core.specs import QueueSpec
 
 PULL_BATCH = 256  # deliveries a FIFO receive pulls at once to find an eligible group
+STASH_MARGIN = 1.0  # seconds of JetStream lease a delivery pulled by a long poll must have left
 PUMP_INTERVAL = 0.2  # seconds between looks at a queue's delayed messages, per process
 EXPIRED, DEFERRED, DEAD_LETTERED, SKIPPED = "expired", "deferred", "dead-lettered", "skipped"
 
@@ -57,29 +59,49 @@ class Receiving:
         if spec.fifo:
             return await self._lease_fifo(spec, local, max_messages, timeout, now)
         taken: list[Taken] = []
-        expired = 0
-        dead_lettered = 0
-        candidates: list[tuple[int, Msg]] = local.stash
-        local.stash = []
+        expired = dead_lettered = 0
+        candidates = await self._fresh_stash(spec, local, real)
         while len(taken) < max_messages:
             if not candidates:
-                candidates = await self.m.pull(spec, local, max_messages - len(taken))
+                # Only what this receive asks for: a delivery pulled ahead would be hidden from
+                # every other receiver (and counted in flight) until this process hands it out.
+                pulled = await self.m.pull(spec, local, max_messages - len(taken))
+                candidates = [(partition, message, real) for partition, message in pulled]
                 if not candidates:
                     break
-            for partition, message in candidates:
-                if len(taken) >= max_messages:
-                    await acknowledge(self.m.nc, message.reply, NAK)  # not ours to keep
-                    continue
+            while candidates and len(taken) < max_messages:
+                partition, message, pulled_at = candidates.pop(0)
                 outcome = await self._admit(spec, partition, message, now)
                 if outcome == EXPIRED:
                     expired += 1
                 elif outcome == DEAD_LETTERED:
                     dead_lettered += 1
                 elif isinstance(outcome, Taken):
+                    outcome.pulled_at = pulled_at
                     taken.append(outcome)
-            candidates = []
+        local.stash = candidates  # left of a long poll's pull: the next receive hands them out
         await self.m.count(spec.name, expired=expired, dead_lettered=dead_lettered)
         return await self._hand_out(spec, taken, timeout, now)
+
+    async def _fresh_stash(
+        self, spec: QueueSpec, local: QueueLocal, real: float
+    ) -> list[tuple[int, Msg, float]]:
+        """Deliveries a long poll pulled whose JetStream lease still has time; the others will be
+        delivered again, and that delivery is not a receive (their note says so)."""
+        fresh: list[tuple[int, Msg, float]] = []
+        stale: list[tuple[int, Msg, float]] = []
+        for entry in local.stash:
+            (fresh if real - entry[2] < local.ack_wait - STASH_MARGIN else stale).append(entry)
+        local.stash = []
+        await asyncio.gather(
+            *(
+                self.m.notes.update(
+                    note_key(partition, parse_sequence(message)), noting(uncount=True)
+                )
+                for partition, message, _pulled_at in stale
+            )
+        )
+        return fresh
 
     async def _lease_fifo(
         self, spec: QueueSpec, local: QueueLocal, max_messages: int, timeout: int, now: float
@@ -123,8 +145,8 @@ class Receiving:
         self, spec: QueueSpec, local: QueueLocal, now: float, real: float
     ) -> None:
         """Bring the held messages up to date before judging a FIFO receive."""
-        for partition, message in local.stash:
-            await self._hold(local, partition, message, real)
+        for partition, message, pulled_at in local.stash:
+            await self._hold(local, partition, message, pulled_at)
         local.stash = []
         for entry in local.held.values():  # keep the server's lease on what we hold
             if real - entry.pulled_at > local.ack_wait / 2:
@@ -197,14 +219,27 @@ class Receiving:
         if dead_letter_due(spec, prior):
             failed = stored.failed_receives + (0 if note is None else note.get("failed", 0))
             failure = (note or {}).get("failure") or stored.failure
-            await self._dead_letter(spec, partition, sequence, stored, message, prior, failed,
-                                    failure, self._first(partition, sequence, stored, note, now))
+            await self._dead_letter(
+                spec,
+                partition,
+                sequence,
+                stored,
+                message,
+                prior,
+                failed,
+                failure,
+                self._first(partition, sequence, stored, note, now),
+            )
             return DEAD_LETTERED
         first = self._first(partition, sequence, stored, note, now)
         return Taken(partition, message, stored, prior + 1, first)
 
     def _first(
-        self, partition: int, sequence: int, stored: Stored, note: dict[str, Any] | None,
+        self,
+        partition: int,
+        sequence: int,
+        stored: Stored,
+        note: dict[str, Any] | None,
         now: float,
     ) -> float:
         """When the message was first received (SQS's ApproximateFirstReceiveTimestamp)."""
@@ -235,6 +270,9 @@ class Receiving:
                 chores.append(self.m.notes.update(note_key(entry.partition, sequence), change))
             if override:
                 chores.append(acknowledge(self.m.nc, message.reply, nak_delay(timeout)))
+            elif deadline - timeout - entry.pulled_at > STASH_MARGIN:
+                # Pulled a while ago: restart JetStream's lease with the hand-out.
+                chores.append(acknowledge(self.m.nc, message.reply, WORKING))
             lease = Lease(
                 queue=spec.name,
                 reply=message.reply,
@@ -258,7 +296,12 @@ class Receiving:
         return received
 
     async def _defer(
-        self, spec: QueueSpec, partition: int, stored: Stored, visible_at: float, message: Msg,
+        self,
+        spec: QueueSpec,
+        partition: int,
+        stored: Stored,
+        visible_at: float,
+        message: Msg,
         sequence: int,
     ) -> None:
         """Move a message that is not visible yet to the queue's delay subject."""
@@ -298,8 +341,15 @@ class Receiving:
                     self.m.ledger.record(
                         consumer,
                         (partition, sequence),
-                        Lease(spec.name, message.reply, delivered, visible_at,
-                              time.time() + wait, now, deferral=True),
+                        Lease(
+                            spec.name,
+                            message.reply,
+                            delivered,
+                            visible_at,
+                            time.time() + wait,
+                            now,
+                            deferral=True,
+                        ),
                     )
                     continue
                 stored.visible_at = None
@@ -339,9 +389,7 @@ class Receiving:
             raise QueueDoesNotExist(spec.dead_letter)
         if stored.topic is not None:
             stored = self.m.resolved(spec.name, stored)
-        letter = dead_letter(
-            failure=failure, receive_count=receive_count, failed_receives=failed
-        )
+        letter = dead_letter(failure=failure, receive_count=receive_count, failed_receives=failed)
         stored.source = spec.name
         stored.failure = letter.failure
         stored.receive_count = receive_count
@@ -375,5 +423,22 @@ class Receiving:
                 self.m.names.stream(partition), self.m.names.consumer(spec.name), 1, expires=slice_
             )
             if pulled:
-                local.stash.extend((partition, message) for message in pulled)
+                local.stash.extend((partition, message, time.time()) for message in pulled)
                 return
+
+    async def release(self) -> None:
+        """Give back what this process pulled and did not hand out (it is stopping): each is
+        delivered again at once elsewhere, and that delivery is not counted as a receive."""
+        for queue, local in self.m.local.items():
+            pulled = [(p, m) for p, m, _at in local.stash]
+            pulled += [(entry.partition, entry.message) for entry in local.held.values()]
+            local.stash, local.held = [], {}
+            await asyncio.gather(
+                *(
+                    self.m.notes.update(note_key(p, parse_sequence(m)), noting(uncount=True))
+                    for p, m in pulled
+                )
+            )
+            await asyncio.gather(*(acknowledge(self.m.nc, m.reply, NAK) for _p, m in pulled))
+            if queue in self.m.holds.held():
+                await self.m.holds.release(queue)
