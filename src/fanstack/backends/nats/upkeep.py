@@ -124,37 +124,44 @@ class Upkeep:
     async def _oldest(self, spec: QueueSpec, partition: int, start: int) -> float | None:
         """The sent time of the queue's first unacknowledged message on a partition."""
         stream = self.m.names.stream(partition)
-        oldest: float | None = None
-        for subject in self.m.filters(spec.name, partition):
+
+        async def first(subject: str) -> float | None:
             try:
                 raw = await self.m.js.get_msg(stream, seq=start, subject=subject, next=True)
             except NotFoundError:
-                continue
-            sent = Stored.parse(raw.headers, b"").sent_at
-            oldest = sent if oldest is None else min(oldest, sent)
-        return oldest
+                return None
+            return Stored.parse(raw.headers, b"").sent_at
+
+        found = await asyncio.gather(*(first(s) for s in self.m.filters(spec.name, partition)))
+        times = [sent for sent in found if sent is not None]
+        return min(times) if times else None
 
     async def stats(self, spec: QueueSpec, now: float) -> QueueStats:
-        """The queue's depths and counters, read without a write."""
-        visible, in_flight, delayed, oldest = await self.depths(spec, now)
-        counts, _ = await self.m.counts.get(token(spec.name))
-        counts = counts or {}
-        depth = None
+        """The queue's depths and counters, read without a write (the reads go together)."""
+        target = None
         if spec.dead_letter is not None:
-            target = await self.m.catalog.queue(spec.dead_letter)
-            if target is not None:
-                dv, di, dd, _ = await self.depths(target, now, oldest=False)
-                depth = dv + di + dd
+            target = self.m.catalog.view.queues.get(spec.dead_letter)
+        depths, (counts, _), dead = await asyncio.gather(
+            self.depths(spec, now),
+            self.m.counts.get(token(spec.name)),
+            self.depths(target, now, oldest=False) if target is not None else _nothing(),
+        )
+        visible, in_flight, delayed, oldest = depths
+        counts = counts or {}
         return QueueStats(
             name=spec.name,
             visible=visible,
             in_flight=in_flight,
             delayed=delayed,
             oldest_age=None if oldest is None else max(0.0, now - oldest),
-            dead_letter_depth=depth,
+            dead_letter_depth=None if dead is None else sum(dead[:3]),
             expired=counts.get("expired", 0),
             dead_lettered=counts.get("dead_lettered", 0),
         )
+
+
+async def _nothing() -> None:
+    return None
 
 
 def _redriven(stored: Stored, now: float) -> Stored:
