@@ -23,10 +23,10 @@ import logging
 from dataclasses import dataclass, field
 from typing import Any
 
-from nats.js.api import KeyValueConfig, StorageType
-from nats.js.errors import BucketNotFoundError, KeyNotFoundError, KeyWrongLastSequenceError
+from nats.js.errors import KeyNotFoundError, KeyWrongLastSequenceError
 
 from fanstack.backends.nats.layout import LAYOUT, token, untoken
+from fanstack.backends.nats.notes import open_bucket
 from fanstack.core.errors import BackendUnavailable, QueueDoesNotExist, QueueNameExists
 from fanstack.core.specs import QueueSpec, SubscriptionSpec, TopicSpec
 
@@ -97,14 +97,7 @@ class Catalog:
 
     async def open(self) -> None:
         """Bind (or create) the bucket and fill the view from it."""
-        try:
-            self._kv = await self._js.key_value(self.bucket)
-        except BucketNotFoundError:
-            self._kv = await self._js.create_key_value(
-                KeyValueConfig(
-                    bucket=self.bucket, history=1, storage=StorageType.FILE, replicas=self.replicas
-                )
-            )
+        self._kv = await open_bucket(self._js, self.bucket, self.replicas)
         watcher = await self._kv.watchall()
         async for entry in watcher:
             if entry is None:

@@ -31,6 +31,18 @@ NOTES_AGE = MAX_RETENTION + 86_400  # a note outlives any message it describes
 DEDUP_AGE = 2 * DEDUPLICATION_INTERVAL
 
 
+async def open_bucket(js: Any, name: str, replicas: int, max_age: float | None = None) -> Any:
+    """A key-value bucket of the namespace, created on first use (one value per key)."""
+    try:
+        return await js.key_value(name)
+    except BucketNotFoundError:
+        return await js.create_key_value(
+            KeyValueConfig(
+                bucket=name, history=1, storage=StorageType.FILE, replicas=replicas, ttl=max_age
+            )
+        )
+
+
 class Bucket:
     """One key-value bucket, created on first use, with compare-and-set updates of JSON."""
 
@@ -42,18 +54,7 @@ class Bucket:
         self.kv: Any = None
 
     async def open(self) -> None:
-        try:
-            self.kv = await self._js.key_value(self.name)
-        except BucketNotFoundError:
-            self.kv = await self._js.create_key_value(
-                KeyValueConfig(
-                    bucket=self.name,
-                    history=1,
-                    storage=StorageType.FILE,
-                    replicas=self.replicas,
-                    ttl=self.max_age,
-                )
-            )
+        self.kv = await open_bucket(self._js, self.name, self.replicas, self.max_age)
 
     async def get(self, key: str) -> tuple[dict[str, Any] | None, int | None]:
         try:

@@ -13,14 +13,13 @@ import base64
 import json
 from typing import Any
 
-from nats.js.api import KeyValueConfig, StorageType
 from nats.js.errors import (
-    BucketNotFoundError,
     KeyDeletedError,
     KeyNotFoundError,
     KeyWrongLastSequenceError,
 )
 
+from fanstack.backends.nats.notes import open_bucket
 from fanstack.core.errors import BackendUnavailable, ConditionalCheckFailed
 from fanstack.core.tables import TableItem
 
@@ -46,14 +45,7 @@ class KeyValueTables:
 
     async def open(self) -> None:
         """Bind to the bucket, creating it on first use."""
-        try:
-            self._kv = await self._js.key_value(self.bucket)
-        except BucketNotFoundError:
-            self._kv = await self._js.create_key_value(
-                KeyValueConfig(
-                    bucket=self.bucket, history=1, storage=StorageType.FILE, replicas=self.replicas
-                )
-            )
+        self._kv = await open_bucket(self._js, self.bucket, self.replicas)
 
     async def _read(self, name: str, key: str, now: float) -> tuple[TableItem | None, int | None]:
         """(the live item or None, the KV revision to write after, or None if no entry)."""
