@@ -200,3 +200,17 @@ def test_a_deleted_topic_takes_its_subscriptions_not_their_messages(backend: Bac
     with pytest.raises(TopicDoesNotExist):
         backend.delete_topic("orders")
     assert [m.body for m in drain(backend, "process")] == ["kept"]
+
+
+def test_a_queue_deleted_and_made_again_gets_none_of_its_old_messages(backend: Backend) -> None:
+    topic(backend, "orders")
+    for name in ("keep", "gone"):
+        queue(backend, name)
+        subscribe(backend, "orders", name)
+    publish(backend, "orders", "old")
+    backend.delete_queue("gone")
+    queue(backend, "gone")
+    subscribe(backend, "orders", "gone")
+    publish(backend, "orders", "new")
+    assert [json.loads(m.body)["Message"] for m in drain(backend, "gone")] == ["new"]
+    assert [json.loads(m.body)["Message"] for m in drain(backend, "keep")] == ["old", "new"]

@@ -73,6 +73,10 @@ class Publisher:
             )
             if spec is None:
                 raise QueueDoesNotExist(delivery.queue)
+            if spec.name not in self._messages.local:
+                # A queue's consumer must exist before its first message: a stream with
+                # interest retention keeps only what some consumer will read.
+                await self._messages.ensure(spec)
             if spec.fifo and delivery.deduplication_id is not None:
                 first, generation = await remember(
                     self._dedup, f"queue:{spec.name}", delivery.deduplication_id, message.id, now

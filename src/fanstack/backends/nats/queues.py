@@ -139,20 +139,20 @@ class Messages:
     ) -> None:
         """Create the queue's consumer on a partition, or bring its settings up to date.
 
-        `start` begins a new consumer after that stream sequence (a purge); an existing one
-        keeps where it began (JetStream cannot change that).
+        A new consumer starts after everything stored so far (or at `start`, for a purge): a
+        queue made again under an old name gets none of the old queue's topic messages. An
+        existing one keeps where it began (JetStream cannot change that).
         """
         stream = self.names.stream(partition)
         name = self.names.consumer(spec.name)
-        policy, sequence = DeliverPolicy.ALL, None
-        if start is not None:
-            policy, sequence = DeliverPolicy.BY_START_SEQUENCE, start
-        else:
+        if start is None:
             try:
                 info = await self.js.consumer_info(stream, name)
                 policy, sequence = info.config.deliver_policy, info.config.opt_start_seq
             except NotFoundError:
-                pass
+                start = (await self.js.stream_info(stream)).state.last_seq + 1
+        if start is not None:
+            policy, sequence = DeliverPolicy.BY_START_SEQUENCE, start
         await self.js.add_consumer(
             stream,
             ConsumerConfig(
