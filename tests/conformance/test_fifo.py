@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import string
+import threading
+import time
 
 import pytest
 
@@ -12,6 +14,8 @@ from fanstack.core.errors import (
     MessageNotInflight,
     MissingParameter,
 )
+from fanstack.core.message import OutgoingMessage
+from fanstack.core.records import new_message_id
 
 from .conftest import Clock, drain, queue, receive, send
 
@@ -165,3 +169,61 @@ def test_ids_of_128_punctuation_characters_are_accepted(backend: Backend) -> Non
     send(backend, "q.fifo", group_id=longest, deduplication_id=longest)
     (message,) = receive(backend, "q.fifo")
     assert (message.group_id, message.deduplication_id) == (longest, longest)
+
+
+def test_a_batch_send_keeps_its_group_order(backend: Backend) -> None:
+    queue(backend, "q.fifo", fifo=True)
+    for start in range(0, 100, 10):
+        batch = [
+            OutgoingMessage(
+                id=new_message_id(), body=str(n), group_id="g", deduplication_id=str(n)
+            )
+            for n in range(start, start + 10)
+        ]
+        assert backend.send("q.fifo", batch) == [m.id for m in batch]
+    assert [int(m.body) for m in drain(backend, "q.fifo")] == list(range(100))
+
+
+def test_threads_receiving_at_once_keep_groups_in_order_one_in_flight(backend: Backend) -> None:
+    queue(backend, "q.fifo", fifo=True, content_based_deduplication=True, visibility_timeout=30)
+    for n in range(60):
+        send(backend, "q.fifo", f"{n % 3}:{n}", group_id=str(n % 3))
+    lock = threading.Lock()
+    in_flight: set[str] = set()
+    seen: dict[str, list[int]] = {"0": [], "1": [], "2": []}
+    problems: list[str] = []
+
+    def work() -> None:
+        idle = 0
+        while idle < 20:
+            try:
+                batch = receive(backend, "q.fifo", 3)
+            except Exception as error:
+                problems.append(repr(error))
+                return
+            if not batch:
+                idle += 1
+                time.sleep(0.01)
+                continue
+            idle = 0
+            groups = {m.group_id for m in batch}
+            with lock:
+                if groups & in_flight:
+                    problems.append(f"{groups & in_flight} handed out while in flight")
+                in_flight.update(g for g in groups if g is not None)
+                for m in batch:
+                    group, number = m.body.split(":")
+                    seen[group].append(int(number))
+            with lock:  # before the delete: once it is done, another thread may take the group
+                in_flight.difference_update(groups)
+            handles = [m.receipt_handle for m in batch]
+            assert backend.delete_messages("q.fifo", handles) == [None] * len(batch)
+
+    threads = [threading.Thread(target=work) for _ in range(6)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(60)
+    assert problems == []
+    for group, numbers in seen.items():
+        assert numbers == list(range(int(group), 60, 3))

@@ -78,6 +78,13 @@ one is in flight, and several of one group can go in one receive.
 - `ApproximateReceiveCount` counts a delivery pulled by a long poll in a process that died
   before handing it out.
 - A redrive moves a dead letter that another process is receiving from the DLQ at that moment.
+- After `change_visibility(0)` on a standard queue the message is a fresh copy: a delete with
+  the same handle finds nothing (the next receive's handle deletes it).
+- Stats count expired messages when a receive meets them (no sweep), and a lease that ran out
+  as in flight until JetStream delivers it again.
+- A FIFO queue is served by one process at a time, holding it 10 s past its last receive and
+  until its last lease ends; a message it held back for its group and stopped keeping alive
+  comes back to the next holder counted as received.
 - Time: leases and delays end on the NATS server's clock. fanstack's clock (the one given to
   the backend) decides in the process holding a lease; if that clock runs ahead of real time,
   that process ends its leases and delays early itself. Other processes see them end on the

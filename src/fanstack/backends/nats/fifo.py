@@ -7,8 +7,9 @@ does that: it *holds* the queue (a key in the notes bucket, renewed while it rec
 deliveries, hands out the ones `core.queue_rules.fifo_eligible` allows, and keeps the others
 pending in JetStream (its *held* messages, kept alive with in-progress acknowledgements) until
 their group is free. Another process's receive finds the queue held and returns nothing; it
-takes over once the holder stops renewing (it stopped or died), and the held messages come back
-to it when their ack wait runs out.
+takes over once the holder's hold runs out: 10 s after its last receive, and never before the
+last lease it handed out ends (it stopped or died); the held messages come back to it when their
+ack wait runs out.
 """
 
 from __future__ import annotations
@@ -43,15 +44,17 @@ class Holds:
         self._holder = holder
         self._until: dict[str, float] = {}
 
-    async def hold(self, queue: str, real_now: float) -> bool:
-        """Take or renew the hold on `queue`; False if another live process holds it."""
-        if self._until.get(queue, 0.0) - real_now > HOLD_TTL / 2:
+    async def hold(self, queue: str, real_now: float, keep_until: float = 0.0) -> bool:
+        """Take or renew the hold on `queue` (at least until `keep_until`, the end of our last
+        lease of it); False if another live process holds it."""
+        until = max(real_now + HOLD_TTL, keep_until)
+        if self._until.get(queue, 0.0) - real_now > HOLD_TTL / 2 and until <= self._until[queue]:
             return True
 
         def change(current: dict[str, Any] | None) -> dict[str, Any] | None:
             if current and current["id"] != self._holder and current["until"] > real_now:
                 return None  # held by someone else: leave it
-            return {"id": self._holder, "until": real_now + HOLD_TTL}
+            return {"id": self._holder, "until": until}
 
         result = await self._notes.update(f"hold.{token(queue)}", change)
         if result is not None and result["id"] == self._holder:

@@ -7,8 +7,10 @@
 - A FIFO publish lives in the partition of its message group, so a group keeps its order.
 
 FIFO deduplication is fanstack's (the interval follows the fanstack clock): a record per
-deduplication id, created before the store. The store carries a JetStream message id derived
-from the record, so a store retried after a crash is deduplicated by JetStream too.
+deduplication id, created before the store and taken back if the store fails, so a retry
+stores it. The store carries a JetStream message id derived from the record. A process that
+dies between the record and the store leaves the record: a retry within 5 minutes is then
+taken for a duplicate (a stated deviation).
 """
 
 from __future__ import annotations
@@ -24,7 +26,7 @@ from fanstack.backends.nats.layout import (
     Stored,
     partition_of,
 )
-from fanstack.backends.nats.notes import Bucket, remember
+from fanstack.backends.nats.notes import Bucket, dedup_key, remember
 from fanstack.backends.nats.queues import Messages
 from fanstack.core.errors import MessageTooLarge, QueueDoesNotExist
 from fanstack.core.fanout import Publication
@@ -54,16 +56,37 @@ class Publisher:
                     f"a message of {size} bytes does not fit the NATS server's max_payload of "
                     f"{max_payload} bytes (raise max_payload on the server to 8 MB)"
                 )
-        return list(
-            await asyncio.gather(*(self._commit_one(p, now) for p in publications))
-        )
+        if any(p.message.group_id is not None for p in publications):
+            # Message groups keep their order: one store after the other.
+            return [await self._commit_one(p, now) for p in publications]
+        return list(await asyncio.gather(*(self._commit_one(p, now) for p in publications)))
 
     async def _commit_one(self, publication: Publication, now: float) -> str:
+        """Store one publication; a deduplication record it made is taken back if it fails."""
+        made: list[str] = []
+        try:
+            return await self._store_publication(publication, now, made)
+        except BaseException:
+            # Not stored: a retry with the same deduplication id must store it.
+            await asyncio.gather(*(self._dedup.delete(key) for key in made))
+            raise
+
+    async def _remember(
+        self, scope: str, dedup_id: str, message_id: str, now: float, made: list[str]
+    ) -> tuple[str, int]:
+        first, generation = await remember(self._dedup, scope, dedup_id, message_id, now)
+        if first == message_id:
+            made.append(dedup_key(scope, dedup_id))
+        return first, generation
+
+    async def _store_publication(
+        self, publication: Publication, now: float, made: list[str]
+    ) -> str:
         message = publication.message
         generation = 0
         if publication.dedup_key is not None:
             scope, dedup_id = publication.dedup_key
-            first, generation = await remember(self._dedup, scope, dedup_id, message.id, now)
+            first, generation = await self._remember(scope, dedup_id, message.id, now, made)
             if first != message.id:
                 return first
         deliveries = []
@@ -78,8 +101,8 @@ class Publisher:
                 # interest retention keeps only what some consumer will read.
                 await self._messages.ensure(spec)
             if spec.fifo and delivery.deduplication_id is not None:
-                first, generation = await remember(
-                    self._dedup, f"queue:{spec.name}", delivery.deduplication_id, message.id, now
+                first, generation = await self._remember(
+                    f"queue:{spec.name}", delivery.deduplication_id, message.id, now, made
                 )
                 if first != message.id:
                     if publication.topic is None:

@@ -9,6 +9,7 @@ package docstring; the rules that are fanstack's and not JetStream's come from
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import json
 import logging
@@ -19,7 +20,7 @@ from typing import Any
 
 from nats.aio.msg import Msg
 from nats.js.api import AckPolicy, ConsumerConfig, DeliverPolicy
-from nats.js.errors import NotFoundError
+from nats.js.errors import APIError, NotFoundError
 
 from fanstack.backends.nats.catalog import Catalog
 from fanstack.backends.nats.fifo import Held, Holds
@@ -44,6 +45,8 @@ log = logging.getLogger("fanstack.nats")
 
 MAX_ACK_PENDING = 1_000_000  # a standard queue's in-flight limit (SQS: 120,000)
 FIFO_ACK_PENDING = 20_000  # a FIFO queue's messages held by its serving process
+CREATE_ATTEMPTS = 3
+START_CANNOT_CHANGE = 10012  # JetStream's error for a consumer update that moves its start
 DELAY_ACK_WAIT = 30.0  # the delay consumer's lease while a pump moves a due message
 
 
@@ -71,6 +74,8 @@ class QueueLocal:
     next_partition: int = 0
     pumped_at: float = 0.0  # real time this process last looked at the queue's delays
     pumped_now: float = 0.0  # the fanstack clock then
+    # One FIFO receive at a time in this process: eligibility depends on what the others took.
+    fifo_lock: asyncio.Lock = field(default_factory=asyncio.Lock)
 
 
 class Messages:
@@ -145,6 +150,20 @@ class Messages:
         """
         stream = self.names.stream(partition)
         name = self.names.consumer(spec.name)
+        for _attempt in range(CREATE_ATTEMPTS):
+            try:
+                await self._add_main_consumer(spec, partition, stream, name, start)
+                return
+            except APIError as exc:
+                if exc.err_code != START_CANNOT_CHANGE or start is not None:
+                    raise
+                # Another process made it at the same moment from its own view of the stream:
+                # take the consumer as it is.
+        raise BackendUnavailable(f"NATS: could not create the consumer {name} on {stream}")
+
+    async def _add_main_consumer(
+        self, spec: QueueSpec, partition: int, stream: str, name: str, start: int | None
+    ) -> None:
         if start is None:
             try:
                 info = await self.js.consumer_info(stream, name)

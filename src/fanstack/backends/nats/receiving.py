@@ -57,7 +57,8 @@ class Receiving:
             local.pumped_at, local.pumped_now = real, now
             await self._pump_delays(spec, now)
         if spec.fifo:
-            return await self._lease_fifo(spec, local, max_messages, timeout, now)
+            async with local.fifo_lock:
+                return await self._lease_fifo(spec, local, max_messages, timeout, now)
         taken: list[Taken] = []
         expired = dead_lettered = 0
         candidates = await self._fresh_stash(spec, local, real)
@@ -79,7 +80,7 @@ class Receiving:
                 elif isinstance(outcome, Taken):
                     outcome.pulled_at = pulled_at
                     taken.append(outcome)
-        local.stash = candidates  # left of a long poll's pull: the next receive hands them out
+        local.stash.extend(candidates)  # left of a long poll's pull: the next receive takes them
         await self.m.count(spec.name, expired=expired, dead_lettered=dead_lettered)
         return await self._hand_out(spec, taken, timeout, now)
 
@@ -108,7 +109,7 @@ class Receiving:
     ) -> list[ReceivedMessage]:
         """Hand out FIFO messages in group order, none of a group with one in flight."""
         real = time.time()
-        if not await self.m.holds.hold(spec.name, real):
+        if not await self.m.holds.hold(spec.name, real, self._latest_deadline(spec.name)):
             return []
         await self._refresh_held(spec, local, now, real)
         taken: list[Taken] = []
@@ -139,15 +140,23 @@ class Receiving:
             if not pulled and not progressed:
                 break
         await self.m.count(spec.name, expired=expired, dead_lettered=dead_lettered)
-        return await self._hand_out(spec, taken, timeout, now)
+        received = await self._hand_out(spec, taken, timeout, now)
+        # Hold the queue while what we handed out is in flight: only we know its groups.
+        await self.m.holds.hold(spec.name, time.time(), self._latest_deadline(spec.name))
+        return received
+
+    def _latest_deadline(self, queue: str) -> float:
+        """When this process's last lease of the queue ends (real time; 0 if none)."""
+        leases = self.m.ledger.leases_of_queue(queue)
+        return max((lease.deadline for _key, lease in leases), default=0.0)
 
     async def _refresh_held(
         self, spec: QueueSpec, local: QueueLocal, now: float, real: float
     ) -> None:
         """Bring the held messages up to date before judging a FIFO receive."""
-        for partition, message, pulled_at in local.stash:
+        stashed, local.stash = local.stash, []
+        for partition, message, pulled_at in stashed:
             await self._hold(local, partition, message, pulled_at)
-        local.stash = []
         for entry in local.held.values():  # keep the server's lease on what we hold
             if real - entry.pulled_at > local.ack_wait / 2:
                 await acknowledge(self.m.nc, entry.message.reply, WORKING)
