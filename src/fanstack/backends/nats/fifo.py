@@ -24,6 +24,7 @@ from fanstack.backends.nats.notes import Bucket
 
 HOLD_TTL = 10.0  # seconds a hold lasts without a receive renewing it
 HOLD_LIMIT = 20_000  # messages held pending at most (the FIFO consumer's max ack pending)
+HOLD_BYTES = 64 * 1024 * 1024  # and their bodies' bytes at most
 
 
 @dataclass(slots=True)

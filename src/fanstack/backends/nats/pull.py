@@ -26,6 +26,7 @@ class Inbox:
         self.subject = subject
         self.lock = asyncio.Lock()
         self.replies: asyncio.Queue[Msg] = asyncio.Queue()
+        self.subscription: Any = None
 
     async def on_reply(self, message: Msg) -> None:
         self.replies.put_nowait(message)
@@ -46,9 +47,16 @@ class Puller:
         inbox = self._inboxes.get((stream, consumer))
         if inbox is None:
             inbox = Inbox(self._nc.new_inbox())
-            await self._nc.subscribe(inbox.subject, cb=inbox.on_reply)
+            inbox.subscription = await self._nc.subscribe(inbox.subject, cb=inbox.on_reply)
             self._inboxes[(stream, consumer)] = inbox
         return inbox
+
+    async def forget(self, consumer: str) -> None:
+        """Drop the inboxes of a consumer that is gone (its queue was deleted or purged)."""
+        for key in [key for key in self._inboxes if key[1] == consumer]:
+            inbox = self._inboxes.pop(key)
+            if inbox.subscription is not None:
+                await inbox.subscription.unsubscribe()
 
     async def pull(
         self, stream: str, consumer: str, batch: int, expires: float = 0.0

@@ -193,6 +193,8 @@ class Messages:
             for consumer in (self.names.consumer(queue), self.names.delay_consumer(queue)):
                 with contextlib.suppress(NotFoundError):
                     await self.js.delete_consumer(stream, consumer)
+        for consumer in (self.names.consumer(queue), self.names.delay_consumer(queue)):
+            await self.puller.forget(consumer)
         self.local.pop(queue, None)
 
     async def store(self, subject: str, stored: Stored, *, ttl: int, msg_id: str | None) -> None:

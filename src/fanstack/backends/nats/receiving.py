@@ -9,7 +9,7 @@ from typing import Any
 
 from nats.aio.msg import Msg
 
-from fanstack.backends.nats.fifo import HOLD_LIMIT, Held
+from fanstack.backends.nats.fifo import HOLD_BYTES, HOLD_LIMIT, Held
 from fanstack.backends.nats.layout import (
     PUBLICATION_TTL_MARGIN,
     Receipt,
@@ -133,8 +133,11 @@ class Receiving:
                         break
             if len(taken) >= max_messages:
                 break
-            room = HOLD_LIMIT - len(local.held)
-            pulled = await self.m.pull(spec, local, min(max(room, 0), PULL_BATCH))
+            held_bytes = sum(len(entry.message.data) for entry in local.held.values())
+            room = HOLD_LIMIT - len(local.held) if held_bytes < HOLD_BYTES else 0
+            if room <= 0 and not progressed:
+                break  # holding all we may: the blocked groups must move first
+            pulled = await self.m.pull(spec, local, min(max(room, 0), PULL_BATCH)) if room else []
             for partition, message in pulled:
                 await self._hold(local, partition, message, real)
             if not pulled and not progressed:
@@ -157,10 +160,12 @@ class Receiving:
         stashed, local.stash = local.stash, []
         for partition, message, pulled_at in stashed:
             await self._hold(local, partition, message, pulled_at)
-        for entry in local.held.values():  # keep the server's lease on what we hold
-            if real - entry.pulled_at > local.ack_wait / 2:
-                await acknowledge(self.m.nc, entry.message.reply, WORKING)
-                entry.pulled_at = real
+        ageing = [e for e in local.held.values() if real - e.pulled_at > local.ack_wait / 2]
+        await asyncio.gather(  # keep the server's lease on what we hold
+            *(acknowledge(self.m.nc, entry.message.reply, WORKING) for entry in ageing)
+        )
+        for entry in ageing:
+            entry.pulled_at = real
         # JetStream gives redeliveries first: pull them now, so a group's failed message is
         # back in hand before its successor is judged.
         for partition, message in await self.m.pull(spec, local, PULL_BATCH):
