@@ -54,8 +54,8 @@ from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any, NoReturn
 
-QUEUES = ("process", "notify", "delivery", "reports", "compliance")
-MARKETS = ("eu", "us", "ru")
+from fanout import QUEUES, make_events  # the same events as benchmarks/fanout.py
+
 BATCH = 10
 PUBLISH_THREADS = 8  # threads per fanstack publisher process, each publishing batches of 10
 STALL_S = 120.0  # a drain that makes no progress this long fails the run
@@ -112,18 +112,6 @@ def log(text: str) -> None:
 
 def fail(text: str) -> NoReturn:
     raise SystemExit(f"scale: FAILED: {text}")
-
-
-def make_events(count: int) -> list[tuple[str, str]]:
-    """(market, ~1 KB JSON body) per event, as in fanout.py."""
-    filler = "x" * 880
-    return [
-        (
-            MARKETS[n % 3],
-            json.dumps({"order_id": f"o-{n}", "shop_id": n % 97, "total": n * 1.5, "note": filler}),
-        )
-        for n in range(count)
-    ]
 
 
 def free_port() -> int:
