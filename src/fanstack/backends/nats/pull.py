@@ -13,6 +13,7 @@ from typing import Any
 
 from nats.aio.msg import Msg
 
+CATCH_UP = 0.005  # seconds an empty immediate pull looks again for what was just stored
 ACK = b"+ACK"
 WORKING = b"+WPI"
 NAK = b"-NAK"
@@ -59,7 +60,7 @@ class Puller:
                 await inbox.subscription.unsubscribe()
 
     async def pull(
-        self, stream: str, consumer: str, batch: int, expires: float = 0.0
+        self, stream: str, consumer: str, batch: int, expires: float = 0.0, *, again: bool = True
     ) -> list[Msg]:
         """Up to `batch` messages of the consumer there now, or (`expires`) one within it.
 
@@ -69,11 +70,22 @@ class Puller:
         """
         if expires > 0:
             batch = 1
+        messages = await self._pull(stream, consumer, batch, expires)
+        if not messages and expires <= 0 and again:
+            # A consumer can answer "no messages" to an immediate pull a moment before it
+            # counts one just stored: look again, briefly, so a receive sees a send that
+            # returned before it (a pull that finds some returns at once).
+            messages = await self._pull(stream, consumer, batch, CATCH_UP, lingering=True)
+        return messages
+
+    async def _pull(
+        self, stream: str, consumer: str, batch: int, expires: float, *, lingering: bool = False
+    ) -> list[Msg]:
         inbox = await self._inbox(stream, consumer)
         request: dict[str, Any] = {"batch": batch}
         if expires > 0:
             request["expires"] = int(expires * 1e9)
-        else:
+        if expires <= 0 or lingering:
             request["no_wait"] = True
         messages: list[Msg] = []
         async with inbox.lock:

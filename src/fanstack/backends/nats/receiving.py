@@ -336,8 +336,11 @@ class Receiving:
     async def _pump_delays(self, spec: QueueSpec, now: float) -> None:
         """Move the queue's delayed messages that are due to its subject (others wait on)."""
         for partition in range(self.m.names.partitions):
-            pulled = await self.m.puller.pull(
-                self.m.names.stream(partition), self.m.names.delay_consumer(spec.name), 100
+            pulled = await self.m.puller.pull(  # a delay is not a read of one's own write
+                self.m.names.stream(partition),
+                self.m.names.delay_consumer(spec.name),
+                100,
+                again=False,
             )
             for message in pulled:
                 stored = Stored.parse(message.headers, message.data)
