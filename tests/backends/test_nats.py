@@ -205,3 +205,27 @@ def test_replicas_follow_the_number_of_servers(nats_server: NatsServer) -> None:
         assert [q.name for q in backend.list_queues()] == ["q"]
     finally:
         backend.close()
+
+
+def test_a_receive_that_fails_midway_gives_back_what_it_pulled(nats_server: NatsServer) -> None:
+    from fanstack.core.errors import QueueDoesNotExist
+    from fanstack.core.message import OutgoingMessage
+
+    backend = NatsBackend(url(nats_server))
+    try:
+        backend.declare_queue(QueueSpec(name="dlq"))
+        backend.declare_queue(QueueSpec(name="q", max_receive_count=1, dead_letter="dlq"))
+        backend.send("q", [OutgoingMessage(id=f"m{n}", body=f"m{n}") for n in range(3)])
+        (first,) = backend.receive("q", max_messages=1)
+        backend.set_visibility("q", [(first.receipt_handle, 0)], failure="boom")
+        backend.delete_queue("dlq")  # the next dead-letter cannot be stored
+        with pytest.raises(QueueDoesNotExist):
+            backend.receive("q", max_messages=10)
+        backend.declare_queue(QueueSpec(name="dlq"))
+        # What the failed receive had pulled is back at once, its receive not counted.
+        back = backend.receive("q", max_messages=10)
+        assert sorted(m.body for m in back) == ["m1", "m2"]
+        assert [m.receive_count for m in back] == [1, 1]
+        assert [m.body for m in backend.receive("dlq", max_messages=10)] == ["m0"]
+    finally:
+        backend.close()

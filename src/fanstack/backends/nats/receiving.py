@@ -4,6 +4,7 @@ FIFO groups in order (`fifo.py`). Long polls wait on one pull."""
 from __future__ import annotations
 
 import asyncio
+import logging
 import time
 from typing import Any
 
@@ -34,6 +35,8 @@ from fanstack.core.queue_rules import (
 )
 from fanstack.core.specs import QueueSpec
 
+log = logging.getLogger("fanstack.nats")
+
 PULL_BATCH = 256  # deliveries a FIFO receive pulls at once to find an eligible group
 STASH_MARGIN = 1.0  # seconds of JetStream lease a delivery pulled by a long poll must have left
 PUMP_INTERVAL = 0.2  # seconds between looks at a queue's delayed messages, per process
@@ -62,27 +65,50 @@ class Receiving:
         taken: list[Taken] = []
         expired = dead_lettered = 0
         candidates = await self._fresh_stash(spec, local, real)
-        while len(taken) < max_messages:
-            if not candidates:
-                # Only what this receive asks for: a delivery pulled ahead would be hidden from
-                # every other receiver (and counted in flight) until this process hands it out.
-                pulled = await self.m.pull(spec, local, max_messages - len(taken))
-                candidates = [(partition, message, real) for partition, message in pulled]
+        current: list[tuple[int, Msg]] = []  # the delivery being decided
+        try:
+            while len(taken) < max_messages:
                 if not candidates:
-                    break
-            while candidates and len(taken) < max_messages:
-                partition, message, pulled_at = candidates.pop(0)
-                outcome = await self._admit(spec, partition, message, now)
-                if outcome == EXPIRED:
-                    expired += 1
-                elif outcome == DEAD_LETTERED:
-                    dead_lettered += 1
-                elif isinstance(outcome, Taken):
-                    outcome.pulled_at = pulled_at
-                    taken.append(outcome)
+                    # Only what this receive asks for: a delivery pulled ahead would be hidden
+                    # from every other receiver (and counted in flight) until handed out here.
+                    pulled = await self.m.pull(spec, local, max_messages - len(taken))
+                    candidates = [(partition, message, real) for partition, message in pulled]
+                    if not candidates:
+                        break
+                while candidates and len(taken) < max_messages:
+                    partition, message, pulled_at = candidates.pop(0)
+                    current = [(partition, message)]
+                    outcome = await self._admit(spec, partition, message, now)
+                    current = []
+                    if outcome == EXPIRED:
+                        expired += 1
+                    elif outcome == DEAD_LETTERED:
+                        dead_lettered += 1
+                    elif isinstance(outcome, Taken):
+                        outcome.pulled_at = pulled_at
+                        taken.append(outcome)
+        except Exception:
+            # Nothing is handed out: give back what this receive pulled, not counted.
+            pulled_back = current + [(p, m) for p, m, _at in candidates]
+            await self._give_back(pulled_back + [(t.partition, t.message) for t in taken])
+            raise
         local.stash.extend(candidates)  # left of a long poll's pull: the next receive takes them
         await self.m.count(spec.name, expired=expired, dead_lettered=dead_lettered)
         return await self._hand_out(spec, taken, timeout, now)
+
+    async def _give_back(self, pulled: list[tuple[int, Msg]]) -> None:
+        """Hand deliveries back at once, the receive not counted (best effort: if this fails
+        too, they come back when their lease runs out)."""
+        try:
+            await asyncio.gather(
+                *(
+                    self.m.notes.update(note_key(p, parse_sequence(m)), noting(uncount=True))
+                    for p, m in pulled
+                )
+            )
+            await asyncio.gather(*(acknowledge(self.m.nc, m.reply, NAK) for _p, m in pulled))
+        except Exception as error:  # the first error is the one to report
+            log.warning("could not give back %d pulled deliveries: %s", len(pulled), error)
 
     async def _fresh_stash(
         self, spec: QueueSpec, local: QueueLocal, real: float
@@ -450,12 +476,6 @@ class Receiving:
             pulled = [(p, m) for p, m, _at in local.stash]
             pulled += [(entry.partition, entry.message) for entry in local.held.values()]
             local.stash, local.held = [], {}
-            await asyncio.gather(
-                *(
-                    self.m.notes.update(note_key(p, parse_sequence(m)), noting(uncount=True))
-                    for p, m in pulled
-                )
-            )
-            await asyncio.gather(*(acknowledge(self.m.nc, m.reply, NAK) for _p, m in pulled))
+            await self._give_back(pulled)
             if queue in self.m.holds.held():
                 await self.m.holds.release(queue)
