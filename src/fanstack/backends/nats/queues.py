@@ -68,6 +68,7 @@ class QueueLocal:
 
     filters: tuple[str, ...] = ()
     ack_wait: float = 0.0
+    version: int = -1  # the catalog version they were checked against
     # Pulled ahead (a receive's prefetch, a long poll): (partition, delivery, real time pulled).
     stash: list[tuple[int, Msg, float]] = field(default_factory=list)
     held: dict[tuple[int, int], Held] = field(default_factory=dict)  # FIFO: waiting for a group
@@ -115,9 +116,16 @@ class Messages:
         """The queue's consumers, created or brought to the current catalog (once per change)."""
         local = self.local.get(spec.name)
         ack_wait = float(max(spec.visibility_timeout, 1))
+        version = self.catalog.view.version
+        if local is not None and not force and (local.version, local.ack_wait) == (
+            version,
+            ack_wait,
+        ):
+            return local  # nothing changed since the consumers were last brought up to date
         filters = self.filters(spec.name, 0)
         current = local is not None and (local.filters, local.ack_wait) == (filters, ack_wait)
         if local is not None and current and not force:
+            local.version = version
             return local
         for partition in range(self.names.partitions):
             stream = self.names.stream(partition)
@@ -136,7 +144,7 @@ class Messages:
             )
         if local is None:
             local = self.local[spec.name] = QueueLocal()
-        local.filters, local.ack_wait = filters, ack_wait
+        local.filters, local.ack_wait, local.version = filters, ack_wait, version
         return local
 
     async def main_consumer(
@@ -207,6 +215,14 @@ class Messages:
         answer = json.loads(reply.data or b"{}")
         if "error" in answer:
             raise BackendUnavailable(f"NATS: storing on {subject}: {answer['error']}")
+
+    async def move(
+        self, subject: str, stored: Stored, reply: str, *, ttl: int, msg_id: str
+    ) -> None:
+        """Store a delivery's message anew on `subject`, then acknowledge the delivery. A
+        process dying in between leaves both; `msg_id` makes the store's retry a no-op."""
+        await self.store(subject, stored, ttl=ttl, msg_id=msg_id)
+        await self.nc.request(reply, b"+ACK", timeout=10)
 
     async def store_together(
         self, entries: Sequence[tuple[str, Stored]], *, ttl: int, msg_id: str | None, batch: str

@@ -351,13 +351,13 @@ class Receiving:
             # A topic message waits as the queue's own copy (its delivery, resolved).
             stored = self.m.resolved(spec.name, stored)
             stored.visible_at, stored.queue = visible_at, spec.name
-        await self.m.store(
+        await self.m.move(
             self.m.names.delay_subject(partition, spec.name),
             stored,
+            message.reply,
             ttl=spec.retention + PUBLICATION_TTL_MARGIN,
             msg_id=f"defer:{partition}:{sequence}:{spec.name}",
         )
-        await acknowledge(self.m.nc, message.reply, ACK)
 
     async def _pump_delays(self, spec: QueueSpec, now: float) -> None:
         """Move the queue's delayed messages that are due to its subject (others wait on)."""
@@ -397,13 +397,13 @@ class Receiving:
                     continue
                 stored.visible_at = None
                 stored.queue = None
-                await self.m.store(
+                await self.m.move(
                     self.m.names.queue_subject(partition, spec.name),
                     stored,
+                    message.reply,
                     ttl=spec.retention + PUBLICATION_TTL_MARGIN,
                     msg_id=f"due:{partition}:{sequence}",
                 )
-                await acknowledge(self.m.nc, message.reply, ACK)
                 self.m.ledger.drop(consumer, (partition, sequence))
 
     async def _end_early(self, spec: QueueSpec, now: float) -> int:
@@ -441,13 +441,13 @@ class Receiving:
         stored.lost_receives = letter.lost_receives
         stored.since = None
         stored.visible_at = None
-        await self.m.store(
+        await self.m.move(
             self.m.names.dead_letter_subject(partition, target.name, spec.name),
             stored,
+            message.reply,
             ttl=target.retention + PUBLICATION_TTL_MARGIN,
             msg_id=f"dlq:{partition}:{sequence}:{spec.name}",
         )
-        await acknowledge(self.m.nc, message.reply, ACK)
         await self.m.notes.delete(note_key(partition, sequence))
 
     async def wait(self, spec: QueueSpec, timeout: float, now: float) -> None:

@@ -18,7 +18,7 @@ from fanstack.backends.nats.layout import (
 )
 from fanstack.backends.nats.ledger import Lease
 from fanstack.backends.nats.notes import note_key, noting
-from fanstack.backends.nats.pull import ACK, acknowledge, acknowledge_all, nak_delay
+from fanstack.backends.nats.pull import acknowledge, acknowledge_all, nak_delay
 from fanstack.backends.nats.queues import Messages
 from fanstack.core.errors import (
     FanstackError,
@@ -209,13 +209,13 @@ class Settling:
         # the queue's own copy.
         own = f"{self.m.names.queue_prefix(partition, spec.name)}."
         subject = raw.subject if raw.subject and raw.subject.startswith(own) else None
-        await self.m.store(
+        await self.m.move(
             subject or self.m.names.queue_subject(partition, spec.name),
             copy,
+            receipt.reply,
             ttl=spec.retention + PUBLICATION_TTL_MARGIN,
             msg_id=f"back:{partition}:{sequence}:{receipt.delivered}",
         )
-        await acknowledge(self.m.nc, receipt.reply, ACK)
         await self.m.notes.delete(note_key(partition, sequence))
         self.m.ledger.drop(receipt.consumer, receipt.key, deleted=True)
         return None
