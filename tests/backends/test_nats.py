@@ -3,6 +3,7 @@ layout refused, reconnection, URL options."""
 
 from __future__ import annotations
 
+import threading
 import time
 import uuid
 from pathlib import Path
@@ -229,3 +230,61 @@ def test_a_receive_that_fails_midway_gives_back_what_it_pulled(nats_server: Nats
         assert [m.body for m in backend.receive("dlq", max_messages=10)] == ["m0"]
     finally:
         backend.close()
+
+
+def test_counts_include_every_store_that_returned_before_them(nats_server: NatsServer) -> None:
+    # JetStream acknowledges a store a moment before a consumer counts it; stats() must not
+    # answer in between (seen as a send followed by stats() reporting an empty queue).
+    location = url(nats_server, partitions=2)
+    backend = NatsBackend(location)
+    app = App("counts", backend=backend)
+    busy = App("counts", backend=NatsBackend(location))  # keeps the server's consumers busy
+    stop = threading.Event()
+
+    def load() -> None:
+        noise = busy.queue("noise")
+        while not stop.is_set():
+            noise.send_batch([{"id": str(i), "body": "x"} for i in range(10)])
+
+    try:
+        jobs = app.queue("jobs")
+        later = app.queue("later", delay=900)
+        loader = threading.Thread(target=load)
+        loader.start()
+        for sent in range(1, 51):
+            jobs.send(f"m{sent}")
+            later.send(f"d{sent}")
+            assert backend.stats("jobs").visible == sent
+            assert backend.stats("later").delayed == sent
+            # A new queue's first message is where the miss showed most often.
+            app.queue(f"fresh{sent}").send("x")
+            assert backend.stats(f"fresh{sent}").visible == 1
+        stop.set()
+        loader.join()
+        jobs.purge()
+        started = time.monotonic()
+        assert backend.stats("jobs").visible == 0
+        # A purged store is forgotten: no reads again waiting for it.
+        assert time.monotonic() - started < 0.015
+    finally:
+        stop.set()
+        busy.close()
+        app.close()
+
+
+@pytest.mark.parametrize(
+    ("subject", "pattern", "matches"),
+    [
+        ("fs.n.0.q.a.m", "fs.n.0.q.a.>", True),
+        ("fs.n.0.q.a", "fs.n.0.q.a.>", False),
+        ("fs.n.0.t.t.0.1.e", "fs.n.0.t.t.*.1.>", True),
+        ("fs.n.0.t.t.1.0.e", "fs.n.0.t.t.*.1.>", False),
+        ("fs.n.0.d.a", "fs.n.0.d.a", True),
+        ("fs.n.0.d.ab", "fs.n.0.d.a", False),
+        ("fs.n.0.d.a.x", "fs.n.0.d.a", False),
+    ],
+)
+def test_subjects_match_filters_as_nats_does(subject: str, pattern: str, matches: bool) -> None:
+    from fanstack.backends.nats.layout import subject_matches
+
+    assert subject_matches(subject, pattern) is matches

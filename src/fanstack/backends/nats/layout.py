@@ -27,6 +27,17 @@ def untoken(part: str) -> str:
     return part.replace("=", ".")
 
 
+def subject_matches(subject: str, pattern: str) -> bool:
+    """Whether a subject falls under a NATS filter (`*` one token, `>` the rest)."""
+    parts, wanted = subject.split("."), pattern.split(".")
+    for index, want in enumerate(wanted):
+        if want == ">":
+            return len(parts) > index
+        if index >= len(parts) or (want != "*" and want != parts[index]):
+            return False
+    return len(parts) == len(wanted)
+
+
 def partition_of(key: str, partitions: int) -> int:
     """The partition a key (message id, FIFO group) lives in: stable across processes."""
     if partitions == 1:

@@ -14,6 +14,7 @@ import contextlib
 import json
 import logging
 import time
+from collections import deque
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
@@ -28,6 +29,7 @@ from fanstack.backends.nats.layout import (
     Names,
     Receipt,
     Stored,
+    subject_matches,
     token,
 )
 from fanstack.backends.nats.ledger import Lease, Ledger
@@ -79,6 +81,59 @@ class QueueLocal:
     fifo_lock: asyncio.Lock = field(default_factory=asyncio.Lock)
 
 
+class Recent:
+    """This process's latest stores, so that a count read right after them includes them.
+
+    JetStream acknowledges a store a moment before a consumer counts the new message (its
+    pending count follows the stream asynchronously). A reader of counts asks `uncounted` and
+    reads again while a store of its own, not yet delivered, is missing from them.
+    """
+
+    KEEP = 256  # stores remembered per partition
+    FOR = 2.0  # seconds a store is remembered (a consumer counts it long before)
+
+    def __init__(self) -> None:
+        self._stores: dict[int, deque[tuple[int, str, float]]] = {}
+
+    def stored(self, subject: str, sequence: int) -> None:
+        partition = int(subject.split(".", 3)[2])
+        kept = self._stores.get(partition)
+        if kept is None:
+            kept = self._stores[partition] = deque(maxlen=self.KEEP)
+        kept.append((sequence, subject, time.monotonic()))
+
+    def forget(self, partition: int, *, sequence: int = 0, under: str = "") -> None:
+        """Forget a store removed without a delivery (one sequence, or all under a filter)."""
+        kept = self._stores.get(partition)
+        if kept:
+            self._stores[partition] = deque(
+                (
+                    entry
+                    for entry in kept
+                    if entry[0] != sequence and not (under and subject_matches(entry[1], under))
+                ),
+                maxlen=self.KEEP,
+            )
+
+    def uncounted(
+        self, partition: int, filters: Sequence[str], delivered: int, pending: int
+    ) -> bool:
+        """Whether more of this process's recent stores await delivery to a consumer reading
+        `filters` (delivered up to stream sequence `delivered`) than it counts pending."""
+        kept = self._stores.get(partition)
+        if not kept:
+            return False
+        since = time.monotonic() - self.FOR
+        waiting = sum(
+            1
+            for sequence, subject, at in kept
+            if sequence > delivered
+            and at >= since
+            and any(subject_matches(subject, pattern) for pattern in filters)
+        )
+        return waiting > pending
+
+
 class Messages:
     """The queues' consumers, stores and pulls: what every queue operation builds on."""
 
@@ -102,6 +157,7 @@ class Messages:
         self.ledger = Ledger()
         self.holds = Holds(notes, holder)
         self.local: dict[str, QueueLocal] = {}
+        self.recent = Recent()
 
     async def open(self) -> None:
         await self.puller.open()
@@ -215,6 +271,7 @@ class Messages:
         answer = json.loads(reply.data or b"{}")
         if "error" in answer:
             raise BackendUnavailable(f"NATS: storing on {subject}: {answer['error']}")
+        self.recent.stored(subject, answer.get("seq", 0))
 
     async def move(
         self, subject: str, stored: Stored, reply: str, *, ttl: int, msg_id: str
@@ -250,6 +307,9 @@ class Messages:
             answer = json.loads(reply.data or b"{}")
             if "error" in answer:
                 raise BackendUnavailable(f"NATS: storing a batch of {len(entries)}: {answer}")
+        last = answer.get("seq", 0)  # a batch takes consecutive sequences, ending here
+        for index, (subject, _stored) in enumerate(entries, start=1):
+            self.recent.stored(subject, last - len(entries) + index)
 
     async def pull(
         self, spec: QueueSpec, local: QueueLocal, wanted: int
@@ -339,5 +399,8 @@ class Messages:
         """Remove the queue's own messages (sent, dead-lettered into it, delayed)."""
         stream = self.names.stream(partition)
         own = f"{self.names.queue_prefix(partition, queue)}.>"
+        delayed = self.names.delay_subject(partition, queue)
         await self.js.purge_stream(stream, subject=own)
-        await self.js.purge_stream(stream, subject=self.names.delay_subject(partition, queue))
+        await self.js.purge_stream(stream, subject=delayed)
+        self.recent.forget(partition, under=own)
+        self.recent.forget(partition, under=delayed)

@@ -21,6 +21,8 @@ from fanstack.core.queue_rules import check_purge_interval
 from fanstack.core.records import QueueStats
 from fanstack.core.specs import QueueSpec
 
+COUNT_ATTEMPTS = 20  # reads of a consumer's counts while a store of ours is not in them
+
 
 class Upkeep:
     """Purges, redrives and depths of the queues."""
@@ -80,6 +82,7 @@ class Upkeep:
             )
             with contextlib.suppress(NotFoundError):  # a concurrent redrive moved it first
                 await self.m.js.delete_msg(self.m.names.stream(partition), sequence)
+            self.m.recent.forget(partition, sequence=sequence)
             moved += 1
         return moved
 
@@ -91,13 +94,27 @@ class Upkeep:
 
         async def partition_depths(partition: int) -> tuple[int, int, int, float | None]:
             stream = self.m.names.stream(partition)
-            try:
-                main, delay = await asyncio.gather(
-                    self.m.js.consumer_info(stream, self.m.names.consumer(spec.name)),
-                    self.m.js.consumer_info(stream, self.m.names.delay_consumer(spec.name)),
-                )
-            except NotFoundError:
-                return 0, 0, 0, None  # no consumer yet: nothing was ever stored for it
+            filters = self.m.filters(spec.name, partition)
+            delays = (self.m.names.delay_subject(partition, spec.name),)
+            for _attempt in range(COUNT_ATTEMPTS):
+                try:
+                    main, delay = await asyncio.gather(
+                        self.m.js.consumer_info(stream, self.m.names.consumer(spec.name)),
+                        self.m.js.consumer_info(stream, self.m.names.delay_consumer(spec.name)),
+                    )
+                except NotFoundError:
+                    return 0, 0, 0, None  # no consumer yet: nothing was ever stored for it
+                recent = self.m.recent
+                if not (
+                    recent.uncounted(
+                        partition, filters, main.delivered.stream_seq, main.num_pending or 0
+                    )
+                    or recent.uncounted(
+                        partition, delays, delay.delivered.stream_seq, delay.num_pending or 0
+                    )
+                ):
+                    break
+                await asyncio.sleep(0.001)  # a store of ours not counted yet: read again
             first = (
                 await self._oldest(spec, partition, main.ack_floor.stream_seq + 1)
                 if oldest
