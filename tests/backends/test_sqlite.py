@@ -45,8 +45,22 @@ def test_purge_delete_queue_and_expiry_release_payloads(app: App, tmp_path: Path
     app.backend.delete_queue("b")
     assert _payloads(tmp_path) == 1
     app.backend.clock = lambda: time.time() + 120
-    assert app.queues["c"].stats().expired == 1
+    assert app.queues["c"].stats().expired == 1  # counted at once, read without a write
+    assert _payloads(tmp_path) == 1
+    assert app.queues["c"].receive() == []  # a receive deletes what expired in its queue
     assert _payloads(tmp_path) == 0
+    assert app.queues["c"].stats().expired == 1
+
+
+def test_expired_messages_of_a_queue_nobody_reads_are_deleted_by_later_writes(
+    app: App, tmp_path: Path
+) -> None:
+    app.topics["t"].publish("one")
+    now = time.time()
+    app.backend.clock = lambda: now + 120  # past every queue's 60 s retention
+    app.queues["a"].send("fresh")
+    assert _payloads(tmp_path) == 1  # only the fresh one is left
+    assert [q.stats().expired for q in (app.queues["b"], app.queues["c"])] == [1, 1]
 
 
 def test_a_rejected_delete_keeps_the_payload(app: App, tmp_path: Path) -> None:
@@ -82,3 +96,94 @@ def test_idle_long_polls_do_not_wake_each_other(app: App, monkeypatch: pytest.Mo
     for thread in threads:
         thread.join()
     assert len(leases) <= 3 * len(queues)  # a lease on arrival, maybe one at the end; no storm
+
+
+def _depths(data_dir: Path) -> dict[str, tuple[int, int]]:
+    """Each queue's kept count beside a count of its rows."""
+    with sqlite3.connect(data_dir / "fanstack.db") as db:
+        return {
+            name: (
+                depth,
+                db.execute("SELECT COUNT(*) FROM messages WHERE queue = ?", (name,)).fetchone()[0],
+            )
+            for name, depth in db.execute("SELECT name, depth FROM queues")
+        }
+
+
+def test_the_kept_depth_of_every_queue_follows_every_write(tmp_path: Path) -> None:
+    import random
+
+    app = App("depths", data_dir=tmp_path)
+    dlq = app.queue("dlq")
+    work = app.queue("work", dead_letter=dlq, max_receive_count=2, retention=60)
+    other = app.queue("other")
+    topic = app.topic("t")
+    topic.subscribe(work, raw=True)
+    topic.subscribe(other, raw=True, filter_policy={"k": ["v"]})
+    clock = [time.time()]
+    app.backend.clock = lambda: clock[0]
+    rng = random.Random(7)
+    for _step in range(400):
+        action = rng.choice(
+            ["send", "publish", "receive", "delete", "fail", "redrive", "tick", "purge"]
+        )
+        if action == "send":
+            work.send_batch([{"id": str(i), "body": "b"} for i in range(rng.randint(1, 10))])
+        elif action == "publish":
+            topic.publish("p", attributes={"k": rng.choice(["v", "w"])})
+        elif action in ("receive", "delete", "fail"):
+            queue = rng.choice([work, other, dlq])
+            got = queue.receive(max_messages=10, visibility_timeout=rng.choice([0, 5]))
+            if action == "delete" and got:
+                queue.delete_batch([m.receipt_handle for m in got])
+        elif action == "redrive":
+            work.redrive_dead_letters()
+        elif action == "tick":
+            clock[0] += rng.choice([1, 6, 30])
+        elif action == "purge" and rng.random() < 0.1:
+            clock[0] += 61
+            rng.choice([work, other, dlq]).purge()
+        for name, (depth, rows) in _depths(tmp_path).items():
+            assert depth == rows, (action, name)
+        stats = work.stats()
+        assert stats.visible + stats.in_flight + stats.delayed == _live(tmp_path, "work", clock[0])
+    app.close()
+
+
+def _live(data_dir: Path, queue: str, now: float) -> int:
+    with sqlite3.connect(data_dir / "fanstack.db") as db:
+        return int(
+            db.execute(
+                "SELECT COUNT(*) FROM messages WHERE queue = ? AND expires_at > ?", (queue, now)
+            ).fetchone()[0]
+        )
+
+
+def test_stats_read_without_writing(app: App, tmp_path: Path) -> None:
+    app.topics["t"].publish("one")
+    app.backend.clock = lambda: time.time() + 120  # expired, not yet deleted
+    with sqlite3.connect(tmp_path / "fanstack.db") as db:
+        (before,) = db.execute("PRAGMA data_version").fetchone()
+        assert app.queues["c"].stats().expired == 1
+        # data_version moves when another connection commits: stats() committed nothing.
+        assert db.execute("PRAGMA data_version").fetchone()[0] == before
+
+
+def test_a_data_dir_from_before_kept_depths_is_counted_when_opened(tmp_path: Path) -> None:
+    app = App("old", data_dir=tmp_path)
+    jobs = app.queue("jobs")
+    for _ in range(3):
+        jobs.send("x")
+    app.close()
+    with sqlite3.connect(tmp_path / "fanstack.db") as db:  # as an earlier version left it
+        db.execute("ALTER TABLE queues DROP COLUMN depth")
+        db.execute("DROP INDEX messages_by_state")
+        db.execute("CREATE INDEX messages_by_visibility ON messages (queue, visible_at)")
+    again = App("old", data_dir=tmp_path)
+    assert again.queue("jobs").stats().visible == 3
+    with sqlite3.connect(tmp_path / "fanstack.db") as db:
+        indexes = {
+            row[0] for row in db.execute("SELECT name FROM sqlite_master WHERE type = 'index'")
+        }
+    assert "messages_by_visibility" not in indexes and "messages_by_state" in indexes
+    again.close()

@@ -7,9 +7,10 @@ it (`refs`) and goes with the last of them, however it goes: deleted, purged or 
 
 from __future__ import annotations
 
+import logging
 import sqlite3
 from collections import Counter
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from typing import Any
 
 from fanstack.backends.sqlite.catalog import Catalog
@@ -17,6 +18,7 @@ from fanstack.backends.sqlite.database import Database
 from fanstack.core.errors import QueueDoesNotExist
 from fanstack.core.fanout import Publication, delivered_body
 from fanstack.core.message import ReceivedMessage, decode_attributes, encode_attributes
+from fanstack.core.queue_rules import log_expired
 from fanstack.core.specs import DEDUPLICATION_INTERVAL
 
 # The columns of a leased row, in the order `received_messages` reads them.
@@ -24,6 +26,11 @@ COLUMNS = (
     "seq, payload, unsubscribe_url, sent_at, receive_count, first_received_at, group_id, "
     "dedup_id, failure, source_queue, failed_receives, lost_receives"
 )
+EXPIRE_BATCH = 256  # expired messages deleted at most per queue per pass
+EXPIRY_INTERVAL = 1.0  # seconds between passes over every queue, made by the writes of sends
+
+log = logging.getLogger("fanstack.backends.sqlite")
+
 _INSERT = (
     "INSERT INTO messages (queue, payload, unsubscribe_url, sent_at, visible_at, expires_at, "
     "group_id, dedup_id) VALUES (?, ?, ?, ?, ?, ?, ?, ?)"
@@ -35,12 +42,15 @@ _INSERT_PAYLOAD = (
 
 
 class Messages:
-    """Writes publications; sweeps expired deduplication ids now and then while doing so."""
+    """Writes publications; now and then, in the same write, deletes what expired: dedup ids,
+    and messages of every queue (a receive deletes its queue's too, so a queue nobody reads
+    does not keep them)."""
 
     def __init__(self, database: Database, catalog: Catalog) -> None:
         self._database = database
         self._catalog = catalog
         self._last_dedup_sweep = 0.0
+        self._last_expiry = 0.0
 
     def commit(self, publications: Sequence[Publication], now: float) -> list[str]:
         """Store each message once and one row per delivery, all in one transaction."""
@@ -50,6 +60,10 @@ class Messages:
         with self._database.write() as db:
             queues = self._catalog.current(db).queues
             self._sweep_dedup(db, now)
+            if now - self._last_expiry >= EXPIRY_INTERVAL:
+                self._last_expiry = now
+                for name in queues:
+                    expire(db, name, now)
             (next_payload,) = db.execute("SELECT COALESCE(MAX(id), 0) + 1 FROM payloads").fetchone()
             for publication in publications:
                 message = publication.message
@@ -95,6 +109,7 @@ class Messages:
                     next_payload += 1
             db.executemany(_INSERT_PAYLOAD, payloads)
             db.executemany(_INSERT, rows)
+            add_depths(db, Counter(str(row[0]) for row in rows))
         return message_ids
 
     def _sweep_dedup(self, db: sqlite3.Connection, now: float) -> None:
@@ -133,14 +148,39 @@ def release(db: sqlite3.Connection, payload_ids: Iterable[int]) -> None:
 
 def delete_where(db: sqlite3.Connection, condition: str, params: Sequence[object]) -> int:
     """Delete message rows matching `condition`, releasing their payloads; returns the count."""
-    payload_ids = [
-        payload
-        for (payload,) in db.execute(
-            f"DELETE FROM messages WHERE {condition} RETURNING payload", params
-        )
-    ]
-    release(db, payload_ids)
-    return len(payload_ids)
+    deleted = db.execute(
+        f"DELETE FROM messages WHERE {condition} RETURNING queue, payload", params
+    ).fetchall()
+    release(db, [payload for _queue, payload in deleted])
+    counts: Counter[str] = Counter()
+    for queue, _payload in deleted:
+        counts[queue] -= 1
+    add_depths(db, counts)
+    return len(deleted)
+
+
+def expire(db: sqlite3.Connection, queue: str, now: float) -> int:
+    """Delete messages of `queue` past their retention period, counting and logging them: at
+    most EXPIRE_BATCH, found on the expiry index (nothing that has not expired is read)."""
+    expired = delete_where(
+        db,
+        "seq IN (SELECT seq FROM messages INDEXED BY messages_by_expiry "
+        "WHERE queue = ? AND expires_at <= ? LIMIT ?)",
+        (queue, now, EXPIRE_BATCH),
+    )
+    if expired:
+        db.execute("UPDATE queues SET expired = expired + ? WHERE name = ?", (expired, queue))
+        log_expired(log, queue, expired)
+    return expired
+
+
+def add_depths(db: sqlite3.Connection, changes: Mapping[str, int]) -> None:
+    """Keep each queue's count of stored messages (`queues.depth`), which `stats` reads instead
+    of counting rows: every write that adds, removes or moves messages calls this."""
+    db.executemany(
+        "UPDATE queues SET depth = depth + ? WHERE name = ?",
+        [(change, queue) for queue, change in changes.items() if change],
+    )
 
 
 def received_messages(

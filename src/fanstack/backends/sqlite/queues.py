@@ -19,7 +19,14 @@ from typing import Any
 
 from fanstack.backends.sqlite.catalog import Catalog
 from fanstack.backends.sqlite.database import Database
-from fanstack.backends.sqlite.messages import COLUMNS, delete_where, received_messages, release
+from fanstack.backends.sqlite.messages import (
+    COLUMNS,
+    add_depths,
+    delete_where,
+    expire,
+    received_messages,
+    release,
+)
 from fanstack.core.errors import (
     FanstackError,
     MessageNotInflight,
@@ -33,7 +40,6 @@ from fanstack.core.queue_rules import (
     dead_letter,
     dead_letter_due,
     fifo_eligible,
-    log_expired,
     message_gone,
     parse_receipt_handle,
     receipt_handle_expired,
@@ -45,7 +51,6 @@ from fanstack.core.specs import QueueSpec
 
 log = logging.getLogger("fanstack.backends.sqlite")
 
-SWEEP_INTERVAL = 10.0
 POLL_INTERVAL = 0.02
 
 
@@ -55,7 +60,6 @@ class Queues:
     def __init__(self, database: Database, catalog: Catalog) -> None:
         self._database = database
         self._catalog = catalog
-        self._last_sweep: dict[str, float] = {}
 
     # -- declaration ----------------------------------------------------------------------
 
@@ -111,7 +115,7 @@ class Queues:
         """Hide up to `max_messages` visible messages; dead-letter those received too often."""
         token = secrets.token_hex(8)
         with self._database.write() as db:
-            self._sweep_expired(db, queue.name, now)
+            expire(db, queue.name, now)
             leased: list[tuple[Any, ...]] = []
             while len(leased) < max_messages:
                 candidates = self._candidates(db, queue, now, max_messages - len(leased))
@@ -135,7 +139,7 @@ class Queues:
     ) -> list[tuple[int, int]]:
         if not queue.fifo:
             return db.execute(
-                "SELECT seq, receive_count FROM messages INDEXED BY messages_by_visibility "
+                "SELECT seq, receive_count FROM messages INDEXED BY messages_by_state "
                 "WHERE queue = ? AND visible_at <= ? AND expires_at > ? "
                 "ORDER BY visible_at LIMIT ?",
                 (queue.name, now, now, limit),
@@ -180,6 +184,7 @@ class Queues:
         db.execute(
             "UPDATE queues SET dead_lettered = dead_lettered + 1 WHERE name = ?", (queue.name,)
         )
+        add_depths(db, {queue.name: -1, target.name: 1})
 
     def wait(self, queue: str, timeout: float, clock: Clock) -> None:
         """Sleep until a commit lands (here or in another process) or a hidden message shows."""
@@ -232,6 +237,7 @@ class Queues:
                     ).fetchall()
                 )
                 release(db, deleted.values())
+                add_depths(db, {queue: -len(deleted)})
             results: list[EntryResult] = []
             for entry in parsed:
                 if isinstance(entry, FanstackError):
@@ -294,7 +300,7 @@ class Queues:
         order they went into the DLQ (their sequence, renewed when they moved there)."""
         assert source.dead_letter is not None
         with self._database.write() as db:
-            return db.execute(
+            moved: int = db.execute(
                 "UPDATE messages SET queue = ?, source_queue = NULL, receive_count = 0, "
                 "receipt = NULL, first_received_at = NULL, failure = NULL, failed_receives = 0, "
                 "lost_receives = NULL, "
@@ -311,27 +317,43 @@ class Queues:
                     limit,
                 ),
             ).rowcount
+            add_depths(db, {source.dead_letter: -moved, source.name: moved})
+            return moved
 
     def stats(self, queue: str, now: float) -> QueueStats:
-        """Depths of the queue, after sweeping expired messages."""
+        """Depths of the queue, read without a write and without a scan of the backlog.
+
+        The stored count is kept by every write (`queues.depth`); what is hidden (in flight or
+        delayed) and what has expired but not been deleted yet are counted on their indexes,
+        so the work grows with those, never with the visible backlog. The oldest age is that
+        of the message whose retention ends first.
+        """
         spec = self.get_queue(queue)
-        with self._database.write() as db:
-            self._sweep_expired(db, queue, now, force=True)
-            visible, in_flight, delayed, oldest = db.execute(
-                "SELECT COALESCE(SUM(visible_at <= ?1), 0), "
-                "COALESCE(SUM(visible_at > ?1 AND receive_count > 0), 0), "
-                "COALESCE(SUM(visible_at > ?1 AND receive_count = 0), 0), MIN(sent_at) "
-                "FROM messages WHERE queue = ?2",
-                (now, queue),
+        db = self._database.connection()
+        db.execute("BEGIN")  # one snapshot for all the reads
+        try:
+            stored, expired, dead_lettered = db.execute(
+                "SELECT depth, expired, dead_lettered FROM queues WHERE name = ?", (queue,)
             ).fetchone()
-            expired, dead_lettered = db.execute(
-                "SELECT expired, dead_lettered FROM queues WHERE name = ?", (queue,)
-            ).fetchone()
+            hidden = _hidden(db, queue, now)
+            gone = _expired(db, queue, now)
+            (oldest,) = db.execute(
+                "SELECT sent_at FROM messages INDEXED BY messages_by_expiry "
+                "WHERE queue = ? AND expires_at > ? ORDER BY expires_at LIMIT 1",
+                (queue, now),
+            ).fetchone() or (None,)
             depth = None
             if spec.dead_letter is not None:
-                (depth,) = db.execute(
-                    "SELECT COUNT(*) FROM messages WHERE queue = ?", (spec.dead_letter,)
+                row = db.execute(
+                    "SELECT depth FROM queues WHERE name = ?", (spec.dead_letter,)
                 ).fetchone()
+                if row is not None:
+                    depth = row[0] - sum(_expired(db, spec.dead_letter, now))
+        finally:
+            db.execute("COMMIT")
+        in_flight = hidden[0] - gone[0]
+        delayed = hidden[1] - gone[1]
+        visible = stored - sum(hidden) - gone[2]
         return QueueStats(
             name=queue,
             visible=visible,
@@ -339,21 +361,38 @@ class Queues:
             delayed=delayed,
             oldest_age=None if oldest is None else max(0.0, now - oldest),
             dead_letter_depth=depth,
-            expired=expired,
+            expired=expired + sum(gone),
             dead_lettered=dead_lettered,
         )
 
-    def _sweep_expired(
-        self, db: sqlite3.Connection, queue: str, now: float, force: bool = False
-    ) -> None:
-        """Delete messages past their retention period, counting and logging them."""
-        if not force and now - self._last_sweep.get(queue, 0.0) < SWEEP_INTERVAL:
-            return
-        self._last_sweep[queue] = now
-        expired = delete_where(db, "queue = ? AND expires_at <= ?", (queue, now))
-        if expired:
-            db.execute("UPDATE queues SET expired = expired + ? WHERE name = ?", (expired, queue))
-            log_expired(log, queue, expired)
+def _hidden(db: sqlite3.Connection, queue: str, now: float) -> tuple[int, int]:
+    """(in flight, delayed) counted on the state index: what is not visible at `now`."""
+    counts = dict(
+        db.execute(
+            "SELECT receive_count > 0, COUNT(*) FROM messages INDEXED BY messages_by_state "
+            "WHERE queue = ? AND visible_at > ? GROUP BY 1",
+            (queue, now),
+        ).fetchall()
+    )
+    return counts.get(1, 0), counts.get(0, 0)
+
+
+def _expired(db: sqlite3.Connection, queue: str, now: float) -> tuple[int, int, int]:
+    """(in flight, delayed, visible) of the messages past retention that are not deleted yet
+    (the next receive deletes them), counted on the expiry index."""
+    in_flight = delayed = visible = 0
+    for hidden, received, count in db.execute(
+        "SELECT visible_at > ?1, receive_count > 0, COUNT(*) FROM messages "
+        "INDEXED BY messages_by_expiry WHERE queue = ?2 AND expires_at <= ?1 GROUP BY 1, 2",
+        (now, queue),
+    ):
+        if not hidden:
+            visible += count
+        elif received:
+            in_flight += count
+        else:
+            delayed += count
+    return in_flight, delayed, visible
 
 
 def _mark_received(

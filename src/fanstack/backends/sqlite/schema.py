@@ -19,7 +19,8 @@ CREATE TABLE IF NOT EXISTS queues (
     spec TEXT NOT NULL,
     last_purge REAL,
     expired INTEGER NOT NULL DEFAULT 0,
-    dead_lettered INTEGER NOT NULL DEFAULT 0
+    dead_lettered INTEGER NOT NULL DEFAULT 0,
+    depth INTEGER NOT NULL DEFAULT 0
 );
 CREATE TABLE IF NOT EXISTS topics (name TEXT PRIMARY KEY, spec TEXT NOT NULL);
 CREATE TABLE IF NOT EXISTS subscriptions (
@@ -54,7 +55,8 @@ CREATE TABLE IF NOT EXISTS messages (
     failed_receives INTEGER NOT NULL DEFAULT 0,
     lost_receives INTEGER
 );
-CREATE INDEX IF NOT EXISTS messages_by_visibility ON messages (queue, visible_at);
+CREATE INDEX IF NOT EXISTS messages_by_state ON messages (queue, visible_at, receive_count);
+CREATE INDEX IF NOT EXISTS messages_by_expiry ON messages (queue, expires_at);
 CREATE INDEX IF NOT EXISTS messages_by_group ON messages (queue) WHERE group_id IS NOT NULL;
 CREATE INDEX IF NOT EXISTS messages_by_source ON messages (queue, source_queue)
     WHERE source_queue IS NOT NULL;
@@ -79,7 +81,10 @@ CREATE TABLE IF NOT EXISTS dedup (
 ADDED_COLUMNS = (
     ("messages", "failed_receives", "INTEGER NOT NULL DEFAULT 0"),
     ("messages", "lost_receives", "INTEGER"),
+    ("queues", "depth", "INTEGER NOT NULL DEFAULT 0"),
 )
+# Indexes an earlier version made that a later one replaced.
+DROPPED_INDEXES = ("messages_by_visibility",)
 
 
 def connect(path: Path, *, synchronous: str, busy_timeout_ms: int) -> sqlite3.Connection:
@@ -126,3 +131,10 @@ def upgrade(db: sqlite3.Connection) -> None:
         present = {row[1] for row in db.execute(f"PRAGMA table_info({table})")}
         if column not in present:
             db.execute(f"ALTER TABLE {table} ADD COLUMN {column} {definition}")
+            if (table, column) == ("queues", "depth"):  # kept from here on by every write
+                db.execute(
+                    "UPDATE queues SET depth = "
+                    "(SELECT COUNT(*) FROM messages WHERE messages.queue = queues.name)"
+                )
+    for index in DROPPED_INDEXES:
+        db.execute(f"DROP INDEX IF EXISTS {index}")
