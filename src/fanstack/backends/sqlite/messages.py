@@ -28,6 +28,7 @@ COLUMNS = (
 )
 EXPIRE_BATCH = 256  # expired messages deleted at most per queue per pass
 EXPIRY_INTERVAL = 1.0  # seconds between passes over every queue, made by the writes of sends
+# (each write makes one while a pass found more than a batch)
 
 log = logging.getLogger("fanstack.backends.sqlite")
 
@@ -51,6 +52,7 @@ class Messages:
         self._catalog = catalog
         self._last_dedup_sweep = 0.0
         self._last_expiry = 0.0
+        self._expiry_behind = False
 
     def commit(self, publications: Sequence[Publication], now: float) -> list[str]:
         """Store each message once and one row per delivery, all in one transaction."""
@@ -60,10 +62,12 @@ class Messages:
         with self._database.write() as db:
             queues = self._catalog.current(db).queues
             self._sweep_dedup(db, now)
-            if now - self._last_expiry >= EXPIRY_INTERVAL:
+            if self._expiry_behind or now - self._last_expiry >= EXPIRY_INTERVAL:
+                # A full batch means more are waiting: the next write takes the next batch.
                 self._last_expiry = now
-                for name in queues:
-                    expire(db, name, now)
+                self._expiry_behind = any(
+                    [expire(db, name, now) == EXPIRE_BATCH for name in queues]
+                )
             (next_payload,) = db.execute("SELECT COALESCE(MAX(id), 0) + 1 FROM payloads").fetchone()
             for publication in publications:
                 message = publication.message
