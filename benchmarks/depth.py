@@ -1,10 +1,10 @@
 """Work that grows with depth: stats() and receive latency at 10k / 100k / 1M messages (SQLite).
 
 For each depth, fills queue `backlog` of an embedded store (send_batch of 10, 1 KB bodies, a
-60 s retention), the first half sent 31 s of fanstack clock before the second. Then, timed:
+one-hour retention), the first half sent 1,801 s of fanstack clock before the second. Then:
 
 - `stats_ms`: 20 calls of `stats()` on the whole backlog (median, max);
-- the clock moves 30 s on: the first half has just expired and is not deleted yet, as after a
+- the clock moves 1,800 s on: the first half has just expired and is not deleted yet, as after a
   quiet spell; `receive_delete_ms`: rounds of receive 10 + delete_batch (p50, p99, max) that
   take a fifth of the live half, while receives delete the expired half a bounded batch at a
   time; then `stats()` must count that half as expired and the rest as visible.
@@ -33,7 +33,7 @@ from typing import Any
 from fanstack import App
 
 BODY = "x" * 1024
-RETENTION = 60
+RETENTION = 3600
 ROUNDS = 2000
 STATS_CALLS = 20
 
@@ -65,7 +65,7 @@ def run_fanstack(depth: int, data_dir: Path) -> dict[str, Any]:
     started = time.perf_counter()
     for n in range(0, depth, 10):
         if n == depth // 2 // 10 * 10:
-            offset[0] += 31  # the second half is sent later
+            offset[0] += RETENTION // 2 + 1  # the second half is sent later
         result = queue.send_batch([{"id": str(i), "body": BODY} for i in range(10)])
         if not result.ok:
             raise RuntimeError(f"send_batch failed: {result.failed}")
@@ -78,7 +78,7 @@ def run_fanstack(depth: int, data_dir: Path) -> dict[str, Any]:
         stats_times.append(time.perf_counter() - began)
     if stats.visible != depth:
         raise RuntimeError(f"stats counted {stats} at depth {depth}")
-    offset[0] += 30  # the first half is past its retention now, not deleted yet
+    offset[0] += RETENTION // 2  # the first half is past its retention now, not deleted yet
     expired = depth // 2 // 10 * 10
     receive_times = []
     for _ in range(rounds(depth)):

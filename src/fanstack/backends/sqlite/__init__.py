@@ -36,7 +36,7 @@ from fanstack.backends.base import Backend
 from fanstack.backends.sqlite import schema
 from fanstack.backends.sqlite.catalog import Catalog
 from fanstack.backends.sqlite.database import Database
-from fanstack.backends.sqlite.messages import Messages
+from fanstack.backends.sqlite.messages import Expirer, Messages
 from fanstack.backends.sqlite.queues import Queues
 from fanstack.backends.sqlite.tables import Tables
 from fanstack.backends.sqlite.topics import Topics
@@ -87,6 +87,7 @@ class SQLiteBackend(Backend):
         self._queues = Queues(self._database, catalog)
         self._topics = Topics(self._database, catalog)
         self._messages = Messages(self._database, catalog)
+        self._expirer = Expirer(self._database, catalog, lambda: self.clock())
         self._tables = Tables(self._database)
 
     @property
@@ -95,7 +96,8 @@ class SQLiteBackend(Backend):
         return f"sqlite://{self.data_dir.resolve()}?busy_timeout_ms={self.busy_timeout_ms}"
 
     def close(self) -> None:
-        """Close every connection this backend opened."""
+        """Stop deleting what expires and close every connection this backend opened."""
+        self._expirer.stop()
         self._database.close()
 
     # -- queues ---------------------------------------------------------------------------
@@ -158,12 +160,14 @@ class SQLiteBackend(Backend):
 
     def commit(self, publications: Sequence[Publication]) -> list[str]:
         """Store each message once and one row per delivery, all in one transaction."""
+        self._expirer.start()
         return self._messages.commit(publications, self.clock())
 
     def lease(
         self, queue: QueueSpec, max_messages: int, visibility_timeout: int
     ) -> list[ReceivedMessage]:
         """Hide up to `max_messages` visible messages; dead-letter those received too often."""
+        self._expirer.start()
         return self._queues.lease(queue, max_messages, visibility_timeout, self.clock())
 
     def wait(self, queue: str, timeout: float) -> None:

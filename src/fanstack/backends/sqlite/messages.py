@@ -9,8 +9,9 @@ from __future__ import annotations
 
 import logging
 import sqlite3
+import threading
 from collections import Counter
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from typing import Any
 
 from fanstack.backends.sqlite.catalog import Catalog
@@ -26,9 +27,8 @@ COLUMNS = (
     "seq, payload, unsubscribe_url, sent_at, receive_count, first_received_at, group_id, "
     "dedup_id, failure, source_queue, failed_receives, lost_receives"
 )
-EXPIRE_BATCH = 256  # expired messages deleted at most per queue per pass
-EXPIRY_INTERVAL = 1.0  # seconds between passes over every queue, made by the writes of sends
-# (each write makes one while a pass found more than a batch)
+EXPIRE_BATCH = 256  # expired messages deleted at most per queue per write
+EXPIRY_INTERVAL = 1.0  # seconds between passes over every queue (none while one is behind)
 
 log = logging.getLogger("fanstack.backends.sqlite")
 
@@ -43,16 +43,12 @@ _INSERT_PAYLOAD = (
 
 
 class Messages:
-    """Writes publications; now and then, in the same write, deletes what expired: dedup ids,
-    and messages of every queue (a receive deletes its queue's too, so a queue nobody reads
-    does not keep them)."""
+    """Writes publications; sweeps expired deduplication ids now and then while doing so."""
 
     def __init__(self, database: Database, catalog: Catalog) -> None:
         self._database = database
         self._catalog = catalog
         self._last_dedup_sweep = 0.0
-        self._last_expiry = 0.0
-        self._expiry_behind = False
 
     def commit(self, publications: Sequence[Publication], now: float) -> list[str]:
         """Store each message once and one row per delivery, all in one transaction."""
@@ -62,12 +58,6 @@ class Messages:
         with self._database.write() as db:
             queues = self._catalog.current(db).queues
             self._sweep_dedup(db, now)
-            if self._expiry_behind or now - self._last_expiry >= EXPIRY_INTERVAL:
-                # A full batch means more are waiting: the next write takes the next batch.
-                self._last_expiry = now
-                self._expiry_behind = any(
-                    [expire(db, name, now) == EXPIRE_BATCH for name in queues]
-                )
             (next_payload,) = db.execute("SELECT COALESCE(MAX(id), 0) + 1 FROM payloads").fetchone()
             for publication in publications:
                 message = publication.message
@@ -161,6 +151,67 @@ def delete_where(db: sqlite3.Connection, condition: str, params: Sequence[object
         counts[queue] -= 1
     add_depths(db, counts)
     return len(deleted)
+
+
+class Expirer:
+    """Deletes messages past their retention on a daemon thread, in short writes of their own,
+    so that no send or receive does that work: a pass over every queue each EXPIRY_INTERVAL,
+    and pass after pass while one finds a full batch (a wave of expiry is deleted as fast as
+    it came). A queue with nothing expired costs one read on its expiry index.
+    """
+
+    def __init__(self, database: Database, catalog: Catalog, clock: Callable[[], float]):
+        self._database = database
+        self._catalog = catalog
+        self._clock = clock
+        self._stop = threading.Event()
+        self._thread: threading.Thread | None = None
+        self._lock = threading.Lock()
+
+    def start(self) -> None:
+        """Start the thread if it is not running (once per process: a forked child starts its
+        own on first use)."""
+        if self._thread is not None and self._thread.is_alive():
+            return
+        with self._lock:
+            if self._thread is None or not self._thread.is_alive():
+                self._stop.clear()
+                self._thread = threading.Thread(
+                    target=self._run, name="fanstack-expiry", daemon=True
+                )
+                self._thread.start()
+
+    def stop(self) -> None:
+        self._stop.set()
+        thread = self._thread
+        if thread is not None and thread is not threading.current_thread():
+            thread.join(timeout=5)
+
+    def run_pass(self) -> bool:
+        """Expire a batch of every queue that has some; true if one had more than a batch."""
+        behind = False
+        now = self._clock()
+        db = self._database.connection()
+        for name in self._catalog.current().queues:
+            due = db.execute(
+                "SELECT 1 FROM messages INDEXED BY messages_by_expiry "
+                "WHERE queue = ? AND expires_at <= ? LIMIT 1",
+                (name, now),
+            ).fetchone()
+            if due is not None:
+                with self._database.write() as writing:
+                    behind |= expire(writing, name, now) == EXPIRE_BATCH
+        return behind
+
+    def _run(self) -> None:
+        while not self._stop.is_set():
+            try:
+                behind = self.run_pass()
+            except Exception as error:  # the store closed or busy: the next pass tries again
+                log.debug("expiry pass failed: %s", error)
+                behind = False
+            if not behind:
+                self._stop.wait(EXPIRY_INTERVAL)
 
 
 def expire(db: sqlite3.Connection, queue: str, now: float) -> int:

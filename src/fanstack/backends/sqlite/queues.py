@@ -23,7 +23,6 @@ from fanstack.backends.sqlite.messages import (
     COLUMNS,
     add_depths,
     delete_where,
-    expire,
     received_messages,
     release,
 )
@@ -115,7 +114,6 @@ class Queues:
         """Hide up to `max_messages` visible messages; dead-letter those received too often."""
         token = secrets.token_hex(8)
         with self._database.write() as db:
-            expire(db, queue.name, now)
             leased: list[tuple[Any, ...]] = []
             while len(leased) < max_messages:
                 candidates = self._candidates(db, queue, now, max_messages - len(leased))

@@ -1,0 +1,146 @@
+"""Many processes on one data dir: does adding producers and consumers add throughput?
+
+For each N in `--curve` (default 1,2,4): N producer processes send 1 KB messages to queue `work`
+(send_batch of 10, each call timed) while N consumer processes receive 10 + delete_batch until
+every message is deleted, all on one embedded store (SQLite, default durability). Reports the
+aggregate messages/s from the first send to the last delete, and the send latency p50 / p99 /
+max. The same-run baseline is 1 + 1. Target: at N = 4 at least the 1 + 1 throughput, send p99
+under 20 ms and no send over 250 ms. Prints one JSON line.
+
+    python benchmarks/processes.py --messages 40000 --curve 1,2,4
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import multiprocessing as mp
+import os
+import sys
+import tempfile
+import time
+import traceback
+from pathlib import Path
+from typing import Any
+
+BODY = "x" * 1024
+TIMEOUT = 600.0
+
+
+def producer(data_dir: str, count: int, go: Any, out: Any) -> None:
+    try:
+        from fanstack import App
+
+        app = App("procs", data_dir=data_dir)
+        queue = app.queue("work")
+        app.backend  # noqa: B018 - open before the timed part
+        go.wait()
+        first = time.time()
+        latencies = []
+        for _ in range(0, count, 10):
+            began = time.perf_counter()
+            result = queue.send_batch([{"id": str(i), "body": BODY} for i in range(10)])
+            latencies.append(time.perf_counter() - began)
+            if not result.ok:
+                raise RuntimeError(f"send_batch failed: {result.failed}")
+        out.put({"kind": "producer", "first": first, "last": time.time(), "lat": latencies})
+        app.close()
+    except BaseException:
+        out.put({"kind": "producer", "error": traceback.format_exc()})
+
+
+def consumer(data_dir: str, total: int, deleted: Any, go: Any, out: Any) -> None:
+    try:
+        from fanstack import App
+
+        app = App("procs", data_dir=data_dir)
+        queue = app.queue("work")
+        app.backend  # noqa: B018
+        go.wait()
+        first = last = time.time()
+        while deleted.value < total:
+            batch = queue.receive(max_messages=10, wait_seconds=1)
+            if not batch:
+                continue
+            result = queue.delete_batch([m.receipt_handle for m in batch])
+            if not result.ok:
+                raise RuntimeError(f"delete_batch failed: {result.failed}")
+            with deleted.get_lock():
+                deleted.value += len(batch)
+            last = time.time()
+        out.put({"kind": "consumer", "first": first, "last": last})
+        app.close()
+    except BaseException:
+        out.put({"kind": "consumer", "error": traceback.format_exc()})
+
+
+def run(n: int, messages: int) -> dict[str, Any]:
+    ctx = mp.get_context("spawn")
+    go, deleted, out = ctx.Event(), ctx.Value("q", 0), ctx.Queue()
+    per = messages // n // 10 * 10
+    total = per * n
+    with tempfile.TemporaryDirectory() as tmp:
+        data_dir = str(Path(tmp) / "data")
+        from fanstack import App
+
+        App("procs", data_dir=data_dir).queue("work")  # declared before anyone starts
+        procs = [ctx.Process(target=producer, args=(data_dir, per, go, out)) for _ in range(n)]
+        procs += [
+            ctx.Process(target=consumer, args=(data_dir, total, deleted, go, out)) for _ in range(n)
+        ]
+        for proc in procs:
+            proc.start()
+        time.sleep(2.0)  # every process opens the store before the start
+        go.set()
+        results = []
+        deadline = time.monotonic() + TIMEOUT
+        while len(results) < len(procs):
+            if time.monotonic() > deadline:
+                raise SystemExit(f"{n}+{n}: not finished within {TIMEOUT:.0f} s")
+            try:
+                item = out.get(timeout=1)
+            except Exception:
+                continue
+            if "error" in item:
+                raise SystemExit(f"a {item['kind']} failed:\n{item['error']}")
+            results.append(item)
+        for proc in procs:
+            proc.join(30)
+    latencies = sorted(x for r in results if r["kind"] == "producer" for x in r["lat"])
+    span = max(r["last"] for r in results) - min(r["first"] for r in results)
+    return {
+        "msgs_per_s": round(total / span),
+        "send_ms": {
+            "p50": round(latencies[len(latencies) // 2] * 1000, 2),
+            "p99": round(latencies[int(len(latencies) * 0.99)] * 1000, 2),
+            "max": round(latencies[-1] * 1000, 2),
+        },
+    }
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--messages", type=int, default=40000)
+    parser.add_argument("--curve", default="1,2,4")
+    args = parser.parse_args()
+    out: dict[str, Any] = {
+        "benchmark": "processes",
+        "cpus": os.cpu_count(),
+        "loadavg_at_start": os.getloadavg(),
+        "messages": args.messages,
+        "targets": {"send_p99_ms": 20, "send_max_ms": 250},
+        "curve": {},
+    }
+    for n in (int(x) for x in args.curve.split(",")):
+        figures = run(n, args.messages)
+        print(f"[processes] {n}+{n}: {figures}", file=sys.stderr, flush=True)
+        out["curve"][f"{n}+{n}"] = figures
+    base = out["curve"].get("1+1")
+    if base:
+        for figures in out["curve"].values():
+            figures["vs_1_1"] = round(figures["msgs_per_s"] / base["msgs_per_s"], 2)
+    print(json.dumps(out))
+
+
+if __name__ == "__main__":
+    main()
