@@ -204,3 +204,38 @@ def test_a_data_dir_from_before_kept_depths_is_counted_when_opened(tmp_path: Pat
         }
     assert "messages_by_visibility" not in indexes and "messages_by_state" in indexes
     again.close()
+
+
+def test_a_writer_killed_holding_the_write_turn_does_not_block_the_others(
+    tmp_path: Path,
+) -> None:
+    import signal
+    import subprocess
+    import sys
+
+    app = App("turns", data_dir=tmp_path)
+    jobs = app.queue("jobs")
+    holder = subprocess.Popen(
+        [
+            sys.executable,
+            "-c",
+            "import sys, time\n"
+            "from fanstack.backends.sqlite import SQLiteBackend\n"
+            f"backend = SQLiteBackend({str(tmp_path)!r})\n"
+            "with backend._database.write():\n"
+            "    print('holding', flush=True)\n"
+            "    time.sleep(60)\n",
+        ],
+        stdout=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        assert holder.stdout is not None and holder.stdout.readline().strip() == "holding"
+        holder.send_signal(signal.SIGKILL)
+        holder.wait(10)
+        jobs.send("after")  # the kernel let the dead writer's turn go
+        (message,) = jobs.receive()
+        assert message.body == "after"
+    finally:
+        holder.kill()
+        app.close()

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import fcntl
+import os
 import sqlite3
 import threading
 from collections.abc import Iterator
@@ -17,6 +19,12 @@ class Database:
 
     Each commit made here that changed a row bumps a generation that long polling waits on
     (`wait_for_commit`); commits of other processes show in `PRAGMA data_version` instead.
+
+    Writers of every process queue on an advisory lock on `<file>-writer` (`flock`) before
+    `BEGIN IMMEDIATE`: the kernel wakes the next waiter the moment the lock is let go, where
+    SQLite's busy handler would sleep 1, 2, 5 ... 100 ms between tries and leave the file idle.
+    A process that dies holding it lets it go with its descriptors. Writers that do not take
+    it (another tool on the file) are still waited for by the busy handler.
     """
 
     def __init__(self, path: Path, *, synchronous: str, busy_timeout_ms: int) -> None:
@@ -28,6 +36,8 @@ class Database:
         self._writer = threading.Lock()
         self._commits = threading.Condition()
         self._generation = 0
+        self._queue_fd: int | None = None
+        self._queue_pid = 0  # a forked child opens its own: a shared descriptor shares the lock
 
     def connection(self) -> sqlite3.Connection:
         """This thread's connection, opened on first use."""
@@ -48,7 +58,7 @@ class Database:
         in growing steps, so threads contending on it would idle while the database is free.
         """
         db = self.connection()
-        with self._writer:
+        with self._writer, self._turn():
             try:
                 db.execute("BEGIN IMMEDIATE")
             except sqlite3.Error as exc:
@@ -75,7 +85,7 @@ class Database:
         GIL, which busy threads then hold for up to a switch interval before it comes back.
         """
         db = self.connection()
-        with self._writer:
+        with self._writer, self._turn():
             before = db.total_changes
             try:
                 rows = db.execute(sql, parameters).fetchall()
@@ -87,6 +97,21 @@ class Database:
                 self._generation += 1
                 self._commits.notify_all()
         return rows
+
+    @contextmanager
+    def _turn(self) -> Iterator[None]:
+        """This process's turn among the file's writers (called under `_writer`)."""
+        if self._queue_fd is None or self._queue_pid != os.getpid():
+            self._queue_pid = os.getpid()
+            try:
+                self._queue_fd = os.open(f"{self.path}-writer", os.O_RDWR | os.O_CREAT, 0o600)
+            except OSError as exc:
+                raise BackendUnavailable(f"cannot write to {self.path}: {exc}") from exc
+        fcntl.flock(self._queue_fd, fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(self._queue_fd, fcntl.LOCK_UN)
 
     def generation(self) -> int:
         """How many write transactions this process has committed so far."""
@@ -104,3 +129,7 @@ class Database:
             db.close()
         self._connections.clear()
         self._local = threading.local()
+        with self._writer:
+            if self._queue_fd is not None:
+                os.close(self._queue_fd)
+                self._queue_fd = None
