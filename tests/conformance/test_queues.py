@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import multiprocessing
 import threading
 import time
@@ -402,3 +403,15 @@ def test_standard_queue_checks_a_given_group_id(backend: Backend, bad: str) -> N
         send(backend, "q", group_id=bad)
     send(backend, "q", group_id="tenant-1")
     assert backend.stats("q").visible == 1
+
+
+def test_a_shorter_retention_ends_the_messages_already_stored(
+    backend: Backend, clock: Clock
+) -> None:
+    queue(backend, "q")
+    send(backend, "q", body="old")
+    backend.set_queue_attributes(dataclasses.replace(backend.get_queue("q"), retention=60))
+    clock.advance(61)
+    assert receive(backend, "q") == []
+    stats = backend.stats("q")
+    assert (stats.visible, stats.expired) == (0, 1)

@@ -83,6 +83,13 @@ class Queues:
             if old != spec:
                 log.info("queue %s attributes updated: %s -> %s", spec.name, row[0], spec.to_json())
                 db.execute("UPDATE queues SET spec = ? WHERE name = ?", (spec.to_json(), spec.name))
+                if old.retention != spec.retention:
+                    # The new retention period holds for the messages already stored, as SQS
+                    # and the NATS backend have it (the next expiry pass deletes what it ends).
+                    db.execute(
+                        "UPDATE messages SET expires_at = expires_at + ? WHERE queue = ?",
+                        (spec.retention - old.retention, spec.name),
+                    )
                 self._catalog.bump(db)
 
     def get_queue(self, name: str) -> QueueSpec:
@@ -136,11 +143,15 @@ class Queues:
         db: sqlite3.Connection, queue: QueueSpec, now: float, limit: int
     ) -> list[tuple[int, int]]:
         if not queue.fifo:
+            # A message is never visible before it was sent (or moved here), and retention
+            # counts from then: whatever became visible longer than the retention period ago
+            # has expired. Starting the scan there skips, on the index, a wave of expired
+            # messages the expiry thread has not deleted yet.
             return db.execute(
                 "SELECT seq, receive_count FROM messages INDEXED BY messages_by_state "
-                "WHERE queue = ? AND visible_at <= ? AND expires_at > ? "
+                "WHERE queue = ? AND visible_at > ? AND visible_at <= ? AND expires_at > ? "
                 "ORDER BY visible_at LIMIT ?",
-                (queue.name, now, now, limit),
+                (queue.name, now - queue.retention, now, now, limit),
             ).fetchall()
         # FIFO: walk the queue in order; a group whose earliest message is hidden is blocked.
         rows = db.execute(
