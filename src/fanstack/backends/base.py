@@ -20,7 +20,8 @@ from fanstack.core.errors import (
     InvalidParameterValue,
     QueueNameExists,
 )
-from fanstack.core.fanout import Delivery, Publication, Route, plan_publication
+from fanstack.core.fanout import Delivery, Publication, Route, index_routes, plan_publication
+from fanstack.core.filter_index import FilterIndex
 from fanstack.core.message import (
     OutgoingMessage,
     ReceivedMessage,
@@ -45,6 +46,7 @@ class Backend(ABC):
 
     def __init__(self, *, clock: Clock = time.time) -> None:
         self.clock = clock
+        self._filter_indexes: dict[str, tuple[list[Route], FilterIndex[Route]]] = {}
 
     @property
     @abstractmethod
@@ -103,7 +105,7 @@ class Backend(ABC):
 
     @abstractmethod
     def routes(self, topic: str) -> list[Route]:
-        """The topic's subscriptions compiled for fan-out (backends may cache them)."""
+        """The topic's subscriptions compiled for fan-out, the same list until they change."""
 
     # -- messages (primitives) --------------------------------------------------------------
 
@@ -325,7 +327,7 @@ class Backend(ABC):
     def publish(self, topic: str, requests: Sequence[PublishRequest]) -> list[EntryResult]:
         """Fan messages out to every matching subscription; each all-or-none, in one step."""
         spec = self.get_topic(topic)
-        routes = self.routes(topic)
+        routes = self._filter_index(topic)
         now = self.clock()
         results: list[EntryResult] = []
         publications: list[Publication] = []
@@ -353,6 +355,20 @@ class Backend(ABC):
             for position, message_id in zip(positions, self.commit(publications), strict=True):
                 results[position] = message_id
         return results
+
+    def _filter_index(self, topic: str) -> FilterIndex[Route]:
+        """The topic's routes indexed by filter policy, rebuilt whenever `routes` gives new ones.
+
+        Backends compile routes anew (a new list) when subscriptions or queues change and hand
+        back the same list until then, so the index changes exactly when the routes do.
+        """
+        routes = self.routes(topic)
+        cached = self._filter_indexes.get(topic)
+        if cached is not None and cached[0] is routes:
+            return cached[1]
+        index = index_routes(routes)
+        self._filter_indexes[topic] = (routes, index)
+        return index
 
     def receive(
         self,

@@ -1,9 +1,10 @@
 """Topic fan-out, pure: which subscriptions a published message reaches, and in what form.
 
-`plan_publication` validates one publish entry, evaluates every subscription's filter policy and
-returns a `Publication`: the message id plus one `Delivery` per matching queue, each either the
-SNS envelope (a JSON `Notification`) or, with raw delivery, the body and attributes themselves.
-A backend stores a publication's deliveries in one atomic step.
+`plan_publication` validates one publish entry, finds the subscriptions whose filter policy it
+matches through the topic's routes indexed once (`index_routes`, a `FilterIndex`) and returns a
+`Publication`: the message id plus one `Delivery` per matching queue, each either the SNS envelope
+(a JSON `Notification`) or, with raw delivery, the body and attributes themselves. A backend
+stores a publication's deliveries in one atomic step.
 """
 
 from __future__ import annotations
@@ -18,6 +19,7 @@ from datetime import UTC, datetime
 from typing import NamedTuple
 
 from fanstack.core.errors import InvalidParameter, MessageTooLarge, MissingParameter
+from fanstack.core.filter_index import FilterIndex
 from fanstack.core.filter_policy import FilterPolicy
 from fanstack.core.message import (
     TOPIC_MAX_MESSAGE_BYTES,
@@ -178,7 +180,7 @@ def check_subject(subject: str) -> None:
 
 def plan_publication(
     topic: TopicSpec,
-    routes: Sequence[Route],
+    routes: FilterIndex[Route],
     *,
     message_id: str,
     body: str,
@@ -200,9 +202,7 @@ def plan_publication(
     deliveries: list[Delivery] = []
     prefix: str | None = None
     raw_size = message_size(body, attributes)
-    for route in routes:
-        if route.policy is not None and not route.policy.matches(attributes=attributes, body=body):
-            continue
+    for route in routes.matching(attributes=attributes, body=body):
         queue = route.queue
         url: str | None = None
         size = raw_size
@@ -231,3 +231,8 @@ def make_route(subscription: SubscriptionSpec, queue: QueueSpec) -> Route:
     )
     url = f"fanstack://unsubscribe/{subscription.arn}"
     return Route(subscription, queue, policy, url)
+
+
+def index_routes(routes: Sequence[Route]) -> FilterIndex[Route]:
+    """A topic's routes indexed by filter policy, to plan many publications (in their order)."""
+    return FilterIndex((route, route.policy) for route in routes)

@@ -38,7 +38,15 @@ from fanstack.core.matchers import (
 from fanstack.core.message import STRING_ARRAY, MessageAttribute
 from fanstack.core.specs import ATTRIBUTES_SCOPE, BODY_SCOPE
 
-__all__ = ["EVENT_PATTERN", "SNS", "FilterPolicy", "compile_policy", "load_policy"]
+__all__ = [
+    "EVENT_PATTERN",
+    "SNS",
+    "FilterPolicy",
+    "attribute_values",
+    "compile_policy",
+    "load_policy",
+    "parse_body",
+]
 
 MAX_KEYS = 5
 MAX_COMBINATIONS = 150
@@ -104,14 +112,18 @@ class FilterPolicy:
 
     def matches_attributes(self, attributes: Mapping[str, MessageAttribute]) -> bool:
         """Match against message attributes (the `MessageAttributes` scope)."""
-        return _match_node(self._root, lambda field: _attribute_values(attributes, field))
+        return _match_node(self._root, lambda field: attribute_values(attributes, field))
 
     def matches_body(self, body: str | Mapping[str, Any]) -> bool:
         """Match against a JSON body (the `MessageBody` scope); a non-object body never matches."""
-        document = _parse_body(body) if isinstance(body, str) else body
+        document = parse_body(body) if isinstance(body, str) else body
         if not isinstance(document, Mapping):
             return False
         return _match_node(self._root, lambda field: _body_values(document, field))
+
+    def branches(self) -> list[list[_Condition]]:
+        """The policy's OR-free branches, each the keys that must all match (for an index)."""
+        return _expand(self._root)
 
 
 def load_policy(policy: Mapping[str, Any] | str) -> dict[str, Any]:
@@ -225,7 +237,8 @@ def _match_condition(condition: _Condition, values: list[Any] | None) -> bool:
     return any(matcher.test(value) for value in values for matcher in condition.matchers)
 
 
-def _attribute_values(attributes: Mapping[str, MessageAttribute], name: str) -> list[Any] | None:
+def attribute_values(attributes: Mapping[str, MessageAttribute], name: str) -> list[Any] | None:
+    """The values attribute `name` offers to operators; None if the message lacks it."""
     attribute = attributes.get(name)
     if attribute is None:
         return None
@@ -287,7 +300,8 @@ def _walk(value: Any, field: str | None) -> Iterator[Any]:
 
 
 @functools.lru_cache(maxsize=64)
-def _parse_body(body: str) -> Any:
+def parse_body(body: str) -> Any:
+    """The decoded JSON body, None if it is not JSON (cached: every policy reads the same body)."""
     try:
         return json.loads(body)
     except ValueError:
@@ -295,7 +309,7 @@ def _parse_body(body: str) -> Any:
 
 
 def _expand(node: _Node) -> list[list[_Condition]]:
-    """Every OR-free alternative of a policy, each a list of conditions (for the limits)."""
+    """Every OR-free alternative of a policy, each a list of conditions (limits, indexes)."""
     branches: list[list[_Condition]] = [list(node.conditions)]
     for group in node.alternatives:
         branches = [

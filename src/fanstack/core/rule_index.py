@@ -108,14 +108,24 @@ class RuleIndex(Generic[K]):
 
     def __init__(self, rules: Iterable[tuple[K, EventPattern]]) -> None:
         """Index `rules`; patterns given under the same key are ORed into one rule."""
+        self._build((key, branch) for key, pattern in rules for branch in pattern.branches)
+
+    @classmethod
+    def of_branches(cls, branches: Iterable[tuple[K, Branch]]) -> RuleIndex[K]:
+        """Index branches compiled elsewhere, each under its rule's key (a key's are ORed)."""
+        index = cls.__new__(cls)
+        index._build(branches)
+        return index
+
+    def _build(self, keyed: Iterable[tuple[K, Branch]]) -> None:
         self._keys: list[K] = []
         positions: dict[K, int] = {}
         branches: list[tuple[int, Branch]] = []
-        for key, pattern in rules:
+        for key, branch in keyed:
             if key not in positions:
                 positions[key] = len(self._keys)
                 self._keys.append(key)
-            branches.extend((positions[key], branch) for branch in pattern.branches)
+            branches.append((positions[key], branch))
         self._fields: dict[str, _FieldIndex] = {}
         self._always: list[int] = []
         self._rule_of: list[int] = []
@@ -131,7 +141,10 @@ class RuleIndex(Generic[K]):
 
     def matching(self, event: Mapping[str, Any]) -> list[K]:
         """The keys whose pattern matches `event`, in the order given, each once."""
-        fields = flatten(event, self._paths)
+        return self.matching_fields(flatten(event, self._paths))
+
+    def matching_fields(self, fields: Mapping[str, list[Any]]) -> list[K]:
+        """The keys whose branches hold for leaf values by field path (an event, flattened)."""
         found: set[int] = set(self._always)
         for path, values in fields.items():
             entry = self._fields.get(path)
