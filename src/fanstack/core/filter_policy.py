@@ -263,13 +263,22 @@ def _candidates(base_type: str, string_value: str | None) -> list[Any]:
         if not isinstance(elements, list):
             return []
         leaves = (e for e in elements if not isinstance(e, dict | list))
-        return [float(e) if is_number(e) else e for e in leaves]
+        return [_number(e) if is_number(e) else e for e in leaves]
     return [string_value]
 
 
 def _body_values(document: Mapping[str, Any], field: str) -> list[Any] | None:
     found = list(_walk(document, field))
-    return [float(v) if is_number(v) else v for v in found] if found else None
+    return [_number(v) if is_number(v) else v for v in found] if found else None
+
+
+def _number(value: int | float) -> float:
+    """A JSON number as a float; an integer too large for one is infinite, which compares as
+    it should with every bound a policy can hold (those are within +-1e9)."""
+    try:
+        return float(value)
+    except OverflowError:
+        return math.inf if value > 0 else -math.inf
 
 
 def _walk(value: Any, field: str | None) -> Iterator[Any]:

@@ -70,6 +70,14 @@ def test_semantics_vector_numeric_in_body_needs_a_json_number() -> None:
     assert matches_body(policy, {"total": 150})
 
 
+def test_a_body_integer_too_large_for_a_float_compares_and_does_not_crash() -> None:
+    huge = json.loads("9" * 400)
+    assert matches_body({"total": [{"numeric": [">", 100]}]}, {"total": huge})
+    assert not matches_body({"total": [{"numeric": ["<", 100]}]}, {"total": huge})
+    assert matches_body({"total": [{"numeric": ["<", 0]}]}, {"total": -huge})
+    assert not matches_body({"total": [1]}, {"total": huge})
+
+
 # Body scope names a field by its dotted path, whichever way policy and body split the dots (AWS).
 BODY_VECTORS = [
     ({"object.nested": ["x"]}, {"object": {"nested": "x"}}, True),
