@@ -25,6 +25,10 @@ not start, wrk failing, a socket error or a non-202 answer, an acknowledged orde
 exits non-zero. Prints one JSON line.
 
     python benchmarks/http_ingest.py --concurrency 1,8,32 --seconds 5
+    python benchmarks/http_ingest.py --concurrency 32 --workers 2   # a server process per core
+
+With `--workers N`, both sides run N server processes sharing the port (fanstack's
+`--workers`, and the same for the ceiling), and the server CPU counts them all.
 """
 
 from __future__ import annotations
@@ -40,6 +44,7 @@ import socket
 import subprocess
 import sys
 import tempfile
+import threading
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -124,13 +129,26 @@ async def constant_app(scope: dict[str, Any], receive: Any, send: Any) -> None:
     await send({"type": "http.response.body", "body": body})
 
 
-def serve_ceiling(port: int) -> None:
-    """Serve `constant_app` with the uvicorn options `fanstack gateway` uses (`fanstack.serve`)."""
+def serve_ceiling(port: int, workers: int) -> None:
+    """Serve `constant_app` with the uvicorn options `fanstack gateway` uses (`fanstack.serve`),
+    in as many processes sharing the port as fanstack gets (`fanstack.server_processes`)."""
+    import signal
+
     import uvicorn
 
     from fanstack.gateway.limits import ServerLimits
     from fanstack.gateway.protocol import uvicorn_options
+    from fanstack.server_processes import ServerProcesses, bind, inherited_socket
 
+    inherited = inherited_socket()
+    if workers > 1 and inherited is None:
+        children = ServerProcesses(bind("127.0.0.1", port), workers, [sys.executable, *sys.argv])
+        children.start()
+        stop = threading.Event()
+        signal.signal(signal.SIGTERM, lambda *_: stop.set())
+        stop.wait()
+        children.stop(timeout=10)
+        return
     config = uvicorn.Config(
         constant_app,
         host="127.0.0.1",
@@ -140,7 +158,7 @@ def serve_ceiling(port: int) -> None:
         loop="uvloop",
         **uvicorn_options(ServerLimits()),
     )
-    uvicorn.Server(config).run()
+    uvicorn.Server(config).run(sockets=[inherited] if inherited is not None else None)
 
 
 # -- plumbing ---------------------------------------------------------------------------------
@@ -204,9 +222,24 @@ def pick_port() -> int:
 
 
 def proc_cpu(pid: int) -> float:
-    """CPU seconds (user + system, all threads) of a live process, from /proc/PID/stat."""
+    """CPU seconds (user + system, all threads) of a live process and its live children (the
+    server processes of `--workers`), from /proc."""
     fields = Path(f"/proc/{pid}/stat").read_text().rpartition(")")[2].split()
-    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+    own = (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+    children = []
+    for task in Path(f"/proc/{pid}/task").glob("*"):
+        try:
+            children += [int(child) for child in (task / "children").read_text().split()]
+        except OSError:
+            continue
+    return own + sum(_cpu_or_zero(child) for child in children)
+
+
+def _cpu_or_zero(pid: int) -> float:
+    try:
+        return proc_cpu(pid)
+    except OSError:  # it exited meanwhile
+        return 0.0
 
 
 def children_cpu() -> float:
@@ -445,7 +478,7 @@ def stored_orders(data_dir: Path) -> int:
 
 
 def run_fanstack(
-    wrk: str, script: Path, levels: list[int], seconds: int, tmp: Path
+    wrk: str, script: Path, levels: list[int], seconds: int, tmp: Path, workers: int
 ) -> tuple[list[dict[str, Any]], dict[str, int]]:
     """The gateway's figures, then its durability check once it has stopped."""
     data_dir = tmp / "state"
@@ -457,6 +490,8 @@ def run_fanstack(
         str(data_dir),
         "gateway",
         str(APP),
+        "--workers",
+        str(workers),
     ]
     server = start_server("fanstack-gateway", command, "/_fanstack/health", tmp)
     try:
@@ -481,9 +516,15 @@ def run_fanstack(
 
 
 def run_ceiling(
-    wrk: str, script: Path, levels: list[int], seconds: int, tmp: Path
+    wrk: str, script: Path, levels: list[int], seconds: int, tmp: Path, workers: int
 ) -> list[dict[str, Any]]:
-    command = [sys.executable, str(Path(__file__).resolve()), "--serve-ceiling"]
+    command = [
+        sys.executable,
+        str(Path(__file__).resolve()),
+        "--serve-ceiling",
+        "--workers",
+        str(workers),
+    ]
     server = start_server("ceiling", command, "/", tmp)
     try:
         figures, _ = measure(wrk, script, server, levels, seconds)
@@ -506,11 +547,14 @@ def main() -> None:
     )
     parser.add_argument("--concurrency", default="1,8,32", help="wrk connections, comma-separated")
     parser.add_argument("--seconds", type=int, default=5, help="wrk duration at each concurrency")
+    parser.add_argument(
+        "--workers", type=int, default=1, help="server processes, for fanstack and the ceiling"
+    )
     parser.add_argument("--serve-ceiling", action="store_true", help=argparse.SUPPRESS)
     parser.add_argument("--port", type=int, help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.serve_ceiling:
-        serve_ceiling(args.port)
+        serve_ceiling(args.port, args.workers)
         return
     levels = [int(level) for level in args.concurrency.split(",")]
     if min(levels) < 1 or args.seconds < 1:
@@ -520,8 +564,8 @@ def main() -> None:
     with tempfile.TemporaryDirectory(prefix="fanstack-http-ingest-") as name:
         tmp = Path(name)
         script = write_script(tmp / "post_order.lua")
-        fanstack, durability = run_fanstack(wrk, script, levels, args.seconds, tmp)
-        ceiling = run_ceiling(wrk, script, levels, args.seconds, tmp)
+        fanstack, durability = run_fanstack(wrk, script, levels, args.seconds, tmp, args.workers)
+        ceiling = run_ceiling(wrk, script, levels, args.seconds, tmp, args.workers)
     per_level = [
         {
             "concurrency": ours["concurrency"],
@@ -538,6 +582,7 @@ def main() -> None:
                 "backend": "sqlite",
                 "load_generator": f"wrk -t{WRK_THREADS} (at most one thread per connection)",
                 "seconds_per_level": args.seconds,
+                "server_processes": args.workers,
                 "cpus": os.cpu_count(),
                 "loadavg_at_start": [round(x, 2) for x in loadavg],
                 "levels": per_level,

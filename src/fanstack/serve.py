@@ -9,10 +9,11 @@ from __future__ import annotations
 
 import contextlib
 import logging
+import socket
 import sys
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from typing import TYPE_CHECKING
 
 import uvicorn
@@ -23,6 +24,13 @@ from fanstack.gateway.limits import ServerLimits
 from fanstack.gateway.protocol import uvicorn_options
 from fanstack.gateway.routing import Gateway
 from fanstack.runtime.shutdown import ShutdownSignals
+from fanstack.server_processes import (
+    ServerProcesses,
+    bind,
+    child_command,
+    inherited_socket,
+    on_parent_stop,
+)
 
 if TYPE_CHECKING:
     from fanstack.app import App
@@ -41,43 +49,50 @@ def serve(
     grace: float = 30.0,
     admin_token: str | None = None,
     limits: ServerLimits | None = None,
+    workers: int = 1,
 ) -> None:
     """Run until SIGTERM/SIGINT: the API on host:port and, if `consumers`, every consumer.
 
     The first signal stops accepting requests, lets requests in flight finish, then gives running
     invocations `grace` seconds; a second signal stops them at once (their messages go back).
+    With `workers` > 1 (from the command line only: children rerun its command), that many
+    server processes share the port (`server_processes.py`) and this one serves no requests.
     """
     app.backend  # noqa: B018 - create every declared resource before serving
-    server: _Server | None = None
-    if gateway:
-        limits = limits or ServerLimits()
-        config = uvicorn.Config(
-            Gateway(
-                app.api, app.backend_provider, host=host, admin_token=admin_token, limits=limits
-            ).asgi(),
-            host=host,
-            port=port,
-            log_config=None,
-            access_log=False,
-            loop="uvloop",
-            **uvicorn_options(limits),  # httptools with header timeout, connection limit
-            timeout_graceful_shutdown=int(grace),
+    inherited = inherited_socket()
+    if inherited is not None:  # one of the parent's server processes
+        _serve_socket(
+            app, inherited, host=host, admin_token=admin_token, limits=limits, grace=grace
         )
-        server = _Server(config)
+        return
+    server: _Server | None = None
+    children: ServerProcesses | None = None
+    if gateway and workers > 1:
+        children = ServerProcesses(bind(host, port), workers, child_command())
+    elif gateway:
+        server = _Server(
+            _config(app, host=host, port=port, admin_token=admin_token, limits=limits, grace=grace)
+        )
     signals = ShutdownSignals(
-        on_stop=server.request_exit if server is not None else None,
-        on_force=lambda: _force(app, server, consumers),
+        on_stop=_on_stop(server, children),
+        on_force=lambda: _force(app, server, children, consumers),
     )
     signals.install()
+    if children is not None:
+        children.start()
     if consumers:
         app.runtime.start()
-    _banner(app, host, port, gateway=gateway, consumers=consumers)
+    _banner(app, host, port, gateway=gateway, consumers=consumers, workers=workers)
     stop = threading.Event()
     status = threading.Thread(target=_status_line, args=(app, stop, consumers), daemon=True)
     status.start()
     try:
         if server is not None:
             server.run()
+        elif children is not None:
+            while not (signals.requested.wait(0.5) or children.failed.is_set()):
+                pass
+            children.stop(timeout=grace + 5)
         else:
             signals.wait()
     finally:
@@ -86,6 +101,62 @@ def serve(
             app.runtime.stop(grace=0 if signals.forced.is_set() else grace)
         app.close()
         log.info("stopped")
+    if children is not None and children.failed.is_set():
+        raise SystemExit(1)
+
+
+def _config(
+    app: App,
+    *,
+    host: str,
+    port: int,
+    admin_token: str | None,
+    limits: ServerLimits | None,
+    grace: float,
+) -> uvicorn.Config:
+    limits = limits or ServerLimits()
+    return uvicorn.Config(
+        Gateway(
+            app.api, app.backend_provider, host=host, admin_token=admin_token, limits=limits
+        ).asgi(),
+        host=host,
+        port=port,
+        log_config=None,
+        access_log=False,
+        loop="uvloop",
+        **uvicorn_options(limits),  # httptools with header timeout, connection limit
+        timeout_graceful_shutdown=int(grace),
+    )
+
+
+def _serve_socket(
+    app: App,
+    sock: socket.socket,
+    *,
+    host: str,
+    admin_token: str | None,
+    limits: ServerLimits | None,
+    grace: float,
+) -> None:
+    """A child server process: the API on the parent's socket until SIGTERM (exit 0)."""
+    port = sock.getsockname()[1]
+    server = _Server(
+        _config(app, host=host, port=port, admin_token=admin_token, limits=limits, grace=grace)
+    )
+    ShutdownSignals(
+        on_stop=server.request_exit, on_force=lambda: _force(app, server, None, False)
+    ).install()
+    on_parent_stop(server.request_exit)
+    try:
+        server.run(sockets=[sock])
+    finally:
+        app.close()
+
+
+def _on_stop(server: _Server | None, children: ServerProcesses | None) -> Callable[[], None] | None:
+    if server is not None:
+        return server.request_exit
+    return None  # children are stopped by the main thread once it sees the request
 
 
 class _Server(uvicorn.Server):
@@ -104,14 +175,20 @@ class _Server(uvicorn.Server):
         self.should_exit = True
 
 
-def _force(app: App, server: _Server | None, consumers: bool) -> None:
+def _force(
+    app: App, server: _Server | None, children: ServerProcesses | None, consumers: bool
+) -> None:
     if server is not None:
         server.force_exit = True
+    if children is not None:
+        children.force()
     if consumers:
         app.runtime.force()
 
 
-def _banner(app: App, host: str, port: int, *, gateway: bool, consumers: bool) -> None:
+def _banner(
+    app: App, host: str, port: int, *, gateway: bool, consumers: bool, workers: int = 1
+) -> None:
     console = Console(stderr=True)
     base = f"http://{host}:{port}"
     console.print(
@@ -146,7 +223,8 @@ def _banner(app: App, host: str, port: int, *, gateway: bool, consumers: bool) -
         resources.add_row("workflow", workflow.name, detail)
     console.print(resources)
     if gateway:
-        console.print(f"API on {base}  docs {base}/docs  spec {base}/openapi.json")
+        processes = f"  ({workers} server processes)" if workers > 1 else ""
+        console.print(f"API on {base}  docs {base}/docs  spec {base}/openapi.json{processes}")
 
 
 def _status_line(app: App, stop: threading.Event, consumers: bool) -> None:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import sys
+from typing import Any
 
 import click
 
@@ -63,6 +64,13 @@ def _serve_options(function: F) -> F:
             show_default=True,
             help="Open connections served at once; requests beyond get 503.",
         ),
+        click.option(
+            "--workers",
+            type=click.IntRange(min=1),
+            default=1,
+            show_default=True,
+            help="Server processes sharing the port (one per core takes the most requests).",
+        ),
     ]
     for option in reversed(options):
         function = option(function)
@@ -81,6 +89,17 @@ def _load(ctx: click.Context, app_reference: str) -> App:
     return app
 
 
+def _serve(ctx: click.Context, app: App, **options: Any) -> None:
+    """Serve the app; a port that cannot be bound is one line, not a traceback."""
+    from fanstack.serve import serve
+
+    try:
+        serve(app, **options)
+    except FanstackError as exc:
+        click.echo(f"error: {type(exc).__name__}: {exc}", err=True)
+        ctx.exit(1)
+
+
 @main.command()
 @click.argument("app_reference", metavar="APP")
 @_serve_options
@@ -96,20 +115,20 @@ def run(
     header_timeout: float,
     body_timeout: float,
     max_connections: int,
+    workers: int,
     reload: bool,
 ) -> None:
     """Run APP's API gateway, consumers and worker pools in one process (APP is app.py)."""
     if reload:
         _run_reloading()
         return
-    from fanstack.serve import serve
-
     configure_logging()
     app = _load(ctx, app_reference)
     limits = ServerLimits(
         header_timeout=header_timeout, body_timeout=body_timeout, max_connections=max_connections
     )
-    serve(
+    _serve(
+        ctx,
         app,
         host=host,
         port=port,
@@ -117,6 +136,7 @@ def run(
         grace=grace,
         admin_token=admin_token,
         limits=limits,
+        workers=workers,
     )
 
 
@@ -157,16 +177,16 @@ def gateway(
     header_timeout: float,
     body_timeout: float,
     max_connections: int,
+    workers: int,
 ) -> None:
     """Serve only APP's HTTP API (consumers run in `fanstack worker` processes)."""
-    from fanstack.serve import serve
-
     configure_logging()
     app = _load(ctx, app_reference)
     limits = ServerLimits(
         header_timeout=header_timeout, body_timeout=body_timeout, max_connections=max_connections
     )
-    serve(
+    _serve(
+        ctx,
         app,
         host=host,
         port=port,
@@ -174,6 +194,7 @@ def gateway(
         grace=grace,
         admin_token=admin_token,
         limits=limits,
+        workers=workers,
     )
 
 
