@@ -20,6 +20,7 @@ import pytest
 
 from fanstack import App, BackendUnavailable
 from fanstack.backends.nats import NatsBackend
+from fanstack.core.records import PublishRequest
 from fanstack.core.specs import QueueSpec
 
 from ..support.nats_server import NatsServer, cluster, free_port, single
@@ -120,6 +121,40 @@ def test_restarting_a_single_server_redelivers_in_flight_messages(tmp_path: Path
         fresh = NatsBackend(url)
         assert fresh.stats("work").in_flight == 5
         fresh.close()
+    finally:
+        server.stop()
+
+
+def test_after_a_server_restart_a_process_sees_the_others_declarations_at_once(
+    tmp_path: Path,
+) -> None:
+    server = single(tmp_path / "single")
+    url = url_of([server])
+    try:
+        watching = NatsBackend(url)
+        first = App("restart", backend=watching)
+        first.queue("first")
+        first.backend  # noqa: B018 - declare it now
+        server.kill()
+        server.start()
+        declaring = NatsBackend(url)  # another process, after the restart
+        app = App("restart", backend=declaring)
+        app.topic("orders").subscribe(app.queue("later"), raw=True)
+        app.backend  # noqa: B018
+        started = time.monotonic()
+        while True:  # the first reconnects in the background; the server may not be ready
+            try:
+                names = {spec.name for spec in watching.list_queues()}
+                break
+            except BackendUnavailable:
+                assert time.monotonic() - started < 10, "never caught up"
+                time.sleep(0.2)
+        assert {"first", "later"} <= names
+        # Its copy of the catalog follows again: a publish reaches the new subscription.
+        watching.publish("orders", [PublishRequest(body="x")])
+        assert [m.body for m in declaring.receive("later", max_messages=10)] == ["x"]
+        declaring.close()
+        watching.close()
     finally:
         server.stop()
 

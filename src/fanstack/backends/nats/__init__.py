@@ -157,6 +157,7 @@ class NatsBackend(Backend):
         self._routes: dict[str, tuple[int, list[Route]]] = {}
         self._connection_id = uuid.uuid4().hex
         self._connection = Connection(options, self._prepare)
+        self._connection.on_reconnect.append(self.catalog.rewatch)
         self._run = self._connection.run
 
     @property

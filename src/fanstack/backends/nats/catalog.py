@@ -33,6 +33,7 @@ from fanstack.core.specs import QueueSpec, SubscriptionSpec, TopicSpec
 log = logging.getLogger("fanstack.nats")
 
 CAS_ATTEMPTS = 100
+STALLED = 1.0  # seconds a catalog wait goes without news before the watch is started again
 
 
 @dataclass
@@ -93,23 +94,49 @@ class Catalog:
         self._seen = 0  # the last bucket revision applied to the view
         self._changed = asyncio.Event()
         self._watch: asyncio.Task[None] | None = None
+        self._watcher: Any = None
         self._kv: Any = None
+        self._rewatching: asyncio.Lock | None = None
 
     async def open(self) -> None:
         """Bind (or create) the bucket and fill the view from it."""
         self._kv = await open_bucket(self._js, self.bucket, self.replicas)
+        self._rewatching = asyncio.Lock()
         watcher = await self._kv.watchall()
         async for entry in watcher:
             if entry is None:
                 break  # the initial values are in
             self._see(entry)
+        self._start_following(watcher)
+
+    def _start_following(self, watcher: Any) -> None:
+        self._watcher = watcher
         self._watch = asyncio.get_running_loop().create_task(self._follow(watcher))
 
     async def close(self) -> None:
-        if self._watch is not None:
-            self._watch.cancel()
+        await self._stop_following()
+
+    async def _stop_following(self) -> None:
+        watch, watcher = self._watch, self._watcher
+        self._watch = self._watcher = None
+        if watch is not None:
+            watch.cancel()
             with contextlib.suppress(asyncio.CancelledError, Exception):
-                await self._watch
+                await watch
+        if watcher is not None:
+            with contextlib.suppress(Exception):
+                await watcher.stop()
+
+    async def rewatch(self) -> None:
+        """Watch the bucket anew, from the latest value of every key (each newer than what the
+        view holds is applied): after a reconnect, when the server may have lost the old watch
+        (a restarted server does; the client notices only after missed heartbeats), and when a
+        wait for the view to catch up makes no progress."""
+        assert self._rewatching is not None
+        async with self._rewatching:
+            watcher = await self._kv.watchall()
+            await self._stop_following()
+            self._start_following(watcher)
 
     async def _follow(self, watcher: Any) -> None:
         async for entry in watcher:
@@ -130,13 +157,21 @@ class Catalog:
         """Wait until the view holds every write made so far, by any process."""
         info = await self._js.stream_info(f"KV_{self.bucket}")
         target = info.state.last_seq
-        deadline = asyncio.get_running_loop().time() + 10
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + 10
+        progress = loop.time()
         while self._seen < target:
-            remaining = deadline - asyncio.get_running_loop().time()
-            if remaining <= 0:
+            now = loop.time()
+            if now >= deadline:
                 raise BackendUnavailable(f"NATS: the catalog copy did not reach revision {target}")
+            if now - progress >= STALLED:
+                await self.rewatch()  # the watch fell silent: start it again
+                progress = loop.time()
+            seen = self._seen
             with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(self._changed.wait(), remaining)
+                await asyncio.wait_for(self._changed.wait(), min(deadline - now, STALLED))
+            if self._seen != seen:
+                progress = loop.time()
 
     async def _put(self, key: str, value: bytes) -> None:
         await self._kv.put(key, value)

@@ -28,6 +28,7 @@ log = logging.getLogger("fanstack.nats")
 T = TypeVar("T")
 REQUEST_TIMEOUT = 10.0
 SERVER_CONNECT_TIMEOUT = 5  # one TCP connection and handshake, within one opening attempt
+RECONNECT_HOOK_TIMEOUT = 30.0  # seconds a reconnect hook is retried while it fails
 
 
 class Connection:
@@ -40,6 +41,9 @@ class Connection:
         self._prepare = prepare
         self._ready = False
         self._connect_error: BaseException | None = None
+        # Run after every reconnect (on the loop), retried while the server is not ready yet.
+        self.on_reconnect: list[Callable[[], Awaitable[None]]] = []
+        self._hooks: set[asyncio.Task[None]] = set()
         self.nc = Client()
         self.loop = asyncio.new_event_loop()
         self._thread = threading.Thread(target=self.loop.run_forever, name="fanstack-nats")
@@ -117,6 +121,9 @@ class Connection:
             "NATS reconnected to %s",
             self.nc.connected_url.netloc if self.nc.connected_url else "?",
         )
+        for hook in self.on_reconnect:
+            self._hooks.add(task := asyncio.get_running_loop().create_task(_retried(hook)))
+            task.add_done_callback(self._hooks.discard)
 
     def close(self, before: Callable[[], Awaitable[None]] | None = None) -> None:
         """Drain the connection (after `before`, on the loop) and stop the loop thread."""
@@ -152,3 +159,19 @@ class Connection:
         self._thread.join(5)
         if not self.loop.is_running():
             self.loop.close()
+
+
+async def _retried(hook: Callable[[], Awaitable[None]]) -> None:
+    """Run a reconnect hook, again every half second while it fails (a restarted server takes
+    a moment to serve JetStream), for up to RECONNECT_HOOK_TIMEOUT seconds."""
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + RECONNECT_HOOK_TIMEOUT
+    while True:
+        try:
+            await hook()
+            return
+        except Exception as error:
+            if loop.time() >= deadline:
+                log.warning("after reconnecting, %s kept failing: %s", hook, error)
+                return
+            await asyncio.sleep(0.5)
