@@ -26,6 +26,7 @@ LAYERS: dict[str, int] = {
     "app": 7,
     "loader": 7,
     "serve": 8,
+    "server_processes": 8,
     "__init__": 8,
     "cli": 9,
 }
