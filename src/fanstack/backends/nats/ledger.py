@@ -35,17 +35,40 @@ class Lease:
 
 
 class Ledger:
-    """Leases by stored message (partition, stream sequence)."""
+    """Leases by stored message (partition, stream sequence), also found by message and by
+    queue without a scan of the others (a receive asks for each message it hands out)."""
 
     def __init__(self) -> None:
         self._leases: dict[tuple[str, int, int], Lease] = {}
+        self._by_message: dict[tuple[int, int], set[str]] = {}
+        self._by_queue: dict[str, dict[tuple[str, int, int], Lease]] = {}
         self._gone: OrderedDict[tuple[str, int, int], None] = OrderedDict()
 
     def record(self, consumer: str, key: tuple[int, int], lease: Lease) -> None:
         if len(self._leases) >= MAX_ENTRIES:
             self.forget_ended(time.time())
-        self._leases[(consumer, *key)] = lease
-        self._gone.pop((consumer, *key), None)
+        full = (consumer, *key)
+        self._remove(full)
+        self._leases[full] = lease
+        self._by_message.setdefault(key, set()).add(consumer)
+        self._by_queue.setdefault(lease.queue, {})[full] = lease
+        self._gone.pop(full, None)
+
+    def _remove(self, full: tuple[str, int, int]) -> None:
+        lease = self._leases.pop(full, None)
+        if lease is None:
+            return
+        consumer, partition, sequence = full
+        consumers = self._by_message.get((partition, sequence))
+        if consumers is not None:
+            consumers.discard(consumer)
+            if not consumers:
+                del self._by_message[(partition, sequence)]
+        of_queue = self._by_queue.get(lease.queue)
+        if of_queue is not None:
+            of_queue.pop(full, None)
+            if not of_queue:
+                del self._by_queue[lease.queue]
 
     def get(self, consumer: str, key: tuple[int, int]) -> Lease | None:
         return self._leases.get((consumer, *key))
@@ -54,7 +77,7 @@ class Ledger:
         return (consumer, *key) in self._gone
 
     def drop(self, consumer: str, key: tuple[int, int], *, deleted: bool = False) -> None:
-        self._leases.pop((consumer, *key), None)
+        self._remove((consumer, *key))
         if deleted:
             self._gone[(consumer, *key)] = None
             while len(self._gone) > GONE_KEPT:
@@ -67,28 +90,28 @@ class Ledger:
             return []  # our clock is not ahead of real time: the server ends them as we would
         return [
             ((partition, sequence), lease)
-            for (_consumer, partition, sequence), lease in self._leases.items()
-            if lease.queue == queue and lease.visible_at <= now and real < lease.deadline - 0.05
+            for (_consumer, partition, sequence), lease in self._by_queue.get(queue, {}).items()
+            if lease.visible_at <= now and real < lease.deadline - 0.05
         ]
 
     def of_message(self, partition: int, sequence: int) -> list[Lease]:
         """Leases (not deferrals) of one stored message, whichever consumer gave them."""
-        return [
-            lease
-            for (_consumer, p, s), lease in self._leases.items()
-            if (p, s) == (partition, sequence) and not lease.deferral
-        ]
+        leases = (
+            self._leases[(consumer, partition, sequence)]
+            for consumer in self._by_message.get((partition, sequence), ())
+        )
+        return [lease for lease in leases if not lease.deferral]
 
     def leases_of_queue(self, queue: str) -> list[tuple[tuple[str, int, int], Lease]]:
         """(consumer, partition, sequence) and lease of every lease of `queue`."""
-        return [(key, lease) for key, lease in self._leases.items() if lease.queue == queue]
+        return list(self._by_queue.get(queue, {}).items())
 
     def in_flight(self, queue: str, now: float) -> list[Lease]:
         """This process's leases of `queue` still hiding their message (fanstack clock)."""
         return [
             lease
-            for lease in self._leases.values()
-            if lease.queue == queue and lease.visible_at > now and not lease.deferral
+            for lease in self._by_queue.get(queue, {}).values()
+            if lease.visible_at > now and not lease.deferral
         ]
 
     def ended_early(self, queue: str, now: float) -> int:
@@ -98,4 +121,7 @@ class Ledger:
     def forget_ended(self, real: float) -> None:
         """Drop leases the server has ended too (they are no longer ours to end)."""
         for key in [k for k, lease in self._leases.items() if lease.deadline < real - 1.0]:
-            del self._leases[key]
+            self._remove(key)
+
+    def __len__(self) -> int:
+        return len(self._leases)
