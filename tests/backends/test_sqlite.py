@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from fanstack import App, ReceiptHandleIsInvalid
+from fanstack import App, QueueDoesNotExist, ReceiptHandleIsInvalid
 
 
 def _payloads(data_dir: Path) -> int:
@@ -239,3 +239,72 @@ def test_a_writer_killed_holding_the_write_turn_does_not_block_the_others(
     finally:
         holder.kill()
         app.close()
+
+
+def test_concurrent_sends_share_transactions_and_all_are_stored(tmp_path: Path) -> None:
+    import threading
+
+    app = App("group", data_dir=tmp_path)
+    jobs = app.queue("jobs")
+    backend = app.backend
+    before = backend._database.generation()
+    sent: list[str] = []
+    lock = threading.Lock()
+    start = threading.Barrier(16)
+
+    def sender(number: int) -> None:
+        start.wait()
+        for n in range(100):
+            message_id = jobs.send(f"{number}-{n}")
+            with lock:
+                sent.append(message_id)
+
+    threads = [threading.Thread(target=sender, args=(n,)) for n in range(16)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    # Fewer transactions than sends: concurrent ones were written together.
+    assert backend._database.generation() - before < len(sent) == 1600
+    assert jobs.stats().visible == len(set(sent)) == 1600
+    received = set()
+    while batch := jobs.receive(max_messages=10):
+        received |= {m.id for m in batch}
+        jobs.delete_batch([m.receipt_handle for m in batch])
+    assert received == set(sent)
+    app.close()
+
+
+def test_a_failing_commit_in_a_shared_transaction_fails_alone(tmp_path: Path) -> None:
+    from fanstack.backends.sqlite.messages import _Pending
+    from fanstack.core.fanout import Delivery, Publication
+    from fanstack.core.message import OutgoingMessage
+
+    app = App("group", data_dir=tmp_path)
+    jobs = app.queue("jobs")
+    backend = app.backend
+
+    def publication(queue: str, body: str, dedup: str | None = None) -> Publication:
+        message = OutgoingMessage(id=body, body=body)
+        key = ("queue:jobs", dedup) if dedup else None
+        return Publication(message, [Delivery(queue, None, None)], None, key, None, None)
+
+    now = time.time()
+    batch = [
+        _Pending([publication("jobs", "first")], now),
+        _Pending(
+            [publication("jobs", "half", dedup="k"), publication("gone", "other half")], now
+        ),
+        _Pending([publication("jobs", "last")], now),
+    ]
+    backend._messages._write_group(batch)
+    assert [p.outcome for p in (batch[0], batch[2])] == [["first"], ["last"]]
+    assert isinstance(batch[1].outcome, QueueDoesNotExist)
+    # The failing call's own writes were rolled back with it; the others committed.
+    assert sorted(m.body for m in jobs.receive(max_messages=10)) == ["first", "last"]
+    assert jobs.stats().in_flight == 2 and _payloads(tmp_path) == 2
+    # Its deduplication record went too: the id is free for the retry.
+    retry = [_Pending([publication("jobs", "retry", dedup="k")], now)]
+    backend._messages._write_group(retry)
+    assert retry[0].outcome == ["retry"]
+    app.close()

@@ -12,6 +12,7 @@ import sqlite3
 import threading
 from collections import Counter
 from collections.abc import Callable, Iterable, Mapping, Sequence
+from dataclasses import dataclass
 from typing import Any
 
 from fanstack.backends.sqlite.catalog import Catalog
@@ -20,7 +21,7 @@ from fanstack.core.errors import QueueDoesNotExist
 from fanstack.core.fanout import Publication, delivered_body
 from fanstack.core.message import ReceivedMessage, decode_attributes, encode_attributes
 from fanstack.core.queue_rules import log_expired
-from fanstack.core.specs import DEDUPLICATION_INTERVAL
+from fanstack.core.specs import DEDUPLICATION_INTERVAL, QueueSpec
 
 # The columns of a leased row, in the order `received_messages` reads them.
 COLUMNS = (
@@ -42,6 +43,17 @@ _INSERT_PAYLOAD = (
 )
 
 
+@dataclass(slots=True)
+class _Pending:
+    """One caller's commit, waiting for the transaction that writes it."""
+
+    publications: Sequence[Publication]
+    now: float
+    result: list[str] | None = None
+    error: BaseException | None = None
+    outcome: list[str] | BaseException | None = None  # set once committed (or failed)
+
+
 class Messages:
     """Writes publications; sweeps expired deduplication ids now and then while doing so."""
 
@@ -49,61 +61,117 @@ class Messages:
         self._database = database
         self._catalog = catalog
         self._last_dedup_sweep = 0.0
+        self._group = threading.Condition()
+        self._waiting: list[_Pending] = []
+        self._writing = False
 
     def commit(self, publications: Sequence[Publication], now: float) -> list[str]:
-        """Store each message once and one row per delivery, all in one transaction."""
+        """Store each message once and one row per delivery, all in one transaction.
+
+        Commits asked for at the same time by several threads (a server's concurrent requests)
+        go in one transaction: the first caller writes everything waiting, each call in a
+        savepoint of its own (a failing one is rolled back alone and raises in its caller), and
+        every caller returns once that transaction has committed: durable, as alone.
+        """
+        mine = _Pending(publications, now)
+        with self._group:
+            self._waiting.append(mine)
+            while mine.outcome is None and self._writing:
+                self._group.wait()
+            if mine.outcome is None:  # nobody is writing: write what is waiting, ours with it
+                self._writing = True
+                batch, self._waiting = self._waiting, []
+        if mine.outcome is None:
+            try:
+                self._write_group(batch)
+            finally:
+                with self._group:
+                    self._writing = False
+                    self._group.notify_all()
+        outcome = mine.outcome
+        if isinstance(outcome, BaseException):
+            raise outcome
+        assert outcome is not None
+        return outcome
+
+    def _write_group(self, batch: list[_Pending]) -> None:
+        """One transaction for every waiting commit; each gets its ids or its error."""
+        try:
+            with self._database.write() as db:
+                queues = self._catalog.current(db).queues
+                self._sweep_dedup(db, max(pending.now for pending in batch))
+                if len(batch) == 1:
+                    batch[0].result = self._write(db, queues, batch[0])
+                else:
+                    for pending in batch:
+                        db.execute("SAVEPOINT publication")
+                        try:
+                            pending.result = self._write(db, queues, pending)
+                        except Exception as error:
+                            db.execute("ROLLBACK TO publication")
+                            pending.error = error
+                        db.execute("RELEASE publication")
+        except BaseException as error:  # nothing was committed: every caller gets the error
+            for pending in batch:
+                pending.result, pending.error = None, error
+        with self._group:
+            for pending in batch:
+                pending.outcome = pending.error if pending.error is not None else pending.result
+
+    def _write(
+        self, db: sqlite3.Connection, queues: Mapping[str, QueueSpec], pending: _Pending
+    ) -> list[str]:
+        """Write one call's publications in the open transaction; their message ids."""
+        now = pending.now
         message_ids: list[str] = []
         payloads: list[tuple[object, ...]] = []
         rows: list[tuple[object, ...]] = []
-        with self._database.write() as db:
-            queues = self._catalog.current(db).queues
-            self._sweep_dedup(db, now)
-            (next_payload,) = db.execute("SELECT COALESCE(MAX(id), 0) + 1 FROM payloads").fetchone()
-            for publication in publications:
-                message = publication.message
-                if publication.dedup_key is not None:
-                    first = _remember(db, *publication.dedup_key, message.id, now)
-                    if first is not None:
-                        message_ids.append(first)
+        (next_payload,) = db.execute("SELECT COALESCE(MAX(id), 0) + 1 FROM payloads").fetchone()
+        for publication in pending.publications:
+            message = publication.message
+            if publication.dedup_key is not None:
+                first = _remember(db, *publication.dedup_key, message.id, now)
+                if first is not None:
+                    message_ids.append(first)
+                    continue
+            message_ids.append(message.id)
+            stored = len(rows)
+            for delivery in publication.deliveries:
+                spec = queues.get(delivery.queue)
+                if spec is None:
+                    raise QueueDoesNotExist(delivery.queue)
+                if delivery.deduplication_id is not None and spec.fifo:
+                    scope = f"queue:{spec.name}"
+                    if _remember(db, scope, delivery.deduplication_id, message.id, now):
                         continue
-                message_ids.append(message.id)
-                stored = len(rows)
-                for delivery in publication.deliveries:
-                    spec = queues.get(delivery.queue)
-                    if spec is None:
-                        raise QueueDoesNotExist(delivery.queue)
-                    if delivery.deduplication_id is not None and spec.fifo:
-                        scope = f"queue:{spec.name}"
-                        if _remember(db, scope, delivery.deduplication_id, message.id, now):
-                            continue
-                    delay = spec.delay if message.delay_seconds is None else message.delay_seconds
-                    rows.append(
-                        (
-                            spec.name,
-                            next_payload,
-                            delivery.unsubscribe_url,
-                            now,
-                            now + delay,
-                            now + spec.retention,
-                            message.group_id,
-                            delivery.deduplication_id,
-                        )
+                delay = spec.delay if message.delay_seconds is None else message.delay_seconds
+                rows.append(
+                    (
+                        spec.name,
+                        next_payload,
+                        delivery.unsubscribe_url,
+                        now,
+                        now + delay,
+                        now + spec.retention,
+                        message.group_id,
+                        delivery.deduplication_id,
                     )
-                if len(rows) > stored:
-                    payloads.append(
-                        (
-                            next_payload,
-                            message.id,
-                            message.body,
-                            encode_attributes(message.attributes),
-                            publication.envelope_prefix,
-                            len(rows) - stored,
-                        )
+                )
+            if len(rows) > stored:
+                payloads.append(
+                    (
+                        next_payload,
+                        message.id,
+                        message.body,
+                        encode_attributes(message.attributes),
+                        publication.envelope_prefix,
+                        len(rows) - stored,
                     )
-                    next_payload += 1
-            db.executemany(_INSERT_PAYLOAD, payloads)
-            db.executemany(_INSERT, rows)
-            add_depths(db, Counter(str(row[0]) for row in rows))
+                )
+                next_payload += 1
+        db.executemany(_INSERT_PAYLOAD, payloads)
+        db.executemany(_INSERT, rows)
+        add_depths(db, Counter(str(row[0]) for row in rows))
         return message_ids
 
     def _sweep_dedup(self, db: sqlite3.Connection, now: float) -> None:
