@@ -14,7 +14,7 @@ import httpx
 from fanstack import App
 
 from ..chaos.orders import OrderLoad
-from .conftest import MARKETPLACE, free_port, start_server, wait_for
+from .conftest import MARKETPLACE, Server, free_port, start_server, wait_for
 
 
 def children_of(pid: int) -> list[int]:
@@ -46,15 +46,20 @@ def stored_orders(data_dir: Path) -> int:
         app.close()
 
 
+def gateway_with_workers(tmp_path: Path, workers: int) -> tuple[Server, list[int]]:
+    """`fanstack gateway --workers N` on the marketplace, once its N children run."""
+    server = start_server(
+        MARKETPLACE, tmp_path / "state", command="gateway", args=["--workers", str(workers)]
+    )
+    wait_for(lambda: len(children_of(server.process.pid)) == workers)
+    return server, children_of(server.process.pid)
+
+
 def test_server_processes_share_the_port_and_store_every_acknowledged_order(
     tmp_path: Path,
 ) -> None:
-    server = start_server(
-        MARKETPLACE, tmp_path / "state", command="gateway", args=["--workers", "3"]
-    )
+    server, children = gateway_with_workers(tmp_path, 3)
     try:
-        wait_for(lambda: len(children_of(server.process.pid)) == 3)
-        children = children_of(server.process.pid)
         load = OrderLoad(server.url, "w", clients=6).start()
         load.wait_for(300)
         # A TERM to every process at once, as Ctrl-C in a terminal or a service manager sends.
@@ -73,12 +78,9 @@ def test_server_processes_share_the_port_and_store_every_acknowledged_order(
 def test_a_server_process_killed_is_started_again_and_the_port_keeps_answering(
     tmp_path: Path,
 ) -> None:
-    server = start_server(
-        MARKETPLACE, tmp_path / "state", command="gateway", args=["--workers", "2"]
-    )
+    server, children = gateway_with_workers(tmp_path, 2)
     try:
-        wait_for(lambda: len(children_of(server.process.pid)) == 2)
-        victim = children_of(server.process.pid)[0]
+        victim = children[0]
         os.kill(victim, signal.SIGKILL)
         wait_for(
             lambda: (
@@ -96,11 +98,7 @@ def test_a_server_process_killed_is_started_again_and_the_port_keeps_answering(
 
 
 def test_server_processes_do_not_outlive_a_parent_killed_with_kill_9(tmp_path: Path) -> None:
-    server = start_server(
-        MARKETPLACE, tmp_path / "state", command="gateway", args=["--workers", "2"]
-    )
-    wait_for(lambda: len(children_of(server.process.pid)) == 2)
-    children = children_of(server.process.pid)
+    server, children = gateway_with_workers(tmp_path, 2)
     os.kill(server.process.pid, signal.SIGKILL)
     server.process.wait(10)
     wait_for(lambda: not [pid for pid in children if alive(pid)], timeout=30)
