@@ -116,8 +116,10 @@ def test_idle_long_polls_do_not_wake_each_other(app: App, monkeypatch: pytest.Mo
 
 
 def _depths(data_dir: Path) -> dict[str, tuple[int, int]]:
-    """Each queue's kept count beside a count of its rows."""
-    with sqlite3.connect(data_dir / "fanstack.db") as db:
+    """Each queue's kept count beside a count of its rows (one snapshot: the expiry thread
+    may delete between two reads)."""
+    with sqlite3.connect(data_dir / "fanstack.db", isolation_level=None) as db:
+        db.execute("BEGIN")
         return {
             name: (
                 depth,
@@ -178,6 +180,7 @@ def _live(data_dir: Path, queue: str, now: float) -> int:
 
 def test_stats_read_without_writing(app: App, tmp_path: Path) -> None:
     app.topics["t"].publish("one")
+    app.backend._expirer.stop()  # its deleting would be a commit of its own
     app.backend.clock = lambda: time.time() + 120  # expired, not yet deleted
     with sqlite3.connect(tmp_path / "fanstack.db") as db:
         (before,) = db.execute("PRAGMA data_version").fetchone()
