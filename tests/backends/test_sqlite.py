@@ -279,7 +279,7 @@ def test_concurrent_sends_share_transactions_and_all_are_stored(tmp_path: Path) 
 
 
 def test_a_failing_commit_in_a_shared_transaction_fails_alone(tmp_path: Path) -> None:
-    from fanstack.backends.sqlite.messages import _Pending
+    from fanstack.backends.sqlite.database import _Work
     from fanstack.core.fanout import Delivery, Publication
     from fanstack.core.message import OutgoingMessage
 
@@ -292,22 +292,24 @@ def test_a_failing_commit_in_a_shared_transaction_fails_alone(tmp_path: Path) ->
         key = ("queue:jobs", dedup) if dedup else None
         return Publication(message, [Delivery(queue, None, None)], None, key, None, None)
 
-    now = time.time()
+    def commit(*publications: Publication) -> _Work:
+        now = time.time()
+        messages = backend._messages
+        return _Work(lambda db: messages._write(db, {"jobs": jobs.spec}, publications, now))
+
     batch = [
-        _Pending([publication("jobs", "first")], now),
-        _Pending(
-            [publication("jobs", "half", dedup="k"), publication("gone", "other half")], now
-        ),
-        _Pending([publication("jobs", "last")], now),
+        commit(publication("jobs", "first")),
+        commit(publication("jobs", "half", dedup="k"), publication("gone", "other half")),
+        commit(publication("jobs", "last")),
     ]
-    backend._messages._write_group(batch)
-    assert [p.outcome for p in (batch[0], batch[2])] == [["first"], ["last"]]
-    assert isinstance(batch[1].outcome, QueueDoesNotExist)
+    backend._database._run_group(batch)  # one transaction, as concurrent callers get
+    assert [batch[0].result, batch[2].result] == [["first"], ["last"]]
+    assert isinstance(batch[1].error, QueueDoesNotExist)
     # The failing call's own writes were rolled back with it; the others committed.
     assert sorted(m.body for m in jobs.receive(max_messages=10)) == ["first", "last"]
     assert jobs.stats().in_flight == 2 and _payloads(tmp_path) == 2
     # Its deduplication record went too: the id is free for the retry.
-    retry = [_Pending([publication("jobs", "retry", dedup="k")], now)]
-    backend._messages._write_group(retry)
-    assert retry[0].outcome == ["retry"]
+    retry = [commit(publication("jobs", "retry", dedup="k"))]
+    backend._database._run_group(retry)
+    assert retry[0].result == ["retry"]
     app.close()

@@ -6,12 +6,16 @@ import fcntl
 import os
 import sqlite3
 import threading
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
+from dataclasses import dataclass
 from pathlib import Path
+from typing import Any, TypeVar, cast
 
 from fanstack.backends.sqlite.schema import connect
 from fanstack.core.errors import BackendUnavailable
+
+T = TypeVar("T")
 
 
 class Database:
@@ -36,6 +40,9 @@ class Database:
         self._writer = threading.Lock()
         self._commits = threading.Condition()
         self._generation = 0
+        self._group = threading.Condition()
+        self._waiting: list[_Work] = []
+        self._running = False
         self._queue_fd: int | None = None
         self._queue_pid = 0  # a forked child opens its own: a shared descriptor shares the lock
 
@@ -113,6 +120,56 @@ class Database:
         finally:
             fcntl.flock(self._queue_fd, fcntl.LOCK_UN)
 
+    def grouped(self, work: Callable[[sqlite3.Connection], T]) -> T:
+        """Run `work` in a write transaction shared with the other threads' at that moment.
+
+        Writes asked for at once by several threads (a server's concurrent requests, a
+        dispatcher's consumers) go in one transaction: the first caller runs everything waiting,
+        each in a savepoint of its own (one that fails is rolled back alone and raises in its
+        caller), and every caller returns once that transaction has committed: durable, as
+        alone. `work` must use the connection it is given (the runner's, not its caller's).
+        """
+        mine = _Work(work)
+        with self._group:
+            self._waiting.append(mine)
+            while not mine.done and self._running:
+                self._group.wait()
+            lead = not mine.done
+            if lead:  # nobody is writing: write what is waiting, ours with it
+                self._running = True
+                batch, self._waiting = self._waiting, []
+        if lead:
+            try:
+                self._run_group(batch)
+            finally:
+                with self._group:
+                    self._running = False
+                    self._group.notify_all()
+        if mine.error is not None:
+            raise mine.error
+        return cast(T, mine.result)
+
+    def _run_group(self, batch: list[_Work]) -> None:
+        try:
+            with self.write() as db:
+                if len(batch) == 1:
+                    batch[0].result = batch[0].work(db)
+                else:
+                    for item in batch:
+                        db.execute("SAVEPOINT work")
+                        try:
+                            item.result = item.work(db)
+                        except Exception as error:
+                            db.execute("ROLLBACK TO work")
+                            item.error = error
+                        db.execute("RELEASE work")
+        except BaseException as error:  # nothing was committed: every caller gets the error
+            for item in batch:
+                item.result, item.error = None, error
+        with self._group:
+            for item in batch:
+                item.done = True
+
     def generation(self) -> int:
         """How many write transactions this process has committed so far."""
         with self._commits:
@@ -133,3 +190,13 @@ class Database:
             if self._queue_fd is not None:
                 os.close(self._queue_fd)
                 self._queue_fd = None
+
+
+@dataclass(slots=True)
+class _Work:
+    """One caller's write, waiting for the transaction that runs it."""
+
+    work: Callable[[sqlite3.Connection], Any]
+    result: Any = None
+    error: BaseException | None = None
+    done: bool = False

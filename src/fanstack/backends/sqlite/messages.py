@@ -12,7 +12,6 @@ import sqlite3
 import threading
 from collections import Counter
 from collections.abc import Callable, Iterable, Mapping, Sequence
-from dataclasses import dataclass
 from typing import Any
 
 from fanstack.backends.sqlite.catalog import Catalog
@@ -43,17 +42,6 @@ _INSERT_PAYLOAD = (
 )
 
 
-@dataclass(slots=True)
-class _Pending:
-    """One caller's commit, waiting for the transaction that writes it."""
-
-    publications: Sequence[Publication]
-    now: float
-    result: list[str] | None = None
-    error: BaseException | None = None
-    outcome: list[str] | BaseException | None = None  # set once committed (or failed)
-
-
 class Messages:
     """Writes publications; sweeps expired deduplication ids now and then while doing so."""
 
@@ -61,73 +49,30 @@ class Messages:
         self._database = database
         self._catalog = catalog
         self._last_dedup_sweep = 0.0
-        self._group = threading.Condition()
-        self._waiting: list[_Pending] = []
-        self._writing = False
 
     def commit(self, publications: Sequence[Publication], now: float) -> list[str]:
-        """Store each message once and one row per delivery, all in one transaction.
+        """Store each message once and one row per delivery, all in one transaction (shared
+        with other threads' writes of the moment: `Database.grouped`)."""
 
-        Commits asked for at the same time by several threads (a server's concurrent requests)
-        go in one transaction: the first caller writes everything waiting, each call in a
-        savepoint of its own (a failing one is rolled back alone and raises in its caller), and
-        every caller returns once that transaction has committed: durable, as alone.
-        """
-        mine = _Pending(publications, now)
-        with self._group:
-            self._waiting.append(mine)
-            while mine.outcome is None and self._writing:
-                self._group.wait()
-            if mine.outcome is None:  # nobody is writing: write what is waiting, ours with it
-                self._writing = True
-                batch, self._waiting = self._waiting, []
-        if mine.outcome is None:
-            try:
-                self._write_group(batch)
-            finally:
-                with self._group:
-                    self._writing = False
-                    self._group.notify_all()
-        outcome = mine.outcome
-        if isinstance(outcome, BaseException):
-            raise outcome
-        assert outcome is not None
-        return outcome
+        def write(db: sqlite3.Connection) -> list[str]:
+            self._sweep_dedup(db, now)
+            return self._write(db, self._catalog.current(db).queues, publications, now)
 
-    def _write_group(self, batch: list[_Pending]) -> None:
-        """One transaction for every waiting commit; each gets its ids or its error."""
-        try:
-            with self._database.write() as db:
-                queues = self._catalog.current(db).queues
-                self._sweep_dedup(db, max(pending.now for pending in batch))
-                if len(batch) == 1:
-                    batch[0].result = self._write(db, queues, batch[0])
-                else:
-                    for pending in batch:
-                        db.execute("SAVEPOINT publication")
-                        try:
-                            pending.result = self._write(db, queues, pending)
-                        except Exception as error:
-                            db.execute("ROLLBACK TO publication")
-                            pending.error = error
-                        db.execute("RELEASE publication")
-        except BaseException as error:  # nothing was committed: every caller gets the error
-            for pending in batch:
-                pending.result, pending.error = None, error
-        with self._group:
-            for pending in batch:
-                pending.outcome = pending.error if pending.error is not None else pending.result
+        return self._database.grouped(write)
 
     def _write(
-        self, db: sqlite3.Connection, queues: Mapping[str, QueueSpec], pending: _Pending
+        self,
+        db: sqlite3.Connection,
+        queues: Mapping[str, QueueSpec],
+        publications: Sequence[Publication],
+        now: float,
     ) -> list[str]:
         """Write one call's publications in the open transaction; their message ids."""
-        now = pending.now
         message_ids: list[str] = []
         payloads: list[tuple[object, ...]] = []
         rows: list[tuple[object, ...]] = []
         (next_payload,) = db.execute("SELECT COALESCE(MAX(id), 0) + 1 FROM payloads").fetchone()
-        for publication in pending.publications:
+        for publication in publications:
             message = publication.message
             if publication.dedup_key is not None:
                 first = _remember(db, *publication.dedup_key, message.id, now)

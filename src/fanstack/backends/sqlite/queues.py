@@ -120,7 +120,8 @@ class Queues:
     ) -> list[ReceivedMessage]:
         """Hide up to `max_messages` visible messages; dead-letter those received too often."""
         token = secrets.token_hex(8)
-        with self._database.write() as db:
+
+        def run(db: sqlite3.Connection) -> list[ReceivedMessage]:
             leased: list[tuple[Any, ...]] = []
             while len(leased) < max_messages:
                 candidates = self._candidates(db, queue, now, max_messages - len(leased))
@@ -137,6 +138,8 @@ class Queues:
                 if len(to_lease) == len(candidates):
                     break
             return received_messages(db, queue.name, leased, token) if leased else []
+
+        return self._database.grouped(run)
 
     @staticmethod
     def _candidates(
@@ -224,7 +227,8 @@ class Queues:
         """Delete by receipt handle; stale handles fail, and on a FIFO queue expired ones."""
         parsed = [parse_receipt_handle(handle) for handle in receipt_handles]
         valid = [entry for entry in parsed if not isinstance(entry, FanstackError)]
-        with self._database.write() as db:
+
+        def run(db: sqlite3.Connection) -> list[EntryResult]:
             spec = self._catalog.current(db).queues.get(queue)
             expiring = spec is not None and spec.fifo
             deleted: dict[int, int] = {}
@@ -255,7 +259,9 @@ class Queues:
                     results.append(None)
                 else:
                     results.append(_why_not(db, queue, *entry, deleting=True))
-        return results
+            return results
+
+        return self._database.grouped(run)
 
     def set_visibility(
         self,
@@ -267,8 +273,9 @@ class Queues:
         uncount: bool,
     ) -> list[EntryResult]:
         """Change visibility by the latest receipt handles, keeping `failure` for a dead-letter."""
-        results: list[EntryResult] = []
-        with self._database.write() as db:
+
+        def run(db: sqlite3.Connection) -> list[EntryResult]:
+            results: list[EntryResult] = []
             spec = self._catalog.current(db).queues.get(queue)
             expiring = spec is not None and spec.fifo
             for handle, timeout in changes:
@@ -290,7 +297,9 @@ class Queues:
                     (*params, expiring, now),
                 ).rowcount
                 results.append(None if changed else _why_not(db, queue, seq, token))
-        return results
+            return results
+
+        return self._database.grouped(run)
 
     # -- maintenance ----------------------------------------------------------------------
 
