@@ -120,8 +120,7 @@ class Queues:
     ) -> list[ReceivedMessage]:
         """Hide up to `max_messages` visible messages; dead-letter those received too often."""
         token = secrets.token_hex(8)
-
-        def run(db: sqlite3.Connection) -> list[ReceivedMessage]:
+        with self._database.write() as db:
             leased: list[tuple[Any, ...]] = []
             while len(leased) < max_messages:
                 candidates = self._candidates(db, queue, now, max_messages - len(leased))
@@ -138,8 +137,6 @@ class Queues:
                 if len(to_lease) == len(candidates):
                     break
             return received_messages(db, queue.name, leased, token) if leased else []
-
-        return self._database.grouped(run)
 
     @staticmethod
     def _candidates(
@@ -227,8 +224,7 @@ class Queues:
         """Delete by receipt handle; stale handles fail, and on a FIFO queue expired ones."""
         parsed = [parse_receipt_handle(handle) for handle in receipt_handles]
         valid = [entry for entry in parsed if not isinstance(entry, FanstackError)]
-
-        def run(db: sqlite3.Connection) -> list[EntryResult]:
+        with self._database.write() as db:
             spec = self._catalog.current(db).queues.get(queue)
             expiring = spec is not None and spec.fifo
             deleted: dict[int, int] = {}
@@ -259,9 +255,7 @@ class Queues:
                     results.append(None)
                 else:
                     results.append(_why_not(db, queue, *entry, deleting=True))
-            return results
-
-        return self._database.grouped(run)
+        return results
 
     def set_visibility(
         self,
@@ -273,9 +267,8 @@ class Queues:
         uncount: bool,
     ) -> list[EntryResult]:
         """Change visibility by the latest receipt handles, keeping `failure` for a dead-letter."""
-
-        def run(db: sqlite3.Connection) -> list[EntryResult]:
-            results: list[EntryResult] = []
+        results: list[EntryResult] = []
+        with self._database.write() as db:
             spec = self._catalog.current(db).queues.get(queue)
             expiring = spec is not None and spec.fifo
             for handle, timeout in changes:
@@ -297,9 +290,7 @@ class Queues:
                     (*params, expiring, now),
                 ).rowcount
                 results.append(None if changed else _why_not(db, queue, seq, token))
-            return results
-
-        return self._database.grouped(run)
+        return results
 
     # -- maintenance ----------------------------------------------------------------------
 
