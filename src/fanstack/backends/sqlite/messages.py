@@ -27,7 +27,7 @@ COLUMNS = (
     "seq, payload, unsubscribe_url, sent_at, receive_count, first_received_at, group_id, "
     "dedup_id, failure, source_queue, failed_receives, lost_receives"
 )
-EXPIRE_BATCH = 256  # expired messages deleted at most per queue per write
+EXPIRE_BATCH = 64  # expired messages deleted at most per queue per write (a short hold)
 EXPIRY_INTERVAL = 1.0  # seconds between passes over every queue (none while one is behind)
 
 log = logging.getLogger("fanstack.backends.sqlite")
