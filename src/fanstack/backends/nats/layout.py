@@ -230,20 +230,23 @@ def parse_sequence(message: Any) -> int:
 
 def parse_receipt(handle: object, names: Names) -> Receipt | FanstackError:
     """The receipt a handle names, or ReceiptHandleIsInvalid if fanstack did not issue it."""
-    invalid = ReceiptHandleIsInvalid(f"receipt handle {handle!r} is not one fanstack issued")
     if not isinstance(handle, str):
-        return invalid
+        return _not_issued(handle)
     reply, _, visible = handle.rpartition("~")
     parsed = parse_reply(f"$JS.ACK.{reply}")
     if parsed is None:
-        return invalid
+        return _not_issued(handle)
     stream, consumer, delivered, sequence = parsed
     prefix = f"{names.namespace}_P"
     if not stream.startswith(prefix) or not stream[len(prefix) :].isdigit():
-        return invalid
+        return _not_issued(handle)
     try:
         visible_at = float(visible)
     except ValueError:
-        return invalid
+        return _not_issued(handle)
     partition = int(stream[len(prefix) :])
     return Receipt(partition, consumer, delivered, sequence, f"$JS.ACK.{reply}", visible_at)
+
+
+def _not_issued(handle: object) -> ReceiptHandleIsInvalid:
+    return ReceiptHandleIsInvalid(f"receipt handle {handle!r} is not one fanstack issued")
