@@ -313,3 +313,25 @@ def test_a_failing_commit_in_a_shared_transaction_fails_alone(tmp_path: Path) ->
     backend._database._run_group(retry)
     assert retry[0].result == ["retry"]
     app.close()
+
+
+def test_only_writes_that_can_make_a_message_visible_wake_long_polls(tmp_path: Path) -> None:
+    app = App("wakes", data_dir=tmp_path)
+    dlq = app.queue("dlq")
+    jobs = app.queue("jobs", dead_letter=dlq, max_receive_count=1)
+    database = app.backend._database
+    generation = database.generation
+
+    before = generation()
+    jobs.send("a")
+    assert generation() > before  # a send wakes them
+    before = generation()
+    jobs.receive(visibility_timeout=0)
+    assert generation() == before  # a lease makes nothing visible
+    assert jobs.receive() == []  # received once already: dead-lettered by this lease
+    assert generation() > before  # the dead-letter queue got it: its polls wake
+    before = generation()
+    (letter,) = dlq.receive()
+    dlq.delete(letter.receipt_handle)
+    assert generation() == before  # a delete from a standard queue makes nothing visible
+    app.close()

@@ -58,11 +58,13 @@ class Database:
         return db
 
     @contextmanager
-    def write(self) -> Iterator[sqlite3.Connection]:
+    def write(self, *, wakes: bool = True) -> Iterator[sqlite3.Connection]:
         """One `BEGIN IMMEDIATE` transaction: committed on success, rolled back on error.
 
         Threads of this process take turns on a lock first: SQLite's own busy handler sleeps
         in growing steps, so threads contending on it would idle while the database is free.
+        A write that changed rows wakes this process's long polls, unless it cannot have made
+        a message visible (`wakes=False`: a lease, a delete; `wake()` says so when it did).
         """
         db = self.connection()
         with self._writer, self._turn():
@@ -79,10 +81,14 @@ class Database:
                     db.execute("ROLLBACK")
                 raise
             changed = db.total_changes != before
-        if changed:  # a lease that found nothing wakes nobody: idle pollers must not spin
-            with self._commits:
-                self._generation += 1
-                self._commits.notify_all()
+        if changed and wakes:  # a lease that found nothing wakes nobody: pollers must not spin
+            self.wake()
+
+    def wake(self) -> None:
+        """Wake this process's long polls: a committed write may have made messages visible."""
+        with self._commits:
+            self._generation += 1
+            self._commits.notify_all()
 
     def write_statement(self, sql: str, parameters: tuple[object, ...]) -> list[tuple[object, ...]]:
         """One statement as its own transaction (autocommit); the rows it returns.
@@ -100,9 +106,7 @@ class Database:
                 raise BackendUnavailable(f"cannot write to {self.path}: {exc}") from exc
             changed = db.total_changes != before
         if changed:
-            with self._commits:
-                self._generation += 1
-                self._commits.notify_all()
+            self.wake()
         return rows
 
     @contextmanager

@@ -212,7 +212,7 @@ class Expirer:
                 (name, now),
             ).fetchone()
             if due is not None:
-                with self._database.write() as writing:
+                with self._database.write(wakes=False) as writing:
                     behind |= expire(writing, name, now) == EXPIRE_BATCH
         return behind
 

@@ -120,7 +120,8 @@ class Queues:
     ) -> list[ReceivedMessage]:
         """Hide up to `max_messages` visible messages; dead-letter those received too often."""
         token = secrets.token_hex(8)
-        with self._database.write() as db:
+        dead_lettered = False
+        with self._database.write(wakes=False) as db:
             leased: list[tuple[Any, ...]] = []
             while len(leased) < max_messages:
                 candidates = self._candidates(db, queue, now, max_messages - len(leased))
@@ -130,13 +131,17 @@ class Queues:
                 for seq, receive_count in candidates:
                     if dead_letter_due(queue, receive_count):
                         self._dead_letter(db, queue, seq, now)
+                        dead_lettered = True
                     else:
                         to_lease.append(seq)
                 if to_lease:
                     leased.extend(_mark_received(db, to_lease, now, visibility_timeout, token))
                 if len(to_lease) == len(candidates):
                     break
-            return received_messages(db, queue.name, leased, token) if leased else []
+            received = received_messages(db, queue.name, leased, token) if leased else []
+        if dead_lettered:  # the dead-letter queue got messages: its long polls may take them
+            self._database.wake()
+        return received
 
     @staticmethod
     def _candidates(
@@ -224,7 +229,9 @@ class Queues:
         """Delete by receipt handle; stale handles fail, and on a FIFO queue expired ones."""
         parsed = [parse_receipt_handle(handle) for handle in receipt_handles]
         valid = [entry for entry in parsed if not isinstance(entry, FanstackError)]
-        with self._database.write() as db:
+        declared = self._catalog.current().queues.get(queue)
+        # A delete makes nothing visible, except the next message of a FIFO group.
+        with self._database.write(wakes=declared is not None and declared.fifo) as db:
             spec = self._catalog.current(db).queues.get(queue)
             expiring = spec is not None and spec.fifo
             deleted: dict[int, int] = {}
