@@ -81,3 +81,30 @@ def test_a_crash_loop_processes_every_order_and_dead_letters_none(tmp_path: Path
     finally:
         server.stop()
         app.close()
+
+
+def test_every_acknowledged_order_survives_kill_9_of_a_server_process(tmp_path: Path) -> None:
+    from fanstack.backends.sqlite import SQLiteBackend
+
+    from ..e2e.test_server_processes import children_of
+
+    data_dir = tmp_path / "state"
+    server = start_server(MARKETPLACE, data_dir, command="gateway", args=["--workers", "2"])
+    try:
+        load = OrderLoad(server.url, "k", clients=6).start()
+        load.wait_for(200)
+        os.kill(children_of(server.process.pid)[0], signal.SIGKILL)  # mid-request, mid-commit
+        count = len(load.acknowledged)
+        load.wait_for(count + 200)  # the other process and the new one keep answering
+        load.stop()
+    finally:
+        server.stop()
+    assert len(load.acknowledged) >= count + 200
+    app = App("marketplace", backend=SQLiteBackend(data_dir))
+    seen: set[str] = set()
+    queue = app.queue_for("process")
+    while batch := queue.receive(max_messages=10, visibility_timeout=600):
+        seen |= {json.loads(message.body)["order_id"] for message in batch}
+    missing = set(load.acknowledged) - seen
+    assert not missing, f"{len(missing)} acknowledged orders lost"
+    app.close()
