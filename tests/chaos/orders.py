@@ -16,9 +16,10 @@ TABLES = {"process": "orders", "notify": "outbox", "delivery": "shipments", "rep
 class OrderLoad:
     """Client threads posting orders until stopped; remembers every order answered 202."""
 
-    def __init__(self, url: str, prefix: str, clients: int = 4) -> None:
+    def __init__(self, url: str, prefix: str, clients: int = 4, *, reconnect: bool = False) -> None:
         self.url = url
         self.prefix = prefix
+        self.reconnect = reconnect  # on a lost connection, connect again (the port still answers)
         self.acknowledged: list[str] = []
         self._stop = threading.Event()
         self._threads = [
@@ -50,7 +51,10 @@ class OrderLoad:
                 try:
                     response = client.post("/market/eu/shops/s/orders", json=_order(order_id))
                 except httpx.HTTPError:
-                    return  # the server is gone
+                    if not self.reconnect:
+                        return  # the server is gone
+                    time.sleep(0.05)
+                    continue
                 if response.status_code == 202:
                     self.acknowledged.append(order_id)
 

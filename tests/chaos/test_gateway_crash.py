@@ -91,7 +91,7 @@ def test_every_acknowledged_order_survives_kill_9_of_a_server_process(tmp_path: 
     data_dir = tmp_path / "state"
     server = start_server(MARKETPLACE, data_dir, command="gateway", args=["--workers", "2"])
     try:
-        load = OrderLoad(server.url, "k", clients=6).start()
+        load = OrderLoad(server.url, "k", clients=6, reconnect=True).start()
         load.wait_for(200)
         os.kill(children_of(server.process.pid)[0], signal.SIGKILL)  # mid-request, mid-commit
         count = len(load.acknowledged)
