@@ -12,7 +12,8 @@ one-hour retention), the first half sent 1,801 s of fanstack clock before the se
 Beside them, in the same run and on a file of the same depth, the plain-sqlite3 baseline: a
 table with one row per message (1 KB body) and an index on (queue, visible_at); `COUNT(*)` of
 the queue (what a scan-based depth costs) and a claim of 10 (`UPDATE ... RETURNING` on the
-index) + delete of those 10. Prints one JSON line.
+index) + delete of those 10. Prints one JSON line; a failed send or delete, a receive short of
+10 or a depth the stats miscount fails the run instead (exit 1, the reason on stderr).
 
     python benchmarks/depth.py --depths 10000,100000,1000000
 """
@@ -28,7 +29,7 @@ import sys
 import tempfile
 import time
 from pathlib import Path
-from typing import Any
+from typing import Any, NoReturn
 
 from fanstack import App
 
@@ -40,6 +41,10 @@ STATS_CALLS = 20
 
 def log(text: str) -> None:
     print(f"[depth] {text}", file=sys.stderr, flush=True)
+
+
+def fail(text: str) -> NoReturn:
+    raise SystemExit(f"depth: FAILED: {text}")
 
 
 def percentiles(samples: list[float]) -> dict[str, float]:
@@ -68,7 +73,7 @@ def run_fanstack(depth: int, data_dir: Path) -> dict[str, Any]:
             offset[0] += RETENTION // 2 + 1  # the second half is sent later
         result = queue.send_batch([{"id": str(i), "body": BODY} for i in range(10)])
         if not result.ok:
-            raise RuntimeError(f"send_batch failed: {result.failed}")
+            fail(f"send_batch failed: {result.failed}")
     fill_s = time.perf_counter() - started
     log(f"fanstack: filled {depth} in {fill_s:.1f} s (base {base:.0f})")
     stats_times = []
@@ -77,7 +82,7 @@ def run_fanstack(depth: int, data_dir: Path) -> dict[str, Any]:
         stats = queue.stats()
         stats_times.append(time.perf_counter() - began)
     if stats.visible != depth:
-        raise RuntimeError(f"stats counted {stats} at depth {depth}")
+        fail(f"stats counted {stats} at depth {depth}")
     offset[0] += RETENTION // 2  # the first half is past its retention now, not deleted yet
     expired = depth // 2 // 10 * 10
     receive_times = []
@@ -85,12 +90,14 @@ def run_fanstack(depth: int, data_dir: Path) -> dict[str, Any]:
         began = time.perf_counter()
         batch = queue.receive(max_messages=10)
         if len(batch) != 10:
-            raise RuntimeError(f"a receive got {len(batch)} at depth {depth}")
-        queue.delete_batch([m.receipt_handle for m in batch])
+            fail(f"a receive got {len(batch)} at depth {depth}")
+        deleted = queue.delete_batch([m.receipt_handle for m in batch])
         receive_times.append(time.perf_counter() - began)
+        if not deleted.ok:
+            fail(f"delete_batch failed at depth {depth}: {deleted.failed}")
     stats = queue.stats()
     if (stats.expired, stats.visible) != (expired, depth - expired - rounds(depth) * 10):
-        raise RuntimeError(f"stats counted {stats} at depth {depth} after the receives")
+        fail(f"stats counted {stats} at depth {depth} after the receives")
     app.close()
     return {
         "fill_msgs_per_s": round(depth / fill_s),
@@ -122,8 +129,10 @@ def run_baseline(depth: int, path: Path) -> dict[str, Any]:
     count_times = []
     for _ in range(STATS_CALLS):
         began = time.perf_counter()
-        db.execute("SELECT COUNT(*) FROM messages WHERE queue = 'backlog'").fetchone()
+        (count,) = db.execute("SELECT COUNT(*) FROM messages WHERE queue = 'backlog'").fetchone()
         count_times.append(time.perf_counter() - began)
+    if count != depth:
+        fail(f"baseline: COUNT(*) found {count} rows at depth {depth}")
     receive_times = []
     for round_ in range(rounds(depth)):
         began = time.perf_counter()
@@ -139,6 +148,8 @@ def run_baseline(depth: int, path: Path) -> dict[str, Any]:
         db.executemany("DELETE FROM messages WHERE seq = ?", [(seq,) for seq, _ in claimed])
         db.execute("COMMIT")
         receive_times.append(time.perf_counter() - began)
+        if len(claimed) != 10:
+            fail(f"baseline: a claim got {len(claimed)} rows at depth {depth}")
     db.close()
     return {
         "count_ms": {
@@ -153,6 +164,9 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--depths", default="10000,100000,1000000")
     args = parser.parse_args()
+    depths = [int(d) for d in args.depths.split(",")]
+    if any(depth < 100 or depth % 10 for depth in depths):
+        parser.error("each depth must be a multiple of 10 and at least 100 (one receive round)")
     out: dict[str, Any] = {
         "benchmark": "depth",
         "cpus": os.cpu_count(),
@@ -160,7 +174,7 @@ def main() -> None:
         "targets": {"stats_ms_max": 5.0},
         "depths": {},
     }
-    for depth in (int(d) for d in args.depths.split(",")):
+    for depth in depths:
         with tempfile.TemporaryDirectory() as tmp:
             fanstack = run_fanstack(depth, Path(tmp) / "data")
             baseline = run_baseline(depth, Path(tmp) / "plain.db")

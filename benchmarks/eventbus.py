@@ -13,29 +13,50 @@ second by the router, store writes included. The target: 1,000 rules at least ha
 events/s of 10.
 
     python benchmarks/eventbus.py --events 10000
+
+A run fails (exit 1, the reason on stderr, no JSON line) when an event or message is refused,
+the router thread or process dies or does not start, a drain takes nothing for 120 s or takes
+other than the expected deliveries, or the curve's routing leaves events unrouted.
 """
 
 from __future__ import annotations
 
 import argparse
 import json
+import select
 import statistics
 import subprocess
 import sys
 import tempfile
 import threading
 import time
+from collections.abc import Callable
 from pathlib import Path
-from typing import Any
+from typing import Any, NoReturn
 
 from fanstack import App
+from fanstack.bus.bus import PutEventsResult
 from fanstack.bus.catalog import Catalog
+from fanstack.bus.delivery import retry_queue
 from fanstack.bus.router import Router
 from fanstack.core.events import ingress_queue
 
 QUEUES = ("process", "notify", "delivery", "reports", "compliance")
 BATCH = 10
 MARKETS = ("eu", "us", "ru")
+STALL_S = 120.0  # a drain that takes nothing this long fails the run
+READY_TIMEOUT = 60.0  # seconds for the router process to open the store
+
+
+def fail(text: str) -> NoReturn:
+    raise SystemExit(f"eventbus: FAILED: {text}")
+
+
+def check_put(result: PutEventsResult) -> None:
+    """Fail if put_events refused an entry."""
+    if result.failed_entry_count:
+        refused = [entry for entry in result.entries if entry.event_id is None]
+        fail(f"put_events refused {len(refused)} entries, the first: {refused[0]}")
 
 
 def details(count: int) -> list[dict[str, Any]]:
@@ -47,19 +68,32 @@ def details(count: int) -> list[dict[str, Any]]:
     ]
 
 
-def drain(app: App, expected: int) -> None:
-    """Receive and delete from every queue until `expected` messages were taken in all."""
+def drain(app: App, expected: int, check_router: Callable[[], None] = lambda: None) -> None:
+    """Receive and delete from every queue until `expected` messages were taken in all; fail
+    when the router stops, nothing comes for STALL_S, or more than `expected` come."""
     taken = 0
     queues = [app.queues[name] for name in QUEUES]
+    progressed = time.monotonic()
     while taken < expected:
         moved = 0
         for queue in queues:
             while batch := queue.receive(max_messages=10):
-                queue.delete_batch([m.receipt_handle for m in batch])
+                deleted = queue.delete_batch([m.receipt_handle for m in batch])
+                if not deleted.ok:
+                    fail(f"delete_batch on {queue.name} failed: {deleted.failed}")
                 moved += len(batch)
         taken += moved
-        if not moved:
+        if moved:
+            progressed = time.monotonic()
+        else:
+            check_router()
+            if time.monotonic() - progressed > STALL_S:
+                fail(
+                    f"the drain took {taken} of {expected} deliveries, then none in {STALL_S:.0f} s"
+                )
             time.sleep(0.001)
+    if taken != expected:
+        fail(f"the drain took {taken} deliveries, {expected} expected")
 
 
 def expected_deliveries(count: int) -> int:
@@ -93,32 +127,70 @@ def run_bus(events: list[dict[str, Any]], data_dir: Path, *, own_process: bool =
         bus.rule(name, event_pattern=pattern, targets=[app.queue(name)])
     backend = app.backend
     stopping = threading.Event()
-    router = threading.Thread(target=Router("orders").run, args=(backend, stopping))
-    process = None
-    if own_process:
-        process = subprocess.Popen(
-            [sys.executable, "-c", ROUTER_PROCESS, str(data_dir)], stdout=subprocess.PIPE, text=True
-        )
-        assert process.stdout is not None and process.stdout.readline().strip() == "ready"
-    started = time.perf_counter()
-    if process is None:
-        router.start()
-    for start in range(0, len(events), BATCH):
-        entries = [
-            {"source": "shop", "detail_type": "OrderPlaced", "detail": detail}
-            for detail in events[start : start + BATCH]
-        ]
-        assert bus.put_events(entries).failed_entry_count == 0
-    drain(app, expected_deliveries(len(events)))
-    elapsed = time.perf_counter() - started
-    if process is not None:
-        process.terminate()
-        process.wait()
-    else:
-        stopping.set()
-        router.join()
+    # A daemon: a failed run does not wait for it at exit.
+    router = threading.Thread(target=Router("orders").run, args=(backend, stopping), daemon=True)
+    process = start_router_process(data_dir) if own_process else None
+
+    def check_router() -> None:
+        if process is not None and process.poll() is not None:
+            fail(f"the router process exited with {process.returncode} (its stderr is above)")
+        if process is None and not router.is_alive():
+            fail("the router thread died (its traceback is above)")
+
+    try:
+        started = time.perf_counter()
+        if process is None:
+            router.start()
+        for start in range(0, len(events), BATCH):
+            entries = [
+                {"source": "shop", "detail_type": "OrderPlaced", "detail": detail}
+                for detail in events[start : start + BATCH]
+            ]
+            check_put(bus.put_events(entries))
+        drain(app, expected_deliveries(len(events)), check_router)
+        elapsed = time.perf_counter() - started
+        stop_router(router, stopping, process)
+    finally:  # a failed run leaves no router process behind
+        if process is not None and process.poll() is None:
+            process.kill()
     app.close()
     return len(events) / elapsed
+
+
+def stop_router(
+    router: threading.Thread, stopping: threading.Event, process: subprocess.Popen[str] | None
+) -> None:
+    """Stop the router (SIGTERM to its process); fail unless it stops, and cleanly."""
+    if process is not None:
+        process.terminate()
+        try:
+            process.wait(READY_TIMEOUT)
+        except subprocess.TimeoutExpired:
+            fail(f"the router process did not stop within {READY_TIMEOUT:.0f} s of SIGTERM")
+        if process.returncode != 0:
+            fail(f"the router process exited with {process.returncode} on SIGTERM")
+    else:
+        stopping.set()
+        router.join(READY_TIMEOUT)
+        if router.is_alive():
+            fail(f"the router thread did not stop within {READY_TIMEOUT:.0f} s")
+
+
+def start_router_process(data_dir: Path) -> subprocess.Popen[str]:
+    """The router in a process of its own, once it says it has opened the store."""
+    process = subprocess.Popen(
+        [sys.executable, "-c", ROUTER_PROCESS, str(data_dir)], stdout=subprocess.PIPE, text=True
+    )
+    said = ""
+    if process.stdout is not None and select.select([process.stdout], [], [], READY_TIMEOUT)[0]:
+        said = process.stdout.readline().strip()
+    if said != "ready":
+        process.kill()
+        fail(
+            f"the router process did not start within {READY_TIMEOUT:.0f} s (exit status "
+            f"{process.wait()}, said {said!r}; its stderr is above)"
+        )
+    return process
 
 
 def run_topic(events: list[dict[str, Any]], data_dir: Path) -> float:
@@ -137,7 +209,8 @@ def run_topic(events: list[dict[str, Any]], data_dir: Path) -> float:
                 for i, d in enumerate(events[start : start + BATCH])
             ]
         )
-        assert result.ok
+        if not result.ok:
+            fail(f"publish_batch failed: {result.failed}")
     drain(app, expected_deliveries(len(events)))
     elapsed = time.perf_counter() - started
     app.close()
@@ -174,11 +247,13 @@ def run_curve(rules: int, events: int, data_dir: Path) -> float:
     for i, pattern in enumerate(rule_patterns(rules)):
         bus.rule(f"r{i}", event_pattern=pattern, targets=[target])
     for start in range(0, events, BATCH):
-        bus.put_events(
-            [
-                {"source": f"source-{n % rules}", "detail_type": "Tick", "detail": {"n": n}}
-                for n in range(start, start + BATCH)
-            ]
+        check_put(
+            bus.put_events(
+                [
+                    {"source": f"source-{n % rules}", "detail_type": "Tick", "detail": {"n": n}}
+                    for n in range(start, start + BATCH)
+                ]
+            )
         )
     router = Router("curve")
     router.view(catalog)  # compile outside the timed part
@@ -186,8 +261,23 @@ def run_curve(rules: int, events: int, data_dir: Path) -> float:
     while batch := backend.receive(ingress_queue("curve"), max_messages=10):
         router.route(backend, catalog, batch)
     elapsed = time.perf_counter() - started
+    check_routed(app, rules, -(-events // BATCH) * BATCH)
     app.close()
     return events / elapsed
+
+
+def check_routed(app: App, rules: int, put: int) -> None:
+    """Fail unless every event put was routed: none left in the ingress queue, no delivery
+    waiting for a retry, and the sink holding one per event (the catch-all) at least."""
+    left = {}
+    for queue in (ingress_queue("curve"), retry_queue("curve")):
+        stats = app.backend.stats(queue)
+        left[queue] = stats.visible + stats.in_flight + stats.delayed
+    sink = app.backend.stats("sink").visible
+    if any(left.values()) or not put <= sink <= 2 * put:
+        fail(
+            f"{rules} rules: {put} events put, {sink} in the sink (not {put} to {2 * put}), {left}"
+        )
 
 
 def main() -> None:
@@ -196,6 +286,8 @@ def main() -> None:
     parser.add_argument("--curve-events", type=int, default=3_000)
     parser.add_argument("--repeats", type=int, default=3)
     args = parser.parse_args()
+    if min(args.events, args.curve_events, args.repeats) < 1:
+        parser.error("--events, --curve-events and --repeats must be at least 1")
     events = details(args.events)
     bus_runs, process_runs, topic_runs = [], [], []
     with tempfile.TemporaryDirectory() as tmp:

@@ -11,6 +11,10 @@ the same file settings. Both durabilities by default ("normal" and "fsync"), med
 
 With `--backend nats://...` the ceiling is plain nats-py on the same servers: one stream, a
 durable pull consumer per queue, fetch 10 and ack every message.
+
+A run fails (exit 1, the reason on stderr, no JSON line) when a publish or delete fails, when a
+drain ends with other than the expected deliveries (4 an event, 5 for market ru), or when no
+NATS server of `--backend` accepts a connection.
 """
 
 from __future__ import annotations
@@ -18,18 +22,25 @@ from __future__ import annotations
 import argparse
 import asyncio
 import json
+import socket
 import sqlite3
 import statistics
 import tempfile
 import time
 import uuid
 from pathlib import Path
+from typing import NoReturn
 
 from fanstack import App
 
 QUEUES = ("process", "notify", "delivery", "reports", "compliance")
 MARKETS = ("eu", "us", "ru")
 BATCH = 10
+CONNECT_TIMEOUT = 5.0  # seconds to reach a NATS server before the run starts
+
+
+def fail(text: str) -> NoReturn:
+    raise SystemExit(f"fanout: FAILED: {text}")
 
 
 def make_events(count: int) -> list[tuple[str, str]]:
@@ -42,6 +53,11 @@ def make_events(count: int) -> list[tuple[str, str]]:
         )
         for n in range(count)
     ]
+
+
+def expected_deliveries(events: list[tuple[str, str]]) -> int:
+    """Deliveries the fan-out makes: every event to 4 queues, and market ru's to compliance."""
+    return sum(4 + (market == "ru") for market, _ in events)
 
 
 def run_fanstack(
@@ -66,16 +82,19 @@ def run_fanstack(
                 for i, (market, body) in enumerate(events[start : start + BATCH])
             ]
         )
-        assert result.ok, result.failed
+        if not result.ok:
+            fail(f"fanstack: publish_batch failed: {result.failed}")
     published = time.perf_counter()
     deliveries = 0
     for queue in queues:
         while batch := queue.receive(max_messages=BATCH):
             deliveries += len(batch)
-            assert queue.delete_batch([m.receipt_handle for m in batch]).ok
+            deleted = queue.delete_batch([m.receipt_handle for m in batch])
+            if not deleted.ok:
+                fail(f"fanstack: delete_batch on {queue.name} failed: {deleted.failed}")
     drained = time.perf_counter()
     app.close()
-    return _figures(len(events), deliveries, started, published, drained)
+    return _figures("fanstack", events, deliveries, started, published, drained)
 
 
 CEILING_SCHEMA = """
@@ -140,7 +159,8 @@ def run_ceiling(events: list[tuple[str, str]], path: Path, durability: str) -> d
             db.execute("COMMIT")
             if not leased:
                 break
-            assert len(bodies) == len(leased)
+            if len(bodies) != len(leased):
+                fail(f"ceiling: {len(leased)} messages claimed from {queue}, {len(bodies)} bodies")
             deliveries += len(leased)
             marks = ",".join("?" * len(leased))
             db.execute("BEGIN IMMEDIATE")
@@ -156,7 +176,7 @@ def run_ceiling(events: list[tuple[str, str]], path: Path, durability: str) -> d
             db.execute("COMMIT")
     drained = time.perf_counter()
     db.close()
-    return _figures(len(events), deliveries, started, published, drained)
+    return _figures("sqlite3 ceiling", events, deliveries, started, published, drained)
 
 
 def run_nats_ceiling(events: list[tuple[str, str]], url: str) -> dict[str, float]:
@@ -169,7 +189,7 @@ async def _nats_ceiling(events: list[tuple[str, str]], url: str) -> dict[str, fl
     import nats
     from nats.js.api import AckPolicy, ConsumerConfig, StorageType, StreamConfig
 
-    servers = [f"nats://{host}" for host in url.removeprefix("nats://").split("?")[0].split(",")]
+    servers = servers_of(url)
     replicas = 3 if len(servers) >= 3 else 1
     nc = await nats.connect(servers=servers)
     js = nc.jetstream(timeout=30)
@@ -221,16 +241,25 @@ async def _nats_ceiling(events: list[tuple[str, str]], url: str) -> dict[str, fl
     drained = time.perf_counter()
     await js.delete_stream(name)
     await nc.close()
-    return _figures(len(events), deliveries, started, published, drained)
+    return _figures("nats-py ceiling", events, deliveries, started, published, drained)
 
 
 def _figures(
-    events: int, deliveries: int, started: float, published: float, drained: float
+    side: str,
+    events: list[tuple[str, str]],
+    deliveries: int,
+    started: float,
+    published: float,
+    drained: float,
 ) -> dict[str, float]:
+    """A side's figures, once its drain took every delivery the fan-out made, and no more."""
+    expected = expected_deliveries(events)
+    if deliveries != expected:
+        fail(f"{side}: drained {deliveries} deliveries of {len(events)} events, not {expected}")
     return {
-        "publish_events_per_s": round(events / (published - started), 1),
+        "publish_events_per_s": round(len(events) / (published - started), 1),
         "drain_deliveries_per_s": round(deliveries / (drained - published), 1),
-        "end_to_end_events_per_s": round(events / (drained - started), 1),
+        "end_to_end_events_per_s": round(len(events) / (drained - started), 1),
         "deliveries": deliveries,
     }
 
@@ -251,8 +280,12 @@ def main() -> None:
         "--durability", default="both", choices=["normal", "fsync", "both"], help="SQLite only"
     )
     args = parser.parse_args()
+    if args.events < 1 or args.rounds < 1:
+        parser.error("--events and --rounds must be at least 1")
     events = make_events(args.events)
     if args.backend.startswith("nats://"):
+        if reason := unreachable(args.backend):
+            fail(reason)
         run_nats(args, events)
         return
     out: dict[str, object] = {
@@ -282,6 +315,25 @@ def main() -> None:
             ),
         }
     print(json.dumps(out))
+
+
+def servers_of(url: str) -> list[str]:
+    """The server URLs of a `nats://host:port[,host:port...][?options]` backend."""
+    return [f"nats://{host}" for host in url.removeprefix("nats://").split("?")[0].split(",")]
+
+
+def unreachable(url: str) -> str | None:
+    """Why no server of `url` accepts a TCP connection, or None if one does: checked before a
+    run, as nats-py would retry for minutes before giving up."""
+    errors = []
+    for server in servers_of(url):
+        host, _, port = server.removeprefix("nats://").partition(":")
+        try:
+            socket.create_connection((host, int(port or 4222)), timeout=CONNECT_TIMEOUT).close()
+            return None
+        except (OSError, ValueError) as error:
+            errors.append(f"{server}: {error}")
+    return f"no NATS server of {url} accepts a connection: {'; '.join(errors)}"
 
 
 def run_nats(args: argparse.Namespace, events: list[tuple[str, str]]) -> None:

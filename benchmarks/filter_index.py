@@ -13,7 +13,9 @@ default 3, the two alternating which goes first). Part 2, pure CPU: `plan_public
 the same two ways, beside the matching step by itself, through the topic's `FilterIndex` and by
 testing every policy in turn as fan-out did before the index (best of interleaved rounds).
 The ceiling is the 1-subscription figure: `ratio` = cost with 200 / cost with 1, and the goal
-is at most 3 through the App. Prints one JSON line.
+is at most 3 through the App. Prints one JSON line; a publish that fails or delivers other than
+to the matching queue alone, or index and every-policy matching that disagree, fails the run
+instead (exit 1, the reason on stderr).
 
     .venv/bin/python benchmarks/filter_index.py --events 5000
 """
@@ -27,7 +29,7 @@ import tempfile
 import time
 from collections.abc import Callable
 from pathlib import Path
-from typing import Any
+from typing import Any, NoReturn
 
 from fanstack import App
 from fanstack.core.fanout import Route, index_routes, make_route, plan_publication
@@ -41,6 +43,10 @@ MATCHING = {"market": ["eu"]}
 
 Event = tuple[dict[str, Any], str]
 """The attributes (plain values) and the JSON body of one publish."""
+
+
+def fail(text: str) -> NoReturn:
+    raise SystemExit(f"filter_index: FAILED: {text}")
 
 
 def policies(count: int) -> list[dict[str, Any]]:
@@ -84,10 +90,25 @@ def publish_rate(subscriptions: int, events: list[Event], data_dir: Path) -> flo
             for n, (attributes, body) in enumerate(events[start : start + BATCH])
         ]
         result = topic.publish_batch(entries)
-        assert result.ok, result.failed
+        if not result.ok:
+            fail(f"publish_batch failed with {subscriptions} subscriptions: {result.failed}")
     elapsed = time.perf_counter() - started
+    check_deliveries(app, subscriptions, len(events))
     app.close()
     return len(events) / elapsed
+
+
+def check_deliveries(app: App, subscriptions: int, events: int) -> None:
+    """Fail unless queue q0 (the matching policy's) holds every event and no other queue any."""
+    depths = {}
+    for n in range(subscriptions):
+        stats = app.queues[f"q{n}"].stats()
+        depths[f"q{n}"] = stats.visible + stats.in_flight + stats.delayed
+    wrong = {
+        name: depth for name, depth in depths.items() if depth != (events if name == "q0" else 0)
+    }
+    if wrong:
+        fail(f"{events} events published to {subscriptions} subscriptions; queue depths: {wrong}")
 
 
 def app_figures(events: list[Event], rounds: int) -> dict[str, float]:
@@ -128,21 +149,22 @@ def planner(count: int) -> Callable[[dict[str, MessageAttribute], str], object]:
         publication = plan_publication(
             topic, index, message_id="m", body=body, attributes=attributes, now=0.0
         )
-        assert len(publication.deliveries) == 1
+        if len(publication.deliveries) != 1:
+            fail(f"plan_publication over {count} routes: {len(publication.deliveries)} deliveries")
         return publication
 
     return plan
 
 
-def matchers(count: int) -> dict[str, Callable[[dict[str, MessageAttribute], str], object]]:
+def matchers(count: int) -> dict[str, Callable[[dict[str, MessageAttribute], str], list[Route]]]:
     """The matching step alone: through the index, and testing every policy in turn."""
     compiled = routes(count)
     index = index_routes(compiled)
 
-    def indexed(attributes: dict[str, MessageAttribute], body: str) -> object:
+    def indexed(attributes: dict[str, MessageAttribute], body: str) -> list[Route]:
         return index.matching(attributes=attributes, body=body)
 
-    def each(attributes: dict[str, MessageAttribute], body: str) -> object:
+    def each(attributes: dict[str, MessageAttribute], body: str) -> list[Route]:
         return [
             route
             for route in compiled
@@ -155,10 +177,15 @@ def matchers(count: int) -> dict[str, Callable[[dict[str, MessageAttribute], str
 def cpu_figures(events: list[Event], seconds: float) -> dict[str, float]:
     """Best events/s of each CPU-only contender over interleaved rounds, and the plan ratio."""
     prepared = [(to_attributes(attributes), body) for attributes, body in events[:500]]
+    matching = matchers(SUBSCRIPTIONS)
+    for attributes, body in prepared:
+        found = [match(attributes, body) for match in matching.values()]
+        if found[0] != found[1] or len(found[0]) != 1:
+            fail(f"the index and every policy in turn found {found} for {attributes}")
     contenders = {
         "plan_1": planner(1),
         f"plan_{SUBSCRIPTIONS}": planner(SUBSCRIPTIONS),
-        **matchers(SUBSCRIPTIONS),
+        **matching,
     }
     best = dict.fromkeys(contenders, 0.0)
     for _ in range(ROUNDS):
@@ -181,6 +208,8 @@ def main() -> None:
     parser.add_argument("--rounds", type=int, default=3, help="App runs per side (median)")
     parser.add_argument("--seconds", type=float, default=2.0, help="CPU time per contender")
     args = parser.parse_args()
+    if args.events < 1 or args.rounds < 1 or args.seconds <= 0:
+        parser.error("--events and --rounds must be at least 1, --seconds above 0")
     events = make_events(args.events)
     print(
         json.dumps(

@@ -9,25 +9,41 @@ by a no-op function through the worker pool (batches of 10). Measures:
   functions, in the same run.
 
     python benchmarks/functions.py --events 5000 --rate 200
+
+A run fails (exit 1, the reason on stderr, no JSON line) when a publish or delete fails, a
+handler fails, crashes or times out, the queues do not empty for 120 s, or the handled records
+or drained deliveries are not the ones published.
 """
 
 from __future__ import annotations
 
 import argparse
 import json
+import logging
 import os
 import statistics
 import tempfile
 import time
 from pathlib import Path
-from typing import Any
+from typing import Any, NoReturn
 
 from fanstack import App
+from fanstack.runtime.logs import configure_logging
 
 QUEUES = ("process", "notify", "delivery", "reports", "compliance")
 MARKETS = ("eu", "us", "ru")
 BATCH = 10
 LATENCY_DIR = "FANSTACK_BENCH_LATENCY_DIR"
+STALL_S = 120.0  # queues that do not shrink this long fail the run
+
+
+def fail(text: str) -> NoReturn:
+    raise SystemExit(f"functions: FAILED: {text}")
+
+
+def expected_deliveries(start: int, count: int) -> int:
+    """Deliveries of events start..start+count: 4 queues each, and compliance for market ru."""
+    return sum(4 + (MARKETS[n % 3] == "ru") for n in range(start, start + count))
 
 
 def noop(event: dict[str, Any], context: Any) -> None:
@@ -103,7 +119,8 @@ def publish(orders: Any, start: int, count: int) -> None:
             for n in range(first, min(first + BATCH, start + count))
         ]
         result = orders.publish_batch(entries)
-        assert result.ok, result.failed
+        if not result.ok:
+            fail(f"publish_batch failed: {result.failed}")
 
 
 def pending(app: App) -> int:
@@ -114,16 +131,37 @@ def pending(app: App) -> int:
     return total
 
 
+def wait_handled(app: App, interval: float) -> None:
+    """Poll every `interval` until every queue is empty; fail (its workers stopped) when a
+    handler failed, crashed or timed out, or when the queues did not shrink for STALL_S."""
+    least, progressed = None, time.monotonic()
+    while left := pending(app):
+        failing = {}
+        for name, pool in app.runtime.pools().items():
+            stats = pool.stats
+            if stats.errors or stats.crashes or stats.timeouts:
+                failing[name] = (
+                    f"{stats.errors} errors, {stats.crashes} crashes, {stats.timeouts} timeouts"
+                )
+        stalled = time.monotonic() - progressed > STALL_S
+        if failing or stalled:
+            app.runtime.stop(grace=0)
+            if failing:
+                fail(f"handlers failed (the log above says why): {failing}")
+            fail(f"{left} deliveries still pending after {STALL_S:.0f} s without progress")
+        if least is None or left < least:
+            least, progressed = left, time.monotonic()
+        time.sleep(interval)
+
+
 def run_functions(events: int, concurrency: int, root: Path) -> dict[str, float]:
     app, orders = build(root / "functions", functions=True, concurrency=concurrency)
     app.runtime.start()
     publish(orders, 0, 100)  # warm the pools: cold starts are not throughput
-    while pending(app):
-        time.sleep(0.05)
+    wait_handled(app, 0.05)
     started = time.perf_counter()
     publish(orders, 0, events)
-    while pending(app):
-        time.sleep(0.02)
+    wait_handled(app, 0.02)
     elapsed = time.perf_counter() - started
     app.runtime.stop(grace=10)
     app.close()
@@ -137,8 +175,7 @@ def run_latency(rate: float, seconds: float, concurrency: int, root: Path) -> di
     app, orders = build(root / "latency-state", functions=True, concurrency=concurrency)
     app.runtime.start()
     publish(orders, 0, 50)
-    while pending(app):
-        time.sleep(0.05)
+    wait_handled(app, 0.05)
     for path in latency_dir.iterdir():
         path.unlink()
     interval = BATCH / rate
@@ -150,14 +187,15 @@ def run_latency(rate: float, seconds: float, concurrency: int, root: Path) -> di
         delay = began + (sent / BATCH) * interval - time.perf_counter()
         if delay > 0:
             time.sleep(delay)
-    while pending(app):
-        time.sleep(0.02)
+    wait_handled(app, 0.02)
     app.runtime.stop(grace=10)
     app.close()
     del os.environ[LATENCY_DIR]
     samples = sorted(
         float(line) for path in latency_dir.iterdir() for line in path.read_text().split()
     )
+    if len(samples) != expected_deliveries(0, sent):
+        fail(f"handlers noted {len(samples)} records of {expected_deliveries(0, sent)} published")
     quantiles = statistics.quantiles(samples, n=100)
     return {
         "offered_events_per_s": rate,
@@ -172,14 +210,20 @@ def run_ceiling(events: int, root: Path) -> dict[str, float]:
     backend = app.backend
     started = time.perf_counter()
     publish(orders, 0, events)
+    deliveries = 0
     for name in QUEUES:
         while True:
             messages = backend.receive(name, max_messages=10, wait_seconds=0)
             if not messages:
                 break
-            backend.delete_messages(name, [m.receipt_handle for m in messages])
+            results = backend.delete_messages(name, [m.receipt_handle for m in messages])
+            if errors := [r for r in results if isinstance(r, Exception)]:
+                fail(f"ceiling: delete_messages on {name} failed: {errors}")
+            deliveries += len(messages)
     elapsed = time.perf_counter() - started
     app.close()
+    if deliveries != expected_deliveries(0, events):
+        fail(f"ceiling: drained {deliveries} deliveries, {expected_deliveries(0, events)} expected")
     return {"end_to_end_events_per_s": round(events / elapsed, 1)}
 
 
@@ -190,6 +234,9 @@ def main() -> None:
     parser.add_argument("--seconds", type=float, default=10.0, help="latency phase length")
     parser.add_argument("--concurrency", type=int, default=2, help="workers per function")
     args = parser.parse_args()
+    if args.events < 1 or args.concurrency < 1 or args.rate <= 0 or args.seconds <= 0:
+        parser.error("--events and --concurrency must be at least 1, --rate and --seconds above 0")
+    configure_logging(level=logging.WARNING)  # a failed invocation's error, as a JSON line
     with tempfile.TemporaryDirectory() as tmp:
         root = Path(tmp)
         ceiling = run_ceiling(args.events, root)

@@ -391,7 +391,13 @@ def run_wrk(
     wrk_before, server_before = children_cpu(), proc_cpu(server.process.pid)
     busy_before = machine_busy()
     started = time.perf_counter()
-    done = subprocess.run(command, capture_output=True, text=True, timeout=seconds + 60)
+    try:
+        done = subprocess.run(command, capture_output=True, text=True, timeout=seconds + 60)
+    except subprocess.TimeoutExpired as error:
+        fail(
+            f"wrk did not end within {seconds + 60} s: {' '.join(command)}\n{error.stdout!r}\n"
+            f"{server.what} log:\n{tail(server.logfile)}"
+        )
     wall = time.perf_counter() - started
     wrk_cpu = children_cpu() - wrk_before
     server.check_alive()

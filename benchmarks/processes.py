@@ -5,7 +5,9 @@ For each N in `--curve` (default 1,2,4): N producer processes send 1 KB messages
 every message is deleted, all on one embedded store (SQLite, default durability). Reports the
 aggregate messages/s from the first send to the last delete, and the send latency p50 / p99 /
 max. The same-run baseline is 1 + 1. Target: at N = 4 at least the 1 + 1 throughput, send p99
-under 20 ms and no send over 250 ms. Prints one JSON line.
+under 20 ms and no send over 250 ms. Prints one JSON line; a process that fails or dies, a
+curve point not done within 600 s, or a count of deletes other than the messages sent fails the
+run instead (exit 1, the reason on stderr).
 
     python benchmarks/processes.py --messages 40000 --curve 1,2,4
 """
@@ -16,15 +18,22 @@ import argparse
 import json
 import multiprocessing as mp
 import os
+import queue as queue_module
 import sys
 import tempfile
+import threading
 import time
 import traceback
 from pathlib import Path
-from typing import Any
+from typing import Any, NoReturn
 
 BODY = "x" * 1024
 TIMEOUT = 600.0
+REPORT_WAIT = 3.0  # seconds a dead process's error report may still take to arrive
+
+
+def fail(text: str) -> NoReturn:
+    raise SystemExit(f"processes: FAILED: {text}")
 
 
 def producer(data_dir: str, count: int, go: Any, out: Any) -> None:
@@ -34,7 +43,8 @@ def producer(data_dir: str, count: int, go: Any, out: Any) -> None:
         app = App("procs", data_dir=data_dir)
         queue = app.queue("work")
         app.backend  # noqa: B018 - open before the timed part
-        go.wait()
+        if not go.wait(TIMEOUT):
+            raise RuntimeError("never told to go")
         first = time.time()
         latencies = []
         for _ in range(0, count, 10):
@@ -47,6 +57,7 @@ def producer(data_dir: str, count: int, go: Any, out: Any) -> None:
         app.close()
     except BaseException:
         out.put({"kind": "producer", "error": traceback.format_exc()})
+        sys.exit(1)
 
 
 def consumer(data_dir: str, total: int, deleted: Any, go: Any, out: Any) -> None:
@@ -56,9 +67,13 @@ def consumer(data_dir: str, total: int, deleted: Any, go: Any, out: Any) -> None
         app = App("procs", data_dir=data_dir)
         queue = app.queue("work")
         app.backend  # noqa: B018
-        go.wait()
+        if not go.wait(TIMEOUT):
+            raise RuntimeError("never told to go")
         first = last = time.time()
+        deadline = time.monotonic() + TIMEOUT
         while deleted.value < total:
+            if time.monotonic() > deadline:
+                raise RuntimeError(f"{deleted.value} of {total} deleted within {TIMEOUT:.0f} s")
             batch = queue.receive(max_messages=10, wait_seconds=1)
             if not batch:
                 continue
@@ -72,6 +87,35 @@ def consumer(data_dir: str, total: int, deleted: Any, go: Any, out: Any) -> None
         app.close()
     except BaseException:
         out.put({"kind": "consumer", "error": traceback.format_exc()})
+        sys.exit(1)
+
+
+def collect(procs: list[Any], out: Any, label: str) -> list[dict[str, Any]]:
+    """Every process's report; fail on an error report, a process that died without one, a
+    non-zero exit, or TIMEOUT."""
+    results: list[dict[str, Any]] = []
+    deadline = time.monotonic() + TIMEOUT
+    while len(results) < len(procs):
+        if time.monotonic() > deadline:
+            fail(f"{label}: not finished within {TIMEOUT:.0f} s")
+        try:
+            item = out.get(timeout=1)
+        except queue_module.Empty:
+            dead = next((proc for proc in procs if proc.exitcode not in (None, 0)), None)
+            if dead is None:
+                continue
+            try:  # its error report may still be on the way
+                item = out.get(timeout=REPORT_WAIT)
+            except queue_module.Empty:
+                fail(f"{label}: a process (pid {dead.pid}) exited with {dead.exitcode}, no report")
+        if "error" in item:
+            fail(f"{label}: a {item['kind']} failed:\n{item['error']}")
+        results.append(item)
+    for proc in procs:
+        proc.join(30)
+        if proc.exitcode != 0:
+            fail(f"{label}: a process (pid {proc.pid}) exited with {proc.exitcode} after reporting")
+    return results
 
 
 def run(n: int, messages: int) -> dict[str, Any]:
@@ -88,24 +132,21 @@ def run(n: int, messages: int) -> dict[str, Any]:
         procs += [
             ctx.Process(target=consumer, args=(data_dir, total, deleted, go, out)) for _ in range(n)
         ]
-        for proc in procs:
-            proc.start()
-        time.sleep(2.0)  # every process opens the store before the start
-        go.set()
-        results = []
-        deadline = time.monotonic() + TIMEOUT
-        while len(results) < len(procs):
-            if time.monotonic() > deadline:
-                raise SystemExit(f"{n}+{n}: not finished within {TIMEOUT:.0f} s")
-            try:
-                item = out.get(timeout=1)
-            except Exception:
-                continue
-            if "error" in item:
-                raise SystemExit(f"a {item['kind']} failed:\n{item['error']}")
-            results.append(item)
-        for proc in procs:
-            proc.join(30)
+        try:
+            for proc in procs:
+                proc.start()
+            time.sleep(2.0)  # every process opens the store before the start
+            # Event.set waits for every waiter to wake: forever for one that died waiting, so it
+            # runs aside and `collect` notices the dead process.
+            threading.Thread(target=go.set, daemon=True).start()
+            results = collect(procs, out, f"{n}+{n}")
+        finally:
+            for proc in procs:  # a failed run leaves none behind (nor waits on them at exit)
+                if proc.is_alive():
+                    proc.terminate()
+                    proc.join(10)
+    if deleted.value != total:
+        fail(f"{n}+{n}: consumers deleted {deleted.value} messages, {total} were sent")
     latencies = sorted(x for r in results if r["kind"] == "producer" for x in r["lat"])
     span = max(r["last"] for r in results) - min(r["first"] for r in results)
     return {
@@ -123,6 +164,9 @@ def main() -> None:
     parser.add_argument("--messages", type=int, default=40000)
     parser.add_argument("--curve", default="1,2,4")
     args = parser.parse_args()
+    curve = [int(x) for x in args.curve.split(",")]
+    if min(curve) < 1 or args.messages < 10 * max(curve):
+        parser.error("each N must be at least 1, and --messages at least 10 per producer")
     out: dict[str, Any] = {
         "benchmark": "processes",
         "cpus": os.cpu_count(),
@@ -131,7 +175,7 @@ def main() -> None:
         "targets": {"send_p99_ms": 20, "send_max_ms": 250},
         "curve": {},
     }
-    for n in (int(x) for x in args.curve.split(",")):
+    for n in curve:
         figures = run(n, args.messages)
         print(f"[processes] {n}+{n}: {figures}", file=sys.stderr, flush=True)
         out["curve"][f"{n}+{n}"] = figures

@@ -54,7 +54,8 @@ from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any, NoReturn
 
-from fanout import QUEUES, make_events  # the same events as benchmarks/fanout.py
+# The same events as benchmarks/fanout.py.
+from fanout import QUEUES, expected_deliveries, make_events, servers_of, unreachable
 
 BATCH = 10
 PUBLISH_THREADS = 8  # threads per fanstack publisher process, each publishing batches of 10
@@ -156,10 +157,6 @@ def start_server(directory: Path) -> tuple[subprocess.Popen[bytes], str]:
     )
     server = spawn([found, "-c", str(config)], "nats-server", port, directory / "nats.log")
     return server, f"nats://127.0.0.1:{port}"
-
-
-def servers_of(url: str) -> list[str]:
-    return [f"nats://{host}" for host in url.removeprefix("nats://").split("?")[0].split(",")]
 
 
 def namespaced(base: str, stream: str, partitions: int | None) -> str:
@@ -376,14 +373,18 @@ def run_workers(
         results.append(item)
 
     deadline = time.monotonic() + PHASE_TIMEOUT
+    going = False
     try:
         for proc in procs:
             proc.start()
         while len(results) < len(procs):
-            if not go.is_set() and ready.value == len(procs):
+            if not going and ready.value == len(procs):
                 if on_go is not None:
                     on_go()
-                go.set()
+                # Event.set waits for every waiter to wake: forever for one that died waiting,
+                # so it runs aside and the loop below notices the dead process.
+                threading.Thread(target=go.set, daemon=True).start()
+                going = True
             try:
                 collect(out.get(timeout=0.1))
                 continue
@@ -443,8 +444,11 @@ def probe(argv: list[str], cwd: Path) -> dict[str, float]:
     runs = []
     for _ in range(3):
         command = [sys.executable, "-c", PROBE, repr(time.time()), *argv]
-        done = subprocess.run(command, capture_output=True, text=True, cwd=cwd, timeout=120)
-        if done.returncode != 0:
+        try:
+            done = subprocess.run(command, capture_output=True, text=True, cwd=cwd, timeout=120)
+        except subprocess.TimeoutExpired as error:
+            fail(f"{argv[0]} probe did not end within 120 s: {str(error.stderr)[-2000:]}")
+        if done.returncode != 0 or not done.stdout.strip():
             fail(f"{argv[0]} probe exited with {done.returncode}: {done.stderr[-2000:]}")
         runs.append(json.loads(done.stdout.strip().splitlines()[-1]))
     return {key: round(statistics.median(r[key] for r in runs), 3) for key in runs[0]}
@@ -526,8 +530,8 @@ def part_idle(args: argparse.Namespace, base: str, tmp: Path, server: int | None
     cleanup(base, stream)
     working = sum(r["cpu_s"] for r in results)
     moved = sum(r["count"] for r in results if r["kind"] == "fanstack drain")
-    if moved < total:
-        fail(f"idle: consumers deleted {moved} of {total} messages")
+    if moved != total:
+        fail(f"idle: consumers deleted {moved} messages, {total} were sent")
     seconds = window(results)
     log(f"idle: gateway {idle:.2f} CPU s, workers {working:.2f} CPU s, in {seconds:.1f} s")
     return {
@@ -547,8 +551,8 @@ def fanout_run(jobs: list[tuple[str, dict[str, Any]]], events: int, expected: in
     """Run one side of the fan-out; events/s from the first publish to the last delete."""
     results = run_workers(jobs)
     deliveries = sum(r["count"] for r in results if r["kind"].endswith("drain"))
-    if deliveries < expected:
-        fail(f"fanout: {deliveries} deliveries of {expected}")
+    if deliveries != expected:  # more means duplicates: the drains may have stopped too soon
+        fail(f"fanout: {deliveries} deliveries, {expected} expected")
     publishers = [r for r in results if not r["kind"].endswith("drain")]
     return {
         "events_per_s": round(events / window(results), 1),
@@ -561,7 +565,7 @@ def fanout_run(jobs: list[tuple[str, dict[str, Any]]], events: int, expected: in
 def part_fanout(args: argparse.Namespace, base: str) -> dict[str, Any]:
     """Events/s of the 5-queue fan-out across processes, beside raw nats-py doing the same."""
     events = args.events
-    expected = sum(4 + (market == "ru") for market, _ in make_events(events))
+    expected = expected_deliveries(make_events(events))
     stream = "FAN" + uuid.uuid4().hex[:10].upper()
     url = namespaced(base, stream, args.partitions)
     fs_app(url, "fanout").close()
@@ -635,6 +639,11 @@ def main() -> None:
     parts = set(args.parts.split(","))
     if unknown := parts - {"rss", "idle", "fanout"}:
         parser.error(f"unknown parts: {sorted(unknown)}")
+    counts = [args.events, args.idle_messages, args.publishers, args.consumers]
+    if min(args.depths) < 1 or len(set(args.depths)) < len(args.depths) or min(counts) < 1:
+        parser.error("depths must be distinct and, like every count, at least 1")
+    if args.backend and (reason := unreachable(args.backend)):
+        fail(reason)
     report: dict[str, Any] = {
         "benchmark": "scale",
         "backend": args.backend or "private nats-server",

@@ -27,6 +27,10 @@ minute (`idle_leader_start_cpu_s`: the CPU from the service's start to its plan 
 connection, the lease, reading and planning the N schedules).
 
     python benchmarks/schedules.py --schedules 10000
+
+A run fails (exit 1, the reason on stderr, no JSON line) when a scheduler service thread dies or
+does not stop, the plan is not loaded, the N schedules are not fired or the N messages are not
+visible within 600 s (or more than N are), or no write transaction is counted.
 """
 
 from __future__ import annotations
@@ -41,7 +45,7 @@ import time
 from collections.abc import Callable
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any
+from typing import Any, NoReturn
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
@@ -56,6 +60,35 @@ LEAD = 1.0  # real seconds from the plan being loaded to the due moment
 POLL = 0.05  # seconds between two looks at the target queue's depth
 RETRY_LEASE_BATCH = 10  # the retrier receives up to 10 messages a lease
 FAR_AHEAD = "cron(0 0 1 1 ? 2199)"
+WAIT_S = 600.0  # the longest wait for a plan to load, all to fire, all to be delivered
+
+
+def fail(text: str) -> NoReturn:
+    raise SystemExit(f"schedules: FAILED: {text}")
+
+
+def check_alive(threads: list[threading.Thread]) -> None:
+    """Fail if a service thread has ended (its traceback, if it raised, is above)."""
+    if dead := [thread.name for thread in threads if not thread.is_alive()]:
+        fail(f"service threads ended while running: {dead}")
+
+
+def wait_loaded(watched: Watched, threads: list[threading.Thread]) -> None:
+    """Wait for the scheduler's plan; fail when a service thread dies or after WAIT_S."""
+    deadline = time.monotonic() + WAIT_S
+    while not watched.loaded.wait(POLL):
+        check_alive(threads)
+        if time.monotonic() > deadline:
+            fail(f"the scheduler did not load its plan within {WAIT_S:.0f} s")
+
+
+def stop(threads: list[threading.Thread], stopping: threading.Event) -> None:
+    """Stop the service threads; fail if one does not end within WAIT_S."""
+    stopping.set()
+    for thread in threads:
+        thread.join(WAIT_S)
+        if thread.is_alive():
+            fail(f"service thread {thread.name} did not stop within {WAIT_S:.0f} s")
 
 
 class ShiftedClock(SchedulerClock):
@@ -106,9 +139,11 @@ def declare(directory: Path, count: int, expression: Callable[[int], str]) -> tu
 
 
 def start(services: list[Service], app: App, stopping: threading.Event) -> list[threading.Thread]:
-    """Run each service in a thread, as the runtime does."""
+    """Run each service in a thread, as the runtime does (a daemon: a failed run does not wait
+    for it at exit)."""
     threads = [
-        threading.Thread(target=s.run, args=(app.backend, stopping), name=s.name) for s in services
+        threading.Thread(target=s.run, args=(app.backend, stopping), name=s.name, daemon=True)
+        for s in services
     ]
     for thread in threads:
         thread.start()
@@ -122,7 +157,8 @@ def run_burst(directory: Path, count: int) -> dict[str, Any]:
     app, provision_seconds = declare(directory, count, lambda n: expression)
     services = app.schedules.services()
     scheduler = services[0]
-    assert isinstance(scheduler, Scheduler)
+    if not isinstance(scheduler, Scheduler):
+        fail(f"the first schedules service is {scheduler!r}, not the Scheduler")
     clock = ShiftedClock()
     scheduler.clock = clock
     watched = Watched(scheduler)
@@ -131,21 +167,30 @@ def run_burst(directory: Path, count: int) -> dict[str, Any]:
     polls = 0
     with WriteCounter() as writes:
         threads = start(services, app, stopping)
-        assert watched.loaded.wait(600)
+        wait_loaded(watched, threads)
         due_real = time.time() + LEAD
         clock.shift = due.timestamp() - due_real
         time.sleep(max(0.0, due_real - time.time()))
         writes_before_due = writes.count
+        deadline = time.monotonic() + WAIT_S
         while watched.all_fired_at is None:  # no delivery is last before the last fire
+            check_alive(threads)
+            if time.monotonic() > deadline:
+                fail(f"the {count} schedules were not all fired within {WAIT_S:.0f} s")
             time.sleep(POLL / 5)
-        while ticks.stats().visible < count:  # a stats call holds the writer for ms
+        while (visible := ticks.stats().visible) < count:  # a stats call holds the writer for ms
             polls += 1
+            check_alive(threads)
+            if time.monotonic() > deadline:
+                fail(f"{visible} of {count} messages visible after {WAIT_S:.0f} s")
             time.sleep(POLL)
         delivered_at = time.time()
         writes_in_burst = writes.count - writes_before_due - polls - 1  # minus the stats calls
-        stopping.set()
-        for thread in threads:
-            thread.join()
+        stop(threads, stopping)
+    if visible != count:
+        fail(f"{visible} messages visible for {count} schedules")
+    if writes_in_burst <= 0:
+        fail(f"{writes_in_burst} write transactions counted: WriteCounter misses the writes")
     spec = app.schedules.declared["s-0"]
     retry_body = scheduled_delivery(spec, "0" * 32, due.timestamp(), due_real).to_json()
     sizes = {
@@ -231,18 +276,19 @@ def run_idle(directory: Path, count: int, seconds: float) -> dict[str, float]:
     """The leader's CPU seconds per real minute with `count` schedules due far ahead."""
     app, _ = declare(directory, count, lambda n: FAR_AHEAD)
     scheduler = app.schedules.services()[0]  # on real time
-    assert isinstance(scheduler, Scheduler)
+    if not isinstance(scheduler, Scheduler):
+        fail(f"the first schedules service is {scheduler!r}, not the Scheduler")
     watched = Watched(scheduler)
     stopping = threading.Event()
     cpu_started = time.process_time()
-    [thread] = start([scheduler], app, stopping)
-    assert watched.loaded.wait(600)
+    threads = start([scheduler], app, stopping)
+    wait_loaded(watched, threads)
     start_cpu = time.process_time() - cpu_started
     cpu_started, started = time.process_time(), time.perf_counter()
     time.sleep(seconds)
     cpu, elapsed = time.process_time() - cpu_started, time.perf_counter() - started
-    stopping.set()
-    thread.join()
+    check_alive(threads)  # a dead leader would spend no CPU: its figure would mean nothing
+    stop(threads, stopping)
     app.close()
     return {"cpu_per_min": cpu / elapsed * 60, "start_cpu": start_cpu}
 
@@ -252,6 +298,8 @@ def main() -> None:
     parser.add_argument("--schedules", type=int, default=10_000)
     parser.add_argument("--idle-seconds", type=float, default=20.0)
     args = parser.parse_args()
+    if args.schedules < 1 or args.idle_seconds <= 0:
+        parser.error("--schedules must be at least 1 and --idle-seconds above 0")
     with tempfile.TemporaryDirectory() as tmp:
         burst = run_burst(Path(tmp) / "burst", args.schedules)
         ceiling = run_ceiling(Path(tmp) / "ceiling.db", args.schedules, burst["sizes"])

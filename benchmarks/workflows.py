@@ -11,6 +11,10 @@ Part 2: a Map over 10,000 items whose processor is a Task calling the no-op func
 MaxConcurrency 100: its wall time from start to SUCCEEDED.
 
     python benchmarks/workflows.py --executions 100 --items 10000
+
+An execution that ends other than SUCCEEDED (or, for the Map, without an output per item), or
+does not end in time, or a part that counts no write transaction fails the run (exit 1, the
+reason on stderr, no JSON line).
 """
 
 from __future__ import annotations
@@ -20,17 +24,21 @@ import json
 import sqlite3
 import sys
 import tempfile
+import threading
 import time
 from pathlib import Path
-from typing import Any
+from typing import Any, NoReturn
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from fanstack import App
 from fanstack.backends.sqlite import database
+from fanstack.workflows.store import ExecutionRecord
+from fanstack.workflows.workflow import Execution
 
 STATES = 20
-APP = '''
+CHECK_EVERY = 5.0  # seconds between looks at the runtime's threads while waiting
+APP = """
 from fanstack import App
 app = App("bench")
 
@@ -38,7 +46,41 @@ app = App("bench")
 @app.function(concurrency=8)
 def noop(event, context):
     return event
-'''
+"""
+
+
+def fail(text: str) -> NoReturn:
+    raise SystemExit(f"workflows: FAILED: {text}")
+
+
+THREAD_FAILURES: list[str] = []
+"""What ended a thread of this process (a runtime poller, say): no execution can end then."""
+
+
+def note_thread_failure(args: threading.ExceptHookArgs) -> None:
+    """Keep what ended a thread, then print its traceback as threads do."""
+    name = args.thread.name if args.thread is not None else "?"
+    THREAD_FAILURES.append(f"thread {name} died: {args.exc_type.__name__}: {args.exc_value}")
+    threading.__excepthook__(args)
+
+
+def succeeded(execution: Execution, timeout: float, interval: float) -> ExecutionRecord:
+    """The record of `execution` once it SUCCEEDED; fail if it ended otherwise, not within
+    `timeout`, or a thread of the runtime died meanwhile."""
+    deadline = time.monotonic() + timeout
+    while True:
+        if THREAD_FAILURES:
+            fail(f"execution {execution.key!r} cannot end: {'; '.join(THREAD_FAILURES)}")
+        left = deadline - time.monotonic()
+        try:
+            record = execution.wait(timeout=max(0.0, min(left, CHECK_EVERY)), interval=interval)
+            break
+        except TimeoutError as error:
+            if left <= CHECK_EVERY:
+                fail(f"{error} after {timeout:g} s")
+    if record.status != "SUCCEEDED":
+        fail(f"execution {execution.key!r} ended {record.status}: {record}")
+    return record
 
 
 def chain() -> dict[str, Any]:
@@ -92,13 +134,14 @@ class WriteCounter:
         counter = self
         original, original_statement = self.original, self.original_statement
 
-        def counted(db: database.Database) -> Any:
+        # Whatever the arguments: a counter that breaks a store call would stop the run.
+        def counted(db: database.Database, *args: Any, **kwargs: Any) -> Any:
             counter.count += 1
-            return original(db)
+            return original(db, *args, **kwargs)
 
-        def counted_statement(db: database.Database, sql: str, parameters: Any) -> Any:
+        def counted_statement(db: database.Database, *args: Any, **kwargs: Any) -> Any:
             counter.count += 1
-            return original_statement(db, sql, parameters)
+            return original_statement(db, *args, **kwargs)
 
         database.Database.write = counted  # type: ignore[method-assign,assignment]
         database.Database.write_statement = counted_statement  # type: ignore[method-assign]
@@ -123,13 +166,12 @@ def run_transitions(app: App, executions: int) -> tuple[float, int, int]:
     workflow = app.workflow("chain", chain())
     app.runtime.start()
     warm = workflow.start({"n": 0}, name="warm-up")  # start the worker processes first
-    warm.wait(timeout=120)
+    succeeded(warm, timeout=120, interval=0.05)
     with WriteCounter() as writes:
         started = time.perf_counter()
         runs = [workflow.start({"n": n}, name=f"run-{n}") for n in range(executions)]
         for run in runs:
-            record = run.wait(timeout=600, interval=0.05)
-            assert record.status == "SUCCEEDED", record
+            succeeded(run, timeout=600, interval=0.05)
         elapsed = time.perf_counter() - started
     transitions = executions * STATES
     return transitions / elapsed, transitions, writes.count
@@ -139,8 +181,9 @@ def run_map(app: App, items: int) -> float:
     """Seconds from start to SUCCEEDED of a Map over `items` items."""
     workflow = app.workflow("map", big_map())
     started = time.perf_counter()
-    record = workflow.start({"items": list(range(items))}).wait(timeout=3600, interval=0.2)
-    assert record.status == "SUCCEEDED" and len(record.output) == items, record.status
+    record = succeeded(workflow.start({"items": list(range(items))}), timeout=3600, interval=0.2)
+    if len(record.output) != items:
+        fail(f"the Map over {items} items output {len(record.output)}")
     return time.perf_counter() - started
 
 
@@ -166,11 +209,16 @@ def main() -> None:
     parser.add_argument("--executions", type=int, default=100)
     parser.add_argument("--items", type=int, default=10_000)
     args = parser.parse_args()
+    if args.executions < 1 or args.items < 1:
+        parser.error("--executions and --items must be at least 1")
+    threading.excepthook = note_thread_failure
     with tempfile.TemporaryDirectory() as tmp:
         directory = Path(tmp)
         app = load_app(directory)
         app.configure(data_dir=directory / "data")
         rate, transitions, writes = run_transitions(app, args.executions)
+        if writes == 0:
+            fail("no write transaction counted: WriteCounter no longer sees the store's writes")
         map_seconds = run_map(app, args.items)
         app.runtime.stop(grace=10)
         app.close()
