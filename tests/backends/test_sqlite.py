@@ -335,3 +335,24 @@ def test_only_writes_that_can_make_a_message_visible_wake_long_polls(tmp_path: P
     dlq.delete(letter.receipt_handle)
     assert generation() == before  # a delete from a standard queue makes nothing visible
     app.close()
+
+
+def test_deduplication_ids_past_their_interval_are_deleted_in_the_background(
+    tmp_path: Path,
+) -> None:
+    app = App("dedup", data_dir=tmp_path)
+    jobs = app.queue("jobs.fifo", fifo=True)
+    jobs.send("a", group_id="g", deduplication_id="d1")
+    now = time.time()
+    app.backend.clock = lambda: now + 400  # past the 5-minute interval
+    app.close()  # a process that starts now: its expiry thread's first pass sweeps them
+
+    def recorded() -> int:
+        with sqlite3.connect(tmp_path / "fanstack.db") as db:
+            return int(db.execute("SELECT COUNT(*) FROM dedup").fetchone()[0])
+
+    again = App("dedup", data_dir=tmp_path)
+    again.backend.clock = lambda: now + 400
+    again.queue("jobs.fifo", fifo=True).send("b", group_id="g", deduplication_id="d2")
+    _eventually(lambda: recorded() == 1)  # only the new one is left
+    again.close()

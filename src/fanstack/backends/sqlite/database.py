@@ -21,8 +21,9 @@ T = TypeVar("T")
 class Database:
     """One SQLite file as this process uses it: a connection per thread and write transactions.
 
-    Each commit made here that changed a row bumps a generation that long polling waits on
-    (`wait_for_commit`); commits of other processes show in `PRAGMA data_version` instead.
+    Each commit made here that may have made a message visible bumps a generation that long
+    polling waits on (`wait_for_commit`); commits of other processes show in
+    `PRAGMA data_version` instead.
 
     Writers of every process queue on an advisory lock on `<file>-writer` (`flock`) before
     `BEGIN IMMEDIATE`: the kernel wakes the next waiter the moment the lock is let go, where
@@ -81,7 +82,7 @@ class Database:
                     db.execute("ROLLBACK")
                 raise
             changed = db.total_changes != before
-        if changed and wakes:  # a lease that found nothing wakes nobody: pollers must not spin
+        if changed and wakes:
             self.wake()
 
     def wake(self) -> None:
@@ -127,8 +128,8 @@ class Database:
     def grouped(self, work: Callable[[sqlite3.Connection], T]) -> T:
         """Run `work` in a write transaction shared with the other threads' at that moment.
 
-        Writes asked for at once by several threads (a server's concurrent requests, a
-        dispatcher's consumers) go in one transaction: the first caller runs everything waiting,
+        Writes asked for at once by several threads (a server's concurrent sends and
+        publishes) go in one transaction: the first caller runs everything waiting,
         each in a savepoint of its own (one that fails is rolled back alone and raises in its
         caller), and every caller returns once that transaction has committed: durable, as
         alone. `work` must use the connection it is given (the runner's, not its caller's).

@@ -43,19 +43,17 @@ _INSERT_PAYLOAD = (
 
 
 class Messages:
-    """Writes publications; sweeps expired deduplication ids now and then while doing so."""
+    """Writes publications (expired deduplication ids go with the `Expirer`'s passes)."""
 
     def __init__(self, database: Database, catalog: Catalog) -> None:
         self._database = database
         self._catalog = catalog
-        self._last_dedup_sweep = 0.0
 
     def commit(self, publications: Sequence[Publication], now: float) -> list[str]:
         """Store each message once and one row per delivery, all in one transaction (shared
         with other threads' writes of the moment: `Database.grouped`)."""
 
         def write(db: sqlite3.Connection) -> list[str]:
-            self._sweep_dedup(db, now)
             return self._write(db, self._catalog.current(db).queues, publications, now)
 
         return self._database.grouped(write)
@@ -119,10 +117,6 @@ class Messages:
         add_depths(db, Counter(str(row[0]) for row in rows))
         return message_ids
 
-    def _sweep_dedup(self, db: sqlite3.Connection, now: float) -> None:
-        if now - self._last_dedup_sweep >= DEDUPLICATION_INTERVAL / 10:
-            self._last_dedup_sweep = now
-            db.execute("DELETE FROM dedup WHERE expires_at <= ?", (now,))
 
 
 def _remember(
@@ -170,7 +164,8 @@ class Expirer:
     """Deletes messages past their retention on a daemon thread, in short writes of their own,
     so that no send or receive does that work: a pass over every queue each EXPIRY_INTERVAL,
     and pass after pass while one finds a full batch (a wave of expiry is deleted as fast as
-    it came). A queue with nothing expired costs one read on its expiry index.
+    it came). A queue with nothing expired costs one read on its expiry index. Deduplication
+    ids past their interval go too, every tenth of that interval.
     """
 
     def __init__(self, database: Database, catalog: Catalog, clock: Callable[[], float]):
@@ -180,6 +175,7 @@ class Expirer:
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
         self._lock = threading.Lock()
+        self._last_dedup_sweep = 0.0
 
     def start(self) -> None:
         """Start the thread if it is not running (once per process: a forked child starts its
@@ -205,6 +201,10 @@ class Expirer:
         behind = False
         now = self._clock()
         db = self._database.connection()
+        if now - self._last_dedup_sweep >= DEDUPLICATION_INTERVAL / 10:
+            self._last_dedup_sweep = now
+            with self._database.write(wakes=False) as writing:
+                writing.execute("DELETE FROM dedup WHERE expires_at <= ?", (now,))
         for name in self._catalog.current().queues:
             due = db.execute(
                 "SELECT 1 FROM messages INDEXED BY messages_by_expiry "

@@ -229,11 +229,10 @@ class Queues:
         """Delete by receipt handle; stale handles fail, and on a FIFO queue expired ones."""
         parsed = [parse_receipt_handle(handle) for handle in receipt_handles]
         valid = [entry for entry in parsed if not isinstance(entry, FanstackError)]
-        declared = self._catalog.current().queues.get(queue)
+        spec = self._catalog.current().queues.get(queue)
+        expiring = spec is not None and spec.fifo
         # A delete makes nothing visible, except the next message of a FIFO group.
-        with self._database.write(wakes=declared is not None and declared.fifo) as db:
-            spec = self._catalog.current(db).queues.get(queue)
-            expiring = spec is not None and spec.fifo
+        with self._database.write(wakes=expiring) as db:
             deleted: dict[int, int] = {}
             if valid:
                 marks = ",".join("?" * len(valid))
