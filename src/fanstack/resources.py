@@ -6,13 +6,19 @@ An `App` creates them (`app.topic(...)`, `app.queue(...)`) with a way to reach i
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
+from dataclasses import replace
 from typing import Any, Protocol, TypeVar
 
 from fanstack.backends.base import Backend
 from fanstack.core.batch import BatchResult, check_batch_size, entry_ids
-from fanstack.core.errors import FanstackError, InvalidParameterValue
+from fanstack.core.errors import (
+    FanstackError,
+    InvalidParameterValue,
+    SubscriptionDoesNotExist,
+)
 from fanstack.core.filter_policy import FilterPolicy
+from fanstack.core.functions import ConsumerSpec
 from fanstack.core.message import (
     QUEUE_BATCH_MAX_BYTES,
     TOPIC_BATCH_MAX_BYTES,
@@ -24,6 +30,7 @@ from fanstack.core.message import (
     to_attributes,
 )
 from fanstack.core.records import EntryResult, PublishRequest, QueueStats, new_message_id
+from fanstack.core.references import QueueReferences, check_queue_deletable, queue_references
 from fanstack.core.specs import (
     MAX_WAIT_SECONDS,
     SCOPE_ALIASES,
@@ -34,6 +41,7 @@ from fanstack.core.specs import (
 )
 
 BackendProvider = Callable[[], Backend]
+MAX_PEEK = 1000  # messages one peek shows at most
 Attributes = Mapping[str, AttributeInput] | None
 
 
@@ -275,6 +283,47 @@ class Queue:
         """Move every message this queue dead-lettered back from its DLQ; returns the count."""
         return self._backend().redrive_dead_letters(self.name)
 
+    def peek(self, limit: int = 10) -> list[ReceivedMessage]:
+        """Up to `limit` (1-1000) messages the queue holds, oldest first, without receiving
+        them: no receive count, visibility or receipt handle changes."""
+        check_range("limit", limit, 1, MAX_PEEK)
+        return self._backend().peek(self.name, limit)
+
+    def delete_queue(self, *, force: bool = False) -> QueueReferences:
+        """Delete the queue and its messages (SQS DeleteQueue); see `delete_queue`."""
+        return delete_queue(self._backend(), self.name, force=force)
+
     def stats(self) -> QueueStats:
         """Visible, in flight, delayed, oldest age, DLQ depth, expired and dead-lettered counts."""
         return self._backend().stats(self.name)
+
+
+def delete_queue(
+    backend: Backend, name: str, *, force: bool = False, consumers: Iterable[ConsumerSpec] = ()
+) -> QueueReferences:
+    """Delete a queue, its messages and its subscriptions; returns what pointed at it.
+
+    Refused with `QueueInUse` while a subscription, another queue's redrive policy or one of
+    `consumers` points at it. Forced, the redrive policies naming it are removed too (their
+    messages are then retried without a limit), so no queue names a missing dead-letter queue.
+    """
+    backend.get_queue(name)  # QueueDoesNotExist first, whatever points at the name
+    queues = backend.list_queues()
+    references = queue_references(
+        name, queues=queues, subscriptions=backend.list_subscriptions(), consumers=consumers
+    )
+    check_queue_deletable(references, force=force)
+    for source in queues:
+        if source.name in references.redrive_sources:
+            backend.set_queue_attributes(replace(source, dead_letter=None, max_receive_count=None))
+    backend.delete_queue(name)
+    return references
+
+
+def delete_subscription(backend: Backend, topic: str, queue: str) -> None:
+    """Delete the subscription of `queue` to `topic` (SNS Unsubscribe); the queue keeps what
+    it holds. `TopicDoesNotExist` or `SubscriptionDoesNotExist` if there is none."""
+    backend.get_topic(topic)
+    if not any(s.queue == queue for s in backend.list_subscriptions(topic)):
+        raise SubscriptionDoesNotExist(topic, queue)
+    backend.delete_subscription(topic, queue)

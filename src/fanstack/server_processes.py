@@ -16,6 +16,7 @@ pipe then does not count as a second one, which would stop it at once.
 
 from __future__ import annotations
 
+import errno
 import logging
 import os
 import socket
@@ -73,6 +74,11 @@ def bind(host: str, port: int) -> socket.socket:
         sock.bind((host, port))
     except OSError as exc:
         sock.close()
+        if exc.errno == errno.EADDRINUSE:
+            raise PortBusy(
+                f"cannot listen on {host}:{port}: the port is busy (another server listens "
+                "there): stop it, choose another with --port, or --port 0 for a free one"
+            ) from exc
         raise PortBusy(f"cannot listen on {host}:{port}: {exc.strerror}") from exc
     sock.listen(BACKLOG)
     sock.set_inheritable(True)

@@ -165,6 +165,15 @@ class Backend(ABC):
         """Delete every message of the queue; `PurgeQueueInProgress` within 60 s of the last."""
 
     @abstractmethod
+    def peek(self, queue: str, limit: int) -> list[ReceivedMessage]:
+        """Up to `limit` messages the queue holds, oldest first, without receiving them.
+
+        Read-only: no receive count, visibility or receipt changes, so a peeked message stays
+        exactly as it was (the receipt handles are empty: a peek cannot delete). Messages in
+        flight and delayed are included; expired ones are not. `QueueDoesNotExist` if absent.
+        """
+
+    @abstractmethod
     def move_dead_letters(self, source: QueueSpec, limit: int) -> int:
         """Move up to `limit` visible messages from the source's DLQ back to it, oldest first."""
 

@@ -1,4 +1,4 @@
-"""`fanstack dlq list | redrive`: see what failed, and send it back."""
+"""`fanstack dlq list | peek | redrive`: see what failed, look at it, and send it back."""
 
 from __future__ import annotations
 
@@ -8,7 +8,9 @@ import click
 from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
-from fanstack.cli.base import emit_json, main, open_store, plain_table, print_table
+from fanstack.cli.base import emit_json, main, nothing_to_show, open_store, plain_table, print_table
+from fanstack.cli.messages import message_record
+from fanstack.resources import MAX_PEEK
 
 
 @main.group()
@@ -35,6 +37,9 @@ def dlq_list(ctx: click.Context, as_json: bool) -> None:
     if as_json:
         emit_json(rows)
         return
+    if not rows:
+        nothing_to_show("queues with a dead-letter queue", backend)
+        return
     table = plain_table("queue", "dead letter", "max receives", "DLQ depth")
     for row in rows:
         table.add_row(
@@ -44,6 +49,35 @@ def dlq_list(ctx: click.Context, as_json: bool) -> None:
             str(row["depth"]),
         )
     print_table(table)
+
+
+@dlq.command("peek")
+@click.argument("queue")
+@click.option(
+    "--max",
+    "max_messages",
+    type=click.IntRange(1, MAX_PEEK),
+    default=10,
+    show_default=True,
+    help="Messages shown at most, oldest first.",
+)
+@click.pass_context
+def dlq_peek(ctx: click.Context, queue: str, max_messages: int) -> None:
+    """Print the messages QUEUE dead-lettered (one JSON line each), leaving them as they are.
+
+    QUEUE is the source queue, or the dead-letter queue itself. Nothing changes: no receive
+    count, no visibility, so a redrive or a consumer of the DLQ finds them as before.
+    """
+    with open_store(ctx) as backend:
+        spec = backend.get_queue(queue)
+        target = spec.dead_letter or queue
+        messages = backend.peek(target, max_messages)
+    for message in messages:
+        record = message_record(message)
+        record.pop("receipt_handle", None)
+        emit_json(record)
+    if not messages:
+        click.echo(f"no messages in {target}", err=True)
 
 
 @dlq.command("redrive")

@@ -9,10 +9,19 @@ from typing import Any
 
 import click
 
-from fanstack.cli.base import emit_json, main, open_store, plain_table, print_table
+from fanstack.cli.base import (
+    emit_json,
+    main,
+    nothing_to_show,
+    open_store,
+    plain_table,
+    print_table,
+)
 from fanstack.core.errors import FanstackError, InvalidAttributeValue
 from fanstack.core.message import MessageAttribute, OutgoingMessage, ReceivedMessage, to_attributes
 from fanstack.core.records import PublishRequest, QueueStats, new_message_id
+
+INTERNAL_PREFIX = "fanstack-"  # the queues fanstack declares for itself are named so
 
 
 @main.command()
@@ -44,6 +53,9 @@ def topics(ctx: click.Context, as_json: bool) -> None:
     if as_json:
         emit_json(rows)
         return
+    if not rows:
+        nothing_to_show("topics", backend)
+        return
     table = plain_table("topic", "fifo", "subscription", "delivery", "filter policy")
     for row in rows:
         entries: list[dict[str, Any] | None] = row["subscriptions"] or [None]
@@ -68,11 +80,19 @@ def _policy_text(subscription: dict[str, Any]) -> str:
 
 @main.command()
 @click.option("--json", "as_json", is_flag=True, help="One JSON document for scripts.")
+@click.option(
+    "--all",
+    "show_all",
+    is_flag=True,
+    help="Show fanstack's internal queues too (async invocations, bus, schedules, ...).",
+)
 @click.pass_context
-def queues(ctx: click.Context, as_json: bool) -> None:
+def queues(ctx: click.Context, as_json: bool, show_all: bool) -> None:
     """List queues with their depths, in-flight counts, oldest age and DLQ depth."""
     with open_store(ctx) as backend:
-        stats = [(spec, backend.stats(spec.name)) for spec in backend.list_queues()]
+        every = backend.list_queues()
+        shown = [spec for spec in every if show_all or not is_internal(spec.name)]
+        stats = [(spec, backend.stats(spec.name)) for spec in shown]
     if as_json:
         emit_json(
             [
@@ -81,9 +101,11 @@ def queues(ctx: click.Context, as_json: bool) -> None:
             ]
         )
         return
-    table = plain_table(
-        "queue", "visible", "in flight", "delayed", "oldest", "dead letter", "DLQ depth"
-    )
+    if not stats:
+        hidden = len(every) - len(shown)
+        nothing_to_show("queues", backend, f" ({hidden} internal: --all shows them)" * bool(hidden))
+        return
+    table = plain_table("queue", "visible", "in flight", "delayed", "oldest", "dead letter (depth)")
     for spec, s in stats:
         table.add_row(
             spec.name,
@@ -91,10 +113,14 @@ def queues(ctx: click.Context, as_json: bool) -> None:
             str(s.in_flight),
             str(s.delayed),
             _age(s),
-            spec.dead_letter or "-",
-            "-" if s.dead_letter_depth is None else str(s.dead_letter_depth),
+            "-" if spec.dead_letter is None else f"{spec.dead_letter} ({s.dead_letter_depth})",
         )
     print_table(table)
+
+
+def is_internal(queue: str) -> bool:
+    """Whether fanstack made the queue for itself (async invocations, bus, schedules, ...)."""
+    return queue.startswith(INTERNAL_PREFIX)
 
 
 def _age(stats: QueueStats) -> str:
@@ -221,14 +247,15 @@ def receive(
             visibility_timeout=visibility_timeout,
         )
         for message in messages:
-            emit_json(_message_record(message))
+            emit_json(message_record(message))
         if delete and messages:
             for outcome in backend.delete_messages(queue, [m.receipt_handle for m in messages]):
                 if isinstance(outcome, FanstackError):
                     raise outcome
 
 
-def _message_record(message: ReceivedMessage) -> dict[str, Any]:
+def message_record(message: ReceivedMessage) -> dict[str, Any]:
+    """A received (or peeked) message as the JSON line `receive` prints."""
     record: dict[str, Any] = {
         "id": message.id,
         "body": message.body,

@@ -198,6 +198,33 @@ class TopicDoesNotExist(FanstackError):
         self.name = name
 
 
+class QueueInUse(FanstackError):
+    """A queue to delete is still referenced: a subscription, a redrive policy or a consumer
+    points at it. Names each reference; `force` deletes it anyway."""
+
+    code = "ResourceInUseException"
+    sender_fault = True
+
+
+class SubscriptionDoesNotExist(FanstackError):
+    """A topic has no subscription for this queue."""
+
+    code = "NotFound"
+    sender_fault = True
+
+    def __init__(self, topic: str, queue: str) -> None:
+        super().__init__(f"topic {topic!r} has no subscription for queue {queue!r}")
+        self.topic = topic
+        self.queue = queue
+
+
+class AppImportFailed(FanstackError):
+    """An app module could not be imported: names its file, line and the error raised there."""
+
+    code = "InvalidApp"
+    sender_fault = True
+
+
 class QueueNameExists(FanstackError):
     """A queue of this name exists with different attributes."""
 

@@ -1,7 +1,14 @@
-"""Structured logs: JSON lines carrying the invocation's context, for fanstack and handlers.
+"""Structured logs: lines carrying the invocation's context, for fanstack and handlers.
 
 `log_context` binds fields (function, invocation id, message ids, ...) to the current context;
 every record logged inside it, by fanstack or by a handler's own `logging` calls, carries them.
+
+`configure_logging` sends every record to stderr as JSON lines or as text (text by default on a
+terminal, JSON otherwise), and, given a log file, to that file as JSON lines too, rotated by
+size, for `fanstack logs`. The choice travels to worker processes in environment variables
+(read here only), so their lines go where the serving process's go. On a terminal, a text line
+first erases the live status line (`StatusLine`), which is drawn again after it: the two never
+share a line.
 """
 
 from __future__ import annotations
@@ -9,16 +16,31 @@ from __future__ import annotations
 import contextvars
 import json
 import logging
+import logging.handlers
+import os
+import re
 import sys
-from collections.abc import Iterator
+import threading
+from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
 from datetime import UTC, datetime
+from pathlib import Path
 from typing import Any, TextIO
 
 _fields: contextvars.ContextVar[dict[str, Any] | None] = contextvars.ContextVar(
     "fanstack_log_fields", default=None
 )
 _RESERVED = set(logging.LogRecord("", 0, "", 0, "", None, None).__dict__) | {"message"}
+_ANSI = re.compile(r"\x1b\[[0-?]*[ -/]*[@-~]")
+ERASE_LINE = "\r\x1b[2K"  # back to the line's start and clear it (the live status line)
+
+LOG_FORMATS = ("text", "json")
+LOG_LEVELS = ("debug", "info", "warning", "error")
+LOG_FILE_MAX_BYTES = 10 * 1024 * 1024
+LOG_FILE_BACKUPS = 3  # fanstack.log.1 .. .3 kept beside the current file
+FORMAT_ENV = "FANSTACK_LOG_FORMAT"
+LEVEL_ENV = "FANSTACK_LOG_LEVEL"
+FILE_ENV = "FANSTACK_LOG_FILE"
 
 logger = logging.getLogger("fanstack")
 
@@ -42,30 +64,201 @@ class JsonFormatter(logging.Formatter):
     """One JSON object per line: timestamp, level, logger, message, context and extras."""
 
     def format(self, record: logging.LogRecord) -> str:
-        line: dict[str, Any] = {
-            "timestamp": datetime.fromtimestamp(record.created, UTC).isoformat(
-                timespec="milliseconds"
-            ),
-            "level": record.levelname,
-            "logger": record.name,
-            "message": record.getMessage(),
-        }
-        line.update(current_fields())
-        for key, value in record.__dict__.items():
-            if key not in _RESERVED and not key.startswith("_"):
-                line[key] = value
-        if record.exc_info:
-            line["exception"] = self.formatException(record.exc_info)
-        return json.dumps(line, default=str)
+        return json.dumps(_strip_ansi(record_fields(record, self)), default=str)
 
 
-def configure_logging(stream: TextIO | None = None, level: int = logging.INFO) -> None:
-    """Send every logger's records to `stream` (stderr) as JSON lines."""
-    handler = logging.StreamHandler(stream or sys.stderr)
-    handler.setFormatter(JsonFormatter())
+class TextFormatter(logging.Formatter):
+    """One readable line: time, level, message, then the context fields as `key=value`."""
+
+    def __init__(self, *, color: bool = False) -> None:
+        super().__init__()
+        self.color = color
+
+    def format(self, record: logging.LogRecord) -> str:
+        return render_text(record_fields(record, self), color=self.color)
+
+
+def record_fields(record: logging.LogRecord, formatter: logging.Formatter) -> dict[str, Any]:
+    """What a log line says: timestamp, level, logger, message, context fields and extras."""
+    line: dict[str, Any] = {
+        "timestamp": datetime.fromtimestamp(record.created, UTC).isoformat(timespec="milliseconds"),
+        "level": record.levelname,
+        "logger": record.name,
+        "message": record.getMessage(),
+    }
+    line.update(current_fields())
+    for key, value in record.__dict__.items():
+        if key not in _RESERVED and not key.startswith("_"):
+            line[key] = value
+    if record.exc_info:
+        line["exception"] = formatter.formatException(record.exc_info)
+    return line
+
+
+_LEVEL_COLORS = {"DEBUG": "2", "INFO": "36", "WARNING": "33", "ERROR": "31", "CRITICAL": "1;31"}
+_HEAD = ("timestamp", "level", "logger", "message", "exception")
+
+
+def render_text(line: Mapping[str, Any], *, color: bool = False) -> str:
+    """A JSON log line as text: `12:00:01.250 INFO  message  function=f queue=q`."""
+    stamp = str(line.get("timestamp", ""))
+    clock = stamp[11:23] if len(stamp) >= 23 else stamp
+    level = str(line.get("level", ""))
+    shown = f"{level:<7}"
+    if color:
+        shown = f"\x1b[{_LEVEL_COLORS.get(level, '0')}m{shown}\x1b[0m"
+    fields = " ".join(
+        f"{key}={_field_text(value)}" for key, value in line.items() if key not in _HEAD
+    )
+    text = f"{clock} {shown} {line.get('message', '')}" + (f"  {fields}" if fields else "")
+    if line.get("exception"):
+        text += "\n" + str(line["exception"])
+    return text
+
+
+def _field_text(value: Any) -> str:
+    if isinstance(value, str) and value and " " not in value:
+        return value
+    return json.dumps(value, default=str, separators=(",", ":"))
+
+
+def _strip_ansi(value: Any) -> Any:
+    """The line without terminal escapes: a JSON log is read by programs, never a terminal."""
+    if isinstance(value, str):
+        return _ANSI.sub("", value)
+    if isinstance(value, dict):
+        return {key: _strip_ansi(item) for key, item in value.items()}
+    if isinstance(value, list | tuple):
+        return [_strip_ansi(item) for item in value]
+    return value
+
+
+class StatusLine:
+    """The live status line at the bottom of a terminal, redrawn after every log line."""
+
+    def __init__(self, stream: TextIO | None = None) -> None:
+        self._stream = stream
+        self._text = ""
+        self.lock = threading.RLock()
+
+    @property
+    def stream(self) -> TextIO:
+        return self._stream or sys.stderr
+
+    def show(self, text: str) -> None:
+        """Replace the status line with `text` (no newline: the next line overwrites it)."""
+        with self.lock:
+            self._text = text
+            self.stream.write(ERASE_LINE + text)
+            self.stream.flush()
+
+    def clear(self) -> None:
+        """Erase the status line for good (at shutdown)."""
+        with self.lock:
+            if self._text:
+                self._text = ""
+                self.stream.write(ERASE_LINE)
+                self.stream.flush()
+
+    def redraw(self) -> None:
+        """Draw the status line again below what was just written."""
+        if self._text:
+            self.stream.write(ERASE_LINE + self._text)
+            self.stream.flush()
+
+
+status_line = StatusLine()
+
+
+class ConsoleHandler(logging.StreamHandler):  # type: ignore[type-arg]
+    """Writes text lines to a terminal below nothing: each erases the status line first (any
+    process's: worker processes share the terminal), and this process's is drawn again after."""
+
+    def emit(self, record: logging.LogRecord) -> None:
+        with status_line.lock:
+            self.stream.write(ERASE_LINE)
+            super().emit(record)
+            status_line.redraw()
+
+
+def live_status() -> bool:
+    """Whether the live status line is drawn: stderr is a terminal and logs are text there."""
+    return sys.stderr.isatty() and _chosen_format(None) == "text"
+
+
+def configure_logging(
+    stream: TextIO | None = None,
+    level: int | str | None = None,
+    *,
+    log_format: str | None = None,
+    log_file: str | os.PathLike[str] | None = None,
+) -> None:
+    """Send every logger's records to `stream` (stderr) and, if given, to `log_file`.
+
+    Without arguments (a worker process) the serving process's choices hold, read from the
+    environment. `log_format` is text or json (default: text on a terminal, else JSON);
+    `level` a name (`info`) or a number. The process given `log_file` rotates it by size;
+    processes it starts append to it and follow its rotations.
+    """
+    target = stream or sys.stderr
+    chosen = _chosen_format(log_format, target)
+    chosen_level = _chosen_level(level)
+    inherited_file = os.environ.get(FILE_ENV)
+    os.environ[FORMAT_ENV] = chosen
+    os.environ[LEVEL_ENV] = logging.getLevelName(chosen_level).lower()
     root = logging.getLogger()
     for existing in list(root.handlers):
-        if isinstance(existing.formatter, JsonFormatter):
+        if isinstance(existing.formatter, JsonFormatter | TextFormatter):
             root.removeHandler(existing)
-    root.addHandler(handler)
-    root.setLevel(level)
+            existing.close()
+    root.addHandler(_console_handler(target, chosen))
+    path = log_file or inherited_file
+    if path:
+        root.addHandler(_file_handler(Path(path), rotate=str(path) != inherited_file))
+        os.environ[FILE_ENV] = str(path)
+    root.setLevel(chosen_level)
+
+
+def _chosen_format(log_format: str | None, stream: TextIO | None = None) -> str:
+    chosen = log_format or os.environ.get(FORMAT_ENV)
+    if chosen is None:
+        chosen = "text" if (stream or sys.stderr).isatty() else "json"
+    if chosen not in LOG_FORMATS:
+        raise ValueError(f"log format {chosen!r}: use text or json")
+    return chosen
+
+
+def _chosen_level(level: int | str | None) -> int:
+    if isinstance(level, int):
+        return level
+    name = (level or os.environ.get(LEVEL_ENV) or "info").upper()
+    number = logging.getLevelName(name)
+    if not isinstance(number, int):
+        raise ValueError(f"log level {level!r}: use one of {', '.join(LOG_LEVELS)}")
+    return number
+
+
+def _console_handler(stream: TextIO, log_format: str) -> logging.Handler:
+    handler: logging.Handler
+    if log_format == "json":
+        handler = logging.StreamHandler(stream)
+        handler.setFormatter(JsonFormatter())
+        return handler
+    terminal = stream.isatty()
+    handler = ConsoleHandler(stream) if terminal else logging.StreamHandler(stream)
+    handler.setFormatter(TextFormatter(color=terminal))
+    return handler
+
+
+def _file_handler(path: Path, *, rotate: bool) -> logging.Handler:
+    """JSON lines appended to `path`: rotated by size here, or followed through rotations."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    handler: logging.Handler
+    if rotate:
+        handler = logging.handlers.RotatingFileHandler(
+            path, maxBytes=LOG_FILE_MAX_BYTES, backupCount=LOG_FILE_BACKUPS, encoding="utf-8"
+        )
+    else:
+        handler = logging.handlers.WatchedFileHandler(path, encoding="utf-8")
+    handler.setFormatter(JsonFormatter())
+    return handler

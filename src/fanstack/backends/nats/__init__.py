@@ -52,6 +52,7 @@ process that dies holding messages loses nothing, they are delivered again when 
   order in every process), stored back on the source's subject, then removed from the DLQ.
 - Purge: the queue's own subjects are purged and its consumers start again after the
   partitions' last message (topic messages it had not received are skipped).
+- Peek: the queue's subjects read message by message (`peeking.py`), no consumer involved.
 - Stats: the consumers' pending and ack-pending counts, one read per consumer: no scan, no
   write. Counters of expired and dead-lettered messages live in a key-value bucket.
 
@@ -132,6 +133,7 @@ from fanstack.backends.nats.layout import Names
 from fanstack.backends.nats.migration import refuse_previous_layout
 from fanstack.backends.nats.notes import DEDUP_AGE, NOTES_AGE, Bucket
 from fanstack.backends.nats.options import NatsOptions
+from fanstack.backends.nats.peeking import Peeking
 from fanstack.backends.nats.publish import Publisher
 from fanstack.backends.nats.queues import Messages
 from fanstack.backends.nats.receiving import Receiving
@@ -203,6 +205,7 @@ class NatsBackend(Backend):
         self._receiving = Receiving(self._messages)
         self._settling = Settling(self._messages)
         self._upkeep = Upkeep(self._messages)
+        self._peeking = Peeking(self._messages)
         self._publisher = Publisher(self._messages, self.catalog, self._dedup, self.names)
         self._nc = nc
 
@@ -369,6 +372,11 @@ class NatsBackend(Backend):
         """Delete every message of the queue, at most once per 60 seconds."""
         spec = self.get_queue(queue)
         self._run(self._upkeep.purge(spec, self.clock()), timeout=60)
+
+    def peek(self, queue: str, limit: int) -> list[ReceivedMessage]:
+        """The queue's stored messages read by subject: no consumer state changes."""
+        spec = self.get_queue(queue)
+        return self._run(self._peeking.peek(spec, limit, self.clock()), timeout=60)
 
     def move_dead_letters(self, source: QueueSpec, limit: int) -> int:
         """Move up to `limit` of `source`'s dead letters back to it, oldest first."""

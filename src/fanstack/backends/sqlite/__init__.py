@@ -193,6 +193,10 @@ class SQLiteBackend(Backend):
         """Delete every message of the queue, at most once per 60 seconds."""
         self._queues.purge(queue, self.clock())
 
+    def peek(self, queue: str, limit: int) -> list[ReceivedMessage]:
+        """The queue's first `limit` live messages in stored order, read without a write."""
+        return self._queues.peek(queue, limit, self.clock())
+
     def move_dead_letters(self, source: QueueSpec, limit: int) -> int:
         """Move up to `limit` visible messages dead-lettered from `source` back to it."""
         return self._queues.move_dead_letters(source, limit, self.clock())

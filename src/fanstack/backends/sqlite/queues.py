@@ -15,6 +15,7 @@ import secrets
 import sqlite3
 import time
 from collections.abc import Iterator, Sequence
+from dataclasses import replace
 from typing import Any
 
 from fanstack.backends.sqlite.catalog import Catalog
@@ -334,6 +335,24 @@ class Queues:
             ).rowcount
             add_depths(db, {source.dead_letter: -moved, source.name: moved})
             return moved
+
+    def peek(self, queue: str, limit: int, now: float) -> list[ReceivedMessage]:
+        """Up to `limit` live messages of the queue in stored order (a dead letter's order is
+        its arrival in the DLQ), read in one snapshot: nothing is written, so no receive
+        count, visibility or receipt changes. The receipt handles are empty."""
+        self.get_queue(queue)
+        db = self._database.connection()
+        db.execute("BEGIN")  # the rows and their payloads from one snapshot
+        try:
+            rows = db.execute(
+                f"SELECT {COLUMNS} FROM messages WHERE queue = ? AND expires_at > ? "
+                "ORDER BY seq LIMIT ?",
+                (queue, now, limit),
+            ).fetchall()
+            messages = received_messages(db, queue, rows, "") if rows else []
+        finally:
+            db.execute("COMMIT")
+        return [replace(message, receipt_handle="") for message in messages]
 
     def stats(self, queue: str, now: float) -> QueueStats:
         """Depths of the queue, read without a write and without a scan of the backlog.
