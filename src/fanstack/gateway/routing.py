@@ -8,12 +8,17 @@ wrapped, outermost first, in its body limit (413, `body_limit`) and its authoriz
 the request and runs its integration (`integrations`). A message is acknowledged with a 2xx
 only once the backend has stored it; a storage failure is a 503. Every error is JSON:
 `{"message", "request_id"[, "errors"]}`.
+
+Beside the API: `/openapi.json`, the `/docs` page (`docs`), the probes `/_fanstack/health` and
+`/_fanstack/ready` (`probes`), and the admin endpoints behind the admin guard (`admin`): the
+gateway's own `/_fanstack/queues` and whatever routes the server mounts as admin (the dashboard,
+metrics), matched after the API's routes.
 """
 
 from __future__ import annotations
 
 import ipaddress
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 
 from starlette.applications import Starlette
 from starlette.concurrency import run_in_threadpool
@@ -21,11 +26,12 @@ from starlette.exceptions import HTTPException
 from starlette.middleware import Middleware
 from starlette.middleware.cors import CORSMiddleware
 from starlette.requests import Request
-from starlette.responses import HTMLResponse, JSONResponse, Response
-from starlette.routing import Route
+from starlette.responses import JSONResponse, Response
+from starlette.routing import BaseRoute, Route
 from starlette.types import ASGIApp
 
 from fanstack.backends.base import Backend
+from fanstack.gateway.admin import AdminGuard
 from fanstack.gateway.api import Api
 from fanstack.gateway.auth import (
     API_KEY,
@@ -36,17 +42,18 @@ from fanstack.gateway.auth import (
     Authorizer,
     JwtAuthorizer,
     OpenAccess,
-    bearer_matches,
     caller_of,
 )
 from fanstack.gateway.body_limit import body_of, read_body_first
 from fanstack.gateway.body_timeout import BodyTimeoutMiddleware
+from fanstack.gateway.docs import docs_routes
 from fanstack.gateway.examples import add_examples
 from fanstack.gateway.expressions import RequestContext
 from fanstack.gateway.integrations import integrate
 from fanstack.gateway.limits import ServerLimits
 from fanstack.gateway.media import UnsupportedMediaType
 from fanstack.gateway.operations import Operation
+from fanstack.gateway.probes import Probes, ReadinessCheck, storage_check
 from fanstack.gateway.request_id import RequestIdMiddleware
 from fanstack.gateway.responses import Endpoint, error_response
 from fanstack.gateway.throttling import QUOTA_TABLE, DailyQuota, RateLimiter
@@ -66,7 +73,12 @@ def is_loopback(host: str) -> bool:
 
 
 class Gateway:
-    """Builds the Starlette app serving an API: its routes, docs and admin endpoints."""
+    """Builds the Starlette app serving an API: its routes, docs, probes and admin endpoints.
+
+    `admin_routes` (Routes or Mounts with full paths, e.g. the dashboard at `/_fanstack/` or
+    metrics at `/metrics`) are served behind the admin guard; `readiness` adds checks to
+    `/_fanstack/ready` after the store's own.
+    """
 
     def __init__(
         self,
@@ -77,6 +89,8 @@ class Gateway:
         admin_token: str | None = None,
         limits: ServerLimits | None = None,
         rate_limiter: RateLimiter | None = None,
+        admin_routes: Sequence[BaseRoute] = (),
+        readiness: Sequence[ReadinessCheck] = (),
     ):
         self.api = api
         self._backend = backend
@@ -85,6 +99,9 @@ class Gateway:
         self.loopback = is_loopback(host)
         self.admin_token = admin_token or self.api.admin_token
         self.limits = limits or ServerLimits()
+        self.admin = AdminGuard(loopback=self.loopback, token=self.admin_token)
+        self._admin_routes = list(admin_routes)
+        self.probes = Probes([storage_check(backend), *readiness])
 
     @property
     def auth_enforced(self) -> bool:
@@ -94,12 +111,16 @@ class Gateway:
     def asgi(self) -> ASGIApp:
         """The ASGI application."""
         authorizers = self.authorizers()
-        routes = [self._route(op, authorizers[op.auth]) for op in self.api.operations]
+        routes: list[BaseRoute] = [
+            self._route(op, authorizers[op.auth]) for op in self.api.operations
+        ]
         routes += [
             Route("/openapi.json", self._openapi, methods=["GET"]),
-            Route("/docs", self._docs, methods=["GET"]),
-            Route(f"{ADMIN_PREFIX}/health", self._admin(self._health), methods=["GET"]),
-            Route(f"{ADMIN_PREFIX}/queues", self._admin(self._queues), methods=["GET"]),
+            *docs_routes(self.api.title),
+            Route(f"{ADMIN_PREFIX}/health", self.probes.health, methods=["GET"]),
+            Route(f"{ADMIN_PREFIX}/ready", self.probes.ready, methods=["GET"]),
+            Route(f"{ADMIN_PREFIX}/queues", self.admin.protect(self._queues), methods=["GET"]),
+            *[self.admin.protect_route(route) for route in self._admin_routes],
         ]
         middleware = [Middleware(BodyTimeoutMiddleware, body_timeout=self.limits.body_timeout)]
         if self.api.cors_origins:
@@ -181,23 +202,6 @@ class Gateway:
     async def _openapi(self, request: Request) -> Response:
         return JSONResponse(add_examples(self.api.document(auth_enforced=self.auth_enforced)))
 
-    async def _docs(self, request: Request) -> Response:
-        return HTMLResponse(_DOCS_PAGE.replace("{title}", self.api.title))
-
-    def _admin(self, handler: Endpoint) -> Endpoint:
-        async def guarded(request: Request) -> Response:
-            if not self.loopback:
-                given = request.headers.get("authorization")
-                if not bearer_matches(given, self.admin_token):
-                    return error_response(
-                        403,
-                        "Forbidden: admin endpoints need the admin token off loopback",
-                        request.state.request_id,
-                    )
-            return await handler(request)
-
-        return guarded
-
     async def _http_error(self, request: Request, exc: Exception) -> Response:
         """Starlette's own errors (404, 405, ...) in the gateway's JSON shape."""
         assert isinstance(exc, HTTPException)
@@ -212,13 +216,6 @@ class Gateway:
         """A 500 in the gateway's JSON shape; RequestIdMiddleware logs the error."""
         return error_response(500, "Internal Server Error", request.state.request_id)
 
-    async def _health(self, request: Request) -> Response:
-        try:
-            await run_in_threadpool(lambda: self._backend().list_topics())
-        except Exception as exc:
-            return JSONResponse({"status": "unavailable", "error": str(exc)}, status_code=503)
-        return JSONResponse({"status": "ok", "app": self.api.title})
-
     async def _queues(self, request: Request) -> Response:
         def collect() -> list[dict[str, object]]:
             backend = self._backend()
@@ -226,12 +223,3 @@ class Gateway:
 
         return JSONResponse({"queues": await run_in_threadpool(collect)})
 
-
-_DOCS_PAGE = """<!doctype html>
-<html><head><meta charset="utf-8"><title>{title} API docs</title>
-<link rel="stylesheet" href="https://cdn.jsdelivr.net/npm/swagger-ui-dist@5/swagger-ui.css">
-</head><body><div id="docs"></div>
-<script src="https://cdn.jsdelivr.net/npm/swagger-ui-dist@5/swagger-ui-bundle.js"></script>
-<script>SwaggerUIBundle({url: "/openapi.json", dom_id: "#docs"});</script>
-</body></html>
-"""

@@ -136,6 +136,11 @@ class Dispatcher:
 
     # -- running -------------------------------------------------------------------------
 
+    @property
+    def threads(self) -> list[threading.Thread]:
+        """The threads `start` started (pollers, services, heartbeat); none before it ran."""
+        return list(self._threads)
+
     def start(self) -> None:
         """Start a polling thread per consumer, per async-invoked function and per service."""
         backend = self.backend  # provisions every declared resource

@@ -33,6 +33,7 @@ import threading
 import time
 import uuid
 from dataclasses import dataclass, replace
+from typing import Any
 
 from fanstack.backends.base import Backend
 from fanstack.bus.delivery import Delivery, queue_deliveries
@@ -133,6 +134,18 @@ class Lease:
                 self.backend.table_put(SCHEDULER_TABLE, LEADER_KEY, released,
                                        if_version=item.version)  # fmt: skip
         self.held = False
+
+
+def current_leader(
+    backend: Backend, *, now: float | None = None, seconds: float = LEASE_SECONDS
+) -> dict[str, Any] | None:
+    """The lease of the scheduler leading now (`owner`, `host`, `pid`, `alive_at`), or None
+    when no process holds it (never taken, released, or not renewed for `seconds`)."""
+    item = backend.table_get(SCHEDULER_TABLE, LEADER_KEY)
+    now = time.time() if now is None else now
+    if item is None or item.value.get("released") or item.value["alive_at"] + seconds <= now:
+        return None
+    return dict(item.value)
 
 
 @dataclass
