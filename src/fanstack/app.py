@@ -46,7 +46,11 @@ from fanstack.core.specs import (
     TopicSpec,
     check_dead_letter,
 )
-from fanstack.resources import Queue, Topic
+from fanstack.observability.metered_backend import MeteredBackend
+from fanstack.observability.metrics import enabled as metrics_enabled
+from fanstack.observability.metrics import metrics
+from fanstack.observability.traced_backend import TracedBackend
+from fanstack.resources import Queue, Topic, delete_queue
 from fanstack.runtime.dispatcher import Dispatcher, WorkerStore
 from fanstack.runtime.functions import Function, Handler
 from fanstack.runtime.services import Capability
@@ -138,6 +142,9 @@ class App:
                             choice, data_dir=self.data_dir, durability=self.durability
                         )
                     )
+                    if metrics_enabled():
+                        backend = MeteredBackend(backend, metrics())
+                    backend = TracedBackend(backend)
                     self._provision(backend)
                     self._backend = backend
         return self._backend
@@ -246,6 +253,15 @@ class App:
             self.topics.pop(name, None)
             self._subscriptions = [s for s in self._subscriptions if s.topic != name]
         self.backend.delete_topic(name)
+
+    def delete_queue(self, name: str, *, force: bool = False) -> None:
+        """Forget a queue and delete it with its messages and subscriptions; `QueueInUse`
+        while a subscription, a redrive policy or a consumer of this app points at it, unless
+        `force` (which removes the redrive policies naming it too)."""
+        with self._lock:
+            delete_queue(self.backend, name, force=force, consumers=self.consumers)
+            self.queues.pop(name, None)
+            self._subscriptions = [s for s in self._subscriptions if s.queue != name]
 
     def close(self) -> None:
         """Stop idle worker processes and close the backend's connections (state stays)."""

@@ -10,7 +10,6 @@ from __future__ import annotations
 import contextlib
 import logging
 import socket
-import sys
 import threading
 import time
 from collections.abc import Callable, Iterator
@@ -22,8 +21,15 @@ from rich.table import Table
 
 from fanstack.gateway.limits import ServerLimits
 from fanstack.gateway.protocol import uvicorn_options
-from fanstack.gateway.routing import Gateway
+from fanstack.gateway.routing import Gateway, is_loopback
+from fanstack.observability import tracing
+from fanstack.observability.asgi import RequestMetrics, RequestTracing
+from fanstack.observability.endpoint import metrics_route
+from fanstack.observability.metrics import QueueCollector, metrics, share_while_serving
+from fanstack.observability.metrics import enabled as metrics_enabled
+from fanstack.runtime.logs import live_status, status_line
 from fanstack.runtime.shutdown import ShutdownSignals
+from fanstack.schedules.metrics import ScheduleCollector
 from fanstack.server_processes import (
     ServerProcesses,
     bind,
@@ -58,6 +64,7 @@ def serve(
     With `workers` > 1 (from the command line only: children rerun its command), that many
     server processes share the port (`server_processes.py`) and this one serves no requests.
     """
+    observe(app)
     app.backend  # noqa: B018 - create every declared resource before serving
     inherited = inherited_socket()
     if inherited is not None:  # one of the parent's server processes
@@ -67,9 +74,15 @@ def serve(
         return
     server: _Server | None = None
     children: ServerProcesses | None = None
-    if gateway and workers > 1:
-        children = ServerProcesses(bind(host, port), workers, child_command())
-    elif gateway:
+    listening: socket.socket | None = None
+    if gateway:
+        # Bound before anything is printed or started: a busy port is one line, and port 0
+        # becomes the free port the banner shows.
+        listening = bind(host, port)
+        port = listening.getsockname()[1]
+    if listening is not None and workers > 1:
+        children = ServerProcesses(listening, workers, child_command())
+    elif listening is not None:
         server = _Server(
             _config(app, host=host, port=port, admin_token=admin_token, limits=limits, grace=grace)
         )
@@ -88,7 +101,7 @@ def serve(
     status.start()
     try:
         if server is not None:
-            server.run()
+            server.run(sockets=[listening] if listening is not None else None)
         elif children is not None:
             while not (signals.requested.wait(0.5) or children.failed.is_set()):
                 pass
@@ -97,6 +110,7 @@ def serve(
             signals.wait()
     finally:
         stop.set()
+        status_line.clear()
         if consumers:
             app.runtime.stop(grace=0 if signals.forced.is_set() else grace)
         app.close()
@@ -114,11 +128,28 @@ def _config(
     limits: ServerLimits | None,
     grace: float,
 ) -> uvicorn.Config:
+    from fanstack.dashboard import dashboard_routes
+    from fanstack.readiness import readiness_checks
+
     limits = limits or ServerLimits()
+    gateway = Gateway(
+        app.api,
+        app.backend_provider,
+        host=host,
+        admin_token=admin_token,
+        limits=limits,
+        # Served behind the admin guard.
+        admin_routes=[
+            *dashboard_routes(app),
+            *([metrics_route(metrics())] if metrics_enabled() else []),
+        ],
+        readiness=readiness_checks(app),
+    )
+    asgi = gateway.asgi()
+    if metrics_enabled():
+        asgi = RequestMetrics(asgi, metrics())
     return uvicorn.Config(
-        Gateway(
-            app.api, app.backend_provider, host=host, admin_token=admin_token, limits=limits
-        ).asgi(),
+        RequestTracing(asgi),
         host=host,
         port=port,
         log_config=None,
@@ -127,6 +158,17 @@ def _config(
         **uvicorn_options(limits),  # httptools with header timeout, connection limit
         timeout_graceful_shutdown=int(grace),
     )
+
+
+def observe(app: App) -> None:
+    """Make this serving process observable, before it counts anything: share its counts with
+    the processes it starts, report the store's figures (queues, schedules) in `/metrics`,
+    export traces if the OTEL_* variables ask for it."""
+    share_while_serving()
+    tracing.configure()
+    if metrics_enabled():
+        metrics().add_collector(QueueCollector(app.backend_provider))
+        metrics().add_collector(ScheduleCollector(app.backend_provider))
 
 
 def _serve_socket(
@@ -195,10 +237,13 @@ def _banner(
         f"[bold]fanstack[/bold] {app.name}  state: {app.backend_url or app.data_dir_path}"
     )
     if gateway and app.api.operations:
+        # The auth each route really has here: all open when the API is open on loopback.
+        open_here = app.api.open_on_loopback and is_loopback(host)
         routes = Table("method", "path", "integration", "auth", title="routes")
         for op in app.api.operations:
             integration = f"{op.integration.kind} -> {op.integration.target}"
-            routes.add_row(op.method.upper(), op.path, integration, op.auth)
+            auth = "open (loopback)" if open_here and op.auth != "open" else op.auth
+            routes.add_row(op.method.upper(), op.path, integration, auth)
         console.print(routes)
     resources = Table("kind", "name", "detail", title="resources")
     for topic in app.topics.values():
@@ -228,8 +273,9 @@ def _banner(
 
 
 def _status_line(app: App, stop: threading.Event, consumers: bool) -> None:
-    """Every few seconds: invocations/s and queue depths (overwritten in place on a terminal)."""
-    interactive = sys.stderr.isatty()
+    """Every few seconds: invocations/s and queue depths (kept below the log lines on a
+    terminal showing text logs; a log record otherwise)."""
+    interactive = live_status()
     last_count, last_time = 0, time.monotonic()
     while not stop.wait(STATUS_INTERVAL if interactive else 15 * STATUS_INTERVAL):
         try:
@@ -248,7 +294,6 @@ def _status_line(app: App, stop: threading.Event, consumers: bool) -> None:
             continue
         depth_text = " ".join(f"{name}={depth}" for name, depth in depths.items())
         if interactive:
-            sys.stderr.write(f"\r\x1b[2K{rate:7.1f} invocations/s  depths: {depth_text}")
-            sys.stderr.flush()
+            status_line.show(f"{rate:7.1f} invocations/s  depths: {depth_text}")
         else:
             log.info("status", extra={"invocations_per_s": round(rate, 1), "depths": depths})

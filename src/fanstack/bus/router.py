@@ -15,6 +15,7 @@ import json
 import logging
 import random
 import threading
+from collections.abc import Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import Any
@@ -41,6 +42,7 @@ from fanstack.core.events import REPLAY_NAME, ingress_queue, iso_seconds
 from fanstack.core.message import ReceivedMessage
 from fanstack.core.rule_index import RuleIndex
 from fanstack.core.rules import API, RuleSpec
+from fanstack.observability.metrics import counting
 
 log = logging.getLogger("fanstack.bus")
 
@@ -119,6 +121,7 @@ class Router:
                 (local if is_queue_like(delivery.target) else later).append(delivery)
             if REPLAY_NAME not in event:
                 self._archive(catalog, view, message, event)
+        _count_routed(self.bus, len(batch), [*local, *later])
         failures = commit_queue_deliveries(backend, local, now)
         for delivery in later:
             if delivery.target.kind == API:
@@ -172,6 +175,23 @@ class Router:
                 catalog.archive_event(archive, key, event)
 
 
+def _count_routed(bus: str, events: int, deliveries: Sequence[Delivery]) -> None:
+    instruments = counting()
+    if instruments is None:
+        return
+    instruments.events_routed.labels(bus).inc(events)
+    for delivery in deliveries:
+        instruments.event_deliveries.labels(*rule_labels(delivery.rule_arn)).inc()
+
+
+def rule_labels(rule_arn: str) -> tuple[str, str]:
+    """Bus and rule named by a rule's ARN (`...:rule/<bus>/<rule>`, `...:rule/<rule>` on the
+    default bus)."""
+    path = rule_arn.rpartition(":rule/")[2]
+    bus, _, rule = path.rpartition("/")
+    return bus or "default", rule
+
+
 def settle_failure(
     backend: Backend,
     queue: str,
@@ -183,6 +203,9 @@ def settle_failure(
     """After a failed attempt: retry later (through retry queue `queue`), or dead-letter when
     that cannot help or is over."""
     attempted = dataclasses.replace(delivery, attempts=delivery.attempts + 1)
+    instruments = counting()
+    if instruments is not None:
+        instruments.event_delivery_failures.labels(*rule_labels(delivery.rule_arn)).inc()
     if not failure.retryable:
         dead_letter(backend, attempted, failure, None)
         return

@@ -8,8 +8,7 @@ from typing import Any
 import click
 
 from fanstack.app import App
-from fanstack.cli.base import F, State, log, main
-from fanstack.core.errors import FanstackError
+from fanstack.cli.base import F, State, log, log_file_of, main, state_of
 from fanstack.gateway.limits import (
     DEFAULT_BODY_TIMEOUT,
     DEFAULT_HEADER_TIMEOUT,
@@ -29,7 +28,13 @@ def _serve_options(function: F) -> F:
             show_default=True,
             help="Interface to listen on (admin endpoints need a token off loopback).",
         ),
-        click.option("--port", type=int, default=8000, show_default=True),
+        click.option(
+            "--port",
+            type=click.IntRange(min=0, max=65535),
+            default=8000,
+            show_default=True,
+            help="Port to listen on; 0 takes a free one (the banner shows which).",
+        ),
         click.option(
             "--grace",
             type=float,
@@ -77,27 +82,35 @@ def _serve_options(function: F) -> F:
     return function
 
 
-def _load(ctx: click.Context, app_reference: str) -> App:
-    state: State = ctx.find_object(State)  # type: ignore[assignment]
-    try:
-        app = load_app(app_reference)
-        app.configure(data_dir=state.given_data_dir, backend=state.backend_url)
+def load(ctx: click.Context, app_reference: str, *, open_store: bool = True) -> App:
+    """Load APP with the global options' store; errors (the app's own too) are one line."""
+    state = state_of(ctx)
+    app = load_app(app_reference)
+    app.configure(data_dir=state.given_data_dir, backend=state.backend_url)
+    if open_store:
         app.backend  # noqa: B018 - surface storage errors here, as one line
-    except FanstackError as exc:
-        click.echo(f"error: {type(exc).__name__}: {exc}", err=True)
-        ctx.exit(1)
     return app
 
 
-def _serve(ctx: click.Context, app: App, **options: Any) -> None:
-    """Serve the app; a port that cannot be bound is one line, not a traceback."""
+def start_logging(state: State, app: App | None = None) -> None:
+    """Log as the options say; with an app, keep the lines in its log file as well."""
+    configure_logging(level=state.log_level, log_format=state.log_format)
+    if app is None:
+        return
+    remote = app.backend_url is not None and not app.backend_url.startswith("sqlite")
+    data_dir = app.data_dir_path if state.given_data_dir or not remote else None
+    path = log_file_of(state, data_dir)
+    if path is None:
+        log.info("log lines go to stderr only; --log-file PATH keeps them for `fanstack logs`")
+        return
+    configure_logging(level=state.log_level, log_format=state.log_format, log_file=path)
+    log.debug("log lines kept", extra={"log_file": str(path)})
+
+
+def _serve(app: App, **options: Any) -> None:
     from fanstack.serve import serve
 
-    try:
-        serve(app, **options)
-    except FanstackError as exc:
-        click.echo(f"error: {type(exc).__name__}: {exc}", err=True)
-        ctx.exit(1)
+    serve(app, **options)
 
 
 @main.command()
@@ -122,13 +135,14 @@ def run(
     if reload:
         _run_reloading()
         return
-    configure_logging()
-    app = _load(ctx, app_reference)
+    state = state_of(ctx)
+    start_logging(state)
+    app = load(ctx, app_reference)
+    start_logging(state, app)
     limits = ServerLimits(
         header_timeout=header_timeout, body_timeout=body_timeout, max_connections=max_connections
     )
     _serve(
-        ctx,
         app,
         host=host,
         port=port,
@@ -180,13 +194,14 @@ def gateway(
     workers: int,
 ) -> None:
     """Serve only APP's HTTP API (consumers run in `fanstack worker` processes)."""
-    configure_logging()
-    app = _load(ctx, app_reference)
+    state = state_of(ctx)
+    start_logging(state)
+    app = load(ctx, app_reference)
+    start_logging(state, app)
     limits = ServerLimits(
         header_timeout=header_timeout, body_timeout=body_timeout, max_connections=max_connections
     )
     _serve(
-        ctx,
         app,
         host=host,
         port=port,
@@ -207,24 +222,47 @@ def gateway(
     show_default=True,
     help="Seconds running invocations get to finish on shutdown.",
 )
+@click.option(
+    "--metrics-port",
+    type=int,
+    default=None,
+    help="Serve Prometheus metrics at http://HOST:PORT/metrics (HOST: --metrics-host).",
+)
+@click.option(
+    "--metrics-host",
+    default="127.0.0.1",
+    show_default=True,
+    help="Interface of --metrics-port.",
+)
 @click.pass_context
-def worker(ctx: click.Context, app_reference: str, grace: float) -> None:
+def worker(
+    ctx: click.Context,
+    app_reference: str,
+    grace: float,
+    metrics_port: int | None,
+    metrics_host: str,
+) -> None:
     """Run APP's consumers and functions (APP is app.py or module[:attr]) until stopped.
 
     SIGTERM or Ctrl-C stops receiving, lets running invocations finish within --grace, and
     hands unstarted messages back to their queues.
     """
-    state: State = ctx.find_object(State)  # type: ignore[assignment]
-    configure_logging()
-    try:
-        app = load_app(app_reference)
-        app.configure(data_dir=state.given_data_dir, backend=state.backend_url)
-        signals = ShutdownSignals(on_force=lambda: app.runtime.force())
-        signals.install()
-        app.runtime.start()
-    except FanstackError as exc:
-        click.echo(f"error: {type(exc).__name__}: {exc}", err=True)
-        ctx.exit(1)
+    state = state_of(ctx)
+    start_logging(state)
+    app = load(ctx, app_reference, open_store=False)
+    start_logging(state, app)
+    from fanstack.observability.endpoint import serve_metrics
+    from fanstack.observability.metrics import enabled as metrics_enabled
+    from fanstack.observability.metrics import metrics
+    from fanstack.serve import observe
+
+    observe(app)
+    if metrics_port is not None and metrics_enabled():
+        scraped = serve_metrics(metrics_host, metrics_port, metrics())
+        log.info("metrics", extra={"url": f"http://{metrics_host}:{scraped.server_port}/metrics"})
+    signals = ShutdownSignals(on_force=lambda: app.runtime.force())
+    signals.install()
+    app.runtime.start()
     log.info(
         "worker started",
         extra={

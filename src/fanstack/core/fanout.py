@@ -28,6 +28,7 @@ from fanstack.core.message import (
     check_message,
     check_ordering_id,
     message_size,
+    user_attributes,
 )
 from fanstack.core.specs import QueueSpec, SubscriptionSpec, TopicSpec
 
@@ -117,6 +118,7 @@ def envelope_prefix(
     document["SignatureVersion"] = "1"
     document["Signature"] = ""
     document["SigningCertURL"] = ""
+    attributes = user_attributes(attributes)
     if attributes:
         document["MessageAttributes"] = {
             name: {

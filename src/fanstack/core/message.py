@@ -30,6 +30,10 @@ from fanstack.core.errors import (
 from fanstack.core.specs import queue_arn
 
 MAX_ATTRIBUTES = 10
+# Where a message carries its trace context (W3C traceparent) and the id of the request that
+# caused it. Users cannot name an attribute "AWS.*", so it never clashes with theirs; it is not
+# counted against their 10 attributes nor their size limit, and never shown among them.
+TRACE_CONTEXT_ATTRIBUTE = "AWS.fanstack.TraceContext"
 MAX_ATTRIBUTE_NAME_LENGTH = 256
 MAX_DATA_TYPE_LENGTH = 256
 MAX_NUMBER_DIGITS = 38
@@ -151,6 +155,8 @@ class ReceivedMessage:
     crashed or was killed holding the message), as opposed to `failed_receives`."""
     source_queue: str | None = None
     """In a dead-letter queue: the queue the message was dead-lettered from."""
+    trace_context: str | None = None
+    """The trace context it was sent with (`TRACE_CONTEXT_ATTRIBUTE`), if any."""
 
     @property
     def dead_letter_queue_source_arn(self) -> str | None:
@@ -329,7 +335,8 @@ def message_size(body: str, attributes: Mapping[str, MessageAttribute]) -> int:
     """Bytes counted against size limits: body plus each attribute's name, type and value."""
     size = len(body.encode())
     for name, attribute in attributes.items():
-        size += len(name.encode()) + attribute.size()
+        if name != TRACE_CONTEXT_ATTRIBUTE:
+            size += len(name.encode()) + attribute.size()
     return size
 
 
@@ -385,10 +392,38 @@ def _encode(items: tuple[tuple[str, MessageAttribute], ...]) -> str:
 _NO_ATTRIBUTES: Mapping[str, MessageAttribute] = MappingProxyType({})
 
 
-@functools.lru_cache(maxsize=4096)
 def decode_attributes(text: str | None) -> Mapping[str, MessageAttribute]:
-    """Read attributes written by `encode_attributes` (read-only; equal texts share one result)."""
+    """The user's attributes written by `encode_attributes` (read-only; equal texts share one
+    result), without the trace context."""
     if not text:
         return _NO_ATTRIBUTES
+    return _decode(text)[0]
+
+
+def decode_trace_context(text: str | None) -> str | None:
+    """The trace context stored with attributes by `encode_attributes`, if any."""
+    if not text or TRACE_CONTEXT_ATTRIBUTE not in text:
+        return None
+    return _decode(text)[1]
+
+
+@functools.lru_cache(maxsize=4096)
+def _decode(text: str) -> tuple[Mapping[str, MessageAttribute], str | None]:
     decoded = {name: MessageAttribute.from_dict(raw) for name, raw in json.loads(text).items()}
-    return MappingProxyType(decoded)
+    carried = decoded.pop(TRACE_CONTEXT_ATTRIBUTE, None)
+    user = MappingProxyType(decoded) if decoded else _NO_ATTRIBUTES
+    return user, None if carried is None else carried.string_value
+
+
+def user_attributes(attributes: Mapping[str, MessageAttribute]) -> Mapping[str, MessageAttribute]:
+    """`attributes` without the trace context (what the user gave)."""
+    if TRACE_CONTEXT_ATTRIBUTE not in attributes:
+        return attributes
+    return {k: v for k, v in attributes.items() if k != TRACE_CONTEXT_ATTRIBUTE}
+
+
+def with_trace_context(
+    attributes: Mapping[str, MessageAttribute], context: str
+) -> dict[str, MessageAttribute]:
+    """`attributes` carrying `context` as well."""
+    return {**attributes, TRACE_CONTEXT_ATTRIBUTE: MessageAttribute("String", string_value=context)}

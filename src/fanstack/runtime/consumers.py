@@ -10,8 +10,10 @@ from __future__ import annotations
 import logging
 import threading
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from typing import Any
+
+from opentelemetry.trace import SpanKind
 
 from fanstack.core.errors import FanstackError
 from fanstack.core.functions import ConsumerSpec
@@ -20,6 +22,7 @@ from fanstack.core.outcome import Outcome
 from fanstack.core.queue_rules import MAX_RECEIVE_BATCH
 from fanstack.core.settlement import ConsumerPolicy, settle
 from fanstack.core.specs import QueueSpec
+from fanstack.observability import tracing
 from fanstack.runtime.deferrals import Deferrals
 from fanstack.runtime.functions import Function
 from fanstack.runtime.host import Host
@@ -90,7 +93,28 @@ class ConsumerLoop:
     def settle(
         self, batch: list[ReceivedMessage], received_at: float, permit: Permit
     ) -> None:
-        """Invoke the function on a batch and settle every message by the outcome."""
+        """Invoke the function on a batch and settle every message by the outcome (a span of
+        the trace of its first message that has one, linked to the others')."""
+        carriers = tracing.batch_carriers(batch)
+        with tracing.span(
+            f"process {self.queue.name}",
+            kind=SpanKind.CONSUMER,
+            parent=carriers[0] if carriers else None,
+            links=carriers[1:],
+            attributes={
+                "messaging.system": "fanstack",
+                "messaging.operation.type": "process",
+                "messaging.destination.name": self.queue.name,
+                "messaging.batch.message_count": len(batch),
+            },
+        ) as span:
+            outcome = self._process(batch, received_at, permit)
+            if not outcome.ok and outcome.signal is None:
+                tracing.fail(span, outcome.error_summary.partition("\n")[0])
+
+    def _process(
+        self, batch: list[ReceivedMessage], received_at: float, permit: Permit
+    ) -> Outcome:
         outcome = self._invoke(batch, received_at, permit.run)
         if outcome.signal is not None and len(batch) > 1 and not self.runtime.stopping.is_set():
             # One record asked to be retried later (say, its idempotency key is held by another
@@ -103,8 +127,9 @@ class ConsumerLoop:
             for message in batch:
                 alone = self._invoke([message], time.monotonic(), pool.invoke)
                 self._settle([message], alone)
-            return
+            return outcome
         self._settle(batch, outcome)
+        return outcome
 
     def _invoke(
         self,
@@ -155,12 +180,23 @@ class ConsumerLoop:
             _log_outcome(outcome, decision.label, len(batch), failed=decision.failed)
 
 
+def _request_ids(carriers: Sequence[Mapping[str, str]]) -> dict[str, Any]:
+    """The request id (or ids) that led to a batch's messages, for its log lines."""
+    ids = list(dict.fromkeys(c["request_id"] for c in carriers if "request_id" in c))
+    if not ids:
+        return {}
+    return {"request_id": ids[0]} if len(ids) == 1 else {"request_ids": ids}
+
+
 def _batch_fields(queue: str, batch: Sequence[ReceivedMessage]) -> dict[str, Any]:
-    """What every log line about a batch says: its queue, message ids and receive counts."""
+    """What every log line about a batch says: its queue, message ids and receive counts, and
+    the request that led to it, if any."""
     return {
         "queue": queue,
         "message_ids": [m.id for m in batch],
         "receive_counts": [m.receive_count for m in batch],
+        **_request_ids(tracing.batch_carriers(batch)),
+        **tracing.current_ids(),
     }
 
 

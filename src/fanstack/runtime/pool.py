@@ -18,6 +18,8 @@ from typing import Any
 
 from fanstack.core.errors import TooManyRequests
 from fanstack.core.outcome import Outcome
+from fanstack.observability import tracing
+from fanstack.observability.function_meter import FunctionMeter
 from fanstack.runtime.context import Claim
 from fanstack.runtime.process import Worker, WorkerCrashed, WorkerSpec
 from fanstack.runtime.protocol import ChannelTimeout
@@ -27,9 +29,17 @@ log = logging.getLogger("fanstack.pool")
 DEFAULT_IDLE_TIMEOUT = 60.0
 
 
+RECENT = 1000  # invocation durations kept for percentiles
+RECENT_FAILURES = 20
+
+
 @dataclass
 class PoolStats:
-    """Counters of one pool, for logs, the CLI and benchmarks."""
+    """Counters of one pool, for logs, the CLI, the dashboard and benchmarks.
+
+    `durations` holds the last invocations' durations (seconds), `recent_failures` the last
+    failures (time, invocation id, error type and message), newest last.
+    """
 
     invocations: int = 0
     errors: int = 0
@@ -37,7 +47,32 @@ class PoolStats:
     crashes: int = 0
     throttles: int = 0
     cold_starts: int = 0
-    cold_start_seconds: list[float] = field(default_factory=list)
+    cold_start_seconds: collections.deque[float] = field(
+        default_factory=lambda: collections.deque(maxlen=RECENT)
+    )
+    durations: collections.deque[float] = field(
+        default_factory=lambda: collections.deque(maxlen=RECENT)
+    )
+    recent_failures: collections.deque[dict[str, Any]] = field(
+        default_factory=lambda: collections.deque(maxlen=RECENT_FAILURES)
+    )
+
+    def record(self, outcome: Outcome) -> None:
+        """Count an ended invocation (a RetryLater signal is not a failure)."""
+        self.invocations += 1
+        self.durations.append(outcome.duration)
+        if outcome.ok or outcome.signal is not None:
+            return
+        self.errors += 1
+        error = outcome.error or {}
+        self.recent_failures.append(
+            {
+                "time": time.time(),
+                "invocation_id": outcome.invocation_id,
+                "error_type": str(error.get("errorType") or "Error"),
+                "error_message": str(error.get("errorMessage") or ""),
+            }
+        )
 
 
 ClaimReleaser = Callable[[Collection[Claim]], None]
@@ -64,6 +99,7 @@ class WorkerPool:
         self.concurrency = concurrency
         self.idle_timeout = idle_timeout
         self.stats = PoolStats()
+        self.meter = FunctionMeter(spec.function)
         self._release_claims = release_claims
         self._idle: list[Worker] = []
         self._running: set[Worker] = set()
@@ -118,6 +154,7 @@ class WorkerPool:
         worker = Worker(self.spec)
         self.stats.cold_starts += 1
         self.stats.cold_start_seconds.append(worker.cold_start_seconds)
+        self.meter.cold_start(worker.cold_start_seconds)
         log.info(
             "cold start",
             extra={
@@ -154,25 +191,47 @@ class WorkerPool:
         on_started: Callable[[], None] | None = None,
     ) -> Outcome:
         """Run one invocation in `worker` (or one started now in its reserved slot, then
-        `on_started`)."""
-        invocation_id = str(uuid.uuid4())
-        request = {
-            "invocation_id": invocation_id,
-            "event": event,
-            "timeout": self.spec.timeout,
-            "memory_mb": self.spec.memory_mb,
-            "log_fields": dict(log_fields or {}),
-        }
+        `on_started`), as a span of the current trace."""
+        function = self.spec.function
+        with tracing.span(
+            f"invoke {function}",
+            attributes={"faas.invoked_name": function, "faas.coldstart": worker is None},
+        ) as span:
+            request = {
+                "invocation_id": str(uuid.uuid4()),
+                "event": event,
+                "timeout": self.spec.timeout,
+                "memory_mb": self.spec.memory_mb,
+                "log_fields": dict(log_fields or {}),
+                "trace_context": tracing.context_of_current(),
+            }
+            outcome = self._run(worker, request, on_started)
+            if span is not None:
+                span.set_attribute("faas.invocation_id", outcome.invocation_id)
+            if not outcome.ok and outcome.signal is None:
+                tracing.fail(span, outcome.error_summary.partition("\n")[0])
+            return outcome
+
+    def _run(
+        self,
+        worker: Worker | None,
+        request: dict[str, Any],
+        on_started: Callable[[], None] | None,
+    ) -> Outcome:
+        invocation_id = request["invocation_id"]
         started = time.monotonic()
         cold = worker is None
         healthy = True
+        outcome: Outcome | None = None
+        self.meter.started()
         try:
             if worker is None:
                 try:
                     worker = self._start_reserved()
                 except WorkerCrashed as exc:
                     healthy = False
-                    return self._failed("Runtime.InitError", str(exc), started, invocation_id)
+                    outcome = self._failed("Runtime.InitError", str(exc), started, invocation_id)
+                    return outcome
                 finally:
                     if on_started is not None:
                         on_started()
@@ -185,12 +244,14 @@ class WorkerPool:
                 self.stats.timeouts += 1
                 self._abandon_claims(worker)
                 message = f"Task timed out after {self.spec.timeout:.2f} seconds"
-                return self._failed("Runtime.Timeout", message, started, invocation_id, cold)
+                outcome = self._failed("Runtime.Timeout", message, started, invocation_id, cold)
+                return outcome
             except WorkerCrashed as exc:
                 healthy = False
                 self.stats.crashes += 1
                 self._abandon_claims(worker)
-                return self._failed("Runtime.ExitError", str(exc), started, invocation_id, cold)
+                outcome = self._failed("Runtime.ExitError", str(exc), started, invocation_id, cold)
+                return outcome
             if response.get("exit"):
                 healthy = False
             outcome = Outcome(
@@ -203,11 +264,12 @@ class WorkerPool:
                 cold_start=cold,
                 invocation_id=invocation_id,
             )
-            if not outcome.ok and outcome.signal is None:
-                self.stats.errors += 1
             return outcome
         finally:
-            self.stats.invocations += 1
+            if outcome is None:  # the dispatcher's own failure (it is logged where caught)
+                outcome = self._failed("Runtime.Unknown", "no outcome", started, invocation_id)
+            self.stats.record(outcome)
+            self.meter.finished(outcome)
             self._release(worker, healthy)
 
     def _abandon_claims(self, worker: Worker) -> None:
@@ -224,7 +286,6 @@ class WorkerPool:
         invocation_id: str,
         cold: bool = True,
     ) -> Outcome:
-        self.stats.errors += 1
         error = {"errorType": error_type, "errorMessage": message, "stackTrace": []}
         return Outcome(
             ok=False,
@@ -250,6 +311,7 @@ class WorkerPool:
                     return None
                 if not block:
                     self.stats.throttles += 1
+                    self.meter.throttled()
                     raise TooManyRequests(
                         f"function {self.spec.function!r} is at its concurrency limit "
                         f"({self.concurrency})"

@@ -23,6 +23,7 @@ from types import ModuleType
 from typing import Any, BinaryIO
 
 from fanstack.core.errors import FanstackSignal, IdempotencyInProgress, RetryLater
+from fanstack.observability import tracing
 from fanstack.runtime.context import Context, Invocation, running
 from fanstack.runtime.logs import configure_logging, log_context
 from fanstack.runtime.protocol import ChannelClosed, read_frame, write_frame
@@ -103,7 +104,11 @@ def run_invocation(
     )
     fields = {"function": function, "invocation_id": request["invocation_id"]}
     fields.update(request.get("log_fields", {}))
-    with log_context(**fields), running(Invocation(context, notify)):
+    with (
+        log_context(**fields),
+        tracing.continued(request.get("trace_context")),
+        running(Invocation(context, notify)),
+    ):
         try:
             args = (request["event"], context) if arity == 2 else (request["event"],)
             result = handler(*args)
@@ -188,6 +193,7 @@ def main() -> None:
         limit = int(memory_mb) * 1024 * 1024
         resource.setrlimit(resource.RLIMIT_AS, (limit, limit))
     configure_logging()
+    tracing.configure()
     target = load_target(hello["target"])
     handler = getattr(target, "handler", target)
     use_store = getattr(target, "use_store", None)

@@ -26,6 +26,7 @@ from fanstack.core.errors import ConditionalCheckFailed, ExecutionDoesNotExist, 
 from fanstack.core.events import ACCOUNT, REGION
 from fanstack.core.message import OutgoingMessage
 from fanstack.core.tables import TableItem
+from fanstack.observability.metrics import counting
 from fanstack.workflows.steps import Step
 
 WORKFLOWS_TABLE = "fanstack-workflows"
@@ -121,6 +122,7 @@ class Store:
         """Store a new execution; None if one of that name exists (ConditionalCheckFailed)."""
         try:
             self.backend.table_put(EXECUTIONS_TABLE, record.key, record.to_dict(), if_absent=True)
+            _count_started(record)
         except ConditionalCheckFailed:
             return None
         return record
@@ -148,6 +150,7 @@ class Store:
             ended = record.ended(status, now, **fields)
             try:
                 self.backend.table_put(EXECUTIONS_TABLE, key, ended.to_dict(), if_version=version)
+                _count_ended(ended)
                 return True
             except ConditionalCheckFailed:
                 continue
@@ -248,3 +251,17 @@ def send_steps(backend: Backend, steps: list[Step], delay: float = 0) -> None:
     for outcome in backend.send(STEP_QUEUE, messages):
         if isinstance(outcome, FanstackError):
             raise outcome
+
+
+def _count_started(record: ExecutionRecord) -> None:
+    instruments = counting()
+    if instruments is not None:
+        instruments.executions_started.labels(record.workflow).inc()
+        if record.status != RUNNING:  # an express execution is written once, when it ends
+            _count_ended(record)
+
+
+def _count_ended(record: ExecutionRecord) -> None:
+    instruments = counting()
+    if instruments is not None:
+        instruments.executions_ended.labels(record.workflow, record.status).inc()

@@ -39,7 +39,7 @@ from fanstack.core.errors import (
     BackendUnavailable,
 )
 from fanstack.core.fanout import delivered_body, envelope_prefix
-from fanstack.core.message import ReceivedMessage, decode_attributes
+from fanstack.core.message import ReceivedMessage, decode_attributes, decode_trace_context
 from fanstack.core.queue_rules import log_expired
 from fanstack.core.specs import QueueSpec
 
@@ -342,6 +342,7 @@ class Messages:
             id=stored.message_id,
             body=own.body,
             message_attributes=decode_attributes(own.attributes),
+            trace_context=decode_trace_context(stored.attributes),
             receipt_handle=receipt.handle(),
             receive_count=count,
             sent_timestamp=stored.sent_at,

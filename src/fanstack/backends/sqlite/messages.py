@@ -18,7 +18,12 @@ from fanstack.backends.sqlite.catalog import Catalog
 from fanstack.backends.sqlite.database import Database
 from fanstack.core.errors import QueueDoesNotExist
 from fanstack.core.fanout import Publication, delivered_body
-from fanstack.core.message import ReceivedMessage, decode_attributes, encode_attributes
+from fanstack.core.message import (
+    ReceivedMessage,
+    decode_attributes,
+    decode_trace_context,
+    encode_attributes,
+)
 from fanstack.core.queue_rules import log_expired
 from fanstack.core.specs import DEDUPLICATION_INTERVAL, QueueSpec
 
@@ -273,6 +278,7 @@ def received_messages(
                 id=message_id,
                 body=delivered_body(body, envelope, url),
                 message_attributes=decode_attributes(None if url else attributes),
+                trace_context=decode_trace_context(attributes),
                 receipt_handle=f"{seq}:{token}",
                 receive_count=count,
                 sent_timestamp=sent_at,

@@ -1,0 +1,309 @@
+"""Prometheus metrics of fanstack processes: what they published, delivered, invoked and served.
+
+Counters and histograms are counted where things happen, with `prometheus_client`. Processes
+that serve one app (the server processes of `--workers N`, the one running consumers, the
+function workers it starts) share one multiprocess directory (`share_between_processes`, the
+library's `PROMETHEUS_MULTIPROC_DIR`), so whichever of them answers `/metrics` reports the sum.
+Queue figures are not counted at all: `QueueCollector` reads them from the store when scraped,
+so every process, on every machine, reports the same depths.
+
+Set `FANSTACK_METRICS=off` to count nothing (the cost of counting is measured in
+`benchmarks/`).
+"""
+
+from __future__ import annotations
+
+import atexit
+import logging
+import os
+import shutil
+import tempfile
+import threading
+from collections.abc import Callable, Iterable, Iterator
+from typing import Any
+
+import prometheus_client
+from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, values
+from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
+from prometheus_client.multiprocess import MultiProcessCollector
+from prometheus_client.registry import Collector
+
+from fanstack.backends.base import Backend
+
+log = logging.getLogger("fanstack.metrics")
+
+METRICS_ENV = "FANSTACK_METRICS"
+MULTIPROCESS_ENV = "PROMETHEUS_MULTIPROC_DIR"
+CONTENT_TYPE = prometheus_client.CONTENT_TYPE_LATEST
+
+# Seconds: an invocation from a few milliseconds to Lambda's 15 minutes.
+DURATION_BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 300, 900)
+REQUEST_BUCKETS = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30)
+
+
+def enabled() -> bool:
+    """Whether this process counts (`FANSTACK_METRICS` is not `off`, `0` or `false`)."""
+    return os.environ.get(METRICS_ENV, "on").strip().lower() not in {"off", "0", "false", "no"}
+
+
+def shared_directory() -> str | None:
+    """The multiprocess directory this process writes its figures to, if any."""
+    return os.environ.get(MULTIPROCESS_ENV) or None
+
+
+def share_between_processes(directory: str) -> None:
+    """Count into files in `directory`, as will every process started from this one after.
+
+    Call it before anything is counted: figures counted before stay out of the sum.
+    """
+    os.makedirs(directory, exist_ok=True)
+    os.environ[MULTIPROCESS_ENV] = directory
+    values.ValueClass = values.MultiProcessValue()  # type: ignore[no-untyped-call]
+
+
+def share_while_serving() -> None:
+    """Share counts with the processes this one starts (unless already shared, or metrics are
+    off), in a directory of its own, removed when this process exits."""
+    if not enabled() or shared_directory() is not None:
+        return
+    directory = tempfile.mkdtemp(prefix="fanstack-metrics-")
+    share_between_processes(directory)
+    atexit.register(shutil.rmtree, directory, ignore_errors=True)
+
+
+class Metrics:
+    """The instruments of one process; `metrics()` gives the process's own."""
+
+    def __init__(self) -> None:
+        self.registry = CollectorRegistry(auto_describe=True)
+        self._collectors: list[Collector] = []
+        registry = self.registry
+        self.published = Counter(
+            "fanstack_topic_messages_published",
+            "Messages published to a topic (each once, whatever its fan-out).",
+            ["topic"],
+            registry=registry,
+        )
+        self.sent = Counter(
+            "fanstack_queue_messages_sent",
+            "Messages stored in a queue: sent to it, or delivered to it by a topic.",
+            ["queue"],
+            registry=registry,
+        )
+        self.delivered = Counter(
+            "fanstack_queue_messages_delivered",
+            "Messages handed out by receives (each receive of a message counts).",
+            ["queue"],
+            registry=registry,
+        )
+        self.deleted = Counter(
+            "fanstack_queue_messages_deleted",
+            "Messages deleted by their receipt handle.",
+            ["queue"],
+            registry=registry,
+        )
+        self.redriven = Counter(
+            "fanstack_queue_messages_redriven",
+            "Messages moved back from a queue's dead-letter queue to it.",
+            ["queue"],
+            registry=registry,
+        )
+        self.invocations = Counter(
+            "fanstack_function_invocations",
+            "Function invocations, whatever their outcome.",
+            ["function"],
+            registry=registry,
+        )
+        self.errors = Counter(
+            "fanstack_function_errors",
+            "Failed invocations, by error type (the handler's exception, Runtime.Timeout, ...).",
+            ["function", "error_type"],
+            registry=registry,
+        )
+        self.throttles = Counter(
+            "fanstack_function_throttles",
+            "Invocations refused at the function's concurrency limit.",
+            ["function"],
+            registry=registry,
+        )
+        self.duration = Histogram(
+            "fanstack_function_duration_seconds",
+            "Invocation duration, cold starts included.",
+            ["function"],
+            buckets=DURATION_BUCKETS,
+            registry=registry,
+        )
+        self.cold_starts = Histogram(
+            "fanstack_function_cold_start_duration_seconds",
+            "Cold starts (a new worker process) and how long each took.",
+            ["function"],
+            buckets=DURATION_BUCKETS,
+            registry=registry,
+        )
+        self.concurrency = Gauge(
+            "fanstack_function_concurrency",
+            "Invocations running now.",
+            ["function"],
+            multiprocess_mode="livesum",
+            registry=registry,
+        )
+        self.requests = Counter(
+            "fanstack_http_requests",
+            "HTTP requests answered, by route template, method and status.",
+            ["route", "method", "status"],
+            registry=registry,
+        )
+        self.request_duration = Histogram(
+            "fanstack_http_request_duration_seconds",
+            "Time from a request's arrival to its response's start.",
+            ["route", "method"],
+            buckets=REQUEST_BUCKETS,
+            registry=registry,
+        )
+
+        self.events_routed = Counter(
+            "fanstack_bus_events_routed",
+            "Events a bus routed (matched against its rules), replays included.",
+            ["bus"],
+            registry=registry,
+        )
+        self.event_deliveries = Counter(
+            "fanstack_bus_deliveries",
+            "Events bound for a rule's targets, one per matched target (first attempts).",
+            ["bus", "rule"],
+            registry=registry,
+        )
+        self.event_delivery_failures = Counter(
+            "fanstack_bus_delivery_failures",
+            "Failed delivery attempts to a rule's targets (retried or dead-lettered after).",
+            ["bus", "rule"],
+            registry=registry,
+        )
+        self.executions_started = Counter(
+            "fanstack_workflow_executions_started",
+            "Workflow executions started.",
+            ["workflow"],
+            registry=registry,
+        )
+        self.executions_ended = Counter(
+            "fanstack_workflow_executions_ended",
+            "Workflow executions ended, by status (SUCCEEDED, FAILED, TIMED_OUT, ABORTED).",
+            ["workflow", "status"],
+            registry=registry,
+        )
+
+    def add_collector(self, collector: Collector) -> None:
+        """Report `collector`'s figures too (read when scraped: queue depths, buses, ...)."""
+        self._collectors.append(collector)
+
+    def remove_collector(self, collector: Collector) -> None:
+        """Stop reporting `collector`'s figures."""
+        if collector in self._collectors:
+            self._collectors.remove(collector)
+
+    def exposition(self) -> bytes:
+        """Every figure in Prometheus' text format: all processes' counts, then collectors'."""
+        directory = shared_directory()
+        registry = CollectorRegistry(auto_describe=False)
+        if directory is not None:
+            MultiProcessCollector(registry, path=directory)  # type: ignore[no-untyped-call]
+        else:
+            registry.register(_Forward(self.registry))
+        for collector in list(self._collectors):
+            registry.register(_Guarded(collector))
+        return prometheus_client.generate_latest(registry)
+
+
+class _Forward(Collector):
+    """Another registry's figures, inside the registry being exposed."""
+
+    def __init__(self, registry: CollectorRegistry) -> None:
+        self._registry = registry
+
+    def collect(self) -> Iterable[Metric]:
+        return self._registry.collect()
+
+
+class _Guarded(Collector):
+    """A collector whose failure costs only its own figures, never the scrape."""
+
+    def __init__(self, collector: Collector) -> None:
+        self._collector = collector
+
+    def collect(self) -> Iterable[Metric]:
+        try:
+            return list(self._collector.collect())
+        except Exception:  # a store that is down must not take the other figures with it
+            log.warning("a metrics collector failed", exc_info=True)
+            return []
+
+
+class QueueCollector(Collector):
+    """Depths, ages and counts of every queue, read from the store when scraped."""
+
+    def __init__(self, backend: Callable[[], Backend]) -> None:
+        self._backend = backend
+
+    def collect(self) -> Iterator[Metric]:
+        backend = self._backend()
+        messages = GaugeMetricFamily(
+            "fanstack_queue_messages",
+            "Messages in a queue by state: visible, in_flight (received, not deleted), delayed.",
+            labels=["queue", "state"],
+        )
+        oldest = GaugeMetricFamily(
+            "fanstack_queue_oldest_message_age_seconds",
+            "Age of the oldest message in a queue (0 when it is empty).",
+            labels=["queue"],
+        )
+        expired = CounterMetricFamily(
+            "fanstack_queue_messages_expired",
+            "Messages dropped at the end of the queue's retention period, since it was created.",
+            labels=["queue"],
+        )
+        dead_lettered = CounterMetricFamily(
+            "fanstack_queue_messages_dead_lettered",
+            "Messages moved from a queue to its dead-letter queue, since it was created.",
+            labels=["queue"],
+        )
+        for spec in backend.list_queues():
+            stats = backend.stats(spec.name)
+            messages.add_metric([spec.name, "visible"], stats.visible)
+            messages.add_metric([spec.name, "in_flight"], stats.in_flight)
+            messages.add_metric([spec.name, "delayed"], stats.delayed)
+            oldest.add_metric([spec.name], stats.oldest_age or 0.0)
+            expired.add_metric([spec.name], stats.expired)
+            dead_lettered.add_metric([spec.name], stats.dead_lettered)
+        yield from (messages, oldest, expired, dead_lettered)
+
+
+_lock = threading.Lock()
+_metrics: Metrics | None = None
+
+
+def metrics() -> Metrics:
+    """This process's instruments, created on first use."""
+    global _metrics
+    if _metrics is None:
+        with _lock:
+            if _metrics is None:
+                _metrics = Metrics()
+    return _metrics
+
+
+def counting() -> Metrics | None:
+    """This process's instruments, or None when metrics are off."""
+    return metrics() if enabled() else None
+
+
+def label_cache(counter: Any) -> Callable[..., Any]:
+    """`counter.labels(...)`, remembered per label values (labels() takes a lock each call)."""
+    children: dict[tuple[str, ...], Any] = {}
+
+    def child(*labels: str) -> Any:
+        found = children.get(labels)
+        if found is None:
+            found = children[labels] = counter.labels(*labels)
+        return found
+
+    return child
