@@ -241,3 +241,29 @@ def test_a_missing_queue_is_a_404_page(server: Server, browser: WebDriver) -> No
     browser.get(f"{server.url}/_fanstack/queues/nope")
     assert "There is no queue 'nope'." in text(browser, "main")
     assert httpx.get(f"{server.url}/_fanstack/queues/nope").status_code == 404
+
+
+def test_functions_invoked_by_another_process_show_everyones_counts(
+    tmp_path: Path, browser: WebDriver, screenshot: Shot
+) -> None:
+    # With --workers 2 the pages are served by server processes while the parent invokes the
+    # functions: the counts come from the metrics every process shares.
+    server = start_server(APP, tmp_path / "state", args=["--workers", "2"])
+    try:
+        for n in range(3):
+            body = {"market": "de", "total": 150 + n}
+            response = httpx.post(f"{server.url}/orders", json=body, timeout=30)
+            assert response.status_code == 202
+        browser.get(f"{server.url}/_fanstack/functions")
+
+        def counted(b: WebDriver) -> bool:
+            b.refresh()
+            row = b.find_element(By.CSS_SELECTOR, 'tr[data-function="charge"]')
+            return int(row.find_element(By.CSS_SELECTOR, '[data-field="invocations"]').text) == 3
+
+        wait_until(browser, counted, timeout=60)
+        row = browser.find_element(By.CSS_SELECTOR, 'tr[data-function="charge"]')
+        assert row.find_element(By.CSS_SELECTOR, ".p50").text.endswith("s")
+        screenshot("functions-across-processes")
+    finally:
+        server.stop()

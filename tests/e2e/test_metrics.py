@@ -220,3 +220,24 @@ def _up(url: str) -> bool:
     except httpx.HTTPError:
         return False
     return True
+
+
+def test_a_killed_servers_metrics_directory_is_removed_by_the_next_start(tmp_path: Path) -> None:
+    import signal
+    import tempfile
+
+    first = start_server(APP, tmp_path / "one")
+    pid = first.process.pid
+    root = Path(tempfile.gettempdir())
+    left = wait_for(lambda: list(root.glob(f"fanstack-metrics-{pid}-*")))
+    assert isinstance(left, list) and left
+    first.process.send_signal(signal.SIGKILL)
+    first.process.wait(timeout=30)
+    assert all(directory.exists() for directory in left)
+    second = start_server(APP, tmp_path / "two")
+    try:
+        assert not any(directory.exists() for directory in left)
+        assert list(root.glob(f"fanstack-metrics-{second.process.pid}-*"))
+    finally:
+        second.stop()
+    assert not list(root.glob(f"fanstack-metrics-{second.process.pid}-*"))  # removed at exit

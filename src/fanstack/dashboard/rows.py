@@ -17,6 +17,8 @@ from fanstack.core.message import ReceivedMessage
 from fanstack.core.records import QueueStats
 from fanstack.core.specs import QueueSpec, SubscriptionSpec
 from fanstack.dashboard.figures import percentile
+from fanstack.observability.metrics import FunctionFigures, metrics, shared_directory
+from fanstack.observability.metrics import enabled as metrics_enabled
 
 if TYPE_CHECKING:
     from fanstack.app import App
@@ -137,14 +139,33 @@ def _subscription_row(spec: SubscriptionSpec) -> SubscriptionRow:
 
 
 def function_rows(app: App) -> list[FunctionRow]:
-    """Every declared function with what its worker pool in this process counted."""
+    """Every declared function with what its worker pool in this process counted or, where
+    another process invokes it (the server processes of `--workers N`), what all processes
+    counted together (percentiles estimated from the duration histogram)."""
     pools = app.runtime.pools()
+    shared = _shared_figures(pools)
     rows = []
     for name, function in sorted(app.functions.items()):
         pool = pools.get(name)
         base = FunctionRow(name, function.spec.concurrency, function.spec.timeout)
         if pool is None:
-            rows.append(base)
+            figures = shared.get(name)
+            if figures is None:
+                rows.append(base)
+                continue
+            rows.append(
+                FunctionRow(
+                    name,
+                    base.concurrency,
+                    base.timeout,
+                    invocations=figures.invocations,
+                    errors=figures.errors,
+                    throttles=figures.throttles,
+                    cold_starts=figures.cold_starts,
+                    p50=figures.quantile(0.5),
+                    p99=figures.quantile(0.99),
+                )
+            )
             continue
         stats = pool.stats
         durations = list(stats.durations)
@@ -167,6 +188,13 @@ def function_rows(app: App) -> list[FunctionRow]:
     return rows
 
 
+def _shared_figures(pools: Mapping[str, Any]) -> dict[str, FunctionFigures]:
+    """Functions counted by other processes sharing this one's metrics (none otherwise)."""
+    if shared_directory() is None or not metrics_enabled():
+        return {}
+    return {name: f for name, f in metrics().function_figures().items() if name not in pools}
+
+
 def recent_failures(app: App) -> list[Failure]:
     """The recent failed invocations of every function, newest first."""
     failures = [
@@ -187,9 +215,15 @@ def throughput(app: App) -> dict[str, Any]:
     """Cumulative counts for the live chart and tables (the browser turns them into rates)."""
     pools = app.runtime.pools()
     functions = {
-        name: {"invocations": pool.stats.invocations, "errors": pool.stats.errors}
-        for name, pool in pools.items()
+        name: {"invocations": figures.invocations, "errors": figures.errors}
+        for name, figures in _shared_figures(pools).items()
     }
+    functions.update(
+        {
+            name: {"invocations": pool.stats.invocations, "errors": pool.stats.errors}
+            for name, pool in pools.items()
+        }
+    )
     queues = {row.spec.name: row.stats.to_dict() for row in queue_rows(app)}
     return {
         "time": time.time(),

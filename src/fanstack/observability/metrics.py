@@ -15,11 +15,14 @@ from __future__ import annotations
 
 import atexit
 import logging
+import math
 import os
 import shutil
 import tempfile
 import threading
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator, Sequence
+from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 import prometheus_client
@@ -33,6 +36,7 @@ from fanstack.backends.base import Backend
 log = logging.getLogger("fanstack.metrics")
 
 METRICS_ENV = "FANSTACK_METRICS"
+DIRECTORY_PREFIX = "fanstack-metrics-"
 MULTIPROCESS_ENV = "PROMETHEUS_MULTIPROC_DIR"
 CONTENT_TYPE = prometheus_client.CONTENT_TYPE_LATEST
 
@@ -66,9 +70,29 @@ def share_while_serving() -> None:
     off), in a directory of its own, removed when this process exits."""
     if not enabled() or shared_directory() is not None:
         return
-    directory = tempfile.mkdtemp(prefix="fanstack-metrics-")
+    _remove_orphaned_directories()
+    directory = tempfile.mkdtemp(prefix=f"{DIRECTORY_PREFIX}{os.getpid()}-")
     share_between_processes(directory)
     atexit.register(shutil.rmtree, directory, ignore_errors=True)
+
+
+def _remove_orphaned_directories() -> None:
+    """Remove the directories of serving processes that died without cleaning up (kill -9)."""
+    root = Path(tempfile.gettempdir())
+    for directory in root.glob(f"{DIRECTORY_PREFIX}*-*"):
+        pid = directory.name.removeprefix(DIRECTORY_PREFIX).split("-", 1)[0]
+        if pid.isdigit() and not _alive(int(pid)):
+            shutil.rmtree(directory, ignore_errors=True)
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True  # another user's process
+    return True
 
 
 class Metrics:
@@ -203,15 +227,93 @@ class Metrics:
 
     def exposition(self) -> bytes:
         """Every figure in Prometheus' text format: all processes' counts, then collectors'."""
+        registry = self._counted()
+        for collector in list(self._collectors):
+            registry.register(_Guarded(collector))
+        return prometheus_client.generate_latest(registry)
+
+    def function_figures(self) -> dict[str, FunctionFigures]:
+        """Each function's counts, summed over the processes that share them (the dashboard's
+        view where the invoking process is another one)."""
+        figures: dict[str, dict[str, Any]] = {}
+
+        def of(function: str) -> dict[str, Any]:
+            return figures.setdefault(function, {"buckets": {}})
+
+        for family in self._counted().collect():
+            for sample in family.samples:
+                function = sample.labels.get("function")
+                if function is None:
+                    continue
+                field = _FUNCTION_SAMPLES.get(sample.name)
+                if field is not None:
+                    of(function)[field] = of(function).get(field, 0) + int(sample.value)
+                elif sample.name == "fanstack_function_duration_seconds_bucket":
+                    upper = float(sample.labels["le"])
+                    buckets = of(function)["buckets"]
+                    buckets[upper] = buckets.get(upper, 0) + int(sample.value)
+        return {
+            function: FunctionFigures(
+                invocations=found.get("invocations", 0),
+                errors=found.get("errors", 0),
+                throttles=found.get("throttles", 0),
+                cold_starts=found.get("cold_starts", 0),
+                buckets=tuple(sorted(found["buckets"].items())),
+            )
+            for function, found in figures.items()
+        }
+
+    def _counted(self) -> CollectorRegistry:
+        """A registry of what was counted: every process's, when they share a directory."""
         directory = shared_directory()
         registry = CollectorRegistry(auto_describe=False)
         if directory is not None:
             MultiProcessCollector(registry, path=directory)  # type: ignore[no-untyped-call]
         else:
             registry.register(_Forward(self.registry))
-        for collector in list(self._collectors):
-            registry.register(_Guarded(collector))
-        return prometheus_client.generate_latest(registry)
+        return registry
+
+
+_FUNCTION_SAMPLES = {
+    "fanstack_function_invocations_total": "invocations",
+    "fanstack_function_errors_total": "errors",
+    "fanstack_function_throttles_total": "throttles",
+    "fanstack_function_cold_start_duration_seconds_count": "cold_starts",
+}
+
+
+@dataclass(frozen=True, slots=True)
+class FunctionFigures:
+    """A function's counts and its duration histogram (cumulative counts by upper bound)."""
+
+    invocations: int
+    errors: int
+    throttles: int
+    cold_starts: int
+    buckets: tuple[tuple[float, int], ...]
+
+    def quantile(self, fraction: float) -> float | None:
+        """The duration below which `fraction` of invocations fell, estimated from the
+        histogram as Prometheus' histogram_quantile does (None before any invocation)."""
+        return histogram_quantile(fraction, self.buckets)
+
+
+def histogram_quantile(fraction: float, buckets: Sequence[tuple[float, int]]) -> float | None:
+    """Linear interpolation inside the bucket holding the rank (the +Inf bucket answers with
+    the highest finite bound)."""
+    if not buckets or buckets[-1][1] == 0:
+        return None
+    rank = fraction * buckets[-1][1]
+    lower, below = 0.0, 0
+    for upper, count in buckets:
+        if count >= rank:
+            if math.isinf(upper):
+                return lower
+            if count == below:
+                return upper
+            return lower + (upper - lower) * (rank - below) / (count - below)
+        lower, below = upper, count
+    return lower
 
 
 class _Forward(Collector):
