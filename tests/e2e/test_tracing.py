@@ -85,7 +85,10 @@ def test_an_order_is_one_trace_from_request_to_downstream_publish(
         )
         assert response.status_code == 202
         request_id = response.headers["x-request-id"]
-        wait_for(lambda: collector.named("publish shipments"), timeout=60)
+        names = ("POST /orders/{market}", "publish orders", "process ru-orders",
+                 "invoke fulfil", "publish shipments")  # fmt: skip
+        # each process exports on its own schedule: wait for every hop
+        wait_for(lambda: all(collector.named(name) for name in names), timeout=60)
         request = collector.named("POST /orders/{market}")[0]
         publish = collector.named("publish orders")[0]
         process = collector.named("process ru-orders")[0]
@@ -119,8 +122,11 @@ def test_a_failed_invocation_is_an_error_span(tmp_path: Path, collector: Collect
     try:
         response = httpx.post(f"{server.url}/orders/ru", json={"order_id": "o-2", "fail": True})
         assert response.status_code == 202
-        failed = wait_for(lambda: len(collector.named("invoke fulfil")) >= 2, timeout=60)
-        assert failed
+        wait_for(
+            lambda: len(collector.named("invoke fulfil")) >= 2
+            and collector.named("POST /orders/{market}"),
+            timeout=60,
+        )
         invokes = collector.named("invoke fulfil")
         assert all(span.status.code == 2 for span in invokes)  # STATUS_CODE_ERROR
         assert all("ValueError" in span.status.message for span in invokes)
