@@ -8,7 +8,9 @@ the same trace (`tracing`).
 from __future__ import annotations
 
 import dataclasses
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
+from typing import TypeVar
 
 from opentelemetry.trace import SpanKind
 
@@ -22,39 +24,37 @@ class TracedBackend(DelegatingBackend):
     """`inner`, with sends and publishes traced and carrying their context."""
 
     def send(self, queue: str, messages: Sequence[OutgoingMessage]) -> list[EntryResult]:
-        with tracing.span(
-            f"send {queue}",
-            kind=SpanKind.PRODUCER,
-            attributes=_messaging("send", queue, len(messages)),
-        ):
-            carried = tracing.carried_context()
+        with _producing("send", queue, len(messages)) as carried:
             if carried is not None:
-                messages = [
-                    dataclasses.replace(m, attributes=with_trace_context(m.attributes, carried))
-                    for m in messages
-                ]
+                messages = [_carrying(m, carried) for m in messages]
             return super().send(queue, messages)
 
     def publish(self, topic: str, requests: Sequence[PublishRequest]) -> list[EntryResult]:
-        with tracing.span(
-            f"publish {topic}",
-            kind=SpanKind.PRODUCER,
-            attributes=_messaging("publish", topic, len(requests)),
-        ):
-            carried = tracing.carried_context()
+        with _producing("publish", topic, len(requests)) as carried:
             if carried is not None:
-                requests = [
-                    dataclasses.replace(r, attributes=with_trace_context(r.attributes, carried))
-                    for r in requests
-                ]
+                requests = [_carrying(r, carried) for r in requests]
             return super().publish(topic, requests)
 
 
-def _messaging(operation: str, destination: str, count: int) -> dict[str, object]:
-    """OpenTelemetry's messaging attributes of a send or publish."""
-    return {
-        "messaging.system": "fanstack",
-        "messaging.operation.type": operation,
-        "messaging.destination.name": destination,
-        "messaging.batch.message_count": count,
-    }
+_Carrier = TypeVar("_Carrier", OutgoingMessage, PublishRequest)
+
+
+def _carrying(item: _Carrier, carried: str) -> _Carrier:
+    """A message (or publish request) that carries the trace context `carried`."""
+    return dataclasses.replace(item, attributes=with_trace_context(item.attributes, carried))
+
+
+@contextmanager
+def _producing(operation: str, destination: str, count: int) -> Iterator[str | None]:
+    """A producer span for a send or publish; yields what its messages should carry."""
+    with tracing.span(
+        f"{operation} {destination}",
+        kind=SpanKind.PRODUCER,
+        attributes={
+            "messaging.system": "fanstack",
+            "messaging.operation.type": operation,
+            "messaging.destination.name": destination,
+            "messaging.batch.message_count": count,
+        },
+    ):
+        yield tracing.carried_context()
