@@ -18,7 +18,9 @@ from typing import TYPE_CHECKING
 import uvicorn
 from rich.console import Console
 from rich.table import Table
+from starlette.types import ASGIApp
 
+from fanstack.aws.endpoint import AwsEndpoint, AwsRouting
 from fanstack.gateway.limits import ServerLimits
 from fanstack.gateway.protocol import uvicorn_options
 from fanstack.gateway.routing import Gateway, is_loopback
@@ -145,7 +147,7 @@ def _config(
         ],
         readiness=readiness_checks(app),
     )
-    asgi = gateway.asgi()
+    asgi: ASGIApp = AwsRouting(gateway.asgi(), AwsEndpoint(app))
     if metrics_enabled():
         asgi = RequestMetrics(asgi, metrics())
     return uvicorn.Config(

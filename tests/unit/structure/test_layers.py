@@ -31,6 +31,7 @@ LAYERS: dict[str, int] = {
     "readiness": 8,
     "server_processes": 8,
     "__init__": 8,
+    "aws": 8,
     "cli": 9,
 }
 

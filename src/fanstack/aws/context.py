@@ -1,0 +1,61 @@
+"""What an AWS API call is served with: the app's store, the account and region, the caller's host.
+
+ARNs and queue URLs are in AWS's formats (`arn:aws:sqs:us-east-1:000000000000:orders`,
+`http://<host>/000000000000/orders`), with the account id and region of the endpoint's
+configuration; a queue URL follows the request's Host header, as SQS's does.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import TYPE_CHECKING
+
+from fanstack.backends.base import Backend
+
+if TYPE_CHECKING:
+    from fanstack.app import App
+
+DEFAULT_ACCOUNT = "000000000000"
+DEFAULT_REGION = "us-east-1"
+
+
+@dataclass(frozen=True, slots=True)
+class AwsSettings:
+    """The account id and region the endpoint answers as."""
+
+    account: str = DEFAULT_ACCOUNT
+    region: str = DEFAULT_REGION
+
+
+@dataclass(frozen=True, slots=True)
+class CallContext:
+    """One call: the app, the endpoint's settings, the request's host and scheme, its id."""
+
+    app: App
+    settings: AwsSettings
+    host: str
+    scheme: str
+    request_id: str
+
+    @property
+    def backend(self) -> Backend:
+        """The app's store (every resource the app declares already in it)."""
+        return self.app.backend
+
+    def arn(self, service: str, resource: str) -> str:
+        """`arn:aws:<service>:<region>:<account>:<resource>`."""
+        return f"arn:aws:{service}:{self.settings.region}:{self.settings.account}:{resource}"
+
+    def queue_url(self, name: str) -> str:
+        """The URL of a queue, on the host the caller reached."""
+        return f"{self.scheme}://{self.host}/{self.settings.account}/{name}"
+
+
+def name_from_arn(arn: str) -> str:
+    """The resource name at the end of an ARN (`...:orders` -> `orders`)."""
+    return arn.rsplit(":", 1)[-1]
+
+
+def name_from_queue_url(url: str) -> str:
+    """The queue name at the end of a queue URL (or the name itself)."""
+    return url.rstrip("/").rsplit("/", 1)[-1]

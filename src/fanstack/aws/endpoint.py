@@ -1,0 +1,172 @@
+"""The AWS endpoint: an ASGI app that answers AWS API calls on the app's resources.
+
+`AwsRouting` puts it in front of the gateway on the API port: a request that carries an AWS
+protocol marker (an `X-Amz-Target` header, a SigV4 `Authorization` header, a form-encoded
+`Action=`) goes to the endpoint, every other request to the gateway. The endpoint finds the
+service and operation (`protocols.identify`, the service's protocol), runs the operation off
+the event loop (a long poll may wait 20 s), and answers in the protocol's shape; a fanstack
+error becomes the service's modeled error.
+"""
+
+from __future__ import annotations
+
+import logging
+import uuid
+from collections.abc import Callable, Mapping
+from typing import TYPE_CHECKING, Any
+
+from starlette.concurrency import run_in_threadpool
+
+from fanstack.aws.context import AwsSettings, CallContext
+from fanstack.aws.protocols import identify, protocol_for, service_model
+from fanstack.aws.protocols.errors import AwsError
+from fanstack.aws.protocols.http import FORM_CONTENT_TYPE, HttpRequest, HttpResponse
+from fanstack.aws.services import sqs, sts
+from fanstack.aws.services.errors import to_aws_error
+from fanstack.core.errors import FanstackError
+
+if TYPE_CHECKING:
+    from fanstack.app import App
+
+log = logging.getLogger("fanstack.aws")
+
+Operation = Callable[[CallContext, Mapping[str, Any]], dict[str, Any]]
+SERVICES: dict[str, dict[str, Operation]] = {
+    "sqs": sqs.OPERATIONS,
+    "sts": sts.OPERATIONS,
+}
+MAX_BODY = 8 * 1024 * 1024  # a batch of ten 1 MiB messages, base64 and framing included
+
+
+def looks_like_aws(scope: Mapping[str, Any]) -> bool:
+    """Whether a request carries an AWS protocol marker (decided from its headers alone)."""
+    headers = dict(scope.get("headers") or [])
+    if b"x-amz-target" in headers:
+        return True
+    if headers.get(b"authorization", b"").startswith(b"AWS4-HMAC-SHA256"):
+        return True
+    content_type = headers.get(b"content-type", b"").split(b";")[0].strip().lower()
+    if scope.get("method") == "POST" and content_type == FORM_CONTENT_TYPE.encode():
+        return True
+    return b"Action=" in scope.get("query_string", b"")
+
+
+class AwsEndpoint:
+    """Answers AWS API calls for one app."""
+
+    def __init__(self, app: App, settings: AwsSettings | None = None) -> None:
+        self.app = app
+        self.settings = settings or AwsSettings()
+
+    async def __call__(self, scope: Any, receive: Any, send: Any) -> None:
+        await self.respond(await _read(scope, receive), scope, send)
+
+    async def respond(self, request: HttpRequest, scope: Any, send: Any) -> None:
+        """Answer a request already read."""
+        request_id = str(uuid.uuid4())
+        response = await run_in_threadpool(self.answer, request, _host(scope), request_id)
+        headers = [(k.lower().encode(), v.encode()) for k, v in response.headers.items()]
+        headers.append((b"x-amzn-requestid", request_id.encode()))
+        headers.append((b"content-length", str(len(response.body)).encode()))
+        await send({"type": "http.response.start", "status": response.status, "headers": headers})
+        await send({"type": "http.response.body", "body": response.body})
+
+    def answer(self, request: HttpRequest, host: tuple[str, str], request_id: str) -> HttpResponse:
+        """Parse, run and answer one call (any error in the protocol's error shape)."""
+        service = identify(request)
+        if service is None or service not in SERVICES:
+            return _unknown_service(request, service, request_id)
+        model = service_model(service)
+        protocol = protocol_for(model, request)
+        operation = None
+        try:
+            operation, params = protocol.parse(request)
+            handler = SERVICES[service].get(operation.name)
+            if handler is None:
+                raise AwsError(
+                    "InvalidAction",
+                    f"The action {operation.name} is not valid for this endpoint.",
+                )
+            call = CallContext(self.app, self.settings, host[1], host[0], request_id)
+            output = handler(call, params)
+        except FanstackError as error:
+            wire = to_aws_error(model, error)
+            if wire.status >= 500:
+                log.error("AWS call failed", extra={"service": service, "error": str(error)})
+            return protocol.serialize_error(wire, operation=operation, request_id=request_id)
+        return protocol.serialize(operation, output, request_id=request_id)
+
+
+class AwsRouting:
+    """AWS API calls to the endpoint, everything else to `app` (the gateway)."""
+
+    def __init__(self, app: Any, endpoint: AwsEndpoint) -> None:
+        self.app = app
+        self.endpoint = endpoint
+
+    async def __call__(self, scope: Any, receive: Any, send: Any) -> None:
+        if scope["type"] != "http" or not looks_like_aws(scope):
+            await self.app(scope, receive, send)
+            return
+        request = await _read(scope, receive)
+        if identify(request) is None:  # a form post to a route, say: the gateway answers
+            await self.app(scope, _replay(request.body, receive), send)
+            return
+        await self.endpoint.respond(request, scope, send)
+
+
+def _replay(body: bytes, receive: Any) -> Any:
+    """A `receive` that hands over a body already read, then the connection's own events."""
+    sent = False
+
+    async def replayed() -> Any:
+        nonlocal sent
+        if not sent:
+            sent = True
+            return {"type": "http.request", "body": body, "more_body": False}
+        return await receive()
+
+    return replayed
+
+
+async def _read(scope: Any, receive: Any) -> HttpRequest:
+    chunks: list[bytes] = []
+    size = 0
+    while True:
+        message = await receive()
+        if message["type"] == "http.disconnect":
+            break
+        chunk = message.get("body", b"")
+        size += len(chunk)
+        if size > MAX_BODY:
+            raise AwsError("RequestEntityTooLarge", f"the request is over {MAX_BODY} bytes")
+        chunks.append(chunk)
+        if not message.get("more_body"):
+            break
+    headers = {k.decode("latin-1").lower(): v.decode("latin-1") for k, v in scope["headers"]}
+    return HttpRequest(
+        method=scope["method"],
+        path=scope.get("raw_path", scope["path"].encode()).decode("latin-1").split("?", 1)[0],
+        query=scope.get("query_string", b"").decode("latin-1"),
+        headers=headers,
+        body=b"".join(chunks),
+    )
+
+
+def _host(scope: Any) -> tuple[str, str]:
+    """The scheme and host the caller reached (for queue URLs)."""
+    headers = dict(scope.get("headers") or [])
+    host = headers.get(b"host", b"").decode("latin-1")
+    if not host:
+        server = scope.get("server") or ("127.0.0.1", 80)
+        host = f"{server[0]}:{server[1]}"
+    return scope.get("scheme", "http"), host
+
+
+def _unknown_service(request: HttpRequest, service: str | None, request_id: str) -> HttpResponse:
+    body = (
+        f"fanstack does not answer for the AWS service {service!r}"
+        if service
+        else "not an AWS request fanstack recognises"
+    )
+    return HttpResponse(400, {"content-type": "text/plain"}, body.encode())
