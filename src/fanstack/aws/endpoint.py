@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import logging
 import uuid
-from collections.abc import Callable, Mapping
+from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any
 
 from starlette.concurrency import run_in_threadpool
@@ -21,7 +21,7 @@ from fanstack.aws.context import AwsSettings, CallContext
 from fanstack.aws.protocols import identify, protocol_for, service_model
 from fanstack.aws.protocols.errors import AwsError
 from fanstack.aws.protocols.http import FORM_CONTENT_TYPE, HttpRequest, HttpResponse
-from fanstack.aws.services import sqs, sts
+from fanstack.aws.services import SERVICES
 from fanstack.aws.services.errors import to_aws_error
 from fanstack.core.errors import FanstackError
 
@@ -30,11 +30,6 @@ if TYPE_CHECKING:
 
 log = logging.getLogger("fanstack.aws")
 
-Operation = Callable[[CallContext, Mapping[str, Any]], dict[str, Any]]
-SERVICES: dict[str, dict[str, Operation]] = {
-    "sqs": sqs.OPERATIONS,
-    "sts": sts.OPERATIONS,
-}
 MAX_BODY = 8 * 1024 * 1024  # a batch of ten 1 MiB messages, base64 and framing included
 
 
