@@ -20,6 +20,8 @@ from rich.console import Console
 from rich.table import Table
 from starlette.types import ASGIApp
 
+from fanstack.aws.context import DEFAULT_ACCOUNT, DEFAULT_REGION, AwsSettings
+from fanstack.aws.credentials import endpoint_settings
 from fanstack.aws.endpoint import AwsEndpoint, AwsRouting
 from fanstack.gateway.limits import ServerLimits
 from fanstack.gateway.protocol import uvicorn_options
@@ -58,6 +60,7 @@ def serve(
     admin_token: str | None = None,
     limits: ServerLimits | None = None,
     workers: int = 1,
+    aws: AwsSettings | None = None,
 ) -> None:
     """Run until SIGTERM/SIGINT: the API on host:port and, if `consumers`, every consumer.
 
@@ -71,7 +74,7 @@ def serve(
     inherited = inherited_socket()
     if inherited is not None:  # one of the parent's server processes
         _serve_socket(
-            app, inherited, host=host, admin_token=admin_token, limits=limits, grace=grace
+            app, inherited, host=host, admin_token=admin_token, limits=limits, grace=grace, aws=aws
         )
         return
     server: _Server | None = None
@@ -86,7 +89,15 @@ def serve(
         children = ServerProcesses(listening, workers, child_command())
     elif listening is not None:
         server = _Server(
-            _config(app, host=host, port=port, admin_token=admin_token, limits=limits, grace=grace)
+            _config(
+                app,
+                host=host,
+                port=port,
+                admin_token=admin_token,
+                limits=limits,
+                grace=grace,
+                aws=aws,
+            )
         )
     signals = ShutdownSignals(
         on_stop=_on_stop(server, children),
@@ -129,6 +140,7 @@ def _config(
     admin_token: str | None,
     limits: ServerLimits | None,
     grace: float,
+    aws: AwsSettings | None,
 ) -> uvicorn.Config:
     from fanstack.dashboard import dashboard_routes
     from fanstack.readiness import readiness_checks
@@ -147,7 +159,11 @@ def _config(
         ],
         readiness=readiness_checks(app),
     )
-    asgi: ASGIApp = AwsRouting(gateway.asgi(), AwsEndpoint(app))
+    # Off loopback, with no settings given, the AWS endpoint admits no caller.
+    aws = aws or endpoint_settings(
+        host=host, account=DEFAULT_ACCOUNT, region=DEFAULT_REGION, credentials=None
+    )
+    asgi: ASGIApp = AwsRouting(gateway.asgi(), AwsEndpoint(app, aws))
     if metrics_enabled():
         asgi = RequestMetrics(asgi, metrics())
     return uvicorn.Config(
@@ -181,11 +197,20 @@ def _serve_socket(
     admin_token: str | None,
     limits: ServerLimits | None,
     grace: float,
+    aws: AwsSettings | None,
 ) -> None:
     """A child server process: the API on the parent's socket until SIGTERM (exit 0)."""
     port = sock.getsockname()[1]
     server = _Server(
-        _config(app, host=host, port=port, admin_token=admin_token, limits=limits, grace=grace)
+        _config(
+            app,
+            host=host,
+            port=port,
+            admin_token=admin_token,
+            limits=limits,
+            grace=grace,
+            aws=aws,
+        )
     )
     ShutdownSignals(
         on_stop=server.request_exit, on_force=lambda: _force(app, server, None, False)

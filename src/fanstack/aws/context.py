@@ -14,6 +14,7 @@ from fanstack.backends.base import Backend
 
 if TYPE_CHECKING:
     from fanstack.app import App
+    from fanstack.aws.credentials import SignatureCheck
 
 DEFAULT_ACCOUNT = "000000000000"
 DEFAULT_REGION = "us-east-1"
@@ -21,10 +22,12 @@ DEFAULT_REGION = "us-east-1"
 
 @dataclass(frozen=True, slots=True)
 class AwsSettings:
-    """The account id and region the endpoint answers as."""
+    """The account id and region the endpoint answers as, and who may call it (`signatures`:
+    None accepts any caller, as on loopback)."""
 
     account: str = DEFAULT_ACCOUNT
     region: str = DEFAULT_REGION
+    signatures: SignatureCheck | None = None
 
 
 @dataclass(frozen=True, slots=True)

@@ -18,7 +18,7 @@ from typing import TYPE_CHECKING, Any
 from starlette.concurrency import run_in_threadpool
 
 from fanstack.aws.context import AwsSettings, CallContext
-from fanstack.aws.protocols import identify, protocol_for, service_model
+from fanstack.aws.protocols import identify, is_query_request, protocol_for, service_model
 from fanstack.aws.protocols.errors import AwsError
 from fanstack.aws.protocols.http import FORM_CONTENT_TYPE, HttpRequest, HttpResponse
 from fanstack.aws.services import SERVICES
@@ -75,6 +75,10 @@ class AwsEndpoint:
         protocol = protocol_for(model, request)
         operation = None
         try:
+            if self.settings.signatures is not None:
+                url = f"{host[0]}://{host[1]}{request.path}"
+                query = model.metadata.get("protocol") == "query" or is_query_request(request)
+                self.settings.signatures.check(request, url, query_protocol=query)
             operation, params = protocol.parse(request)
             handler = SERVICES[service].get(operation.name)
             if handler is None:

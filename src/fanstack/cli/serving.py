@@ -76,6 +76,27 @@ def _serve_options(function: F) -> F:
             show_default=True,
             help="Server processes sharing the port (one per core takes the most requests).",
         ),
+        click.option(
+            "--aws-credentials",
+            envvar="FANSTACK_AWS_CREDENTIALS",
+            default=None,
+            help="Access keys of the AWS API off loopback: KEY:SECRET[,KEY:SECRET] or a file "
+            "of such lines (on loopback any credentials are accepted).",
+        ),
+        click.option(
+            "--aws-account",
+            envvar="FANSTACK_AWS_ACCOUNT",
+            default="000000000000",
+            show_default=True,
+            help="Account id in the AWS API's ARNs and queue URLs.",
+        ),
+        click.option(
+            "--aws-region",
+            envvar="FANSTACK_AWS_REGION",
+            default="us-east-1",
+            show_default=True,
+            help="Region in the AWS API's ARNs.",
+        ),
     ]
     for option in reversed(options):
         function = option(function)
@@ -107,6 +128,13 @@ def start_logging(state: State, app: App | None = None) -> None:
     log.debug("log lines kept", extra={"log_file": str(path)})
 
 
+def _aws(host: str, credentials: str | None, account: str, region: str) -> Any:
+    """The AWS endpoint's settings (who may call it, the account and region it answers as)."""
+    from fanstack.aws.credentials import endpoint_settings
+
+    return endpoint_settings(host=host, account=account, region=region, credentials=credentials)
+
+
 def _serve(app: App, **options: Any) -> None:
     from fanstack.serve import serve
 
@@ -129,6 +157,9 @@ def run(
     body_timeout: float,
     max_connections: int,
     workers: int,
+    aws_credentials: str | None,
+    aws_account: str,
+    aws_region: str,
     reload: bool,
 ) -> None:
     """Run APP's API gateway, consumers and worker pools in one process (APP is app.py)."""
@@ -151,6 +182,7 @@ def run(
         admin_token=admin_token,
         limits=limits,
         workers=workers,
+        aws=_aws(host, aws_credentials, aws_account, aws_region),
     )
 
 
@@ -192,6 +224,9 @@ def gateway(
     body_timeout: float,
     max_connections: int,
     workers: int,
+    aws_credentials: str | None,
+    aws_account: str,
+    aws_region: str,
 ) -> None:
     """Serve only APP's HTTP API (consumers run in `fanstack worker` processes)."""
     state = state_of(ctx)
@@ -210,6 +245,7 @@ def gateway(
         admin_token=admin_token,
         limits=limits,
         workers=workers,
+        aws=_aws(host, aws_credentials, aws_account, aws_region),
     )
 
 
