@@ -3,7 +3,6 @@ L/W/#, years, rate and at, and cronsim as an oracle for generated cron expressio
 
 from __future__ import annotations
 
-import time
 from datetime import UTC, datetime, timedelta
 from zoneinfo import ZoneInfo
 
@@ -437,7 +436,8 @@ def test_special_characters_years_and_leap_days(
     assert fires(expression, after, len(expected) or 1) == expected
 
 
-def test_ten_thousand_schedules_find_their_next_fire_in_well_under_a_second() -> None:
+def test_ten_thousand_schedules_each_find_their_next_fire() -> None:
+    # How fast is measured in benchmarks/schedules.py, never asserted here.
     texts = [
         "cron(0 10 * * ? *)",
         "cron(0 0 29 2 ? *)",
@@ -451,10 +451,11 @@ def test_ten_thousand_schedules_find_their_next_fire_in_well_under_a_second() ->
         "at(2030-01-01T00:00:00)",
     ]
     schedules = [parse_schedule_expression(text) for text in texts] * 1000
-    after, began = utc(2026, 3, 8, 6, 59), time.perf_counter()
-    for schedule in schedules:
-        schedule.next_after(after, NEW_YORK, utc(2026, 1, 1))
-    assert time.perf_counter() - began < 1.0
+    after = utc(2026, 3, 8, 6, 59)
+    fires = [schedule.next_after(after, NEW_YORK, utc(2026, 1, 1)) for schedule in schedules]
+    never = [text for text, fire in zip(texts * 1000, fires, strict=True) if fire is None]
+    assert set(never) == {"cron(0 0 30 2 ? *)"}  # February 30th never comes
+    assert all(fire is None or fire > after for fire in fires)
 
 
 # --- cronsim as the oracle -------------------------------------------------------------------
