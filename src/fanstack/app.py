@@ -17,7 +17,6 @@ from fanstack.bus import Bus, Buses
 from fanstack.core.errors import (
     FunctionDoesNotExist,
     InvalidParameterValue,
-    QueueDoesNotExist,
     TopicDoesNotExist,
 )
 from fanstack.core.filter_policy import FilterPolicy
@@ -413,10 +412,14 @@ class App:
         retry_later_limit: float = DEFAULT_RETRY_LATER_LIMIT,
         **function_options: Any,
     ) -> Callable[[Handler], Function]:
-        """Declare a function fed by a queue in batches (an event source mapping)."""
+        """Declare a function fed by a queue in batches (an event source mapping).
+
+        The queue may be one the app declares or one the store already holds (made over the
+        AWS API, or by another app); the latter is looked up when the consumers start.
+        """
         queue_name = queue.name if isinstance(queue, Queue) else queue
-        if queue_name not in self.queues:
-            raise QueueDoesNotExist(queue_name)
+        if queue_name not in self.queues and self._backend is not None:
+            self._backend.get_queue(queue_name)  # QueueDoesNotExist now, if the store is open
 
         def declare(handler: Handler) -> Function:
             function: Function = self.function(handler, **function_options)

@@ -278,3 +278,28 @@ def md5_of_attributes_as_sqs_documents(attributes: list[tuple[str, str, int, byt
             digest.update(struct.pack(">I", len(part)) + part)
         digest.update(bytes([transport]) + struct.pack(">I", len(value)) + value)
     return digest.hexdigest()
+
+
+def test_a_python_function_consumes_a_queue_made_over_the_wire(tmp_path: Path) -> None:
+    data_dir = tmp_path / "state"
+    first = start_server(APP, data_dir)
+    try:
+        wire = boto3.client("sqs", endpoint_url=first.url, region_name="us-east-1", **CREDENTIALS)
+        wire.create_queue(QueueName="made-by-terraform")
+    finally:
+        first.stop()
+    consumer_app = Path(__file__).with_name("aws_consumer_app.py")
+    second = start_server(consumer_app, data_dir)
+    try:
+        sqs = boto3.client("sqs", endpoint_url=second.url, region_name="us-east-1", **CREDENTIALS)
+        url = sqs.get_queue_url(QueueName="made-by-terraform")["QueueUrl"]
+        sqs.send_message(QueueUrl=url, MessageBody="over the wire")
+        handled = sqs.get_queue_url(QueueName="handled")["QueueUrl"]
+
+        def relayed() -> list[dict[str, Any]]:
+            return sqs.receive_message(QueueUrl=handled).get("Messages", [])
+
+        (message,) = wait_for(relayed, timeout=60)  # type: ignore[misc]
+        assert json.loads(message["Body"]) == {"seen": "over the wire"}
+    finally:
+        second.stop()
