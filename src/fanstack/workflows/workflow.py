@@ -100,8 +100,11 @@ class Workflows:
                 backend.table_put(WORKFLOWS_TABLE, workflow.name, value)
 
     def services(self) -> list[Service]:
-        """The step runner, when the app declares a workflow."""
-        if not self.declared:
+        """The step runner, when the app declares a workflow or its store holds one (made over
+        the AWS API, say)."""
+        backend = self._opened()
+        stored = backend is not None and bool(backend.table_scan(WORKFLOWS_TABLE, limit=1))
+        if not self.declared and not stored:
             return []
         return [StepRunner(self.machine, Tasks(self._backend, self.run_function))]
 
