@@ -21,6 +21,7 @@ from typing import Any
 from fanstack.backends.base import Backend
 from fanstack.bus.catalog import Catalog
 from fanstack.bus.delivery import retry_queue
+from fanstack.bus.discovery import StoredBuses
 from fanstack.bus.replay import REPLAY_QUEUE, Replayer, cancel_replay, start_replay
 from fanstack.bus.router import Retrier, Router
 from fanstack.bus.targets import target_spec
@@ -97,12 +98,14 @@ class Buses:
             bus.provision(backend)
 
     def services(self) -> list[Service]:
-        """A router and a retrier per bus, and one replayer."""
+        """A router and a retrier per bus, one replayer, and the loops of the buses made at
+        run time (`StoredBuses`)."""
         services: list[Service] = []
         for name in self.declared:
             services.extend([Router(name), Retrier(name)])
         if self.declared:
             services.append(Replayer())
+        services.append(StoredBuses(lambda: list(self.declared), replayer=not self.declared))
         return services
 
     def _scheduled(self, rule: RuleSpec) -> None:

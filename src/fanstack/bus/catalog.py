@@ -62,6 +62,12 @@ class Catalog:
         item = self.backend.table_get(CATALOG_TABLE, f"bus/{name}")
         return None if item is None else item.version
 
+    def delete_bus(self, name: str) -> bool:
+        """Delete a bus and its rules (its archives stay); False if there was no such bus."""
+        for item in self._scan(f"rule/{name}/"):
+            self.backend.table_delete(CATALOG_TABLE, item.key)
+        return self.backend.table_delete(CATALOG_TABLE, f"bus/{name}")
+
     def require_bus(self, name: str) -> None:
         """Raise ResourceNotFound unless the bus exists."""
         if self.bus_version(name) is None:
@@ -155,6 +161,15 @@ class Catalog:
         if item is None:
             raise ResourceNotFound(f"Archive {name} does not exist.")
         return ArchiveSpec.from_dict(item.value)
+
+    def delete_archive(self, name: str) -> None:
+        """Delete an archive and the events it keeps (ResourceNotFound if absent)."""
+        spec = self.archive(name)
+        self.backend.table_delete(CATALOG_TABLE, f"archive/{name}")
+        if self.bus_version(spec.bus) is not None:
+            self._touch(spec.bus)  # its routers stop archiving into it
+        for item in list(self.backend.table_items(ARCHIVE_TABLE, prefix=f"{name}/")):
+            self.backend.table_delete(ARCHIVE_TABLE, item.key)
 
     def archives(self, bus: str | None = None) -> list[ArchiveSpec]:
         """Every archive (of one bus, if given), by name."""
