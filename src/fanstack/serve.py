@@ -20,8 +20,7 @@ from rich.console import Console
 from rich.table import Table
 from starlette.types import ASGIApp
 
-from fanstack.aws.context import DEFAULT_ACCOUNT, DEFAULT_REGION, AwsSettings
-from fanstack.aws.credentials import endpoint_settings
+from fanstack.aws.context import DEFAULT_ACCOUNT, DEFAULT_REGION, AwsSettings, endpoint_settings
 from fanstack.aws.endpoint import AwsEndpoint, AwsRouting
 from fanstack.gateway.limits import ServerLimits
 from fanstack.gateway.protocol import uvicorn_options

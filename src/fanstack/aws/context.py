@@ -7,14 +7,18 @@ configuration; a queue URL follows the request's Host header, as SQS's does.
 
 from __future__ import annotations
 
+import logging
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
+from fanstack.aws.credentials import SignatureCheck, parse_credentials
 from fanstack.backends.base import Backend
+from fanstack.gateway.routing import is_loopback
 
 if TYPE_CHECKING:
     from fanstack.app import App
-    from fanstack.aws.credentials import SignatureCheck
+
+log = logging.getLogger("fanstack.aws")
 
 DEFAULT_ACCOUNT = "000000000000"
 DEFAULT_REGION = "us-east-1"
@@ -28,6 +32,21 @@ class AwsSettings:
     account: str = DEFAULT_ACCOUNT
     region: str = DEFAULT_REGION
     signatures: SignatureCheck | None = None
+
+
+def endpoint_settings(
+    *, host: str, account: str, region: str, credentials: str | None
+) -> AwsSettings:
+    """The AWS endpoint's settings for a server bound to `host`: any caller on loopback,
+    callers signing with one of `credentials`' keys elsewhere (none configured: none admitted)."""
+    if is_loopback(host):
+        return AwsSettings(account=account, region=region)
+    keys = parse_credentials(credentials) if credentials else {}
+    if not keys:
+        log.warning(
+            "the AWS endpoint admits no caller off loopback until --aws-credentials names keys"
+        )
+    return AwsSettings(account=account, region=region, signatures=SignatureCheck(keys))
 
 
 @dataclass(frozen=True, slots=True)

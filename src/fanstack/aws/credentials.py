@@ -10,7 +10,6 @@ malformed, stale or wrong signature gets AWS's error for it, never access.
 from __future__ import annotations
 
 import hmac
-import logging
 import re
 from collections.abc import Mapping
 from datetime import UTC, datetime
@@ -20,13 +19,9 @@ from botocore.auth import SigV4Auth
 from botocore.awsrequest import AWSRequest
 from botocore.credentials import Credentials
 
-from fanstack.aws.context import AwsSettings
 from fanstack.aws.protocols.errors import AwsError
 from fanstack.aws.protocols.http import HttpRequest
 from fanstack.core.errors import InvalidParameterValue
-from fanstack.gateway.routing import is_loopback
-
-log = logging.getLogger("fanstack.aws")
 
 ALGORITHM = "AWS4-HMAC-SHA256"
 MAX_SKEW_SECONDS = 15 * 60  # as AWS allows
@@ -150,17 +145,3 @@ def _signature(
     canonical = signer.canonical_request(rebuilt)
     return str(signer.signature(signer.string_to_sign(rebuilt, canonical), rebuilt))
 
-
-def endpoint_settings(
-    *, host: str, account: str, region: str, credentials: str | None
-) -> AwsSettings:
-    """The AWS endpoint's settings for a server bound to `host`: any caller on loopback,
-    callers signing with one of `credentials`' keys elsewhere (none configured: none admitted)."""
-    if is_loopback(host):
-        return AwsSettings(account=account, region=region)
-    keys = parse_credentials(credentials) if credentials else {}
-    if not keys:
-        log.warning(
-            "the AWS endpoint admits no caller off loopback until --aws-credentials names keys"
-        )
-    return AwsSettings(account=account, region=region, signatures=SignatureCheck(keys))

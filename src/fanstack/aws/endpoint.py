@@ -10,12 +10,13 @@ error becomes the service's modeled error.
 
 from __future__ import annotations
 
+import asyncio
+import contextvars
 import logging
 import uuid
 from collections.abc import Mapping
+from concurrent.futures import ThreadPoolExecutor
 from typing import TYPE_CHECKING, Any
-
-from starlette.concurrency import run_in_threadpool
 
 from fanstack.aws.context import AwsSettings, CallContext
 from fanstack.aws.protocols import identify, is_query_request, protocol_for, service_model
@@ -31,6 +32,7 @@ if TYPE_CHECKING:
 log = logging.getLogger("fanstack.aws")
 
 MAX_BODY = 8 * 1024 * 1024  # a batch of ten 1 MiB messages, base64 and framing included
+CALL_THREADS = 256  # calls in progress at once, long polls included
 
 
 def looks_like_aws(scope: Mapping[str, Any]) -> bool:
@@ -52,6 +54,9 @@ class AwsEndpoint:
     def __init__(self, app: App, settings: AwsSettings | None = None) -> None:
         self.app = app
         self.settings = settings or AwsSettings()
+        # Calls run on threads of their own: long polls (up to 20 s each) must not take the
+        # threads the app's routes run on.
+        self._threads = ThreadPoolExecutor(max_workers=CALL_THREADS, thread_name_prefix="aws")
 
     async def __call__(self, scope: Any, receive: Any, send: Any) -> None:
         await self.respond(await _read(scope, receive), scope, send)
@@ -59,7 +64,11 @@ class AwsEndpoint:
     async def respond(self, request: HttpRequest, scope: Any, send: Any) -> None:
         """Answer a request already read."""
         request_id = str(uuid.uuid4())
-        response = await run_in_threadpool(self.answer, request, _host(scope), request_id)
+        loop = asyncio.get_running_loop()
+        context = contextvars.copy_context()  # the request's trace and log fields go along
+        response = await loop.run_in_executor(
+            self._threads, context.run, self.answer, request, _host(scope), request_id
+        )
         headers = [(k.lower().encode(), v.encode()) for k, v in response.headers.items()]
         headers.append((b"x-amzn-requestid", request_id.encode()))
         headers.append((b"content-length", str(len(response.body)).encode()))

@@ -130,7 +130,7 @@ def start_logging(state: State, app: App | None = None) -> None:
 
 def _aws(host: str, credentials: str | None, account: str, region: str) -> Any:
     """The AWS endpoint's settings (who may call it, the account and region it answers as)."""
-    from fanstack.aws.credentials import endpoint_settings
+    from fanstack.aws.context import endpoint_settings
 
     return endpoint_settings(host=host, account=account, region=region, credentials=credentials)
 
