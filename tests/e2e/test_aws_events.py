@@ -16,13 +16,12 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
-import boto3
 import pytest
-from botocore.config import Config
 from botocore.exceptions import ClientError
 
 from fanstack import test_event_pattern as fanstack_matches
 
+from .aws_clients import aws_client
 from .conftest import Server, start_server, wait_for
 from .test_cli import fanstack
 
@@ -40,13 +39,7 @@ def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
 
 
 def _client(server: Server, service: str) -> Any:
-    return boto3.client(
-        service,
-        endpoint_url=server.url,
-        region_name="us-east-1",
-        config=Config(retries={"max_attempts": 1}),
-        **CREDENTIALS,
-    )
+    return aws_client(server.url, service)
 
 
 @pytest.fixture(scope="module")

@@ -12,13 +12,12 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
-import boto3
 import pytest
-from botocore.config import Config
 from botocore.exceptions import ClientError
 
 from fanstack import App
 
+from .aws_clients import aws_client
 from .conftest import Server, start_server, wait_for
 
 APP = Path(__file__).with_name("aws_workflows_app.py")
@@ -34,13 +33,7 @@ def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
 
 @pytest.fixture(scope="module")
 def lambda_client(server: Server) -> Any:
-    return boto3.client(
-        "lambda",
-        endpoint_url=server.url,
-        region_name="us-east-1",
-        config=Config(retries={"max_attempts": 1}),
-        **CREDENTIALS,
-    )
+    return aws_client(server.url, "lambda")
 
 
 @pytest.fixture(scope="module")

@@ -20,11 +20,11 @@ from typing import Any
 import boto3
 import httpx
 import pytest
-from botocore.config import Config
 from botocore.exceptions import ClientError
 
 from fanstack import App
 
+from .aws_clients import aws_client
 from .conftest import Server, start_server, wait_for
 
 APP = Path(__file__).with_name("aws_app.py")
@@ -40,13 +40,7 @@ def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
 
 @pytest.fixture(scope="module")
 def sqs(server: Server) -> Any:
-    return boto3.client(
-        "sqs",
-        endpoint_url=server.url,
-        region_name="us-east-1",
-        config=Config(retries={"max_attempts": 1}),
-        **CREDENTIALS,
-    )
+    return aws_client(server.url, "sqs")
 
 
 @pytest.fixture(scope="module")

@@ -15,14 +15,13 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
-import boto3
 import pytest
-from botocore.config import Config
 from botocore.exceptions import ClientError
 
 from fanstack import App
 from fanstack.workflows.store import Store
 
+from .aws_clients import aws_client
 from .conftest import Server, start_server, wait_for
 
 APP = Path(__file__).with_name("aws_workflows_app.py")
@@ -57,26 +56,14 @@ def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
 
 @pytest.fixture(scope="module")
 def sfn(server: Server) -> Any:
-    return boto3.client(
-        "stepfunctions",
-        endpoint_url=server.url,
-        region_name="us-east-1",
-        config=Config(retries={"max_attempts": 1}),
-        **CREDENTIALS,
-    )
+    return aws_client(server.url, "stepfunctions")
 
 
 @pytest.fixture(scope="module")
 def sync_sfn(server: Server) -> Any:
     """StartSyncExecution's model asks for a `sync-` host prefix, which a local endpoint lacks:
     the client turns it off, as with `AWS_DISABLE_HOST_PREFIX_INJECTION=true`."""
-    return boto3.client(
-        "stepfunctions",
-        endpoint_url=server.url,
-        region_name="us-east-1",
-        config=Config(retries={"max_attempts": 1}, inject_host_prefix=False),
-        **CREDENTIALS,
-    )
+    return aws_client(server.url, "stepfunctions", inject_host_prefix=False)
 
 
 @pytest.fixture(scope="module")

@@ -112,9 +112,8 @@ class Schedules:
             store.declare(spec, now)
 
     def services(self) -> list[Service]:
-        """The scheduler and its retrier, when the app has a schedule."""
-        if not self.declared and not self._rule_schedules():
-            return []
+        """The scheduler and its retrier (always: a schedule may be made at run time, over
+        the AWS API, in an app that declares none)."""
         retrier = Retrier("scheduler", queue=RETRY_QUEUE, name="scheduler-retrier")
         return [Scheduler(), retrier]
 

@@ -1,8 +1,10 @@
 """Where schedules live: items of backend tables, so both backends keep them through restarts.
 
-- `fanstack-schedules`: `<name>` -> `{"spec", "declared"}`. `spec` is the schedule as it runs
-  (enabled or not: `fanstack schedule disable` changes it); `declared` is what the app's code
-  last declared, so a restart re-applies the code only where the code changed.
+- `fanstack-schedules`: `<name>` -> `{"spec", "declared", "extras"}`. `spec` is the schedule as
+  it runs (enabled or not: `fanstack schedule disable` changes it); `declared` is what the app's
+  code last declared, so a restart re-applies the code only where the code changed; `extras`,
+  for a schedule made at run time, is what the API that made it keeps beside it (the AWS
+  endpoint: its Scheduler group and name, dates, the ARNs it was given).
 - `fanstack-schedule-state`: `<name>` -> when it last fired, when it fires next, how many
   occurrences fired and were skipped, whether it is done.
 - `fanstack-schedule-occurrences`: `<name>/<scheduled time>` -> one occurrence, written once
@@ -15,11 +17,15 @@
 from __future__ import annotations
 
 from collections.abc import Iterator, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any
 
 from fanstack.backends.base import Backend
-from fanstack.core.errors import ConditionalCheckFailed, ResourceNotFound
+from fanstack.core.errors import (
+    ConditionalCheckFailed,
+    ResourceAlreadyExists,
+    ResourceNotFound,
+)
 from fanstack.core.schedules import ScheduleSpec
 
 SCHEDULES_TABLE = "fanstack-schedules"
@@ -74,12 +80,53 @@ class ScheduleStore:
             self.backend.table_put(STATE_TABLE, spec.name, ScheduleState(created=now).to_dict())
         self.bump()
 
-    def put(self, spec: ScheduleSpec) -> None:
-        """Store a schedule as it should run now (enable, disable), keeping what was declared."""
+    def create(
+        self, spec: ScheduleSpec, now: float, *, extras: Mapping[str, Any] | None = None
+    ) -> None:
+        """Store a schedule made at run time (CreateSchedule), with fresh progress from `now`
+        and its maker's `extras`; what the code declared under that name, if anything, stays
+        recorded as declared (ResourceAlreadyExists if a schedule of that name exists)."""
+        item = self.backend.table_get(SCHEDULES_TABLE, spec.name)
+        if item is not None and item.value.get("spec") is not None:
+            raise ResourceAlreadyExists(f"Schedule {spec.name} already exists.")
+        value = {
+            "spec": spec.to_dict(),
+            "declared": item.value.get("declared") if item else None,
+            "extras": dict(extras or {}),
+        }
+        try:
+            if item is None:
+                self.backend.table_put(SCHEDULES_TABLE, spec.name, value, if_absent=True)
+            else:
+                self.backend.table_put(SCHEDULES_TABLE, spec.name, value, if_version=item.version)
+        except ConditionalCheckFailed as exc:  # made by another call meanwhile
+            raise ResourceAlreadyExists(f"Schedule {spec.name} already exists.") from exc
+        self.backend.table_put(STATE_TABLE, spec.name, ScheduleState(created=now).to_dict())
+        self.bump()
+
+    def update(
+        self, spec: ScheduleSpec, now: float, *, extras: Mapping[str, Any] | None = None
+    ) -> None:
+        """Replace a schedule as it runs (UpdateSchedule), and its `extras` if given; when its
+        timing changed, or it is enabled again, it goes on from `now` (what fell due before
+        is not owed)."""
+        before = self.get(spec.name)
+        timing = ("expression", "timezone", "start", "end")
+        retimed = any(getattr(before, name) != getattr(spec, name) for name in timing)
+        if retimed or (spec.enabled and not before.enabled):
+            state = replace(self.state(spec.name), next_fire=None, done=False, resumed=now)
+            self.save_state(spec.name, state)
+        self.put(spec, extras=extras)
+
+    def put(self, spec: ScheduleSpec, *, extras: Mapping[str, Any] | None = None) -> None:
+        """Store a schedule as it should run now (enable, disable), keeping what was declared
+        (and its extras, unless new ones are given)."""
         item = self.backend.table_get(SCHEDULES_TABLE, spec.name)
         if item is None:
             raise ResourceNotFound(f"Schedule {spec.name} does not exist.")
         value = {**item.value, "spec": spec.to_dict()}
+        if extras is not None:
+            value["extras"] = dict(extras)
         self.backend.table_put(SCHEDULES_TABLE, spec.name, value)
         self.bump()
 
@@ -102,9 +149,23 @@ class ScheduleStore:
 
     def schedules(self) -> Iterator[ScheduleSpec]:
         """Every schedule that exists, by name."""
+        for spec, _ in self.schedules_with_extras():
+            yield spec
+
+    def extras(self, name: str) -> dict[str, Any]:
+        """What the API that made a schedule keeps beside it (empty for a declared one;
+        ResourceNotFound if the schedule does not exist)."""
+        item = self.backend.table_get(SCHEDULES_TABLE, name)
+        if item is None or item.value.get("spec") is None:
+            raise ResourceNotFound(f"Schedule {name} does not exist.")
+        return dict(item.value.get("extras") or {})
+
+    def schedules_with_extras(self) -> Iterator[tuple[ScheduleSpec, dict[str, Any]]]:
+        """Every schedule that exists, by name, with its extras."""
         for item in self.backend.table_items(SCHEDULES_TABLE):
             if item.value.get("spec") is not None:
-                yield ScheduleSpec.from_dict(item.value["spec"])
+                spec = ScheduleSpec.from_dict(item.value["spec"])
+                yield spec, dict(item.value.get("extras") or {})
 
     # -- state -----------------------------------------------------------------------------
 

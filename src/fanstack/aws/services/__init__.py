@@ -10,11 +10,16 @@ from collections.abc import Callable, Mapping
 from typing import Any
 
 from fanstack.aws.context import CallContext
-from fanstack.aws.services import sqs, sts
+from fanstack.aws.services import events, lambda_invoke, scheduler, sns, sqs, stepfunctions, sts
 
 Operation = Callable[[CallContext, Mapping[str, Any]], dict[str, Any]]
 
 SERVICES: dict[str, Mapping[str, Operation]] = {
+    "sns": sns.OPERATIONS,
     "sqs": sqs.OPERATIONS,
+    "events": events.OPERATIONS,
+    "stepfunctions": stepfunctions.OPERATIONS,
+    "lambda": lambda_invoke.OPERATIONS,
     "sts": sts.OPERATIONS,
+    "scheduler": scheduler.OPERATIONS,
 }

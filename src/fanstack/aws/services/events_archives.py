@@ -237,4 +237,8 @@ def cancel_replay_operation(call: CallContext, params: Mapping[str, Any]) -> dic
             "IllegalStatusException", f"Replay {name} is {current.state} and cannot be cancelled."
         )
     spec = cancel_replay(call.backend, name)
+    if spec.state not in ("CANCELLING", "CANCELLED"):  # it ended meanwhile
+        raise AwsError(
+            "IllegalStatusException", f"Replay {name} is {spec.state} and cannot be cancelled."
+        )
     return {"ReplayArn": replay_arn(call, name), "State": spec.state}
