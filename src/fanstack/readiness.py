@@ -2,8 +2,8 @@
 
 - `consumers`: where this process runs the consumers (`fanstack run`), the dispatcher has
   started and every one of its threads (pollers, services, heartbeat) is alive;
-- `schedules`: where this process runs the scheduler and the app has schedules, some process
-  holds the scheduler's lease (a leader is known, whichever process it is).
+- `schedules`: where this process runs the scheduler (every process running consumers does),
+  some process holds the scheduler's lease (a leader is known, whichever process it is).
 
 A gateway-only process (`fanstack gateway`, or a server process of `--workers N`) runs neither,
 so neither can make it unready: its API works whatever the workers do.
@@ -47,8 +47,8 @@ def _consumers(dispatcher: Dispatcher) -> str:
 def _schedules(app: App) -> str:
     if not _threads(app.runtime):
         return NOT_RUN_HERE
-    if not app.schedules.services():
-        return "no schedules"
+    # Every process that runs consumers runs the scheduler (schedules may be made over the
+    # AWS API at any time), so one of them holds the lease whether or not the app declares any.
     leader = current_leader(app.backend)
     if leader is None:
         raise NotReady("no scheduler holds the leader lease")
