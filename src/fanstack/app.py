@@ -45,6 +45,7 @@ from fanstack.core.specs import (
     TopicSpec,
     check_dead_letter,
 )
+from fanstack.notifications import EndpointNotifications
 from fanstack.observability.metered_backend import MeteredBackend
 from fanstack.observability.metrics import enabled as metrics_enabled
 from fanstack.observability.metrics import metrics
@@ -111,7 +112,9 @@ class App:
             lambda: [rule_schedule(rule) for rule in self.buses.scheduled_rules()],
         )
         self.buses.on_scheduled_rule = self.schedules.declare_rule
-        self.capabilities: list[Capability] = [self.buses, self.workflows, self.schedules]
+        self.capabilities: list[Capability] = [
+            self.buses, self.workflows, self.schedules, EndpointNotifications()
+        ]
 
     def configure(
         self,

@@ -22,6 +22,7 @@ LAYERS: dict[str, int] = {
     "bus": 4,
     "schedules": 4,
     "workflows": 4,
+    "notifications": 4,
     "gateway": 5,
     "functions": 6,
     "app": 7,
