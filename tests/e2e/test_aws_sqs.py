@@ -297,3 +297,10 @@ def test_a_python_function_consumes_a_queue_made_over_the_wire(tmp_path: Path) -
         assert json.loads(message["Body"]) == {"seen": "over the wire"}
     finally:
         second.stop()
+
+
+def test_aws_calls_are_counted_by_service_in_the_metrics(server: Server, sqs: Any) -> None:
+    sqs.list_queues()
+    text = httpx.get(f"{server.url}/metrics").text
+    assert 'route="aws:sqs"' in text
+    assert 'route="unmatched",status="200"' not in text

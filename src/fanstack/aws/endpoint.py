@@ -117,10 +117,19 @@ class AwsRouting:
             await self.app(scope, receive, send)
             return
         request = await _read(scope, receive)
-        if identify(request) is None:  # a form post to a route, say: the gateway answers
+        service = identify(request)
+        if service is None:  # a form post to a route, say: the gateway answers
             await self.app(scope, _replay(request.body, receive), send)
             return
+        scope["route"] = AwsRoute(service)  # what request metrics and traces name it by
         await self.endpoint.respond(request, scope, send)
+
+
+class AwsRoute:
+    """The route an AWS call is counted under: `aws:<service>` (one series per service)."""
+
+    def __init__(self, service: str) -> None:
+        self.path = f"aws:{service}"
 
 
 def _replay(body: bytes, receive: Any) -> Any:
