@@ -18,6 +18,8 @@ class HttpRequest:
     query: str = ""
     headers: Mapping[str, str] = field(default_factory=dict)
     body: bytes = b""
+    # The form's pairs, read once: identifying the service and parsing both need them.
+    _form: list[tuple[str, str]] | None = field(default=None, compare=False, repr=False)
 
     def header(self, name: str) -> str | None:
         """The value of header `name` (any case), or None."""
@@ -29,6 +31,12 @@ class HttpRequest:
 
     def form_pairs(self) -> list[tuple[str, str]]:
         """Query-protocol parameters: the form-encoded body's pairs, else the query string's."""
+        if self._form is None:
+            object.__setattr__(self, "_form", self._read_form())
+        assert self._form is not None
+        return self._form
+
+    def _read_form(self) -> list[tuple[str, str]]:
         content_type = (self.header("content-type") or "").split(";")[0].strip().lower()
         if self.body and content_type in ("", FORM_CONTENT_TYPE):
             try:
