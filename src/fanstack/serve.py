@@ -20,7 +20,7 @@ from rich.console import Console
 from rich.table import Table
 from starlette.types import ASGIApp
 
-from fanstack.aws.context import DEFAULT_ACCOUNT, DEFAULT_REGION, AwsSettings, endpoint_settings
+from fanstack.aws.context import AwsSettings, endpoint_settings
 from fanstack.aws.endpoint import AwsEndpoint, AwsRouting
 from fanstack.gateway.limits import ServerLimits
 from fanstack.gateway.protocol import uvicorn_options
@@ -159,9 +159,7 @@ def _config(
         readiness=readiness_checks(app),
     )
     # Off loopback, with no settings given, the AWS endpoint admits no caller.
-    aws = aws or endpoint_settings(
-        host=host, account=DEFAULT_ACCOUNT, region=DEFAULT_REGION, credentials=None
-    )
+    aws = aws or endpoint_settings(host=host, credentials=None)
     asgi: ASGIApp = AwsRouting(gateway.asgi(), AwsEndpoint(app, aws))
     if metrics_enabled():
         asgi = RequestMetrics(asgi, metrics())

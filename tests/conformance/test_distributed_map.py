@@ -153,7 +153,7 @@ def test_a_result_writer_writes_each_child_and_a_manifest(harness: Harness) -> N
     assert done.status == "SUCCEEDED", done
     details = done.output["ResultWriterDetails"]
     assert done.output["MapRunArn"].startswith(
-        "arn:fanstack:states:local:000000000000:mapRun:written/Scale:nightly-")
+        "arn:aws:states:us-east-1:000000000000:mapRun:written/Scale:nightly-")
     assert details["TableName"] == "results" and details["Key"].endswith("/manifest.json")
     manifest = harness.backend.table_get("results", details["Key"])
     assert manifest is not None

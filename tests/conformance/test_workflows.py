@@ -482,7 +482,7 @@ def nested(resource: str) -> dict[str, Any]:
                 "Type": "Task",
                 "Resource": resource,
                 "Parameters": {
-                    "StateMachineArn": "arn:fanstack:states:local:000000000000:stateMachine:child",
+                    "StateMachineArn": "arn:aws:states:us-east-1:000000000000:stateMachine:child",
                     "Input.$": "$",
                 },
                 "End": True,

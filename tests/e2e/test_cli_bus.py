@@ -18,7 +18,7 @@ EVENT = {
     "source": "com.shop",
     "account": "000000000000",
     "time": "2026-01-01T00:00:00Z",
-    "region": "local",
+    "region": "us-east-1",
     "resources": [],
     "detail": {"total": 12},
 }

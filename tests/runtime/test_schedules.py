@@ -96,7 +96,7 @@ def test_a_bus_target_gets_an_event_whose_detail_is_the_input(app: App) -> None:
     wait_for(lambda: audit.stats().visible >= 1, timeout=30)
     event = received(app, "audit")[0]
     assert event["detail-type"] == "Scheduled Event" and event["detail"] == {"check": "disk"}
-    schedule = "arn:fanstack:scheduler:local:000000000000:schedule/default/audit"
+    schedule = "arn:aws:scheduler:us-east-1:000000000000:schedule/default/audit"
     assert event["resources"] == [schedule]
 
 

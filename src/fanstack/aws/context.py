@@ -1,8 +1,9 @@
 """What an AWS API call is served with: the app's store, the account and region, the caller's host.
 
 ARNs and queue URLs are in AWS's formats (`arn:aws:sqs:us-east-1:000000000000:orders`,
-`http://<host>/000000000000/orders`), with the account id and region of the endpoint's
-configuration; a queue URL follows the request's Host header, as SQS's does.
+`http://<host>/000000000000/orders`), with the process's account id and region
+(`core/arns.py`, the same the core's envelopes and events carry); a queue URL follows the
+request's Host header, as SQS's does.
 """
 
 from __future__ import annotations
@@ -13,6 +14,7 @@ from typing import TYPE_CHECKING
 
 from fanstack.aws.credentials import SignatureCheck, parse_credentials
 from fanstack.backends.base import Backend
+from fanstack.core.arns import arn, arn_scope
 from fanstack.gateway.routing import is_loopback
 
 if TYPE_CHECKING:
@@ -20,33 +22,36 @@ if TYPE_CHECKING:
 
 log = logging.getLogger("fanstack.aws")
 
-DEFAULT_ACCOUNT = "000000000000"
-DEFAULT_REGION = "us-east-1"
-
 
 @dataclass(frozen=True, slots=True)
 class AwsSettings:
-    """The account id and region the endpoint answers as, and who may call it (`signatures`:
-    None accepts any caller, as on loopback)."""
+    """Who may call the endpoint (`signatures`: None accepts any caller, as on loopback), and
+    the account id and region it answers as: the process's (`core/arns.py`)."""
 
-    account: str = DEFAULT_ACCOUNT
-    region: str = DEFAULT_REGION
     signatures: SignatureCheck | None = None
 
+    @property
+    def account(self) -> str:
+        """The account id in ARNs, queue URLs and owners."""
+        return arn_scope().account
 
-def endpoint_settings(
-    *, host: str, account: str, region: str, credentials: str | None
-) -> AwsSettings:
+    @property
+    def region(self) -> str:
+        """The region in ARNs."""
+        return arn_scope().region
+
+
+def endpoint_settings(*, host: str, credentials: str | None) -> AwsSettings:
     """The AWS endpoint's settings for a server bound to `host`: any caller on loopback,
     callers signing with one of `credentials`' keys elsewhere (none configured: none admitted)."""
     if is_loopback(host):
-        return AwsSettings(account=account, region=region)
+        return AwsSettings()
     keys = parse_credentials(credentials) if credentials else {}
     if not keys:
         log.warning(
             "the AWS endpoint admits no caller off loopback until --aws-credentials names keys"
         )
-    return AwsSettings(account=account, region=region, signatures=SignatureCheck(keys))
+    return AwsSettings(signatures=SignatureCheck(keys))
 
 
 @dataclass(frozen=True, slots=True)
@@ -66,7 +71,7 @@ class CallContext:
 
     def arn(self, service: str, resource: str) -> str:
         """`arn:aws:<service>:<region>:<account>:<resource>`."""
-        return f"arn:aws:{service}:{self.settings.region}:{self.settings.account}:{resource}"
+        return arn(service, resource)
 
     def queue_url(self, name: str) -> str:
         """The URL of a queue, on the host the caller reached."""

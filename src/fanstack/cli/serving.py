@@ -9,6 +9,8 @@ import click
 
 from fanstack.app import App
 from fanstack.cli.base import F, State, log, log_file_of, main, state_of
+from fanstack.core.arns import DEFAULT_ACCOUNT, DEFAULT_REGION
+from fanstack.core.arns import configure as configure_arns
 from fanstack.gateway.limits import (
     DEFAULT_BODY_TIMEOUT,
     DEFAULT_HEADER_TIMEOUT,
@@ -83,19 +85,27 @@ def _serve_options(function: F) -> F:
             help="Access keys of the AWS API off loopback: KEY:SECRET[,KEY:SECRET] or a file "
             "of such lines (on loopback any credentials are accepted).",
         ),
+    ]
+    for option in reversed(options):
+        function = option(function)
+    return _arn_options(function)
+
+
+def _arn_options(function: F) -> F:
+    options = [
         click.option(
             "--aws-account",
             envvar="FANSTACK_AWS_ACCOUNT",
-            default="000000000000",
+            default=DEFAULT_ACCOUNT,
             show_default=True,
-            help="Account id in the AWS API's ARNs and queue URLs.",
+            help="Account id in ARNs (the AWS API's, envelopes', events') and queue URLs.",
         ),
         click.option(
             "--aws-region",
             envvar="FANSTACK_AWS_REGION",
-            default="us-east-1",
+            default=DEFAULT_REGION,
             show_default=True,
-            help="Region in the AWS API's ARNs.",
+            help="Region in ARNs (the AWS API's, envelopes', events') and records.",
         ),
     ]
     for option in reversed(options):
@@ -128,11 +138,11 @@ def start_logging(state: State, app: App | None = None) -> None:
     log.debug("log lines kept", extra={"log_file": str(path)})
 
 
-def _aws(host: str, credentials: str | None, account: str, region: str) -> Any:
-    """The AWS endpoint's settings (who may call it, the account and region it answers as)."""
+def _aws(host: str, credentials: str | None) -> Any:
+    """The AWS endpoint's settings (who may call it)."""
     from fanstack.aws.context import endpoint_settings
 
-    return endpoint_settings(host=host, account=account, region=region, credentials=credentials)
+    return endpoint_settings(host=host, credentials=credentials)
 
 
 def _serve(app: App, **options: Any) -> None:
@@ -168,6 +178,7 @@ def run(
         return
     state = state_of(ctx)
     start_logging(state)
+    configure_arns(account=aws_account, region=aws_region)
     app = load(ctx, app_reference)
     start_logging(state, app)
     limits = ServerLimits(
@@ -182,7 +193,7 @@ def run(
         admin_token=admin_token,
         limits=limits,
         workers=workers,
-        aws=_aws(host, aws_credentials, aws_account, aws_region),
+        aws=_aws(host, aws_credentials),
     )
 
 
@@ -231,6 +242,7 @@ def gateway(
     """Serve only APP's HTTP API (consumers run in `fanstack worker` processes)."""
     state = state_of(ctx)
     start_logging(state)
+    configure_arns(account=aws_account, region=aws_region)
     app = load(ctx, app_reference)
     start_logging(state, app)
     limits = ServerLimits(
@@ -245,7 +257,7 @@ def gateway(
         admin_token=admin_token,
         limits=limits,
         workers=workers,
-        aws=_aws(host, aws_credentials, aws_account, aws_region),
+        aws=_aws(host, aws_credentials),
     )
 
 
@@ -270,6 +282,7 @@ def gateway(
     show_default=True,
     help="Interface of --metrics-port.",
 )
+@_arn_options
 @click.pass_context
 def worker(
     ctx: click.Context,
@@ -277,6 +290,8 @@ def worker(
     grace: float,
     metrics_port: int | None,
     metrics_host: str,
+    aws_account: str,
+    aws_region: str,
 ) -> None:
     """Run APP's consumers and functions (APP is app.py or module[:attr]) until stopped.
 
@@ -285,6 +300,7 @@ def worker(
     """
     state = state_of(ctx)
     start_logging(state)
+    configure_arns(account=aws_account, region=aws_region)
     app = load(ctx, app_reference, open_store=False)
     start_logging(state, app)
     from fanstack.observability.endpoint import serve_metrics

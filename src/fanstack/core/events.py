@@ -15,6 +15,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
 
+from fanstack.core.arns import arn_scope
 from fanstack.core.errors import FanstackError, ValidationException
 
 MAX_ENTRIES = 10
@@ -22,8 +23,6 @@ MAX_REQUEST_BYTES = 256 * 1024
 MAX_DETAIL_TYPE_LENGTH = 128
 MAX_SOURCE_LENGTH = 256
 TIME_BYTES = 14  # what a `time` adds to an entry's size, as AWS counts it
-ACCOUNT = "000000000000"
-REGION = "local"
 REPLAY_NAME = "replay-name"
 INGRESS_PREFIX = "fanstack-bus-"
 
@@ -113,9 +112,9 @@ def make_event(entry: EventEntry, *, event_id: str, now: float) -> dict[str, Any
         "id": event_id,
         "detail-type": detail_type,
         "source": source,
-        "account": ACCOUNT,
+        "account": arn_scope().account,
         "time": event_time(entry.time, now),
-        "region": REGION,
+        "region": arn_scope().region,
         "resources": resources,
         "detail": detail,
     }

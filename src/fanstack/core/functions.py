@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
+from fanstack.core.arns import function_arn
 from fanstack.core.errors import InvalidParameterValue
 from fanstack.core.retry import RetryPolicy
 
@@ -63,8 +64,8 @@ class FunctionSpec:
 
     @property
     def arn(self) -> str:
-        """An ARN-like name, as a context and destination records carry it."""
-        return f"arn:fanstack:lambda:local:000000000000:function:{self.name}"
+        """The function's ARN, as a context and destination records carry it."""
+        return function_arn(self.name)
 
     @property
     def async_queue(self) -> str:

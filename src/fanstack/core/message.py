@@ -19,6 +19,7 @@ from decimal import Decimal, InvalidOperation
 from types import MappingProxyType
 from typing import Any
 
+from fanstack.core.arns import queue_arn
 from fanstack.core.errors import (
     InvalidAttributeName,
     InvalidAttributeValue,
@@ -27,7 +28,6 @@ from fanstack.core.errors import (
     MessageTooLarge,
     MissingParameter,
 )
-from fanstack.core.specs import queue_arn
 
 MAX_ATTRIBUTES = 10
 # Where a message carries its trace context (W3C traceparent) and the id of the request that

@@ -14,11 +14,10 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field, replace
 from typing import Any
 
+from fanstack.core.arns import arn, function_arn, queue_arn, topic_arn
 from fanstack.core.errors import LimitExceeded, ValidationException
 from fanstack.core.event_pattern import EventPattern
-from fanstack.core.events import ACCOUNT, REGION
 from fanstack.core.schedule_expression import parse_schedule_expression
-from fanstack.core.specs import queue_arn
 from fanstack.core.target_input import TargetInput
 
 MAX_TARGETS_PER_RULE = 5
@@ -57,13 +56,13 @@ def check_rule_name(kind: str, name: str) -> None:
 
 def bus_arn(bus: str) -> str:
     """The ARN of an event bus."""
-    return f"arn:fanstack:events:{REGION}:{ACCOUNT}:event-bus/{bus}"
+    return arn("events", f"event-bus/{bus}")
 
 
 def rule_arn(bus: str, rule: str) -> str:
     """The ARN of a rule (AWS leaves the bus out for the default bus)."""
     middle = rule if bus == "default" else f"{bus}/{rule}"
-    return f"arn:fanstack:events:{REGION}:{ACCOUNT}:rule/{middle}"
+    return arn("events", f"rule/{middle}")
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -123,18 +122,17 @@ class TargetSpec:
     @property
     def arn(self) -> str:
         """The ARN of what the target delivers to (a DLQ message's TARGET_ARN)."""
-        prefix = f"arn:fanstack:{{}}:{REGION}:{ACCOUNT}:"
         if self.kind == QUEUE:
             return queue_arn(self.resource)
         if self.kind == TOPIC:
-            return prefix.format("sns") + self.resource
+            return topic_arn(self.resource)
         if self.kind == FUNCTION:
-            return prefix.format("lambda") + f"function:{self.resource}"
+            return function_arn(self.resource)
         if self.kind == BUS:
             return bus_arn(self.resource)
         if self.kind == WORKFLOW:
-            return prefix.format("states") + f"stateMachine:{self.resource}"
-        return prefix.format("events") + f"api-destination/{self.id}"
+            return arn("states", f"stateMachine:{self.resource}")
+        return arn("events", f"api-destination/{self.id}")
 
     def to_dict(self) -> dict[str, Any]:
         """JSON-safe form, as stored with the rule."""

@@ -15,8 +15,8 @@ from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
+from fanstack.core.arns import arn
 from fanstack.core.errors import ValidationException
-from fanstack.core.events import ACCOUNT, REGION
 from fanstack.core.rules import API, TargetSpec
 from fanstack.core.schedule_expression import (
     ScheduleExpression,
@@ -33,7 +33,7 @@ _SCHEDULE_NAME = re.compile(r"^[0-9a-zA-Z\-_.]{1,64}$")
 
 def schedule_arn(name: str) -> str:
     """The ARN of a schedule (of the default schedule group)."""
-    return f"arn:fanstack:scheduler:{REGION}:{ACCOUNT}:schedule/default/{name}"
+    return arn("scheduler", f"schedule/default/{name}")
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)

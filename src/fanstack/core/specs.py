@@ -7,6 +7,7 @@ import re
 from dataclasses import asdict, dataclass, fields
 from typing import Any
 
+from fanstack.core.arns import queue_arn, topic_arn
 from fanstack.core.errors import InvalidParameter, InvalidParameterValue
 
 DEFAULT_VISIBILITY_TIMEOUT = 30
@@ -116,7 +117,7 @@ class QueueSpec(_Spec):
 
     @property
     def arn(self) -> str:
-        """An ARN-like name, as records and envelopes carry it."""
+        """The queue's ARN, as records and envelopes carry it."""
         return queue_arn(self.name)
 
 
@@ -140,8 +141,8 @@ class TopicSpec(_Spec):
 
     @property
     def arn(self) -> str:
-        """An ARN-like name, as envelopes carry it (`TopicArn`)."""
-        return f"arn:fanstack:sns:local:000000000000:{self.name}"
+        """The topic's ARN, as envelopes carry it (`TopicArn`)."""
+        return topic_arn(self.name)
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -163,13 +164,8 @@ class SubscriptionSpec(_Spec):
 
     @property
     def arn(self) -> str:
-        """An ARN-like name of the subscription."""
-        return f"arn:fanstack:sns:local:000000000000:{self.topic}:{self.queue}"
-
-
-def queue_arn(name: str) -> str:
-    """The ARN-like name of the queue called `name`."""
-    return f"arn:fanstack:sqs:local:000000000000:{name}"
+        """The subscription's ARN: the topic's and the queue's name, as the AWS API's."""
+        return f"{topic_arn(self.topic)}:{self.queue}"
 
 
 def check_dead_letter(queue: QueueSpec, dead_letter: QueueSpec) -> None:

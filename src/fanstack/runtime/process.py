@@ -16,6 +16,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import IO, Any
 
+from fanstack.core.arns import arn_scope
 from fanstack.runtime.context import Claim
 from fanstack.runtime.protocol import ChannelClosed, ChannelTimeout, encode, read_frame_fd
 
@@ -147,6 +148,9 @@ def spawn(spec: WorkerSpec) -> subprocess.Popen[bytes]:
         "memory_mb": spec.memory_mb,
         "data_dir": spec.data_dir,
         "backend": spec.backend,
+        # The worker's ARNs (its context's, those of what its handler sends) are the parent's.
+        "account": arn_scope().account,
+        "region": arn_scope().region,
     }
     with contextlib.suppress(OSError):  # a worker that died at once is found out on reading
         _write(process, hello)

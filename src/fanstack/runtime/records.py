@@ -14,10 +14,10 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
+from fanstack.core.arns import arn_scope
 from fanstack.core.message import STRING_ARRAY, MessageAttribute, ReceivedMessage
 from fanstack.core.specs import QueueSpec
 
-REGION = "local"
 SENDER_ID = "fanstack"
 
 
@@ -49,7 +49,7 @@ def sqs_record(message: ReceivedMessage, queue: QueueSpec) -> dict[str, Any]:
         "md5OfBody": hashlib.md5(message.body.encode(), usedforsecurity=False).hexdigest(),
         "eventSource": "aws:sqs",
         "eventSourceARN": queue.arn,
-        "awsRegion": REGION,
+        "awsRegion": arn_scope().region,
     }
 
 

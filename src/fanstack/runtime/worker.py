@@ -22,6 +22,8 @@ from collections.abc import Callable
 from types import ModuleType
 from typing import Any, BinaryIO
 
+from fanstack.core.arns import DEFAULT_ACCOUNT, DEFAULT_REGION, function_arn
+from fanstack.core.arns import configure as configure_arns
 from fanstack.core.errors import FanstackSignal, IdempotencyInProgress, RetryLater
 from fanstack.observability import tracing
 from fanstack.runtime.context import Context, Invocation, running
@@ -98,7 +100,7 @@ def run_invocation(
     context = Context(
         function_name=function,
         aws_request_id=request["invocation_id"],
-        invoked_function_arn=f"arn:fanstack:lambda:local:000000000000:function:{function}",
+        invoked_function_arn=function_arn(function),
         memory_limit_in_mb=request.get("memory_mb", 0),
         deadline=time.monotonic() + request.get("timeout", 3),
     )
@@ -194,6 +196,10 @@ def main() -> None:
         resource.setrlimit(resource.RLIMIT_AS, (limit, limit))
     configure_logging()
     tracing.configure()
+    configure_arns(
+        account=hello.get("account", DEFAULT_ACCOUNT),
+        region=hello.get("region", DEFAULT_REGION),
+    )
     target = load_target(hello["target"])
     handler = getattr(target, "handler", target)
     use_store = getattr(target, "use_store", None)

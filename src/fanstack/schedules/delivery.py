@@ -15,7 +15,8 @@ import json
 from typing import Any
 
 from fanstack.bus.delivery import Delivery
-from fanstack.core.events import ACCOUNT, REGION, iso_seconds
+from fanstack.core.arns import arn_scope
+from fanstack.core.events import iso_seconds
 from fanstack.core.rules import BUS
 from fanstack.core.schedules import ScheduleSpec
 
@@ -38,9 +39,9 @@ def scheduled_event(spec: ScheduleSpec, occurrence: str, scheduled: float) -> di
         "id": occurrence,
         "detail-type": SCHEDULED_EVENT,
         "source": RULE_SOURCE if rule_arn else SCHEDULER_SOURCE,
-        "account": ACCOUNT,
+        "account": arn_scope().account,
         "time": iso_seconds(scheduled),
-        "region": REGION,
+        "region": arn_scope().region,
         "resources": [rule_arn or spec.arn],
         "detail": detail,
     }

@@ -5,10 +5,11 @@ from __future__ import annotations
 
 from typing import Any
 
+from fanstack.core.arns import global_arn
 from fanstack.core.fanout import iso_timestamp
 from fanstack.workflows.store import execution_arn, workflow_arn
 
-ROLE_ARN = "arn:fanstack:iam::000000000000:role/fanstack"
+ROLE = "role/fanstack"  # the role executions run as (IAM is not enforced)
 
 
 def context_object(
@@ -28,7 +29,7 @@ def context_object(
             "Input": input,
             "Name": name,
             "StartTime": iso_timestamp(started),
-            "RoleArn": ROLE_ARN,
+            "RoleArn": global_arn("iam", ROLE),
         },
         "State": {"Name": state, "EnteredTime": iso_timestamp(now), "RetryCount": retry_count},
         "StateMachine": {"Id": workflow_arn(workflow), "Name": workflow},

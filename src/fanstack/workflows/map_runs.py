@@ -18,12 +18,12 @@ from collections.abc import Mapping
 from typing import Any
 
 from fanstack.backends.base import Backend
+from fanstack.core.arns import arn
 from fanstack.core.asl.actions import ItemSource, ResultSink
 from fanstack.core.asl.data import AslError
 from fanstack.core.asl.map_fields import TABLE_SCAN
 from fanstack.core.asl.map_items import READER_FAILED, WRITER_FAILED, listed_items, result_rows
 from fanstack.core.errors import FanstackError
-from fanstack.core.events import ACCOUNT, REGION
 
 
 def read_items(backend: Backend, source: ItemSource) -> list[Any]:
@@ -55,7 +55,7 @@ def map_run_id(execution: str, step: str) -> str:
 def map_run_arn(execution: str, state: str, run_id: str) -> str:
     """The map run's ARN: its workflow, the state's Label (or name), and its id."""
     workflow = execution.partition(":")[0]
-    return f"arn:fanstack:states:{REGION}:{ACCOUNT}:mapRun:{workflow}/{state}:{run_id}"
+    return arn("states", f"mapRun:{workflow}/{state}:{run_id}")
 
 
 def write_results(

@@ -22,8 +22,8 @@ from dataclasses import dataclass, replace
 from typing import Any
 
 from fanstack.backends.base import Backend
+from fanstack.core.arns import arn
 from fanstack.core.errors import ConditionalCheckFailed, ExecutionDoesNotExist, FanstackError
-from fanstack.core.events import ACCOUNT, REGION
 from fanstack.core.message import OutgoingMessage
 from fanstack.core.tables import TableItem
 from fanstack.observability.metrics import counting
@@ -49,12 +49,12 @@ EVENT_OVERHEAD = 256  # an event's bytes besides its text details, at most
 
 def workflow_arn(workflow: str) -> str:
     """The ARN of a workflow (a state machine)."""
-    return f"arn:fanstack:states:{REGION}:{ACCOUNT}:stateMachine:{workflow}"
+    return arn("states", f"stateMachine:{workflow}")
 
 
 def execution_arn(workflow: str, name: str) -> str:
     """The ARN of an execution."""
-    return f"arn:fanstack:states:{REGION}:{ACCOUNT}:execution:{workflow}:{name}"
+    return arn("states", f"execution:{workflow}:{name}")
 
 
 def execution_key(arn: str) -> str:

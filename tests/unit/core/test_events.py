@@ -36,7 +36,7 @@ def test_the_envelope_has_eventbridge_fields_and_a_whole_second_utc_time() -> No
         "source": "shop",
         "account": "000000000000",
         "time": "2026-03-01T09:30:15Z",
-        "region": "local",
+        "region": "us-east-1",
         "resources": ["arn:x"],
         "detail": {"a": 1},
     }

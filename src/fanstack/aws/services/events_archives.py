@@ -236,7 +236,12 @@ def cancel_replay_operation(call: CallContext, params: Mapping[str, Any]) -> dic
         raise AwsError(
             "IllegalStatusException", f"Replay {name} is {current.state} and cannot be cancelled."
         )
-    spec = cancel_replay(call.backend, name)
+    try:
+        spec = cancel_replay(call.backend, name)
+    except ValidationException as error:  # it ended between the check and the cancel
+        raise AwsError(
+            "IllegalStatusException", f"Replay {name} has ended and cannot be cancelled."
+        ) from error
     if spec.state not in ("CANCELLING", "CANCELLED"):  # it ended meanwhile
         raise AwsError(
             "IllegalStatusException", f"Replay {name} is {spec.state} and cannot be cancelled."

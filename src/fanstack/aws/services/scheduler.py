@@ -26,6 +26,7 @@ from fanstack.aws.services.scheduler_groups import (
     group_and_name,
 )
 from fanstack.aws.services.scheduler_targets import target_spec, wire_target
+from fanstack.core.arns import PARTITIONS
 from fanstack.core.errors import ResourceAlreadyExists, ResourceNotFound, ValidationException
 from fanstack.core.rules import MAX_DESCRIPTION_LENGTH
 from fanstack.core.schedules import DISABLED, ENABLED, ScheduleSpec
@@ -307,7 +308,11 @@ def _tagged_group(arn: str) -> str:
     """The group a tag operation's ARN names (ValidationException for anything else)."""
     parts = arn.split(":", 5)
     resource = parts[5] if len(parts) == 6 else ""
-    if parts[:3] != ["arn", "aws", "scheduler"] or not resource.startswith("schedule-group/"):
+    if (  # either partition: fanstack's earlier ARNs are `arn:fanstack:...`
+        not resource.startswith("schedule-group/")
+        or (parts[0], parts[2]) != ("arn", "scheduler")
+        or parts[1] not in PARTITIONS
+    ):
         raise ValidationException(
             f"ResourceArn {arn!r}: Scheduler keeps tags on schedule groups "
             "(arn:aws:scheduler:<region>:<account>:schedule-group/<name>)"
