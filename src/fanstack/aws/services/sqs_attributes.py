@@ -15,10 +15,16 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field, replace
 from typing import Any
 
-from fanstack.aws.context import CallContext, name_from_arn
+from fanstack.aws.context import CallContext, name_from_arn, name_from_queue_url
 from fanstack.backends.base import Backend
-from fanstack.core.errors import FanstackError, InvalidAttributeName, InvalidAttributeValue
+from fanstack.core.errors import (
+    FanstackError,
+    InvalidAttributeName,
+    InvalidAttributeValue,
+    MissingParameter,
+)
 from fanstack.core.specs import QueueSpec
+from fanstack.resources import Queue
 
 QUEUE_EXTRAS_TABLE = "fanstack-aws-queues"
 MAX_TAGS = 50
@@ -228,3 +234,12 @@ def _redrive_policy(text: str) -> dict[str, Any]:
             "deadLetterTargetArn and maxReceiveCount."
         ) from None
     return {"dead_letter": name_from_arn(target), "max_receive_count": count}
+
+
+def queue_named(call: CallContext, params: Mapping[str, Any]) -> Queue:
+    """The queue a call names by its `QueueUrl` (QueueDoesNotExist if absent)."""
+    url = params.get("QueueUrl")
+    if not url:
+        raise MissingParameter("The request must contain the parameter QueueUrl.")
+    spec = call.backend.get_queue(name_from_queue_url(str(url)))
+    return Queue(spec, lambda: call.backend)
