@@ -1,9 +1,10 @@
 """Amazon SQS's API on fanstack's queues: every operation of the current API, by name.
 
 Queues, their attributes, tags and permissions are here; messages in `sqs_messaging`, message
-move tasks in `sqs_moves`. A queue made here is the queue an app declares with `app.queue(...)`: the same spec in the same
-store, listed by `fanstack queues`, consumed by the app's functions. Operations take and return
-the parameters of botocore's SQS model (the codec turns them into either wire protocol).
+move tasks in `sqs_moves`. A queue made here is the queue an app declares with `app.queue(...)`:
+the same spec in the same store, listed by `fanstack queues`, consumed by the app's functions.
+Operations take and return the parameters of botocore's SQS model (the codec turns them into
+either wire protocol).
 """
 
 from __future__ import annotations
