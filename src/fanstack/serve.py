@@ -70,11 +70,15 @@ def serve(
     """
     observe(app)
     app.backend  # noqa: B018 - create every declared resource before serving
+
+    def config(port: int) -> uvicorn.Config:
+        return _config(
+            app, host=host, port=port, admin_token=admin_token, limits=limits, grace=grace, aws=aws
+        )
+
     inherited = inherited_socket()
     if inherited is not None:  # one of the parent's server processes
-        _serve_socket(
-            app, inherited, host=host, admin_token=admin_token, limits=limits, grace=grace, aws=aws
-        )
+        _serve_socket(app, inherited, config)
         return
     server: _Server | None = None
     children: ServerProcesses | None = None
@@ -87,17 +91,7 @@ def serve(
     if listening is not None and workers > 1:
         children = ServerProcesses(listening, workers, child_command())
     elif listening is not None:
-        server = _Server(
-            _config(
-                app,
-                host=host,
-                port=port,
-                admin_token=admin_token,
-                limits=limits,
-                grace=grace,
-                aws=aws,
-            )
-        )
+        server = _Server(config(port))
     signals = ShutdownSignals(
         on_stop=_on_stop(server, children),
         on_force=lambda: _force(app, server, children, consumers),
@@ -187,28 +181,10 @@ def observe(app: App) -> None:
 
 
 def _serve_socket(
-    app: App,
-    sock: socket.socket,
-    *,
-    host: str,
-    admin_token: str | None,
-    limits: ServerLimits | None,
-    grace: float,
-    aws: AwsSettings | None,
+    app: App, sock: socket.socket, config: Callable[[int], uvicorn.Config]
 ) -> None:
     """A child server process: the API on the parent's socket until SIGTERM (exit 0)."""
-    port = sock.getsockname()[1]
-    server = _Server(
-        _config(
-            app,
-            host=host,
-            port=port,
-            admin_token=admin_token,
-            limits=limits,
-            grace=grace,
-            aws=aws,
-        )
-    )
+    server = _Server(config(sock.getsockname()[1]))
     ShutdownSignals(
         on_stop=server.request_exit, on_force=lambda: _force(app, server, None, False)
     ).install()

@@ -27,7 +27,7 @@ from opentelemetry.trace import Link, SpanKind, Status, StatusCode
 from opentelemetry.trace.propagation.tracecontext import TraceContextTextMapPropagator
 
 from fanstack.core.message import ReceivedMessage
-from fanstack.runtime.logs import current_fields
+from fanstack.runtime.logs import current_field
 
 log = logging.getLogger("fanstack.tracing")
 
@@ -104,7 +104,7 @@ def carried_context() -> str | None:
     carrier: dict[str, str] = {}
     if _tracer is not None:
         _propagator.inject(carrier)
-    request_id = current_fields().get("request_id")
+    request_id = current_field("request_id")
     if request_id:
         carrier["request_id"] = str(request_id)
     if not carrier:

@@ -60,6 +60,12 @@ def current_fields() -> dict[str, Any]:
     return dict(_fields.get() or {})
 
 
+def current_field(name: str) -> Any:
+    """One field bound by an enclosing `log_context` block, or None (no copy of the rest)."""
+    fields = _fields.get()
+    return None if fields is None else fields.get(name)
+
+
 class JsonFormatter(logging.Formatter):
     """One JSON object per line: timestamp, level, logger, message, context and extras."""
 
