@@ -259,6 +259,12 @@ class BackendUnavailable(FanstackError):
     code = "ServiceUnavailable"
 
 
+class UnsupportedServer(FanstackError):
+    """The backend's server lacks a feature fanstack relies on; nothing was changed."""
+
+    code = "UnsupportedServer"
+
+
 class IncompatibleStore(FanstackError):
     """The store was written by a layout this version does not read; nothing was changed."""
 

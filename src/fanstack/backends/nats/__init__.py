@@ -138,6 +138,7 @@ from fanstack.backends.nats.publish import Publisher
 from fanstack.backends.nats.queues import Messages
 from fanstack.backends.nats.receiving import Receiving
 from fanstack.backends.nats.settling import Settling
+from fanstack.backends.nats.startup import refuse_old_server
 from fanstack.backends.nats.tables import KeyValueTables
 from fanstack.backends.nats.upkeep import Upkeep
 from fanstack.core.specs import DEDUPLICATION_INTERVAL, MAX_RETENTION
@@ -169,6 +170,7 @@ class NatsBackend(Backend):
 
     async def _prepare(self, nc: Any) -> None:
         """Make the namespace ready: refuse an old layout, then the buckets and streams."""
+        refuse_old_server(nc)
         js = nc.jetstream(timeout=10.0)
         await refuse_previous_layout(js, self.stream)
         self.catalog = Catalog(js, f"{self.stream}_CATALOG", self.replicas)

@@ -21,16 +21,40 @@ TERMINATE = b"+TERM"
 
 
 class Inbox:
-    """The reply subject of one consumer's pull requests in this process, one pull at a time."""
+    """The reply subject of one consumer's pull requests in this process, one pull at a time.
+
+    Replies go straight to the pull waiting for them (no queue, no task per reply); a delivery
+    that arrives while no pull waits (after its pull gave up) is kept for the next pull.
+    """
 
     def __init__(self, subject: str) -> None:
         self.subject = subject
         self.lock = asyncio.Lock()
-        self.replies: asyncio.Queue[Msg] = asyncio.Queue()
+        self.late: list[Msg] = []
         self.subscription: Any = None
+        self.waiting: Waiting | None = None
 
     async def on_reply(self, message: Msg) -> None:
-        self.replies.put_nowait(message)
+        waiting = self.waiting
+        if waiting is None or waiting.done.done():
+            if message.reply:
+                self.late.append(message)
+            return
+        if message.reply:
+            waiting.messages.append(message)
+            if len(waiting.messages) >= waiting.wanted:
+                waiting.done.set_result(None)
+        elif (message.headers or {}).get("Status", "") != "100":  # not an idle heartbeat
+            waiting.done.set_result(None)  # 404 no messages, 408 request expired, 409 ...
+
+
+class Waiting:
+    """One pull in progress: the deliveries it has, until it has `wanted` or the server ends it."""
+
+    def __init__(self, wanted: int, messages: list[Msg]) -> None:
+        self.wanted = wanted
+        self.messages = messages
+        self.done: asyncio.Future[None] = asyncio.get_running_loop().create_future()
 
 
 class Puller:
@@ -87,35 +111,32 @@ class Puller:
             request["expires"] = int(expires * 1e9)
         if expires <= 0 or lingering:
             request["no_wait"] = True
-        messages: list[Msg] = []
         async with inbox.lock:
-            while not inbox.replies.empty():  # late deliveries of an earlier pull
-                late = inbox.replies.get_nowait()
-                if late.reply:
-                    messages.append(late)
+            messages, inbox.late = inbox.late, []  # late deliveries of an earlier pull
             if len(messages) >= batch:
                 return messages
-            await self._nc.publish(
-                f"$JS.API.CONSUMER.MSG.NEXT.{stream}.{consumer}",
-                json.dumps(request).encode(),
-                reply=inbox.subject,
-            )
-            loop = asyncio.get_running_loop()
-            deadline = loop.time() + max(expires, 0) + 5.0
-            while len(messages) < batch:
+            waiting = Waiting(batch, messages)
+            inbox.waiting = waiting
+            try:
+                await self._nc.publish(
+                    f"$JS.API.CONSUMER.MSG.NEXT.{stream}.{consumer}",
+                    json.dumps(request).encode(),
+                    reply=inbox.subject,
+                )
+                loop = asyncio.get_running_loop()
+                timer = loop.call_later(max(expires, 0) + 5.0, _finish, waiting.done)
                 try:
-                    message = await asyncio.wait_for(
-                        inbox.replies.get(), max(deadline - loop.time(), 0.001)
-                    )
-                except TimeoutError:
-                    break
-                if message.reply:
-                    messages.append(message)
-                    continue
-                if (message.headers or {}).get("Status", "") == "100":
-                    continue  # an idle heartbeat
-                break  # 404 no messages, 408 request expired, 409 ...: this pull is over
-        return messages
+                    await waiting.done
+                finally:
+                    timer.cancel()
+            finally:
+                inbox.waiting = None
+        return waiting.messages
+
+
+def _finish(done: asyncio.Future[None]) -> None:
+    if not done.done():
+        done.set_result(None)
 
 
 async def acknowledge(nc: Any, reply: str, what: bytes, timeout: float = 10.0) -> None:

