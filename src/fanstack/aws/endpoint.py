@@ -10,14 +10,12 @@ error becomes the service's modeled error.
 
 from __future__ import annotations
 
-import asyncio
-import contextvars
 import logging
 import uuid
 from collections.abc import Mapping
-from concurrent.futures import ThreadPoolExecutor
 from typing import TYPE_CHECKING, Any
 
+from fanstack.aws.call_threads import CallThreads
 from fanstack.aws.context import AwsSettings, CallContext
 from fanstack.aws.protocols import identify, is_query_request, protocol_for, service_model
 from fanstack.aws.protocols.errors import AwsError
@@ -56,28 +54,33 @@ class AwsEndpoint:
         self.settings = settings or AwsSettings()
         # Calls run on threads of their own: long polls (up to 20 s each) must not take the
         # threads the app's routes run on.
-        self._threads = ThreadPoolExecutor(max_workers=CALL_THREADS, thread_name_prefix="aws")
+        self._threads = CallThreads(CALL_THREADS, "aws")
 
     async def __call__(self, scope: Any, receive: Any, send: Any) -> None:
         await self.respond(await _read(scope, receive), scope, send)
 
-    async def respond(self, request: HttpRequest, scope: Any, send: Any) -> None:
-        """Answer a request already read."""
+    async def respond(
+        self, request: HttpRequest, scope: Any, send: Any, service: str | None = None
+    ) -> None:
+        """Answer a request already read (`service`: what `identify` found for it, if known)."""
         request_id = str(uuid.uuid4())
-        loop = asyncio.get_running_loop()
-        context = contextvars.copy_context()  # the request's trace and log fields go along
-        response = await loop.run_in_executor(
-            self._threads, context.run, self.answer, request, _host(scope), request_id
-        )
+        # On a thread, with the request's trace and log fields (its context) along.
+        response = await self._threads.run(self.answer, request, _host(scope), request_id, service)
         headers = [(k.lower().encode(), v.encode()) for k, v in response.headers.items()]
         headers.append((b"x-amzn-requestid", request_id.encode()))
         headers.append((b"content-length", str(len(response.body)).encode()))
         await send({"type": "http.response.start", "status": response.status, "headers": headers})
         await send({"type": "http.response.body", "body": response.body})
 
-    def answer(self, request: HttpRequest, host: tuple[str, str], request_id: str) -> HttpResponse:
+    def answer(
+        self,
+        request: HttpRequest,
+        host: tuple[str, str],
+        request_id: str,
+        service: str | None = None,
+    ) -> HttpResponse:
         """Parse, run and answer one call (any error in the protocol's error shape)."""
-        service = identify(request)
+        service = service or identify(request)
         if service is None or service not in SERVICES:
             return _unknown_service(request, service, request_id)
         model = service_model(service)
@@ -122,7 +125,7 @@ class AwsRouting:
             await self.app(scope, _replay(request.body, receive), send)
             return
         scope["route"] = AwsRoute(service)  # what request metrics and traces name it by
-        await self.endpoint.respond(request, scope, send)
+        await self.endpoint.respond(request, scope, send, service)
 
 
 class AwsRoute:

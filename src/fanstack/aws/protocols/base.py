@@ -39,6 +39,8 @@ class Protocol(ABC):
     def __init__(self, model: ServiceModel) -> None:
         self.model = model
         self.query_compatible = is_query_compatible(model)
+        # Operation models by name, made once (botocore builds them on first use anyway).
+        self._operations: dict[str, OperationModel] = {}
 
     @abstractmethod
     def parse(self, request: HttpRequest) -> tuple[OperationModel, Params]:
@@ -58,6 +60,9 @@ class Protocol(ABC):
 
     def operation(self, name: str) -> OperationModel:
         """The operation called `name`, or the protocol's unknown-operation error."""
+        known = self._operations.get(name)
+        if known is not None:
+            return known
         if name not in self.model.operation_names:
             raise AwsError(
                 self.unknown_operation_code,
@@ -65,7 +70,8 @@ class Protocol(ABC):
                 status=self.unknown_operation_status,
                 query_code="InvalidAction" if self.query_compatible else None,
             )
-        return self.model.operation_model(name)
+        known = self._operations[name] = self.model.operation_model(name)
+        return known
 
     def check_required(self, shape: Shape | None, value: Any, path: str = "") -> None:
         """Raise the protocol's validation error for the first required member `value` lacks."""

@@ -10,7 +10,6 @@ the parameter, which the protocol reports with its own code.
 from __future__ import annotations
 
 import re
-from collections import defaultdict
 from typing import Any
 
 from botocore.model import ListShape, MapShape, Shape, StructureShape
@@ -20,88 +19,144 @@ from fanstack.aws.protocols.values import ISO8601, read_scalar_text
 _INDEX = re.compile(r"[1-9][0-9]*\Z")
 
 
+class _Node:
+    """One dotted path: its value if a parameter names it, and the segments below it."""
+
+    __slots__ = ("children", "value")
+
+    def __init__(self) -> None:
+        self.value: str | None = None
+        self.children: dict[str, _Node] = {}
+
+
 class FormParams:
-    """A request's query parameters, indexed by dotted path for shape-driven reading."""
+    """A request's query parameters as a tree of dotted paths, read along a botocore shape."""
 
     def __init__(self, pairs: list[tuple[str, str]]) -> None:
         self.values: dict[str, str] = {}
-        self.children: defaultdict[str, set[str]] = defaultdict(set)
+        self._root = _Node()
         for key, value in pairs:
             self.values[key] = value
-            parent = ""
+            node = self._root
             for segment in key.split("."):
-                self.children[parent].add(segment)
-                parent = f"{parent}.{segment}" if parent else segment
+                child = node.children.get(segment)
+                if child is None:
+                    child = node.children[segment] = _Node()
+                node = child
+            node.value = value
+
+    def _node(self, path: str) -> _Node | None:
+        node: _Node | None = self._root
+        for segment in path.split(".") if path else ():
+            node = node.children.get(segment) if node is not None else None
+        return node
 
     def has_children(self, path: str) -> bool:
         """Whether any parameter lies below `path`."""
-        return path in self.children
+        node = self._node(path)
+        return node is not None and bool(node.children)
 
     def indexes(self, path: str) -> list[str]:
         """The list/map indexes (`1`, `2`, ...) directly below `path`, in numeric order."""
-        found = (segment for segment in self.children.get(path, ()) if _INDEX.match(segment))
-        return sorted(found, key=int)
+        node = self._node(path)
+        return _indexes(node) if node is not None else []
 
     def read(self, shape: StructureShape) -> dict[str, Any]:
         """The input structure `shape` as read from the top-level parameters."""
-        return self._structure(shape, "")
+        return _structure(shape, self._root, "")
 
-    def _member_keys(self, name: str, shape: Shape) -> list[str]:
-        # A flattened list is named by its member's locationName in botocore's models, by the
-        # member reference's own name in Smithy's awsQuery spec: accept either.
-        own = shape.serialization.get("name")
-        if isinstance(shape, ListShape) and shape.serialization.get("flattened"):
-            member_name = shape.member.serialization.get("name")
-            if member_name:
-                return [str(own), str(member_name)] if own else [str(member_name), name]
-        return [str(own or name)]
 
-    def _structure(self, shape: StructureShape, prefix: str) -> dict[str, Any]:
-        result: dict[str, Any] = {}
-        for name, member in shape.members.items():
-            for key in self._member_keys(name, member):
-                value = self._value(member, f"{prefix}.{key}" if prefix else key)
-                if value is not None:
-                    result[name] = value
-                    break
-        return result
+def _indexes(node: _Node) -> list[str]:
+    return sorted((s for s in node.children if _INDEX.match(s)), key=int)
 
-    def _value(self, shape: Shape, path: str) -> Any:
-        if isinstance(shape, StructureShape):
-            return self._structure(shape, path) if self.has_children(path) else None
-        if isinstance(shape, ListShape):
-            return self._list(shape, path)
-        if isinstance(shape, MapShape):
-            return self._map(shape, path)
-        if path not in self.values:
-            return None
-        text = self.values[path]
-        try:
-            return read_scalar_text(shape, text, ISO8601)
-        except ValueError as exc:
-            raise ValueError(f"Value '{text}' for parameter {path} is invalid: {exc}") from exc
 
-    def _list(self, shape: ListShape, path: str) -> list[Any] | None:
-        if shape.serialization.get("flattened"):
-            items_path = path
-        else:
-            items_path = f"{path}.{shape.member.serialization.get('name', 'member')}"
-        indexes = self.indexes(items_path)
-        if not indexes:
-            return [] if self.values.get(path) == "" else None
-        items = (self._value(shape.member, f"{items_path}.{index}") for index in indexes)
-        return [item for item in items if item is not None]
+def _member_keys(name: str, shape: Shape) -> list[str]:
+    # A flattened list is named by its member's locationName in botocore's models, by the
+    # member reference's own name in Smithy's awsQuery spec: accept either.
+    own = shape.serialization.get("name")
+    if isinstance(shape, ListShape) and shape.serialization.get("flattened"):
+        member_name = shape.member.serialization.get("name")
+        if member_name:
+            return [str(own), str(member_name)] if own else [str(member_name), name]
+    return [str(own or name)]
 
-    def _map(self, shape: MapShape, path: str) -> dict[Any, Any] | None:
-        entries_path = path if shape.serialization.get("flattened") else f"{path}.entry"
-        key_name = shape.key.serialization.get("name", "key")
-        value_name = shape.value.serialization.get("name", "value")
-        indexes = self.indexes(entries_path)
-        if not indexes:
-            return {} if self.values.get(path) == "" else None
-        result: dict[Any, Any] = {}
-        for index in indexes:
-            key = self._value(shape.key, f"{entries_path}.{index}.{key_name}")
-            if key is not None:
-                result[key] = self._value(shape.value, f"{entries_path}.{index}.{value_name}")
-        return result
+
+def _join(path: str, segment: str) -> str:
+    return f"{path}.{segment}" if path else segment
+
+
+def _structure(shape: StructureShape, node: _Node, path: str) -> dict[str, Any]:
+    result: dict[str, Any] = {}
+    children = node.children
+    for name, member in shape.members.items():
+        for key in _member_keys(name, member):
+            child = children.get(key)
+            if child is None:
+                continue
+            value = _value(member, child, _join(path, key))
+            if value is not None:
+                result[name] = value
+                break
+    return result
+
+
+def _value(shape: Shape, node: _Node, path: str) -> Any:
+    if isinstance(shape, StructureShape):
+        return _structure(shape, node, path) if node.children else None
+    if isinstance(shape, ListShape):
+        return _list(shape, node, path)
+    if isinstance(shape, MapShape):
+        return _map(shape, node, path)
+    text = node.value
+    if text is None:
+        return None
+    try:
+        return read_scalar_text(shape, text, ISO8601)
+    except ValueError as exc:
+        raise ValueError(f"Value '{text}' for parameter {path} is invalid: {exc}") from exc
+
+
+def _list(shape: ListShape, node: _Node, path: str) -> list[Any] | None:
+    items: _Node | None
+    if shape.serialization.get("flattened"):
+        items, items_path = node, path
+    else:
+        name = shape.member.serialization.get("name", "member")
+        items, items_path = node.children.get(name), f"{path}.{name}"
+    indexes = _indexes(items) if items is not None else []
+    if not indexes or items is None:
+        return [] if node.value == "" else None
+    found = (
+        _value(shape.member, items.children[index], f"{items_path}.{index}")
+        for index in indexes
+    )
+    return [item for item in found if item is not None]
+
+
+def _map(shape: MapShape, node: _Node, path: str) -> dict[Any, Any] | None:
+    entries: _Node | None
+    if shape.serialization.get("flattened"):
+        entries, entries_path = node, path
+    else:
+        entries, entries_path = node.children.get("entry"), f"{path}.entry"
+    key_name = shape.key.serialization.get("name", "key")
+    value_name = shape.value.serialization.get("name", "value")
+    indexes = _indexes(entries) if entries is not None else []
+    if not indexes or entries is None:
+        return {} if node.value == "" else None
+    result: dict[Any, Any] = {}
+    for index in indexes:
+        entry = entries.children[index]
+        key_node = entry.children.get(key_name)
+        if key_node is None:
+            continue
+        key = _value(shape.key, key_node, f"{entries_path}.{index}.{key_name}")
+        if key is None:
+            continue
+        value_node = entry.children.get(value_name)
+        result[key] = (
+            None
+            if value_node is None
+            else _value(shape.value, value_node, f"{entries_path}.{index}.{value_name}")
+        )
+    return result
