@@ -112,13 +112,15 @@ def provision(sns: Any, sqs: Any) -> tuple[str, dict[str, str]]:
 
 
 def run_wire(
-    url: str, batch_events: list[tuple[str, str]], threads: int, *, canned: bool
+    url: str, batch_events: list[tuple[str, str]], threads: int, *, canned: bool, server: int
 ) -> dict[str, float]:
-    """Publish every event in batches over `threads` clients, then drain every queue."""
+    """Publish every event in batches over `threads` clients, then drain every queue; with the
+    CPU seconds the server process (`server`, a pid) and this client process spent doing it."""
     pairs = clients(url, threads)
     topic, urls = provision(*pairs[0])
     batches = [batch_events[i : i + BATCH] for i in range(0, len(batch_events), BATCH)]
     wanted = expected(len(batch_events))
+    server_cpu, client_cpu = process_cpu(server), time.process_time()
     started = time.perf_counter()
     in_parallel(threads, lambda t: publish_share(pairs[t][0], topic, batches[t::threads]))
     published = time.perf_counter()
@@ -131,9 +133,20 @@ def run_wire(
 
     in_parallel(drainers, drain)
     drained = time.perf_counter()
+    server_cpu, client_cpu = process_cpu(server) - server_cpu, time.process_time() - client_cpu
     if got != wanted:
         fail(f"drained {got}, expected {wanted}")
-    return figures(len(batch_events), sum(wanted.values()), started, published, drained)
+    return {
+        **figures(len(batch_events), sum(wanted.values()), started, published, drained),
+        "server_cpu_s": round(server_cpu, 2),
+        "client_cpu_s": round(client_cpu, 2),
+    }
+
+
+def process_cpu(pid: int) -> float:
+    """CPU seconds (user + system) process `pid` has used so far, all its threads included."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rpartition(")")[2].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
 def publish_share(sns: Any, topic: str, batches: list[list[tuple[str, str]]]) -> None:
@@ -357,7 +370,7 @@ def main() -> None:
             url, "/_fanstack/health",
         )  # fmt: skip
         try:
-            wire = run_wire(url, workload, args.threads, canned=False)
+            wire = run_wire(url, workload, args.threads, canned=False, server=fanstack.pid)
         finally:
             stop(fanstack)
         canned_port = pick_port()
@@ -366,7 +379,7 @@ def main() -> None:
             [sys.executable, __file__, "--serve-canned", str(canned_port)], canned_url, "/ping"
         )
         try:
-            ceiling = run_wire(canned_url, workload, args.threads, canned=True)
+            ceiling = run_wire(canned_url, workload, args.threads, canned=True, server=canned.pid)
         finally:
             stop(canned)
         python_api = run_python_api(workload, root / "python-state")

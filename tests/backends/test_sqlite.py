@@ -356,3 +356,37 @@ def test_deduplication_ids_past_their_interval_are_deleted_in_the_background(
     again.queue("jobs.fifo", fifo=True).send("b", group_id="g", deduplication_id="d2")
     _eventually(lambda: recorded() == 1)  # only the new one is left
     again.close()
+
+
+def test_writes_wait_on_nothing_only_without_a_flush_and_while_no_other_thread_writes(
+    tmp_path: Path,
+) -> None:
+    """A server answers a storing call where it arrives only when the write waits on nothing:
+    not with a flush to disk per commit, not while another thread of the process writes."""
+    import threading
+
+    normal = App("now", data_dir=tmp_path / "normal")
+    normal.queue("jobs")
+    assert normal.backend.writes_at_once()
+    holding, release = threading.Event(), threading.Event()
+
+    def long_write() -> None:
+        with normal.backend._database.write():
+            holding.set()
+            release.wait(10)
+
+    writer = threading.Thread(target=long_write)
+    writer.start()
+    assert holding.wait(10)
+    try:
+        assert not normal.backend.writes_at_once()
+    finally:
+        release.set()
+        writer.join(10)
+    assert normal.backend.writes_at_once()
+    normal.close()
+
+    flushed = App("fsync", data_dir=tmp_path / "fsync", durability="fsync")
+    flushed.queue("jobs")
+    assert not flushed.backend.writes_at_once()
+    flushed.close()

@@ -12,6 +12,7 @@ import os
 import struct
 import subprocess
 import sys
+import threading
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -100,6 +101,40 @@ def test_send_receive_delete_and_the_md5s(sqs: Any) -> None:
     assert message["MessageAttributes"]["b"]["BinaryValue"] == b"\x00\x01"
     sqs.delete_message(QueueUrl=url, ReceiptHandle=message["ReceiptHandle"])
     assert "Messages" not in sqs.receive_message(QueueUrl=url, WaitTimeSeconds=0)
+
+
+def test_long_polls_wait_aside_while_other_calls_are_answered(server: Server, sqs: Any) -> None:
+    """Calls that only store or read are answered where they arrive; a long poll (asked for,
+    or the queue's default) waits on a thread of its own, so it holds up no other call, and
+    it still answers the moment a message comes."""
+    explicit = sqs.create_queue(QueueName="poll-explicit")["QueueUrl"]
+    by_default = sqs.create_queue(
+        QueueName="poll-default", Attributes={"ReceiveMessageWaitTimeSeconds": "20"}
+    )["QueueUrl"]
+    other = sqs.create_queue(QueueName="answered-meanwhile")["QueueUrl"]
+    got: dict[str, list[str]] = {}
+
+    def poll(name: str, url: str, **wait: int) -> None:
+        client = aws_client(server.url, "sqs")
+        messages = client.receive_message(QueueUrl=url, **wait).get("Messages", [])
+        got[name] = [m["Body"] for m in messages]
+
+    polls = [
+        threading.Thread(target=poll, args=("explicit", explicit), kwargs={"WaitTimeSeconds": 20}),
+        threading.Thread(target=poll, args=("default", by_default)),
+    ]
+    for thread in polls:
+        thread.start()
+    time.sleep(0.5)  # both polls are in flight
+    for n in range(20):
+        sqs.send_message(QueueUrl=other, MessageBody=f"meanwhile {n}")
+    assert len(sqs.receive_message(QueueUrl=other, MaxNumberOfMessages=10)["Messages"]) == 10
+    assert got == {}  # answered while both polls were still waiting
+    sqs.send_message(QueueUrl=explicit, MessageBody="for the explicit poll")
+    sqs.send_message(QueueUrl=by_default, MessageBody="for the default poll")
+    for thread in polls:
+        thread.join(timeout=15)  # well before their 20 s: a message ends each poll
+    assert got == {"explicit": ["for the explicit poll"], "default": ["for the default poll"]}
 
 
 def test_batches_answer_per_entry(sqs: Any) -> None:

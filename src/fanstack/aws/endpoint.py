@@ -13,14 +13,18 @@ from __future__ import annotations
 import logging
 import uuid
 from collections.abc import Mapping
+from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
+
+from botocore.model import OperationModel, ServiceModel
 
 from fanstack.aws.call_threads import CallThreads
 from fanstack.aws.context import AwsSettings, CallContext
 from fanstack.aws.protocols import identify, is_query_request, protocol_for, service_model
+from fanstack.aws.protocols.base import Protocol
 from fanstack.aws.protocols.errors import AwsError
 from fanstack.aws.protocols.http import FORM_CONTENT_TYPE, HttpRequest, HttpResponse
-from fanstack.aws.services import SERVICES
+from fanstack.aws.services import ANSWERED_AT_ONCE, SERVICES, WAITING_CHECKS, Operation
 from fanstack.aws.services.errors import to_aws_error
 from fanstack.core.errors import FanstackError
 
@@ -64,8 +68,13 @@ class AwsEndpoint:
     ) -> None:
         """Answer a request already read (`service`: what `identify` found for it, if known)."""
         request_id = str(uuid.uuid4())
-        # On a thread, with the request's trace and log fields (its context) along.
-        response = await self._threads.run(self.answer, request, _host(scope), request_id, service)
+        prepared = self._prepare(request, _host(scope), request_id, service)
+        if isinstance(prepared, HttpResponse):
+            response = prepared
+        elif self._at_once(prepared):
+            response = self._run(prepared)
+        else:  # on a thread, with the request's trace and log fields (its context) along
+            response = await self._threads.run(self._run, prepared)
         headers = [(k.lower().encode(), v.encode()) for k, v in response.headers.items()]
         headers.append((b"x-amzn-requestid", request_id.encode()))
         headers.append((b"content-length", str(len(response.body)).encode()))
@@ -80,6 +89,13 @@ class AwsEndpoint:
         service: str | None = None,
     ) -> HttpResponse:
         """Parse, run and answer one call (any error in the protocol's error shape)."""
+        prepared = self._prepare(request, host, request_id, service)
+        return prepared if isinstance(prepared, HttpResponse) else self._run(prepared)
+
+    def _prepare(
+        self, request: HttpRequest, host: tuple[str, str], request_id: str, service: str | None
+    ) -> HttpResponse | _Call:
+        """The call a request makes, checked and parsed; or the error that answers it."""
         service = service or identify(request)
         if service is None or service not in SERVICES:
             return _unknown_service(request, service, request_id)
@@ -98,14 +114,66 @@ class AwsEndpoint:
                     "InvalidAction",
                     f"The action {operation.name} is not valid for this endpoint.",
                 )
-            call = CallContext(self.app, self.settings, host[1], host[0], request_id)
-            output = handler(call, params)
         except FanstackError as error:
-            wire = to_aws_error(model, error)
-            if wire.status >= 500:
-                log.error("AWS call failed", extra={"service": service, "error": str(error)})
-            return protocol.serialize_error(wire, operation=operation, request_id=request_id)
-        return protocol.serialize(operation, output, request_id=request_id)
+            return self._error(service, model, protocol, operation, error, request_id)
+        context = CallContext(self.app, self.settings, host[1], host[0], request_id)
+        return _Call(service, model, protocol, operation, params, handler, context)
+
+    def _run(self, call: _Call) -> HttpResponse:
+        """Run a prepared call and answer it (any error in the protocol's error shape)."""
+        request_id = call.context.request_id
+        try:
+            output = call.handler(call.context, call.params)
+        except FanstackError as error:
+            return self._error(
+                call.service, call.model, call.protocol, call.operation, error, request_id
+            )
+        return call.protocol.serialize(call.operation, output, request_id=request_id)
+
+    def _at_once(self, call: _Call) -> bool:
+        """Whether to answer on the event loop instead of a thread.
+
+        A thread costs a hand-off each way and, with the interpreter's lock shared by every
+        call at once, about a quarter of a call's CPU. A call that cannot wait is answered at
+        once: an operation that only stores or reads messages (`ANSWERED_AT_ONCE`; a receive
+        only if it does not long poll), on a backend whose writes do not wait right now
+        (`Backend.writes_at_once`: the embedded store, no flush to disk per commit, no other
+        writer of this process at work). The rest, long polls, invocations and executions
+        among them, run on threads, where concurrent writes share a commit.
+        """
+        if call.operation.name not in ANSWERED_AT_ONCE.get(call.service, ()):
+            return False
+        waits = WAITING_CHECKS.get((call.service, call.operation.name))
+        if waits is not None and waits(call.context, call.params):
+            return False
+        return call.context.backend.writes_at_once()
+
+    @staticmethod
+    def _error(
+        service: str,
+        model: ServiceModel,
+        protocol: Protocol,
+        operation: OperationModel | None,
+        error: FanstackError,
+        request_id: str,
+    ) -> HttpResponse:
+        wire = to_aws_error(model, error)
+        if wire.status >= 500:
+            log.error("AWS call failed", extra={"service": service, "error": str(error)})
+        return protocol.serialize_error(wire, operation=operation, request_id=request_id)
+
+
+@dataclass(frozen=True, slots=True)
+class _Call:
+    """A call parsed and checked, ready to run."""
+
+    service: str
+    model: ServiceModel
+    protocol: Protocol
+    operation: OperationModel
+    params: dict[str, Any]
+    handler: Operation
+    context: CallContext
 
 
 class AwsRouting:

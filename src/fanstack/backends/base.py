@@ -185,6 +185,12 @@ class Backend(ABC):
     def close(self) -> None:
         """Release connections (the data stays)."""
 
+    def writes_at_once(self) -> bool:
+        """Whether a short write made now waits on nothing: no other writer of this process at
+        work, no network round trip, no flush to disk per commit. A server answers such calls
+        where they arrive instead of handing them to a thread. False unless a backend knows."""
+        return False
+
     # -- tables (primitives) ------------------------------------------------------------
 
     @abstractmethod

@@ -41,6 +41,9 @@ class DelegatingBackend(Backend):
     def url(self) -> str:
         return self.inner.url
 
+    def writes_at_once(self) -> bool:
+        return self.inner.writes_at_once()
+
     def commit(self, publications: Sequence[Publication]) -> list[str]:
         return self.inner.commit(publications)
 

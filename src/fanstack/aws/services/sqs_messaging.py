@@ -118,6 +118,18 @@ def _batch_answer(result: BatchResult) -> dict[str, Any]:
     }
 
 
+def receive_waits(call: CallContext, params: Mapping[str, Any]) -> bool:
+    """Whether a ReceiveMessage long polls: its WaitTimeSeconds, else the queue's default (a
+    call that names no queue, or one that does not exist, fails at once)."""
+    wait = params.get("WaitTimeSeconds")
+    if wait is not None:
+        return int(wait) > 0
+    try:
+        return queue_named(call, params).spec.receive_wait > 0
+    except FanstackError:
+        return False
+
+
 def receive_message(call: CallContext, params: Mapping[str, Any]) -> dict[str, Any]:
     queue = queue_named(call, params)
     wait = params.get("WaitTimeSeconds")

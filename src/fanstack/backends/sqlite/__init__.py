@@ -75,6 +75,7 @@ class SQLiteBackend(Backend):
         self.data_dir = Path(data_dir)
         self.data_dir.mkdir(parents=True, exist_ok=True)
         self.path = self.data_dir / DATABASE_FILE
+        self._flushes = durability == "fsync"
         self._database = Database(
             self.path,
             synchronous="FULL" if durability == "fsync" else "NORMAL",
@@ -89,6 +90,11 @@ class SQLiteBackend(Backend):
         self._messages = Messages(self._database, catalog)
         self._expirer = Expirer(self._database, catalog, lambda: self.clock())
         self._tables = Tables(self._database)
+
+    def writes_at_once(self) -> bool:
+        """No flush per commit (durability "normal") and no other thread of this process
+        writing or waiting to: a write now waits at most for another process's transaction."""
+        return not self._flushes and self._database.idle()
 
     @property
     def url(self) -> str:

@@ -85,6 +85,11 @@ class Database:
         if changed and wakes:
             self.wake()
 
+    def idle(self) -> bool:
+        """Whether no thread of this process is writing or waiting to (a hint: it may change
+        the moment after)."""
+        return not (self._writer.locked() or self._running or self._waiting)
+
     def wake(self) -> None:
         """Wake this process's long polls: a committed write may have made messages visible."""
         with self._commits:
