@@ -3,9 +3,10 @@
 `AwsRouting` puts it in front of the gateway on the API port: a request that carries an AWS
 protocol marker (an `X-Amz-Target` header, a SigV4 `Authorization` header, a form-encoded
 `Action=`) goes to the endpoint, every other request to the gateway. The endpoint finds the
-service and operation (`protocols.identify`, the service's protocol), runs the operation off
-the event loop (a long poll may wait 20 s), and answers in the protocol's shape; a fanstack
-error becomes the service's modeled error.
+service and operation (`protocols.identify`, the service's protocol), runs the operation and
+answers in the protocol's shape; a fanstack error becomes the service's modeled error. A call
+that only stores or reads messages, on a store whose writes wait on nothing right now, is
+answered on the event loop; every other call (a long poll may wait 20 s) runs on a thread.
 """
 
 from __future__ import annotations
