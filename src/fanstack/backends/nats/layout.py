@@ -108,6 +108,7 @@ class Names:
 # -- stored messages ------------------------------------------------------------------------
 
 HEADER = "Fs"  # one header holds a stored message's fanstack fields, as compact JSON
+_COMPACT = json.JSONEncoder(separators=(",", ":"))  # made once: a header per stored message
 
 # The JSON keys of each field (short: every stored message carries them).
 _KEYS = (
@@ -162,7 +163,7 @@ class Stored:
             if value is not None and (value != 0 or name == "sent_at") and value != {}:
                 fields[key] = value
         # ensure_ascii: a header value is one line of ASCII (a traceback's newlines escaped).
-        return {HEADER: json.dumps(fields, separators=(",", ":"))}
+        return {HEADER: _COMPACT.encode(fields)}
 
     @classmethod
     def parse(cls, headers: Mapping[str, str] | None, data: bytes) -> Stored:

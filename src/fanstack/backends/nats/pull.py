@@ -12,6 +12,7 @@ import json
 from typing import Any
 
 from nats.aio.msg import Msg
+from nats.errors import NoRespondersError
 
 CATCH_UP = 0.005  # seconds an empty immediate pull looks again for what was just stored
 ACK = b"+ACK"
@@ -137,6 +138,68 @@ class Puller:
 def _finish(done: asyncio.Future[None]) -> None:
     if not done.done():
         done.set_result(None)
+
+
+class Requests:
+    """Requests of one connection whose replies come to one wildcard inbox subscription.
+
+    The client's own request makes a timer task per call; on the hot paths (a store, the
+    acknowledgement that confirms a delete) a reply resolves its future directly and one timer
+    handle bounds the wait. Same errors as the client's: `TimeoutError`, `NoRespondersError`.
+    """
+
+    def __init__(self, nc: Any) -> None:
+        self._nc = nc
+        self._prefix = ""
+        self._next = 0
+        self._waiting: dict[str, asyncio.Future[Msg]] = {}
+
+    async def open(self) -> None:
+        self._prefix = self._nc.new_inbox()
+        await self._nc.subscribe(f"{self._prefix}.*", cb=self._on_reply)
+
+    async def _on_reply(self, message: Msg) -> None:
+        future = self._waiting.pop(message.subject[len(self._prefix) + 1 :], None)
+        if future is None or future.done():
+            return  # its request gave up
+        if not message.data and (message.headers or {}).get("Status") == "503":
+            future.set_exception(NoRespondersError())
+        else:
+            future.set_result(message)
+
+    async def publish(
+        self, subject: str, payload: bytes = b"", headers: dict[str, str] | None = None
+    ) -> None:
+        await self._nc.publish(subject, payload, headers=headers)
+
+    async def request(
+        self,
+        subject: str,
+        payload: bytes = b"",
+        *,
+        headers: dict[str, str] | None = None,
+        timeout: float = 10.0,
+    ) -> Msg:
+        """Publish with a reply subject of this inbox and wait up to `timeout` for the reply."""
+        loop = asyncio.get_running_loop()
+        self._next += 1
+        key = str(self._next)
+        future: asyncio.Future[Msg] = loop.create_future()
+        self._waiting[key] = future
+        timer = loop.call_later(timeout, _time_out, future)
+        try:
+            await self._nc.publish(
+                subject, payload, reply=f"{self._prefix}.{key}", headers=headers
+            )
+            return await future
+        finally:
+            timer.cancel()
+            self._waiting.pop(key, None)
+
+
+def _time_out(future: asyncio.Future[Msg]) -> None:
+    if not future.done():
+        future.set_exception(TimeoutError("no reply in time"))
 
 
 async def acknowledge(nc: Any, reply: str, what: bytes, timeout: float = 10.0) -> None:

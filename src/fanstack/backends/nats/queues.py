@@ -34,7 +34,7 @@ from fanstack.backends.nats.layout import (
 )
 from fanstack.backends.nats.ledger import Lease, Ledger
 from fanstack.backends.nats.notes import Bucket
-from fanstack.backends.nats.pull import Puller
+from fanstack.backends.nats.pull import Puller, Requests
 from fanstack.core.errors import (
     BackendUnavailable,
 )
@@ -154,6 +154,7 @@ class Messages:
         self.notes = notes
         self.counts = counts
         self.puller = Puller(nc)
+        self.requests = Requests(nc)
         self.ledger = Ledger()
         self.holds = Holds(notes, holder)
         self.local: dict[str, QueueLocal] = {}
@@ -161,6 +162,7 @@ class Messages:
 
     async def open(self) -> None:
         await self.puller.open()
+        await self.requests.open()
 
     def filters(self, queue: str, partition: int) -> tuple[str, ...]:
         """The subjects the queue's consumer reads on a partition: its own, and its topics'."""
@@ -267,7 +269,9 @@ class Messages:
         headers["Nats-TTL"] = f"{ttl}s"
         if msg_id is not None:
             headers["Nats-Msg-Id"] = msg_id
-        reply = await self.nc.request(subject, stored.body.encode(), headers=headers, timeout=10)
+        reply = await self.requests.request(
+            subject, stored.body.encode(), headers=headers, timeout=10
+        )
         answer = json.loads(reply.data or b"{}")
         if "error" in answer:
             raise BackendUnavailable(f"NATS: storing on {subject}: {answer['error']}")
@@ -301,7 +305,7 @@ class Messages:
                 await self.nc.publish(subject, stored.body.encode(), headers=headers)
                 continue
             headers["Nats-Batch-Commit"] = "1"
-            reply = await self.nc.request(
+            reply = await self.requests.request(
                 subject, stored.body.encode(), headers=headers, timeout=10
             )
             answer = json.loads(reply.data or b"{}")

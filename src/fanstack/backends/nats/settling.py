@@ -116,7 +116,7 @@ class Settling:
             if receipt.delivered > 1:  # only a redelivered message has a note
                 noted.append(receipt.key)
             self.m.ledger.drop(receipt.consumer, receipt.key, deleted=True)
-        await asyncio.gather(*(acknowledge_all(self.m.nc, r) for r in by_consumer.values()))
+        await asyncio.gather(*(acknowledge_all(self.m.requests, r) for r in by_consumer.values()))
         await asyncio.gather(*(self.m.notes.delete(note_key(*key)) for key in noted))
         return results
 
