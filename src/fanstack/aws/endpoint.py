@@ -77,7 +77,8 @@ class AwsEndpoint:
         else:  # on a thread, with the request's trace and log fields (its context) along
             response = await self._threads.run(self._run, prepared)
         headers = [(k.lower().encode(), v.encode()) for k, v in response.headers.items()]
-        headers.append((b"x-amzn-requestid", request_id.encode()))
+        if not any(name == b"x-amzn-requestid" for name, _ in headers):  # the protocol's own
+            headers.append((b"x-amzn-requestid", request_id.encode()))
         headers.append((b"content-length", str(len(response.body)).encode()))
         await send({"type": "http.response.start", "status": response.status, "headers": headers})
         await send({"type": "http.response.body", "body": response.body})

@@ -9,6 +9,8 @@ against AWS. SQS answers its query-compatible clients with the codes of its quer
 
 from __future__ import annotations
 
+import functools
+
 from botocore.model import ServiceModel
 
 from fanstack.aws.protocols.errors import AwsError
@@ -37,7 +39,10 @@ def to_aws_error(model: ServiceModel, error: FanstackError) -> AwsError:
         return error
     names = set(model.shape_names)
     candidates = [cls.__name__ for cls in type(error).__mro__ if issubclass(cls, FanstackError)]
-    for name in [*candidates, error.code]:
+    # A code the model gives an exception shape of another name (SNS: NotFound is the
+    # NotFoundException shape, answered 404) is that shape.
+    by_code = _exceptions_by_code(model)
+    for name in [*candidates, error.code, by_code.get(error.code, "")]:
         if name in names and model.shape_for(name).metadata.get("exception"):
             modeled = model.shape_for(name).metadata.get("error") or {}
             codes = QUERY_CODES.get(model.service_name, {})
@@ -53,3 +58,16 @@ def to_aws_error(model: ServiceModel, error: FanstackError) -> AwsError:
         error.code, str(error), status=status, sender_fault=error.sender_fault,
         query_code=error.code,
     )  # fmt: skip
+
+
+@functools.cache
+def _exceptions_by_code(model: ServiceModel) -> dict[str, str]:
+    """The exception shapes of `model` by the error code they are answered with."""
+    found = {}
+    for name in model.shape_names:
+        shape = model.shape_for(name)
+        if shape.metadata.get("exception"):
+            code = (shape.metadata.get("error") or {}).get("code")
+            if code and code != name:
+                found[str(code)] = name
+    return found

@@ -26,9 +26,16 @@ Handler = Callable[[CallContext, Mapping[str, Any]], dict[str, Any]]
 TOPIC_EXTRAS_TABLE = "fanstack-aws-topics"
 SUBSCRIPTION_EXTRAS_TABLE = "fanstack-aws-subscriptions"
 PAGE = 100
+# Delivery status logging (`<Protocol>SuccessFeedbackRoleArn` and the like): kept and answered,
+# not acted on (fanstack logs every delivery itself). Terraform sets the sample rates on every
+# topic it makes, 0 when not configured.
+FEEDBACK_PROTOCOLS = ("Application", "Firehose", "HTTP", "Lambda", "SQS")
+FEEDBACK_RATES = {f"{protocol}SuccessFeedbackSampleRate" for protocol in FEEDBACK_PROTOCOLS}
 TOPIC_KEPT = {
     "DisplayName", "Policy", "DeliveryPolicy", "KmsMasterKeyId", "SignatureVersion",
     "TracingConfig", "ArchivePolicy", "FifoThroughputScope", "DataProtectionPolicy",
+    *FEEDBACK_RATES,
+    *(f"{p}{kind}FeedbackRoleArn" for p in FEEDBACK_PROTOCOLS for kind in ("Success", "Failure")),
 }  # fmt: skip
 
 
@@ -48,6 +55,18 @@ def extras_of(call: CallContext, table: str, key: str) -> dict[str, Any]:
 
 def save(call: CallContext, table: str, key: str, value: Mapping[str, Any]) -> None:
     call.backend.table_put(table, key, dict(value))
+
+
+def checked_topic_attribute(name: str, value: Any) -> str:
+    """A kept topic attribute's value as SNS stores it (a sample rate: a whole percentage)."""
+    text = str(value)
+    if name in FEEDBACK_RATES:
+        if not text.strip().isdigit() or not 0 <= int(text) <= 100:
+            raise InvalidParameter(
+                f"Invalid parameter: Attributes Reason: {name} must be an integer from 0 to 100"
+            )
+        return str(int(text))
+    return text
 
 
 def boolean(name: str, text: Any) -> bool:
@@ -88,8 +107,8 @@ def create_topic(call: CallContext, params: Mapping[str, Any]) -> dict[str, Any]
     if existing is None:
         call.backend.create_topic(spec)
     extras = extras_of(call, TOPIC_EXTRAS_TABLE, name)
-    extras["attributes"] = {**extras["attributes"], **{k: v for k, v in attributes.items()
-                                                       if k in TOPIC_KEPT}}  # fmt: skip
+    kept = {k: checked_topic_attribute(k, v) for k, v in attributes.items() if k in TOPIC_KEPT}
+    extras["attributes"] = {**extras["attributes"], **kept}
     extras["tags"] = {**extras["tags"], **tags_of(params.get("Tags"))}
     save(call, TOPIC_EXTRAS_TABLE, name, extras)
     return {"TopicArn": call.arn("sns", name)}
@@ -153,7 +172,7 @@ def set_topic_attributes(call: CallContext, params: Mapping[str, Any]) -> dict[s
     if key not in TOPIC_KEPT:
         raise InvalidParameter(f"Invalid parameter: AttributeName Reason: {key} is not settable")
     extras = extras_of(call, TOPIC_EXTRAS_TABLE, name)
-    extras["attributes"] = {**extras["attributes"], key: value}
+    extras["attributes"] = {**extras["attributes"], key: checked_topic_attribute(key, value)}
     save(call, TOPIC_EXTRAS_TABLE, name, extras)
     return {}
 

@@ -260,8 +260,16 @@ def received_messages(
     db: sqlite3.Connection, queue: str, rows: list[tuple[Any, ...]], token: str
 ) -> list[ReceivedMessage]:
     """Join leased rows (`COLUMNS`) with their payloads into received messages, in lease order."""
+    return build_received(queue, rows, read_payloads(db, rows), token)
+
+
+def read_payloads(
+    db: sqlite3.Connection, rows: list[tuple[Any, ...]]
+) -> dict[int, tuple[Any, ...]]:
+    """The payload rows leased rows (`COLUMNS`) refer to, by id: read in the transaction that
+    leased them (a purge after it may delete them)."""
     ids = {row[1] for row in rows}
-    payloads = {
+    return {
         payload[0]: payload
         for payload in db.execute(
             "SELECT id, message_id, body, attributes, envelope FROM payloads "
@@ -269,6 +277,13 @@ def received_messages(
             tuple(ids),
         )
     }
+
+
+def build_received(
+    queue: str, rows: list[tuple[Any, ...]], payloads: Mapping[int, tuple[Any, ...]], token: str
+) -> list[ReceivedMessage]:
+    """Received messages of leased rows and their payloads, in lease order (no database work:
+    a lease builds them after its commit, so other writers wait less)."""
     messages = []
     for row in rows:
         seq, payload, url, sent_at, count, first, group, dedup, failure, source = row[:10]

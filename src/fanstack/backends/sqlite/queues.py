@@ -23,7 +23,9 @@ from fanstack.backends.sqlite.database import Database
 from fanstack.backends.sqlite.messages import (
     COLUMNS,
     add_depths,
+    build_received,
     delete_where,
+    read_payloads,
     received_messages,
     release,
 )
@@ -139,7 +141,8 @@ class Queues:
                     leased.extend(_mark_received(db, to_lease, now, visibility_timeout, token))
                 if len(to_lease) == len(candidates):
                     break
-            received = received_messages(db, queue.name, leased, token) if leased else []
+            payloads = read_payloads(db, leased) if leased else {}
+        received = build_received(queue.name, leased, payloads, token)
         if dead_lettered:  # the dead-letter queue got messages: its long polls may take them
             self._database.wake()
         return received
