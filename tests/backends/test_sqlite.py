@@ -390,3 +390,39 @@ def test_writes_wait_on_nothing_only_without_a_flush_and_while_no_other_thread_w
     flushed.queue("jobs")
     assert not flushed.backend.writes_at_once()
     flushed.close()
+
+
+def test_a_long_poll_takes_no_writer_turn_for_commits_that_bring_it_nothing(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Writes to other queues wake a long poll's wait, but it leases (a write transaction)
+    only when its own queue has something to lease; then it gets the message at once."""
+    import threading
+
+    app = App("polls", data_dir=tmp_path)
+    idle, busy = app.queue("idle"), app.queue("busy")
+    queues = app.backend._queues
+    leases: list[str] = []
+    lease = queues.lease
+
+    def counted(spec: object, *args: object, **kwargs: object) -> object:
+        leases.append(spec.name)  # type: ignore[attr-defined]
+        return lease(spec, *args, **kwargs)
+
+    monkeypatch.setattr(queues, "lease", counted)
+    got: list[str] = []
+    poll = threading.Thread(
+        target=lambda: got.extend(m.body for m in idle.receive(wait_seconds=10))
+    )
+    poll.start()
+    deadline = time.monotonic() + 10
+    while "idle" not in leases and time.monotonic() < deadline:  # its first look
+        time.sleep(0.001)
+    for n in range(50):
+        busy.send(f"elsewhere {n}")
+    assert leases.count("idle") == 1  # the poll's first look, nothing since
+    idle.send("for the poll")
+    poll.join(10)
+    assert got == ["for the poll"]
+    assert leases.count("idle") == 2
+    app.close()

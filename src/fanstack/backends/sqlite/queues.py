@@ -205,24 +205,33 @@ class Queues:
         add_depths(db, {queue.name: -1, target.name: 1})
 
     def wait(self, queue: str, timeout: float, clock: Clock) -> None:
-        """Sleep until a commit lands (here or in another process) or a hidden message shows."""
+        """Sleep until the queue may have a message to lease: a commit (here or in another
+        process) after which a read finds a candidate, or the time a hidden message shows.
+
+        Commits of other queues and of other receivers come all the time when several
+        processes share the file; a receive that leased after each of them would take the
+        writer's turn for nothing. So a commit wakes this wait only if the lease's own
+        candidate query (`_candidates`, read-only) finds something now.
+        """
         db = self._database.connection()
+        spec = self.get_queue(queue)
         deadline = time.monotonic() + timeout
-        (version,) = db.execute("PRAGMA data_version").fetchone()
-        (next_visible,) = db.execute(
-            "SELECT MIN(visible_at) FROM messages WHERE queue = ? AND visible_at > ?",
-            (queue, clock()),
-        ).fetchone()
         generation = self._database.generation()
+        (version,) = db.execute("PRAGMA data_version").fetchone()
+        next_visible = _next_visible(db, queue, clock())
         while True:
             remaining = deadline - time.monotonic()
             if remaining <= 0:
                 return
-            if self._database.wait_for_commit(generation, min(remaining, POLL_INTERVAL)):
-                return
-            if db.execute("PRAGMA data_version").fetchone()[0] != version:
-                return
-            if next_visible is not None and clock() >= next_visible:
+            committed = self._database.wait_for_commit(generation, min(remaining, POLL_INTERVAL))
+            seen = self._database.generation()
+            (current,) = db.execute("PRAGMA data_version").fetchone()
+            if committed or current != version:
+                if self._candidates(db, spec, clock(), 1):
+                    return
+                generation, version = seen, current
+                next_visible = _next_visible(db, queue, clock())
+            elif next_visible is not None and clock() >= next_visible:
                 return
 
     # -- settling -------------------------------------------------------------------------
@@ -401,6 +410,14 @@ class Queues:
             expired=expired + sum(gone),
             dead_lettered=dead_lettered,
         )
+
+def _next_visible(db: sqlite3.Connection, queue: str, now: float) -> float | None:
+    """When the queue's next hidden message (in flight or delayed) becomes visible."""
+    (found,) = db.execute(
+        "SELECT MIN(visible_at) FROM messages WHERE queue = ? AND visible_at > ?", (queue, now)
+    ).fetchone()
+    return None if found is None else float(found)
+
 
 def _hidden(db: sqlite3.Connection, queue: str, now: float) -> tuple[int, int]:
     """(in flight, delayed) counted on the state index: what is not visible at `now`."""
