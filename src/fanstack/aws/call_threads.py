@@ -1,10 +1,11 @@
 """Threads that run AWS calls off the event loop, with as little hand-off as Python allows.
 
-A call (a long poll may wait 20 s) must not hold the event loop, so each runs on a thread. The
-general-purpose executor costs about 100 us of CPU per call in hand-offs (a concurrent future
-with its condition, a work item, and an asyncio future chained to it); here a call is one entry
-on a queue the threads block on, and its result goes straight to the caller's asyncio future.
-Threads are started as calls need them, up to `limit`, and wait for the next call when idle.
+A call that may wait (a long poll may wait 20 s) must not hold the event loop, so it runs on a
+thread. A general-purpose executor costs about 100 us of CPU per call in hand-offs (a
+concurrent future with its condition, a work item, and an asyncio future chained to it); here
+a call is one entry on a queue the threads block on, and its result goes straight to the
+caller's asyncio future. Threads are started as calls need them, up to `limit`, and wait for
+the next call when idle.
 """
 
 from __future__ import annotations
@@ -14,7 +15,9 @@ import contextvars
 import queue
 import threading
 from collections.abc import Callable
-from typing import Any
+from typing import Any, TypeVar
+
+T = TypeVar("T")
 
 _Call = tuple[
     contextvars.Context,
@@ -36,10 +39,10 @@ class CallThreads:
         self._threads = 0
         self._idle = 0
 
-    async def run(self, function: Callable[..., Any], *args: Any) -> Any:
+    async def run(self, function: Callable[..., T], *args: Any) -> T:
         """`function(*args)` on a thread, in a copy of the caller's context."""
         loop = asyncio.get_running_loop()
-        future: asyncio.Future[Any] = loop.create_future()
+        future: asyncio.Future[T] = loop.create_future()
         with self._lock:
             if self._idle > 0:
                 self._idle -= 1  # that thread takes this call
