@@ -4,6 +4,7 @@ it is sent and answers as told."""
 
 from __future__ import annotations
 
+import base64
 import json
 import threading
 import time
@@ -16,6 +17,7 @@ from typing import Any
 import httpx
 import pytest
 from botocore.exceptions import ClientError
+from cryptography.exceptions import InvalidSignature
 
 from fanstack.notifications.endpoints import HTTP_TIMEOUT
 
@@ -225,6 +227,45 @@ def test_an_http_subscription_is_pending_until_confirmed_then_gets_notifications
     assert [n.json()["Message"] for n in endpoint.got("/hook", "Notification")] == [
         "after confirmation"
     ]
+
+
+def verify_sns_signature(document: dict[str, Any]) -> None:
+    """Verify a delivered document as an SNS receiver does: fetch the certificate at its
+    `SigningCertURL`, rebuild the signed text from the document's fields, check the RSA
+    signature under `SignatureVersion` (1: SHA1, 2: SHA256). Raises if it does not verify."""
+    from cryptography import x509
+    from cryptography.hazmat.primitives import hashes
+    from cryptography.hazmat.primitives.asymmetric import padding, rsa
+
+    certificate = x509.load_pem_x509_certificate(httpx.get(document["SigningCertURL"]).content)
+    if document["Type"] == "Notification":
+        names = ["Message", "MessageId", "Subject", "Timestamp", "TopicArn", "Type"]
+    else:
+        names = ["Message", "MessageId", "SubscribeURL", "Timestamp", "Token", "TopicArn", "Type"]
+    text = "".join(f"{n}\n{document[n]}\n" for n in names if n in document).encode()
+    algorithm = {"1": hashes.SHA1(), "2": hashes.SHA256()}[document["SignatureVersion"]]
+    key = certificate.public_key()
+    assert isinstance(key, rsa.RSAPublicKey)
+    key.verify(base64.b64decode(document["Signature"]), text, padding.PKCS1v15(), algorithm)
+
+
+def test_deliveries_are_signed_with_a_certificate_served_where_the_subscription_was_made(
+    sns: Any, endpoint: Endpoint, server: Server
+) -> None:
+    topic = sns.create_topic(Name="signed")["TopicArn"]
+    _, confirmation = subscribe_http(sns, endpoint, topic, "/signed")
+    document = confirmation.json()
+    assert document["SigningCertURL"] == f"{server.url}/_fanstack/sns/signing-cert.pem"
+    verify_sns_signature(document)
+    sns.confirm_subscription(TopicArn=topic, Token=document["Token"])
+    sns.publish(TopicArn=topic, Message="with a subject", Subject="checked")
+    sns.publish(TopicArn=topic, Message="without one")
+    notifications = [n.json() for n in endpoint.wait("/signed", 2, "Notification")]
+    for notification in notifications:
+        verify_sns_signature(notification)
+    tampered = {**notifications[0], "Message": "not what was signed"}
+    with pytest.raises(InvalidSignature):
+        verify_sns_signature(tampered)
 
 
 def test_a_get_of_the_subscribe_url_confirms_and_raw_delivery_posts_the_message(

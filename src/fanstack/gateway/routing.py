@@ -10,9 +10,10 @@ only once the backend has stored it; a storage failure is a 503. Every error is 
 `{"message", "request_id"[, "errors"]}`.
 
 Beside the API: `/openapi.json`, the `/docs` page (`docs`), the probes `/_fanstack/health` and
-`/_fanstack/ready` (`probes`), and the admin endpoints behind the admin guard (`admin`): the
-gateway's own `/_fanstack/queues` and whatever routes the server mounts as admin (the dashboard,
-metrics), matched after the API's routes.
+`/_fanstack/ready` (`probes`), the certificate SNS deliveries are signed with
+(`/_fanstack/sns/signing-cert.pem`, `notifications.signing`), and the admin endpoints behind
+the admin guard (`admin`): the gateway's own `/_fanstack/queues` and whatever routes the server
+mounts as admin (the dashboard, metrics), matched after the API's routes.
 """
 
 from __future__ import annotations
@@ -57,6 +58,7 @@ from fanstack.gateway.probes import Probes, ReadinessCheck, storage_check
 from fanstack.gateway.request_id import RequestIdMiddleware
 from fanstack.gateway.responses import Endpoint, error_response
 from fanstack.gateway.throttling import QUOTA_TABLE, DailyQuota, RateLimiter
+from fanstack.notifications.signing import CERT_PATH, signer_for
 from fanstack.table import Table
 
 ADMIN_PREFIX = "/_fanstack"
@@ -119,6 +121,7 @@ class Gateway:
             *docs_routes(self.api.title),
             Route(f"{ADMIN_PREFIX}/health", self.probes.health, methods=["GET"]),
             Route(f"{ADMIN_PREFIX}/ready", self.probes.ready, methods=["GET"]),
+            Route(CERT_PATH, self._signing_certificate, methods=["GET"]),
             Route(f"{ADMIN_PREFIX}/queues", self.admin.protect(self._queues), methods=["GET"]),
             *[self.admin.protect_route(route) for route in self._admin_routes],
         ]
@@ -198,6 +201,11 @@ class Gateway:
         return endpoint
 
     # -- documents and admin -------------------------------------------------------------
+
+    async def _signing_certificate(self, request: Request) -> Response:
+        """The certificate SNS deliveries are signed with (open: receivers fetch it)."""
+        signer = await run_in_threadpool(signer_for, self._backend())
+        return Response(signer.certificate_pem, media_type="application/x-pem-file")
 
     async def _openapi(self, request: Request) -> Response:
         return JSONResponse(add_examples(self.api.document(auth_enforced=self.auth_enforced)))

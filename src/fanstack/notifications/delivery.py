@@ -29,6 +29,7 @@ from fanstack.core.errors import FanstackError, QueueDoesNotExist, TopicDoesNotE
 from fanstack.core.message import MessageAttribute, OutgoingMessage, ReceivedMessage
 from fanstack.notifications.endpoints import DeliveryFailure, invoke_function, post
 from fanstack.notifications.messages import NOTIFICATION, delivered_text, endpoint_document
+from fanstack.notifications.signing import Signer, signed, signer_for
 from fanstack.notifications.subscriptions import (
     LAMBDA,
     EndpointSubscription,
@@ -135,7 +136,7 @@ class _Loop:
             return False
         documents: list[tuple[ReceivedMessage, dict[str, Any]]] = []
         for message in leased:
-            document = _document(subscription, message)
+            document = _document(subscription, message, signer_for(self.backend))
             if document is None:
                 self.backend.delete_messages(subscription.queue, [message.receipt_handle])
             else:
@@ -154,8 +155,10 @@ class _Loop:
         return list(self.pool.map(lambda document: post(subscription, document), documents))
 
 
-def _document(subscription: EndpointSubscription, message: ReceivedMessage) -> Any:
-    """The document a queued message holds, as the endpoint gets it (None: not one)."""
+def _document(
+    subscription: EndpointSubscription, message: ReceivedMessage, signer: Signer
+) -> Any:
+    """The document a queued message holds, as the endpoint gets it, signed (None: not one)."""
     try:
         stored = json.loads(message.body)
     except ValueError:
@@ -164,7 +167,7 @@ def _document(subscription: EndpointSubscription, message: ReceivedMessage) -> A
         log.error("dropping a message that is no SNS document", extra={"id": subscription.id})
         _count(subscription, "dropped")
         return None
-    return endpoint_document(subscription, stored)
+    return signed(endpoint_document(subscription, stored), signer, subscription.subscribe_url)
 
 
 def settle(

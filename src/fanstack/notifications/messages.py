@@ -3,8 +3,8 @@
 The subscription's internal queue holds SNS `Notification` envelopes (written by fan-out) and
 `SubscriptionConfirmation` documents (written on Subscribe). An HTTP/S endpoint gets either as
 a JSON body (or, raw, the message itself) with SNS's `x-amz-sns-*` headers; a Lambda function
-gets SNS's event, `{"Records": [{"EventSource": "aws:sns", ..., "Sns": {...}}]}`. fanstack
-does not sign (`Signature` and the certificate URL are empty, as in its queue envelopes).
+gets SNS's event, `{"Records": [{"EventSource": "aws:sns", ..., "Sns": {...}}]}`. Documents
+are signed when delivered (`signing`); SNS envelopes in queues are not.
 """
 
 from __future__ import annotations
