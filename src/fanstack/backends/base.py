@@ -162,7 +162,10 @@ class Backend(ABC):
 
     @abstractmethod
     def purge(self, queue: str) -> None:
-        """Delete every message of the queue; `PurgeQueueInProgress` within 60 s of the last."""
+        """Delete every message of the queue; `PurgeQueueInProgress` within 60 s of the last.
+
+        Once it returns, no receiver gets a message stored before the purge began.
+        """
 
     @abstractmethod
     def peek(self, queue: str, limit: int) -> list[ReceivedMessage]:
@@ -175,11 +178,20 @@ class Backend(ABC):
 
     @abstractmethod
     def move_dead_letters(self, source: QueueSpec, limit: int) -> int:
-        """Move up to `limit` visible messages from the source's DLQ back to it, oldest first."""
+        """Move up to `limit` visible messages from the source's DLQ back to it, oldest first.
+
+        At least once per message: a message is in the source before it leaves the DLQ (one
+        transaction per call on SQLite; on NATS a process dying between the two steps leaves
+        it in both, and a repeated move of it stores nothing twice).
+        """
 
     @abstractmethod
     def stats(self, queue: str) -> QueueStats:
-        """Current depths of the queue (expired messages are swept and counted first)."""
+        """Current depths of the queue, read without a write and without a scan of the backlog.
+
+        Messages past their retention period that are not deleted yet count as expired where
+        the backend knows of them (SQLite: always; NATS: once a receive has met them).
+        """
 
     @abstractmethod
     def close(self) -> None:
