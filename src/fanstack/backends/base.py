@@ -182,7 +182,7 @@ class Backend(ABC):
 
         At least once per message: a message is in the source before it leaves the DLQ (one
         transaction per call on SQLite; on NATS a process dying between the two steps leaves
-        it in both, and a repeated move of it stores nothing twice).
+        it in both; a move repeated within 5 minutes stores nothing twice).
         """
 
     @abstractmethod
