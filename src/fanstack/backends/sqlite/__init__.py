@@ -75,7 +75,6 @@ class SQLiteBackend(Backend):
         self.data_dir = Path(data_dir)
         self.data_dir.mkdir(parents=True, exist_ok=True)
         self.path = self.data_dir / DATABASE_FILE
-        self._flushes = durability == "fsync"
         self._database = Database(
             self.path,
             synchronous="FULL" if durability == "fsync" else "NORMAL",
@@ -94,7 +93,7 @@ class SQLiteBackend(Backend):
     def writes_at_once(self) -> bool:
         """No flush per commit (durability "normal") and no other thread of this process
         writing or waiting to: a write now waits at most for another process's transaction."""
-        return not self._flushes and self._database.idle()
+        return not self._database.flushes and self._database.idle()
 
     @property
     def url(self) -> str:

@@ -85,6 +85,11 @@ class Database:
         if changed and wakes:
             self.wake()
 
+    @property
+    def flushes(self) -> bool:
+        """Whether every commit is flushed to disk (`synchronous=FULL`: durability "fsync")."""
+        return self._synchronous == "FULL"
+
     def idle(self) -> bool:
         """Whether no thread of this process is writing or waiting to (a hint: it may change
         the moment after)."""

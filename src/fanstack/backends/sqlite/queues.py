@@ -411,6 +411,7 @@ class Queues:
             dead_lettered=dead_lettered,
         )
 
+
 def _next_visible(db: sqlite3.Connection, queue: str, now: float) -> float | None:
     """When the queue's next hidden message (in flight or delayed) becomes visible."""
     (found,) = db.execute(
