@@ -45,22 +45,6 @@ class FormParams:
                 node = child
             node.value = value
 
-    def _node(self, path: str) -> _Node | None:
-        node: _Node | None = self._root
-        for segment in path.split(".") if path else ():
-            node = node.children.get(segment) if node is not None else None
-        return node
-
-    def has_children(self, path: str) -> bool:
-        """Whether any parameter lies below `path`."""
-        node = self._node(path)
-        return node is not None and bool(node.children)
-
-    def indexes(self, path: str) -> list[str]:
-        """The list/map indexes (`1`, `2`, ...) directly below `path`, in numeric order."""
-        node = self._node(path)
-        return _indexes(node) if node is not None else []
-
     def read(self, shape: StructureShape) -> dict[str, Any]:
         """The input structure `shape` as read from the top-level parameters."""
         return _structure(shape, self._root, "")
