@@ -34,6 +34,7 @@ COLUMNS = (
 )
 EXPIRE_BATCH = 64  # expired messages deleted at most per queue per write (a short hold)
 EXPIRY_INTERVAL = 1.0  # seconds between passes over every queue (none while one is behind)
+RELEASE_CHUNK = 500  # payload ids per statement of `release` (SQLite allows 32,766 parameters)
 
 log = logging.getLogger("fanstack.backends.sqlite")
 
@@ -143,13 +144,24 @@ def _remember(
 
 
 def release(db: sqlite3.Connection, payload_ids: Iterable[int]) -> None:
-    """Drop one reference per id; a payload no delivery refers to any more is deleted."""
+    """Drop one reference per id; a payload no delivery refers to any more is deleted.
+
+    Ids released the same number of times (nearly always once) go in one statement per
+    RELEASE_CHUNK, not one per id: each statement the sqlite3 module runs lets go of the GIL,
+    and in a busy process every let-go is a thread switch.
+    """
     released = Counter(payload_ids)
-    db.executemany(
-        "UPDATE payloads SET refs = refs - ? WHERE id = ?",
-        [(count, payload) for payload, count in released.items()],
-    )
-    db.executemany("DELETE FROM payloads WHERE id = ? AND refs <= 0", [(p,) for p in released])
+    by_count: dict[int, list[int]] = {}
+    for payload, count in released.items():
+        by_count.setdefault(count, []).append(payload)
+    for count, payloads in by_count.items():
+        for start in range(0, len(payloads), RELEASE_CHUNK):
+            chunk = payloads[start : start + RELEASE_CHUNK]
+            marks = ",".join("?" * len(chunk))
+            db.execute(
+                f"UPDATE payloads SET refs = refs - ? WHERE id IN ({marks})", (count, *chunk)
+            )
+            db.execute(f"DELETE FROM payloads WHERE id IN ({marks}) AND refs <= 0", chunk)
 
 
 def delete_where(db: sqlite3.Connection, condition: str, params: Sequence[object]) -> int:

@@ -121,7 +121,15 @@ class Queues:
     def lease(
         self, queue: QueueSpec, max_messages: int, visibility_timeout: int, now: float
     ) -> list[ReceivedMessage]:
-        """Hide up to `max_messages` visible messages; dead-letter those received too often."""
+        """Hide up to `max_messages` visible messages; dead-letter those received too often.
+
+        A standard queue with nothing to lease is seen on a read (one step on the state index),
+        without taking the writer's turn: the runtime's pollers ask often, and an empty write
+        transaction would make every writer of the file wait for nothing. (A FIFO queue's
+        candidates are a walk of its groups, not worth making twice.)
+        """
+        if not queue.fifo and not self._candidates(self._database.connection(), queue, now, 1):
+            return []
         token = secrets.token_hex(8)
         dead_lettered = False
         with self._database.write(wakes=False) as db:
