@@ -196,6 +196,7 @@ def test_a_data_dir_from_before_kept_depths_is_counted_when_opened(tmp_path: Pat
         jobs.send("x")
     app.close()
     with sqlite3.connect(tmp_path / "fanstack.db") as db:  # as an earlier version left it
+        db.execute("DROP TRIGGER messages_deleted")
         db.execute("ALTER TABLE queues DROP COLUMN depth")
         db.execute("DROP INDEX messages_by_state")
         db.execute("CREATE INDEX messages_by_visibility ON messages (queue, visible_at)")
@@ -206,6 +207,12 @@ def test_a_data_dir_from_before_kept_depths_is_counted_when_opened(tmp_path: Pat
             row[0] for row in db.execute("SELECT name FROM sqlite_master WHERE type = 'index'")
         }
     assert "messages_by_visibility" not in indexes and "messages_by_state" in indexes
+    # The delete trigger is back: a delete counts off the depth and takes its payload along.
+    (message,) = again.queue("jobs").receive(max_messages=1)
+    again.queue("jobs").delete(message.receipt_handle)
+    assert again.queue("jobs").stats().visible == 2
+    with sqlite3.connect(tmp_path / "fanstack.db") as db:
+        assert db.execute("SELECT COUNT(*) FROM payloads").fetchone() == (2,)
     again.close()
 
 
@@ -426,3 +433,16 @@ def test_a_long_poll_takes_no_writer_turn_for_commits_that_bring_it_nothing(
     assert got == ["for the poll"]
     assert leases.count("idle") == 2
     app.close()
+
+
+def test_a_receive_that_finds_nothing_writes_nothing(app: App, tmp_path: Path) -> None:
+    app.topics["t"].publish("one")
+    (message,) = app.queues["a"].receive()  # in flight: nothing visible is left
+    with sqlite3.connect(tmp_path / "fanstack.db") as db:
+        (before,) = db.execute("PRAGMA data_version").fetchone()
+        assert app.queues["a"].receive() == []
+        assert app.backend.receive("a", wait_seconds=0.1) == []
+        # data_version moves when another connection commits: the empty receives did not.
+        assert db.execute("PRAGMA data_version").fetchone()[0] == before
+    app.queues["a"].delete(message.receipt_handle)
+    assert app.queues["a"].stats().visible + app.queues["a"].stats().in_flight == 0

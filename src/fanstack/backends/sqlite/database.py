@@ -101,24 +101,37 @@ class Database:
             self._generation += 1
             self._commits.notify_all()
 
-    def write_statement(self, sql: str, parameters: tuple[object, ...]) -> list[tuple[object, ...]]:
+    def write_statement(
+        self, sql: str, parameters: tuple[object, ...], *, wakes: bool = True
+    ) -> list[tuple[object, ...]]:
         """One statement as its own transaction (autocommit); the rows it returns.
 
         A single statement is atomic by itself: without BEGIN and COMMIT around it, the writer
         lock is held across one call into SQLite instead of three, and every call releases the
         GIL, which busy threads then hold for up to a switch interval before it comes back.
         """
+        return self._statement(sql, parameters, wakes)[0]
+
+    def write_count(self, sql: str, parameters: tuple[object, ...], *, wakes: bool = True) -> int:
+        """One statement as its own transaction, as `write_statement`; the rows it changed
+        (those of its table: not what its triggers did)."""
+        return self._statement(sql, parameters, wakes)[1]
+
+    def _statement(
+        self, sql: str, parameters: tuple[object, ...], wakes: bool
+    ) -> tuple[list[tuple[object, ...]], int]:
         db = self.connection()
         with self._writer, self._turn():
             before = db.total_changes
             try:
-                rows = db.execute(sql, parameters).fetchall()
+                cursor = db.execute(sql, parameters)
+                rows = cursor.fetchall()
             except sqlite3.OperationalError as exc:
                 raise BackendUnavailable(f"cannot write to {self.path}: {exc}") from exc
             changed = db.total_changes != before
-        if changed:
+        if changed and wakes:
             self.wake()
-        return rows
+        return rows, cursor.rowcount
 
     @contextmanager
     def _turn(self) -> Iterator[None]:

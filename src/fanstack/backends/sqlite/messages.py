@@ -2,7 +2,8 @@
 
 A publish and a send both arrive here as publications; `Messages.commit` writes them in one
 transaction, which makes a topic's fan-out atomic. A payload counts the deliveries that refer to
-it (`refs`) and goes with the last of them, however it goes: deleted, purged or expired.
+it (`refs`) and goes with the last of them, however it goes: deleted, purged or expired (the
+schema's `messages_deleted` trigger sees to it).
 """
 
 from __future__ import annotations
@@ -11,7 +12,7 @@ import logging
 import sqlite3
 import threading
 from collections import Counter
-from collections.abc import Callable, Iterable, Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
 from fanstack.backends.sqlite.catalog import Catalog
@@ -32,9 +33,13 @@ COLUMNS = (
     "seq, payload, unsubscribe_url, sent_at, receive_count, first_received_at, group_id, "
     "dedup_id, failure, source_queue, failed_receives, lost_receives"
 )
+# A leased row's payload, read by the statement that leases it (after `COLUMNS`).
+PAYLOAD_COLUMNS = ", ".join(
+    f"(SELECT {column} FROM payloads WHERE payloads.id = messages.payload)"
+    for column in ("message_id", "body", "attributes", "envelope")
+)
 EXPIRE_BATCH = 64  # expired messages deleted at most per queue per write (a short hold)
 EXPIRY_INTERVAL = 1.0  # seconds between passes over every queue (none while one is behind)
-RELEASE_CHUNK = 500  # payload ids per statement of `release` (SQLite allows 32,766 parameters)
 
 log = logging.getLogger("fanstack.backends.sqlite")
 
@@ -143,38 +148,11 @@ def _remember(
     return None
 
 
-def release(db: sqlite3.Connection, payload_ids: Iterable[int]) -> None:
-    """Drop one reference per id; a payload no delivery refers to any more is deleted.
-
-    Ids released the same number of times (nearly always once) go in one statement per
-    RELEASE_CHUNK, not one per id: each statement the sqlite3 module runs lets go of the GIL,
-    and in a busy process every let-go is a thread switch.
-    """
-    released = Counter(payload_ids)
-    by_count: dict[int, list[int]] = {}
-    for payload, count in released.items():
-        by_count.setdefault(count, []).append(payload)
-    for count, payloads in by_count.items():
-        for start in range(0, len(payloads), RELEASE_CHUNK):
-            chunk = payloads[start : start + RELEASE_CHUNK]
-            marks = ",".join("?" * len(chunk))
-            db.execute(
-                f"UPDATE payloads SET refs = refs - ? WHERE id IN ({marks})", (count, *chunk)
-            )
-            db.execute(f"DELETE FROM payloads WHERE id IN ({marks}) AND refs <= 0", chunk)
-
-
 def delete_where(db: sqlite3.Connection, condition: str, params: Sequence[object]) -> int:
-    """Delete message rows matching `condition`, releasing their payloads; returns the count."""
-    deleted = db.execute(
-        f"DELETE FROM messages WHERE {condition} RETURNING queue, payload", params
-    ).fetchall()
-    release(db, [payload for _queue, payload in deleted])
-    counts: Counter[str] = Counter()
-    for queue, _payload in deleted:
-        counts[queue] -= 1
-    add_depths(db, counts)
-    return len(deleted)
+    """Delete message rows matching `condition` (the `messages_deleted` trigger releases their
+    payloads and counts them off their queues); returns the count."""
+    deleted: int = db.execute(f"DELETE FROM messages WHERE {condition}", params).rowcount
+    return deleted
 
 
 class Expirer:

@@ -3,8 +3,9 @@
 A row of `messages` is *visible* when `visible_at <= now`, *in flight* when received
 (`receive_count > 0`) and `visible_at > now`, *delayed* when never received and
 `visible_at > now`. A lease sets `visible_at`, `receive_count` and a fresh receipt token in one
-`BEGIN IMMEDIATE` transaction; the receipt handle is `seq:token`. Dead-lettering and redrive
-change the row's `queue` in place.
+write (a single statement, or a `BEGIN IMMEDIATE` transaction where it dead-letters or walks
+FIFO groups); the receipt handle is `seq:token`. Dead-lettering and redrive change the row's
+`queue` in place.
 """
 
 from __future__ import annotations
@@ -22,12 +23,12 @@ from fanstack.backends.sqlite.catalog import Catalog
 from fanstack.backends.sqlite.database import Database
 from fanstack.backends.sqlite.messages import (
     COLUMNS,
+    PAYLOAD_COLUMNS,
     add_depths,
     build_received,
     delete_where,
     read_payloads,
     received_messages,
-    release,
 )
 from fanstack.core.errors import (
     FanstackError,
@@ -54,6 +55,26 @@ from fanstack.core.specs import QueueSpec
 log = logging.getLogger("fanstack.backends.sqlite")
 
 POLL_INTERVAL = 0.02
+# The visible messages a standard queue's lease would take next, on the state index. Retention
+# counts from the time a message became visible at the earliest, so whatever became visible
+# longer than the retention period ago has expired: starting the scan there skips, on the
+# index, a wave of expired messages the expiry thread has not deleted yet.
+_VISIBLE = (
+    "SELECT {} FROM messages INDEXED BY messages_by_state "
+    "WHERE queue = ? AND visible_at > ? AND visible_at <= ? AND expires_at > ? "
+    "ORDER BY visible_at LIMIT ?"
+)
+# How many of them there are and how often the most received one was: one row, one step.
+_LOOK = f"SELECT COUNT(*), MAX(receive_count) FROM ({_VISIBLE.format('receive_count')})"
+# A standard queue's lease when none of them is due for the DLQ, payloads read in the same
+# statement: atomic by itself, one call into SQLite, one row per message. `receive_count < ?`
+# leaves alone a message that came back due meanwhile; the next lease dead-letters it.
+_LEASE = (
+    "UPDATE messages SET receive_count = receive_count + 1, receipt = ?, visible_at = ?, "
+    f"first_received_at = COALESCE(first_received_at, ?) WHERE seq IN ({_VISIBLE.format('seq')}) "
+    f"AND receive_count < ? RETURNING {COLUMNS}, {PAYLOAD_COLUMNS}"
+)
+_NEVER_DUE = 1 << 62  # the receive count no message reaches (a queue without a DLQ)
 
 
 class Queues:
@@ -123,14 +144,20 @@ class Queues:
     ) -> list[ReceivedMessage]:
         """Hide up to `max_messages` visible messages; dead-letter those received too often.
 
-        A standard queue with nothing to lease is seen on a read (one step on the state index),
-        without taking the writer's turn: the runtime's pollers ask often, and an empty write
-        transaction would make every writer of the file wait for nothing. (A FIFO queue's
-        candidates are a walk of its groups, not worth making twice.)
+        A standard queue is looked at first, on a read: with nothing to lease, the writer's
+        turn is not taken (the runtime's pollers ask often, and an empty write would make
+        every writer of the file wait for nothing); with nothing due for the DLQ, the lease is
+        one statement. A FIFO queue's candidates are a walk of its groups, made once, in the
+        transaction.
         """
-        if not queue.fifo and not self._candidates(self._database.connection(), queue, now, 1):
-            return []
         token = secrets.token_hex(8)
+        if not queue.fifo:
+            window = (queue.name, now - queue.retention, now, now, max_messages)
+            count, most = self._database.connection().execute(_LOOK, window).fetchone()
+            if not count:
+                return []
+            if not dead_letter_due(queue, most):
+                return self._lease_visible(queue, window, visibility_timeout, now, token)
         dead_lettered = False
         with self._database.write(wakes=False) as db:
             leased: list[tuple[Any, ...]] = []
@@ -155,19 +182,32 @@ class Queues:
             self._database.wake()
         return received
 
+    def _lease_visible(
+        self,
+        queue: QueueSpec,
+        window: tuple[object, ...],
+        visibility_timeout: int,
+        now: float,
+        token: str,
+    ) -> list[ReceivedMessage]:
+        """Lease a standard queue's next visible messages in one statement (`_LEASE`), in
+        the order they were stored (SQS promises standard queues no order)."""
+        due = _NEVER_DUE if queue.max_receive_count is None else queue.max_receive_count
+        rows: list[tuple[Any, ...]] = self._database.write_statement(
+            _LEASE, (token, now + visibility_timeout, now, *window, due), wakes=False
+        )
+        rows.sort(key=lambda row: int(row[0]))
+        width = len(COLUMNS.split(","))
+        payloads = {row[1]: (row[1], *row[width:]) for row in rows}
+        return build_received(queue.name, [row[:width] for row in rows], payloads, token)
+
     @staticmethod
     def _candidates(
         db: sqlite3.Connection, queue: QueueSpec, now: float, limit: int
     ) -> list[tuple[int, int]]:
         if not queue.fifo:
-            # A message is never visible before it was sent (or moved here), and retention
-            # counts from then: whatever became visible longer than the retention period ago
-            # has expired. Starting the scan there skips, on the index, a wave of expired
-            # messages the expiry thread has not deleted yet.
             return db.execute(
-                "SELECT seq, receive_count FROM messages INDEXED BY messages_by_state "
-                "WHERE queue = ? AND visible_at > ? AND visible_at <= ? AND expires_at > ? "
-                "ORDER BY visible_at LIMIT ?",
+                _VISIBLE.format("seq, receive_count"),
                 (queue.name, now - queue.retention, now, now, limit),
             ).fetchall()
         # FIFO: walk the queue in order; a group whose earliest message is hidden is blocked.
@@ -252,37 +292,35 @@ class Queues:
         valid = [entry for entry in parsed if not isinstance(entry, FanstackError)]
         spec = self._catalog.current().queues.get(queue)
         expiring = spec is not None and spec.fifo
-        # A delete makes nothing visible, except the next message of a FIFO group.
-        with self._database.write(wakes=expiring) as db:
-            deleted: dict[int, int] = {}
-            if valid:
-                marks = ",".join("?" * len(valid))
-                cases = " ".join("WHEN ? THEN ?" for _ in valid)
-                deleted = dict(
-                    db.execute(
-                        f"DELETE FROM messages WHERE seq IN ({marks}) AND +queue = ? "
-                        f"AND receipt = CASE seq {cases} END AND (NOT ? OR visible_at > ?) "
-                        "RETURNING seq, payload",
-                        (
-                            *(seq for seq, _ in valid),
-                            queue,
-                            *(part for entry in valid for part in entry),
-                            expiring,
-                            now,
-                        ),
-                    ).fetchall()
-                )
-                release(db, deleted.values())
-                add_depths(db, {queue: -len(deleted)})
-            results: list[EntryResult] = []
-            for entry in parsed:
-                if isinstance(entry, FanstackError):
-                    results.append(entry)
-                elif entry[0] in deleted:
-                    results.append(None)
-                else:
-                    results.append(_why_not(db, queue, *entry, deleting=True))
-        return results
+        deleted = 0
+        if valid:
+            marks = ",".join("?" * len(valid))
+            cases = " ".join("WHEN ? THEN ?" for _ in valid)
+            # One statement (the schema's trigger releases payloads and counts depth). A
+            # delete makes nothing visible, except the next message of a FIFO group.
+            deleted = self._database.write_count(
+                f"DELETE FROM messages WHERE seq IN ({marks}) AND +queue = ? "
+                f"AND receipt = CASE seq {cases} END AND (NOT ? OR visible_at > ?)",
+                (
+                    *(seq for seq, _ in valid),
+                    queue,
+                    *(part for entry in valid for part in entry),
+                    expiring,
+                    now,
+                ),
+                wakes=expiring,
+            )
+        if deleted == len(valid):
+            return [entry if isinstance(entry, FanstackError) else None for entry in parsed]
+        # Some handle deleted nothing: what is stored now says why. A message that is gone
+        # was deleted (by this call or before it), which succeeds, as in SQS.
+        db = self._database.connection()
+        return [
+            entry
+            if isinstance(entry, FanstackError)
+            else _why_not(db, queue, *entry, deleting=True)
+            for entry in parsed
+        ]
 
     def set_visibility(
         self,

@@ -77,6 +77,19 @@ CREATE TABLE IF NOT EXISTS dedup (
 ) WITHOUT ROWID;
 """
 
+# What SQLite itself keeps on every delete of a message row, whatever deletes it (a delete by
+# receipt handle, a purge, an expiry, a deleted queue): its payload loses a reference and goes
+# with the last one, and its queue's count of stored messages drops. A delete is then one
+# statement with no rows to read back. (Every process on a data dir must run a version that
+# knows this: an older one also releases by hand.)
+TRIGGERS = """
+CREATE TRIGGER IF NOT EXISTS messages_deleted AFTER DELETE ON messages BEGIN
+    UPDATE payloads SET refs = refs - 1 WHERE id = OLD.payload;
+    DELETE FROM payloads WHERE id = OLD.payload AND refs <= 0;
+    UPDATE queues SET depth = depth - 1 WHERE name = OLD.queue;
+END
+"""
+
 # Columns added after a data dir may have been created: (table, column, definition).
 ADDED_COLUMNS = (
     ("messages", "failed_receives", "INTEGER NOT NULL DEFAULT 0"),
@@ -138,3 +151,4 @@ def upgrade(db: sqlite3.Connection) -> None:
                 )
     for index in DROPPED_INDEXES:
         db.execute(f"DROP INDEX IF EXISTS {index}")
+    db.execute(TRIGGERS)  # after the columns it uses
