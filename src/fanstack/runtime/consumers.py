@@ -115,7 +115,8 @@ class ConsumerLoop:
     def _process(
         self, batch: list[ReceivedMessage], received_at: float, permit: Permit
     ) -> Outcome:
-        outcome = self._invoke(batch, received_at, permit.run)
+        fields = _batch_fields(self.queue.name, batch)
+        outcome = self._invoke(batch, received_at, permit.run, fields)
         if outcome.signal is not None and len(batch) > 1 and not self.runtime.stopping.is_set():
             # One record asked to be retried later (say, its idempotency key is held by another
             # invocation): run each record alone, so the others do not wait with it.
@@ -125,10 +126,11 @@ class ConsumerLoop:
             )
             pool = self.runtime.pool(self.function)
             for message in batch:
-                alone = self._invoke([message], time.monotonic(), pool.invoke)
-                self._settle([message], alone)
+                alone_fields = _batch_fields(self.queue.name, [message])
+                alone = self._invoke([message], time.monotonic(), pool.invoke, alone_fields)
+                self._settle([message], alone, alone_fields)
             return outcome
-        self._settle(batch, outcome)
+        self._settle(batch, outcome, fields)
         return outcome
 
     def _invoke(
@@ -136,9 +138,9 @@ class ConsumerLoop:
         batch: list[ReceivedMessage],
         received_at: float,
         run: Callable[..., Outcome],
+        fields: dict[str, Any],
     ) -> Outcome:
         handles = [m.receipt_handle for m in batch]
-        fields = _batch_fields(self.queue.name, batch)
         with (
             log_context(function=self.function.name, **fields),
             self.runtime.heartbeat.keep_visible(
@@ -148,8 +150,11 @@ class ConsumerLoop:
             outcome: Outcome = run(sqs_event(batch, self.queue), log_fields=fields)
         return outcome
 
-    def _settle(self, batch: Sequence[ReceivedMessage], outcome: Outcome) -> None:
-        """Apply the settlement policy's decisions to the queue."""
+    def _settle(
+        self, batch: Sequence[ReceivedMessage], outcome: Outcome, fields: dict[str, Any]
+    ) -> None:
+        """Apply the settlement policy's decisions to the queue (`fields`: the batch's, for
+        log lines)."""
         backend = self.runtime.backend
         queue = self.queue.name
         expired: set[str] = set()
@@ -166,7 +171,7 @@ class ConsumerLoop:
         )
         if decision.label not in ("retry-later", "interrupted"):
             self.deferrals.forget([m.id for m in batch])
-        with log_context(function=self.function.name, **_batch_fields(queue, batch)):
+        with log_context(function=self.function.name, **fields):
             if decision.delete:
                 for result in backend.delete_messages(queue, list(decision.delete)):
                     if isinstance(result, FanstackError):

@@ -11,13 +11,13 @@ import collections
 import logging
 import threading
 import time
-import uuid
 from collections.abc import Callable, Collection, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
 from fanstack.core.errors import TooManyRequests
 from fanstack.core.outcome import Outcome
+from fanstack.core.records import new_id
 from fanstack.observability import tracing
 from fanstack.observability.function_meter import FunctionMeter
 from fanstack.runtime.context import Claim
@@ -168,7 +168,9 @@ class WorkerPool:
     def _warm_workers(self) -> int:
         """Workers ready now: invoking, or idle and not due to stop (the caller holds the lock)."""
         cutoff = time.monotonic() - self.idle_timeout
-        fresh = sum(1 for w in self._idle if w.last_used >= cutoff and w.alive())
+        # `exited` is what is known without a system call: a worker that died unseen is found
+        # when a batch takes it (`acquire`), which then starts another.
+        fresh = sum(1 for w in self._idle if w.last_used >= cutoff and not w.exited)
         return fresh + len(self._running)
 
     def warm_permit_done(self, poller: str) -> None:
@@ -198,7 +200,7 @@ class WorkerPool:
             attributes={"faas.invoked_name": function, "faas.coldstart": worker is None},
         ) as span:
             request = {
-                "invocation_id": str(uuid.uuid4()),
+                "invocation_id": new_id(),
                 "event": event,
                 "timeout": self.spec.timeout,
                 "memory_mb": self.spec.memory_mb,

@@ -18,7 +18,7 @@ from typing import IO, Any
 
 from fanstack.core.arns import arn_scope
 from fanstack.runtime.context import Claim
-from fanstack.runtime.protocol import ChannelClosed, ChannelTimeout, encode, read_frame_fd
+from fanstack.runtime.protocol import ChannelClosed, ChannelTimeout, FrameReader, encode
 
 START_TIMEOUT = 60.0
 
@@ -46,6 +46,8 @@ class Worker:
         self.spec = spec
         started = time.monotonic()
         self.process = spawn(spec)
+        assert self.process.stdout is not None
+        self._frames = FrameReader(self.process.stdout.fileno())
         self.last_used = started
         self.claims: set[Claim] = set()
         try:
@@ -64,9 +66,7 @@ class Worker:
         _write(self.process, message)
 
     def _receive(self, deadline: float) -> Any:
-        stdout = self.process.stdout
-        assert stdout is not None
-        return read_frame_fd(stdout.fileno(), deadline)
+        return self._frames.read(deadline)
 
     def invoke(self, request: dict[str, Any], timeout: float) -> dict[str, Any]:
         """Run one invocation; raise ChannelTimeout (worker killed) or WorkerCrashed.
@@ -98,6 +98,12 @@ class Worker:
     def alive(self) -> bool:
         """Whether the process is still running."""
         return self.process.poll() is None
+
+    @property
+    def exited(self) -> bool:
+        """Whether the process is known to have ended (as of the last `alive`, `kill` or
+        failed invocation: no system call)."""
+        return self.process.returncode is not None
 
     def kill(self) -> None:
         """Stop the process at once."""

@@ -18,6 +18,9 @@ import msgspec
 
 _HEADER = struct.Struct(">I")
 MAX_FRAME = 64 * 1024 * 1024
+# Bytes asked for per read: a batch's answer fits, and the buffer stays under malloc's
+# threshold for a fresh mapping of its own (128 KiB), which a read would pay for each time.
+READ_SIZE = 64 * 1024
 _encode = msgspec.json.Encoder().encode
 _decode = msgspec.json.Decoder().decode
 
@@ -60,26 +63,38 @@ def _read_stream(stream: BinaryIO, size: int) -> bytes:
     return b"".join(chunks)
 
 
-def read_frame_fd(fd: int, deadline: float) -> Any:
-    """Read one frame from a file descriptor, giving up at `deadline` (time.monotonic)."""
-    (size,) = _HEADER.unpack(_read_fd(fd, _HEADER.size, deadline))
-    if size > MAX_FRAME:
-        raise ChannelClosed(f"frame of {size} bytes exceeds {MAX_FRAME}")
-    return _decode(_read_fd(fd, size, deadline))
+class FrameReader:
+    """Frames from a file descriptor, with a deadline for each. What arrives is read as it
+    comes, READ_SIZE at most per read: a frame and the ones after it (a worker's claim frames
+    come just before its answer) are often one read, and a frame costs one select and one read
+    where its header and body took two of each."""
 
+    def __init__(self, fd: int) -> None:
+        self.fd = fd
+        self._buffer = bytearray()
 
-def _read_fd(fd: int, size: int, deadline: float) -> bytes:
-    chunks = []
-    while size:
+    def read(self, deadline: float) -> Any:
+        """The next frame, giving up at `deadline` (time.monotonic)."""
+        while True:
+            if len(self._buffer) >= _HEADER.size:
+                (size,) = _HEADER.unpack_from(self._buffer)
+                if size > MAX_FRAME:
+                    raise ChannelClosed(f"frame of {size} bytes exceeds {MAX_FRAME}")
+                end = _HEADER.size + size
+                if len(self._buffer) >= end:
+                    payload = bytes(self._buffer[_HEADER.size : end])
+                    del self._buffer[:end]
+                    return _decode(payload)
+            self._fill(deadline)
+
+    def _fill(self, deadline: float) -> None:
         remaining = deadline - time.monotonic()
         if remaining <= 0:
             raise ChannelTimeout("deadline passed")
-        ready, _, _ = select.select([fd], [], [], remaining)
+        ready, _, _ = select.select([self.fd], [], [], remaining)
         if not ready:
             raise ChannelTimeout("deadline passed")
-        chunk = os.read(fd, min(size, 1 << 20))
+        chunk = os.read(self.fd, READ_SIZE)
         if not chunk:
             raise ChannelClosed("end of stream")
-        chunks.append(chunk)
-        size -= len(chunk)
-    return b"".join(chunks)
+        self._buffer += chunk

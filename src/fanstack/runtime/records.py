@@ -21,7 +21,9 @@ from fanstack.core.specs import QueueSpec
 SENDER_ID = "fanstack"
 
 
-def sqs_record(message: ReceivedMessage, queue: QueueSpec) -> dict[str, Any]:
+def sqs_record(
+    message: ReceivedMessage, queue: QueueSpec, region: str | None = None
+) -> dict[str, Any]:
     """One SQS event record, as Lambda hands it to a handler."""
     attributes = {
         "ApproximateReceiveCount": str(message.receive_count),
@@ -49,7 +51,7 @@ def sqs_record(message: ReceivedMessage, queue: QueueSpec) -> dict[str, Any]:
         "md5OfBody": hashlib.md5(message.body.encode(), usedforsecurity=False).hexdigest(),
         "eventSource": "aws:sqs",
         "eventSourceARN": queue.arn,
-        "awsRegion": arn_scope().region,
+        "awsRegion": arn_scope().region if region is None else region,
     }
 
 
@@ -82,7 +84,8 @@ def _string_attribute(value: str | None, data_type: str) -> dict[str, Any]:
 
 def sqs_event(messages: Sequence[ReceivedMessage], queue: QueueSpec) -> dict[str, Any]:
     """The event for one batch: `{"Records": [...]}`."""
-    return {"Records": [sqs_record(message, queue) for message in messages]}
+    region = arn_scope().region
+    return {"Records": [sqs_record(message, queue, region) for message in messages]}
 
 
 @dataclass(frozen=True, slots=True)

@@ -5,6 +5,7 @@ from __future__ import annotations
 import fcntl
 import os
 import sqlite3
+import sys
 import threading
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
@@ -16,6 +17,12 @@ from fanstack.backends.sqlite.schema import connect
 from fanstack.core.errors import BackendUnavailable
 
 T = TypeVar("T")
+
+# The interpreter's switch interval in a process with an embedded store open (shortened, never
+# lengthened). A writer holds the write turn across each call into SQLite, and coming back from
+# one it waits for the GIL, which a thread running Python keeps up to the switch interval: at
+# Python's default of 5 ms every other writer of the process waited that long behind it.
+SWITCH_INTERVAL = 0.001
 
 
 class Database:
@@ -46,6 +53,7 @@ class Database:
         self._running = False
         self._queue_fd: int | None = None
         self._queue_pid = 0  # a forked child opens its own: a shared descriptor shares the lock
+        sys.setswitchinterval(min(sys.getswitchinterval(), SWITCH_INTERVAL))
 
     def connection(self) -> sqlite3.Connection:
         """This thread's connection, opened on first use."""
