@@ -16,10 +16,10 @@ from dataclasses import dataclass
 from typing import Any
 
 from jsonschema.exceptions import SchemaError
-from jsonschema.protocols import Validator
 
 from fanstack.core.errors import InvalidParameterValue
 from fanstack.gateway import strict_json
+from fanstack.gateway.fast_schema import CheckedValidator, compile_check
 from fanstack.gateway.media import MediaType, UnsupportedMediaType, decode, request_media_type
 from fanstack.gateway.patterns import SchemaValidator, check_schema
 
@@ -74,7 +74,7 @@ class RequestValidator:
     ) -> None:
         self.body_required = body_required
         self._components = upgrade_schema(dict(components or {}))
-        self.parameters: list[tuple[str, str, bool, Validator, Mapping[str, Any]]] = []
+        self.parameters: list[tuple[str, str, bool, CheckedValidator, Mapping[str, Any]]] = []
         for parameter in parameters:
             location = parameter.get("in")
             if location not in LOCATIONS:
@@ -93,7 +93,7 @@ class RequestValidator:
             )
         self.body = None if body_schema is None else self._validator(body_schema, "request body")
 
-    def _validator(self, schema: Mapping[str, Any], where: str) -> Validator:
+    def _validator(self, schema: Mapping[str, Any], where: str) -> CheckedValidator:
         root = {**upgrade_schema(dict(schema)), "components": self._components}
         try:
             check_schema(root)
@@ -102,7 +102,7 @@ class RequestValidator:
             raise InvalidParameterValue(
                 f"{where}: invalid schema{f' at {at}' if at else ''}: {exc.message}"
             ) from exc
-        return SchemaValidator(root)
+        return CheckedValidator(SchemaValidator(root), compile_check(root))
 
     def _resolve(self, schema: Mapping[str, Any]) -> Mapping[str, Any]:
         ref = schema.get("$ref")
