@@ -67,10 +67,19 @@ def current_field(name: str) -> Any:
 
 
 class JsonFormatter(logging.Formatter):
-    """One JSON object per line: timestamp, level, logger, message, context and extras."""
+    """One JSON object per line: timestamp, level, logger, message, context and extras.
+
+    The line is made once per record and kept on it: the console and the log file write the
+    same line (a request's access line is written by both).
+    """
 
     def format(self, record: logging.LogRecord) -> str:
-        return json.dumps(_strip_ansi(record_fields(record, self)), default=str)
+        line: str | None = getattr(record, "_fanstack_json", None)
+        if line is None:
+            fields = _strip_ansi(record_fields(record, self))
+            line = json.dumps(fields, default=str)
+            record._fanstack_json = line
+        return line
 
 
 class TextFormatter(logging.Formatter):
@@ -261,10 +270,24 @@ def _file_handler(path: Path, *, rotate: bool) -> logging.Handler:
     path.parent.mkdir(parents=True, exist_ok=True)
     handler: logging.Handler
     if rotate:
-        handler = logging.handlers.RotatingFileHandler(
+        handler = _RotatingFile(
             path, maxBytes=LOG_FILE_MAX_BYTES, backupCount=LOG_FILE_BACKUPS, encoding="utf-8"
         )
     else:
         handler = logging.handlers.WatchedFileHandler(path, encoding="utf-8")
     handler.setFormatter(JsonFormatter())
     return handler
+
+
+class _RotatingFile(logging.handlers.RotatingFileHandler):
+    """Rotated by size, as RotatingFileHandler, without its two stat calls per line (which
+    check that the file is a regular one: fanstack's log file is, made by `_file_handler`)."""
+
+    def shouldRollover(self, record: logging.LogRecord) -> bool:
+        if self.stream is None:
+            self.stream = self._open()
+        if self.maxBytes <= 0:
+            return False
+        line = f"{self.format(record)}\n"
+        self.stream.seek(0, 2)  # the end, where other processes' lines may have gone
+        return bool(self.stream.tell() + len(line) >= self.maxBytes)
