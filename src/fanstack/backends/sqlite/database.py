@@ -23,6 +23,11 @@ T = TypeVar("T")
 # one it waits for the GIL, which a thread running Python keeps up to the switch interval: at
 # Python's default of 5 ms every other writer of the process waited that long behind it.
 SWITCH_INTERVAL = 0.001
+# A process that writes checkpoints the WAL into the database file on a thread of its own, this
+# often, so that no write waits for it; a writer does it itself only past
+# `schema.CHECKPOINT_PAGES` (the thread fell behind), where SQLite's default of 1,000 pages made
+# one commit in every few dozen copy 4 MB while holding every other writer of the file.
+CHECKPOINT_INTERVAL = 0.05
 
 
 class Database:
@@ -54,6 +59,10 @@ class Database:
         self._queue_fd: int | None = None
         self._queue_pid = 0  # a forked child opens its own: a shared descriptor shares the lock
         sys.setswitchinterval(min(sys.getswitchinterval(), SWITCH_INTERVAL))
+        self._wrote = False  # since the last checkpoint (set after commits, read by the thread)
+        self._checkpointer: threading.Thread | None = None
+        self._checkpointer_pid = 0
+        self._closing = threading.Event()
 
     def connection(self) -> sqlite3.Connection:
         """This thread's connection, opened on first use."""
@@ -90,8 +99,42 @@ class Database:
                     db.execute("ROLLBACK")
                 raise
             changed = db.total_changes != before
-        if changed and wakes:
-            self.wake()
+        if changed:
+            self._written()
+            if wakes:
+                self.wake()
+
+    def _written(self) -> None:
+        """A commit changed the file: the checkpoint thread has work (started on first use, in
+        this process: a forked child starts its own)."""
+        self._wrote = True
+        if self._checkpointer_pid != os.getpid():
+            self._checkpointer_pid = os.getpid()
+            self._closing.clear()
+            self._checkpointer = threading.Thread(
+                target=self._checkpoints, name="fanstack-checkpoint", daemon=True
+            )
+            self._checkpointer.start()
+
+    def _checkpoints(self) -> None:
+        """Copy committed pages from the WAL into the file, passively (never waiting for
+        readers or writers, who go on meanwhile), every CHECKPOINT_INTERVAL after a write."""
+        try:
+            db = connect(
+                self.path, synchronous=self._synchronous, busy_timeout_ms=self._busy_timeout_ms
+            )
+        except BackendUnavailable:
+            return  # the writers checkpoint themselves, past schema.CHECKPOINT_PAGES
+        try:
+            while not self._closing.wait(CHECKPOINT_INTERVAL):
+                if self._wrote:
+                    self._wrote = False
+                    try:
+                        db.execute("PRAGMA wal_checkpoint(PASSIVE)").fetchall()
+                    except sqlite3.Error:
+                        self._wrote = True  # try again next time
+        finally:
+            db.close()
 
     @property
     def flushes(self) -> bool:
@@ -137,8 +180,10 @@ class Database:
             except sqlite3.OperationalError as exc:
                 raise BackendUnavailable(f"cannot write to {self.path}: {exc}") from exc
             changed = db.total_changes != before
-        if changed and wakes:
-            self.wake()
+        if changed:
+            self._written()
+            if wakes:
+                self.wake()
         return rows, cursor.rowcount
 
     @contextmanager
@@ -217,7 +262,12 @@ class Database:
             return self._commits.wait_for(lambda: self._generation != generation, timeout=timeout)
 
     def close(self) -> None:
-        """Close every connection opened so far; a thread's next use opens a fresh one."""
+        """Close every connection opened so far (a last checkpoint done); a thread's next use
+        opens a fresh one."""
+        self._closing.set()
+        if self._checkpointer is not None and self._checkpointer_pid == os.getpid():
+            self._checkpointer.join(timeout=5)
+        self._checkpointer, self._checkpointer_pid = None, 0
         for db in self._connections:
             db.close()
         self._connections.clear()

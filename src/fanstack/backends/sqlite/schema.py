@@ -8,6 +8,8 @@ from pathlib import Path
 
 from fanstack.core.errors import BackendUnavailable
 
+CHECKPOINT_PAGES = 10_000  # a writer checkpoints the WAL itself past this many pages
+
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS catalog (
     id INTEGER PRIMARY KEY CHECK (id = 1),
@@ -112,6 +114,8 @@ def connect(path: Path, *, synchronous: str, busy_timeout_ms: int) -> sqlite3.Co
         _enter_wal(db, busy_timeout_ms / 1000)
         db.execute(f"PRAGMA synchronous={synchronous}")
         db.execute(f"PRAGMA busy_timeout={busy_timeout_ms}")
+        # Checkpoints are a thread's work (`Database`); a writer's only past this many pages.
+        db.execute(f"PRAGMA wal_autocheckpoint={CHECKPOINT_PAGES}")
     except sqlite3.Error as exc:
         raise BackendUnavailable(f"cannot open {path}: {exc}") from exc
     return db
