@@ -55,10 +55,10 @@ from fanstack.core.specs import QueueSpec
 log = logging.getLogger("fanstack.backends.sqlite")
 
 POLL_INTERVAL = 0.02
-# The visible messages a standard queue's lease would take next, on the state index. Retention
-# counts from the time a message became visible at the earliest, so whatever became visible
-# longer than the retention period ago has expired: starting the scan there skips, on the
-# index, a wave of expired messages the expiry thread has not deleted yet.
+# The visible messages a standard queue's lease would take next, on the state index. A message
+# is never visible before it was sent (or moved here), and retention counts from then: whatever
+# became visible longer than the retention period ago has expired. Starting the scan there
+# skips, on the index, a wave of expired messages the expiry thread has not deleted yet.
 _VISIBLE = (
     "SELECT {} FROM messages INDEXED BY messages_by_state "
     "WHERE queue = ? AND visible_at > ? AND visible_at <= ? AND expires_at > ? "
