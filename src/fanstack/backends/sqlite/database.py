@@ -63,6 +63,7 @@ class Database:
         self._checkpointer: threading.Thread | None = None
         self._checkpointer_pid = 0
         self._closing = threading.Event()
+        self._starting = threading.Lock()
 
     def connection(self) -> sqlite3.Connection:
         """This thread's connection, opened on first use."""
@@ -108,13 +109,16 @@ class Database:
         """A commit changed the file: the checkpoint thread has work (started on first use, in
         this process: a forked child starts its own)."""
         self._wrote = True
-        if self._checkpointer_pid != os.getpid():
-            self._checkpointer_pid = os.getpid()
-            self._closing.clear()
-            self._checkpointer = threading.Thread(
-                target=self._checkpoints, name="fanstack-checkpoint", daemon=True
-            )
-            self._checkpointer.start()
+        if self._checkpointer_pid == os.getpid():
+            return
+        with self._starting:
+            if self._checkpointer_pid != os.getpid():
+                self._closing.clear()
+                self._checkpointer = threading.Thread(
+                    target=self._checkpoints, name="fanstack-checkpoint", daemon=True
+                )
+                self._checkpointer.start()
+                self._checkpointer_pid = os.getpid()
 
     def _checkpoints(self) -> None:
         """Copy committed pages from the WAL into the file, passively (never waiting for
@@ -262,12 +266,13 @@ class Database:
             return self._commits.wait_for(lambda: self._generation != generation, timeout=timeout)
 
     def close(self) -> None:
-        """Close every connection opened so far (a last checkpoint done); a thread's next use
-        opens a fresh one."""
-        self._closing.set()
-        if self._checkpointer is not None and self._checkpointer_pid == os.getpid():
-            self._checkpointer.join(timeout=5)
-        self._checkpointer, self._checkpointer_pid = None, 0
+        """Stop the checkpoint thread and close every connection opened so far; a thread's
+        next use opens a fresh one (and the next write starts the checkpoint thread again)."""
+        with self._starting:
+            self._closing.set()
+            if self._checkpointer is not None and self._checkpointer_pid == os.getpid():
+                self._checkpointer.join(timeout=5)
+            self._checkpointer, self._checkpointer_pid = None, 0
         for db in self._connections:
             db.close()
         self._connections.clear()
