@@ -347,19 +347,29 @@ def wait_for_state(
 # --- aws_sqs_queue -------------------------------------------------------------------------
 
 
-def find_queue_attributes(sqs: Any, url: str) -> Attributes | None:
-    """findQueueAttributesByURL: GetQueueAttributes(All); None where the provider reads "gone"."""
+def attributes_or_gone(call: Callable[[], Any], what: str, gone: str) -> Attributes | None:
+    """A provider's find...ByX: the attributes `call` answers, or None on the one error code
+    the provider reads as "gone" (any other error, or no attributes, fails the test)."""
     try:
-        answer = sqs.get_queue_attributes(QueueUrl=url, AttributeNames=["All"])
+        answer = call()
     except ClientError as error:
-        assert error_code(error) == SQS_NOT_FOUND, (
-            f"GetQueueAttributes({url}) answered {error_code(error)!r} "
-            f"({error.response['Error']}); the provider reads only {SQS_NOT_FOUND!r} as gone"
+        assert error_code(error) == gone, (
+            f"{what} answered {error_code(error)!r} ({error.response['Error']}); "
+            f"the provider reads only {gone!r} as gone"
         )
         return None
     attributes: Attributes = answer.get("Attributes", {})
-    assert attributes, f"GetQueueAttributes({url}) answered no attributes (EmptyResultError)"
+    assert attributes, f"{what} answered no attributes (EmptyResultError)"
     return attributes
+
+
+def find_queue_attributes(sqs: Any, url: str) -> Attributes | None:
+    """findQueueAttributesByURL: GetQueueAttributes(All); None where the provider reads "gone"."""
+    return attributes_or_gone(
+        lambda: sqs.get_queue_attributes(QueueUrl=url, AttributeNames=["All"]),
+        f"GetQueueAttributes({url})",
+        SQS_NOT_FOUND,
+    )
 
 
 def queue_attribute_mismatches(expected: Attributes, got: Attributes) -> list[str]:
@@ -543,17 +553,10 @@ def test_fifo_queue_with_content_based_deduplication_through_its_terraform_lifec
 
 
 def find_topic_attributes(sns: Any, arn: str) -> Attributes | None:
-    """findTopicAttributesByARN: GetTopicAttributes; None where the provider reads "gone"."""
-    try:
-        attributes: Attributes = sns.get_topic_attributes(TopicArn=arn)["Attributes"]
-    except ClientError as error:
-        assert error_code(error) == SNS_NOT_FOUND, (
-            f"GetTopicAttributes({arn}) answered {error_code(error)!r}; the provider reads only "
-            f"{SNS_NOT_FOUND!r} (NotFoundException) as gone"
-        )
-        return None
-    assert attributes, f"GetTopicAttributes({arn}) answered no attributes (EmptyResultError)"
-    return attributes
+    """findTopicAttributesByARN: GetTopicAttributes; None on NotFound (NotFoundException)."""
+    return attributes_or_gone(
+        lambda: sns.get_topic_attributes(TopicArn=arn), f"GetTopicAttributes({arn})", SNS_NOT_FOUND
+    )
 
 
 def assert_policy_has_valid_aws_principals(policy: str) -> None:
@@ -630,17 +633,11 @@ def destroy_topic(sns: Any, arn: str) -> None:
 
 def find_subscription_attributes(sns: Any, arn: str) -> Attributes | None:
     """findSubscriptionAttributesByARN: GetSubscriptionAttributes; None on NotFound."""
-    try:
-        answer = sns.get_subscription_attributes(SubscriptionArn=arn)
-    except ClientError as error:
-        assert error_code(error) == SNS_NOT_FOUND, (
-            f"GetSubscriptionAttributes({arn}) answered {error_code(error)!r}; the provider reads "
-            f"only {SNS_NOT_FOUND!r} (NotFoundException) as gone"
-        )
-        return None
-    attributes: Attributes = answer.get("Attributes", {})
-    assert attributes, f"GetSubscriptionAttributes({arn}) answered no attributes"
-    return attributes
+    return attributes_or_gone(
+        lambda: sns.get_subscription_attributes(SubscriptionArn=arn),
+        f"GetSubscriptionAttributes({arn})",
+        SNS_NOT_FOUND,
+    )
 
 
 def subscription_state(sns: Any, arn: str) -> tuple[Attributes | None, str]:

@@ -74,6 +74,7 @@ _LEASE = (
     f"first_received_at = COALESCE(first_received_at, ?) WHERE seq IN ({_VISIBLE.format('seq')}) "
     f"AND receive_count < ? RETURNING {COLUMNS}, {PAYLOAD_COLUMNS}"
 )
+_WIDTH = len(COLUMNS.split(","))  # where a leased row's payload columns start
 _NEVER_DUE = 1 << 62  # the receive count no message reaches (a queue without a DLQ)
 
 
@@ -197,9 +198,8 @@ class Queues:
             _LEASE, (token, now + visibility_timeout, now, *window, due), wakes=False
         )
         rows.sort(key=lambda row: int(row[0]))
-        width = len(COLUMNS.split(","))
-        payloads = {row[1]: (row[1], *row[width:]) for row in rows}
-        return build_received(queue.name, [row[:width] for row in rows], payloads, token)
+        payloads = {row[1]: (row[1], *row[_WIDTH:]) for row in rows}
+        return build_received(queue.name, [row[:_WIDTH] for row in rows], payloads, token)
 
     @staticmethod
     def _candidates(
