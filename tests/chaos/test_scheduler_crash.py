@@ -5,6 +5,7 @@ times faster than real time) none is lost and none fires twice."""
 from __future__ import annotations
 
 import itertools
+import math
 import os
 import signal
 import subprocess
@@ -13,7 +14,7 @@ import time
 from collections.abc import Callable
 from pathlib import Path
 
-from fanstack.schedules.scheduler import LEADER_KEY, SCHEDULER_TABLE
+from fanstack.schedules.scheduler import LEADER_KEY, SCHEDULER_TABLE, TICK
 from fanstack.schedules.store import OCCURRENCES_TABLE
 
 from ..support.stores import Store
@@ -88,9 +89,13 @@ def test_kill_9_of_the_leader_loses_and_doubles_no_occurrence(
         fired = occurrences()
         assert [b - a for a, b in itertools.pairwise(fired)] == [60.0] * (len(fired) - 1)
         delivered = app.queue_for("ticks").stats().visible
-        # Each occurrence fired once; its delivery is at-least-once: one the dead worker had
-        # sent but not yet acknowledged may arrive twice.
-        assert len(fired) <= delivered <= len(fired) + 1
+        # Each occurrence fired once (one record each); delivery is at-least-once, and only
+        # what the killed worker was in the middle of arrives twice: the occurrences its leader
+        # had handed to delivery without yet saving its progress (the next leader queues them
+        # again) and those its retrier had delivered without yet deleting. Each is at most one
+        # tick's worth.
+        around_the_kill = 2 * math.ceil(TICK * RATE / 60)
+        assert len(fired) <= delivered <= len(fired) + around_the_kill
         assert app.schedules.get("tick").state().fired == len(fired)
     finally:
         for process in workers.values():
