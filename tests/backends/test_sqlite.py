@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import sqlite3
+import threading
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -461,3 +462,29 @@ def test_the_wal_is_checkpointed_by_a_thread_of_the_writing_process(tmp_path: Pa
     assert wal.stat().st_size < 12 * 1024 * 1024
     assert queue.stats().visible == 5000
     app.close()
+
+
+def test_a_queue_made_here_is_known_at_once_though_another_thread_read_the_catalog_meanwhile(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from fanstack.backends.sqlite import SQLiteBackend
+    from fanstack.core.specs import QueueSpec
+
+    backend = SQLiteBackend(tmp_path)
+    catalog = backend._queues._catalog
+    bump = catalog.bump
+
+    def bump_while_another_thread_reads(db: sqlite3.Connection) -> None:
+        bump(db)
+        # Another thread (an expiry pass, a receive) reads the catalog before this change
+        # commits, and keeps what it read as fresh for the recheck interval.
+        reader = threading.Thread(target=catalog.current)
+        reader.start()
+        reader.join()
+
+    backend.create_queue(QueueSpec(name="kept"))
+    backend.delete_queue("kept")
+    monkeypatch.setattr(catalog, "bump", bump_while_another_thread_reads)
+    backend.create_queue(QueueSpec(name="kept"))
+    assert backend.get_queue("kept").name == "kept"
+    backend.close()

@@ -35,6 +35,10 @@ class Catalog:
         self._database = database
         self._version = CatalogVersion(-1)
         self._lock = threading.Lock()
+        # The version this process's last resource change wrote: a cache older than it is
+        # never trusted, though another thread loaded it (from before that change committed)
+        # within the recheck interval.
+        self._written = -1
 
     def current(self, db: sqlite3.Connection | None = None) -> CatalogVersion:
         """The catalog, re-checked inside every write and at most every 0.1 s outside one.
@@ -44,7 +48,8 @@ class Catalog:
         """
         catalog = self._version
         now = time.monotonic()
-        if db is None and now - catalog.checked < CATALOG_RECHECK:
+        fresh_enough = now - catalog.checked < CATALOG_RECHECK and catalog.version >= self._written
+        if db is None and fresh_enough:
             return catalog
         db = db or self._database.connection()
         (version,) = db.execute("SELECT version FROM catalog").fetchone()
@@ -62,5 +67,8 @@ class Catalog:
 
     def bump(self, db: sqlite3.Connection) -> None:
         """Record a resource change, within the write transaction that makes it."""
-        db.execute("UPDATE catalog SET version = version + 1")
+        (version,) = db.execute(
+            "UPDATE catalog SET version = version + 1 RETURNING version"
+        ).fetchone()
+        self._written = max(self._written, version)
         self._version = CatalogVersion(-1)  # reload on next use, even within the recheck interval
