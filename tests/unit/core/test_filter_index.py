@@ -356,7 +356,7 @@ def _parsed(document: tuple[dict[str, Any], str] | None) -> FilterPolicy | None:
         return None
 
 
-@settings(max_examples=400, suppress_health_check=[HealthCheck.too_slow])
+@settings(max_examples=200, suppress_health_check=[HealthCheck.too_slow])
 @given(
     documents=st.lists(policies, min_size=2 * INDEXED_FROM, max_size=4 * INDEXED_FROM),
     messages=st.lists(st.tuples(messages_attributes, bodies), min_size=1, max_size=8),
