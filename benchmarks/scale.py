@@ -17,8 +17,9 @@ Starts its own nats-server (JetStream, `max_payload` 8 MB, free port, store in a
    beside the working processes' (getrusage in each). Target: under 2% of theirs.
 3. `fanout`: topic `orders` -> 5 queues (`compliance` filtered to market ru, a third), ~1 KB JSON
    bodies, `--events`; `--publishers` processes publish_batch 10 from 8 threads each,
-   `--consumers` processes each drain all 5 queues (a thread per queue: receive 10,
-   delete_batch); events/s from the first publish to the last delete. Ceiling with the same
+   `--consumers` processes each drain all 5 queues (a thread per queue: receive 10 with a
+   1 s long poll, delete_batch); events/s from the first publish to the last delete, and the
+   CPU seconds of the publishers, the consumers and the nats-server. Ceiling with the same
    process counts: raw nats-py, one interest stream, each event
    published once on `<stream>.orders.<market>` (the market is in the subject: the filtered
    consumer filters server-side), 500 publishes in flight per process; 5 durable pull consumers,
@@ -254,9 +255,9 @@ def fs_drain(p: dict[str, Any], progress: Progress, go: Callable[[], None]) -> d
 
     def drain(queue: Any) -> None:
         while not progress.done():
-            batch = queue.receive(max_messages=BATCH)
+            # A long poll, as fanstack's own consumers and the ceiling's fetches wait.
+            batch = queue.receive(max_messages=BATCH, wait_seconds=1)
             if not batch:
-                time.sleep(0.01)
                 continue
             result = queue.delete_batch([m.receipt_handle for m in batch])
             if not result.ok:
@@ -547,9 +548,14 @@ def part_idle(args: argparse.Namespace, base: str, tmp: Path, server: int | None
     }
 
 
-def fanout_run(jobs: list[tuple[str, dict[str, Any]]], events: int, expected: int) -> Any:
-    """Run one side of the fan-out; events/s from the first publish to the last delete."""
+def fanout_run(
+    jobs: list[tuple[str, dict[str, Any]]], events: int, expected: int, server: int | None
+) -> Any:
+    """Run one side of the fan-out; events/s from the first publish to the last delete, and
+    CPU seconds: publishers', consumers' and (a private one's) the nats-server's."""
+    server_before = proc_cpu(server) if server else 0.0
     results = run_workers(jobs)
+    server_cpu = proc_cpu(server) - server_before if server else None
     deliveries = sum(r["count"] for r in results if r["kind"].endswith("drain"))
     if deliveries != expected:  # more means duplicates: the drains may have stopped too soon
         fail(f"fanout: {deliveries} deliveries, {expected} expected")
@@ -559,10 +565,13 @@ def fanout_run(jobs: list[tuple[str, dict[str, Any]]], events: int, expected: in
         "publish_events_per_s": round(events / window(publishers), 1),
         "deliveries": deliveries,
         "cpu_s": round(sum(r["cpu_s"] for r in results), 2),
+        "publish_cpu_s": round(sum(r["cpu_s"] for r in publishers), 2),
+        "drain_cpu_s": round(sum(r["cpu_s"] for r in results if r not in publishers), 2),
+        "nats_server_cpu_s": None if server_cpu is None else round(server_cpu, 2),
     }
 
 
-def part_fanout(args: argparse.Namespace, base: str) -> dict[str, Any]:
+def part_fanout(args: argparse.Namespace, base: str, server: int | None) -> dict[str, Any]:
     """Events/s of the 5-queue fan-out across processes, beside raw nats-py doing the same."""
     events = args.events
     expected = expected_deliveries(make_events(events))
@@ -574,7 +583,7 @@ def part_fanout(args: argparse.Namespace, base: str) -> dict[str, Any]:
     jobs = [("fanstack produce", {**ours, "index": i}) for i in range(args.publishers)]
     jobs += [("fanstack drain", ours)] * args.consumers
     log(f"fanout: fanstack, {events} events, {expected} deliveries")
-    fanstack = fanout_run(jobs, events, expected)
+    fanstack = fanout_run(jobs, events, expected, server)
     cleanup(base, stream)
     log(f"fanout: fanstack {fanstack}")
     ceiling = "CEIL" + uuid.uuid4().hex[:10].upper()
@@ -583,7 +592,7 @@ def part_fanout(args: argparse.Namespace, base: str) -> dict[str, Any]:
     jobs = [("nats-py publish", {**theirs, "index": i}) for i in range(args.publishers)]
     jobs += [("nats-py drain", theirs)] * args.consumers
     log("fanout: nats-py ceiling")
-    raw = fanout_run(jobs, events, expected)
+    raw = fanout_run(jobs, events, expected, server)
     cleanup(base, ceiling)
     log(f"fanout: nats-py {raw}")
     ratio = fanstack["events_per_s"] / raw["events_per_s"]
@@ -663,7 +672,7 @@ def main() -> None:
             if "idle" in parts:
                 report["idle_cpu"] = part_idle(args, base, tmp, server.pid if server else None)
             if "fanout" in parts:
-                report["fanout"] = part_fanout(args, base)
+                report["fanout"] = part_fanout(args, base, server.pid if server else None)
         finally:
             if server is not None:
                 server.terminate()
