@@ -57,6 +57,8 @@ class Catalog:
             catalog.checked = now
             return catalog
         with self._lock:
+            if self._version.version > version:  # another thread loaded a later one meanwhile
+                return self._version
             fresh = CatalogVersion(version, now)
             for name, spec in db.execute("SELECT name, spec FROM queues"):
                 fresh.queues[name] = QueueSpec.from_json(spec)
