@@ -290,3 +290,40 @@ def test_subjects_match_filters_as_nats_does(subject: str, pattern: str, matches
     from fanstack.backends.nats.layout import subject_matches
 
     assert subject_matches(subject, pattern) is matches
+
+
+def test_a_queue_deletion_cut_short_is_finished_by_deleting_again(
+    nats_server: NatsServer, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from fanstack.core.errors import QueueDoesNotExist
+
+    backend = NatsBackend(url(nats_server))
+    app = App("cut", backend=backend)
+    topic = app.topic("orders")
+    topic.subscribe(app.queue("gone"), raw=True)
+    topic.publish("old")
+    app.queue_for("gone").send("old too")
+
+    # The process stops once its subscriptions and consumers are gone, while it removes the
+    # stored messages (as a kill -9 there would): the queue is still there, so deleting it
+    # again is possible, and finishes the job.
+    purge = backend._messages.purge_subjects
+
+    async def stopped(partition: int, queue: str) -> None:
+        raise BackendUnavailable("stopped midway")
+
+    monkeypatch.setattr(backend._messages, "purge_subjects", stopped)
+    with pytest.raises(BackendUnavailable):
+        backend.delete_queue("gone")
+    assert backend.get_queue("gone").name == "gone"
+    assert backend.list_subscriptions("orders") == []
+    monkeypatch.setattr(backend._messages, "purge_subjects", purge)
+    backend.delete_queue("gone")
+    with pytest.raises(QueueDoesNotExist):
+        backend.get_queue("gone")
+
+    again = app.queue("gone")
+    topic.subscribe(again, raw=True)
+    topic.publish("new")
+    assert [m.body for m in again.receive(max_messages=10, wait_seconds=1)] == ["new"]
+    app.close()

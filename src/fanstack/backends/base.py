@@ -4,6 +4,13 @@ Policy lives here, once: validating sends against a queue's rules, planning topi
 filter policies, long polling. A concrete backend implements a short list of storage primitives
 (the abstract methods), each documented with its atomicity.
 
+Resource changes (queues, topics, subscriptions) are one transaction each on SQLite. On NATS
+each is a short series of idempotent steps, the catalog's key-value entry first: every
+process brings a queue's consumers up to the catalog the first time it publishes to or
+receives from the queue and after every catalog change, and deletions remove the catalog
+entry last, so a process that dies between the steps leaves a state that the next use of the
+queue, or the same call made again, completes.
+
 Batch-shaped calls return one result per entry, index-aligned: the message id (or None) on
 success, the `FanstackError` instance on failure, so one bad entry never sinks the others.
 """
@@ -57,11 +64,21 @@ class Backend(ABC):
 
     @abstractmethod
     def create_queue(self, spec: QueueSpec) -> None:
-        """Create a queue; no-op if it exists with the same spec, `QueueNameExists` otherwise."""
+        """Create a queue; no-op if it exists with the same spec, `QueueNameExists` otherwise.
+
+        Atomic: of two processes creating one name with different specs, one gets
+        `QueueNameExists` (SQLite: one transaction; NATS: the catalog key is created only if
+        absent, the queue's consumers after it).
+        """
 
     @abstractmethod
     def set_queue_attributes(self, spec: QueueSpec) -> None:
-        """Replace the attributes of an existing queue (its FIFO-ness cannot change)."""
+        """Replace the attributes of an existing queue (its FIFO-ness cannot change).
+
+        SQLite: one transaction, the stored messages' expiry moved with a new retention period.
+        NATS: one catalog key; each process's consumers follow (a new visibility timeout is
+        their ack wait) at its next use of the queue.
+        """
 
     @abstractmethod
     def get_queue(self, name: str) -> QueueSpec:
@@ -73,11 +90,17 @@ class Backend(ABC):
 
     @abstractmethod
     def delete_queue(self, name: str) -> None:
-        """Delete a queue, its messages and its subscriptions."""
+        """Delete a queue, its messages and its subscriptions.
+
+        SQLite: one transaction. NATS: its subscriptions, its consumers and stored messages,
+        then its catalog key: until the key goes the queue is there, so calling it again
+        finishes what a process that died midway left. A queue made again under the name
+        gets none of the old messages.
+        """
 
     @abstractmethod
     def create_topic(self, spec: TopicSpec) -> None:
-        """Create a topic (idempotent; a changed spec replaces the old one)."""
+        """Create a topic (idempotent; a changed spec replaces the old one): one write."""
 
     @abstractmethod
     def get_topic(self, name: str) -> TopicSpec:
@@ -89,15 +112,27 @@ class Backend(ABC):
 
     @abstractmethod
     def delete_topic(self, name: str) -> None:
-        """Delete a topic and its subscriptions (queued messages stay)."""
+        """Delete a topic and its subscriptions (queued messages stay).
+
+        SQLite: one transaction. NATS: the subscriptions one by one, then the topic's catalog
+        key; calling it again finishes what a process that died midway left.
+        """
 
     @abstractmethod
     def put_subscription(self, spec: SubscriptionSpec) -> None:
-        """Create or replace the subscription of `spec.queue` to `spec.topic`."""
+        """Create or replace the subscription of `spec.queue` to `spec.topic`.
+
+        SQLite: one transaction. NATS: the catalog key, then the queue's consumers read the
+        subscription's slot, before this returns. A publish this process starts afterwards
+        delivers to the queue; other processes' publishes do once their catalog shows it
+        (SQLite: within 0.1 s; NATS: as the catalog's watch brings it), as SNS documents
+        subscription changes as eventually consistent.
+        """
 
     @abstractmethod
     def delete_subscription(self, topic: str, queue: str) -> None:
-        """Remove a subscription (no-op if absent)."""
+        """Remove a subscription (no-op if absent): one write. What the queue already holds
+        from the topic stays."""
 
     @abstractmethod
     def list_subscriptions(self, topic: str | None = None) -> list[SubscriptionSpec]:
@@ -132,11 +167,18 @@ class Backend(ABC):
 
     @abstractmethod
     def wait(self, queue: str, timeout: float) -> None:
-        """Block up to `timeout` seconds, returning early when a message may have become visible."""
+        """Block up to `timeout` seconds, returning early when a message may have become visible.
+
+        A hint only, changing nothing: the lease that follows decides what is received.
+        """
 
     @abstractmethod
     def delete_messages(self, queue: str, receipt_handles: Sequence[str]) -> list[EntryResult]:
         """Delete by receipt handle; stale or foreign handles fail with `ReceiptHandleIsInvalid`.
+
+        Each entry on its own: a failed one deletes nothing and stops no other. An entry
+        reported deleted is gone for good before this returns (SQLite: one statement for the
+        batch; NATS: acknowledgements the server confirms), so no receive gets it again.
 
         On a FIFO queue a handle whose visibility timeout ran out fails (`receipt_handle_expired`);
         on a standard queue it deletes until the message is received again.

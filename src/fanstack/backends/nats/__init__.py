@@ -255,13 +255,19 @@ class NatsBackend(Backend):
         return sorted(self.catalog.view.queues.values(), key=lambda s: s.name)
 
     def delete_queue(self, name: str) -> None:
-        """Delete the queue, its subscriptions, consumers and messages."""
+        """Delete the queue, its subscriptions, consumers and messages.
+
+        In that order, its catalog key last: until the key goes the queue is there, so the
+        same call made again finishes what a process that died midway left, and a queue made
+        again under the name starts with new consumers and none of the old messages.
+        """
 
         async def delete() -> None:
-            await self.catalog.delete_queue(name)
+            await self.catalog.unsubscribe_queue(name)
             await self._messages.drop_consumers(name)
             for partition in range(self.names.partitions):
                 await self._messages.purge_subjects(partition, name)
+            await self.catalog.delete_queue(name)
 
         self._run(delete())
 

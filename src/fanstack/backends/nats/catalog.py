@@ -245,15 +245,20 @@ class Catalog:
         self.view.apply(key, value)
         return self.view.queues.get(name)
 
-    async def delete_queue(self, name: str) -> None:
-        key = f"q.{token(name)}"
-        value, _ = await self.get(key)
+    async def unsubscribe_queue(self, name: str) -> None:
+        """Delete every subscription of the queue (`QueueDoesNotExist` if it is not there)."""
+        value, _ = await self.get(f"q.{token(name)}")
         if value is None:
             raise QueueDoesNotExist(name)
         await self.sync()
         for topic, queue in list(self.view.subscriptions):
             if queue == name:
                 await self.delete_subscription(topic, queue)
+
+    async def delete_queue(self, name: str) -> None:
+        """Delete the queue's key, its subscriptions first (the last step of a deletion)."""
+        await self.unsubscribe_queue(name)
+        key = f"q.{token(name)}"
         await self._kv.delete(key)
         self.view.apply(key, None)
 
