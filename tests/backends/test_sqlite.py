@@ -488,3 +488,27 @@ def test_a_queue_made_here_is_known_at_once_though_another_thread_read_the_catal
     backend.create_queue(QueueSpec(name="kept"))
     assert backend.get_queue("kept").name == "kept"
     backend.close()
+
+
+def test_a_commit_wakes_the_long_polls_of_the_queues_it_wrote_to_and_no_other(
+    tmp_path: Path,
+) -> None:
+    app = App("wakes", data_dir=tmp_path)
+    topic = app.topic("orders")
+    busy, idle = app.queue("busy"), app.queue("idle")
+    topic.subscribe(busy)
+    database = app.backend._database
+    woken: list[bool] = []
+    mark = database.wake_mark("idle")
+    poll = threading.Thread(target=lambda: woken.append(database.wait_for_wake("idle", mark, 10)))
+    poll.start()
+    for n in range(50):  # sends and publishes that reach other queues only
+        busy.send(f"b{n}")
+        topic.publish(f"p{n}")
+    poll.join(0.5)
+    assert poll.is_alive() and not woken  # slept through them all
+    idle.send("at last")
+    poll.join(5)
+    assert woken == [True]
+    assert [m.body for m in idle.receive(wait_seconds=1)] == ["at last"]
+    app.close()

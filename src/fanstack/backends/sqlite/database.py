@@ -7,7 +7,7 @@ import os
 import sqlite3
 import sys
 import threading
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Collection, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
@@ -17,6 +17,8 @@ from fanstack.backends.sqlite.schema import connect
 from fanstack.core.errors import BackendUnavailable
 
 T = TypeVar("T")
+# Whose long polls a commit wakes: every queue's (True), none (False), or these queues'.
+Wakes = bool | Collection[str]
 
 # The interpreter's switch interval in a process with an embedded store open (shortened, never
 # lengthened). A writer holds the write turn across each call into SQLite, and coming back from
@@ -33,9 +35,10 @@ CHECKPOINT_INTERVAL = 0.05
 class Database:
     """One SQLite file as this process uses it: a connection per thread and write transactions.
 
-    Each commit made here that may have made a message visible bumps a generation that long
-    polling waits on (`wait_for_commit`); commits of other processes show in
-    `PRAGMA data_version` instead.
+    Each commit made here that may have made a message visible wakes the long polls of the
+    queues it wrote to (`wake`, `wait_for_wake`), and only those: a process serving many
+    queues, most of them idle, would otherwise wake every poll at every commit. Commits of
+    other processes show in `PRAGMA data_version` instead.
 
     Writers of every process queue on an advisory lock on `<file>-writer` (`flock`) before
     `BEGIN IMMEDIATE`: the kernel wakes the next waiter the moment the lock is let go, where
@@ -51,8 +54,11 @@ class Database:
         self._local = threading.local()
         self._connections: list[sqlite3.Connection] = []
         self._writer = threading.Lock()
-        self._commits = threading.Condition()
-        self._generation = 0
+        self._wake_lock = threading.Lock()
+        self._generation = 0  # wakes so far, of any queue's polls
+        self._woken_all = 0  # wakes of every queue's polls
+        self._woken: dict[str, int] = {}  # wakes of one queue's polls
+        self._sleepers: dict[str, threading.Condition] = {}  # one queue's waiting polls
         self._group = threading.Condition()
         self._waiting: list[_Work] = []
         self._running = False
@@ -77,13 +83,14 @@ class Database:
         return db
 
     @contextmanager
-    def write(self, *, wakes: bool = True) -> Iterator[sqlite3.Connection]:
+    def write(self, *, wakes: Wakes = True) -> Iterator[sqlite3.Connection]:
         """One `BEGIN IMMEDIATE` transaction: committed on success, rolled back on error.
 
         Threads of this process take turns on a lock first: SQLite's own busy handler sleeps
         in growing steps, so threads contending on it would idle while the database is free.
-        A write that changed rows wakes this process's long polls, unless it cannot have made
-        a message visible (`wakes=False`: a lease, a delete; `wake()` says so when it did).
+        A write that changed rows wakes this process's long polls: those of the queues in
+        `wakes`, every queue's if it is True, none if it cannot have made a message visible
+        (`wakes=False`: a lease, a delete; `wake()` says so when it did).
         """
         db = self.connection()
         with self._writer, self._turn():
@@ -103,7 +110,7 @@ class Database:
         if changed:
             self._written()
             if wakes:
-                self.wake()
+                self.wake(None if wakes is True else wakes)
 
     def _written(self) -> None:
         """A commit changed the file: the checkpoint thread has work (started on first use, in
@@ -150,14 +157,24 @@ class Database:
         the moment after)."""
         return not (self._writer.locked() or self._running or self._waiting)
 
-    def wake(self) -> None:
-        """Wake this process's long polls: a committed write may have made messages visible."""
-        with self._commits:
+    def wake(self, queues: Collection[str] | None = None) -> None:
+        """Wake this process's long polls of `queues` (None: of every queue): a committed
+        write may have made messages visible there."""
+        with self._wake_lock:
             self._generation += 1
-            self._commits.notify_all()
+            if queues is None:
+                self._woken_all += 1
+                for sleepers in self._sleepers.values():
+                    sleepers.notify_all()
+                return
+            for queue in queues:
+                self._woken[queue] = self._woken.get(queue, 0) + 1
+                waiting = self._sleepers.get(queue)
+                if waiting is not None:
+                    waiting.notify_all()
 
     def write_statement(
-        self, sql: str, parameters: tuple[object, ...], *, wakes: bool = True
+        self, sql: str, parameters: tuple[object, ...], *, wakes: Wakes = True
     ) -> list[tuple[object, ...]]:
         """One statement as its own transaction (autocommit); the rows it returns.
 
@@ -167,13 +184,13 @@ class Database:
         """
         return self._statement(sql, parameters, wakes)[0]
 
-    def write_count(self, sql: str, parameters: tuple[object, ...], *, wakes: bool = True) -> int:
+    def write_count(self, sql: str, parameters: tuple[object, ...], *, wakes: Wakes = True) -> int:
         """One statement as its own transaction, as `write_statement`; the rows it changed
         (those of its table: not what its triggers did)."""
         return self._statement(sql, parameters, wakes)[1]
 
     def _statement(
-        self, sql: str, parameters: tuple[object, ...], wakes: bool
+        self, sql: str, parameters: tuple[object, ...], wakes: Wakes
     ) -> tuple[list[tuple[object, ...]], int]:
         db = self.connection()
         with self._writer, self._turn():
@@ -187,7 +204,7 @@ class Database:
         if changed:
             self._written()
             if wakes:
-                self.wake()
+                self.wake(None if wakes is True else wakes)
         return rows, cursor.rowcount
 
     @contextmanager
@@ -205,7 +222,7 @@ class Database:
         finally:
             fcntl.flock(self._queue_fd, fcntl.LOCK_UN)
 
-    def grouped(self, work: Callable[[sqlite3.Connection], T]) -> T:
+    def grouped(self, work: Callable[[sqlite3.Connection], T], *, wakes: Wakes = True) -> T:
         """Run `work` in a write transaction shared with the other threads' at that moment.
 
         Writes asked for at once by several threads (a server's concurrent sends and
@@ -213,8 +230,9 @@ class Database:
         each in a savepoint of its own (one that fails is rolled back alone and raises in its
         caller), and every caller returns once that transaction has committed: durable, as
         alone. `work` must use the connection it is given (the runner's, not its caller's).
+        The shared commit wakes the long polls every caller's `wakes` names (as `write`).
         """
-        mine = _Work(work)
+        mine = _Work(work, wakes)
         with self._group:
             self._waiting.append(mine)
             while not mine.done and self._running:
@@ -235,8 +253,14 @@ class Database:
         return cast(T, mine.result)
 
     def _run_group(self, batch: list[_Work]) -> None:
+        wakes: Wakes = False
+        for item in batch:
+            if item.wakes is True or wakes is True:
+                wakes = True
+            elif item.wakes:
+                wakes = {*(wakes or ()), *item.wakes}
         try:
-            with self.write() as db:
+            with self.write(wakes=wakes) as db:
                 if len(batch) == 1:
                     batch[0].result = batch[0].work(db)
                 else:
@@ -256,14 +280,25 @@ class Database:
                 item.done = True
 
     def generation(self) -> int:
-        """How many write transactions this process has committed so far."""
-        with self._commits:
+        """How many commits of this process have woken long polls so far."""
+        with self._wake_lock:
             return self._generation
 
-    def wait_for_commit(self, generation: int, timeout: float) -> bool:
-        """Wait up to `timeout` seconds for a commit after `generation`; true if one landed."""
-        with self._commits:
-            return self._commits.wait_for(lambda: self._generation != generation, timeout=timeout)
+    def wake_mark(self, queue: str) -> int:
+        """Where the wakes of `queue`'s long polls stand (for `wait_for_wake`)."""
+        with self._wake_lock:
+            return self._woken_all + self._woken.get(queue, 0)
+
+    def wait_for_wake(self, queue: str, mark: int, timeout: float) -> bool:
+        """Wait up to `timeout` seconds for a wake of `queue`'s long polls after `mark`; true
+        if one came."""
+        with self._wake_lock:
+            sleepers = self._sleepers.get(queue)
+            if sleepers is None:
+                sleepers = self._sleepers[queue] = threading.Condition(self._wake_lock)
+            return sleepers.wait_for(
+                lambda: self._woken_all + self._woken.get(queue, 0) != mark, timeout=timeout
+            )
 
     def close(self) -> None:
         """Stop the checkpoint thread and close every connection opened so far; a thread's
@@ -288,6 +323,7 @@ class _Work:
     """One caller's write, waiting for the transaction that runs it."""
 
     work: Callable[[sqlite3.Connection], Any]
+    wakes: Wakes = True
     result: Any = None
     error: BaseException | None = None
     done: bool = False

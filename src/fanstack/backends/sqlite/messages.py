@@ -67,7 +67,9 @@ class Messages:
         def write(db: sqlite3.Connection) -> list[str]:
             return self._write(db, self._catalog.current(db).queues, publications, now)
 
-        return self._database.grouped(write)
+        # The long polls to wake: those of the queues written to, no other.
+        queues = {delivery.queue for p in publications for delivery in p.deliveries}
+        return self._database.grouped(write, wakes=queues)
 
     def _write(
         self,

@@ -180,7 +180,7 @@ class Queues:
             payloads = read_payloads(db, leased) if leased else {}
         received = build_received(queue.name, leased, payloads, token)
         if dead_lettered:  # the dead-letter queue got messages: its long polls may take them
-            self._database.wake()
+            self._database.wake([queue.dead_letter] if queue.dead_letter else None)
         return received
 
     def _lease_visible(
@@ -264,20 +264,20 @@ class Queues:
         db = self._database.connection()
         spec = self.get_queue(queue)
         deadline = time.monotonic() + timeout
-        generation = self._database.generation()
+        mark = self._database.wake_mark(queue)
         (version,) = db.execute("PRAGMA data_version").fetchone()
         next_visible = _next_visible(db, queue, clock())
         while True:
             remaining = deadline - time.monotonic()
             if remaining <= 0:
                 return
-            committed = self._database.wait_for_commit(generation, min(remaining, POLL_INTERVAL))
-            seen = self._database.generation()
+            woken = self._database.wait_for_wake(queue, mark, min(remaining, POLL_INTERVAL))
+            seen = self._database.wake_mark(queue)
             (current,) = db.execute("PRAGMA data_version").fetchone()
-            if committed or current != version:
+            if woken or current != version:
                 if self._candidates(db, spec, clock(), 1):
                     return
-                generation, version = seen, current
+                mark, version = seen, current
                 next_visible = _next_visible(db, queue, clock())
             elif next_visible is not None and clock() >= next_visible:
                 return
@@ -308,7 +308,7 @@ class Queues:
                     expiring,
                     now,
                 ),
-                wakes=expiring,
+                wakes=[queue] if expiring else False,
             )
         if deleted == len(valid):
             return [entry if isinstance(entry, FanstackError) else None for entry in parsed]
