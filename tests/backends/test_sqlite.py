@@ -512,3 +512,17 @@ def test_a_commit_wakes_the_long_polls_of_the_queues_it_wrote_to_and_no_other(
     assert woken == [True]
     assert [m.body for m in idle.receive(wait_seconds=1)] == ["at last"]
     app.close()
+
+
+def test_a_long_poll_never_sleeps_past_a_message_committed_just_before_it_began(
+    tmp_path: Path,
+) -> None:
+    app = App("race", data_dir=tmp_path)
+    jobs = app.queue("jobs")
+    assert jobs.receive() == []  # a receive's lease finds nothing ...
+    jobs.send("x")  # ... a send commits before its wait starts, waking nobody ...
+    started = time.monotonic()
+    app.backend.wait("jobs", 5)  # ... and the wait sees the message at once
+    assert time.monotonic() - started < 1
+    assert [m.body for m in jobs.receive()] == ["x"]
+    app.close()
