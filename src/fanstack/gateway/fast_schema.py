@@ -34,21 +34,20 @@ from jsonschema.protocols import Validator
 
 from fanstack.gateway.patterns import search
 
-# Keywords that mean the same in draft-07 and 2020-12 (annotations included).
-SAME = frozenset(
-    {
-        "type", "properties", "required", "additionalProperties", "items", "minItems",
-        "maxItems", "uniqueItems", "minLength", "maxLength", "minimum", "maximum",
-        "exclusiveMinimum", "exclusiveMaximum", "minProperties", "maxProperties", "enum",
-        "const", "allOf", "anyOf", "oneOf", "not", "$ref", "pattern", "format",
-        "title", "description", "default", "examples", "example", "deprecated", "readOnly",
-        "writeOnly", "$comment", "$schema",
-    }
-)  # fmt: skip
+# Keywords that assert nothing here (`format` included: an annotation in 2020-12).
 ANNOTATIONS = frozenset(
     {
         "title", "description", "default", "examples", "example", "deprecated", "readOnly",
         "writeOnly", "$comment", "$schema", "format",
+    }
+)  # fmt: skip
+# Keywords that mean the same in draft-07 and 2020-12 (annotations included).
+SAME = ANNOTATIONS | frozenset(
+    {
+        "type", "properties", "required", "additionalProperties", "items", "minItems",
+        "maxItems", "uniqueItems", "minLength", "maxLength", "minimum", "maximum",
+        "exclusiveMinimum", "exclusiveMaximum", "minProperties", "maxProperties", "enum",
+        "const", "allOf", "anyOf", "oneOf", "not", "$ref", "pattern",
     }
 )  # fmt: skip
 _SUBSCHEMA = ("items", "additionalProperties", "not")
