@@ -256,8 +256,7 @@ class Catalog:
                 await self.delete_subscription(topic, queue)
 
     async def delete_queue(self, name: str) -> None:
-        """Delete the queue's key, its subscriptions first (the last step of a deletion)."""
-        await self.unsubscribe_queue(name)
+        """Delete the queue's key: the last step of a deletion, after `unsubscribe_queue`."""
         key = f"q.{token(name)}"
         await self._kv.delete(key)
         self.view.apply(key, None)
