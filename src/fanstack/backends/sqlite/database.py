@@ -253,12 +253,9 @@ class Database:
         return cast(T, mine.result)
 
     def _run_group(self, batch: list[_Work]) -> None:
-        wakes: Wakes = False
-        for item in batch:
-            if item.wakes is True or wakes is True:
-                wakes = True
-            elif item.wakes:
-                wakes = {*(wakes or ()), *item.wakes}
+        wakes: Wakes = True  # the shared commit wakes what any of its callers would
+        if not any(item.wakes is True for item in batch):
+            wakes = {q for item in batch if not isinstance(item.wakes, bool) for q in item.wakes}
         try:
             with self.write(wakes=wakes) as db:
                 if len(batch) == 1:
