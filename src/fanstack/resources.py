@@ -132,6 +132,22 @@ class Topic:
         (outcome,) = self._backend().publish(self.name, [request])
         return str(_raise_or_return(outcome))
 
+    async def publish_async(
+        self,
+        body: Any,
+        attributes: Attributes = None,
+        *,
+        subject: str | None = None,
+        group_id: str | None = None,
+        deduplication_id: str | None = None,
+    ) -> str:
+        """`publish` on an event loop: it goes on serving while the message is stored."""
+        request = PublishRequest(
+            body_text(body), to_attributes(attributes), subject, group_id, deduplication_id
+        )
+        (outcome,) = await self._backend().publish_async(self.name, [request])
+        return str(_raise_or_return(outcome))
+
     def publish_batch(self, entries: Sequence[Mapping[str, Any]]) -> BatchResult:
         """Publish up to 10 entries (`id`, `body`, `attributes`, `subject`, `group_id`, ...)."""
 
@@ -153,6 +169,24 @@ class Topic:
 
 
 _Request = TypeVar("_Request", PublishRequest, OutgoingMessage)
+
+
+def _outgoing(
+    body: Any,
+    attributes: Attributes,
+    delay: int | None,
+    group_id: str | None,
+    deduplication_id: str | None,
+) -> OutgoingMessage:
+    """A message to send, with a new id."""
+    return OutgoingMessage(
+        id=new_message_id(),
+        body=body_text(body),
+        attributes=to_attributes(attributes),
+        delay_seconds=delay,
+        group_id=group_id,
+        deduplication_id=deduplication_id,
+    )
 
 
 def _run_batch(
@@ -200,28 +234,34 @@ class Queue:
         deduplication_id: str | None = None,
     ) -> str:
         """Send one message; returns its id once it is durably stored."""
-        message = OutgoingMessage(
-            id=new_message_id(),
-            body=body_text(body),
-            attributes=to_attributes(attributes),
-            delay_seconds=delay,
-            group_id=group_id,
-            deduplication_id=deduplication_id,
-        )
+        message = _outgoing(body, attributes, delay, group_id, deduplication_id)
         (outcome,) = self._backend().send(self.name, [message])
+        return str(_raise_or_return(outcome))
+
+    async def send_async(
+        self,
+        body: Any,
+        attributes: Attributes = None,
+        *,
+        delay: int | None = None,
+        group_id: str | None = None,
+        deduplication_id: str | None = None,
+    ) -> str:
+        """`send` on an event loop: it goes on serving while the message is stored."""
+        message = _outgoing(body, attributes, delay, group_id, deduplication_id)
+        (outcome,) = await self._backend().send_async(self.name, [message])
         return str(_raise_or_return(outcome))
 
     def send_batch(self, entries: Sequence[Mapping[str, Any]]) -> BatchResult:
         """Send up to 10 entries (`id`, `body`, `attributes`, `delay`, `group_id`, ...)."""
 
         def message(entry: Mapping[str, Any]) -> OutgoingMessage:
-            return OutgoingMessage(
-                id=new_message_id(),
-                body=body_text(entry.get("body")),
-                attributes=to_attributes(entry.get("attributes")),
-                delay_seconds=entry.get("delay"),
-                group_id=entry.get("group_id"),
-                deduplication_id=entry.get("deduplication_id"),
+            return _outgoing(
+                entry.get("body"),
+                entry.get("attributes"),
+                entry.get("delay"),
+                entry.get("group_id"),
+                entry.get("deduplication_id"),
             )
 
         return _run_batch(

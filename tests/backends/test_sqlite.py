@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import sqlite3
 import threading
 import time
@@ -287,7 +288,7 @@ def test_concurrent_sends_share_transactions_and_all_are_stored(tmp_path: Path) 
 
 
 def test_a_failing_commit_in_a_shared_transaction_fails_alone(tmp_path: Path) -> None:
-    from fanstack.backends.sqlite.database import _Work
+    from fanstack.backends.sqlite.database import Joinable, _Work
     from fanstack.core.fanout import Delivery, Publication
     from fanstack.core.message import OutgoingMessage
 
@@ -303,23 +304,31 @@ def test_a_failing_commit_in_a_shared_transaction_fails_alone(tmp_path: Path) ->
     def commit(*publications: Publication) -> _Work:
         now = time.time()
         messages = backend._messages
-        return _Work(lambda db: messages._write(db, {"jobs": jobs.spec}, publications, now))
+        return _Work(Joinable(messages._write, (publications, now)))
+
+    def fails(db: sqlite3.Connection) -> None:
+        db.execute("INSERT INTO dedup VALUES ('queue:jobs', 'k2', 'x', 1e12)")
+        raise RuntimeError("this caller's work fails after writing")
 
     batch = [
         commit(publication("jobs", "first")),
         commit(publication("jobs", "half", dedup="k"), publication("gone", "other half")),
+        _Work(fails),
         commit(publication("jobs", "last")),
     ]
     backend._database._run_group(batch)  # one transaction, as concurrent callers get
+    # The commits went in one pass; the work that is not a commit ran in a savepoint of its own.
+    assert isinstance(batch[2].error, RuntimeError)
+    batch.pop(2)
     assert [batch[0].result, batch[2].result] == [["first"], ["last"]]
     assert isinstance(batch[1].error, QueueDoesNotExist)
     # The failing call's own writes were rolled back with it; the others committed.
     assert sorted(m.body for m in jobs.receive(max_messages=10)) == ["first", "last"]
     assert jobs.stats().in_flight == 2 and _payloads(tmp_path) == 2
-    # Its deduplication record went too: the id is free for the retry.
-    retry = [commit(publication("jobs", "retry", dedup="k"))]
+    # Neither left a deduplication record: both ids are free for a retry.
+    retry = [commit(publication("jobs", "retry", dedup="k"), publication("jobs", "r2", "k2"))]
     backend._database._run_group(retry)
-    assert retry[0].result == ["retry"]
+    assert retry[0].result == ["retry", "r2"]
     app.close()
 
 
@@ -526,3 +535,72 @@ def test_a_long_poll_never_sleeps_past_a_message_committed_just_before_it_began(
     assert time.monotonic() - started < 1
     assert [m.body for m in jobs.receive()] == ["x"]
     app.close()
+
+
+def test_submitted_writes_commit_on_the_writer_thread_beside_callers_that_wait(
+    tmp_path: Path,
+) -> None:
+    """`Database.submit`: each future resolves only once its write is committed (another
+    connection sees it), a failing write fails its own future alone, and submits mixed with
+    threads calling `grouped` all complete; `close` stops the writer thread, and a submit
+    after it starts a new one."""
+    from concurrent.futures import Future
+
+    from fanstack.backends.sqlite.database import Database
+
+    path = tmp_path / "db.sqlite"
+    setup = sqlite3.connect(path)
+    setup.execute("CREATE TABLE t (n INTEGER PRIMARY KEY)")
+    setup.commit()
+    setup.close()
+    database = Database(path, synchronous="NORMAL", busy_timeout_ms=5000)
+
+    def insert(n: int) -> Callable[[sqlite3.Connection], int]:
+        def write(db: sqlite3.Connection) -> int:
+            db.execute("INSERT INTO t VALUES (?)", (n,))
+            return n
+
+        return write
+
+    def fails(db: sqlite3.Connection) -> None:
+        db.execute("INSERT INTO t VALUES (-1)")
+        raise ValueError("refused")
+
+    def committed(n: int) -> bool:
+        with contextlib.closing(sqlite3.connect(path)) as other:
+            return other.execute("SELECT 1 FROM t WHERE n = ?", (n,)).fetchone() is not None
+
+    seen: list[bool] = []
+    futures: list[Future[int]] = []
+    for n in range(200):
+        future = database.submit(insert(n), wakes=False)
+        future.add_done_callback(lambda f, n=n: seen.append(committed(n)))
+        futures.append(future)
+    failing = database.submit(fails, wakes=False)
+    waited: list[int] = []
+    threads = [
+        threading.Thread(
+            target=lambda k=k: waited.extend(
+                database.grouped(insert(1000 + k * 100 + i), wakes=False) for i in range(50)
+            )
+        )
+        for k in range(4)
+    ]
+    for thread in threads:
+        thread.start()
+    more = [database.submit(insert(500 + n), wakes=False) for n in range(200)]
+    assert [f.result(timeout=30) for f in futures + more] == [*range(200), *range(500, 700)]
+    for thread in threads:
+        thread.join(timeout=30)
+    assert len(waited) == 200 and all(seen) and len(seen) == 200
+    with pytest.raises(ValueError, match="refused"):
+        failing.result(timeout=30)
+    with contextlib.closing(sqlite3.connect(path)) as reader:
+        assert reader.execute("SELECT COUNT(*), MIN(n) FROM t").fetchone() == (600, 0)
+
+    writer = database._writer_thread
+    assert writer is not None and writer.is_alive()
+    database.close()
+    assert not writer.is_alive()
+    assert database.submit(insert(-2), wakes=False).result(timeout=30) == -2
+    database.close()

@@ -415,3 +415,34 @@ def test_a_shorter_retention_ends_the_messages_already_stored(
     assert receive(backend, "q") == []
     stats = backend.stats("q")
     assert (stats.visible, stats.expired) == (0, 1)
+
+
+def test_sends_from_an_event_loop_are_stored_before_they_return(
+    backend: Backend, clock: Clock
+) -> None:
+    """`send_async`: concurrent sends on one loop; a delayed one is hidden for its delay, an
+    invalid one fails alone, a missing queue raises."""
+    import asyncio
+
+    from fanstack.core.message import OutgoingMessage
+    from fanstack.core.records import new_message_id
+
+    queue(backend, "jobs")
+
+    def message(body: str, delay: int | None = None) -> OutgoingMessage:
+        return OutgoingMessage(id=new_message_id(), body=body, delay_seconds=delay)
+
+    async def send_all() -> list[object]:
+        batches = [[message(f"m{n}")] for n in range(50)]
+        batches.append([message("later", delay=60)])
+        batches.append([message("too late", delay=901)])
+        results = await asyncio.gather(*[backend.send_async("jobs", b) for b in batches])
+        return [outcome for (outcome,) in results]
+
+    outcomes = asyncio.run(send_all())
+    assert isinstance(outcomes[-1], InvalidParameterValue)
+    assert sorted(m.body for m in drain(backend, "jobs")) == sorted(f"m{n}" for n in range(50))
+    clock.advance(61)
+    assert [m.body for m in drain(backend, "jobs")] == ["later"]
+    with pytest.raises(QueueDoesNotExist):
+        asyncio.run(backend.send_async("missing", [message("x")]))

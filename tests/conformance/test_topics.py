@@ -14,6 +14,7 @@ from fanstack.core.errors import (
     MissingParameter,
     TopicDoesNotExist,
 )
+from fanstack.core.message import to_attributes
 from fanstack.core.records import PublishRequest
 
 from .conftest import Clock, drain, publish, queue, subscribe, topic
@@ -214,3 +215,33 @@ def test_a_queue_deleted_and_made_again_gets_none_of_its_old_messages(backend: B
     publish(backend, "orders", "new")
     assert [json.loads(m.body)["Message"] for m in drain(backend, "gone")] == ["new"]
     assert [json.loads(m.body)["Message"] for m in drain(backend, "keep")] == ["old", "new"]
+
+
+def test_publishes_from_an_event_loop_are_stored_once_each_before_they_return(
+    backend: Backend,
+) -> None:
+    """`publish_async`: 200 concurrent publishes on one loop, each acknowledged only once every
+    matching queue holds it; a bad entry fails alone, a missing topic raises."""
+    import asyncio
+
+    _marketplace(backend)
+
+    async def publish_all() -> list[object]:
+        requests = [
+            [PublishRequest(f'{{"n": {n}}}', to_attributes({"market": ("ru", "eu")[n % 2]}))]
+            for n in range(200)
+        ]
+        requests[7] = [PublishRequest("")]  # an empty message: InvalidParameterValue
+        results = await asyncio.gather(*[backend.publish_async("orders", r) for r in requests])
+        return [outcome for (outcome,) in results]
+
+    outcomes = asyncio.run(publish_all())
+    assert isinstance(outcomes[7], InvalidParameterValue)
+    stored = [o for n, o in enumerate(outcomes) if n != 7]
+    assert all(isinstance(o, str) for o in stored) and len(set(stored)) == 199
+    for name in ("process", "notify", "delivery", "reports"):
+        assert sorted(m.id for m in drain(backend, name)) == sorted(stored)  # type: ignore[type-var]
+    ru = {o for n, o in enumerate(outcomes) if n % 2 == 0 and n != 7}
+    assert {m.id for m in drain(backend, "compliance")} == ru
+    with pytest.raises(TopicDoesNotExist):
+        asyncio.run(backend.publish_async("missing", [PublishRequest("x")]))

@@ -17,9 +17,12 @@ success, the `FanstackError` instance on failure, so one bad entry never sinks t
 
 from __future__ import annotations
 
+import asyncio
 import time
 from abc import ABC, abstractmethod
 from collections.abc import Callable, Iterator, Mapping, Sequence
+from concurrent.futures import Future
+from dataclasses import dataclass
 from typing import Any
 
 from fanstack.core.errors import (
@@ -152,6 +155,13 @@ class Backend(ABC):
         nothing and yields the first message's id; a FIFO queue skips a delivery whose
         `deduplication_id` it saw within the interval. Returns one message id per publication.
         """
+
+    @abstractmethod
+    def submit_commit(self, publications: Sequence[Publication]) -> Future[list[str]]:
+        """`commit` for a caller that must not block (an event loop): the future resolves,
+        from another thread, as `commit` would return or raise once the publications are
+        stored (SQLite: in the next transaction the process's writers share; NATS: on the
+        connection's own loop). The caller's thread never waits for the store."""
 
     @abstractmethod
     def lease(
@@ -378,6 +388,24 @@ class Backend(ABC):
 
     def send(self, queue: str, messages: Sequence[OutgoingMessage]) -> list[EntryResult]:
         """Store messages in a queue; per-message results, valid ones stored in one step."""
+        results, publications = self._plan_send(queue, messages)
+        if publications:
+            self.commit(publications)
+        return results
+
+    async def send_async(
+        self, queue: str, messages: Sequence[OutgoingMessage]
+    ) -> list[EntryResult]:
+        """`send` on an event loop, which goes on serving while the messages are stored."""
+        results, publications = self._plan_send(queue, messages)
+        if publications:
+            await asyncio.wrap_future(self.submit_commit(publications))
+        return results
+
+    def _plan_send(
+        self, queue: str, messages: Sequence[OutgoingMessage]
+    ) -> tuple[list[EntryResult], list[Publication]]:
+        """Each message's result if it is stored, and what to store: the valid ones."""
         spec = self.get_queue(queue)
         results: list[EntryResult] = []
         publications: list[Publication] = []
@@ -389,12 +417,26 @@ class Backend(ABC):
                 results.append(message.id)
             except FanstackError as error:
                 results.append(error)
-        if publications:
-            self.commit(publications)
-        return results
+        return results, publications
 
     def publish(self, topic: str, requests: Sequence[PublishRequest]) -> list[EntryResult]:
         """Fan messages out to every matching subscription; each all-or-none, in one step."""
+        planned = self._plan_publish(topic, requests)
+        if planned.publications:
+            planned.stored(self.commit(planned.publications))
+        return planned.results
+
+    async def publish_async(
+        self, topic: str, requests: Sequence[PublishRequest]
+    ) -> list[EntryResult]:
+        """`publish` on an event loop, which goes on serving while the messages are stored."""
+        planned = self._plan_publish(topic, requests)
+        if planned.publications:
+            planned.stored(await asyncio.wrap_future(self.submit_commit(planned.publications)))
+        return planned.results
+
+    def _plan_publish(self, topic: str, requests: Sequence[PublishRequest]) -> _Planned:
+        """What each request stores (its fan-out through the topic's filter policies)."""
         spec = self.get_topic(topic)
         routes = self._filter_index(topic)
         now = self.clock()
@@ -420,10 +462,7 @@ class Backend(ABC):
             positions.append(len(results))
             results.append(None)
             publications.append(publication)
-        if publications:
-            for position, message_id in zip(positions, self.commit(publications), strict=True):
-                results[position] = message_id
-        return results
+        return _Planned(results, publications, positions)
 
     def _filter_index(self, topic: str) -> FilterIndex[Route]:
         """The topic's routes indexed by filter policy, rebuilt whenever `routes` gives new ones.
@@ -492,3 +531,17 @@ class Backend(ABC):
                 on_moved(count)
             if count < batch:
                 return moved
+
+
+@dataclass(slots=True)
+class _Planned:
+    """A publish call's results so far (errors in place) and the publications to store."""
+
+    results: list[EntryResult]
+    publications: list[Publication]
+    positions: list[int]  # of each publication's entry in `results`
+
+    def stored(self, message_ids: list[str]) -> None:
+        """Fill in the stored publications' message ids."""
+        for position, message_id in zip(self.positions, message_ids, strict=True):
+            self.results[position] = message_id

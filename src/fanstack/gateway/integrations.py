@@ -127,12 +127,32 @@ class Deliver(Protocol):
         ...
 
 
+class DeliverAsync(Protocol):
+    """`Deliver` on an event loop, which goes on serving while the message is stored."""
+
+    async def __call__(
+        self,
+        body: Any,
+        attributes: Mapping[str, Any] | None = None,
+        *,
+        group_id: str | None = None,
+        deduplication_id: str | None = None,
+    ) -> str:
+        """Store the message; its id."""
+        ...
+
+
 class Publisher(Protocol):
     """A topic, as an integration publishes to it."""
 
     @property
     def publish(self) -> Deliver:
         """Publish; returns the message id."""
+        ...
+
+    @property
+    def publish_async(self) -> DeliverAsync:
+        """Publish from an event loop; returns the message id."""
         ...
 
 
@@ -142,6 +162,11 @@ class Sender(Protocol):
     @property
     def send(self) -> Deliver:
         """Send; returns the message id."""
+        ...
+
+    @property
+    def send_async(self) -> DeliverAsync:
+        """Send from an event loop; returns the message id."""
         ...
 
 
@@ -232,30 +257,86 @@ class _Message:
     token: Any = None
 
 
+# Integrations whose target stores a message without blocking an event loop (`integrate_async`).
+STORING = frozenset({"publish", "send"})
+
+
 def integrate(integration: Integration, targets: Targets, context: RequestContext) -> Response:
     """Map the request to a message, hand it to its target, and answer (blocking: a thread)."""
-    request_id = context.request_id
     message = _render_message(integration, context)
-    try:
-        strict_json.check(message.body)  # never publish a body other readers cannot parse
-    except strict_json.InvalidJson as exc:
-        problem = {"in": "message", "name": exc.pointer, "message": exc.reason}
-        return error_response(400, "The message would not be JSON", request_id, errors=[problem])
+    refusal = _refusal(message, context)
+    if refusal is not None:
+        return refusal
     try:
         outcome = _deliver(integration, targets, message)
-    except FunctionError as exc:
-        return JSONResponse(exc.to_dict(), status_code=502)
-    except TooManyRequests as exc:
-        return error_response(429, str(exc), request_id, headers={"Retry-After": "1"})
-    except MessageTooLarge as exc:
-        return error_response(413, str(exc), request_id)
-    except BackendUnavailable as exc:
-        return error_response(503, f"Service Unavailable: {exc}", request_id)
     except Exception as exc:
-        if isinstance(exc, FanstackError) and exc.sender_fault:
-            return error_response(400, str(exc), request_id, code=exc.code)
-        log.exception("integration failed")
-        return error_response(503, "Service Unavailable: the message was not stored", request_id)
+        return _failure(exc, context.request_id)
+    return _answer(integration, targets, context, message, outcome)
+
+
+async def integrate_async(
+    integration: Integration, targets: Targets, context: RequestContext
+) -> Response:
+    """`integrate` for the `STORING` kinds, on the event loop: it serves other requests while
+    the message is stored, and answers once it is."""
+    message = _render_message(integration, context)
+    refusal = _refusal(message, context)
+    if refusal is not None:
+        return refusal
+    deliver = (
+        targets.topics[integration.target].publish_async
+        if integration.kind == "publish"
+        else targets.queues[integration.target].send_async
+    )
+    try:
+        outcome = await deliver(
+            message.body,
+            attributes=message.attributes,
+            group_id=message.group_id,
+            deduplication_id=message.deduplication_id,
+        )
+    except Exception as exc:
+        return _failure(exc, context.request_id)
+    return _answer(integration, targets, context, message, outcome)
+
+
+def _refusal(message: _Message, context: RequestContext) -> Response | None:
+    """A 400 if the message's body is not strict JSON: never store a body other readers
+    cannot parse."""
+    try:
+        strict_json.check(message.body)
+    except strict_json.InvalidJson as exc:
+        problem = {"in": "message", "name": exc.pointer, "message": exc.reason}
+        return error_response(
+            400, "The message would not be JSON", context.request_id, errors=[problem]
+        )
+    return None
+
+
+def _failure(exc: Exception, request_id: str) -> Response:
+    """The answer to a target that failed: what the caller can do about it."""
+    if isinstance(exc, FunctionError):
+        return JSONResponse(exc.to_dict(), status_code=502)
+    if isinstance(exc, TooManyRequests):
+        return error_response(429, str(exc), request_id, headers={"Retry-After": "1"})
+    if isinstance(exc, MessageTooLarge):
+        return error_response(413, str(exc), request_id)
+    if isinstance(exc, BackendUnavailable):
+        return error_response(503, f"Service Unavailable: {exc}", request_id)
+    if isinstance(exc, FanstackError) and exc.sender_fault:
+        return error_response(400, str(exc), request_id, code=exc.code)
+    log.error("integration failed", exc_info=exc)
+    return error_response(503, "Service Unavailable: the message was not stored", request_id)
+
+
+def _answer(
+    integration: Integration,
+    targets: Targets,
+    context: RequestContext,
+    message: _Message,
+    outcome: Any,
+) -> Response:
+    """The response to a delivered message (the integration's template, if it has one)."""
     if integration.kind == "invoke":
         return _function_response(outcome, integration.success_status)
     if integration.kind == "start_workflow":

@@ -50,7 +50,7 @@ from fanstack.gateway.body_timeout import BodyTimeoutMiddleware
 from fanstack.gateway.docs import docs_routes
 from fanstack.gateway.examples import add_examples
 from fanstack.gateway.expressions import RequestContext
-from fanstack.gateway.integrations import integrate
+from fanstack.gateway.integrations import STORING, integrate, integrate_async
 from fanstack.gateway.limits import ServerLimits
 from fanstack.gateway.media import UnsupportedMediaType
 from fanstack.gateway.operations import Operation
@@ -194,6 +194,8 @@ class Gateway:
                 api_key=caller.api_key,
                 claims=caller.claims,
             )
+            if operation.integration.kind in STORING:
+                return await integrate_async(operation.integration, self.api.targets, context)
             return await run_in_threadpool(
                 integrate, operation.integration, self.api.targets, context
             )

@@ -7,6 +7,7 @@ and what a backend offers beyond the interface is reached through the wrapper as
 from __future__ import annotations
 
 from collections.abc import Sequence
+from concurrent.futures import Future
 from typing import Any
 
 from fanstack.backends.base import Backend
@@ -46,6 +47,9 @@ class DelegatingBackend(Backend):
 
     def commit(self, publications: Sequence[Publication]) -> list[str]:
         return self.inner.commit(publications)
+
+    def submit_commit(self, publications: Sequence[Publication]) -> Future[list[str]]:
+        return self.inner.submit_commit(publications)
 
     def lease(
         self, queue: QueueSpec, max_messages: int, visibility_timeout: int

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from collections import Counter as Tally
 from collections.abc import Sequence
+from concurrent.futures import Future
 
 from fanstack.backends.base import Backend
 from fanstack.core.fanout import Publication
@@ -32,6 +33,21 @@ class MeteredBackend(DelegatingBackend):
 
     def commit(self, publications: Sequence[Publication]) -> list[str]:
         ids = self.inner.commit(publications)
+        self._count_stored(publications)
+        return ids
+
+    def submit_commit(self, publications: Sequence[Publication]) -> Future[list[str]]:
+        future = self.inner.submit_commit(publications)
+
+        def count(done: Future[list[str]]) -> None:
+            if not done.cancelled() and done.exception() is None:
+                self._count_stored(publications)
+
+        future.add_done_callback(count)
+        return future
+
+    def _count_stored(self, publications: Sequence[Publication]) -> None:
+        """Count stored publications: published per topic, sent per queue."""
         topics: Tally[str] = Tally()
         queues: Tally[str] = Tally()
         for publication in publications:
@@ -43,7 +59,6 @@ class MeteredBackend(DelegatingBackend):
             self._published(topic).inc(count)
         for queue, count in queues.items():
             self._sent(queue).inc(count)
-        return ids
 
     def lease(
         self, queue: QueueSpec, max_messages: int, visibility_timeout: int

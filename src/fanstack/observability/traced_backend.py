@@ -35,6 +35,22 @@ class TracedBackend(DelegatingBackend):
                 requests = [_carrying(r, carried) for r in requests]
             return super().publish(topic, requests)
 
+    async def send_async(
+        self, queue: str, messages: Sequence[OutgoingMessage]
+    ) -> list[EntryResult]:
+        with _producing("send", queue, len(messages)) as carried:
+            if carried is not None:
+                messages = [_carrying(m, carried) for m in messages]
+            return await super().send_async(queue, messages)
+
+    async def publish_async(
+        self, topic: str, requests: Sequence[PublishRequest]
+    ) -> list[EntryResult]:
+        with _producing("publish", topic, len(requests)) as carried:
+            if carried is not None:
+                requests = [_carrying(r, carried) for r in requests]
+            return await super().publish_async(topic, requests)
+
 
 _Carrier = TypeVar("_Carrier", OutgoingMessage, PublishRequest)
 

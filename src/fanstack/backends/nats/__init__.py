@@ -105,6 +105,7 @@ from __future__ import annotations
 import time
 import uuid
 from collections.abc import Sequence
+from concurrent.futures import Future
 from typing import Any
 
 from fanstack.backends.base import Backend
@@ -341,6 +342,14 @@ class NatsBackend(Backend):
         now = self.clock()
         limit = self._nc.max_payload
         return self._run(self._publisher.commit(publications, now, limit), timeout=60)
+
+    def submit_commit(self, publications: Sequence[Publication]) -> Future[list[str]]:
+        """`commit` without blocking: the publishes go out on the connection's loop."""
+        now = self.clock()
+        limit = self._nc.max_payload
+        return self._connection.submit(
+            self._publisher.commit(publications, now, limit), timeout=60
+        )
 
     def lease(
         self, queue: QueueSpec, max_messages: int, visibility_timeout: int

@@ -13,6 +13,7 @@ import logging
 import threading
 import uuid
 from collections.abc import Awaitable, Callable, Coroutine
+from concurrent.futures import Future
 from typing import Any, TypeVar
 
 from nats.aio.client import Client
@@ -72,6 +73,21 @@ class Connection:
         except (NatsError, OSError, TimeoutError) as exc:
             future.cancel()
             raise BackendUnavailable(f"NATS: {type(exc).__name__}: {exc}") from exc
+
+    def submit(
+        self, coroutine: Coroutine[Any, Any, T], timeout: float = REQUEST_TIMEOUT
+    ) -> Future[T]:
+        """`run` without waiting: the future resolves as `run` would return or raise."""
+
+        async def bounded() -> T:
+            try:
+                return await asyncio.wait_for(coroutine, timeout)
+            except FanstackError:
+                raise
+            except (NatsError, OSError, TimeoutError) as exc:
+                raise BackendUnavailable(f"NATS: {type(exc).__name__}: {exc}") from exc
+
+        return asyncio.run_coroutine_threadsafe(bounded(), self.loop)
 
     async def _connect(self, servers: list[str]) -> None:
         """One opening attempt: connect, then prepare the namespace."""

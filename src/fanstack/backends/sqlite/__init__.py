@@ -30,6 +30,7 @@ from __future__ import annotations
 import os
 import time
 from collections.abc import Sequence
+from concurrent.futures import Future
 from pathlib import Path
 
 from fanstack.backends.base import Backend
@@ -167,6 +168,11 @@ class SQLiteBackend(Backend):
         """Store each message once and one row per delivery, all in one transaction."""
         self._expirer.start()
         return self._messages.commit(publications, self.clock())
+
+    def submit_commit(self, publications: Sequence[Publication]) -> Future[list[str]]:
+        """`commit` without blocking: in the next transaction the process's writers share."""
+        self._expirer.start()
+        return self._messages.submit(publications, self.clock())
 
     def lease(
         self, queue: QueueSpec, max_messages: int, visibility_timeout: int

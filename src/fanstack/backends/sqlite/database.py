@@ -8,10 +8,11 @@ import sqlite3
 import sys
 import threading
 from collections.abc import Callable, Collection, Iterator
+from concurrent.futures import Future
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, TypeVar, cast
+from typing import Any, Generic, TypeVar, cast
 
 from fanstack.backends.sqlite.schema import connect
 from fanstack.core.errors import BackendUnavailable
@@ -59,9 +60,15 @@ class Database:
         self._woken_all = 0  # wakes of every queue's polls
         self._woken: dict[str, int] = {}  # wakes of one queue's polls
         self._sleepers: dict[str, threading.Condition] = {}  # one queue's waiting polls
-        self._group = threading.Condition()
+        group_lock = threading.Lock()
+        self._group = threading.Condition(group_lock)  # callers of `grouped` waiting
+        self._submitted = threading.Condition(group_lock)  # the writer thread, idle
         self._waiting: list[_Work] = []
+        self._waiting_futures = 0  # of `_waiting`, work `submit` handed in
         self._running = False
+        self._writer_thread: threading.Thread | None = None
+        self._writer_thread_pid = 0
+        self._stopping_writer = False
         self._queue_fd: int | None = None
         self._queue_pid = 0  # a forked child opens its own: a shared descriptor shares the lock
         sys.setswitchinterval(min(sys.getswitchinterval(), SWITCH_INTERVAL))
@@ -222,14 +229,17 @@ class Database:
         finally:
             fcntl.flock(self._queue_fd, fcntl.LOCK_UN)
 
-    def grouped(self, work: Callable[[sqlite3.Connection], T], *, wakes: Wakes = True) -> T:
+    def grouped(
+        self, work: Callable[[sqlite3.Connection], T] | Joinable[T], *, wakes: Wakes = True
+    ) -> T:
         """Run `work` in a write transaction shared with the other threads' at that moment.
 
         Writes asked for at once by several threads (a server's concurrent sends and
         publishes) go in one transaction: the first caller runs everything waiting,
         each in a savepoint of its own (one that fails is rolled back alone and raises in its
-        caller), and every caller returns once that transaction has committed: durable, as
-        alone. `work` must use the connection it is given (the runner's, not its caller's).
+        caller; `Joinable` work of one kind shares one call and one savepoint), and every
+        caller returns once that transaction has committed: durable, as alone. `work` must
+        use the connection it is given (the runner's, not its caller's).
         The shared commit wakes the long polls every caller's `wakes` names (as `write`).
         """
         mine = _Work(work, wakes)
@@ -239,18 +249,80 @@ class Database:
                 self._group.wait()
             lead = not mine.done
             if lead:  # nobody is writing: write what is waiting, ours with it
-                self._running = True
-                batch, self._waiting = self._waiting, []
+                batch = self._take_batch()
         if lead:
-            try:
-                self._run_group(batch)
-            finally:
-                with self._group:
-                    self._running = False
-                    self._group.notify_all()
+            self._lead(batch)
         if mine.error is not None:
             raise mine.error
         return cast(T, mine.result)
+
+    def submit(
+        self, work: Callable[[sqlite3.Connection], T] | Joinable[T], *, wakes: Wakes = True
+    ) -> Future[T]:
+        """`grouped` for a caller that must not block (an event loop): the future resolves,
+        from another thread, once the transaction that ran `work` has committed.
+
+        Submitted work joins whatever transaction runs next, with the `grouped` callers of the
+        moment; when no caller of `grouped` leads one, this process's writer thread (started
+        on first use) does.
+        """
+        mine: _Work = _Work(work, wakes, Future())
+        with self._group:
+            self._start_writer()
+            self._waiting.append(mine)
+            self._waiting_futures += 1
+            if not self._running:
+                self._submitted.notify()
+        assert mine.future is not None
+        return mine.future
+
+    def _take_batch(self) -> list[_Work]:
+        """Everything waiting, to run now (called holding `_group`)."""
+        self._running = True
+        batch, self._waiting, self._waiting_futures = self._waiting, [], 0
+        return batch
+
+    def _lead(self, batch: list[_Work]) -> None:
+        """Run `batch` in one transaction, then let the next transaction start."""
+        try:
+            self._run_group(batch)
+        finally:
+            with self._group:
+                self._running = False
+                self._group.notify_all()
+                if self._waiting_futures:  # submitted meanwhile, and no caller may come to lead
+                    self._submitted.notify()
+        for item in batch:
+            if item.future is not None:
+                if item.error is not None:
+                    item.future.set_exception(item.error)
+                else:
+                    item.future.set_result(item.result)
+
+    def _start_writer(self) -> None:
+        """Start this process's writer thread if it is not running (called holding `_group`;
+        a forked child starts its own)."""
+        self._stopping_writer = False  # a thread told to stop and still waiting carries on
+        if self._writer_thread is not None and self._writer_thread_pid == os.getpid():
+            return
+        self._writer_thread = threading.Thread(
+            target=self._write_submitted, name="fanstack-writer", daemon=True
+        )
+        self._writer_thread.start()
+        self._writer_thread_pid = os.getpid()
+
+    def _write_submitted(self) -> None:
+        """The writer thread: leads a transaction whenever submitted work waits and nobody
+        else is writing, until `close`."""
+        while True:
+            with self._group:
+                while not (self._waiting_futures and not self._running):
+                    if self._stopping_writer and not self._waiting_futures:
+                        self._writer_thread = None
+                        return
+                    self._submitted.wait()
+                batch = self._take_batch()
+            self._lead(batch)
 
     def _run_group(self, batch: list[_Work]) -> None:
         wakes: Wakes = True  # the shared commit wakes what any of its callers would
@@ -258,16 +330,17 @@ class Database:
             wakes = {q for item in batch if not isinstance(item.wakes, bool) for q in item.wakes}
         try:
             with self.write(wakes=wakes) as db:
-                if len(batch) == 1:
-                    batch[0].result = batch[0].work(db)
+                steps = _steps(batch)
+                if len(steps) == 1:
+                    steps[0].run(db)
                 else:
-                    for item in batch:
+                    for step in steps:
                         db.execute("SAVEPOINT work")
                         try:
-                            item.result = item.work(db)
+                            step.run(db)
                         except Exception as error:
                             db.execute("ROLLBACK TO work")
-                            item.error = error
+                            step.fail(error)
                         db.execute("RELEASE work")
         except BaseException as error:  # nothing was committed: every caller gets the error
             for item in batch:
@@ -305,6 +378,12 @@ class Database:
             if self._checkpointer is not None and self._checkpointer_pid == os.getpid():
                 self._checkpointer.join(timeout=5)
             self._checkpointer, self._checkpointer_pid = None, 0
+        with self._group:  # the writer thread ends once what was submitted has run
+            writer = self._writer_thread if self._writer_thread_pid == os.getpid() else None
+            self._stopping_writer = True
+            self._submitted.notify()
+        if writer is not None:
+            writer.join(timeout=5)
         for db in self._connections:
             db.close()
         self._connections.clear()
@@ -315,12 +394,64 @@ class Database:
                 self._queue_fd = None
 
 
+@dataclass(frozen=True, slots=True)
+class Joinable(Generic[T]):
+    """Work that joins the work of the same `run` waiting for the same transaction: one call
+    of `run` gets every caller's `argument` and returns one result per caller, in order (an
+    exception instance fails its caller alone, and must leave nothing of that caller's
+    written). Many callers' small writes then cost one pass instead of one each."""
+
+    run: Callable[[sqlite3.Connection, list[Any]], list[T | Exception]]
+    argument: Any
+
+
+@dataclass(slots=True)
+class _Step:
+    """Work of a transaction that succeeds or fails as one: a caller's, or joined callers'."""
+
+    items: list[_Work]
+
+    def run(self, db: sqlite3.Connection) -> None:
+        work = self.items[0].work
+        if not isinstance(work, Joinable):
+            self.items[0].result = work(db)
+            return
+        results = work.run(db, [cast(Joinable[Any], item.work).argument for item in self.items])
+        for item, result in zip(self.items, results, strict=True):
+            if isinstance(result, Exception):
+                item.error = result
+            else:
+                item.result = result
+
+    def fail(self, error: Exception) -> None:
+        for item in self.items:
+            item.result, item.error = None, error
+
+
+def _steps(batch: list[_Work]) -> list[_Step]:
+    """The batch as steps, in order of arrival: joinable work with the same `run` is one."""
+    steps: list[_Step] = []
+    joined: dict[Any, _Step] = {}
+    for item in batch:
+        if isinstance(item.work, Joinable):
+            step = joined.get(item.work.run)
+            if step is not None:
+                step.items.append(item)
+                continue
+            step = joined[item.work.run] = _Step([item])
+        else:
+            step = _Step([item])
+        steps.append(step)
+    return steps
+
+
 @dataclass(slots=True)
 class _Work:
     """One caller's write, waiting for the transaction that runs it."""
 
-    work: Callable[[sqlite3.Connection], Any]
+    work: Callable[[sqlite3.Connection], Any] | Joinable[Any]
     wakes: Wakes = True
+    future: Future[Any] | None = None  # resolved once run, for work `submit` handed in
     result: Any = None
     error: BaseException | None = None
     done: bool = False

@@ -13,10 +13,11 @@ import sqlite3
 import threading
 from collections import Counter
 from collections.abc import Callable, Mapping, Sequence
+from concurrent.futures import Future
 from typing import Any
 
 from fanstack.backends.sqlite.catalog import Catalog
-from fanstack.backends.sqlite.database import Database
+from fanstack.backends.sqlite.database import Database, Joinable
 from fanstack.core.errors import QueueDoesNotExist
 from fanstack.core.fanout import Publication, delivered_body
 from fanstack.core.message import (
@@ -26,7 +27,7 @@ from fanstack.core.message import (
     encode_attributes,
 )
 from fanstack.core.queue_rules import log_expired
-from fanstack.core.specs import DEDUPLICATION_INTERVAL, QueueSpec
+from fanstack.core.specs import DEDUPLICATION_INTERVAL
 
 # The columns of a leased row, in the order `received_messages` reads them.
 COLUMNS = (
@@ -62,74 +63,88 @@ class Messages:
 
     def commit(self, publications: Sequence[Publication], now: float) -> list[str]:
         """Store each message once and one row per delivery, all in one transaction (shared
-        with other threads' writes of the moment: `Database.grouped`)."""
+        with other threads' writes of the moment: `Database.grouped`, in one pass with the
+        other commits waiting for it)."""
+        return self._database.grouped(
+            Joinable(self._write, (publications, now)), wakes=_queues(publications)
+        )
 
-        def write(db: sqlite3.Connection) -> list[str]:
-            return self._write(db, self._catalog.current(db).queues, publications, now)
-
-        # The long polls to wake: those of the queues written to, no other.
-        queues = {delivery.queue for p in publications for delivery in p.deliveries}
-        return self._database.grouped(write, wakes=queues)
+    def submit(self, publications: Sequence[Publication], now: float) -> Future[list[str]]:
+        """`commit` without waiting for it: the future resolves once committed."""
+        return self._database.submit(
+            Joinable(self._write, (publications, now)), wakes=_queues(publications)
+        )
 
     def _write(
-        self,
-        db: sqlite3.Connection,
-        queues: Mapping[str, QueueSpec],
-        publications: Sequence[Publication],
-        now: float,
-    ) -> list[str]:
-        """Write one call's publications in the open transaction; their message ids."""
-        message_ids: list[str] = []
+        self, db: sqlite3.Connection, calls: list[tuple[Sequence[Publication], float]]
+    ) -> list[list[str] | Exception]:
+        """Write the publications of several `commit` calls in the open transaction, in one
+        pass: each call's message ids, or `QueueDoesNotExist` for a call naming a queue that
+        is gone (nothing of that call is written)."""
+        queues = self._catalog.current(db).queues
+        results: list[list[str] | Exception] = []
         payloads: list[tuple[object, ...]] = []
         rows: list[tuple[object, ...]] = []
         (next_payload,) = db.execute("SELECT COALESCE(MAX(id), 0) + 1 FROM payloads").fetchone()
-        for publication in publications:
-            message = publication.message
-            if publication.dedup_key is not None:
-                first = _remember(db, *publication.dedup_key, message.id, now)
-                if first is not None:
-                    message_ids.append(first)
-                    continue
-            message_ids.append(message.id)
-            stored = len(rows)
-            for delivery in publication.deliveries:
-                spec = queues.get(delivery.queue)
-                if spec is None:
-                    raise QueueDoesNotExist(delivery.queue)
-                if delivery.deduplication_id is not None and spec.fifo:
-                    scope = f"queue:{spec.name}"
-                    if _remember(db, scope, delivery.deduplication_id, message.id, now):
+        for publications, now in calls:
+            gone = next(
+                (d.queue for p in publications for d in p.deliveries if d.queue not in queues),
+                None,
+            )
+            if gone is not None:
+                results.append(QueueDoesNotExist(gone))
+                continue
+            message_ids: list[str] = []
+            for publication in publications:
+                message = publication.message
+                if publication.dedup_key is not None:
+                    first = _remember(db, *publication.dedup_key, message.id, now)
+                    if first is not None:
+                        message_ids.append(first)
                         continue
-                delay = spec.delay if message.delay_seconds is None else message.delay_seconds
-                rows.append(
-                    (
-                        spec.name,
-                        next_payload,
-                        delivery.unsubscribe_url,
-                        now,
-                        now + delay,
-                        now + spec.retention,
-                        message.group_id,
-                        delivery.deduplication_id,
+                message_ids.append(message.id)
+                stored = len(rows)
+                for delivery in publication.deliveries:
+                    spec = queues[delivery.queue]
+                    if delivery.deduplication_id is not None and spec.fifo:
+                        scope = f"queue:{spec.name}"
+                        if _remember(db, scope, delivery.deduplication_id, message.id, now):
+                            continue
+                    delay = spec.delay if message.delay_seconds is None else message.delay_seconds
+                    rows.append(
+                        (
+                            spec.name,
+                            next_payload,
+                            delivery.unsubscribe_url,
+                            now,
+                            now + delay,
+                            now + spec.retention,
+                            message.group_id,
+                            delivery.deduplication_id,
+                        )
                     )
-                )
-            if len(rows) > stored:
-                payloads.append(
-                    (
-                        next_payload,
-                        message.id,
-                        message.body,
-                        encode_attributes(message.attributes),
-                        publication.envelope_prefix,
-                        len(rows) - stored,
+                if len(rows) > stored:
+                    payloads.append(
+                        (
+                            next_payload,
+                            message.id,
+                            message.body,
+                            encode_attributes(message.attributes),
+                            publication.envelope_prefix,
+                            len(rows) - stored,
+                        )
                     )
-                )
-                next_payload += 1
+                    next_payload += 1
+            results.append(message_ids)
         db.executemany(_INSERT_PAYLOAD, payloads)
         db.executemany(_INSERT, rows)
         add_depths(db, Counter(str(row[0]) for row in rows))
-        return message_ids
+        return results
 
+
+def _queues(publications: Sequence[Publication]) -> set[str]:
+    """The queues `publications` write to: whose long polls their commit wakes, no other."""
+    return {delivery.queue for publication in publications for delivery in publication.deliveries}
 
 
 def _remember(
