@@ -544,15 +544,14 @@ def test_submitted_writes_commit_on_the_writer_thread_beside_callers_that_wait(
     connection sees it), a failing write fails its own future alone, and submits mixed with
     threads calling `grouped` all complete; `close` stops the writer thread, and a submit
     after it starts a new one."""
-    from concurrent.futures import Future
+    import asyncio
 
     from fanstack.backends.sqlite.database import Database
 
     path = tmp_path / "db.sqlite"
-    setup = sqlite3.connect(path)
-    setup.execute("CREATE TABLE t (n INTEGER PRIMARY KEY)")
-    setup.commit()
-    setup.close()
+    with contextlib.closing(sqlite3.connect(path)) as setup:
+        setup.execute("CREATE TABLE t (n INTEGER PRIMARY KEY)")
+        setup.commit()
     database = Database(path, synchronous="NORMAL", busy_timeout_ms=5000)
 
     def insert(n: int) -> Callable[[sqlite3.Connection], int]:
@@ -570,31 +569,27 @@ def test_submitted_writes_commit_on_the_writer_thread_beside_callers_that_wait(
         with contextlib.closing(sqlite3.connect(path)) as other:
             return other.execute("SELECT 1 FROM t WHERE n = ?", (n,)).fetchone() is not None
 
-    seen: list[bool] = []
-    futures: list[Future[int]] = []
-    for n in range(200):
-        future = database.submit(insert(n), wakes=False)
-        future.add_done_callback(lambda f, n=n: seen.append(committed(n)))
-        futures.append(future)
-    failing = database.submit(fails, wakes=False)
     waited: list[int] = []
-    threads = [
-        threading.Thread(
-            target=lambda k=k: waited.extend(
-                database.grouped(insert(1000 + k * 100 + i), wakes=False) for i in range(50)
-            )
-        )
-        for k in range(4)
-    ]
-    for thread in threads:
-        thread.start()
-    more = [database.submit(insert(500 + n), wakes=False) for n in range(200)]
-    assert [f.result(timeout=30) for f in futures + more] == [*range(200), *range(500, 700)]
-    for thread in threads:
-        thread.join(timeout=30)
-    assert len(waited) == 200 and all(seen) and len(seen) == 200
-    with pytest.raises(ValueError, match="refused"):
-        failing.result(timeout=30)
+
+    def wait_in_turn(k: int) -> None:
+        waited.extend(database.grouped(insert(1000 + k * 100 + i), wakes=False) for i in range(50))
+
+    async def submit_all() -> None:
+        async def one(n: int) -> bool:
+            assert await database.submit(insert(n), wakes=False) == n
+            return committed(n)
+
+        threads = [threading.Thread(target=wait_in_turn, args=(k,)) for k in range(4)]
+        for thread in threads:
+            thread.start()
+        seen = await asyncio.gather(*[one(n) for n in range(400)])
+        assert all(seen)
+        with pytest.raises(ValueError, match="refused"):
+            await database.submit(fails, wakes=False)
+        await asyncio.to_thread(lambda: [thread.join(timeout=30) for thread in threads])
+        assert len(waited) == 200
+
+    asyncio.run(asyncio.wait_for(submit_all(), timeout=60))
     with contextlib.closing(sqlite3.connect(path)) as reader:
         assert reader.execute("SELECT COUNT(*), MIN(n) FROM t").fetchone() == (600, 0)
 
@@ -602,5 +597,9 @@ def test_submitted_writes_commit_on_the_writer_thread_beside_callers_that_wait(
     assert writer is not None and writer.is_alive()
     database.close()
     assert not writer.is_alive()
-    assert database.submit(insert(-2), wakes=False).result(timeout=30) == -2
+
+    async def after_close() -> int:
+        return await database.submit(insert(-2), wakes=False)
+
+    assert asyncio.run(after_close()) == -2
     database.close()

@@ -17,11 +17,9 @@ success, the `FanstackError` instance on failure, so one bad entry never sinks t
 
 from __future__ import annotations
 
-import asyncio
 import time
 from abc import ABC, abstractmethod
 from collections.abc import Callable, Iterator, Mapping, Sequence
-from concurrent.futures import Future
 from dataclasses import dataclass
 from typing import Any
 
@@ -157,11 +155,10 @@ class Backend(ABC):
         """
 
     @abstractmethod
-    def submit_commit(self, publications: Sequence[Publication]) -> Future[list[str]]:
-        """`commit` for a caller that must not block (an event loop): the future resolves,
-        from another thread, as `commit` would return or raise once the publications are
-        stored (SQLite: in the next transaction the process's writers share; NATS: on the
-        connection's own loop). The caller's thread never waits for the store."""
+    async def commit_async(self, publications: Sequence[Publication]) -> list[str]:
+        """`commit` on an event loop, which goes on serving while the publications are stored
+        (SQLite: in the next transaction the process's writers share; NATS: on the
+        connection's own loop); returns or raises as `commit` once they are."""
 
     @abstractmethod
     def lease(
@@ -399,7 +396,7 @@ class Backend(ABC):
         """`send` on an event loop, which goes on serving while the messages are stored."""
         results, publications = self._plan_send(queue, messages)
         if publications:
-            await asyncio.wrap_future(self.submit_commit(publications))
+            await self.commit_async(publications)
         return results
 
     def _plan_send(
@@ -432,7 +429,7 @@ class Backend(ABC):
         """`publish` on an event loop, which goes on serving while the messages are stored."""
         planned = self._plan_publish(topic, requests)
         if planned.publications:
-            planned.stored(await asyncio.wrap_future(self.submit_commit(planned.publications)))
+            planned.stored(await self.commit_async(planned.publications))
         return planned.results
 
     def _plan_publish(self, topic: str, requests: Sequence[PublishRequest]) -> _Planned:

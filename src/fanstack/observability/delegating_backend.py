@@ -7,7 +7,6 @@ and what a backend offers beyond the interface is reached through the wrapper as
 from __future__ import annotations
 
 from collections.abc import Sequence
-from concurrent.futures import Future
 from typing import Any
 
 from fanstack.backends.base import Backend
@@ -48,8 +47,8 @@ class DelegatingBackend(Backend):
     def commit(self, publications: Sequence[Publication]) -> list[str]:
         return self.inner.commit(publications)
 
-    def submit_commit(self, publications: Sequence[Publication]) -> Future[list[str]]:
-        return self.inner.submit_commit(publications)
+    async def commit_async(self, publications: Sequence[Publication]) -> list[str]:
+        return await self.inner.commit_async(publications)
 
     def lease(
         self, queue: QueueSpec, max_messages: int, visibility_timeout: int

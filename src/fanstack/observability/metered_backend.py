@@ -9,7 +9,6 @@ from __future__ import annotations
 
 from collections import Counter as Tally
 from collections.abc import Sequence
-from concurrent.futures import Future
 
 from fanstack.backends.base import Backend
 from fanstack.core.fanout import Publication
@@ -36,15 +35,10 @@ class MeteredBackend(DelegatingBackend):
         self._count_stored(publications)
         return ids
 
-    def submit_commit(self, publications: Sequence[Publication]) -> Future[list[str]]:
-        future = self.inner.submit_commit(publications)
-
-        def count(done: Future[list[str]]) -> None:
-            if not done.cancelled() and done.exception() is None:
-                self._count_stored(publications)
-
-        future.add_done_callback(count)
-        return future
+    async def commit_async(self, publications: Sequence[Publication]) -> list[str]:
+        ids = await self.inner.commit_async(publications)
+        self._count_stored(publications)
+        return ids
 
     def _count_stored(self, publications: Sequence[Publication]) -> None:
         """Count stored publications: published per topic, sent per queue."""

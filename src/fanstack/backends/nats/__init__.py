@@ -102,10 +102,10 @@ server's `max_payload` (set it to 8 MB for 1 MiB queue messages).
 
 from __future__ import annotations
 
+import asyncio
 import time
 import uuid
 from collections.abc import Sequence
-from concurrent.futures import Future
 from typing import Any
 
 from fanstack.backends.base import Backend
@@ -343,13 +343,14 @@ class NatsBackend(Backend):
         limit = self._nc.max_payload
         return self._run(self._publisher.commit(publications, now, limit), timeout=60)
 
-    def submit_commit(self, publications: Sequence[Publication]) -> Future[list[str]]:
-        """`commit` without blocking: the publishes go out on the connection's loop."""
+    async def commit_async(self, publications: Sequence[Publication]) -> list[str]:
+        """`commit` from an event loop: the publishes go out on the connection's loop."""
         now = self.clock()
         limit = self._nc.max_payload
-        return self._connection.submit(
+        submitted = self._connection.submit(
             self._publisher.commit(publications, now, limit), timeout=60
         )
+        return await asyncio.wrap_future(submitted)
 
     def lease(
         self, queue: QueueSpec, max_messages: int, visibility_timeout: int

@@ -30,7 +30,6 @@ from __future__ import annotations
 import os
 import time
 from collections.abc import Sequence
-from concurrent.futures import Future
 from pathlib import Path
 
 from fanstack.backends.base import Backend
@@ -169,10 +168,10 @@ class SQLiteBackend(Backend):
         self._expirer.start()
         return self._messages.commit(publications, self.clock())
 
-    def submit_commit(self, publications: Sequence[Publication]) -> Future[list[str]]:
-        """`commit` without blocking: in the next transaction the process's writers share."""
+    async def commit_async(self, publications: Sequence[Publication]) -> list[str]:
+        """`commit` from an event loop: in the next transaction the process's writers share."""
         self._expirer.start()
-        return self._messages.submit(publications, self.clock())
+        return await self._messages.submit(publications, self.clock())
 
     def lease(
         self, queue: QueueSpec, max_messages: int, visibility_timeout: int

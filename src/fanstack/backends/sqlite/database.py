@@ -2,13 +2,14 @@
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import fcntl
 import os
 import sqlite3
 import sys
 import threading
 from collections.abc import Callable, Collection, Iterator
-from concurrent.futures import Future
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
@@ -258,23 +259,23 @@ class Database:
 
     def submit(
         self, work: Callable[[sqlite3.Connection], T] | Joinable[T], *, wakes: Wakes = True
-    ) -> Future[T]:
-        """`grouped` for a caller that must not block (an event loop): the future resolves,
-        from another thread, once the transaction that ran `work` has committed.
+    ) -> asyncio.Future[T]:
+        """`grouped` for the running event loop, which must not block: the future resolves
+        once the transaction that ran `work` has committed.
 
         Submitted work joins whatever transaction runs next, with the `grouped` callers of the
         moment; when no caller of `grouped` leads one, this process's writer thread (started
-        on first use) does.
+        on first use) does. A transaction's futures of one loop are settled in one call to
+        that loop.
         """
-        mine: _Work = _Work(work, wakes, Future())
+        future: asyncio.Future[T] = asyncio.get_running_loop().create_future()
         with self._group:
             self._start_writer()
-            self._waiting.append(mine)
+            self._waiting.append(_Work(work, wakes, future))
             self._waiting_futures += 1
             if not self._running:
                 self._submitted.notify()
-        assert mine.future is not None
-        return mine.future
+        return future
 
     def _take_batch(self) -> list[_Work]:
         """Everything waiting, to run now (called holding `_group`)."""
@@ -292,12 +293,13 @@ class Database:
                 self._group.notify_all()
                 if self._waiting_futures:  # submitted meanwhile, and no caller may come to lead
                     self._submitted.notify()
+        loops: dict[asyncio.AbstractEventLoop, list[_Work]] = {}
         for item in batch:
             if item.future is not None:
-                if item.error is not None:
-                    item.future.set_exception(item.error)
-                else:
-                    item.future.set_result(item.result)
+                loops.setdefault(item.future.get_loop(), []).append(item)
+        for loop, settled in loops.items():
+            with contextlib.suppress(RuntimeError):  # a closed loop: nobody waits for these
+                loop.call_soon_threadsafe(_settle, settled)
 
     def _start_writer(self) -> None:
         """Start this process's writer thread if it is not running (called holding `_group`;
@@ -451,7 +453,19 @@ class _Work:
 
     work: Callable[[sqlite3.Connection], Any] | Joinable[Any]
     wakes: Wakes = True
-    future: Future[Any] | None = None  # resolved once run, for work `submit` handed in
+    future: asyncio.Future[Any] | None = None  # settled once run, for work `submit` handed in
     result: Any = None
     error: BaseException | None = None
     done: bool = False
+
+
+def _settle(items: list[_Work]) -> None:
+    """Give submitted work its outcome (on the loop that waits for it)."""
+    for item in items:
+        future = item.future
+        if future is None or future.done():  # cancelled: its caller went away
+            continue
+        if item.error is not None:
+            future.set_exception(item.error)
+        else:
+            future.set_result(item.result)

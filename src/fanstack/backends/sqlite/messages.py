@@ -8,12 +8,12 @@ schema's `messages_deleted` trigger sees to it).
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import sqlite3
 import threading
 from collections import Counter
 from collections.abc import Callable, Mapping, Sequence
-from concurrent.futures import Future
 from typing import Any
 
 from fanstack.backends.sqlite.catalog import Catalog
@@ -69,8 +69,8 @@ class Messages:
             Joinable(self._write, (publications, now)), wakes=_queues(publications)
         )
 
-    def submit(self, publications: Sequence[Publication], now: float) -> Future[list[str]]:
-        """`commit` without waiting for it: the future resolves once committed."""
+    def submit(self, publications: Sequence[Publication], now: float) -> asyncio.Future[list[str]]:
+        """`commit` for the running event loop: the future resolves once committed."""
         return self._database.submit(
             Joinable(self._write, (publications, now)), wakes=_queues(publications)
         )
