@@ -21,6 +21,8 @@ import os
 import re
 import sys
 import threading
+import time
+import weakref
 from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
 from datetime import UTC, datetime
@@ -38,6 +40,8 @@ LOG_FORMATS = ("text", "json")
 LOG_LEVELS = ("debug", "info", "warning", "error")
 LOG_FILE_MAX_BYTES = 10 * 1024 * 1024
 LOG_FILE_BACKUPS = 3  # fanstack.log.1 .. .3 kept beside the current file
+FLUSH_INTERVAL = 0.1  # seconds a line below WARNING may be held before it is written
+MAX_PENDING_CHARS = 256 * 1024  # held lines written at once past this much
 FORMAT_ENV = "FANSTACK_LOG_FORMAT"
 LEVEL_ENV = "FANSTACK_LOG_LEVEL"
 FILE_ENV = "FANSTACK_LOG_FILE"
@@ -256,11 +260,11 @@ def _chosen_level(level: int | str | None) -> int:
 def _console_handler(stream: TextIO, log_format: str) -> logging.Handler:
     handler: logging.Handler
     if log_format == "json":
-        handler = logging.StreamHandler(stream)
+        handler = _BatchedStream(stream)
         handler.setFormatter(JsonFormatter())
         return handler
     terminal = stream.isatty()
-    handler = ConsoleHandler(stream) if terminal else logging.StreamHandler(stream)
+    handler = ConsoleHandler(stream) if terminal else _BatchedStream(stream)
     handler.setFormatter(TextFormatter(color=terminal))
     return handler
 
@@ -274,20 +278,131 @@ def _file_handler(path: Path, *, rotate: bool) -> logging.Handler:
             path, maxBytes=LOG_FILE_MAX_BYTES, backupCount=LOG_FILE_BACKUPS, encoding="utf-8"
         )
     else:
-        handler = logging.handlers.WatchedFileHandler(path, encoding="utf-8")
+        handler = _FollowedFile(path, encoding="utf-8")
     handler.setFormatter(JsonFormatter())
     return handler
 
 
-class _RotatingFile(logging.handlers.RotatingFileHandler):
-    """Rotated by size, as RotatingFileHandler, without its two stat calls per line (which
-    check that the file is a regular one: fanstack's log file is, made by `_file_handler`)."""
+class _Batched(logging.StreamHandler):  # type: ignore[type-arg]
+    """Writes its lines in batches: a line of WARNING or above at once, with those before
+    it; the rest within `FLUSH_INTERVAL` (`_flusher`), and at exit (`logging.shutdown`).
 
-    def shouldRollover(self, record: logging.LogRecord) -> bool:
+    A busy server logs a line per request: written one by one, each cost a write and a flush
+    (system calls that let go of the interpreter, which a busy process then waits to get
+    back). Batched, it is one write per batch. A process killed outright loses at most the
+    last `FLUSH_INTERVAL` of lines below WARNING.
+    """
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self._pending: list[str] = []
+        self._pending_chars = 0
+
+    def emit(self, record: logging.LogRecord) -> None:  # called holding the handler's lock
+        try:
+            line = self.format(record) + self.terminator
+        except Exception:
+            self.handleError(record)
+            return
+        self._pending.append(line)
+        self._pending_chars += len(line)
+        if record.levelno >= logging.WARNING or self._pending_chars >= MAX_PENDING_CHARS:
+            self._write_pending()
+        else:
+            _flusher.due(self)
+
+    def flush(self) -> None:
+        """Write the lines held so far."""
+        with self.lock:  # type: ignore[union-attr]
+            try:
+                self._write_pending()
+            except Exception:  # a full disk, say: logging never fails its caller
+                self._pending.clear()
+                self._pending_chars = 0
+
+    def _write_pending(self) -> None:
+        if not self._pending:
+            return
+        text = "".join(self._pending)
+        self._pending.clear()
+        self._pending_chars = 0
+        self._write(text)
+
+    def _write(self, text: str) -> None:
+        stream = self.stream
+        if stream is None:
+            stream = self.stream = self._open()  # type: ignore[attr-defined]
+        stream.write(text)
+        stream.flush()
+
+
+class _BatchedStream(_Batched):
+    """Lines to a stream (stderr), in batches."""
+
+
+class _RotatingFile(_Batched, logging.handlers.RotatingFileHandler):
+    """JSON lines to the log file in batches, rotated by size before a batch would make it
+    too large (its size read once per batch: other processes append to it too)."""
+
+    def _write(self, text: str) -> None:
         if self.stream is None:
             self.stream = self._open()
-        if self.maxBytes <= 0:
-            return False
-        line = f"{self.format(record)}\n"
         self.stream.seek(0, 2)  # the end, where other processes' lines may have gone
-        return bool(self.stream.tell() + len(line) >= self.maxBytes)
+        if 0 < self.maxBytes <= self.stream.tell() + len(text):
+            self.doRollover()
+        super()._write(text)
+
+
+class _FollowedFile(_Batched, logging.handlers.WatchedFileHandler):
+    """JSON lines appended to the log file another process rotates: opened again, before a
+    batch, if it was rotated away."""
+
+    def _write(self, text: str) -> None:
+        self.reopenIfNeeded()
+        super()._write(text)
+
+
+class _Flusher:
+    """One thread per process that writes the batching handlers' lines `FLUSH_INTERVAL`
+    after the first one was held."""
+
+    def __init__(self) -> None:
+        self._handlers: weakref.WeakSet[_Batched] = weakref.WeakSet()
+        self._held = threading.Event()
+        self._starting = threading.Lock()
+        self._pid = 0
+
+    def due(self, handler: _Batched) -> None:
+        """`handler` holds lines: write them soon."""
+        if self._pid != os.getpid():
+            self._start()
+        if handler not in self._handlers:
+            self._handlers.add(handler)
+        if not self._held.is_set():
+            self._held.set()
+
+    def _start(self) -> None:
+        with self._starting:
+            if self._pid == os.getpid():
+                return
+            self._held = threading.Event()  # a forked child's own
+            threading.Thread(target=self._run, name="fanstack-log-flush", daemon=True).start()
+            self._pid = os.getpid()
+
+    def _run(self) -> None:
+        held = self._held
+        while True:
+            held.wait()
+            time.sleep(FLUSH_INTERVAL)
+            held.clear()
+            for handler in list(self._handlers):
+                handler.flush()
+
+
+_flusher = _Flusher()
+
+
+def flush_logs() -> None:
+    """Write every line held so far (before a process ends without `logging.shutdown`)."""
+    for handler in logging.getLogger().handlers:
+        handler.flush()

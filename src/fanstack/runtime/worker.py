@@ -27,7 +27,7 @@ from fanstack.core.arns import configure as configure_arns
 from fanstack.core.errors import FanstackSignal, IdempotencyInProgress, RetryLater
 from fanstack.observability import tracing
 from fanstack.runtime.context import Context, Invocation, running
-from fanstack.runtime.logs import configure_logging, log_context
+from fanstack.runtime.logs import configure_logging, flush_logs, log_context
 from fanstack.runtime.protocol import ChannelClosed, read_frame, write_frame
 
 MAX_STACK_FRAMES = 20
@@ -167,6 +167,7 @@ def exit_with_parent(parent: int, interval: float = 0.25) -> None:
     def watch() -> None:
         while not orphaned():
             time.sleep(interval)
+        flush_logs()
         os._exit(70)
 
     threading.Thread(target=watch, name="fanstack-parent-watch", daemon=True).start()
@@ -219,6 +220,7 @@ def main() -> None:
         )
         write_frame(channel_out, response)
         if response.get("exit"):
+            flush_logs()
             os._exit(1)  # memory is exhausted; a fresh worker is cheaper than a sick one
 
 

@@ -1,0 +1,132 @@
+"""Log lines written in batches: at once from WARNING up, within the flush interval below it,
+all of them at exit; the log file rotated between batches, never mid-line."""
+
+from __future__ import annotations
+
+import json
+import logging
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from fanstack.runtime import logs
+
+LOG = logging.getLogger("fanstack.test.files")
+
+
+@pytest.fixture
+def handlers() -> Iterator[list[logging.Handler]]:
+    """Handlers made by the test, detached and closed after it (root's are left alone)."""
+    made: list[logging.Handler] = []
+    LOG.propagate = False
+    LOG.setLevel(logging.INFO)
+    yield made
+    for handler in made:
+        LOG.removeHandler(handler)
+        handler.close()
+    LOG.propagate = True
+
+
+def _attach(made: list[logging.Handler], handler: logging.Handler) -> logging.Handler:
+    LOG.addHandler(handler)
+    made.append(handler)
+    return handler
+
+
+def _messages(path: Path) -> list[str]:
+    if not path.exists():
+        return []
+    return [json.loads(line)["message"] for line in path.read_text().splitlines()]
+
+
+def _eventually(condition: object, timeout: float = 5.0) -> None:
+    deadline = time.monotonic() + timeout
+    while not condition():  # type: ignore[operator]
+        assert time.monotonic() < deadline, "not within the timeout"
+        time.sleep(0.01)
+
+
+def test_a_warning_is_written_at_once_with_the_lines_before_it(
+    tmp_path: Path, handlers: list[logging.Handler]
+) -> None:
+    path = tmp_path / "fanstack.log"
+    _attach(handlers, logs._file_handler(path, rotate=True))
+    LOG.info("first")
+    LOG.info("second")
+    LOG.warning("third")
+    assert _messages(path) == ["first", "second", "third"]  # no wait: the warning flushed
+
+
+def test_lines_below_warning_are_written_within_the_flush_interval(
+    tmp_path: Path, handlers: list[logging.Handler]
+) -> None:
+    path = tmp_path / "fanstack.log"
+    _attach(handlers, logs._file_handler(path, rotate=True))
+    logged = time.monotonic()
+    for n in range(100):
+        LOG.info("line %d", n)
+    _eventually(lambda: len(_messages(path)) == 100)
+    assert time.monotonic() - logged < logs.FLUSH_INTERVAL + 1.0
+    assert _messages(path) == [f"line {n}" for n in range(100)]
+
+
+def test_the_file_rotates_between_batches_and_its_follower_reopens_it(
+    tmp_path: Path, handlers: list[logging.Handler], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The serving process rotates; a worker process appending to the same file (its
+    follower) writes to the new file after a rotation. No line is split or lost within the
+    backups kept."""
+    monkeypatch.setattr(logs, "LOG_FILE_MAX_BYTES", 4000)
+    path = tmp_path / "fanstack.log"
+    rotating = _attach(handlers, logs._file_handler(path, rotate=True))
+    follower = logs._file_handler(path, rotate=False)
+    for n in range(60):
+        record = logging.LogRecord(LOG.name, logging.INFO, __file__, 1, f"worker {n}", None, None)
+        follower.handle(record)
+        follower.flush()
+        LOG.info("server %d", n)
+        rotating.flush()
+    follower.close()
+    files = [path, *(path.with_name(f"{path.name}.{k}") for k in (1, 2, 3))]
+    assert all(f.exists() for f in files)
+    for f in files:  # the rotating process checks the size; a follower's lines may go past it
+        assert f.stat().st_size < 2 * 4000
+    kept = [m for f in reversed(files) for m in _messages(f)]  # oldest first
+    server = [m for m in kept if m.startswith("server")]
+    worker = [m for m in kept if m.startswith("worker")]
+    assert server == [f"server {n}" for n in range(60 - len(server), 60)]
+    assert worker == [f"worker {n}" for n in range(60 - len(worker), 60)]
+    assert len(server) >= 10 and len(worker) >= 10  # both kept writing after rotations
+
+
+def test_every_line_is_written_when_the_process_exits(tmp_path: Path) -> None:
+    path = tmp_path / "fanstack.log"
+    script = (
+        "import io, logging\n"
+        "from fanstack.runtime.logs import configure_logging\n"
+        f"configure_logging(io.StringIO(), 'info', log_format='json', log_file={str(path)!r})\n"
+        "for n in range(5000):\n"
+        "    logging.getLogger('fanstack.test').info('line %d', n)\n"
+    )
+    subprocess.run([sys.executable, "-c", script], check=True, timeout=60)
+    assert _messages(path) == [f"line {n}" for n in range(5000)]
+
+
+def test_flush_logs_writes_what_is_held_before_an_abrupt_exit(tmp_path: Path) -> None:
+    """A worker process that must end with `os._exit` flushes first."""
+    path = tmp_path / "fanstack.log"
+    script = (
+        "import io, logging, os\n"
+        "from fanstack.runtime.logs import configure_logging, flush_logs\n"
+        f"configure_logging(io.StringIO(), 'info', log_format='json', log_file={str(path)!r})\n"
+        "logging.getLogger('fanstack.test').info('the last words')\n"
+        "flush_logs()\n"
+        "os._exit(1)\n"
+    )
+    done = subprocess.run([sys.executable, "-c", script], timeout=60)
+    assert done.returncode == 1
+    assert _messages(path) == ["the last words"]
