@@ -36,45 +36,59 @@ class BodyTimeoutMiddleware:
         if scope["type"] != "http":
             await self.app(scope, receive, send)
             return
-        deadline = asyncio.get_running_loop().time() + self.body_timeout
-        body_pending = _declares_body(scope)
+        body = BodyDeadline(scope, receive, self.body_timeout)
         response_started = False
-
-        async def timed_receive() -> Any:
-            nonlocal body_pending
-            if not body_pending:
-                return await receive()
-            try:
-                async with asyncio.timeout_at(deadline):
-                    message = await receive()
-            except TimeoutError:
-                raise BodyReadTimeout from None
-            body_pending = message["type"] == "http.request" and message.get("more_body", False)
-            return message
 
         async def closing_send(message: Any) -> None:
             nonlocal response_started
             if message["type"] == "http.response.start":
                 response_started = True
-                if body_pending:
-                    headers = [*message.get("headers", []), (b"connection", b"close")]
-                    message = {**message, "headers": headers}
+                message = body.closing(message)
             await send(message)
 
         try:
-            await self.app(scope, timed_receive, closing_send)
+            await self.app(scope, body.receive, closing_send)
         except BodyReadTimeout:
             if response_started:
                 raise
-            log.info(
-                "request body not complete in time", extra={"body_timeout_s": self.body_timeout}
-            )
-            request_id = scope.get("state", {}).get("request_id") or request_id_for(scope)
-            message = (
-                f"Request Timeout: the request body did not arrive within {self.body_timeout:g} s"
-            )
-            response = error_response(408, message, request_id, headers={"connection": "close"})
-            await response(scope, receive, send)
+            await timed_out(scope, receive, send, self.body_timeout)
+
+
+class BodyDeadline:
+    """One request's body deadline: `receive` raises BodyReadTimeout once it has passed with
+    the body not in yet; `closing` marks a response that leaves the body unread to close the
+    connection."""
+
+    def __init__(self, scope: Any, receive: Any, timeout: float) -> None:
+        self._receive = receive
+        self._deadline = asyncio.get_running_loop().time() + timeout
+        self.pending = _declares_body(scope)
+
+    async def receive(self) -> Any:
+        if not self.pending:
+            return await self._receive()
+        try:
+            async with asyncio.timeout_at(self._deadline):
+                message = await self._receive()
+        except TimeoutError:
+            raise BodyReadTimeout from None
+        self.pending = message["type"] == "http.request" and message.get("more_body", False)
+        return message
+
+    def closing(self, start: Any) -> Any:
+        """The `http.response.start` message, asking to close if the body is still coming."""
+        if not self.pending:
+            return start
+        return {**start, "headers": [*start.get("headers", ()), (b"connection", b"close")]}
+
+
+async def timed_out(scope: Any, receive: Any, send: Any, timeout: float) -> None:
+    """Answer 408 (closing the connection) to a request whose body did not arrive in time."""
+    log.info("request body not complete in time", extra={"body_timeout_s": timeout})
+    request_id = scope.get("state", {}).get("request_id") or request_id_for(scope)
+    message = f"Request Timeout: the request body did not arrive within {timeout:g} s"
+    response = error_response(408, message, request_id, headers={"connection": "close"})
+    await response(scope, receive, send)
 
 
 def _declares_body(scope: Any) -> bool:

@@ -48,9 +48,7 @@ class RequestIdMiddleware:
             nonlocal status, response_started
             if message["type"] == "http.response.start":
                 status, response_started = message["status"], True
-                headers = list(message.get("headers", []))
-                headers.append((HEADER.encode(), request_id.encode()))
-                message = {**message, "headers": headers}
+                message = with_header(message, HEADER, request_id)
             await send(message)
 
         with log_context(request_id=request_id):
@@ -62,15 +60,28 @@ class RequestIdMiddleware:
                     response = error_response(500, "Internal Server Error", request_id)
                     await response(scope, receive, send_with_id)
             finally:
-                log.info(
-                    "%s %s %d",
-                    scope["method"],
-                    scope["path"],
-                    status,
-                    extra={
-                        "method": scope["method"],
-                        "path": scope["path"],
-                        "status": status,
-                        "duration_ms": round((time.perf_counter() - started) * 1000, 2),
-                    },
-                )
+                log_request(scope, status, started)
+
+
+def with_header(message: Any, name: str, value: str) -> Any:
+    """An `http.response.start` message with one more header."""
+    headers = [*message.get("headers", ()), (name.encode("latin-1"), value.encode("latin-1"))]
+    return {**message, "headers": headers}
+
+
+def log_request(scope: Any, status: int, started: float) -> None:
+    """The request's access line: method, path, status and duration since `started`
+    (a `time.perf_counter()`)."""
+    if log.isEnabledFor(logging.INFO):
+        log.info(
+            "%s %s %d",
+            scope["method"],
+            scope["path"],
+            status,
+            extra={
+                "method": scope["method"],
+                "path": scope["path"],
+                "status": status,
+                "duration_ms": round((time.perf_counter() - started) * 1000, 2),
+            },
+        )

@@ -14,6 +14,9 @@ Beside the API: `/openapi.json`, the `/docs` page (`docs`), the probes `/_fansta
 (`/_fanstack/sns/signing-cert.pem`, `notifications.signing`), and the admin endpoints behind
 the admin guard (`admin`): the gateway's own `/_fanstack/queues` and whatever routes the server
 mounts as admin (the dashboard, metrics), matched after the API's routes.
+
+Requests to the API's routes are served by `dispatch.ApiDispatch` in one coroutine, past
+Starlette's middleware and router (which serve the rest), unless the API answers CORS.
 """
 
 from __future__ import annotations
@@ -47,6 +50,7 @@ from fanstack.gateway.auth import (
 )
 from fanstack.gateway.body_limit import body_of, read_body_first
 from fanstack.gateway.body_timeout import BodyTimeoutMiddleware
+from fanstack.gateway.dispatch import ApiDispatch
 from fanstack.gateway.docs import docs_routes
 from fanstack.gateway.examples import add_examples
 from fanstack.gateway.expressions import RequestContext
@@ -113,9 +117,8 @@ class Gateway:
     def asgi(self) -> ASGIApp:
         """The ASGI application."""
         authorizers = self.authorizers()
-        routes: list[BaseRoute] = [
-            self._route(op, authorizers[op.auth]) for op in self.api.operations
-        ]
+        api_routes = [self._route(op, authorizers[op.auth]) for op in self.api.operations]
+        routes: list[BaseRoute] = [*api_routes]
         routes += [
             Route("/openapi.json", self._openapi, methods=["GET"]),
             *docs_routes(self.api.title),
@@ -137,9 +140,12 @@ class Gateway:
                 )
             )
         handlers = {HTTPException: self._http_error, Exception: self._internal_error}
-        return RequestIdMiddleware(
+        starlette = RequestIdMiddleware(
             Starlette(routes=routes, middleware=middleware, exception_handlers=handlers)
         )
+        if self.api.cors_origins:  # CORS answers and decorates every route: Starlette's
+            return starlette
+        return ApiDispatch(api_routes, starlette, body_timeout=self.limits.body_timeout)
 
     def authorizers(self) -> dict[str, Authorizer]:
         """The authorizer of each auth mode: every one open when the API is open on loopback."""
