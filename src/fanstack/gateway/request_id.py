@@ -10,9 +10,9 @@ from __future__ import annotations
 import logging
 import re
 import time
-import uuid
 from typing import Any
 
+from fanstack.core.records import new_id
 from fanstack.gateway.responses import error_response
 from fanstack.runtime.logs import log_context
 
@@ -25,7 +25,7 @@ _GIVEN = re.compile(r"^[A-Za-z0-9._-]{1,128}$")
 def request_id_for(scope: Any) -> str:
     """The id a request gave in `x-request-id` if it is well-formed, else a new UUID."""
     given = dict(scope.get("headers") or []).get(HEADER.encode(), b"").decode("latin-1")
-    return given if _GIVEN.match(given) else str(uuid.uuid4())
+    return given if _GIVEN.match(given) else new_id()
 
 
 class RequestIdMiddleware:
