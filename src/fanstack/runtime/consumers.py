@@ -8,7 +8,6 @@ settlement policy (core/settlement.py) decides what is deleted, retried or hande
 from __future__ import annotations
 
 import logging
-import threading
 import time
 from collections.abc import Callable, Mapping, Sequence
 from typing import Any
@@ -48,7 +47,6 @@ class ConsumerLoop:
         self.name = f"{queue.name}->{function.name}"
         self.queue_name = queue.name
         self.max_concurrency = consumer.max_concurrency or function.spec.concurrency
-        self.slots = threading.Semaphore(self.max_concurrency)
         self.deferrals = Deferrals(consumer.retry_later_limit)
         self.policy = ConsumerPolicy(
             report_item_failures=consumer.report_batch_item_failures,

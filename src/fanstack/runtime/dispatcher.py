@@ -1,7 +1,8 @@
 """The dispatcher: long-polls queues, forms batches, runs them in worker pools, settles results.
 
-One thread per consumer polls its queue, holding one of `max_concurrency` slots per batch; batches
-run on a thread pool, each borrowing a worker process. Settling a batch deletes what succeeded and
+Each consumer polls its queue from `max_concurrency` threads; a thread that leases a batch runs
+it itself, borrowing a worker process, then settles it and polls again (no hand-over to another
+thread on the way: each one costs thread switches). Settling a batch deletes what succeeded and
 hands failures back through visibility (backoff with full jitter, the failure kept for the DLQ).
 A heartbeat extends the visibility of batches still running. `stop` stops polling, returns what
 never started, and waits a grace period for the rest.
@@ -14,8 +15,6 @@ import random
 import threading
 import time
 from collections.abc import Callable, Collection, Mapping, Sequence
-from concurrent.futures import Future, ThreadPoolExecutor
-from concurrent.futures import wait as wait_futures
 from dataclasses import dataclass
 
 from fanstack.backends import open_backend
@@ -76,8 +75,8 @@ class Dispatcher:
         self.heartbeat = Heartbeat()
         self._lock = threading.Lock()
         self._threads: list[threading.Thread] = []
-        self._executor: ThreadPoolExecutor | None = None
-        self._futures: set[Future[None]] = set()
+        self._pollers: list[threading.Thread] = []
+        self._running = 0  # batches running now
         self.rng = random.Random()
 
     @property
@@ -142,29 +141,21 @@ class Dispatcher:
         return list(self._threads)
 
     def start(self) -> None:
-        """Start a polling thread per consumer, per async-invoked function and per service."""
+        """Start `max_concurrency` polling threads per consumer and per async-invoked function,
+        and a thread per service."""
         backend = self.backend  # provisions every declared resource
-        slots_total = 0
         loops: list[ConsumerLoop | AsyncInvoker] = []  # both have name, run, max_concurrency
         for consumer in self.consumers:
             function = self.functions[consumer.function]
-            consumer_loop = ConsumerLoop(
-                self, consumer, function, backend.get_queue(consumer.queue)
-            )
-            loops.append(consumer_loop)
-            slots_total += consumer_loop.max_concurrency
-        for function in self.functions.values():
-            invoker = AsyncInvoker(self, function)
-            loops.append(invoker)
-            slots_total += invoker.max_concurrency
-        self._executor = ThreadPoolExecutor(
-            max_workers=max(slots_total, 1), thread_name_prefix="fanstack-batch"
-        )
+            loops.append(ConsumerLoop(self, consumer, function, backend.get_queue(consumer.queue)))
+        loops.extend(AsyncInvoker(self, function) for function in self.functions.values())
         for loop in loops:
-            thread = threading.Thread(target=loop.run, name=f"fanstack-poll-{loop.name}")
-            thread.daemon = True
-            thread.start()
-            self._threads.append(thread)
+            for n in range(loop.max_concurrency):
+                thread = threading.Thread(target=loop.run, name=f"fanstack-poll-{loop.name}-{n}")
+                thread.daemon = True
+                thread.start()
+                self._pollers.append(thread)
+                self._threads.append(thread)
         for service in self.services():
             thread = threading.Thread(
                 target=self._run_service, args=(service,), name=f"fanstack-{service.name}"
@@ -185,26 +176,22 @@ class Dispatcher:
                 log.exception("service failed; restarting it", extra={"service": service.name})
                 self.stopping.wait(POLL_WAIT)
 
-    def run_batch(self, run: Callable[[], None], release: threading.Semaphore) -> None:
-        """Run `run()` on the batch executor, releasing the slot when done."""
-        assert self._executor is not None
-
-        def task() -> None:
-            try:
-                run()
-            except Exception:
-                log.exception("batch failed unexpectedly")
-            finally:
-                release.release()
-
-        future = self._executor.submit(task)
+    def run_batch(self, run: Callable[[], None]) -> None:
+        """Run a leased batch's `run()` on this (polling) thread, counted as running until it
+        ends: `stop` waits for it within the grace period."""
         with self._lock:
-            self._futures.add(future)
-        future.add_done_callback(self._forget)
+            self._running += 1
+        try:
+            run()
+        except Exception:
+            log.exception("batch failed unexpectedly")
+        finally:
+            with self._lock:
+                self._running -= 1
 
-    def _forget(self, future: Future[None]) -> None:
+    def _running_batches(self) -> int:
         with self._lock:
-            self._futures.discard(future)
+            return self._running
 
     def stop(self, grace: float = DEFAULT_GRACE) -> None:
         """Stop polling, let running batches finish within `grace` seconds, then stop workers.
@@ -212,26 +199,31 @@ class Dispatcher:
         `force()` (a second signal) ends the grace period early.
         """
         self.stopping.set()
+        # A poller between batches stops within a poll's wait; one running a batch, once the
+        # batch is settled: within `grace`, or at once if forced.
+        deadline = time.monotonic() + grace
+        idle_bound = time.monotonic() + POLL_WAIT * 3 + 5
+        while any(thread.is_alive() for thread in self._pollers):
+            now = time.monotonic()
+            running = self._running_batches()
+            if running and (self.forced.is_set() or now >= deadline):
+                log.warning(
+                    "grace period over; stopping running invocations",
+                    extra={"running_batches": running, "grace_seconds": grace},
+                )
+                self.force()
+                killed = time.monotonic() + 10  # the killed invocations' batches settle
+                for thread in self._pollers:
+                    thread.join(timeout=max(0.0, killed - time.monotonic()))
+                break
+            if not running and now >= idle_bound:
+                break
+            for thread in self._pollers:
+                if thread.is_alive():
+                    thread.join(timeout=HEARTBEAT_INTERVAL)
+                    break
         for thread in self._threads:
             thread.join(timeout=POLL_WAIT * 3 + 5)
-        with self._lock:
-            running = list(self._futures)
-        deadline = time.monotonic() + grace
-        unfinished = set(running)
-        while unfinished and not self.forced.is_set():
-            remaining = deadline - time.monotonic()
-            if remaining <= 0:
-                break
-            _, unfinished = wait_futures(unfinished, timeout=min(remaining, HEARTBEAT_INTERVAL))
-        if unfinished:
-            log.warning(
-                "grace period over; stopping running invocations",
-                extra={"running_batches": len(unfinished), "grace_seconds": grace},
-            )
-            self.force()
-            wait_futures(unfinished, timeout=10)
-        if self._executor is not None:
-            self._executor.shutdown(wait=False)
         for pool in self.pools().values():
             pool.close()
 
@@ -249,7 +241,7 @@ class Dispatcher:
     # -- the heartbeat thread -----------------------------------------------------------
 
     def _heartbeat(self) -> None:
-        while not (self.stopping.is_set() and not self._futures):
+        while not (self.stopping.is_set() and not self._running_batches()):
             self.heartbeat.beat(self.backend)
             for pool in self.pools().values():
                 pool.reap_idle()

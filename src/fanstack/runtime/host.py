@@ -33,6 +33,6 @@ class Host(Protocol):
         """The worker pool of `function`."""
         ...
 
-    def run_batch(self, run: Callable[[], None], release: threading.Semaphore) -> None:
-        """Run `run()` on the batch executor, releasing the slot when done."""
+    def run_batch(self, run: Callable[[], None]) -> None:
+        """Run a leased batch's `run()` on the calling (polling) thread, counted as running."""
         ...

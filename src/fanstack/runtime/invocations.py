@@ -11,7 +11,6 @@ from __future__ import annotations
 import json
 import logging
 import math
-import threading
 import time
 from datetime import UTC, datetime
 from typing import Any
@@ -72,7 +71,6 @@ class AsyncInvoker:
         self.name = function.spec.async_queue
         self.queue_name = self.name
         self.max_concurrency = function.spec.concurrency
-        self.slots = threading.Semaphore(self.max_concurrency)
         self.deferrals = Deferrals(DEFAULT_RETRY_LATER_LIMIT)
 
     def run(self) -> None:

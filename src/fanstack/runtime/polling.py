@@ -1,15 +1,15 @@
 """The one poll loop every poller runs (a consumer, the asynchronous invoker).
 
-Take a slot (the poller's concurrency), take a permit (a worker can take a batch now), lease a
-batch, and hand it to the batch executor; a poller that is paused (an open circuit breaker)
-waits instead. Whatever is leased while stopping goes straight back, uncounted.
+Each of a poller's `max_concurrency` threads runs it: take a permit (a worker can take a batch
+now), lease a batch, run and settle it on the same thread, and poll again; a poller that is
+paused (an open circuit breaker) waits instead. Whatever is leased while stopping goes straight
+back, uncounted.
 """
 
 from __future__ import annotations
 
 import functools
 import logging
-import threading
 import time
 from typing import Protocol
 
@@ -30,7 +30,7 @@ class Poller(Protocol):
     name: str
     queue_name: str
     function: Function
-    slots: threading.Semaphore
+    max_concurrency: int  # threads polling at once, each running one batch at a time
 
     def pause(self) -> float:
         """Seconds to wait before polling again (0: poll now)."""
@@ -54,12 +54,9 @@ def poll(host: Host, poller: Poller) -> None:
         if pause > 0:
             stopping.wait(min(pause, POLL_WAIT))
             continue
-        if not poller.slots.acquire(timeout=POLL_WAIT):
-            continue
         # Lease only what a worker can take now: a warm one, or one batch on a cold start.
         permit = pool.permit(poller.name, timeout=POLL_WAIT)
         if permit is None:
-            poller.slots.release()
             continue
         received_at = time.monotonic()
         try:
@@ -70,9 +67,8 @@ def poll(host: Host, poller: Poller) -> None:
             stopping.wait(POLL_WAIT)
         if not batch or stopping.is_set():
             permit.cancel()
-            poller.slots.release()
             if batch:
                 handles = [(m.receipt_handle, 0) for m in batch]
                 host.backend.set_visibility(poller.queue_name, handles, uncount=True)
             continue
-        host.run_batch(functools.partial(poller.settle, batch, received_at, permit), poller.slots)
+        host.run_batch(functools.partial(poller.settle, batch, received_at, permit))
