@@ -46,13 +46,12 @@ log = logging.getLogger("fanstack.backends.sqlite")
 
 _INSERT = (
     "INSERT INTO messages (queue, payload, unsubscribe_url, sent_at, visible_at, expires_at, "
-    "group_id, dedup_id) VALUES"
+    "group_id, dedup_id) VALUES (?, ?, ?, ?, ?, ?, ?, ?)"
 )
-_INSERT_PAYLOAD = "INSERT INTO payloads (id, message_id, body, attributes, envelope, refs) VALUES"
-# Rows one INSERT carries at most. Each call into SQLite lets go of the interpreter, and a
-# writer sharing its process with a busy event loop waits up to a switch interval to take it
-# back: a transaction of one multi-row statement per table beats one statement per row.
-ROWS_PER_STATEMENT = 100
+_INSERT_PAYLOAD = (
+    "INSERT INTO payloads (id, message_id, body, attributes, envelope, refs) "
+    "VALUES (?, ?, ?, ?, ?, ?)"
+)
 
 
 class Messages:
@@ -137,8 +136,8 @@ class Messages:
                     )
                     next_payload += 1
             results.append(message_ids)
-        insert_rows(db, _INSERT_PAYLOAD, payloads)
-        insert_rows(db, _INSERT, rows)
+        db.executemany(_INSERT_PAYLOAD, payloads)
+        db.executemany(_INSERT, rows)
         add_depths(db, Counter(str(row[0]) for row in rows))
         return results
 
@@ -253,18 +252,6 @@ def expire(db: sqlite3.Connection, queue: str, now: float) -> int:
         db.execute("UPDATE queues SET expired = expired + ? WHERE name = ?", (expired, queue))
         log_expired(log, queue, expired)
     return expired
-
-
-def insert_rows(db: sqlite3.Connection, head: str, rows: Sequence[tuple[object, ...]]) -> None:
-    """`head` (`INSERT INTO t (a, b) VALUES`) with every row, `ROWS_PER_STATEMENT` rows to a
-    statement."""
-    if not rows:
-        return
-    group = f"({', '.join('?' * len(rows[0]))})"
-    for start in range(0, len(rows), ROWS_PER_STATEMENT):
-        chunk = rows[start : start + ROWS_PER_STATEMENT]
-        values = ", ".join([group] * len(chunk))
-        db.execute(f"{head} {values}", [value for row in chunk for value in row])
 
 
 def add_depths(db: sqlite3.Connection, changes: Mapping[str, int]) -> None:

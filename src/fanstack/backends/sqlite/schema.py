@@ -9,8 +9,6 @@ from pathlib import Path
 from fanstack.core.errors import BackendUnavailable
 
 CHECKPOINT_PAGES = 10_000  # a writer checkpoints the WAL itself past this many pages
-# Prepared statements a connection keeps: multi-row inserts are one statement per row count.
-STATEMENT_CACHE = 512
 
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS catalog (
@@ -112,7 +110,6 @@ def connect(path: Path, *, synchronous: str, busy_timeout_ms: int) -> sqlite3.Co
             isolation_level=None,
             check_same_thread=False,
             timeout=busy_timeout_ms / 1000,
-            cached_statements=STATEMENT_CACHE,
         )
         _enter_wal(db, busy_timeout_ms / 1000)
         db.execute(f"PRAGMA synchronous={synchronous}")
