@@ -10,10 +10,9 @@ from __future__ import annotations
 
 import logging
 import re
-import socket
-import time
 from collections.abc import Iterator
 from pathlib import Path
+from types import SimpleNamespace
 from typing import Any
 
 import httpx
@@ -24,7 +23,7 @@ from fanstack.gateway.dispatch import ApiDispatch
 from fanstack.gateway.limits import ServerLimits
 from fanstack.gateway.routing import Gateway
 
-from .test_gateway import serving
+from .test_gateway import reply_status_and_json, serving, trickle
 
 BODY_TIMEOUT = 1.0
 UUID = re.compile(r"^[0-9a-f]{8}-[0-9a-f]{4}-4[0-9a-f]{3}-[89ab][0-9a-f]{3}-[0-9a-f]{12}$")
@@ -140,36 +139,15 @@ def test_a_body_slower_than_the_deadline_on_an_api_route_is_a_408_that_closes(ap
     limits = ServerLimits(body_timeout=BODY_TIMEOUT)
     asgi = Gateway(app.api, app.backend_provider, limits=limits).asgi()
     assert isinstance(asgi, ApiDispatch)
+    head = (
+        b"POST /inbox HTTP/1.1\r\nHost: test\r\ncontent-type: application/json\r\n"
+        b"content-length: 1000\r\nx-request-id: slow-1\r\n\r\n{"
+    )
     with serving(asgi, limits) as url:
-        host, port = url.removeprefix("http://").split(":")
-        head = (
-            b"POST /inbox HTTP/1.1\r\nHost: test\r\ncontent-type: application/json\r\n"
-            b"content-length: 1000\r\nx-request-id: slow-1\r\n\r\n{"
-        )
-        started = time.monotonic()
-        reply = b""
-        with socket.create_connection((host, int(port)), timeout=10) as sock:
-            sock.sendall(head)
-            sock.settimeout(0.25)
-            while time.monotonic() - started < 15:
-                try:
-                    chunk = sock.recv(65536)
-                except TimeoutError:
-                    try:
-                        sock.sendall(b" ")
-                    except OSError:
-                        break
-                    continue
-                except ConnectionResetError:
-                    break
-                if not chunk:
-                    break
-                reply += chunk
-    assert time.monotonic() - started < BODY_TIMEOUT + 3
-    head_text, _, _ = reply.partition(b"\r\n\r\n")
-    lines = head_text.decode("latin-1").split("\r\n")
-    headers = [line.lower() for line in lines[1:]]
-    assert lines[0].split()[1] == "408"
-    assert headers.count("connection: close") == 1
-    assert "x-request-id: slow-1" in headers
+        reply, seconds = trickle(SimpleNamespace(url=url), head, b" ")  # type: ignore[arg-type]
+    assert seconds < BODY_TIMEOUT + 3
+    status, headers, payload = reply_status_and_json(reply)
+    assert status == 408 and payload["request_id"] == headers["x-request-id"] == "slow-1"
+    head_text = reply.partition(b"\r\n\r\n")[0].decode("latin-1").lower()
+    assert head_text.count("connection: close") == 1
     assert app.queue("inbox").stats().visible == 0
