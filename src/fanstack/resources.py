@@ -126,9 +126,7 @@ class Topic:
         deduplication_id: str | None = None,
     ) -> str:
         """Publish one message; returns its id once every matching queue durably holds it."""
-        request = PublishRequest(
-            body_text(body), to_attributes(attributes), subject, group_id, deduplication_id
-        )
+        request = _publish_request(body, attributes, subject, group_id, deduplication_id)
         (outcome,) = self._backend().publish(self.name, [request])
         return str(_raise_or_return(outcome))
 
@@ -142,9 +140,7 @@ class Topic:
         deduplication_id: str | None = None,
     ) -> str:
         """`publish` on an event loop: it goes on serving while the message is stored."""
-        request = PublishRequest(
-            body_text(body), to_attributes(attributes), subject, group_id, deduplication_id
-        )
+        request = _publish_request(body, attributes, subject, group_id, deduplication_id)
         (outcome,) = await self._backend().publish_async(self.name, [request])
         return str(_raise_or_return(outcome))
 
@@ -152,9 +148,9 @@ class Topic:
         """Publish up to 10 entries (`id`, `body`, `attributes`, `subject`, `group_id`, ...)."""
 
         def request(entry: Mapping[str, Any]) -> PublishRequest:
-            return PublishRequest(
-                body_text(entry.get("body")),
-                to_attributes(entry.get("attributes")),
+            return _publish_request(
+                entry.get("body"),
+                entry.get("attributes"),
                 entry.get("subject"),
                 entry.get("group_id"),
                 entry.get("deduplication_id"),
@@ -169,6 +165,19 @@ class Topic:
 
 
 _Request = TypeVar("_Request", PublishRequest, OutgoingMessage)
+
+
+def _publish_request(
+    body: Any,
+    attributes: Attributes,
+    subject: str | None,
+    group_id: str | None,
+    deduplication_id: str | None,
+) -> PublishRequest:
+    """A message to publish, its body and attributes in their stored form."""
+    return PublishRequest(
+        body_text(body), to_attributes(attributes), subject, group_id, deduplication_id
+    )
 
 
 def _outgoing(

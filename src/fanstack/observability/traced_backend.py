@@ -25,39 +25,36 @@ class TracedBackend(DelegatingBackend):
 
     def send(self, queue: str, messages: Sequence[OutgoingMessage]) -> list[EntryResult]:
         with _producing("send", queue, len(messages)) as carried:
-            if carried is not None:
-                messages = [_carrying(m, carried) for m in messages]
-            return super().send(queue, messages)
+            return super().send(queue, _carrying_all(messages, carried))
 
     def publish(self, topic: str, requests: Sequence[PublishRequest]) -> list[EntryResult]:
         with _producing("publish", topic, len(requests)) as carried:
-            if carried is not None:
-                requests = [_carrying(r, carried) for r in requests]
-            return super().publish(topic, requests)
+            return super().publish(topic, _carrying_all(requests, carried))
 
     async def send_async(
         self, queue: str, messages: Sequence[OutgoingMessage]
     ) -> list[EntryResult]:
         with _producing("send", queue, len(messages)) as carried:
-            if carried is not None:
-                messages = [_carrying(m, carried) for m in messages]
-            return await super().send_async(queue, messages)
+            return await super().send_async(queue, _carrying_all(messages, carried))
 
     async def publish_async(
         self, topic: str, requests: Sequence[PublishRequest]
     ) -> list[EntryResult]:
         with _producing("publish", topic, len(requests)) as carried:
-            if carried is not None:
-                requests = [_carrying(r, carried) for r in requests]
-            return await super().publish_async(topic, requests)
+            return await super().publish_async(topic, _carrying_all(requests, carried))
 
 
 _Carrier = TypeVar("_Carrier", OutgoingMessage, PublishRequest)
 
 
-def _carrying(item: _Carrier, carried: str) -> _Carrier:
-    """A message (or publish request) that carries the trace context `carried`."""
-    return dataclasses.replace(item, attributes=with_trace_context(item.attributes, carried))
+def _carrying_all(items: Sequence[_Carrier], carried: str | None) -> Sequence[_Carrier]:
+    """The messages (or publish requests), each carrying the trace context `carried`."""
+    if carried is None:
+        return items
+    return [
+        dataclasses.replace(item, attributes=with_trace_context(item.attributes, carried))
+        for item in items
+    ]
 
 
 @contextmanager

@@ -260,11 +260,11 @@ def _chosen_level(level: int | str | None) -> int:
 def _console_handler(stream: TextIO, log_format: str) -> logging.Handler:
     handler: logging.Handler
     if log_format == "json":
-        handler = _BatchedStream(stream)
+        handler = _Batched(stream)
         handler.setFormatter(JsonFormatter())
         return handler
     terminal = stream.isatty()
-    handler = ConsoleHandler(stream) if terminal else _BatchedStream(stream)
+    handler = ConsoleHandler(stream) if terminal else _Batched(stream)
     handler.setFormatter(TextFormatter(color=terminal))
     return handler
 
@@ -334,10 +334,6 @@ class _Batched(logging.StreamHandler):  # type: ignore[type-arg]
             stream = self.stream = self._open()  # type: ignore[attr-defined]
         stream.write(text)
         stream.flush()
-
-
-class _BatchedStream(_Batched):
-    """Lines to a stream (stderr), in batches."""
 
 
 class _RotatingFile(_Batched, logging.handlers.RotatingFileHandler):

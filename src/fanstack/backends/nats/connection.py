@@ -28,6 +28,8 @@ log = logging.getLogger("fanstack.nats")
 
 T = TypeVar("T")
 REQUEST_TIMEOUT = 10.0
+# What a call on the loop may fail with that means NATS cannot be reached or answer now.
+_FAILURES = (NatsError, OSError, TimeoutError)
 SERVER_CONNECT_TIMEOUT = 5  # one TCP connection and handshake, within one opening attempt
 RECONNECT_HOOK_TIMEOUT = 30.0  # seconds a reconnect hook is retried while it fails
 
@@ -70,9 +72,9 @@ class Connection:
             return future.result(timeout)
         except FanstackError:
             raise
-        except (NatsError, OSError, TimeoutError) as exc:
+        except _FAILURES as exc:
             future.cancel()
-            raise BackendUnavailable(f"NATS: {type(exc).__name__}: {exc}") from exc
+            raise _unavailable(exc) from exc
 
     def submit(
         self, coroutine: Coroutine[Any, Any, T], timeout: float = REQUEST_TIMEOUT
@@ -84,8 +86,8 @@ class Connection:
                 return await asyncio.wait_for(coroutine, timeout)
             except FanstackError:
                 raise
-            except (NatsError, OSError, TimeoutError) as exc:
-                raise BackendUnavailable(f"NATS: {type(exc).__name__}: {exc}") from exc
+            except _FAILURES as exc:
+                raise _unavailable(exc) from exc
 
         return asyncio.run_coroutine_threadsafe(bounded(), self.loop)
 
@@ -115,7 +117,7 @@ class Connection:
         """Drop what a failed opening attempt left, so the next one starts clean."""
         client = self.nc
         if client.is_connected or client.is_connecting or client.is_reconnecting:
-            with contextlib.suppress(NatsError, OSError, TimeoutError):
+            with contextlib.suppress(*_FAILURES):
                 await asyncio.wait_for(client.close(), REQUEST_TIMEOUT)
 
     async def _on_error(self, error: Exception) -> None:
@@ -149,7 +151,7 @@ class Connection:
 
         async def shutdown() -> None:
             if before is not None:
-                with contextlib.suppress(NatsError, OSError, TimeoutError):
+                with contextlib.suppress(*_FAILURES):
                     await before()
             await self.nc.drain()
 
@@ -191,3 +193,8 @@ async def _retried(hook: Callable[[], Awaitable[None]]) -> None:
                 log.warning("after reconnecting, %s kept failing: %s", hook, error)
                 return
             await asyncio.sleep(0.5)
+
+
+def _unavailable(exc: BaseException) -> BackendUnavailable:
+    """A failure of the connection as fanstack reports it."""
+    return BackendUnavailable(f"NATS: {type(exc).__name__}: {exc}")
