@@ -3,8 +3,9 @@
 For each N in `--curve` (default 1,2,4): N producer processes send 1 KB messages to queue `work`
 (send_batch of 10, each call timed) while N consumer processes receive 10 + delete_batch until
 every message is deleted, all on one embedded store (SQLite, default durability). Reports the
-aggregate messages/s from the first send to the last delete, and the send latency p50 / p99 /
-max. The same-run baseline is 1 + 1. Target: at N = 4 at least the 1 + 1 throughput, send p99
+aggregate messages/s from the first send to the last delete, the send latency p50 / p99 /
+max, the CPU microseconds per message of the producers and of the consumers (each process's own,
+timed part only), and the count of receives that came back empty. The same-run baseline is 1 + 1. Target: at N = 4 at least the 1 + 1 throughput, send p99
 under 20 ms and no send over 250 ms. Prints one JSON line; a process that fails or dies, a
 curve point not done within 600 s, or a count of deletes other than the messages sent fails the
 run instead (exit 1, the reason on stderr).
@@ -46,6 +47,7 @@ def producer(data_dir: str, count: int, go: Any, out: Any) -> None:
         if not go.wait(TIMEOUT):
             raise RuntimeError("never told to go")
         first = time.time()
+        cpu = time.process_time()
         latencies = []
         for _ in range(0, count, 10):
             began = time.perf_counter()
@@ -53,7 +55,15 @@ def producer(data_dir: str, count: int, go: Any, out: Any) -> None:
             latencies.append(time.perf_counter() - began)
             if not result.ok:
                 raise RuntimeError(f"send_batch failed: {result.failed}")
-        out.put({"kind": "producer", "first": first, "last": time.time(), "lat": latencies})
+        out.put(
+            {
+                "kind": "producer",
+                "first": first,
+                "last": time.time(),
+                "lat": latencies,
+                "cpu": time.process_time() - cpu,
+            }
+        )
         app.close()
     except BaseException:
         out.put({"kind": "producer", "error": traceback.format_exc()})
@@ -70,12 +80,15 @@ def consumer(data_dir: str, total: int, deleted: Any, go: Any, out: Any) -> None
         if not go.wait(TIMEOUT):
             raise RuntimeError("never told to go")
         first = last = time.time()
+        cpu = time.process_time()
+        empty = 0
         deadline = time.monotonic() + TIMEOUT
         while deleted.value < total:
             if time.monotonic() > deadline:
                 raise RuntimeError(f"{deleted.value} of {total} deleted within {TIMEOUT:.0f} s")
             batch = queue.receive(max_messages=10, wait_seconds=1)
             if not batch:
+                empty += 1
                 continue
             result = queue.delete_batch([m.receipt_handle for m in batch])
             if not result.ok:
@@ -83,7 +96,15 @@ def consumer(data_dir: str, total: int, deleted: Any, go: Any, out: Any) -> None
             with deleted.get_lock():
                 deleted.value += len(batch)
             last = time.time()
-        out.put({"kind": "consumer", "first": first, "last": last})
+        out.put(
+            {
+                "kind": "consumer",
+                "first": first,
+                "last": last,
+                "cpu": time.process_time() - cpu,
+                "empty": empty,
+            }
+        )
         app.close()
     except BaseException:
         out.put({"kind": "consumer", "error": traceback.format_exc()})
@@ -149,8 +170,14 @@ def run(n: int, messages: int) -> dict[str, Any]:
         fail(f"{n}+{n}: consumers deleted {deleted.value} messages, {total} were sent")
     latencies = sorted(x for r in results if r["kind"] == "producer" for x in r["lat"])
     span = max(r["last"] for r in results) - min(r["first"] for r in results)
+    cpu = {
+        kind: round(sum(r["cpu"] for r in results if r["kind"] == kind) / total * 1e6, 1)
+        for kind in ("producer", "consumer")
+    }
     return {
         "msgs_per_s": round(total / span),
+        "cpu_us_per_msg": cpu,
+        "empty_receives": sum(r.get("empty", 0) for r in results),
         "send_ms": {
             "p50": round(latencies[len(latencies) // 2] * 1000, 2),
             "p99": round(latencies[int(len(latencies) * 0.99)] * 1000, 2),

@@ -9,6 +9,7 @@ import os
 import sqlite3
 import sys
 import threading
+import time
 from collections.abc import Callable, Collection, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -32,6 +33,9 @@ SWITCH_INTERVAL = 0.001
 # `schema.CHECKPOINT_PAGES` (the thread fell behind), where SQLite's default of 1,000 pages made
 # one commit in every few dozen copy 4 MB while holding every other writer of the file.
 CHECKPOINT_INTERVAL = 0.05
+# For this long after a turn had to wait for another process's, this process yields its CPU
+# on letting the writers' lock go (`Database._turn`).
+CONTENDED = 0.1
 
 
 class Database:
@@ -72,6 +76,7 @@ class Database:
         self._stopping_writer = False
         self._queue_fd: int | None = None
         self._queue_pid = 0  # a forked child opens its own: a shared descriptor shares the lock
+        self._contended_at = -CONTENDED  # when a turn last had to wait for another process
         sys.setswitchinterval(min(sys.getswitchinterval(), SWITCH_INTERVAL))
         self._wrote = False  # since the last checkpoint (set after commits, read by the thread)
         self._checkpointer: threading.Thread | None = None
@@ -224,11 +229,19 @@ class Database:
                 self._queue_fd = os.open(f"{self.path}-writer", os.O_RDWR | os.O_CREAT, 0o600)
             except OSError as exc:
                 raise BackendUnavailable(f"cannot write to {self.path}: {exc}") from exc
-        fcntl.flock(self._queue_fd, fcntl.LOCK_EX)
+        try:
+            fcntl.flock(self._queue_fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:  # another process writes: wait for it
+            self._contended_at = time.monotonic()
+            fcntl.flock(self._queue_fd, fcntl.LOCK_EX)
         try:
             yield
         finally:
             fcntl.flock(self._queue_fd, fcntl.LOCK_UN)
+            if time.monotonic() - self._contended_at < CONTENDED:
+                # Let the process the kernel just woke take its turn on this CPU now: going
+                # on, this process would often take the lock again before that one ran.
+                os.sched_yield()
 
     def grouped(
         self, work: Callable[[sqlite3.Connection], T] | Joinable[T], *, wakes: Wakes = True
