@@ -4,9 +4,10 @@ For each N in `--curve` (default 1,2,4): N producer processes send 1 KB messages
 (send_batch of 10, each call timed) while N consumer processes receive 10 + delete_batch until
 every message is deleted, all on one embedded store (SQLite, default durability). Reports the
 aggregate messages/s from the first send to the last delete, the send latency p50 / p99 /
-max, the CPU microseconds per message of the producers and of the consumers (each process's own,
-timed part only), and the count of receives that came back empty. The same-run baseline is 1 + 1. Target: at N = 4 at least the 1 + 1 throughput, send p99
-under 20 ms and no send over 250 ms. Prints one JSON line; a process that fails or dies, a
+max, the CPU microseconds per message of the producers and of the consumers (each process's
+own, timed part only), and the count of receives that came back empty. The same-run baseline
+is 1 + 1. Target: at N = 4 at least the 1 + 1 throughput, send p99 under 20 ms and no send
+over 250 ms. Prints one JSON line; a process that fails or dies, a
 curve point not done within 600 s, or a count of deletes other than the messages sent fails the
 run instead (exit 1, the reason on stderr).
 
