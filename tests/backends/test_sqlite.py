@@ -253,6 +253,57 @@ def test_a_writer_killed_holding_the_write_turn_does_not_block_the_others(
         app.close()
 
 
+def test_a_writer_waits_out_another_process_holding_the_turn_and_one_alone_never_yields(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import os
+    import subprocess
+    import sys
+
+    app = App("turns", data_dir=tmp_path)
+    jobs = app.queue("jobs")
+    yields: list[float] = []
+    real_yield = os.sched_yield
+
+    def counted_yield() -> None:
+        yields.append(time.monotonic())
+        real_yield()
+
+    monkeypatch.setattr(os, "sched_yield", counted_yield)
+    for n in range(20):
+        jobs.send(f"alone {n}")
+    assert yields == []  # alone on its data dir, a process neither spins nor yields
+    holder = subprocess.Popen(
+        [
+            sys.executable,
+            "-c",
+            "import time\n"
+            "from fanstack.backends.sqlite import SQLiteBackend\n"
+            f"backend = SQLiteBackend({str(tmp_path)!r})\n"
+            "with backend._database.write():\n"
+            "    print('holding', flush=True)\n"
+            "    time.sleep(0.5)\n"
+            "print('done', flush=True)\n",
+        ],
+        stdout=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        assert holder.stdout is not None and holder.stdout.readline().strip() == "holding"
+        began = time.monotonic()
+        jobs.send("after")  # tries again for a moment, then sleeps until the turn is let go
+        waited = time.monotonic() - began
+        assert holder.stdout.readline().strip() == "done"
+        assert holder.wait(10) == 0
+    finally:
+        holder.kill()
+    assert waited > 0.2, waited
+    assert yields and yields[0] - began < 0.1  # it tried again at once, before sleeping
+    bodies = {m.body for _ in range(3) for m in jobs.receive(max_messages=10)}
+    assert bodies == {f"alone {n}" for n in range(20)} | {"after"}
+    app.close()
+
+
 def test_concurrent_sends_share_transactions_and_all_are_stored(tmp_path: Path) -> None:
     import threading
 
