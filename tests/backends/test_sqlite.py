@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import contextlib
 import sqlite3
+import subprocess
+import sys
 import threading
 import time
 from collections.abc import Callable
@@ -218,29 +220,34 @@ def test_a_data_dir_from_before_kept_depths_is_counted_when_opened(tmp_path: Pat
     again.close()
 
 
-def test_a_writer_killed_holding_the_write_turn_does_not_block_the_others(
-    tmp_path: Path,
-) -> None:
-    import signal
-    import subprocess
-    import sys
-
-    app = App("turns", data_dir=tmp_path)
-    jobs = app.queue("jobs")
-    holder = subprocess.Popen(
+def _turn_holder(data_dir: Path, seconds: float) -> subprocess.Popen[str]:
+    """Another process that takes the write turn on `data_dir`, says "holding", keeps it for
+    `seconds`, then lets it go and says "done"."""
+    return subprocess.Popen(
         [
             sys.executable,
             "-c",
-            "import sys, time\n"
+            "import time\n"
             "from fanstack.backends.sqlite import SQLiteBackend\n"
-            f"backend = SQLiteBackend({str(tmp_path)!r})\n"
+            f"backend = SQLiteBackend({str(data_dir)!r})\n"
             "with backend._database.write():\n"
             "    print('holding', flush=True)\n"
-            "    time.sleep(60)\n",
+            f"    time.sleep({seconds})\n"
+            "print('done', flush=True)\n",
         ],
         stdout=subprocess.PIPE,
         text=True,
     )
+
+
+def test_a_writer_killed_holding_the_write_turn_does_not_block_the_others(
+    tmp_path: Path,
+) -> None:
+    import signal
+
+    app = App("turns", data_dir=tmp_path)
+    jobs = app.queue("jobs")
+    holder = _turn_holder(tmp_path, 60)
     try:
         assert holder.stdout is not None and holder.stdout.readline().strip() == "holding"
         holder.send_signal(signal.SIGKILL)
@@ -257,8 +264,6 @@ def test_a_writer_waits_out_another_process_holding_the_turn_and_one_alone_never
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     import os
-    import subprocess
-    import sys
 
     app = App("turns", data_dir=tmp_path)
     jobs = app.queue("jobs")
@@ -273,21 +278,7 @@ def test_a_writer_waits_out_another_process_holding_the_turn_and_one_alone_never
     for n in range(20):
         jobs.send(f"alone {n}")
     assert yields == []  # alone on its data dir, a process neither spins nor yields
-    holder = subprocess.Popen(
-        [
-            sys.executable,
-            "-c",
-            "import time\n"
-            "from fanstack.backends.sqlite import SQLiteBackend\n"
-            f"backend = SQLiteBackend({str(tmp_path)!r})\n"
-            "with backend._database.write():\n"
-            "    print('holding', flush=True)\n"
-            "    time.sleep(0.5)\n"
-            "print('done', flush=True)\n",
-        ],
-        stdout=subprocess.PIPE,
-        text=True,
-    )
+    holder = _turn_holder(tmp_path, 0.5)
     try:
         assert holder.stdout is not None and holder.stdout.readline().strip() == "holding"
         began = time.monotonic()
