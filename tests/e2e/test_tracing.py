@@ -104,14 +104,26 @@ def test_an_order_is_one_trace_from_request_to_downstream_publish(
         attributes = {a.key: a.value.string_value for a in request.attributes}
         assert attributes["fanstack.request_id"] == request_id
         assert attributes["http.route"] == "/orders/{market}"
-        # the request id and the trace id are in every log line of the chain
-        lines = [json.loads(line) for line in server.logs().splitlines() if line.startswith("{")]
-        chain_lines = [line for line in lines if line.get("request_id") == request_id]
-        messages = {line["message"] for line in chain_lines}
-        assert "POST /orders/ru 202" in messages
-        assert "fulfilling o-1" in messages  # the handler's own logging, in its worker
-        assert any(line["message"].startswith("invocation") for line in chain_lines)
-        untraced = [line for line in chain_lines if line.get("trace_id") != caller_trace]
+        # the request id and the trace id are in every log line of the chain (lines below
+        # WARNING are written within 0.1 s, each process on its own schedule: wait for all)
+        def chain_lines() -> list[dict[str, Any]]:
+            lines = [json.loads(line) for line in server.logs().splitlines() if line[:1] == "{"]
+            return [line for line in lines if line.get("request_id") == request_id]
+
+        def complete() -> bool:
+            messages = {line["message"] for line in chain_lines()}
+            return (
+                "POST /orders/ru 202" in messages
+                and "fulfilling o-1" in messages  # the handler's own logging, in its worker
+                and any(message.startswith("invocation") for message in messages)
+            )
+
+        try:
+            wait_for(complete, timeout=30)
+        except AssertionError:
+            seen = sorted({line["message"] for line in chain_lines()})
+            raise AssertionError(f"the chain's log lines are incomplete: {seen}") from None
+        untraced = [line for line in chain_lines() if line.get("trace_id") != caller_trace]
         assert not untraced
     finally:
         server.stop()

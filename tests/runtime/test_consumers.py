@@ -143,7 +143,10 @@ def test_visibility_is_extended_while_a_handler_runs(app: App, work_dir: Path) -
 def test_workers_scale_from_zero_and_stop_when_idle(app: App, work_dir: Path) -> None:
     queue = app.queue("elastic")
     function = app.consumer(queue, batch_size=1, concurrency=3)(handlers.sleep_for)
-    app.runtime.idle_timeout = 1.0
+    # Long enough that a worker between its two messages is never taken for idle, even when
+    # the next lease is slow on a loaded machine (that worker would be stopped and another
+    # cold-started in its place).
+    app.runtime.idle_timeout = 3.0
     pool = app.runtime.pool(function)
     assert pool.size == 0
     for n in range(6):
@@ -153,7 +156,7 @@ def test_workers_scale_from_zero_and_stop_when_idle(app: App, work_dir: Path) ->
     wait_for(lambda: len(markers(work_dir, "done-")) == 6)
     assert 1 <= pool.stats.cold_starts <= 3
     assert all(s > 0 for s in pool.stats.cold_start_seconds)
-    wait_for(lambda: pool.size == 0, timeout=10)
+    wait_for(lambda: pool.size == 0, timeout=15)
 
 
 def _alive(pid: int) -> bool:
