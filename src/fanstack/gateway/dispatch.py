@@ -13,21 +13,14 @@ CORS) goes to the Starlette app behind it, which sees the request as before.
 
 from __future__ import annotations
 
-import logging
-import time
 from collections.abc import Sequence
-from typing import Any
 
 from starlette.requests import Request
 from starlette.routing import Match, Route
 from starlette.types import ASGIApp, Receive, Scope, Send
 
 from fanstack.gateway.body_timeout import BodyDeadline, BodyReadTimeout, timed_out
-from fanstack.gateway.request_id import HEADER, log_request, request_id_for, with_header
-from fanstack.gateway.responses import error_response
-from fanstack.runtime.logs import log_context
-
-log = logging.getLogger("fanstack.gateway")
+from fanstack.gateway.request_id import Exchange, answer_identified
 
 
 class ApiDispatch:
@@ -53,32 +46,16 @@ class ApiDispatch:
         await self._fallback(scope, receive, send)
 
     async def _serve(self, route: Route, scope: Scope, receive: Receive, send: Send) -> None:
-        started = time.perf_counter()
-        request_id = request_id_for(scope)
-        scope.setdefault("state", {})["request_id"] = request_id
         body = BodyDeadline(scope, receive, self._body_timeout)
-        status = 500
-        response_started = False
+        exchange = Exchange(scope, send, decorate=body.closing)
 
-        async def respond(message: Any) -> None:
-            nonlocal status, response_started
-            if message["type"] == "http.response.start":
-                status, response_started = message["status"], True
-                message = with_header(body.closing(message), HEADER, request_id)
-            await send(message)
-
-        with log_context(request_id=request_id):
+        async def handle() -> None:
             try:
                 response = await route.endpoint(Request(scope, body.receive))
-                await response(scope, body.receive, respond)
+                await response(scope, body.receive, exchange.send)
             except BodyReadTimeout:
-                if not response_started:
+                if not exchange.response_started:
                     body.pending = False  # the 408 closes the connection itself
-                    await timed_out(scope, receive, respond, self._body_timeout)
-            except Exception:
-                log.exception("unhandled error in %s %s", scope["method"], scope["path"])
-                if not response_started:
-                    answer = error_response(500, "Internal Server Error", request_id)
-                    await answer(scope, receive, respond)
-            finally:
-                log_request(scope, status, started)
+                    await timed_out(scope, receive, exchange.send, self._body_timeout)
+
+        await answer_identified(scope, receive, exchange, handle)

@@ -10,6 +10,7 @@ from __future__ import annotations
 import logging
 import re
 import time
+from collections.abc import Awaitable, Callable
 from typing import Any
 
 from fanstack.core.records import new_id
@@ -38,29 +39,53 @@ class RequestIdMiddleware:
         if scope["type"] != "http":
             await self.app(scope, receive, send)
             return
-        request_id = request_id_for(scope)
-        scope.setdefault("state", {})["request_id"] = request_id
-        started = time.perf_counter()
-        status = 500
-        response_started = False
+        exchange = Exchange(scope, send)
+        await answer_identified(
+            scope, receive, exchange, lambda: self.app(scope, receive, exchange.send)
+        )
 
-        async def send_with_id(message: Any) -> None:
-            nonlocal status, response_started
-            if message["type"] == "http.response.start":
-                status, response_started = message["status"], True
-                message = with_header(message, HEADER, request_id)
-            await send(message)
 
-        with log_context(request_id=request_id):
-            try:
-                await self.app(scope, receive, send_with_id)
-            except Exception:
-                log.exception("unhandled error in %s %s", scope["method"], scope["path"])
-                if not response_started:
-                    response = error_response(500, "Internal Server Error", request_id)
-                    await response(scope, receive, send_with_id)
-            finally:
-                log_request(scope, status, started)
+class Exchange:
+    """One request's id (kept in `scope["state"]`) and what its response said so far, as
+    `send` passes the response on with `x-request-id` added (and whatever `decorate` adds to
+    its start)."""
+
+    def __init__(
+        self, scope: Any, send: Any, decorate: Callable[[Any], Any] | None = None
+    ) -> None:
+        self.request_id = request_id_for(scope)
+        scope.setdefault("state", {})["request_id"] = self.request_id
+        self.status = 500
+        self.response_started = False
+        self._send = send
+        self._decorate = decorate
+
+    async def send(self, message: Any) -> None:
+        if message["type"] == "http.response.start":
+            self.status, self.response_started = message["status"], True
+            if self._decorate is not None:
+                message = self._decorate(message)
+            message = with_header(message, HEADER, self.request_id)
+        await self._send(message)
+
+
+async def answer_identified(
+    scope: Any, receive: Any, exchange: Exchange, handle: Callable[[], Awaitable[None]]
+) -> None:
+    """Run `handle` (which answers through `exchange.send`) with the request id on every log
+    line: an error that escapes it is logged and, if nothing was answered yet, answered with a
+    JSON 500; the access line is written however it ends."""
+    started = time.perf_counter()
+    with log_context(request_id=exchange.request_id):
+        try:
+            await handle()
+        except Exception:
+            log.exception("unhandled error in %s %s", scope["method"], scope["path"])
+            if not exchange.response_started:
+                response = error_response(500, "Internal Server Error", exchange.request_id)
+                await response(scope, receive, exchange.send)
+        finally:
+            log_request(scope, exchange.status, started)
 
 
 def with_header(message: Any, name: str, value: str) -> Any:
