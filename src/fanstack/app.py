@@ -10,7 +10,7 @@ import math
 import os
 import threading
 from collections.abc import Callable, Mapping
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, cast
 
 from fanstack.backends import Backend, open_backend
 from fanstack.bus import Bus, Buses
@@ -53,6 +53,7 @@ from fanstack.observability.traced_backend import TracedBackend
 from fanstack.resources import Queue, Topic, delete_queue
 from fanstack.runtime.dispatcher import Dispatcher, WorkerStore
 from fanstack.runtime.functions import Function, Handler
+from fanstack.runtime.role import is_function_worker
 from fanstack.runtime.services import Capability
 from fanstack.schedules import Schedule, Schedules, rule_schedule
 from fanstack.workflows import Workflow, Workflows
@@ -290,6 +291,8 @@ class App:
     @property
     def api(self) -> Api:
         """The HTTP API: routes declared with `app.api.post(...)` or `app.api.openapi(doc)`."""
+        if is_function_worker():
+            return cast("Api", _UNSERVED_API)
         with self._lock:
             if self._api is None:
                 from fanstack.gateway.api import Api
@@ -471,6 +474,23 @@ class App:
         target = self.queue(queue, dead_letter=dead_letter, **queue_options)
         handle.subscribe(target, filter_policy=filter_policy, filter_scope=filter_scope, raw=raw)
         return self.consumer(target, **options)
+
+
+class _UnservedApi:
+    """`app.api` in a function worker (`runtime/role.py`): any call or setting on it is
+    accepted and dropped."""
+
+    def __getattr__(self, name: str) -> Any:
+        return self._accept
+
+    def __setattr__(self, name: str, value: Any) -> None:
+        pass
+
+    def _accept(self, *args: Any, **kwargs: Any) -> _UnservedApi:
+        return self
+
+
+_UNSERVED_API = _UnservedApi()
 
 
 class _AppInvoker:

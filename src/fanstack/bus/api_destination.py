@@ -10,8 +10,6 @@ from __future__ import annotations
 
 import threading
 import time
-import urllib.error
-import urllib.request
 from collections.abc import Callable
 
 from fanstack.bus.failures import DeliveryFailed
@@ -52,6 +50,9 @@ class ApiCaller:
 
     def call(self, target: TargetSpec, body: str) -> None:
         """Send the event's input to the endpoint; raises DeliveryFailed on a failure."""
+        import urllib.error  # here, not at import: most processes call no endpoint
+        import urllib.request
+
         self._take_token(target)
         headers = {"Content-Type": "application/json; charset=utf-8", "User-Agent": USER_AGENT}
         headers.update(target.headers)

@@ -32,11 +32,12 @@ import json
 import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field
-from typing import Any
-
-import jsonpath
+from typing import TYPE_CHECKING, Any
 
 from fanstack.core.errors import InputTransformError
+
+if TYPE_CHECKING:
+    import jsonpath
 
 MAX_INPUT_LENGTH = 8192
 MAX_TEMPLATE_LENGTH = 8192
@@ -101,6 +102,8 @@ def _compile_path(text: Any, *, what: str, brackets: bool) -> _Path:
         canonical.append(_bracketed(segment))
         definite = definite and not segment["star"]
         position = segment.end()
+    import jsonpath  # here, not at import: building its lexer costs every process ~70 ms
+
     return _Path(text, jsonpath.compile("".join(canonical), strict=True), definite)
 
 

@@ -20,10 +20,8 @@ from dataclasses import dataclass
 from typing import Any
 from urllib.parse import urlsplit
 
-from cryptography import x509
 from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import padding, rsa
-from cryptography.x509.oid import NameOID
 
 from fanstack.backends.base import Backend
 from fanstack.core.errors import ConditionalCheckFailed
@@ -112,6 +110,10 @@ def _load_or_make(backend: Backend) -> Signer:
 
 
 def _make() -> tuple[rsa.RSAPrivateKey, bytes]:
+    # Imported here, by the one process that makes the key: x509 costs every process ~50 ms.
+    from cryptography import x509
+    from cryptography.x509.oid import NameOID
+
     key = rsa.generate_private_key(public_exponent=65537, key_size=2048)
     name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "sns.fanstack.local")])
     now = datetime.datetime.now(datetime.UTC)

@@ -29,6 +29,7 @@ from fanstack.observability import tracing
 from fanstack.runtime.context import Context, Invocation, running
 from fanstack.runtime.logs import configure_logging, flush_logs, log_context
 from fanstack.runtime.protocol import ChannelClosed, read_frame, write_frame
+from fanstack.runtime.role import become_function_worker
 
 MAX_STACK_FRAMES = 20
 IN_PROGRESS_RETRY_DELAY = 1.0
@@ -201,6 +202,7 @@ def main() -> None:
         account=hello.get("account", DEFAULT_ACCOUNT),
         region=hello.get("region", DEFAULT_REGION),
     )
+    become_function_worker()  # the app's API is the dispatcher's to check and serve
     target = load_target(hello["target"])
     handler = getattr(target, "handler", target)
     use_store = getattr(target, "use_store", None)

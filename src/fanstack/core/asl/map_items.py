@@ -14,8 +14,6 @@ import json
 from collections.abc import Mapping
 from typing import Any
 
-from jsonpath import JSONPointer, JSONPointerError
-
 from fanstack.core.asl import paths
 from fanstack.core.asl.actions import Batching, ItemSource, ResultSink, RunMap
 from fanstack.core.asl.data import AslError
@@ -160,6 +158,8 @@ def map_item_input(
 
 def listed_items(value: Mapping[str, Any], source: ItemSource) -> list[Any]:
     """The JSON list at the source's ItemsPointer inside a table item's value."""
+    from jsonpath import JSONPointer, JSONPointerError  # not at import: see paths._compile
+
     pointer = source.items_pointer or ""
     try:
         found = JSONPointer(pointer).resolve(value)

@@ -23,11 +23,12 @@ import re
 from collections.abc import Mapping
 from dataclasses import dataclass
 from functools import lru_cache
-from typing import Any
-
-import jsonpath
+from typing import TYPE_CHECKING, Any
 
 from fanstack.core.asl.data import AslError, excerpt
+
+if TYPE_CHECKING:
+    import jsonpath
 
 _Step = str | int
 _MISSING: Any = object()
@@ -130,6 +131,8 @@ def _compile(text: str) -> _Query:
     steps = _reference_steps(text)
     if steps is not None:
         return _Query(text, steps, None, True)
+    import jsonpath  # here, not at import: building its lexer costs every process ~70 ms
+
     try:
         query = jsonpath.compile(_bracketed(text))
     except jsonpath.JSONPathError as exc:
