@@ -12,6 +12,8 @@ import json
 import math
 from typing import Any
 
+import msgspec
+
 MAX_DEPTH = 100  # levels of arrays and objects; far beyond any API body, far below the stack
 
 
@@ -34,7 +36,26 @@ class _Rejected:
 
 
 def loads(text: str) -> Any:
-    """Parse strict JSON; raise InvalidJson naming the offending field."""
+    """Parse strict JSON; raise InvalidJson naming the offending field.
+
+    msgspec reads a request body in a fifth of the time: it takes strict JSON only (no NaN,
+    no number beyond a double) and gives what Python's json gives for it. Text it refuses,
+    and the rare text it refuses where json does not (a lone surrogate escape), is read by
+    `_loads_named`, which names the problem or takes the text as before.
+    """
+    try:
+        value = msgspec.json.decode(text)
+    except (msgspec.DecodeError, msgspec.ValidationError, RecursionError):
+        return _loads_named(text)
+    if text.count("[") + text.count("{") > MAX_DEPTH:
+        problem = find_problem(value)
+        if problem is not None:
+            raise InvalidJson(*problem)
+    return value
+
+
+def _loads_named(text: str) -> Any:
+    """`loads` with Python's json, each token that is not JSON named by where it is."""
     rejected: list[_Rejected] = []
 
     def constant(token: str) -> _Rejected:
@@ -63,8 +84,14 @@ def loads(text: str) -> Any:
 
 def check(value: Any) -> None:
     """Raise InvalidJson if `value` would not serialize as strict JSON (NaN, a set, ...)."""
+    dumps(value)
+
+
+def dumps(value: Any) -> str:
+    """`value` as compact JSON text (no spaces, as a message body is stored); InvalidJson if
+    it would not be strict JSON."""
     try:
-        json.dumps(value, allow_nan=False)
+        return json.dumps(value, separators=(",", ":"), allow_nan=False)
     except (ValueError, TypeError, RecursionError):
         problem = find_problem(value) or ("", "not serializable as JSON")
         raise InvalidJson(*problem) from None

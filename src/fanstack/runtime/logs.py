@@ -144,7 +144,7 @@ def _field_text(value: Any) -> str:
 def _strip_ansi(value: Any) -> Any:
     """The line without terminal escapes: a JSON log is read by programs, never a terminal."""
     if isinstance(value, str):
-        return _ANSI.sub("", value)
+        return _ANSI.sub("", value) if "\x1b" in value else value
     if isinstance(value, dict):
         return {key: _strip_ansi(item) for key, item in value.items()}
     if isinstance(value, list | tuple):

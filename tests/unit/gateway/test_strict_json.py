@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
+import json
 import math
 
 import pytest
 
-from fanstack.gateway.strict_json import MAX_DEPTH, InvalidJson, check, find_problem, loads
+from fanstack.gateway.strict_json import MAX_DEPTH, InvalidJson, check, dumps, find_problem, loads
 
 
 @pytest.mark.parametrize(
@@ -65,3 +66,37 @@ def test_check_refuses_values_that_would_not_serialize_as_json() -> None:
 
 def test_find_problem_is_none_for_json() -> None:
     assert find_problem({"a": [1, "2", 3.0, False, None]}) is None
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        '"\\ud800"',  # a lone surrogate escape: json takes it, and so does fanstack
+        "123456789012345678901234567890",  # beyond 64 bits: an exact int
+        '{"a": 1, "a": 2}',  # a repeated key: the last one stands
+        "-0",
+        "1e-400",  # below the smallest double: 0.0
+        '  {"x": [1.5, 2.25e10, "\\u00e9", true, null]}\n',
+        '{"s": "tab\\tnew\\nline"}',
+    ],
+)
+def test_what_json_reads_is_read_the_same(text: str) -> None:
+    assert loads(text) == json.loads(text)
+    assert type(loads(text)) is type(json.loads(text))
+
+
+@pytest.mark.parametrize(
+    "text", ['"raw\tcontrol"', "\ufeff{}", "", "[1,]", "{'a': 1}", "1e999", "[NaN]"]
+)
+def test_what_strict_json_refuses_is_refused_with_a_reason(text: str) -> None:
+    with pytest.raises(InvalidJson) as refused:
+        loads(text)
+    assert refused.value.reason
+
+
+def test_dumps_is_the_compact_text_a_message_body_is_stored_as() -> None:
+    value = {"b": [1, 2.5, "é"], "a": None}
+    assert dumps(value) == json.dumps(value, separators=(",", ":"))
+    with pytest.raises(InvalidJson) as refused:
+        dumps({"x": [float("nan")]})
+    assert refused.value.pointer == "/x/0"
