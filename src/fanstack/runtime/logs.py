@@ -80,8 +80,10 @@ class JsonFormatter(logging.Formatter):
     def format(self, record: logging.LogRecord) -> str:
         line: str | None = getattr(record, "_fanstack_json", None)
         if line is None:
-            fields = _strip_ansi(record_fields(record, self))
+            fields = record_fields(record, self)
             line = json.dumps(fields, default=str)
+            if "\\u001b" in line:  # json writes ESC escaped: a rare line holds a terminal escape
+                line = json.dumps(_strip_ansi(fields), default=str)
             record._fanstack_json = line
         return line
 
@@ -144,7 +146,7 @@ def _field_text(value: Any) -> str:
 def _strip_ansi(value: Any) -> Any:
     """The line without terminal escapes: a JSON log is read by programs, never a terminal."""
     if isinstance(value, str):
-        return _ANSI.sub("", value) if "\x1b" in value else value
+        return _ANSI.sub("", value)
     if isinstance(value, dict):
         return {key: _strip_ansi(item) for key, item in value.items()}
     if isinstance(value, list | tuple):
