@@ -43,6 +43,7 @@ from fanstack.workflows.store import (
     RUNNING,
     SUCCEEDED,
     TIMED_OUT,
+    ExecutionRecord,
     Store,
     send_steps,
 )
@@ -72,7 +73,7 @@ class Engine:
     def process(self, step: Step) -> None:
         """Act on one step (idempotent: a step already dispatched is skipped)."""
         self._local.events, self._local.flushes, self._local.step = [], 0, step
-        self._local.inline, self._local.recorded = 0, None
+        self._local.inline, self._local.recorded, self._local.record = 0, None, None
         try:
             self._process(step)
         finally:
@@ -151,6 +152,15 @@ class Engine:
         for state, index in step.path:
             machine = interpreter.submachine(machine, state, index)
         return machine
+
+    def record_of(self, execution: str) -> ExecutionRecord:
+        """The execution's record as the step being processed read it, or as it is now for
+        another execution. Its input and start never change: a Map item that starts the next
+        one reads them here rather than decoding the record (the whole Map's input) again."""
+        record: ExecutionRecord | None = getattr(self._local, "record", None)
+        if record is not None and record.key == execution:
+            return record
+        return self.store.execution(execution)
 
     def context(self, step: Step, input: Any, started: float, now: float) -> dict[str, Any]:
         """The `$$` context object of a step."""
@@ -284,7 +294,12 @@ class Engine:
     def execution_ended(
         self, step: Step, now: float, output: Any, error: str | None, cause: str | None
     ) -> None:
-        """The top-level machine ended: the execution succeeds or fails."""
+        """The top-level machine ended: the execution succeeds or fails.
+
+        The states this step went through are in the history before the record says the
+        execution ended: whoever sees it ended and reads the history finds them there.
+        """
+        self.flush()
         if error is None:
             if self.store.end_execution(step.execution, SUCCEEDED, now, output=output):
                 ended = event("ExecutionSucceeded", now, output=_json(output))

@@ -25,7 +25,7 @@ from fanstack.workflows import map_runs
 from fanstack.workflows.history import event
 from fanstack.workflows.joins import Join
 from fanstack.workflows.steps import COMPLETE, FAIL, Step, parent_of
-from fanstack.workflows.store import Store
+from fanstack.workflows.store import ExecutionRecord, Store
 
 DISTRIBUTED = "DISTRIBUTED"
 
@@ -42,6 +42,10 @@ class Host(Protocol):
 
     def context(self, step: Step, input: Any, started: float, now: float) -> dict[str, Any]:
         """The `$$` context object of a step."""
+        ...
+
+    def record_of(self, execution: str) -> ExecutionRecord:
+        """The execution's record (its input and start), as the step being processed read it."""
         ...
 
     def send(self, steps: list[Step], delay: float = 0) -> None:
@@ -247,7 +251,7 @@ class FanIn:
         step = self.parent_step(execution, value["parent"])
         machine = self.host.machine(step)
         processor = interpreter.submachine(machine, step.state, 0)
-        record = self.host.store.execution(execution)
+        record = self.host.record_of(execution)
         context = self.host.context(step, record.input, record.start, self.host.backend.clock())
         join = self.join(execution, step.id)
         try:
