@@ -313,7 +313,7 @@ class FanIn:
             ]
         sink = ResultSink(**writer)
         machine = self.host.machine(step)
-        record = self.host.store.execution(step.execution)
+        record = self.host.record_of(step.execution)
         context = self.host.context(step, record.input, record.start, self.host.backend.clock())
         inputs = [
             self.recorded_input(machine, step, join, index, context)
