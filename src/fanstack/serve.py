@@ -30,6 +30,7 @@ from fanstack.observability.asgi import RequestMetrics, RequestTracing
 from fanstack.observability.endpoint import metrics_route
 from fanstack.observability.metrics import QueueCollector, metrics, share_while_serving
 from fanstack.observability.metrics import enabled as metrics_enabled
+from fanstack.runtime.heap import settle_heap
 from fanstack.runtime.logs import live_status, status_line
 from fanstack.runtime.shutdown import ShutdownSignals
 from fanstack.schedules.metrics import ScheduleCollector
@@ -105,6 +106,7 @@ def serve(
     stop = threading.Event()
     status = threading.Thread(target=_status_line, args=(app, stop, consumers), daemon=True)
     status.start()
+    settle_heap()
     try:
         if server is not None:
             server.run(sockets=[listening] if listening is not None else None)
@@ -189,6 +191,7 @@ def _serve_socket(
         on_stop=server.request_exit, on_force=lambda: _force(app, server, None, False)
     ).install()
     on_parent_stop(server.request_exit)
+    settle_heap()
     try:
         server.run(sockets=[sock])
     finally:

@@ -18,6 +18,7 @@ from fanstack.gateway.limits import (
     ServerLimits,
 )
 from fanstack.loader import load_app
+from fanstack.runtime.heap import settle_heap
 from fanstack.runtime.logs import configure_logging
 from fanstack.runtime.shutdown import ShutdownSignals
 
@@ -315,6 +316,7 @@ def worker(
     signals = ShutdownSignals(on_force=lambda: app.runtime.force())
     signals.install()
     app.runtime.start()
+    settle_heap()
     log.info(
         "worker started",
         extra={

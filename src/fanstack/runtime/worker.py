@@ -27,6 +27,7 @@ from fanstack.core.arns import configure as configure_arns
 from fanstack.core.errors import FanstackSignal, IdempotencyInProgress, RetryLater
 from fanstack.observability import tracing
 from fanstack.runtime.context import Context, Invocation, running
+from fanstack.runtime.heap import settle_heap
 from fanstack.runtime.logs import configure_logging, flush_logs, log_context
 from fanstack.runtime.protocol import ChannelClosed, read_frame, write_frame
 from fanstack.runtime.role import become_function_worker
@@ -210,6 +211,7 @@ def main() -> None:
         # Tables, idempotency records and breaker state live where the dispatcher's do.
         use_store(hello.get("data_dir"), hello.get("backend"))
     arity = _call_shape(handler)
+    settle_heap()
     write_frame(channel_out, {"ready": True, "pid": os.getpid()})
     function = hello["function"]
     while True:
