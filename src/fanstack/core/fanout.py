@@ -27,7 +27,6 @@ from fanstack.core.message import (
     OutgoingMessage,
     check_message,
     check_ordering_id,
-    message_size,
     user_attributes,
 )
 from fanstack.core.specs import QueueSpec, SubscriptionSpec, TopicSpec
@@ -140,9 +139,10 @@ def check_publish(
     subject: str | None,
     group_id: str | None,
     deduplication_id: str | None,
-) -> str | None:
-    """Validate a publish against the topic's rules; return the deduplication id (FIFO)."""
-    check_message(
+) -> tuple[str | None, int]:
+    """Validate a publish against the topic's rules; return the deduplication id (FIFO) and
+    the message's size."""
+    size = check_message(
         body, attributes, max_bytes=TOPIC_MAX_MESSAGE_BYTES, where=f"topic {topic.name!r}"
     )
     if subject is not None:
@@ -156,13 +156,13 @@ def check_publish(
             raise InvalidParameter(
                 f"topic {topic.name!r} is not FIFO: deduplication_id is only for FIFO topics"
             )
-        return None
+        return None, size
     if group_id is None:
         raise MissingParameter(f"FIFO topic {topic.name!r} needs a group_id on every publish")
     if deduplication_id:
-        return deduplication_id
+        return deduplication_id, size
     if topic.content_based_deduplication:
-        return content_hash(body)
+        return content_hash(body), size
     raise InvalidParameter(
         f"FIFO topic {topic.name!r} needs a deduplication_id "
         "(or content_based_deduplication=True on the topic)"
@@ -193,7 +193,7 @@ def plan_publication(
     now: float,
 ) -> Publication:
     """Validate one publish and fan it out to every subscription whose policy matches."""
-    dedup_id = check_publish(
+    dedup_id, raw_size = check_publish(
         topic,
         body,
         attributes,
@@ -203,7 +203,6 @@ def plan_publication(
     )
     deliveries: list[Delivery] = []
     prefix: str | None = None
-    raw_size = message_size(body, attributes)
     for route in routes.matching(attributes=attributes, body=body):
         queue = route.queue
         url: str | None = None

@@ -16,7 +16,9 @@ def publish(topic: TopicSpec, **fields: str | None) -> str | None:
     fields.setdefault("subject", None)
     fields.setdefault("group_id", None)
     fields.setdefault("deduplication_id", None)
-    return check_publish(topic, "body", {}, **fields)
+    dedup_id, size = check_publish(topic, "body", {}, **fields)
+    assert size == len("body")
+    return dedup_id
 
 
 @pytest.mark.parametrize("subject", ["Order shipped", "x" * 100, "Tab-free: ok!"])
