@@ -44,6 +44,30 @@ def test_a_fanned_out_message_is_stored_once_until_its_last_delivery_goes(
     assert _payloads(tmp_path) == 0
 
 
+def test_a_message_purged_between_its_lease_and_its_payload_read_is_not_handed_out(
+    app: App, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A lease reads payloads after its commit: another process's purge in between leaves
+    the receive with what is still there, and no error."""
+    from fanstack.backends.sqlite import queues as queues_module
+
+    for body in ("one", "two"):
+        app.queues["a"].send(body)
+    original = queues_module.read_payloads
+
+    def purged_first(db: sqlite3.Connection, rows: list[tuple[object, ...]]) -> object:
+        with sqlite3.connect(tmp_path / "fanstack.db", isolation_level=None) as other:
+            other.execute("DELETE FROM messages WHERE seq = ?", (rows[0][0],))  # as a purge
+        return original(db, rows)
+
+    monkeypatch.setattr(queues_module, "read_payloads", purged_first)
+    received = app.queues["a"].receive(max_messages=10)
+    assert [m.body for m in received] == ["two"]
+    monkeypatch.undo()
+    assert app.queues["a"].receive(max_messages=10) == []
+    assert app.queues["a"].stats().in_flight == 1
+
+
 def test_purge_delete_queue_and_expiry_release_payloads(app: App, tmp_path: Path) -> None:
     app.topics["t"].publish("one")
     app.queues["a"].purge()

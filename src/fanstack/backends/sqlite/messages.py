@@ -34,11 +34,6 @@ COLUMNS = (
     "seq, payload, unsubscribe_url, sent_at, receive_count, first_received_at, group_id, "
     "dedup_id, failure, source_queue, failed_receives, lost_receives"
 )
-# A leased row's payload, read by the statement that leases it (after `COLUMNS`).
-PAYLOAD_COLUMNS = ", ".join(
-    f"(SELECT {column} FROM payloads WHERE payloads.id = messages.payload)"
-    for column in ("message_id", "body", "attributes", "envelope")
-)
 EXPIRE_BATCH = 64  # expired messages deleted at most per queue per write (a short hold)
 EXPIRY_INTERVAL = 1.0  # seconds between passes over every queue (none while one is behind)
 
@@ -279,8 +274,8 @@ def received_messages(
 def read_payloads(
     db: sqlite3.Connection, rows: list[tuple[Any, ...]]
 ) -> dict[int, tuple[Any, ...]]:
-    """The payload rows leased rows (`COLUMNS`) refer to, by id: read in the transaction that
-    leased them (a purge after it may delete them)."""
+    """The payload rows leased rows (`COLUMNS`) refer to, by id (one missing was deleted
+    since: a purge, an expiry)."""
     ids = {row[1] for row in rows}
     return {
         payload[0]: payload

@@ -23,7 +23,6 @@ from fanstack.backends.sqlite.catalog import Catalog
 from fanstack.backends.sqlite.database import Database
 from fanstack.backends.sqlite.messages import (
     COLUMNS,
-    PAYLOAD_COLUMNS,
     add_depths,
     build_received,
     delete_where,
@@ -66,15 +65,14 @@ _VISIBLE = (
 )
 # How many of them there are and how often the most received one was: one row, one step.
 _LOOK = f"SELECT COUNT(*), MAX(receive_count) FROM ({_VISIBLE.format('receive_count')})"
-# A standard queue's lease when none of them is due for the DLQ, payloads read in the same
-# statement: atomic by itself, one call into SQLite, one row per message. `receive_count < ?`
-# leaves alone a message that came back due meanwhile; the next lease dead-letters it.
+# A standard queue's lease when none of them is due for the DLQ: atomic by itself, one call
+# into SQLite, one row per message. `receive_count < ?` leaves alone a message that came back
+# due meanwhile; the next lease dead-letters it. The payloads are read after it, by id.
 _LEASE = (
     "UPDATE messages SET receive_count = receive_count + 1, receipt = ?, visible_at = ?, "
     f"first_received_at = COALESCE(first_received_at, ?) WHERE seq IN ({_VISIBLE.format('seq')}) "
-    f"AND receive_count < ? RETURNING {COLUMNS}, {PAYLOAD_COLUMNS}"
+    f"AND receive_count < ? RETURNING {COLUMNS}"
 )
-_WIDTH = len(COLUMNS.split(","))  # where a leased row's payload columns start
 _NEVER_DUE = 1 << 62  # the receive count no message reaches (a queue without a DLQ)
 
 
@@ -192,14 +190,24 @@ class Queues:
         token: str,
     ) -> list[ReceivedMessage]:
         """Lease a standard queue's next visible messages in one statement (`_LEASE`), in
-        the order they were stored (SQS promises standard queues no order)."""
+        the order they were stored (SQS promises standard queues no order).
+
+        Their payloads are read after the commit, by id, with no writer waiting on the read:
+        nothing deletes a leased message but its receipt handle, which only this call has
+        yet, or a purge, an expiry or the queue's deletion. A message one of those took
+        meanwhile is gone, and not handed out.
+        """
         due = _NEVER_DUE if queue.max_receive_count is None else queue.max_receive_count
         rows: list[tuple[Any, ...]] = self._database.write_statement(
             _LEASE, (token, now + visibility_timeout, now, *window, due), wakes=False
         )
+        if not rows:
+            return []
         rows.sort(key=lambda row: int(row[0]))
-        payloads = {row[1]: (row[1], *row[_WIDTH:]) for row in rows}
-        return build_received(queue.name, [row[:_WIDTH] for row in rows], payloads, token)
+        payloads = read_payloads(self._database.connection(), rows)
+        if len(payloads) < len({row[1] for row in rows}):
+            rows = [row for row in rows if row[1] in payloads]
+        return build_received(queue.name, rows, payloads, token)
 
     @staticmethod
     def _candidates(
