@@ -131,6 +131,8 @@ _KEYS = (
     ("queue", "q"),  # delayed messages: the queue they wait for
 )
 
+_NAMES = {key: name for name, key in _KEYS}  # each JSON key's field
+
 
 @dataclass(slots=True)
 class Stored:
@@ -169,10 +171,11 @@ class Stored:
     def parse(cls, headers: Mapping[str, str] | None, data: bytes) -> Stored:
         """Read a stored message back from its header and body."""
         fields = json.loads((headers or {}).get(HEADER) or "{}")
-        stored = cls(message_id=fields.get("i", ""), body=data.decode(), sent_at=fields.get("t", 0))
-        for name, key in _KEYS[2:]:
-            if key in fields:
-                setattr(stored, name, fields[key])
+        stored = cls(message_id=fields.pop("i", ""), body=data.decode(), sent_at=fields.pop("t", 0))
+        for key, value in fields.items():
+            name = _NAMES.get(key)
+            if name is not None:  # a key a later version added: not ours to read
+                setattr(stored, name, value)
         return stored
 
     @staticmethod

@@ -61,6 +61,9 @@ class Taken:
     stored: Stored
     receipt_count: int
     first_received_at: float
+    consumer: str  # of its ack subject, read once (`layout.parse_reply`)
+    delivered: int
+    sequence: int
     pulled_at: float = 0.0  # real time JetStream's lease on it began
 
 

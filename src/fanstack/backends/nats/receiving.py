@@ -236,7 +236,7 @@ class Receiving:
         stored = Stored.parse(message.headers, message.data)
         parsed = parse_reply(message.reply)
         assert parsed is not None
-        _stream, _consumer, delivered, sequence = parsed
+        _stream, consumer, delivered, sequence = parsed
         if stored.topic is not None:
             if spec.name not in stored.deliveries:
                 await acknowledge(self.m.nc, message.reply, ACK)  # not subscribed when published
@@ -272,7 +272,7 @@ class Receiving:
             )
             return DEAD_LETTERED
         first = self._first(partition, sequence, stored, note, now)
-        return Taken(partition, message, stored, prior + 1, first)
+        return Taken(partition, message, stored, prior + 1, first, consumer, delivered, sequence)
 
     def _first(
         self,
@@ -302,9 +302,7 @@ class Receiving:
         received = []
         for entry in taken:
             message = entry.message
-            parsed = parse_reply(message.reply)
-            assert parsed is not None
-            _stream, consumer, delivered, sequence = parsed
+            consumer, delivered, sequence = entry.consumer, entry.delivered, entry.sequence
             if delivered > 1:
                 change = noting(delivered=delivered, first=entry.first_received_at)
                 chores.append(self.m.notes.update(note_key(entry.partition, sequence), change))
