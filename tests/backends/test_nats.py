@@ -327,3 +327,63 @@ def test_a_queue_deletion_cut_short_is_finished_by_deleting_again(
     topic.publish("new")
     assert [m.body for m in again.receive(max_messages=10, wait_seconds=1)] == ["new"]
     app.close()
+
+
+def test_calls_from_threads_return_raise_and_give_up_in_time(nats_server: NatsServer) -> None:
+    """Every call of the sync API crosses to the connection's loop (`Connection.run`): its
+    result and fanstack errors come back as they are, NATS failures and a call that does not
+    end in time are BackendUnavailable (that call is cancelled), and many threads at once
+    each get their own answer."""
+    import asyncio
+    from concurrent.futures import ThreadPoolExecutor
+
+    from nats.errors import NoRespondersError
+
+    from fanstack import QueueDoesNotExist
+
+    backend = NatsBackend(url(nats_server))
+    connection = backend._connection
+    try:
+
+        async def answer() -> int:
+            return 42
+
+        async def refuse() -> None:
+            raise QueueDoesNotExist("gone")
+
+        async def unanswered() -> None:
+            raise NoRespondersError
+
+        async def broken() -> None:
+            raise ValueError("a bug")
+
+        cancelled = threading.Event()
+
+        async def hang() -> None:
+            try:
+                await asyncio.sleep(60)
+            except asyncio.CancelledError:
+                cancelled.set()
+                raise
+
+        async def echo(number: int) -> int:
+            await asyncio.sleep(0.001)
+            return number
+
+        assert connection.run(answer()) == 42
+        with pytest.raises(QueueDoesNotExist):
+            connection.run(refuse())
+        with pytest.raises(BackendUnavailable, match="NoRespondersError"):
+            connection.run(unanswered())
+        with pytest.raises(ValueError, match="a bug"):
+            connection.run(broken())
+        started = time.monotonic()
+        with pytest.raises(BackendUnavailable, match=r"no answer within 0\.2 s"):
+            connection.run(hang(), timeout=0.2)
+        assert time.monotonic() - started < 2
+        assert cancelled.wait(5)
+        with ThreadPoolExecutor(8) as pool:
+            answers = list(pool.map(lambda n: connection.run(echo(n)), range(200)))
+        assert answers == list(range(200))
+    finally:
+        backend.close()
