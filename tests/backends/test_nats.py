@@ -331,9 +331,9 @@ def test_a_queue_deletion_cut_short_is_finished_by_deleting_again(
 
 def test_calls_from_threads_return_raise_and_give_up_in_time(nats_server: NatsServer) -> None:
     """Every call of the sync API crosses to the connection's loop (`Connection.run`): its
-    result and fanstack errors come back as they are, NATS failures and a call that does not
-    end in time are BackendUnavailable (that call is cancelled), and many threads at once
-    each get their own answer."""
+    result and fanstack errors come back as they are; NATS failures, a call that does not end
+    in time (it is cancelled) and one cancelled on the loop are BackendUnavailable; many
+    threads at once each get their own answer."""
     import asyncio
     from concurrent.futures import ThreadPoolExecutor
 
@@ -366,6 +366,12 @@ def test_calls_from_threads_return_raise_and_give_up_in_time(nats_server: NatsSe
                 cancelled.set()
                 raise
 
+        async def cancelled_on_the_loop() -> None:
+            task = asyncio.current_task()
+            assert task is not None
+            task.cancel()  # as closing the connection cancels what runs
+            await asyncio.sleep(0)
+
         async def echo(number: int) -> int:
             await asyncio.sleep(0.001)
             return number
@@ -382,6 +388,8 @@ def test_calls_from_threads_return_raise_and_give_up_in_time(nats_server: NatsSe
             connection.run(hang(), timeout=0.2)
         assert time.monotonic() - started < 2
         assert cancelled.wait(5)
+        with pytest.raises(BackendUnavailable, match="connection closed"):
+            connection.run(cancelled_on_the_loop())
         with ThreadPoolExecutor(8) as pool:
             answers = list(pool.map(lambda n: connection.run(echo(n)), range(200)))
         assert answers == list(range(200))

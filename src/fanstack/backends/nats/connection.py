@@ -88,6 +88,8 @@ class Connection:
         try:
             if call.task is None:  # it could not start
                 raise call.error or RuntimeError("the call did not start")
+            if call.task.cancelled():  # the connection is closing
+                raise BackendUnavailable("NATS: the call was cancelled: the connection closed")
             return call.task.result()
         except FanstackError:
             raise

@@ -192,10 +192,11 @@ class Queues:
         """Lease a standard queue's next visible messages in one statement (`_LEASE`), in
         the order they were stored (SQS promises standard queues no order).
 
-        Their payloads are read after the commit, by id, with no writer waiting on the read:
-        nothing deletes a leased message but its receipt handle, which only this call has
-        yet, or a purge, an expiry or the queue's deletion. A message one of those took
-        meanwhile is gone, and not handed out.
+        Their payloads are read after the commit, by id, with no writer waiting on the read.
+        Only this call's receipt handle (nobody else has it yet), a purge, an expiry or the
+        queue's deletion can delete a leased message meanwhile: one whose payload went with
+        it is not handed out; one whose payload other queues' deliveries keep is, as a
+        receive at the moment of a purge may hand out a message in SQS.
         """
         due = _NEVER_DUE if queue.max_receive_count is None else queue.max_receive_count
         rows: list[tuple[Any, ...]] = self._database.write_statement(
