@@ -17,7 +17,7 @@ from fanstack.core.errors import (
 from fanstack.core.message import to_attributes
 from fanstack.core.records import PublishRequest
 
-from .conftest import Clock, drain, publish, queue, subscribe, topic
+from .conftest import Clock, drain, publish, queue, receive, subscribe, topic
 
 
 def _marketplace(backend: Backend) -> None:
@@ -245,3 +245,34 @@ def test_publishes_from_an_event_loop_are_stored_once_each_before_they_return(
     assert {m.id for m in drain(backend, "compliance")} == ru
     with pytest.raises(TopicDoesNotExist):
         asyncio.run(backend.publish_async("missing", [PublishRequest("x")]))
+
+
+def test_each_queue_keeps_its_own_history_of_a_fanned_out_message(
+    backend: Backend, clock: Clock
+) -> None:
+    """One publish, two queues: receives, lease ends and deletes in one queue change nothing of
+    the message's receive count, first receive time or receipt handles in the other."""
+    topic(backend, "orders")
+    for name in ("a", "b"):
+        queue(backend, name, visibility_timeout=30)
+        subscribe(backend, "orders", name, raw=True)
+    publish(backend, "orders", "one")
+    for count in (1, 2, 3, 4):  # a's lease runs out three times
+        (in_a,) = receive(backend, "a")
+        assert in_a.receive_count == count
+        if count < 4:
+            clock.advance(31)
+    first_in_b = clock()
+    (in_b,) = receive(backend, "b")
+    assert in_b.receive_count == 1
+    assert in_b.first_receive_timestamp == pytest.approx(first_in_b, abs=1)
+    assert in_b.first_receive_timestamp > in_a.first_receive_timestamp + 90
+    clock.advance(31)  # b's lease runs out once (and a's again)
+    (again_in_b,) = receive(backend, "b")
+    assert again_in_b.receive_count == 2
+    assert again_in_b.first_receive_timestamp == in_b.first_receive_timestamp
+    (again_in_a,) = receive(backend, "a")
+    assert again_in_a.receive_count == 5
+    assert backend.delete_messages("b", [again_in_b.receipt_handle]) == [None]
+    assert backend.delete_messages("a", [again_in_a.receipt_handle]) == [None]
+    assert receive(backend, "a") == [] and receive(backend, "b") == []

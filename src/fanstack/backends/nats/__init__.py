@@ -58,7 +58,8 @@ process that dies holding messages loses nothing, they are delivered again when 
 
 **What JetStream does not keep** lives in key-value buckets, written only on rare paths
 (`notes.py`): a redelivered message's latest delivery count and first receive time, the
-failure reported for it, uncounted hand-backs; FIFO deduplication records (the 5-minute interval
+failure reported for it, uncounted hand-backs (one note per stored message per queue: a topic
+message's queues each receive it on their own); FIFO deduplication records (the 5-minute interval
 on the fanstack clock); expired and dead-lettered counts. Tables are `NS_TABLES`, one key per
 item (`tables.py`); the catalog is `NS_CATALOG` (`catalog.py`).
 

@@ -10,7 +10,6 @@ import hashlib
 import json
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Any
 
 from fanstack.core.errors import FanstackError, ReceiptHandleIsInvalid
 
@@ -223,13 +222,6 @@ def parse_reply(reply: str) -> tuple[str, str, int, int] | None:
     if not (delivered.isdigit() and sequence.isdigit()):
         return None
     return stream, consumer, int(delivered), int(sequence)
-
-
-def parse_sequence(message: Any) -> int:
-    """The stream sequence of a delivery (from its ack subject)."""
-    parsed = parse_reply(message.reply)
-    assert parsed is not None, message.reply
-    return parsed[3]
 
 
 def parse_receipt(handle: object, names: Names) -> Receipt | FanstackError:

@@ -1,10 +1,12 @@
 """What fanstack keeps beside the streams, on JetStream key-value, for the rare paths.
 
-- **Notes** (`<namespace>_NOTES`, key `n.<partition>.<sequence>`): a stored message's history
-  that JetStream does not keep — its latest delivery count once it was delivered again, its
-  first receive time, the last failure reported for it, how many receives failed and how many
-  were handed back uncounted. Written only when a message is redelivered, fails, or is handed
-  back; the common path (receive, then delete within the lease) writes none.
+- **Notes** (`<namespace>_NOTES`, key `n.<partition>.<sequence>.<consumer>`): a stored
+  message's history in one queue that JetStream does not keep — its latest delivery count once
+  it was delivered again, its first receive time, the last failure reported for it, how many
+  receives failed and how many were handed back uncounted. One per consumer: a topic message
+  is one stored message that each subscribed queue's consumer receives on its own. Written
+  only when a message is redelivered, fails, or is handed back; the common path (receive, then
+  delete within the lease) writes none.
 - **Counters** (`<namespace>_COUNTS`, key `<queue>`): messages expired and dead-lettered.
 - **Deduplication records** (`<namespace>_DEDUP`): FIFO deduplication ids with the first
   message's id and the end of their interval on the fanstack clock.
@@ -88,8 +90,9 @@ class Bucket:
             await self.kv.delete(key)
 
 
-def note_key(partition: int, sequence: int) -> str:
-    return f"n.{partition}.{sequence}"
+def note_key(partition: int, sequence: int, consumer: str) -> str:
+    """The note of one stored message in one queue (its consumer's)."""
+    return f"n.{partition}.{sequence}.{consumer}"
 
 
 def dedup_key(scope: str, dedup_id: str) -> str:

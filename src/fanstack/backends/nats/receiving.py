@@ -16,7 +16,6 @@ from fanstack.backends.nats.layout import (
     Receipt,
     Stored,
     parse_reply,
-    parse_sequence,
 )
 from fanstack.backends.nats.ledger import Lease
 from fanstack.backends.nats.notes import note_key, noting
@@ -102,7 +101,7 @@ class Receiving:
         try:
             await asyncio.gather(
                 *(
-                    self.m.notes.update(note_key(p, parse_sequence(m)), noting(uncount=True))
+                    self.m.notes.update(delivery_note(p, m), noting(uncount=True))
                     for p, m in pulled
                 )
             )
@@ -122,9 +121,7 @@ class Receiving:
         local.stash = []
         await asyncio.gather(
             *(
-                self.m.notes.update(
-                    note_key(partition, parse_sequence(message)), noting(uncount=True)
-                )
+                self.m.notes.update(delivery_note(partition, message), noting(uncount=True))
                 for partition, message, _pulled_at in stale
             )
         )
@@ -225,7 +222,9 @@ class Receiving:
         key = (partition, sequence)
         if key in local.held:
             # Delivered again while we held it (our keep-alive came late): not a receive.
-            await self.m.notes.update(note_key(partition, sequence), noting(uncount=True))
+            await self.m.notes.update(
+                note_key(partition, sequence, parsed[1]), noting(uncount=True)
+            )
         local.held[key] = Held(partition, sequence, message, real)
         self.m.ledger.drop(parsed[1], key)  # its earlier lease, if ours, is over: it came back
 
@@ -253,7 +252,7 @@ class Receiving:
             return DEFERRED
         note = None
         if delivered > 1:
-            note, _ = await self.m.notes.get(note_key(partition, sequence))
+            note, _ = await self.m.notes.get(note_key(partition, sequence, consumer))
         uncounted = 0 if note is None else note.get("uncounted", 0)
         prior = stored.receive_count + delivered - 1 - uncounted
         if dead_letter_due(spec, prior):
@@ -268,27 +267,29 @@ class Receiving:
                 prior,
                 failed,
                 failure,
-                self._first(partition, sequence, stored, note, now),
+                self._first(partition, sequence, consumer, stored, note, now),
             )
             return DEAD_LETTERED
-        first = self._first(partition, sequence, stored, note, now)
+        first = self._first(partition, sequence, consumer, stored, note, now)
         return Taken(partition, message, stored, prior + 1, first, consumer, delivered, sequence)
 
     def _first(
         self,
         partition: int,
         sequence: int,
+        consumer: str,
         stored: Stored,
         note: dict[str, Any] | None,
         now: float,
     ) -> float:
-        """When the message was first received (SQS's ApproximateFirstReceiveTimestamp)."""
+        """When the message was first received in this queue (SQS's
+        ApproximateFirstReceiveTimestamp): its consumer's, not another subscribed queue's."""
         if stored.first_received_at is not None:
             return stored.first_received_at
         if note is not None and "first" in note:
             return float(note["first"])
-        leases = self.m.leases_of(partition, sequence)
-        return leases[0].first_received_at if leases else now
+        lease = self.m.ledger.get(consumer, (partition, sequence))
+        return lease.first_received_at if lease is not None and not lease.deferral else now
 
     async def _hand_out(
         self, spec: QueueSpec, taken: list[Taken], timeout: int, now: float
@@ -305,7 +306,8 @@ class Receiving:
             consumer, delivered, sequence = entry.consumer, entry.delivered, entry.sequence
             if delivered > 1:
                 change = noting(delivered=delivered, first=entry.first_received_at)
-                chores.append(self.m.notes.update(note_key(entry.partition, sequence), change))
+                key = note_key(entry.partition, sequence, consumer)
+                chores.append(self.m.notes.update(key, change))
             if override:
                 chores.append(acknowledge(self.m.nc, message.reply, nak_delay(timeout)))
             elif deadline - timeout - entry.pulled_at > STASH_MARGIN:
@@ -446,7 +448,7 @@ class Receiving:
             ttl=target.retention + PUBLICATION_TTL_MARGIN,
             msg_id=f"dlq:{partition}:{sequence}:{spec.name}",
         )
-        await self.m.notes.delete(note_key(partition, sequence))
+        await self.m.notes.delete(delivery_note(partition, message))
 
     async def wait(self, spec: QueueSpec, timeout: float, now: float) -> None:
         """Long poll: wait up to `timeout` for a delivery, kept for the next lease."""
@@ -477,3 +479,11 @@ class Receiving:
             await self._give_back(pulled)
             if queue in self.m.holds.held():
                 await self.m.holds.release(queue)
+
+
+def delivery_note(partition: int, message: Msg) -> str:
+    """The note key of a delivery: its stored message in the queue of its consumer."""
+    parsed = parse_reply(message.reply)
+    assert parsed is not None, message.reply
+    _stream, consumer, _delivered, sequence = parsed
+    return note_key(partition, sequence, consumer)

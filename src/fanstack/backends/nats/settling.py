@@ -78,7 +78,7 @@ class Settling:
         known = self._check_here(spec, receipt, handle, now, deleting=deleting)
         if known is not True:
             return known or None
-        note, _ = await self.m.notes.get(note_key(*receipt.key))
+        note, _ = await self.m.notes.get(note_key(*receipt.key, receipt.consumer))
         if note is not None and note.get("dc", 0) > receipt.delivered:
             return stale_handle(handle)
         return None
@@ -106,7 +106,7 @@ class Settling:
             checks[index] = answer
         results: list[EntryResult] = []
         by_consumer: dict[str, list[str]] = {}
-        noted: list[tuple[int, int]] = []
+        noted: list[str] = []
         for receipt, check in zip(receipts, checks, strict=True):
             if isinstance(receipt, FanstackError) or check:
                 results.append(check if isinstance(check, FanstackError) else None)
@@ -114,10 +114,10 @@ class Settling:
             results.append(None)
             by_consumer.setdefault(receipt.consumer, []).append(receipt.reply)
             if receipt.delivered > 1:  # only a redelivered message has a note
-                noted.append(receipt.key)
+                noted.append(note_key(*receipt.key, receipt.consumer))
             self.m.ledger.drop(receipt.consumer, receipt.key, deleted=True)
         await asyncio.gather(*(acknowledge_all(self.m.requests, r) for r in by_consumer.values()))
-        await asyncio.gather(*(self.m.notes.delete(note_key(*key)) for key in noted))
+        await asyncio.gather(*(self.m.notes.delete(key) for key in noted))
         return results
 
     async def set_visibility(
@@ -165,7 +165,7 @@ class Settling:
             change = noting(
                 delivered=receipt.delivered, first=first, failure=failure, uncount=uncount
             )
-            await self.m.notes.update(note_key(*receipt.key), change)
+            await self.m.notes.update(note_key(*receipt.key, receipt.consumer), change)
         await acknowledge(self.m.nc, receipt.reply, nak_delay(timeout))
         if lease is None:
             lease = Lease(spec.name, receipt.reply, receipt.delivered, 0.0, 0.0, now)
@@ -192,7 +192,8 @@ class Settling:
         stored = Stored.parse(raw.headers, raw.data or b"")
         note: dict[str, Any] = {}
         if receipt.delivered > 1 or lease is None:
-            note = (await self.m.notes.get(note_key(partition, sequence)))[0] or {}
+            key = note_key(partition, sequence, receipt.consumer)
+            note = (await self.m.notes.get(key))[0] or {}
         copy = self.m.resolved(spec.name, stored) if stored.topic is not None else stored
         receives = stored.receive_count + receipt.delivered - note.get("uncounted", 0)
         copy.receive_count = max(receives - (1 if uncount else 0), 0)
@@ -216,6 +217,6 @@ class Settling:
             ttl=spec.retention + PUBLICATION_TTL_MARGIN,
             msg_id=f"back:{partition}:{sequence}:{receipt.delivered}",
         )
-        await self.m.notes.delete(note_key(partition, sequence))
+        await self.m.notes.delete(note_key(partition, sequence, receipt.consumer))
         self.m.ledger.drop(receipt.consumer, receipt.key, deleted=True)
         return None
