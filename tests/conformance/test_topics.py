@@ -276,3 +276,20 @@ def test_each_queue_keeps_its_own_history_of_a_fanned_out_message(
     assert backend.delete_messages("b", [again_in_b.receipt_handle]) == [None]
     assert backend.delete_messages("a", [again_in_a.receipt_handle]) == [None]
     assert receive(backend, "a") == [] and receive(backend, "b") == []
+
+
+def test_queues_of_one_publish_each_make_it_visible_again_at_once(backend: Backend) -> None:
+    """Changing the visibility of a fanned-out message to 0 in each of its queues returns it to
+    each of them: one queue's hand-back does not take the other's place."""
+    topic(backend, "orders")
+    for name in ("a", "b"):
+        queue(backend, name)
+        subscribe(backend, "orders", name, raw=True)
+    publish(backend, "orders", "one")
+    handles = {name: receive(backend, name)[0].receipt_handle for name in ("a", "b")}
+    for name, handle in handles.items():
+        assert backend.set_visibility(name, [(handle, 0)]) == [None]
+    for name in ("a", "b"):
+        (again,) = receive(backend, name)
+        assert (again.body, again.receive_count) == ("one", 2)
+        assert backend.delete_messages(name, [again.receipt_handle]) == [None]

@@ -215,7 +215,8 @@ class Settling:
             copy,
             receipt.reply,
             ttl=spec.retention + PUBLICATION_TTL_MARGIN,
-            msg_id=f"back:{partition}:{sequence}:{receipt.delivered}",
+            # Per queue: the queues of one topic message each put back a copy of their own.
+            msg_id=f"back:{partition}:{sequence}:{spec.name}:{receipt.delivered}",
         )
         await self.m.notes.delete(note_key(partition, sequence, receipt.consumer))
         self.m.ledger.drop(receipt.consumer, receipt.key, deleted=True)
