@@ -206,9 +206,8 @@ class Queues:
             return []
         rows.sort(key=lambda row: int(row[0]))
         payloads = read_payloads(self._database.connection(), rows)
-        if len(payloads) < len({row[1] for row in rows}):
-            rows = [row for row in rows if row[1] in payloads]
-        return build_received(queue.name, rows, payloads, token)
+        kept = [row for row in rows if row[1] in payloads]
+        return build_received(queue.name, kept, payloads, token)
 
     @staticmethod
     def _candidates(
