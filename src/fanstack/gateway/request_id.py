@@ -15,7 +15,7 @@ from typing import Any
 
 from fanstack.core.records import new_id
 from fanstack.gateway.responses import error_response
-from fanstack.runtime.logs import log_context
+from fanstack.runtime.logs import log_context, log_fields
 
 log = logging.getLogger("fanstack.gateway")
 
@@ -98,15 +98,11 @@ def log_request(scope: Any, status: int, started: float) -> None:
     """The request's access line: method, path, status and duration since `started`
     (a `time.perf_counter()`)."""
     if log.isEnabledFor(logging.INFO):
-        log.info(
-            "%s %s %d",
-            scope["method"],
-            scope["path"],
-            status,
-            extra={
-                "method": scope["method"],
-                "path": scope["path"],
-                "status": status,
-                "duration_ms": round((time.perf_counter() - started) * 1000, 2),
-            },
-        )
+        method, path = scope["method"], scope["path"]
+        fields = {
+            "method": method,
+            "path": path,
+            "status": status,
+            "duration_ms": round((time.perf_counter() - started) * 1000, 2),
+        }
+        log_fields(log, logging.INFO, fields, "%s %s %d", method, path, status)

@@ -70,3 +70,89 @@ def test_log_lines_never_share_a_line_with_the_status_line(log_lines: int) -> No
         f"line {n}" for n in range(log_lines)
     ]
     assert screen[-1] == "12.0 invocations/s"  # drawn again below the log lines
+
+
+def _private_logger(*handlers: logging.Handler) -> logging.Logger:
+    """A logger of its own (nothing propagates to the root's handlers) with `handlers`."""
+    import uuid
+
+    logger = logging.getLogger(f"fanstack.test.{uuid.uuid4().hex}")
+    logger.propagate = False
+    logger.setLevel(logging.INFO)
+    for handler in handlers:
+        logger.addHandler(handler)
+    return logger
+
+
+def _batched(formatter: logging.Formatter) -> tuple[logging.Handler, io.StringIO]:
+    from fanstack.runtime.logs import _Batched
+
+    stream = io.StringIO()
+    handler = _Batched(stream)
+    handler.setFormatter(formatter)
+    return handler, stream
+
+
+def _caller_name() -> str:
+    import sys
+
+    return sys._getframe(1).f_code.co_name
+
+
+def _without_time(line: str) -> str:
+    return line.split(" ", 1)[1] if not line.startswith("{") else json.dumps(
+        {k: v for k, v in json.loads(line).items() if k != "timestamp"}
+    )
+
+
+def test_a_line_made_from_fields_is_the_line_a_record_makes() -> None:
+    from fanstack.runtime.logs import log_fields
+
+    as_json, json_stream = _batched(JsonFormatter())
+    as_text, text_stream = _batched(TextFormatter())
+    logger = _private_logger(as_json, as_text)
+    fields = {"method": "POST", "path": "/o", "status": 202, "duration_ms": 1.5}
+    with log_context(request_id="r-1"):
+        log_fields(logger, logging.INFO, fields, "%s %s %d", "POST", "/o", 202)
+        logger.info("%s %s %d", "POST", "/o", 202, extra=fields)
+    for handler in (as_json, as_text):
+        handler.flush()
+    fast, slow = json_stream.getvalue().splitlines()
+    assert _without_time(fast) == _without_time(slow)
+    assert json.loads(fast)["request_id"] == "r-1"
+    fast, slow = text_stream.getvalue().splitlines()
+    assert _without_time(fast) == _without_time(slow)
+    assert fast.endswith("request_id=r-1 method=POST path=/o status=202 duration_ms=1.5")
+
+
+def test_a_line_made_from_fields_reaches_other_handlers_and_filters_as_a_record() -> None:
+    from fanstack.runtime.logs import log_fields
+
+    ours, stream = _batched(JsonFormatter())
+    seen: list[logging.LogRecord] = []
+
+    class Keep(logging.Handler):
+        def emit(self, record: logging.LogRecord) -> None:
+            seen.append(record)
+
+    logger = _private_logger(ours, Keep())
+    log_fields(logger, logging.INFO, {"status": 202}, "%s done", "POST")
+    ours.flush()
+    (record,) = seen
+    assert (record.getMessage(), record.status) == ("POST done", 202)  # type: ignore[attr-defined]
+    assert record.funcName == _caller_name()  # the line's caller, as `logger.log` names it
+    assert json.loads(stream.getvalue())["status"] == 202
+
+    filtered = _private_logger(_batched(JsonFormatter())[0])
+    filtered.addFilter(lambda record: record.status != 500)  # type: ignore[attr-defined]
+    handler = filtered.handlers[0]
+    log_fields(filtered, logging.INFO, {"status": 500}, "dropped")
+    log_fields(filtered, logging.INFO, {"status": 202}, "kept")
+    handler.flush()
+    assert [json.loads(line)["message"] for line in handler.stream.getvalue().splitlines()] == [  # type: ignore[attr-defined]
+        "kept"
+    ]
+    filtered.setLevel(logging.WARNING)
+    log_fields(filtered, logging.INFO, {"status": 202}, "below the level")
+    handler.flush()
+    assert "below the level" not in handler.stream.getvalue()  # type: ignore[attr-defined]
