@@ -377,10 +377,20 @@ def check_ordering_id(
 
 
 def encode_attributes(attributes: Mapping[str, MessageAttribute]) -> str | None:
-    """Serialize attributes for storage (None when there are none)."""
+    """Serialize attributes for storage (None when there are none); the trace context, if
+    carried, is the last entry."""
     if not attributes:
         return None
-    return _encode(tuple(attributes.items()))
+    carried = attributes.get(TRACE_CONTEXT_ATTRIBUTE)
+    if carried is None:
+        return _encode(tuple(attributes.items()))
+    # The user's attributes repeat from message to message, the trace context (a request id,
+    # a span) does not: the first are serialized once per set, the second is joined to them.
+    entry = json.dumps({TRACE_CONTEXT_ATTRIBUTE: carried.to_dict()})
+    user = tuple((name, a) for name, a in attributes.items() if name != TRACE_CONTEXT_ATTRIBUTE)
+    if not user:
+        return entry
+    return f"{_encode(user)[:-1]}, {entry[1:]}"
 
 
 @functools.lru_cache(maxsize=4096)
@@ -390,6 +400,7 @@ def _encode(items: tuple[tuple[str, MessageAttribute], ...]) -> str:
 
 
 _NO_ATTRIBUTES: Mapping[str, MessageAttribute] = MappingProxyType({})
+_CARRIED_ENTRY = f", {json.dumps(TRACE_CONTEXT_ATTRIBUTE)}: "
 
 
 def decode_attributes(text: str | None) -> Mapping[str, MessageAttribute]:
@@ -397,14 +408,32 @@ def decode_attributes(text: str | None) -> Mapping[str, MessageAttribute]:
     result), without the trace context."""
     if not text:
         return _NO_ATTRIBUTES
-    return _decode(text)[0]
+    return _decoded(text)[0]
 
 
 def decode_trace_context(text: str | None) -> str | None:
     """The trace context stored with attributes by `encode_attributes`, if any."""
     if not text or TRACE_CONTEXT_ATTRIBUTE not in text:
         return None
-    return _decode(text)[1]
+    return _decoded(text)[1]
+
+
+def _decoded(text: str) -> tuple[Mapping[str, MessageAttribute], str | None]:
+    """The user's attributes and the trace context in `text`. The user's part is read once
+    per distinct text (`_decode`): a trace context that ends the text, as `encode_attributes`
+    writes it, is read apart, so texts that differ only there share the user's part."""
+    at = text.rfind(_CARRIED_ENTRY)
+    if at < 0:
+        return _decode(text)
+    try:
+        entry = json.loads("{" + text[at + 2 :])
+    except ValueError:
+        entry = None
+    if not isinstance(entry, dict) or len(entry) != 1:  # not the last entry: read it whole
+        return _decode(text)
+    user = _decode(text[:at] + "}")[0]
+    carried = MessageAttribute.from_dict(entry[TRACE_CONTEXT_ATTRIBUTE]).string_value
+    return user, carried
 
 
 @functools.lru_cache(maxsize=4096)

@@ -15,10 +15,12 @@ from fanstack.core.errors import (
     MissingParameter,
 )
 from fanstack.core.message import (
+    TRACE_CONTEXT_ATTRIBUTE,
     MessageAttribute,
     check_message,
     check_ordering_id,
     decode_attributes,
+    decode_trace_context,
     encode_attributes,
     message_size,
     to_attribute,
@@ -183,6 +185,47 @@ def test_attributes_survive_the_storage_round_trip(raw: dict[str, object]) -> No
     assert {name: a.value for name, a in decoded.items()} == {
         name: list(v) if isinstance(v, list) else v for name, v in raw.items()
     }
+
+
+@given(
+    st.dictionaries(
+        st.from_regex(r"[A-Za-z][A-Za-z0-9_-]{0,10}", fullmatch=True), values, max_size=9
+    ),
+    st.text(min_size=1, max_size=40),
+)
+def test_the_trace_context_is_stored_beside_the_attributes_and_read_apart(
+    raw: dict[str, object], carried: str
+) -> None:
+    import json
+
+    from fanstack.core.message import with_trace_context
+
+    attributes = to_attributes(raw)
+    text = encode_attributes(with_trace_context(attributes, carried))
+    assert text is not None
+    # The stored form is one JSON object, the trace context its last entry.
+    whole = json.loads(text)
+    assert list(whole)[-1] == TRACE_CONTEXT_ATTRIBUTE
+    assert whole[TRACE_CONTEXT_ATTRIBUTE] == {"DataType": "String", "StringValue": carried}
+    assert decode_attributes(text) == attributes
+    assert decode_trace_context(text) == carried
+
+
+def test_a_trace_context_stored_before_other_attributes_is_read_too() -> None:
+    import json
+
+    entry = {"DataType": "String", "StringValue": "ctx"}
+    market = {"DataType": "String", "StringValue": "eu"}
+    for order in ((TRACE_CONTEXT_ATTRIBUTE, "market"), ("a", TRACE_CONTEXT_ATTRIBUTE, "market")):
+        stored = {name: entry if name == TRACE_CONTEXT_ATTRIBUTE else market for name in order}
+        text = json.dumps(stored)
+        assert decode_trace_context(text) == "ctx"
+        assert set(decode_attributes(text)) == set(order) - {TRACE_CONTEXT_ATTRIBUTE}
+    # A value that spells the entry out is a value: quotes inside it are escaped.
+    lookalike = {"x": MessageAttribute("String", f', "{TRACE_CONTEXT_ATTRIBUTE}": {{"a": 1}}}}')}
+    text = encode_attributes(lookalike)
+    assert decode_trace_context(text) is None
+    assert decode_attributes(text) == lookalike
 
 
 def test_a_body_with_nan_is_refused_rather_than_stored_as_non_json() -> None:
