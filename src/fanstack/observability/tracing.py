@@ -21,6 +21,7 @@ from collections.abc import Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from typing import Any
 
+import msgspec
 from opentelemetry import context as otel_context
 from opentelemetry import trace
 from opentelemetry.trace import Link, SpanKind, Status, StatusCode
@@ -33,6 +34,7 @@ log = logging.getLogger("fanstack.tracing")
 
 SERVICE_NAME = "fanstack"
 _propagator = TraceContextTextMapPropagator()
+_encoder = msgspec.json.Encoder()
 _tracer: trace.Tracer | None = None
 
 
@@ -109,7 +111,7 @@ def carried_context() -> str | None:
         carrier["request_id"] = str(request_id)
     if not carrier:
         return None
-    return json.dumps(carrier, separators=(",", ":"))
+    return _encoder.encode(carrier).decode()
 
 
 def read_carried(text: str | None) -> dict[str, str]:
