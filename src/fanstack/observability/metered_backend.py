@@ -7,7 +7,6 @@ at the primitive that does it, whatever backend is underneath.
 
 from __future__ import annotations
 
-from collections import Counter as Tally
 from collections.abc import Sequence
 
 from fanstack.backends.base import Backend
@@ -42,13 +41,13 @@ class MeteredBackend(DelegatingBackend):
 
     def _count_stored(self, publications: Sequence[Publication]) -> None:
         """Count stored publications: published per topic, sent per queue."""
-        topics: Tally[str] = Tally()
-        queues: Tally[str] = Tally()
+        topics: dict[str, int] = {}
+        queues: dict[str, int] = {}
         for publication in publications:
             if publication.topic is not None:
-                topics[publication.topic] += 1
+                topics[publication.topic] = topics.get(publication.topic, 0) + 1
             for delivery in publication.deliveries:
-                queues[delivery.queue] += 1
+                queues[delivery.queue] = queues.get(delivery.queue, 0) + 1
         for topic, count in topics.items():
             self._published(topic).inc(count)
         for queue, count in queues.items():
