@@ -603,13 +603,71 @@ def test_a_long_poll_never_sleeps_past_a_message_committed_just_before_it_began(
     app.close()
 
 
-def test_submitted_writes_commit_on_the_writer_thread_beside_callers_that_wait(
+def test_a_loop_commits_its_own_writes_and_leaves_them_to_the_writer_thread_to_wait(
     tmp_path: Path,
 ) -> None:
+    """Writes submitted from an event loop are committed on the loop, together, while no
+    other writer has the turn. While another process has it, the loop goes on serving and
+    the write waits on the writer thread; with durability "fsync" (a commit waits for the
+    disk) every submitted write goes to the writer thread."""
+    import asyncio
+
+    app = App("inline", data_dir=tmp_path)
+    jobs = app.queue("jobs")
+    database = app.backend._database  # type: ignore[attr-defined]
+
+    async def scenario() -> None:
+        loop = asyncio.get_running_loop()
+        await asyncio.gather(*(jobs.send_async(f"first {n}") for n in range(20)))
+        assert database._writer_thread is None  # all of them committed on the loop
+        holder = _turn_holder(tmp_path, 1.0)
+        try:
+            assert holder.stdout is not None
+            assert (await asyncio.to_thread(holder.stdout.readline)).strip() == "holding"
+            ticks = 0
+
+            async def tick() -> None:
+                nonlocal ticks
+                while True:
+                    ticks += 1
+                    await asyncio.sleep(0.01)
+
+            ticker = asyncio.create_task(tick())
+            began = loop.time()
+            during = asyncio.create_task(jobs.send_async("during"))
+            await asyncio.sleep(0.3)
+            assert not during.done()  # the other process has the turn
+            assert ticks >= 10  # and the loop goes on meanwhile
+            await during
+            assert loop.time() - began > 0.4
+            assert database._writer_thread is not None
+            ticker.cancel()
+            assert (await asyncio.to_thread(holder.stdout.readline)).strip() == "done"
+        finally:
+            holder.kill()
+
+    asyncio.run(asyncio.wait_for(scenario(), timeout=60))
+    bodies = {m.body for _ in range(5) for m in jobs.receive(max_messages=10)}
+    assert bodies == {f"first {n}" for n in range(20)} | {"during"}
+    app.close()
+
+    flushed = App("flushed", data_dir=tmp_path / "fsync", durability="fsync")
+    queue = flushed.queue("jobs")
+
+    async def send() -> None:
+        await queue.send_async("on the disk")
+
+    asyncio.run(send())
+    assert flushed.backend._database._writer_thread is not None  # type: ignore[attr-defined]
+    assert [m.body for m in queue.receive()] == ["on the disk"]
+    flushed.close()
+
+
+def test_submitted_writes_commit_beside_callers_that_wait(tmp_path: Path) -> None:
     """`Database.submit`: each future resolves only once its write is committed (another
     connection sees it), a failing write fails its own future alone, and submits mixed with
     threads calling `grouped` all complete; `close` stops the writer thread, and a submit
-    after it starts a new one."""
+    after it commits."""
     import asyncio
 
     from fanstack.backends.sqlite.database import Database
@@ -660,9 +718,8 @@ def test_submitted_writes_commit_on_the_writer_thread_beside_callers_that_wait(
         assert reader.execute("SELECT COUNT(*), MIN(n) FROM t").fetchone() == (600, 0)
 
     writer = database._writer_thread
-    assert writer is not None and writer.is_alive()
     database.close()
-    assert not writer.is_alive()
+    assert writer is None or not writer.is_alive()
 
     async def after_close() -> int:
         return await database.submit(insert(-2), wakes=False)
