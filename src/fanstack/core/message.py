@@ -386,7 +386,10 @@ def encode_attributes(attributes: Mapping[str, MessageAttribute]) -> str | None:
         return _encode(tuple(attributes.items()))
     # The user's attributes repeat from message to message, the trace context (a request id,
     # a span) does not: the first are serialized once per set, the second is joined to them.
-    entry = json.dumps({TRACE_CONTEXT_ATTRIBUTE: carried.to_dict()})
+    if carried.data_type == "String" and carried.binary_value is None:
+        entry = f'{_CARRIED_HEAD}{json.dumps(carried.string_value or "")}}}}}'
+    else:
+        entry = json.dumps({TRACE_CONTEXT_ATTRIBUTE: carried.to_dict()})
     user = tuple((name, a) for name, a in attributes.items() if name != TRACE_CONTEXT_ATTRIBUTE)
     if not user:
         return entry
@@ -401,6 +404,10 @@ def _encode(items: tuple[tuple[str, MessageAttribute], ...]) -> str:
 
 _NO_ATTRIBUTES: Mapping[str, MessageAttribute] = MappingProxyType({})
 _CARRIED_ENTRY = f", {json.dumps(TRACE_CONTEXT_ATTRIBUTE)}: "
+# The trace context's entry as `json.dumps` writes it, up to its value.
+_CARRIED_HEAD = json.dumps({TRACE_CONTEXT_ATTRIBUTE: {"DataType": "String", "StringValue": ""}})[
+    : -len('""}}')
+]
 
 
 def decode_attributes(text: str | None) -> Mapping[str, MessageAttribute]:
