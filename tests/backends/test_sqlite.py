@@ -663,6 +663,28 @@ def test_a_loop_commits_its_own_writes_and_leaves_them_to_the_writer_thread_to_w
     flushed.close()
 
 
+@pytest.mark.parametrize("durability", ["normal", "fsync"])
+def test_writes_a_loop_submits_together_are_stored_in_the_order_submitted(
+    tmp_path: Path, durability: str
+) -> None:
+    import asyncio
+
+    app = App("order", data_dir=tmp_path, durability=durability)
+    ordered = app.queue("jobs.fifo", fifo=True, content_based_deduplication=True)
+
+    async def send_all() -> None:
+        await asyncio.gather(*(ordered.send_async(f"m{n}", group_id="g") for n in range(30)))
+
+    asyncio.run(send_all())
+    bodies: list[str] = []
+    while len(bodies) < 30:
+        received = ordered.receive(max_messages=10)
+        bodies += [m.body for m in received]
+        ordered.delete_batch([m.receipt_handle for m in received])
+    assert bodies == [f"m{n}" for n in range(30)]
+    app.close()
+
+
 def test_submitted_writes_commit_beside_callers_that_wait(tmp_path: Path) -> None:
     """`Database.submit`: each future resolves only once its write is committed (another
     connection sees it), a failing write fails its own future alone, and submits mixed with

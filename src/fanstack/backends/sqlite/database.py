@@ -324,7 +324,7 @@ class Database:
         submitted = self._on_loop.pop(loop, [])
         with self._group:
             if self._running:  # a thread is writing: the next transaction takes these
-                self._put_back(submitted)
+                self._line_up(submitted)
                 return
             batch = [*self._take_batch(), *submitted]
         self._lead(batch, wait=False)
@@ -332,15 +332,19 @@ class Database:
     def _hand_over(self, batch: list[_Work]) -> None:
         """Put `batch` in line for the next transaction."""
         with self._group:
-            self._put_back(batch)
+            self._line_up(batch)
             if not self._running:
                 self._submitted.notify()
 
-    def _put_back(self, batch: list[_Work]) -> None:
-        """Put `batch` first in line for the next transaction, which the writer thread leads
-        if no caller of `grouped` does (called holding `_group`)."""
+    def _line_up(self, batch: list[_Work], *, first: bool = False) -> None:
+        """Put `batch` in line for the next transaction (before what waits already if
+        `first`), which the writer thread leads if no caller of `grouped` does (called
+        holding `_group`)."""
         self._start_writer()
-        self._waiting[:0] = batch
+        if first:
+            self._waiting[:0] = batch
+        else:
+            self._waiting.extend(batch)
         self._waiting_futures += sum(1 for item in batch if item.future is not None)
 
     def _take_batch(self) -> list[_Work]:
@@ -360,7 +364,7 @@ class Database:
             with self._group:
                 self._running = False
                 if not ran and not wait:
-                    self._put_back(batch)
+                    self._line_up(batch, first=True)
                 self._group.notify_all()
                 if self._waiting_futures:  # submitted meanwhile, and no caller may come to lead
                     self._submitted.notify()
