@@ -149,15 +149,22 @@ def log_fields(
     request. When nothing else is there to see the record (no filter on the way, no handler but
     fanstack's batched ones with fanstack's formatters, the standard record factory), the line
     is made from `fields` at once and handed to those handlers: the same line, written the same
-    way. Anything else gets the record, as `logger.log` would make it.
+    way. Anything else gets the record, as `logger.log` would make it. `fields` are extras as
+    `logging` takes them: no name of a record's own attributes, none starting with `_`.
     """
     if not logger.isEnabledFor(level):
         return
     handlers = _only_ours(logger, level)
+    said = message
+    if handlers is not None and args:
+        try:
+            said = message % args
+        except (TypeError, ValueError):  # logging reports it through its handlers instead
+            handlers = None
     if handlers is None:
         logger.log(level, message, *args, extra=fields, stacklevel=2)
         return
-    line = _head(time.time(), logging.getLevelName(level), logger.name, message % args)
+    line = _head(time.time(), logging.getLevelName(level), logger.name, said)
     line.update(fields)
     json_line: str | None = None
     for handler in handlers:
@@ -177,7 +184,7 @@ def _only_ours(logger: logging.Logger, level: int) -> list[_Batched] | None:
     """The handlers a record of `level` logged to `logger` would reach, if they are all
     fanstack's batched handlers with its own formatters and nothing on the way filters: else
     None."""
-    if logging.getLogRecordFactory() is not logging.LogRecord:
+    if logging.getLogRecordFactory() is not logging.LogRecord or type(logger) is not logging.Logger:
         return None
     reached: list[_Batched] = []
     current: logging.Logger | None = logger

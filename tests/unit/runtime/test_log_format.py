@@ -156,3 +156,15 @@ def test_a_line_made_from_fields_reaches_other_handlers_and_filters_as_a_record(
     log_fields(filtered, logging.INFO, {"status": 202}, "below the level")
     handler.flush()
     assert "below the level" not in handler.stream.getvalue()  # type: ignore[attr-defined]
+
+
+def test_a_line_made_from_fields_formats_its_message_as_logging_does() -> None:
+    from fanstack.runtime.logs import log_fields
+
+    handler, stream = _batched(JsonFormatter())
+    logger = _private_logger(handler)
+    log_fields(logger, logging.INFO, {"step": 1}, "100% done")  # no arguments: no formatting
+    log_fields(logger, logging.INFO, {"step": 2}, "%(name)s", {"name": "mapped"})
+    handler.flush()
+    lines = [json.loads(line) for line in stream.getvalue().splitlines()]
+    assert [(line["message"], line["step"]) for line in lines] == [("100% done", 1), ("mapped", 2)]
