@@ -663,6 +663,36 @@ def test_a_loop_commits_its_own_writes_and_leaves_them_to_the_writer_thread_to_w
     flushed.close()
 
 
+def test_closing_the_store_commits_what_a_loop_submitted_and_has_not_committed_yet(
+    tmp_path: Path,
+) -> None:
+    import asyncio
+
+    from fanstack.backends.sqlite.database import Database
+
+    path = tmp_path / "db.sqlite"
+    with contextlib.closing(sqlite3.connect(path)) as setup:
+        setup.execute("CREATE TABLE t (n INTEGER PRIMARY KEY)")
+        setup.commit()
+    database = Database(path, synchronous="NORMAL", busy_timeout_ms=5000)
+
+    def insert(db: sqlite3.Connection) -> int:
+        db.execute("INSERT INTO t VALUES (7)")
+        return 7
+
+    async def submit_then_close() -> int:
+        submitted = database.submit(insert, wakes=False)
+        database.close()  # in the same turn of the loop: before the loop's own commit
+        return await asyncio.wait_for(submitted, timeout=10)
+
+    assert asyncio.run(submit_then_close()) == 7
+    with contextlib.closing(sqlite3.connect(path)) as reader:
+        assert reader.execute("SELECT n FROM t").fetchall() == [(7,)]
+    # Committed before `close` let go of everything: nothing was opened or started after it.
+    assert database._connections == []
+    assert database._checkpointer is None
+
+
 @pytest.mark.parametrize("durability", ["normal", "fsync"])
 def test_writes_a_loop_submits_together_are_stored_in_the_order_submitted(
     tmp_path: Path, durability: str

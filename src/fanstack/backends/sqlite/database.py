@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import contextvars
 import fcntl
 import os
 import sqlite3
@@ -313,7 +314,9 @@ class Database:
         if pending is None:
             pending = self._on_loop[loop] = []
         if not pending:
-            loop.call_soon(self._commit_on_loop, loop)
+            # In a context of its own: the commit is every submitter's, not the first one's
+            # (whose request id its log lines would otherwise carry).
+            loop.call_soon(self._commit_on_loop, loop, context=contextvars.Context())
         pending.append(item)
         return future
 
@@ -322,6 +325,8 @@ class Database:
         whatever else waits; if that would wait for another writer, hand it to the writer
         thread instead."""
         submitted = self._on_loop.pop(loop, [])
+        if not submitted:  # `close` handed them to the writer thread
+            return
         with self._group:
             if self._running:  # a thread is writing: the next transaction takes these
                 self._line_up(submitted)
@@ -459,18 +464,22 @@ class Database:
 
     def close(self) -> None:
         """Stop the checkpoint thread and close every connection opened so far; a thread's
-        next use opens a fresh one (and the next write starts the checkpoint thread again)."""
-        with self._starting:
-            self._closing.set()
-            if self._checkpointer is not None and self._checkpointer_pid == os.getpid():
-                self._checkpointer.join(timeout=5)
-            self._checkpointer, self._checkpointer_pid = None, 0
+        next use opens a fresh one (and the next write starts the checkpoint thread again).
+        What was submitted and not committed yet is committed first, by the writer thread."""
         with self._group:  # the writer thread ends once what was submitted has run
+            for submitted in self._on_loop.values():  # not committed by their loop yet
+                self._line_up(submitted)
+            self._on_loop.clear()
             writer = self._writer_thread if self._writer_thread_pid == os.getpid() else None
             self._stopping_writer = True
             self._submitted.notify()
         if writer is not None:
             writer.join(timeout=5)
+        with self._starting:  # after the writer's last commits, which would start it again
+            self._closing.set()
+            if self._checkpointer is not None and self._checkpointer_pid == os.getpid():
+                self._checkpointer.join(timeout=5)
+            self._checkpointer, self._checkpointer_pid = None, 0
         for db in self._connections:
             db.close()
         self._connections.clear()
