@@ -99,7 +99,7 @@ def _json_line(fields: dict[str, Any]) -> str:
     is the fallback for what msgspec refuses (keys that are neither strings nor numbers)."""
     try:
         return _encoder.encode(fields).decode()
-    except (TypeError, ValueError, OverflowError):
+    except (msgspec.EncodeError, TypeError, ValueError, OverflowError):
         return json.dumps(fields, default=str)
 
 
@@ -166,18 +166,30 @@ def log_fields(
         return
     line = _head(time.time(), logging.getLevelName(level), logger.name, said)
     line.update(fields)
+    try:
+        texts = _lines_for(handlers, line)
+    except Exception:  # a field no line can hold: logging reports it through its handlers
+        logger.log(level, message, *args, extra=fields, stacklevel=2)
+        return
+    for handler, text in zip(handlers, texts, strict=True):
+        handler.hold(text + handler.terminator, level)
+
+
+def _lines_for(handlers: list[_Batched], line: dict[str, Any]) -> list[str]:
+    """`line` as each handler's formatter writes it (the JSON made once for all)."""
     json_line: str | None = None
+    texts: list[str] = []
     for handler in handlers:
         formatter = handler.formatter
         if isinstance(formatter, TextFormatter):
-            text = render_text(line, color=formatter.color)
-        else:
-            if json_line is None:
-                json_line = _json_line(line)
-                if "\\u001b" in json_line:
-                    json_line = _json_line(_strip_ansi(line))
-            text = json_line
-        handler.hold(text + handler.terminator, level)
+            texts.append(render_text(line, color=formatter.color))
+            continue
+        if json_line is None:
+            json_line = _json_line(line)
+            if "\\u001b" in json_line:
+                json_line = _json_line(_strip_ansi(line))
+        texts.append(json_line)
+    return texts
 
 
 def _only_ours(logger: logging.Logger, level: int) -> list[_Batched] | None:

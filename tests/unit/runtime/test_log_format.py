@@ -168,3 +168,19 @@ def test_a_line_made_from_fields_formats_its_message_as_logging_does() -> None:
     handler.flush()
     lines = [json.loads(line) for line in stream.getvalue().splitlines()]
     assert [(line["message"], line["step"]) for line in lines] == [("100% done", 1), ("mapped", 2)]
+
+
+def test_a_field_no_line_can_hold_is_reported_by_logging_not_raised() -> None:
+    from fanstack.runtime.logs import log_fields
+
+    handler, stream = _batched(JsonFormatter())
+    reported: list[logging.LogRecord] = []
+    handler.handleError = reported.append  # type: ignore[method-assign]
+    logger = _private_logger(handler)
+    looped: dict[str, object] = {}
+    looped["self"] = looped
+    log_fields(logger, logging.INFO, {"looped": looped}, "cycle")  # does not raise
+    log_fields(logger, logging.INFO, {"step": 2}, "after")
+    handler.flush()
+    assert [record.getMessage() for record in reported] == ["cycle"]
+    assert [json.loads(line)["message"] for line in stream.getvalue().splitlines()] == ["after"]
