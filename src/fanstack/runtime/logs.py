@@ -82,15 +82,20 @@ class JsonFormatter(logging.Formatter):
     def format(self, record: logging.LogRecord) -> str:
         line: str | None = getattr(record, "_fanstack_json", None)
         if line is None:
-            fields = record_fields(record, self)
-            line = _json_line(fields)
-            if "\\u001b" in line:  # ESC is written escaped: a rare line holds a terminal escape
-                line = _json_line(_strip_ansi(fields))
+            line = _clean_json_line(record_fields(record, self))
             record._fanstack_json = line
         return line
 
 
 _encoder = msgspec.json.Encoder(enc_hook=str)
+
+
+def _clean_json_line(fields: dict[str, Any]) -> str:
+    """A JSON log line of `fields`, without terminal escapes."""
+    line = _json_line(fields)
+    if "\\u001b" in line:  # ESC is written escaped: a rare line holds a terminal escape
+        line = _json_line(_strip_ansi(fields))
+    return line
 
 
 def _json_line(fields: dict[str, Any]) -> str:
@@ -177,18 +182,16 @@ def log_fields(
 
 def _lines_for(handlers: list[_Batched], line: dict[str, Any]) -> list[str]:
     """`line` as each handler's formatter writes it (the JSON made once for all)."""
-    json_line: str | None = None
+    as_json: str | None = None
     texts: list[str] = []
     for handler in handlers:
         formatter = handler.formatter
         if isinstance(formatter, TextFormatter):
             texts.append(render_text(line, color=formatter.color))
             continue
-        if json_line is None:
-            json_line = _json_line(line)
-            if "\\u001b" in json_line:
-                json_line = _json_line(_strip_ansi(line))
-        texts.append(json_line)
+        if as_json is None:
+            as_json = _clean_json_line(line)
+        texts.append(as_json)
     return texts
 
 
