@@ -28,7 +28,7 @@ from fanstack.runtime.host import Host
 from fanstack.runtime.logs import log_context
 from fanstack.runtime.polling import POLL_WAIT, poll
 from fanstack.runtime.pool import Permit
-from fanstack.runtime.records import sqs_event
+from fanstack.runtime.records import pack_sqs_event
 
 log = logging.getLogger("fanstack.dispatcher")
 
@@ -145,7 +145,7 @@ class ConsumerLoop:
                 self.queue.name, handles, self.queue.visibility_timeout, received_at
             ),
         ):
-            outcome: Outcome = run(sqs_event(batch, self.queue), log_fields=fields)
+            outcome: Outcome = run(pack_sqs_event(batch, self.queue), log_fields=fields)
         return outcome
 
     def _settle(

@@ -23,6 +23,7 @@ from fanstack.observability.function_meter import FunctionMeter
 from fanstack.runtime.context import Claim
 from fanstack.runtime.process import Worker, WorkerCrashed, WorkerSpec
 from fanstack.runtime.protocol import ChannelTimeout
+from fanstack.runtime.records import PackedSqsEvent
 
 log = logging.getLogger("fanstack.pool")
 
@@ -201,12 +202,15 @@ class WorkerPool:
         ) as span:
             request = {
                 "invocation_id": new_id(),
-                "event": event,
                 "timeout": self.spec.timeout,
                 "memory_mb": self.spec.memory_mb,
                 "log_fields": dict(log_fields or {}),
                 "trace_context": tracing.context_of_current(),
             }
+            if isinstance(event, PackedSqsEvent):  # the worker builds the records
+                request["sqs_event"] = event.payload
+            else:
+                request["event"] = event
             outcome = self._run(worker, request, on_started)
             if span is not None:
                 span.set_attribute("faas.invocation_id", outcome.invocation_id)

@@ -30,6 +30,7 @@ from fanstack.runtime.context import Context, Invocation, running
 from fanstack.runtime.heap import settle_heap
 from fanstack.runtime.logs import configure_logging, flush_logs, log_context
 from fanstack.runtime.protocol import ChannelClosed, read_frame, write_frame
+from fanstack.runtime.records import unpack_sqs_event
 from fanstack.runtime.role import become_function_worker
 
 MAX_STACK_FRAMES = 20
@@ -114,7 +115,10 @@ def run_invocation(
         running(Invocation(context, notify)),
     ):
         try:
-            args = (request["event"], context) if arity == 2 else (request["event"],)
+            event = request["event"] if "event" in request else unpack_sqs_event(
+                request["sqs_event"]
+            )
+            args = (event, context) if arity == 2 else (event,)
             result = handler(*args)
         except RetryLater as signal:
             return {
