@@ -549,19 +549,60 @@ def test_a_queue_made_here_is_known_at_once_though_another_thread_read_the_catal
     catalog = backend._queues._catalog
     bump = catalog.bump
 
+    readers: list[threading.Thread] = []
+
     def bump_while_another_thread_reads(db: sqlite3.Connection) -> None:
         bump(db)
         # Another thread (an expiry pass, a receive) reads the catalog before this change
-        # commits, and keeps what it read as fresh for the recheck interval.
+        # commits, and keeps what it read as fresh for the recheck interval. (Its read waits
+        # for the commit: one connection serves the process.)
         reader = threading.Thread(target=catalog.current)
         reader.start()
-        reader.join()
+        readers.append(reader)
+        reader.join(0.2)
 
     backend.create_queue(QueueSpec(name="kept"))
     backend.delete_queue("kept")
     monkeypatch.setattr(catalog, "bump", bump_while_another_thread_reads)
     backend.create_queue(QueueSpec(name="kept"))
     assert backend.get_queue("kept").name == "kept"
+    (reader,) = readers
+    reader.join(5)
+    assert not reader.is_alive()
+    assert backend.get_queue("kept").name == "kept"
+    backend.close()
+
+
+def test_a_read_waits_for_a_write_of_its_process_and_never_sees_it_uncommitted(
+    tmp_path: Path,
+) -> None:
+    from fanstack.backends.sqlite import SQLiteBackend
+    from fanstack.core.specs import QueueSpec
+
+    backend = SQLiteBackend(tmp_path)
+    backend.create_queue(QueueSpec(name="q"))
+    database = backend._database
+    seen: list[int] = []
+
+    def count() -> None:
+        with database.reading() as db:
+            seen.append(db.execute("SELECT COUNT(*) FROM messages").fetchone()[0])
+
+    class Abandoned(Exception):
+        pass
+
+    with pytest.raises(Abandoned), database.write() as db:  # inserts, then rolls back
+        db.execute(
+            "INSERT INTO messages (queue, payload, sent_at, visible_at, expires_at) "
+            "VALUES ('q', 1, 0, 0, 1e12)"
+        )
+        reader = threading.Thread(target=count)
+        reader.start()
+        reader.join(0.2)
+        assert reader.is_alive() and not seen  # waiting for the transaction to end
+        raise Abandoned
+    reader.join(5)
+    assert seen == [0]
     backend.close()
 
 

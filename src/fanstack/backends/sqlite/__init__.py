@@ -80,7 +80,8 @@ class SQLiteBackend(Backend):
             synchronous="FULL" if durability == "fsync" else "NORMAL",
             busy_timeout_ms=busy_timeout_ms,
         )
-        schema.create(self._database.connection())
+        with self._database.reading() as db:
+            schema.create(db)
         with self._database.write() as db:
             schema.upgrade(db)
         catalog = Catalog(self._database)

@@ -51,7 +51,13 @@ class Catalog:
         fresh_enough = now - catalog.checked < CATALOG_RECHECK and catalog.version >= self._written
         if db is None and fresh_enough:
             return catalog
-        db = db or self._database.connection()
+        if db is None:
+            with self._database.reading() as db:
+                return self._load(db, catalog, now)
+        return self._load(db, catalog, now)
+
+    def _load(self, db: sqlite3.Connection, catalog: CatalogVersion, now: float) -> CatalogVersion:
+        """`catalog` if it is still the stored version, else the stored one, read in `db`."""
         (version,) = db.execute("SELECT version FROM catalog").fetchone()
         if catalog.version == version:
             catalog.checked = now

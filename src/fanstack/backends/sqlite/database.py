@@ -1,4 +1,4 @@
-"""Connections to the database file: one per thread, one writer at a time, commit notices."""
+"""The database file as a process uses it: one connection, one writer at a time, commit notices."""
 
 from __future__ import annotations
 
@@ -42,7 +42,8 @@ SPIN = 0.0003
 
 
 class Database:
-    """One SQLite file as this process uses it: a connection per thread and write transactions.
+    """One SQLite file as this process uses it: one connection (`reading`) and write
+    transactions.
 
     Each commit made here that may have made a message visible wakes the long polls of the
     queues it wrote to (`wake`, `wait_for_wake`), and only those: a process serving many
@@ -62,7 +63,10 @@ class Database:
         self.path = path
         self._synchronous = synchronous
         self._busy_timeout_ms = busy_timeout_ms
-        self._local = threading.local()
+        self._db: sqlite3.Connection | None = None  # the process's connection (`reading`)
+        self._db_pid = 0
+        # Held while the connection is in use: a read, a statement, a write transaction.
+        self._use = threading.RLock()
         self._connections: list[sqlite3.Connection] = []
         self._writer = threading.Lock()
         self._wake_lock = threading.Lock()
@@ -91,16 +95,30 @@ class Database:
         self._closing = threading.Event()
         self._starting = threading.Lock()
 
-    def connection(self) -> sqlite3.Connection:
-        """This thread's connection, opened on first use."""
-        db: sqlite3.Connection | None = getattr(self._local, "db", None)
-        if db is None:
+    def _connection(self) -> sqlite3.Connection:
+        """The process's connection, opened on first use (called holding `_use`)."""
+        db = self._db
+        if db is None or self._db_pid != os.getpid():
             db = connect(
                 self.path, synchronous=self._synchronous, busy_timeout_ms=self._busy_timeout_ms
             )
-            self._local.db = db
+            self._db, self._db_pid = db, os.getpid()
             self._connections.append(db)
         return db
+
+    @contextmanager
+    def reading(self) -> Iterator[sqlite3.Connection]:
+        """The process's connection, for reads, while no transaction of this process is open.
+
+        Everything fanstack reads or writes in a process goes through one connection: SQLite
+        drops a connection's page cache whenever another connection has committed, so with a
+        connection per thread every read and write after another thread's commit read the
+        trees' pages again. A read waits for a write transaction of this process to end (it
+        would see its uncommitted rows), never for another process. Read what is needed and
+        let go: a write waits meanwhile, and one started inside would wait for ever.
+        """
+        with self._use:
+            yield self._connection()
 
     @contextmanager
     def write(self, *, wakes: Wakes = True, wait: bool = True) -> Iterator[sqlite3.Connection]:
@@ -114,11 +132,13 @@ class Database:
         write that would have to wait for another writer (of this process or another) raises
         `_Busy` instead of starting.
         """
-        db = self.connection()
         if not self._writer.acquire(blocking=wait):
             raise _Busy
         try:
-            with self._turn(wait=wait):
+            # A read of this process holding the connection is waited for even by a write
+            # that must not wait: reads hold it for a statement or two.
+            with self._turn(wait=wait), self._use:
+                db = self._connection()
                 try:
                     db.execute("BEGIN IMMEDIATE")
                 except sqlite3.Error as exc:
@@ -219,8 +239,8 @@ class Database:
     def _statement(
         self, sql: str, parameters: tuple[object, ...], wakes: Wakes
     ) -> tuple[list[tuple[object, ...]], int]:
-        db = self.connection()
-        with self._writer, self._turn():
+        with self._writer, self._turn(), self._use:
+            db = self._connection()
             before = db.total_changes
             try:
                 cursor = db.execute(sql, parameters)
@@ -491,10 +511,11 @@ class Database:
             if self._checkpointer is not None and self._checkpointer_pid == os.getpid():
                 self._checkpointer.join(timeout=5)
             self._checkpointer, self._checkpointer_pid = None, 0
-        for db in self._connections:
-            db.close()
-        self._connections.clear()
-        self._local = threading.local()
+        with self._use:
+            for db in self._connections:
+                db.close()
+            self._connections.clear()
+            self._db, self._db_pid = None, 0
         with self._writer:
             if self._queue_fd is not None:
                 os.close(self._queue_fd)

@@ -207,17 +207,22 @@ class Expirer:
         """Expire a batch of every queue that has some; true if one had more than a batch."""
         behind = False
         now = self._clock()
-        db = self._database.connection()
         if now - self._last_dedup_sweep >= DEDUPLICATION_INTERVAL / 10:
             self._last_dedup_sweep = now
-            with self._database.write(wakes=False) as writing:
-                writing.execute("DELETE FROM dedup WHERE expires_at <= ?", (now,))
+            # Looked for first: a write with nothing to delete makes the file's writers wait.
+            with self._database.reading() as db:
+                due = db.execute("SELECT 1 FROM dedup WHERE expires_at <= ? LIMIT 1", (now,))
+                stale = due.fetchone() is not None
+            if stale:
+                with self._database.write(wakes=False) as writing:
+                    writing.execute("DELETE FROM dedup WHERE expires_at <= ?", (now,))
         for name in self._catalog.current().queues:
-            due = db.execute(
-                "SELECT 1 FROM messages INDEXED BY messages_by_expiry "
-                "WHERE queue = ? AND expires_at <= ? LIMIT 1",
-                (name, now),
-            ).fetchone()
+            with self._database.reading() as db:
+                due = db.execute(
+                    "SELECT 1 FROM messages INDEXED BY messages_by_expiry "
+                    "WHERE queue = ? AND expires_at <= ? LIMIT 1",
+                    (name, now),
+                ).fetchone()
             if due is not None:
                 with self._database.write(wakes=False) as writing:
                     behind |= expire(writing, name, now) == EXPIRE_BATCH

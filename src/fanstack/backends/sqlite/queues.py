@@ -152,7 +152,8 @@ class Queues:
         token = secrets.token_hex(8)
         if not queue.fifo:
             window = (queue.name, now - queue.retention, now, now, max_messages)
-            count, most = self._database.connection().execute(_LOOK, window).fetchone()
+            with self._database.reading() as db:
+                count, most = db.execute(_LOOK, window).fetchone()
             if not count:
                 return []
             if not dead_letter_due(queue, most):
@@ -205,7 +206,8 @@ class Queues:
         if not rows:
             return []
         rows.sort(key=lambda row: int(row[0]))
-        payloads = read_payloads(self._database.connection(), rows)
+        with self._database.reading() as db:
+            payloads = read_payloads(db, rows)
         kept = [row for row in rows if row[1] in payloads]
         return build_received(queue.name, kept, payloads, token)
 
@@ -269,29 +271,32 @@ class Queues:
         writer's turn for nothing. So a commit wakes this wait only if the lease's own
         candidate query (`_candidates`, read-only) finds something now.
         """
-        db = self._database.connection()
         spec = self.get_queue(queue)
         deadline = time.monotonic() + timeout
         mark = self._database.wake_mark(queue)
-        (version,) = db.execute("PRAGMA data_version").fetchone()
-        # What was committed between the caller's empty lease and the mark above woke nobody:
-        # look once, so a poll never sleeps past a message that is already there.
-        if self._candidates(db, spec, clock(), 1):
-            return
-        next_visible = _next_visible(db, queue, clock())
+        with self._database.reading() as db:
+            (version,) = db.execute("PRAGMA data_version").fetchone()
+            # What was committed between the caller's empty lease and the mark above woke
+            # nobody: look once, so a poll never sleeps past a message that is already there.
+            if self._candidates(db, spec, clock(), 1):
+                return
+            next_visible = _next_visible(db, queue, clock())
         while True:
             remaining = deadline - time.monotonic()
             if remaining <= 0:
                 return
             woken = self._database.wait_for_wake(queue, mark, min(remaining, POLL_INTERVAL))
             seen = self._database.wake_mark(queue)
-            (current,) = db.execute("PRAGMA data_version").fetchone()
-            if woken or current != version:
-                if self._candidates(db, spec, clock(), 1):
-                    return
-                mark, version = seen, current
-                next_visible = _next_visible(db, queue, clock())
-            elif next_visible is not None and clock() >= next_visible:
+            with self._database.reading() as db:
+                # Changes only with other processes' commits: this process's wake instead.
+                (current,) = db.execute("PRAGMA data_version").fetchone()
+                if woken or current != version:
+                    if self._candidates(db, spec, clock(), 1):
+                        return
+                    mark, version = seen, current
+                    next_visible = _next_visible(db, queue, clock())
+                    continue
+            if next_visible is not None and clock() >= next_visible:
                 return
 
     # -- settling -------------------------------------------------------------------------
@@ -326,13 +331,13 @@ class Queues:
             return [entry if isinstance(entry, FanstackError) else None for entry in parsed]
         # Some handle deleted nothing: what is stored now says why. A message that is gone
         # was deleted (by this call or before it), which succeeds, as in SQS.
-        db = self._database.connection()
-        return [
-            entry
-            if isinstance(entry, FanstackError)
-            else _why_not(db, queue, *entry, deleting=True)
-            for entry in parsed
-        ]
+        with self._database.reading() as db:
+            return [
+                entry
+                if isinstance(entry, FanstackError)
+                else _why_not(db, queue, *entry, deleting=True)
+                for entry in parsed
+            ]
 
     def set_visibility(
         self,
@@ -411,17 +416,17 @@ class Queues:
         its arrival in the DLQ), read in one snapshot: nothing is written, so no receive
         count, visibility or receipt changes. The receipt handles are empty."""
         self.get_queue(queue)
-        db = self._database.connection()
-        db.execute("BEGIN")  # the rows and their payloads from one snapshot
-        try:
-            rows = db.execute(
-                f"SELECT {COLUMNS} FROM messages WHERE queue = ? AND expires_at > ? "
-                "ORDER BY seq LIMIT ?",
-                (queue, now, limit),
-            ).fetchall()
-            messages = received_messages(db, queue, rows, "") if rows else []
-        finally:
-            db.execute("COMMIT")
+        with self._database.reading() as db:
+            db.execute("BEGIN")  # the rows and their payloads from one snapshot
+            try:
+                rows = db.execute(
+                    f"SELECT {COLUMNS} FROM messages WHERE queue = ? AND expires_at > ? "
+                    "ORDER BY seq LIMIT ?",
+                    (queue, now, limit),
+                ).fetchall()
+                messages = received_messages(db, queue, rows, "") if rows else []
+            finally:
+                db.execute("COMMIT")
         return [replace(message, receipt_handle="") for message in messages]
 
     def stats(self, queue: str, now: float) -> QueueStats:
@@ -433,28 +438,28 @@ class Queues:
         of the message whose retention ends first.
         """
         spec = self.get_queue(queue)
-        db = self._database.connection()
-        db.execute("BEGIN")  # one snapshot for all the reads
-        try:
-            stored, expired, dead_lettered = db.execute(
-                "SELECT depth, expired, dead_lettered FROM queues WHERE name = ?", (queue,)
-            ).fetchone()
-            hidden = _hidden(db, queue, now)
-            gone = _expired(db, queue, now)
-            (oldest,) = db.execute(
-                "SELECT sent_at FROM messages INDEXED BY messages_by_expiry "
-                "WHERE queue = ? AND expires_at > ? ORDER BY expires_at LIMIT 1",
-                (queue, now),
-            ).fetchone() or (None,)
-            depth = None
-            if spec.dead_letter is not None:
-                row = db.execute(
-                    "SELECT depth FROM queues WHERE name = ?", (spec.dead_letter,)
+        with self._database.reading() as db:
+            db.execute("BEGIN")  # one snapshot for all the reads
+            try:
+                stored, expired, dead_lettered = db.execute(
+                    "SELECT depth, expired, dead_lettered FROM queues WHERE name = ?", (queue,)
                 ).fetchone()
-                if row is not None:
-                    depth = row[0] - sum(_expired(db, spec.dead_letter, now))
-        finally:
-            db.execute("COMMIT")
+                hidden = _hidden(db, queue, now)
+                gone = _expired(db, queue, now)
+                (oldest,) = db.execute(
+                    "SELECT sent_at FROM messages INDEXED BY messages_by_expiry "
+                    "WHERE queue = ? AND expires_at > ? ORDER BY expires_at LIMIT 1",
+                    (queue, now),
+                ).fetchone() or (None,)
+                depth = None
+                if spec.dead_letter is not None:
+                    row = db.execute(
+                        "SELECT depth FROM queues WHERE name = ?", (spec.dead_letter,)
+                    ).fetchone()
+                    if row is not None:
+                        depth = row[0] - sum(_expired(db, spec.dead_letter, now))
+            finally:
+                db.execute("COMMIT")
         in_flight = hidden[0] - gone[0]
         delayed = hidden[1] - gone[1]
         visible = stored - sum(hidden) - gone[2]

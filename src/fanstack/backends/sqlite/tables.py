@@ -22,15 +22,12 @@ class Tables:
 
     def get_item(self, table: str, key: str, now: float) -> TableItem | None:
         """The live item, read without a write lock."""
-        row = (
-            self._database.connection()
-            .execute(
+        with self._database.reading() as db:
+            row = db.execute(
                 "SELECT value, version, expires_at FROM items WHERE table_name = ? AND key = ? "
                 "AND (expires_at IS NULL OR expires_at > ?)",
                 (table, key, now),
-            )
-            .fetchone()
-        )
+            ).fetchone()
         return None if row is None else TableItem(key, json.loads(row[0]), row[1], row[2])
 
     def put_item(
@@ -140,16 +137,13 @@ class Tables:
     ) -> list[TableItem]:
         """Live items in key order under `prefix`, with keys after `start_after`."""
         upper = prefix + "\U0010ffff"
-        rows = (
-            self._database.connection()
-            .execute(
+        with self._database.reading() as db:
+            rows = db.execute(
                 "SELECT key, value, version, expires_at FROM items WHERE table_name = ? "
                 "AND key >= ? AND key > ? AND key < ? AND (expires_at IS NULL OR expires_at > ?) "
                 "ORDER BY key LIMIT ?",
                 (table, prefix, start_after, upper, now, limit),
-            )
-            .fetchall()
-        )
+            ).fetchall()
         return [TableItem(r[0], json.loads(r[1]), r[2], r[3]) for r in rows]
 
 

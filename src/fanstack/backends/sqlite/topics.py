@@ -63,13 +63,13 @@ class Topics:
 
     def list_subscriptions(self, topic: str | None = None) -> list[SubscriptionSpec]:
         """Subscriptions of one topic, or all."""
-        db = self._database.connection()
-        if topic is None:
-            rows = db.execute("SELECT spec FROM subscriptions ORDER BY topic, queue").fetchall()
-        else:
-            rows = db.execute(
-                "SELECT spec FROM subscriptions WHERE topic = ? ORDER BY queue", (topic,)
-            ).fetchall()
+        with self._database.reading() as db:
+            if topic is None:
+                rows = db.execute("SELECT spec FROM subscriptions ORDER BY topic, queue").fetchall()
+            else:
+                rows = db.execute(
+                    "SELECT spec FROM subscriptions WHERE topic = ? ORDER BY queue", (topic,)
+                ).fetchall()
         return [SubscriptionSpec.from_json(spec) for (spec,) in rows]
 
     def routes(self, topic: str) -> list[Route]:
