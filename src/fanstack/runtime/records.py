@@ -121,17 +121,10 @@ def _record(fields: Sequence[Any], arn: str, region: str) -> dict[str, Any]:
 
 
 def _record_attribute(kind: str, data_type: str, value: str | None) -> dict[str, Any]:
-    if kind == "Binary":
-        return {
-            "stringValue": None,
-            "binaryValue": value,
-            "stringListValues": [],
-            "binaryListValues": [],
-            "dataType": data_type,
-        }
+    binary = kind == "Binary"
     return {
-        "stringValue": value,
-        "binaryValue": None,
+        "stringValue": None if binary else value,
+        "binaryValue": value if binary else None,
         "stringListValues": [],
         "binaryListValues": [],
         "dataType": data_type,

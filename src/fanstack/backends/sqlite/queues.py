@@ -82,6 +82,8 @@ class Queues:
     def __init__(self, database: Database, catalog: Catalog) -> None:
         self._database = database
         self._catalog = catalog
+        # Standard queues whose last lease here was a full batch: the next one leases at once.
+        self._full: set[str] = set()
 
     # -- declaration ----------------------------------------------------------------------
 
@@ -146,18 +148,31 @@ class Queues:
         A standard queue is looked at first, on a read: with nothing to lease, the writer's
         turn is not taken (the runtime's pollers ask often, and an empty write would make
         every writer of the file wait for nothing); with nothing due for the DLQ, the lease is
-        one statement. A FIFO queue's candidates are a walk of its groups, made once, in the
-        transaction.
+        one statement. After a full batch the queue is not looked at: the lease leaves out
+        any message due for the DLQ, and a batch that falls short is made up by a lease that
+        looks (and dead-letters it). A FIFO queue's candidates are a walk of its groups, made
+        once, in the transaction.
         """
         token = secrets.token_hex(8)
         if not queue.fifo:
             window = (queue.name, now - queue.retention, now, now, max_messages)
+            if queue.name in self._full:
+                batch = self._lease_visible(queue, window, visibility_timeout, now, token)
+                if len(batch) == max_messages:
+                    return batch
+                # Short: the queue ran low, or a message it left out is due for the DLQ.
+                self._full.discard(queue.name)
+                left = max_messages - len(batch)
+                return batch + self.lease(queue, left, visibility_timeout, now)
             with self._database.reading() as db:
                 count, most = db.execute(_LOOK, window).fetchone()
             if not count:
                 return []
             if not dead_letter_due(queue, most):
-                return self._lease_visible(queue, window, visibility_timeout, now, token)
+                batch = self._lease_visible(queue, window, visibility_timeout, now, token)
+                if len(batch) == max_messages:
+                    self._full.add(queue.name)
+                return batch
         dead_lettered = False
         with self._database.write(wakes=False) as db:
             leased: list[tuple[Any, ...]] = []
