@@ -819,3 +819,79 @@ def test_submitted_writes_commit_beside_callers_that_wait(tmp_path: Path) -> Non
 
     assert asyncio.run(after_close()) == -2
     database.close()
+
+
+def test_a_lease_made_after_a_short_batch_fails_alone(tmp_path: Path) -> None:
+    """After a full batch the next lease is made at once; when it falls short, the lease
+    that makes it up may fail (its dead-letter queue is gone): what was leased is still
+    handed out, and the failure shows on the next receive."""
+    from fanstack.backends.sqlite import SQLiteBackend
+    from fanstack.core.errors import QueueDoesNotExist
+    from fanstack.core.message import OutgoingMessage
+    from fanstack.core.records import new_message_id
+    from fanstack.core.specs import QueueSpec
+
+    backend = SQLiteBackend(tmp_path)
+    backend.create_queue(QueueSpec(name="dlq"))
+    spec = QueueSpec(name="q", max_receive_count=1, dead_letter="dlq")
+    backend.create_queue(spec)
+    for n in range(3):
+        backend.send("q", [OutgoingMessage(id=new_message_id(), body=f"m{n}", attributes={})])
+    first = backend.lease(spec, 2, 5)  # a full batch
+    assert len(first) == 2
+    backend.set_visibility("q", [(m.receipt_handle, 0) for m in first])  # back, and due
+    backend.delete_queue("dlq")
+    (last,) = backend.lease(spec, 3, 30)  # the one not due; the others cannot move
+    assert last.body == "m2"
+    assert backend.stats("q").in_flight == 1
+    with pytest.raises(QueueDoesNotExist):
+        backend.lease(spec, 3, 30)
+    backend.close()
+
+
+def test_a_loop_does_not_wait_for_a_read_of_its_process(tmp_path: Path) -> None:
+    """A read holding the connection (a FIFO queue's walk, stats) does not hold up an event
+    loop's commit: the loop hands it to the writer thread and goes on serving."""
+    import asyncio
+
+    app = App("reading", data_dir=tmp_path)
+    jobs = app.queue("jobs")
+    database = app.backend._database  # type: ignore[attr-defined]
+    app.backend.get_queue("jobs")  # the catalog read since the queue was made
+    reading, release = threading.Event(), threading.Event()
+
+    def long_read() -> None:
+        with database.reading():
+            reading.set()
+            release.wait(5)
+
+    reader = threading.Thread(target=long_read)
+    reader.start()
+    assert reading.wait(5)
+
+    async def scenario() -> None:
+        ticks = 0
+
+        async def tick() -> None:
+            nonlocal ticks
+            while True:
+                ticks += 1
+                await asyncio.sleep(0.01)
+
+        ticker = asyncio.create_task(tick())
+        sent = asyncio.create_task(jobs.send_async("while reading"))
+        await asyncio.sleep(0.3)
+        assert ticks >= 10  # the loop served on
+        assert not sent.done()  # the write waits, on the writer thread
+        release.set()
+        await asyncio.wait_for(sent, 5)
+        ticker.cancel()
+
+    try:
+        asyncio.run(scenario())
+    finally:
+        release.set()
+        reader.join(5)
+    assert database._writer_thread is not None
+    assert [m.body for m in jobs.receive()] == ["while reading"]
+    app.close()

@@ -130,3 +130,23 @@ def test_dead_letter_queue_must_match_fifo_ness(backend: Backend) -> None:
     queue(backend, "dlq")
     with pytest.raises(InvalidParameterValue, match="FIFO"):
         queue(backend, "q.fifo", fifo=True, max_receive_count=2, dead_letter="dlq")
+
+
+def test_a_receive_with_no_visibility_timeout_holds_each_message_once(backend: Backend) -> None:
+    """A visibility timeout of 0 leaves what a receive takes visible at once: the receive
+    still hands each message out once, beside dead-lettering one that is due."""
+    queue(backend, "jobs-dlq")
+    queue(backend, "jobs", max_receive_count=1, dead_letter="jobs-dlq")
+    due = send(backend, "jobs", "received once already")
+    (first,) = receive(backend, "jobs", 1, visibility_timeout=0)
+    assert first.id == due
+    fresh = {send(backend, "jobs", f"fresh {n}") for n in range(3)}
+    batch = receive(backend, "jobs", 10, visibility_timeout=0)
+    assert sorted(m.id for m in batch) == sorted(fresh)  # each once; the due one moved
+    assert [m.id for m in receive(backend, "jobs-dlq")] == [due]
+    queue(backend, "plain")
+    for n in range(3):
+        send(backend, "plain", f"plain {n}")
+    for _ in range(3):  # full batches and short ones alike
+        again = receive(backend, "plain", 2, visibility_timeout=0)
+        assert len({m.id for m in again}) == len(again) == 2

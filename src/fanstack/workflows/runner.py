@@ -58,8 +58,10 @@ class StepRunner:
         )
         beat.daemon = True
         beat.start()
+        # The deleter ends once this loop has, however it ended (a receive that raised too).
+        finished = threading.Event()
         deleter = threading.Thread(
-            target=self.delete_done, args=(backend, stopping), name="fanstack-step-deleter"
+            target=self.delete_done, args=(backend, finished), name="fanstack-step-deleter"
         )
         deleter.start()
         try:
@@ -81,17 +83,18 @@ class StepRunner:
                     for message in batch:
                         pool.submit(self.handle, engine, message, slots)
         finally:
+            finished.set()
             with self._done_ready:
                 self._done_ready.notify_all()
             deleter.join()
 
-    def delete_done(self, backend: Backend, stopping: threading.Event) -> None:
-        """Delete the done steps of a moment together, until stopped and none are left."""
+    def delete_done(self, backend: Backend, finished: threading.Event) -> None:
+        """Delete the done steps of a moment together, until `finished` and none are left."""
         while True:
             with self._done_ready:
-                while not self._done and not stopping.is_set():
+                while not self._done and not finished.is_set():
                     self._done_ready.wait(POLL_WAIT)
-                if not self._done and stopping.is_set():
+                if not self._done and finished.is_set():
                     return
             time.sleep(DELETE_EVERY)  # let the steps finishing now join this delete
             with self._lock:

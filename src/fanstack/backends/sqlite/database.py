@@ -115,7 +115,9 @@ class Database:
         connection per thread every read and write after another thread's commit read the
         trees' pages again. A read waits for a write transaction of this process to end (it
         would see its uncommitted rows), never for another process. Read what is needed and
-        let go: a write waits meanwhile, and one started inside would wait for ever.
+        let go: this process's writes wait meanwhile (an event loop's hands its work to the
+        writer thread), and a write must not start inside (it would take the writers' lock
+        holding the connection, the reverse of a writer's order).
         """
         with self._use:
             yield self._connection()
@@ -135,9 +137,7 @@ class Database:
         if not self._writer.acquire(blocking=wait):
             raise _Busy
         try:
-            # A read of this process holding the connection is waited for even by a write
-            # that must not wait: reads hold it for a statement or two.
-            with self._turn(wait=wait), self._use:
+            with self._turn(wait=wait), self._using(wait=wait):
                 db = self._connection()
                 try:
                     db.execute("BEGIN IMMEDIATE")
@@ -253,6 +253,18 @@ class Database:
             if wakes:
                 self.wake(None if wakes is True else wakes)
         return rows, cursor.rowcount
+
+    @contextmanager
+    def _using(self, *, wait: bool) -> Iterator[None]:
+        """The connection, for a write that has the turn; `_Busy` if a read of this process
+        has it and `wait` is false (an event loop's commit: a read may take a while, a FIFO
+        queue's walk say, and the loop hands its work to the writer thread instead)."""
+        if not self._use.acquire(blocking=wait):
+            raise _Busy
+        try:
+            yield
+        finally:
+            self._use.release()
 
     @contextmanager
     def _turn(self, *, wait: bool = True) -> Iterator[None]:

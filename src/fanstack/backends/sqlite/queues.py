@@ -156,14 +156,23 @@ class Queues:
         token = secrets.token_hex(8)
         if not queue.fifo:
             window = (queue.name, now - queue.retention, now, now, max_messages)
-            if queue.name in self._full:
+            # (A visibility timeout of 0 leaves the batch visible: a lease to make it up
+            # could take its messages again.)
+            if queue.name in self._full and visibility_timeout > 0:
                 batch = self._lease_visible(queue, window, visibility_timeout, now, token)
                 if len(batch) == max_messages:
                     return batch
                 # Short: the queue ran low, or a message it left out is due for the DLQ.
                 self._full.discard(queue.name)
-                left = max_messages - len(batch)
-                return batch + self.lease(queue, left, visibility_timeout, now)
+                try:
+                    rest = self.lease(queue, max_messages - len(batch), visibility_timeout, now)
+                except FanstackError as error:  # what is leased already is handed out
+                    log.warning(
+                        "receive: a lease after a short batch failed",
+                        extra={"queue": queue.name, "error": str(error)},
+                    )
+                    return batch
+                return batch + rest
             with self._database.reading() as db:
                 count, most = db.execute(_LOOK, window).fetchone()
             if not count:
@@ -176,8 +185,14 @@ class Queues:
         dead_lettered = False
         with self._database.write(wakes=False) as db:
             leased: list[tuple[Any, ...]] = []
+            taken: set[int] = set()  # leased by this call (with a timeout of 0, still visible)
             while len(leased) < max_messages:
-                candidates = self._candidates(db, queue, now, max_messages - len(leased))
+                wanted = max_messages - len(leased)
+                candidates = [
+                    candidate
+                    for candidate in self._candidates(db, queue, now, wanted + len(taken))
+                    if candidate[0] not in taken
+                ][:wanted]
                 if not candidates:
                     break
                 to_lease = []
@@ -189,6 +204,7 @@ class Queues:
                         to_lease.append(seq)
                 if to_lease:
                     leased.extend(_mark_received(db, to_lease, now, visibility_timeout, token))
+                    taken.update(to_lease)
                 if len(to_lease) == len(candidates):
                     break
             payloads = read_payloads(db, leased) if leased else {}
