@@ -644,6 +644,15 @@ def test_a_long_poll_never_sleeps_past_a_message_committed_just_before_it_began(
     app.close()
 
 
+async def _tick(ticks: list[None]) -> None:
+    """Count the turns of the running loop, every 10 ms, until cancelled."""
+    import asyncio
+
+    while True:
+        ticks.append(None)
+        await asyncio.sleep(0.01)
+
+
 def test_a_loop_commits_its_own_writes_and_leaves_them_to_the_writer_thread_to_wait(
     tmp_path: Path,
 ) -> None:
@@ -665,20 +674,13 @@ def test_a_loop_commits_its_own_writes_and_leaves_them_to_the_writer_thread_to_w
         try:
             assert holder.stdout is not None
             assert (await asyncio.to_thread(holder.stdout.readline)).strip() == "holding"
-            ticks = 0
-
-            async def tick() -> None:
-                nonlocal ticks
-                while True:
-                    ticks += 1
-                    await asyncio.sleep(0.01)
-
-            ticker = asyncio.create_task(tick())
+            ticks: list[None] = []
+            ticker = asyncio.create_task(_tick(ticks))
             began = loop.time()
             during = asyncio.create_task(jobs.send_async("during"))
             await asyncio.sleep(0.3)
             assert not during.done()  # the other process has the turn
-            assert ticks >= 10  # and the loop goes on meanwhile
+            assert len(ticks) >= 10  # and the loop goes on meanwhile
             await during
             assert loop.time() - began > 0.4
             assert database._writer_thread is not None
@@ -870,18 +872,11 @@ def test_a_loop_does_not_wait_for_a_read_of_its_process(tmp_path: Path) -> None:
     assert reading.wait(5)
 
     async def scenario() -> None:
-        ticks = 0
-
-        async def tick() -> None:
-            nonlocal ticks
-            while True:
-                ticks += 1
-                await asyncio.sleep(0.01)
-
-        ticker = asyncio.create_task(tick())
+        ticks: list[None] = []
+        ticker = asyncio.create_task(_tick(ticks))
         sent = asyncio.create_task(jobs.send_async("while reading"))
         await asyncio.sleep(0.3)
-        assert ticks >= 10  # the loop served on
+        assert len(ticks) >= 10  # the loop served on
         assert not sent.done()  # the write waits, on the writer thread
         release.set()
         await asyncio.wait_for(sent, 5)
