@@ -39,6 +39,8 @@ CHECKPOINT_INTERVAL = 0.05
 CONTENDED = 0.1
 # How long a writer that finds the lock taken tries again before it sleeps on it.
 SPIN = 0.0003
+# How long an event loop's commit waits for a read of its process to let the connection go.
+READ_WAIT = 0.001
 
 
 class Database:
@@ -257,9 +259,10 @@ class Database:
     @contextmanager
     def _using(self, *, wait: bool) -> Iterator[None]:
         """The connection, for a write that has the turn; `_Busy` if a read of this process
-        has it and `wait` is false (an event loop's commit: a read may take a while, a FIFO
-        queue's walk say, and the loop hands its work to the writer thread instead)."""
-        if not self._use.acquire(blocking=wait):
+        holds it past READ_WAIT and `wait` is false (an event loop's commit: most reads take
+        microseconds, but one may take a while, a FIFO queue's walk say, and the loop hands
+        its work to the writer thread instead)."""
+        if not (self._use.acquire() if wait else self._use.acquire(timeout=READ_WAIT)):
             raise _Busy
         try:
             yield
