@@ -214,7 +214,9 @@ def test_a_worker_process_serves_its_metrics_on_a_port_of_its_own(tmp_path: Path
                 for sample in family.samples:
                     samples[(sample.name, frozenset(sample.labels.items()))] = sample.value
             shipped = value(samples, "fanstack_queue_messages", queue="shipments", state="visible")
-            return samples if shipped == 2 else None
+            # Counts reach the shared files within a flush interval of their commits.
+            counted = value(samples, "fanstack_topic_messages_published_total", topic="shipments")
+            return samples if shipped == 2 and counted >= 2 else None
 
         from fanstack import App
 

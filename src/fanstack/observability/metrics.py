@@ -32,6 +32,7 @@ from prometheus_client.multiprocess import MultiProcessCollector
 from prometheus_client.registry import Collector
 
 from fanstack.backends.base import Backend
+from fanstack.observability.batched_values import batched_value_class, flush
 
 log = logging.getLogger("fanstack.metrics")
 
@@ -62,7 +63,7 @@ def share_between_processes(directory: str) -> None:
     """
     os.makedirs(directory, exist_ok=True)
     os.environ[MULTIPROCESS_ENV] = directory
-    values.ValueClass = values.MultiProcessValue()  # type: ignore[no-untyped-call]
+    values.ValueClass = batched_value_class()
 
 
 def share_while_serving() -> None:
@@ -264,8 +265,11 @@ class Metrics:
         }
 
     def _counted(self) -> CollectorRegistry:
-        """A registry of what was counted: every process's, when they share a directory."""
+        """A registry of what was counted: every process's, when they share a directory
+        (this one's written to its file first)."""
         directory = shared_directory()
+        if directory is not None:
+            flush()
         registry = CollectorRegistry(auto_describe=False)
         if directory is not None:
             MultiProcessCollector(registry, path=directory)  # type: ignore[no-untyped-call]
@@ -378,6 +382,9 @@ class QueueCollector(Collector):
             dead_lettered.add_metric([spec.name], stats.dead_lettered)
         yield from (messages, oldest, expired, dead_lettered)
 
+
+if shared_directory() is not None:  # started by a process that shares its counts
+    values.ValueClass = batched_value_class()
 
 _lock = threading.Lock()
 _metrics: Metrics | None = None

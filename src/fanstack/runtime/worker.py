@@ -173,7 +173,7 @@ def exit_with_parent(parent: int, interval: float = 0.25) -> None:
     def watch() -> None:
         while not orphaned():
             time.sleep(interval)
-        flush_logs()
+        _before_exit()
         os._exit(70)
 
     threading.Thread(target=watch, name="fanstack-parent-watch", daemon=True).start()
@@ -228,8 +228,17 @@ def main() -> None:
         )
         write_frame(channel_out, response)
         if response.get("exit"):
-            flush_logs()
+            _before_exit()
             os._exit(1)  # memory is exhausted; a fresh worker is cheaper than a sick one
+
+
+def _before_exit() -> None:
+    """What `os._exit` would skip: the log lines and the counts (a handler's publishes) not
+    written yet."""
+    flush_logs()
+    batched = sys.modules.get("fanstack.observability.batched_values")
+    if batched is not None:  # loaded only where the handler counted something
+        batched.flush()
 
 
 if __name__ == "__main__":
