@@ -13,7 +13,7 @@ A missing value evaluates to None; a key whose value is None is left out of an o
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -34,6 +34,19 @@ class RequestContext:
     api_key: str | None = None
     claims: Mapping[str, Any] = field(default_factory=dict)
     message: Mapping[str, Any] = field(default_factory=dict)
+
+    def with_message(self, message: Mapping[str, Any]) -> RequestContext:
+        """This context, reading `message` as `$message` (a response template's)."""
+        return RequestContext(
+            self.path,
+            self.query,
+            self.headers,
+            self.body,
+            self.request_id,
+            self.api_key,
+            self.claims,
+            message,
+        )
 
 
 def check_template(template: Any, where: str) -> None:
@@ -59,57 +72,97 @@ def check_template(template: Any, where: str) -> None:
             check_template(value, f"{where}[{index}]")
 
 
+Template = Callable[[RequestContext], Any]
+
+
 def render(template: Any, context: RequestContext) -> Any:
     """Evaluate every expression in `template` against `context`."""
-    if isinstance(template, str):
-        return evaluate(template, context) if template.startswith(_ROOTS) else template
-    if isinstance(template, Mapping):
-        rendered = {key: render(value, context) for key, value in template.items()}
-        return {key: value for key, value in rendered.items() if value is not None}
-    if isinstance(template, list):
-        return [render(value, context) for value in template]
-    return template
+    return compile_template(template)(context)
 
 
 def evaluate(expression: str, context: RequestContext) -> Any:
     """The value one expression names, or None."""
+    return _compile_expression(expression)(context)
+
+
+def compile_template(template: Any) -> Template:
+    """`template` made once into a function of a request's context: what `render` does, with
+    every expression parsed beforehand (a route renders its templates on every request)."""
+    if isinstance(template, str):
+        if template.startswith(_ROOTS):
+            return _compile_expression(template)
+        return lambda context: template
+    if isinstance(template, Mapping):
+        entries = [(key, compile_template(value)) for key, value in template.items()]
+
+        def rendered(context: RequestContext) -> dict[Any, Any]:
+            values = {}
+            for key, entry in entries:
+                value = entry(context)
+                if value is not None:
+                    values[key] = value
+            return values
+
+        return rendered
+    if isinstance(template, list):
+        items = [compile_template(value) for value in template]
+        return lambda context: [item(context) for item in items]
+    return lambda context: template
+
+
+def _compile_expression(expression: str) -> Template:
+    """One expression as a function of the context: the value it names, or None."""
     source, _, pointer = expression.partition("#")
     parts = source.split(".", 2)
-    root, part = parts[0], parts[1] if len(parts) > 1 else ""
-    name = parts[2] if len(parts) > 2 else None
-    value: Any
+    part = parts[1] if len(parts) > 1 else ""
+    read = _reader(parts[0], part, parts[2] if len(parts) > 2 else None)
+    if not pointer:
+        return read
+    tokens = _tokens(pointer)
+    return lambda context: _follow(read(context), tokens)
+
+
+def _reader(root: str, part: str, name: str | None) -> Template:
+    """What `$root.part.name` reads from a context (None for what names nothing)."""
+    key = name or ""
     if root == "$request":
         if part == "body":
-            value = context.body
-        elif part == "path":
-            value = context.path.get(name or "")
-        elif part == "query":
-            value = context.query.get(name or "")
-        elif part == "header":
-            value = context.headers.get((name or "").lower())
-        else:
-            return None
-    elif root == "$context":
+            return lambda context: context.body
+        if part == "path":
+            return lambda context: context.path.get(key)
+        if part == "query":
+            return lambda context: context.query.get(key)
+        if part == "header":
+            header = key.lower()
+            return lambda context: context.headers.get(header)
+        return lambda context: None
+    if root == "$context":
         if part == "requestId":
-            value = context.request_id
-        elif part == "apiKey":
-            value = context.api_key
-        elif part == "claims":
-            value = context.claims if name is None else context.claims.get(name)
-        else:
-            return None
-    else:  # $message
-        value = context.message.get(part)
-    return resolve_pointer(value, pointer) if pointer else value
+            return lambda context: context.request_id
+        if part == "apiKey":
+            return lambda context: context.api_key
+        if part == "claims":
+            if name is None:
+                return lambda context: context.claims
+            return lambda context: context.claims.get(name)
+        return lambda context: None
+    return lambda context: context.message.get(part)  # $message
 
 
 def resolve_pointer(document: Any, pointer: str) -> Any:
     """RFC 6901 JSON pointer lookup; None when the path does not exist."""
     if not pointer:
         return document
+    return _follow(document, _tokens(pointer))
+
+
+def _tokens(pointer: str) -> list[str]:
+    return [token.replace("~1", "/").replace("~0", "~") for token in pointer.lstrip("/").split("/")]
+
+
+def _follow(document: Any, tokens: list[str]) -> Any:
     value = document
-    for token in pointer.lstrip("/").split("/"):
-        token = token.replace("~1", "/").replace("~0", "~")
+    for token in tokens:
         if isinstance(value, Mapping):
             value = value.get(token)
         elif isinstance(value, list) and token.isdigit() and int(token) < len(value):

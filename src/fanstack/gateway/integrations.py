@@ -11,7 +11,6 @@ refused, 503 when it could not be stored.
 
 from __future__ import annotations
 
-import dataclasses
 import json
 import logging
 from collections.abc import Mapping
@@ -30,7 +29,7 @@ from fanstack.core.errors import (
 )
 from fanstack.core.fanout import iso_timestamp
 from fanstack.gateway import strict_json
-from fanstack.gateway.expressions import RequestContext, check_template, render
+from fanstack.gateway.expressions import RequestContext, Template, check_template, compile_template
 from fanstack.gateway.responses import error_response
 
 log = logging.getLogger("fanstack.gateway")
@@ -75,6 +74,7 @@ class Integration:
     detail_type: Any = None
     execution_name: Any = None  # start_workflow: the execution's name (one start per name)
     task_token: Any = None  # task_callback: where the request carries the task token
+    templates: _Templates = field(init=False, repr=False, compare=False)
 
     def __post_init__(self) -> None:
         if self.kind not in KINDS:
@@ -105,11 +105,51 @@ class Integration:
             ("response", self.response),
         ):
             check_template(template, f"integration {name}")
+        object.__setattr__(self, "templates", _Templates.of(self))
 
     @property
     def success_status(self) -> int:
         """The status of a successful response."""
         return self.status or DEFAULT_STATUS[self.kind]
+
+
+@dataclass(frozen=True, slots=True)
+class _Templates:
+    """An integration's templates, each made once into a function of a request's context."""
+
+    body: Template
+    defaults: tuple[tuple[str, Template], ...]
+    attributes: Template
+    group_id: Template | None
+    deduplication_id: Template | None
+    source: Template | None
+    detail_type: Template | None
+    execution_name: Template | None
+    task_token: Template | None
+    response: Template | None
+
+    @classmethod
+    def of(cls, integration: Integration) -> _Templates:
+        def given(template: Any) -> Template | None:
+            return compile_template(template) if template else None
+
+        def declared(template: Any) -> Template | None:
+            return None if template is None else compile_template(template)
+
+        return cls(
+            body=compile_template(integration.body),
+            defaults=tuple(
+                (key, compile_template(template)) for key, template in integration.defaults.items()
+            ),
+            attributes=compile_template(dict(integration.attributes)),
+            group_id=given(integration.group_id),
+            deduplication_id=given(integration.deduplication_id),
+            source=declared(integration.source),
+            detail_type=declared(integration.detail_type),
+            execution_name=given(integration.execution_name),
+            task_token=given(integration.task_token),
+            response=declared(integration.response),
+        )
 
 
 class Deliver(Protocol):
@@ -361,37 +401,41 @@ def _answer(
     if integration.kind == "task_callback" and integration.response is None:
         return JSONResponse({}, status_code=integration.success_status)
     key = ANSWER_KEYS.get(integration.kind, "message_id")
-    if integration.response is None:
+    response = integration.templates.response
+    if response is None:
         payload: Any = {key: outcome}
     else:
-        stored = {"id": outcome, "body": message.body}
-        payload = render(integration.response, dataclasses.replace(context, message=stored))
+        payload = response(context.with_message({"id": outcome, "body": message.body}))
     return JSONResponse(payload, status_code=integration.success_status)
 
 
 def _render_message(integration: Integration, context: RequestContext) -> _Message:
     """The message the integration's templates make of the request."""
-    body = render(integration.body, context)
+    templates = integration.templates
+    body = templates.body(context)
     if isinstance(body, dict):
-        for key, template in integration.defaults.items():
+        for key, template in templates.defaults:
             if body.get(key) is None:
-                body[key] = render(template, context)
+                body[key] = template(context)
     attributes = {
         name: value
-        for name, value in render(dict(integration.attributes), context).items()
+        for name, value in templates.attributes(context).items()
         if value not in (None, "")
     }
-    group_id = render(integration.group_id, context) if integration.group_id else None
-    dedup_id = (
-        render(integration.deduplication_id, context) if integration.deduplication_id else None
+    return _Message(
+        body,
+        attributes,
+        _optional(templates.group_id, context),
+        _optional(templates.deduplication_id, context),
+        _optional(templates.source, context),
+        _optional(templates.detail_type, context),
+        _optional(templates.execution_name, context),
+        _optional(templates.task_token, context),
     )
-    source = render(integration.source, context) if integration.source is not None else None
-    detail_type = (
-        render(integration.detail_type, context) if integration.detail_type is not None else None
-    )
-    name = render(integration.execution_name, context) if integration.execution_name else None
-    token = render(integration.task_token, context) if integration.task_token else None
-    return _Message(body, attributes, group_id, dedup_id, source, detail_type, name, token)
+
+
+def _optional(template: Template | None, context: RequestContext) -> Any:
+    return None if template is None else template(context)
 
 
 def _deliver(integration: Integration, targets: Targets, message: _Message) -> Any:
@@ -459,7 +503,6 @@ def _execution_response(workflow: Startable, execution: Any, integration: Integr
         "stop_date": iso_timestamp(record.stop) if record.stop is not None else None,
     }
     return JSONResponse(answer, status_code=200 if record.status == "SUCCEEDED" else 502)
-
 
 
 def _function_response(result: Any, status: int) -> Response:
