@@ -130,6 +130,17 @@ class OutgoingMessage:
     group_id: str | None = None
     deduplication_id: str | None = None
 
+    def with_attributes(self, attributes: Mapping[str, MessageAttribute]) -> OutgoingMessage:
+        """This message with `attributes` in place of its own."""
+        return OutgoingMessage(
+            self.id,
+            self.body,
+            attributes,
+            self.delay_seconds,
+            self.group_id,
+            self.deduplication_id,
+        )
+
 
 @dataclass(frozen=True, slots=True)
 class ReceivedMessage:

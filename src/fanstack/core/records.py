@@ -28,6 +28,12 @@ class PublishRequest:
     group_id: str | None = None
     deduplication_id: str | None = None
 
+    def with_attributes(self, attributes: Mapping[str, MessageAttribute]) -> PublishRequest:
+        """This request with `attributes` in place of its own."""
+        return PublishRequest(
+            self.body, attributes, self.subject, self.group_id, self.deduplication_id
+        )
+
 
 @dataclass(frozen=True, slots=True)
 class QueueStats:

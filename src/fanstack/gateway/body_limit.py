@@ -29,14 +29,21 @@ async def read_body(request: Request) -> bytes:
         )
     chunks = []
     size = 0
-    async for chunk in request.stream():
+    receive = request.receive
+    more = True
+    while more:  # what Request.stream() does, without an async generator per request
+        message = await receive()
+        if message["type"] == "http.disconnect":
+            raise ClientDisconnect
+        chunk = message.get("body", b"")
+        more = message.get("more_body", False)
         size += len(chunk)
         if size > MAX_BODY_BYTES:
             raise BodyTooLarge(
                 f"Payload Too Large: body exceeds the limit of {MAX_BODY_BYTES} bytes"
             )
         chunks.append(chunk)
-    return b"".join(chunks)
+    return chunks[0] if len(chunks) == 1 else b"".join(chunks)
 
 
 def read_body_first(endpoint: Endpoint) -> Endpoint:

@@ -17,7 +17,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
-from starlette.responses import JSONResponse, Response
+from starlette.responses import Response
 
 from fanstack.core.errors import (
     BackendUnavailable,
@@ -30,7 +30,7 @@ from fanstack.core.errors import (
 from fanstack.core.fanout import iso_timestamp
 from fanstack.gateway import strict_json
 from fanstack.gateway.expressions import RequestContext, Template, check_template, compile_template
-from fanstack.gateway.responses import error_response
+from fanstack.gateway.responses import JsonResponse, error_response
 
 log = logging.getLogger("fanstack.gateway")
 
@@ -373,7 +373,7 @@ def _not_json(exc: strict_json.InvalidJson, context: RequestContext) -> Response
 def _failure(exc: Exception, request_id: str) -> Response:
     """The answer to a target that failed: what the caller can do about it."""
     if isinstance(exc, FunctionError):
-        return JSONResponse(exc.to_dict(), status_code=502)
+        return JsonResponse(exc.to_dict(), status_code=502)
     if isinstance(exc, TooManyRequests):
         return error_response(429, str(exc), request_id, headers={"Retry-After": "1"})
     if isinstance(exc, MessageTooLarge):
@@ -399,14 +399,14 @@ def _answer(
     if integration.kind == "start_workflow":
         return _execution_response(targets.workflows[integration.target], outcome, integration)
     if integration.kind == "task_callback" and integration.response is None:
-        return JSONResponse({}, status_code=integration.success_status)
+        return JsonResponse({}, status_code=integration.success_status)
     key = ANSWER_KEYS.get(integration.kind, "message_id")
     response = integration.templates.response
     if response is None:
         payload: Any = {key: outcome}
     else:
         payload = response(context.with_message({"id": outcome, "body": message.body}))
-    return JSONResponse(payload, status_code=integration.success_status)
+    return JsonResponse(payload, status_code=integration.success_status)
 
 
 def _render_message(integration: Integration, context: RequestContext) -> _Message:
@@ -487,12 +487,12 @@ def _execution_response(workflow: Startable, execution: Any, integration: Integr
     record = execution.describe()
     if workflow.type != "EXPRESS":
         body = {"execution_arn": record.arn, "start_date": iso_timestamp(record.start)}
-        return JSONResponse(body, status_code=integration.success_status)
+        return JsonResponse(body, status_code=integration.success_status)
     try:
         record = execution.wait(timeout=EXPRESS_WAIT)
     except TimeoutError:
         body = {"execution_arn": record.arn, "status": "RUNNING"}
-        return JSONResponse(body, status_code=202)
+        return JsonResponse(body, status_code=202)
     answer = {
         "execution_arn": record.arn,
         "status": record.status,
@@ -502,7 +502,7 @@ def _execution_response(workflow: Startable, execution: Any, integration: Integr
         "start_date": iso_timestamp(record.start),
         "stop_date": iso_timestamp(record.stop) if record.stop is not None else None,
     }
-    return JSONResponse(answer, status_code=200 if record.status == "SUCCEEDED" else 502)
+    return JsonResponse(answer, status_code=200 if record.status == "SUCCEEDED" else 502)
 
 
 def _function_response(result: Any, status: int) -> Response:
@@ -514,4 +514,4 @@ def _function_response(result: Any, status: int) -> Response:
             body = json.dumps(body)
             headers.setdefault("content-type", "application/json")
         return Response(body, status_code=result["statusCode"], headers=headers)
-    return JSONResponse(result, status_code=status)
+    return JsonResponse(result, status_code=status)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from collections.abc import Awaitable, Callable
 from typing import Any
 
@@ -9,6 +10,17 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 
 Endpoint = Callable[[Request], Awaitable[Response]]
+
+# Starlette's JSONResponse rendering (UTF-8, strict, compact), with an encoder made once:
+# `json.dumps` with options builds a new encoder on every call.
+_ENCODER = json.JSONEncoder(ensure_ascii=False, allow_nan=False, separators=(",", ":"))
+
+
+class JsonResponse(JSONResponse):
+    """A JSON response, rendered as Starlette's JSONResponse renders it."""
+
+    def render(self, content: Any) -> bytes:
+        return _ENCODER.encode(content).encode("utf-8")
 
 
 def error_response(
@@ -19,11 +31,11 @@ def error_response(
     errors: list[dict[str, str]] | None = None,
     headers: dict[str, str] | None = None,
     code: str | None = None,
-) -> JSONResponse:
+) -> JsonResponse:
     """`{"message", "request_id"[, "errors"][, "code"]}` with `status`."""
     payload: dict[str, Any] = {"message": message, "request_id": request_id}
     if errors is not None:
         payload["errors"] = errors
     if code is not None:
         payload["code"] = code
-    return JSONResponse(payload, status_code=status, headers=headers)
+    return JsonResponse(payload, status_code=status, headers=headers)

@@ -173,15 +173,20 @@ class Gateway:
         """What a route does with an admitted request: validate, map and integrate."""
 
         async def endpoint(request: Request) -> Response:
-            request_id: str = request.state.request_id
-            headers = {k.lower(): v for k, v in request.headers.items()}
+            scope = request.scope
+            request_id: str = scope["state"]["request_id"]
+            headers = {  # the last of a repeated header wins
+                name.decode("latin-1").lower(): value.decode("latin-1")
+                for name, value in scope["headers"]
+            }
+            query = request.query_params if scope.get("query_string") else None
             try:
                 values, body, errors = operation.validator.validate(
-                    request.path_params,
-                    {k: request.query_params.getlist(k) for k in request.query_params},
+                    scope.get("path_params", {}),
+                    {k: query.getlist(k) for k in query} if query is not None else {},
                     headers,
                     body_of(request),
-                    request.headers.get("content-type"),
+                    headers.get("content-type"),
                 )
             except UnsupportedMediaType as exc:
                 field = {"in": "header", "name": "content-type", "message": str(exc)}

@@ -87,11 +87,14 @@ def check(value: Any) -> None:
     dumps(value)
 
 
+_COMPACT = json.JSONEncoder(separators=(",", ":"), allow_nan=False)  # made once, not per call
+
+
 def dumps(value: Any) -> str:
     """`value` as compact JSON text (no spaces, as a message body is stored); InvalidJson if
     it would not be strict JSON."""
     try:
-        return json.dumps(value, separators=(",", ":"), allow_nan=False)
+        return _COMPACT.encode(value)
     except (ValueError, TypeError, RecursionError):
         problem = find_problem(value) or ("", "not serializable as JSON")
         raise InvalidJson(*problem) from None

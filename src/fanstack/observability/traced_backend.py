@@ -7,7 +7,6 @@ the same trace (`tracing`).
 
 from __future__ import annotations
 
-import dataclasses
 from collections.abc import Sequence
 from contextlib import AbstractContextManager
 from typing import Any, TypeVar
@@ -51,10 +50,7 @@ def _carrying_all(items: Sequence[_Carrier], carried: str | None) -> Sequence[_C
     """The messages (or publish requests), each carrying the trace context `carried`."""
     if carried is None:
         return items
-    return [
-        dataclasses.replace(item, attributes=with_trace_context(item.attributes, carried))
-        for item in items
-    ]
+    return [item.with_attributes(with_trace_context(item.attributes, carried)) for item in items]
 
 
 class _Producing:
