@@ -262,6 +262,11 @@ def validate_attribute_name(name: str) -> None:
     """Raise `InvalidAttributeName` unless the name is allowed by SQS/SNS."""
     if not isinstance(name, str) or not name:
         raise InvalidAttributeName("attribute name must be a non-empty string")
+    _check_attribute_name(name)
+
+
+@functools.lru_cache(maxsize=4096)  # apps use a few names over and over; a refusal is not kept
+def _check_attribute_name(name: str) -> None:
     if len(name) > MAX_ATTRIBUTE_NAME_LENGTH:
         raise InvalidAttributeName(
             f"attribute name {name[:40]!r}... is longer than {MAX_ATTRIBUTE_NAME_LENGTH} characters"

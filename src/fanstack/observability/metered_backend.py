@@ -40,18 +40,13 @@ class MeteredBackend(DelegatingBackend):
         return ids
 
     def _count_stored(self, publications: Sequence[Publication]) -> None:
-        """Count stored publications: published per topic, sent per queue."""
-        topics: dict[str, int] = {}
-        queues: dict[str, int] = {}
+        """Count stored publications: published per topic, sent per queue (an increment is
+        an append to a list in memory: `batched_values`)."""
         for publication in publications:
             if publication.topic is not None:
-                topics[publication.topic] = topics.get(publication.topic, 0) + 1
+                self._published(publication.topic).inc()
             for delivery in publication.deliveries:
-                queues[delivery.queue] = queues.get(delivery.queue, 0) + 1
-        for topic, count in topics.items():
-            self._published(topic).inc(count)
-        for queue, count in queues.items():
-            self._sent(queue).inc(count)
+                self._sent(delivery.queue).inc()
 
     def lease(
         self, queue: QueueSpec, max_messages: int, visibility_timeout: int
