@@ -172,12 +172,12 @@ class Authorizer(ABC):
 
         async def protected(request: Request) -> Response:
             try:
-                request.state.caller = await self.authorize(request)
+                request.scope["state"]["caller"] = await self.authorize(request)
             except AuthFailure as failure:
                 return error_response(
                     failure.status,
                     failure.message,
-                    request.state.request_id,
+                    request.scope["state"]["request_id"],
                     headers=failure.headers,
                 )
             return await endpoint(request)
@@ -187,7 +187,7 @@ class Authorizer(ABC):
 
 def caller_of(request: Request) -> Caller:
     """The caller that the route's authorizer established for `request`."""
-    caller: Caller = request.state.caller
+    caller: Caller = request.scope["state"]["caller"]
     return caller
 
 

@@ -50,9 +50,10 @@ def read_body_first(endpoint: Endpoint) -> Endpoint:
     """`endpoint` given the body read in full: 413 over the limit, 400 if the client left."""
 
     async def reading(request: Request) -> Response:
-        request_id: str = request.state.request_id
+        state = request.scope["state"]  # what `request.state` reads, without its wrapper
+        request_id: str = state["request_id"]
         try:
-            request.state.body = await read_body(request)
+            state["body"] = await read_body(request)
         except BodyTooLarge as exc:
             return error_response(413, str(exc), request_id)
         except ClientDisconnect:
@@ -64,5 +65,5 @@ def read_body_first(endpoint: Endpoint) -> Endpoint:
 
 def body_of(request: Request) -> bytes:
     """The body `read_body_first` read for `request`."""
-    body: bytes = request.state.body
+    body: bytes = request.scope["state"]["body"]
     return body

@@ -32,7 +32,7 @@ class RequestMetrics:
         self.app = app
         self._requests = metrics.requests
         self._duration = metrics.request_duration
-        self._children: dict[tuple[str, ...], Any] = {}
+        self._children: dict[tuple[str, str, int], tuple[Any, Any]] = {}
 
     async def __call__(self, scope: Any, receive: Any, send: Any) -> None:
         if scope["type"] != "http":
@@ -51,17 +51,20 @@ class RequestMetrics:
         try:
             await self.app(scope, receive, timed_send)
         finally:
-            route, method = route_of(scope), scope["method"]
-            self._child(self._requests, route, method, str(status)).inc()
-            seconds = elapsed if elapsed is not None else time.perf_counter() - started
-            self._child(self._duration, route, method).observe(seconds)
+            requests, duration = self._series(route_of(scope), scope["method"], status)
+            requests.inc()
+            duration.observe(elapsed if elapsed is not None else time.perf_counter() - started)
 
-    def _child(self, metric: Any, *labels: str) -> Any:
-        key = (metric._name, *labels)
-        child = self._children.get(key)
-        if child is None:
-            child = self._children[key] = metric.labels(*labels)
-        return child
+    def _series(self, route: str, method: str, status: int) -> tuple[Any, Any]:
+        """The request counter and duration histogram of a route, method and status."""
+        key = (route, method, status)
+        series = self._children.get(key)
+        if series is None:
+            series = self._children[key] = (
+                self._requests.labels(route, method, str(status)),
+                self._duration.labels(route, method),
+            )
+        return series
 
 
 class RequestTracing:

@@ -23,8 +23,7 @@ import sys
 import threading
 import time
 import weakref
-from collections.abc import Iterator, Mapping
-from contextlib import contextmanager
+from collections.abc import Mapping
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, TextIO
@@ -51,14 +50,21 @@ FILE_ENV = "FANSTACK_LOG_FILE"
 logger = logging.getLogger("fanstack")
 
 
-@contextmanager
-def log_context(**fields: Any) -> Iterator[None]:
-    """Add `fields` to every log line emitted inside the block."""
-    token = _fields.set({**(_fields.get() or {}), **fields})
-    try:
-        yield
-    finally:
-        _fields.reset(token)
+class log_context:
+    """Add `fields` to every log line emitted inside the block.
+
+    A class rather than a generator: a busy gateway enters one per request."""
+
+    __slots__ = ("_fields", "_token")
+
+    def __init__(self, **fields: Any) -> None:
+        self._fields = fields
+
+    def __enter__(self) -> None:
+        self._token = _fields.set({**(_fields.get() or {}), **self._fields})
+
+    def __exit__(self, *exc_info: object) -> None:
+        _fields.reset(self._token)
 
 
 def current_fields() -> dict[str, Any]:
