@@ -9,6 +9,7 @@ Gateway does. A declared charset is honoured when it is a Unicode encoding; anyt
 from __future__ import annotations
 
 import codecs
+import functools
 import json
 import re
 from collections.abc import Mapping
@@ -68,6 +69,7 @@ def parse_media_type(header: str) -> MediaType:
     return MediaType(match.group(1).lower(), match.group(2).lower(), parameters)
 
 
+@functools.lru_cache(maxsize=256)  # clients send a few Content-Types over and over
 def request_media_type(header: str | None) -> MediaType:
     """The media type of a request body; without a Content-Type, `application/json`."""
     if header is None or not header.strip():
