@@ -138,10 +138,11 @@ class _Templates:
 
         return cls(
             body=compile_template(integration.body),
-            defaults=tuple(
-                (key, compile_template(template)) for key, template in integration.defaults.items()
+            defaults=tuple(  # an OpenAPI document's empty key is None: no defaults
+                (key, compile_template(template))
+                for key, template in (integration.defaults or {}).items()
             ),
-            attributes=compile_template(dict(integration.attributes)),
+            attributes=compile_template(dict(integration.attributes or {})),
             group_id=given(integration.group_id),
             deduplication_id=given(integration.deduplication_id),
             source=declared(integration.source),

@@ -175,10 +175,13 @@ class Gateway:
         async def endpoint(request: Request) -> Response:
             scope = request.scope
             request_id: str = scope["state"]["request_id"]
-            headers = {  # the last of a repeated header wins
-                name.decode("latin-1").lower(): value.decode("latin-1")
-                for name, value in scope["headers"]
-            }
+            headers = {}  # the last of a repeated header wins; the first Content-Type
+            content_type: str | None = None
+            for raw_name, raw_value in scope["headers"]:
+                name, value = raw_name.decode("latin-1").lower(), raw_value.decode("latin-1")
+                headers[name] = value
+                if content_type is None and name == "content-type":
+                    content_type = value
             query = request.query_params if scope.get("query_string") else None
             try:
                 values, body, errors = operation.validator.validate(
@@ -186,7 +189,7 @@ class Gateway:
                     {k: query.getlist(k) for k in query} if query is not None else {},
                     headers,
                     body_of(request),
-                    headers.get("content-type"),
+                    content_type,
                 )
             except UnsupportedMediaType as exc:
                 field = {"in": "header", "name": "content-type", "message": str(exc)}

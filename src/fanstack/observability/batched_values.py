@@ -6,16 +6,19 @@ request (published, sent to five queues, the request and its duration) cost abou
 the request. `batched_value_class` gives values that only append an increment to a queue in
 memory (safe from any thread, no lock); this process's flusher thread adds them up and writes
 them every `FLUSH_INTERVAL` seconds, and so does anything in this process about to read the
-shared files (`flush`, which `/metrics` and the dashboard call first) and the process's exit.
+shared files (`flush`, which `/metrics` and the dashboard call first), a function worker
+before it answers an invocation (its pool may kill it once answered), and the process's exit.
 
 What another process reports is therefore at most `FLUSH_INTERVAL` behind; a process killed
-with SIGKILL loses at most its last `FLUSH_INTERVAL` of counts. A forked child starts with
+with SIGKILL loses at most its last `FLUSH_INTERVAL` of counts. Flushes take one lock, so a
+flush that returns has written everything counted before it began. A forked child starts with
 nothing pending: its parent writes what it had counted.
 """
 
 from __future__ import annotations
 
 import atexit
+import logging
 import os
 import threading
 import time
@@ -23,6 +26,8 @@ from collections import deque
 from typing import Any
 
 from prometheus_client import values
+
+log = logging.getLogger("fanstack.metrics")
 
 FLUSH_INTERVAL = 0.5  # seconds
 
@@ -32,7 +37,10 @@ class _Batches:
 
     def __init__(self) -> None:
         self.values: list[Any] = []
-        self.lock = threading.Lock()
+        self.lock = threading.Lock()  # guards `values` and the flusher's start
+        # Held while anything reaches the shared file, so flushes do not overtake each other
+        # and a fork never happens in the middle of a write (`os.register_at_fork` below).
+        self.writing = threading.Lock()
         self.flusher_pid = 0
 
     def add(self, value: Any) -> None:
@@ -44,13 +52,21 @@ class _Batches:
         """Write every increment counted so far in this process."""
         with self.lock:
             batched = list(self.values)
-        for value in batched:
-            value.flush()
+        with self.writing:
+            for value in batched:
+                value.write_pending()
 
-    def forget_pending(self) -> None:
-        """In a forked child: what the parent counted is the parent's to write."""
-        self.flusher_pid = 0
+    def before_fork(self) -> None:
+        self.writing.acquire()
+
+    def after_fork_in_parent(self) -> None:
+        self.writing.release()
+
+    def after_fork_in_child(self) -> None:
+        """What the parent counted is the parent's to write; the child counts afresh."""
         self.lock = threading.Lock()
+        self.writing = threading.Lock()
+        self.flusher_pid = 0
         for value in self.values:
             value.pending.clear()
         if self.values:
@@ -66,12 +82,19 @@ class _Batches:
     def _flush_often(self) -> None:
         while True:
             time.sleep(FLUSH_INTERVAL)
-            self.flush()
+            try:
+                self.flush()
+            except Exception:  # a full disk, say: counting goes on, and so do the flushes
+                log.exception("could not write this process's counts")
 
 
 _batches = _Batches()
 atexit.register(_batches.flush)
-os.register_at_fork(after_in_child=_batches.forget_pending)
+os.register_at_fork(
+    before=_batches.before_fork,
+    after_in_parent=_batches.after_fork_in_parent,
+    after_in_child=_batches.after_fork_in_child,
+)
 
 
 def flush() -> None:
@@ -79,11 +102,16 @@ def flush() -> None:
     _batches.flush()
 
 
-def batched_value_class() -> type:
-    """prometheus_client's multiprocess value class, with increments written in batches."""
-    shared = values.MultiProcessValue()  # type: ignore[no-untyped-call]
+def batched_value_class(shared: type | None = None) -> type:
+    """A multiprocess value class (`shared`, else a new one of prometheus_client's) with
+    increments written in batches."""
+    if shared is not None and getattr(shared, "batched", False):
+        return shared
+    base: Any = values.MultiProcessValue() if shared is None else shared  # type: ignore[no-untyped-call]
 
-    class BatchedValue(shared):  # type: ignore[misc, valid-type]
+    class BatchedValue(base):  # type: ignore[misc]
+        batched = True
+
         def __init__(self, *args: Any, **kwargs: Any) -> None:
             self.pending: deque[float] = deque()
             super().__init__(*args, **kwargs)
@@ -92,8 +120,8 @@ def batched_value_class() -> type:
         def inc(self, amount: float) -> None:
             self.pending.append(amount)  # atomic: no lock, from any thread
 
-        def flush(self) -> None:
-            """Write what was counted since the last flush."""
+        def write_pending(self) -> None:
+            """Write what was counted since the last flush (called holding the flush lock)."""
             pending = self.pending
             if not pending:
                 return
@@ -103,14 +131,16 @@ def batched_value_class() -> type:
                     total += pending.popleft()
                 except IndexError:
                     break
-            shared.inc(self, total)
+            base.inc(self, total)
 
         def set(self, value: float, timestamp: float | None = None) -> None:
-            self.flush()
-            shared.set(self, value, timestamp)
+            with _batches.writing:
+                self.write_pending()
+                base.set(self, value, timestamp)
 
         def get(self) -> float:
-            self.flush()
-            return float(shared.get(self))
+            with _batches.writing:
+                self.write_pending()
+                return float(base.get(self))
 
     return BatchedValue

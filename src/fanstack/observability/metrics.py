@@ -384,7 +384,12 @@ class QueueCollector(Collector):
 
 
 if shared_directory() is not None:  # started by a process that shares its counts
-    values.ValueClass = batched_value_class()
+    # prometheus_client made its multiprocess class at import: batch that one, so that any
+    # instrument made before this (with it) and fanstack's write to the file through one.
+    existing = values.ValueClass
+    values.ValueClass = batched_value_class(
+        existing if getattr(existing, "_multiprocess", False) else None
+    )
 
 _lock = threading.Lock()
 _metrics: Metrics | None = None

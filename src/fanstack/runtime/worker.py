@@ -173,8 +173,10 @@ def exit_with_parent(parent: int, interval: float = 0.25) -> None:
     def watch() -> None:
         while not orphaned():
             time.sleep(interval)
-        _before_exit()
-        os._exit(70)
+        try:
+            _before_exit()
+        finally:
+            os._exit(70)
 
     threading.Thread(target=watch, name="fanstack-parent-watch", daemon=True).start()
 
@@ -226,19 +228,32 @@ def main() -> None:
         response = run_invocation(
             handler, arity, request, function, lambda frame: write_frame(channel_out, frame)
         )
-        write_frame(channel_out, response)
         if response.get("exit"):
-            _before_exit()
-            os._exit(1)  # memory is exhausted; a fresh worker is cheaper than a sick one
+            try:
+                _before_exit()
+            finally:
+                write_frame(channel_out, response)
+                os._exit(1)  # memory is exhausted; a fresh worker is cheaper than a sick one
+        _write_counts()  # once answered, the pool may stop this worker with SIGKILL
+        write_frame(channel_out, response)
 
 
 def _before_exit() -> None:
     """What `os._exit` would skip: the log lines and the counts (a handler's publishes) not
     written yet."""
     flush_logs()
+    _write_counts()
+
+
+def _write_counts() -> None:
+    """Write the counts this worker made (a handler's publishes, say) to the shared files."""
     batched = sys.modules.get("fanstack.observability.batched_values")
-    if batched is not None:  # loaded only where the handler counted something
+    if batched is None:  # loaded only where the handler counted something
+        return
+    try:
         batched.flush()
+    except Exception:  # a full disk, say: the invocation's answer matters more
+        log.exception("could not write the worker's counts")
 
 
 if __name__ == "__main__":
