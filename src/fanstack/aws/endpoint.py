@@ -34,19 +34,25 @@ if TYPE_CHECKING:
 
 log = logging.getLogger("fanstack.aws")
 
+_FORM_CONTENT_TYPE = FORM_CONTENT_TYPE.encode()
 MAX_BODY = 8 * 1024 * 1024  # a batch of ten 1 MiB messages, base64 and framing included
 CALL_THREADS = 256  # calls in progress at once, long polls included
 
 
 def looks_like_aws(scope: Mapping[str, Any]) -> bool:
     """Whether a request carries an AWS protocol marker (decided from its headers alone)."""
-    headers = dict(scope.get("headers") or [])
-    if b"x-amz-target" in headers:
+    authorization = content_type = b""
+    for name, value in scope.get("headers") or ():  # the last of a repeated one, as a dict
+        if name == b"x-amz-target":
+            return True
+        if name == b"authorization":
+            authorization = value
+        elif name == b"content-type":
+            content_type = value
+    if authorization.startswith(b"AWS4-HMAC-SHA256"):
         return True
-    if headers.get(b"authorization", b"").startswith(b"AWS4-HMAC-SHA256"):
-        return True
-    content_type = headers.get(b"content-type", b"").split(b";")[0].strip().lower()
-    if scope.get("method") == "POST" and content_type == FORM_CONTENT_TYPE.encode():
+    media_type = content_type.split(b";")[0].strip().lower()
+    if scope.get("method") == "POST" and media_type == _FORM_CONTENT_TYPE:
         return True
     return b"Action=" in scope.get("query_string", b"")
 

@@ -20,13 +20,18 @@ from fanstack.runtime.logs import log_context, log_fields
 log = logging.getLogger("fanstack.gateway")
 
 HEADER = "x-request-id"
+_HEADER_BYTES = HEADER.encode()
 _GIVEN = re.compile(r"^[A-Za-z0-9._-]{1,128}$")
 
 
 def request_id_for(scope: Any) -> str:
     """The id a request gave in `x-request-id` if it is well-formed, else a new UUID."""
-    given = dict(scope.get("headers") or []).get(HEADER.encode(), b"").decode("latin-1")
-    return given if _GIVEN.match(given) else new_id()
+    given = b""
+    for name, value in scope.get("headers") or ():  # the last one given, as a dict keeps
+        if name == _HEADER_BYTES:
+            given = value
+    text = given.decode("latin-1")
+    return text if _GIVEN.match(text) else new_id()
 
 
 class RequestIdMiddleware:
