@@ -68,15 +68,15 @@ _ids = random.Random()
 os.register_at_fork(after_in_child=_ids.seed)
 
 
+# The variant (RFC 4122) and version (4) bits, set as `uuid.UUID(version=4)` sets them.
+_UUID4_KEEP = ~((0xC000 << 48) | (0xF000 << 64))
+_UUID4_SET = (0x8000 << 48) | (4 << 76)
+
+
 def new_id() -> str:
     """A fresh random (version 4) UUID, as `str(uuid.UUID(int=..., version=4))` writes it."""
     digits = "%032x" % (_ids.getrandbits(128) & _UUID4_KEEP | _UUID4_SET)
     return f"{digits[:8]}-{digits[8:12]}-{digits[12:16]}-{digits[16:20]}-{digits[20:]}"
-
-
-# The variant (RFC 4122) and version (4) bits, set as `uuid.UUID(version=4)` sets them.
-_UUID4_KEEP = ~((0xC000 << 48) | (0xF000 << 64))
-_UUID4_SET = (0x8000 << 48) | (4 << 76)
 
 
 def new_message_id() -> str:

@@ -43,7 +43,7 @@ async def read_body(request: Request) -> bytes:
                 f"Payload Too Large: body exceeds the limit of {MAX_BODY_BYTES} bytes"
             )
         chunks.append(chunk)
-    return chunks[0] if len(chunks) == 1 else b"".join(chunks)
+    return b"".join(chunks)
 
 
 def read_body_first(endpoint: Endpoint) -> Endpoint:

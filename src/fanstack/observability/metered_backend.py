@@ -40,8 +40,8 @@ class MeteredBackend(DelegatingBackend):
         return ids
 
     def _count_stored(self, publications: Sequence[Publication]) -> None:
-        """Count stored publications: published per topic, sent per queue (an increment is
-        an append to a list in memory: `batched_values`)."""
+        """Count stored publications: published per topic, sent per queue (an increment
+        costs an append in memory: `batched_values`)."""
         for publication in publications:
             if publication.topic is not None:
                 self._published(publication.topic).inc()

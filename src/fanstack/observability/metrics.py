@@ -268,10 +268,9 @@ class Metrics:
         """A registry of what was counted: every process's, when they share a directory
         (this one's written to its file first)."""
         directory = shared_directory()
-        if directory is not None:
-            flush()
         registry = CollectorRegistry(auto_describe=False)
         if directory is not None:
+            flush()
             MultiProcessCollector(registry, path=directory)  # type: ignore[no-untyped-call]
         else:
             registry.register(_Forward(self.registry))
@@ -384,8 +383,8 @@ class QueueCollector(Collector):
 
 
 if shared_directory() is not None:  # started by a process that shares its counts
-    # prometheus_client made its multiprocess class at import: batch that one, so that any
-    # instrument made before this (with it) and fanstack's write to the file through one.
+    # prometheus_client made its multiprocess class at import, and instruments made before
+    # this one use it: batching that class keeps one writer of this process's file.
     existing = values.ValueClass
     values.ValueClass = batched_value_class(
         existing if getattr(existing, "_multiprocess", False) else None
