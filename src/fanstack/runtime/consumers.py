@@ -1,18 +1,21 @@
-"""Consumers: each polls one queue for one function, runs batches in its pool, settles them.
+"""Consumers: one queue read for one function, what its batches run inside, how they settle.
 
-A poller leases messages only when a worker can take them now (a warm one is idle, or one batch
-waits on a cold start); a batch that asks to be retried later is run again record by record; the
-settlement policy (core/settlement.py) decides what is deleted, retried or handed back.
+The driver (runtime/driver.py) leases and runs every consumer's batches; a consumer says how:
+what it leases, the span and log fields of a batch, the heartbeat around its invocation, and
+how the settlement policy (core/settlement.py) decides what is deleted, retried or handed back.
+A batch that asks to be retried later is run again record by record.
 """
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import time
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Mapping, Sequence
+from contextlib import AbstractContextManager
 from typing import Any
 
-from opentelemetry.trace import SpanKind
+from opentelemetry.trace import Span, SpanKind
 
 from fanstack.core.errors import FanstackError
 from fanstack.core.functions import ConsumerSpec
@@ -26,16 +29,13 @@ from fanstack.runtime.deferrals import Deferrals
 from fanstack.runtime.functions import Function
 from fanstack.runtime.host import Host
 from fanstack.runtime.logs import log_context
-from fanstack.runtime.polling import POLL_WAIT, poll
-from fanstack.runtime.pool import Permit
 from fanstack.runtime.records import pack_sqs_event
 
 log = logging.getLogger("fanstack.dispatcher")
 
 
-
 class ConsumerLoop:
-    """Polls one queue for one consumer and runs its batches."""
+    """One queue read for one consumer's function."""
 
     def __init__(
         self, runtime: Host, consumer: ConsumerSpec, function: Function, queue: QueueSpec
@@ -55,10 +55,6 @@ class ConsumerLoop:
             retry_later_limit=consumer.retry_later_limit,
         )
 
-    def run(self) -> None:
-        """Poll until the runtime stops."""
-        poll(self.runtime, self)
-
     def pause(self) -> float:
         """While the function's circuit breaker is open, wait instead of leasing."""
         breaker = self.function.circuit_breaker
@@ -66,35 +62,17 @@ class ConsumerLoop:
             return 0.0
         return max(breaker.retry_after(), 0.1)
 
-    def gather(self) -> list[ReceivedMessage]:
-        """Lease up to a batch, waiting up to the batch window for it to fill."""
-        backend = self.runtime.backend
-        size = self.consumer.batch_size
-        batch = backend.receive(
-            self.queue.name, max_messages=min(MAX_RECEIVE_BATCH, size), wait_seconds=POLL_WAIT
+    def lease(self, count: int) -> list[ReceivedMessage]:
+        """Lease up to `count` messages (at most a receive's 10) now, without waiting."""
+        return self.runtime.backend.receive(
+            self.queue.name, max_messages=min(MAX_RECEIVE_BATCH, count), wait_seconds=0
         )
-        if not batch:
-            return batch
-        deadline = time.monotonic() + self.consumer.batch_window
-        while len(batch) < size and not self.runtime.stopping.is_set():
-            remaining = deadline - time.monotonic()
-            more = backend.receive(
-                self.queue.name,
-                max_messages=min(MAX_RECEIVE_BATCH, size - len(batch)),
-                wait_seconds=max(0.0, min(remaining, 20.0)),
-            )
-            batch.extend(more)
-            if not more and remaining <= 0:
-                break
-        return batch
 
-    def settle(
-        self, batch: list[ReceivedMessage], received_at: float, permit: Permit
-    ) -> None:
-        """Invoke the function on a batch and settle every message by the outcome (a span of
-        the trace of its first message that has one, linked to the others')."""
+    def span(self, batch: Sequence[ReceivedMessage]) -> AbstractContextManager[Span | None]:
+        """The span of a batch, from its lease to its settlement: a span of the trace of its
+        first message that has one, linked to the others'."""
         carriers = tracing.batch_carriers(batch)
-        with tracing.span(
+        return tracing.span(
             f"process {self.queue.name}",
             kind=SpanKind.CONSUMER,
             parent=carriers[0] if carriers else None,
@@ -105,50 +83,48 @@ class ConsumerLoop:
                 "messaging.destination.name": self.queue.name,
                 "messaging.batch.message_count": len(batch),
             },
-        ) as span:
-            outcome = self._process(batch, received_at, permit)
-            if not outcome.ok and outcome.signal is None:
-                tracing.fail(span, outcome.error_summary.partition("\n")[0])
+        )
 
-    def _process(
-        self, batch: list[ReceivedMessage], received_at: float, permit: Permit
-    ) -> Outcome:
-        fields = _batch_fields(self.queue.name, batch)
-        outcome = self._invoke(batch, received_at, permit.run, fields)
-        if outcome.signal is not None and len(batch) > 1 and not self.runtime.stopping.is_set():
-            # One record asked to be retried later (say, its idempotency key is held by another
-            # invocation): run each record alone, so the others do not wait with it.
-            log.info(
-                "batch asked to retry later; running its records one by one",
-                extra={"queue": self.queue.name, "batch_size": len(batch)},
-            )
-            pool = self.runtime.pool(self.function)
-            for message in batch:
-                alone_fields = _batch_fields(self.queue.name, [message])
-                alone = self._invoke([message], time.monotonic(), pool.invoke, alone_fields)
-                self._settle([message], alone, alone_fields)
-            return outcome
-        self._settle(batch, outcome, fields)
-        return outcome
+    def fields(self, batch: Sequence[ReceivedMessage]) -> dict[str, Any]:
+        """What every log line about the batch says (inside its span: its trace ids)."""
+        return _batch_fields(self.queue.name, batch)
 
-    def _invoke(
-        self,
-        batch: list[ReceivedMessage],
-        received_at: float,
-        run: Callable[..., Outcome],
-        fields: dict[str, Any],
-    ) -> Outcome:
+    def invoking(
+        self, batch: Sequence[ReceivedMessage], received_at: float, fields: dict[str, Any]
+    ) -> list[AbstractContextManager[Any]]:
+        """What an invocation of the batch runs inside: its log fields, and the heartbeat that
+        keeps its messages invisible while it runs."""
         handles = [m.receipt_handle for m in batch]
-        with (
+        return [
             log_context(function=self.function.name, **fields),
             self.runtime.heartbeat.keep_visible(
                 self.queue.name, handles, self.queue.visibility_timeout, received_at
             ),
-        ):
-            outcome: Outcome = run(pack_sqs_event(batch, self.queue), log_fields=fields)
-        return outcome
+        ]
 
-    def _settle(
+    def retries_alone(self, batch: Sequence[ReceivedMessage], outcome: Outcome) -> bool:
+        """Whether the batch is to be run again record by record (`run_alone`): one record
+        asked to be retried later (say, its idempotency key is held by another invocation),
+        and the others need not wait with it."""
+        return outcome.signal is not None and len(batch) > 1 and not self.runtime.stopping.is_set()
+
+    def run_alone(self, batch: Sequence[ReceivedMessage]) -> None:
+        """Run and settle each record of the batch on its own (blocking: a thread's work)."""
+        log.info(
+            "batch asked to retry later; running its records one by one",
+            extra={"queue": self.queue.name, "batch_size": len(batch)},
+        )
+        pool = self.runtime.pool(self.function)
+        for message in batch:
+            fields = _batch_fields(self.queue.name, [message])
+            received_at = time.monotonic()
+            with contextlib.ExitStack() as invoking:
+                for manager in self.invoking([message], received_at, fields):
+                    invoking.enter_context(manager)
+                outcome = pool.invoke(pack_sqs_event([message], self.queue), log_fields=fields)
+            self.settle([message], outcome, fields)
+
+    def settle(
         self, batch: Sequence[ReceivedMessage], outcome: Outcome, fields: dict[str, Any]
     ) -> None:
         """Apply the settlement policy's decisions to the queue (`fields`: the batch's, for

@@ -1,11 +1,11 @@
-"""The dispatcher: long-polls queues, forms batches, runs them in worker pools, settles results.
+"""The dispatcher: leases batches from queues, runs them in worker pools, settles results.
 
-Each consumer polls its queue from `max_concurrency` threads; a thread that leases a batch runs
-it itself, borrowing a worker process, then settles it and polls again (no hand-over to another
-thread on the way: each one costs thread switches). Settling a batch deletes what succeeded and
-hands failures back through visibility (backoff with full jitter, the failure kept for the DLQ).
-A heartbeat extends the visibility of batches still running. `stop` stops polling, returns what
-never started, and waits a grace period for the rest.
+One thread, the driver (runtime/driver.py), leases, invokes and settles the batches of every
+queue consumer; each function's asynchronous invocations are polled by `concurrency` threads of
+their own (runtime/polling.py). Settling a batch deletes what succeeded and hands failures back
+through visibility (backoff with full jitter, the failure kept for the DLQ). A heartbeat extends
+the visibility of batches still running. `stop` stops leasing, returns what never started, and
+waits a grace period for the rest.
 """
 
 from __future__ import annotations
@@ -23,6 +23,7 @@ from fanstack.core.errors import ConditionalCheckFailed, FanstackError
 from fanstack.core.functions import ConsumerSpec
 from fanstack.runtime.consumers import ConsumerLoop
 from fanstack.runtime.context import Claim
+from fanstack.runtime.driver import Driver
 from fanstack.runtime.functions import Function
 from fanstack.runtime.heartbeat import Heartbeat
 from fanstack.runtime.invocations import AsyncInvoker
@@ -77,6 +78,7 @@ class Dispatcher:
         self._threads: list[threading.Thread] = []
         self._pollers: list[threading.Thread] = []
         self._running = 0  # batches running now
+        self._driver: Driver | None = None
         self.rng = random.Random()
 
     @property
@@ -141,17 +143,25 @@ class Dispatcher:
         return list(self._threads)
 
     def start(self) -> None:
-        """Start `max_concurrency` polling threads per consumer and per async-invoked function,
-        and a thread per service."""
+        """Start the driver of every consumer (and its watchers), `concurrency` polling threads
+        per function's asynchronous invocations, and a thread per service."""
         backend = self.backend  # provisions every declared resource
-        loops: list[ConsumerLoop | AsyncInvoker] = []  # both have name, run, max_concurrency
+        loops = []
         for consumer in self.consumers:
             function = self.functions[consumer.function]
             loops.append(ConsumerLoop(self, consumer, function, backend.get_queue(consumer.queue)))
-        loops.extend(AsyncInvoker(self, function) for function in self.functions.values())
-        for loop in loops:
-            for n in range(loop.max_concurrency):
-                thread = threading.Thread(target=loop.run, name=f"fanstack-poll-{loop.name}-{n}")
+        self._driver = Driver(self, loops)
+        driver, *watchers = self._driver.threads()
+        self._pollers.append(driver)
+        self._threads.extend([driver, *watchers])
+        for thread in [driver, *watchers]:
+            thread.start()
+        for function in self.functions.values():
+            invoker = AsyncInvoker(self, function)
+            for n in range(invoker.max_concurrency):
+                thread = threading.Thread(
+                    target=invoker.run, name=f"fanstack-poll-{invoker.name}-{n}"
+                )
                 thread.daemon = True
                 thread.start()
                 self._pollers.append(thread)
@@ -179,15 +189,23 @@ class Dispatcher:
     def run_batch(self, run: Callable[[], None]) -> None:
         """Run a leased batch's `run()` on this (polling) thread, counted as running until it
         ends: `stop` waits for it within the grace period."""
-        with self._lock:
-            self._running += 1
+        self.batch_started()
         try:
             run()
         except Exception:
             log.exception("batch failed unexpectedly")
         finally:
-            with self._lock:
-                self._running -= 1
+            self.batch_ended()
+
+    def batch_started(self) -> None:
+        """A leased batch is running: `stop` waits for it within the grace period."""
+        with self._lock:
+            self._running += 1
+
+    def batch_ended(self) -> None:
+        """A batch `batch_started` counted has ended."""
+        with self._lock:
+            self._running -= 1
 
     def _running_batches(self) -> int:
         with self._lock:
@@ -199,6 +217,8 @@ class Dispatcher:
         `force()` (a second signal) ends the grace period early.
         """
         self.stopping.set()
+        if self._driver is not None:
+            self._driver.wake()
         # A poller between batches stops within a poll's wait; one running a batch, once the
         # batch is settled: within `grace`, or at once if forced.
         deadline = time.monotonic() + grace
@@ -224,6 +244,8 @@ class Dispatcher:
                     break
         for thread in self._threads:
             thread.join(timeout=POLL_WAIT * 3 + 5)
+        if self._driver is not None and not any(t.is_alive() for t in self._threads):
+            self._driver.close()
         for pool in self.pools().values():
             pool.close()
 

@@ -1,4 +1,4 @@
-"""What a poller (a consumer, the asynchronous invoker) needs from the dispatcher that runs it.
+"""What a consumer and a poller (the asynchronous invoker) need from the dispatcher running them.
 
 A Protocol, so the pollers and the dispatcher that owns them do not import each other.
 """

@@ -1,4 +1,5 @@
-"""The one poll loop every poller runs (a consumer, the asynchronous invoker).
+"""The poll loop of a function's asynchronous invocations (queue consumers run on the driver,
+runtime/driver.py).
 
 Each of a poller's `max_concurrency` threads runs it: take a permit (a worker can take a batch
 now), lease a batch, run and settle it on the same thread, and poll again; a poller that is

@@ -12,8 +12,11 @@ import logging
 import threading
 import time
 from collections.abc import Callable, Collection, Mapping
+from contextlib import AbstractContextManager
 from dataclasses import dataclass, field
 from typing import Any
+
+from opentelemetry import trace
 
 from fanstack.core.errors import TooManyRequests
 from fanstack.core.outcome import Outcome
@@ -110,6 +113,7 @@ class WorkerPool:
         self._waiting_for_warm: collections.Counter[str] = collections.Counter()
         self._closed = False
         self._changed = threading.Condition()
+        self.on_release: Callable[[], None] | None = None  # told whenever a slot frees
 
     @property
     def size(self) -> int:
@@ -150,7 +154,7 @@ class WorkerPool:
                 self._changed.wait(remaining)
         return None
 
-    def _start_reserved(self) -> Worker:
+    def start_worker(self) -> Worker:
         """Start a worker in a reserved slot (a cold start, timed and logged)."""
         worker = Worker(self.spec)
         self.stats.cold_starts += 1
@@ -195,28 +199,32 @@ class WorkerPool:
     ) -> Outcome:
         """Run one invocation in `worker` (or one started now in its reserved slot, then
         `on_started`), as a span of the current trace."""
-        function = self.spec.function
-        with tracing.span(
-            f"invoke {function}",
-            attributes={"faas.invoked_name": function, "faas.coldstart": worker is None},
-        ) as span:
-            request = {
-                "invocation_id": new_id(),
-                "timeout": self.spec.timeout,
-                "memory_mb": self.spec.memory_mb,
-                "log_fields": dict(log_fields or {}),
-                "trace_context": tracing.context_of_current(),
-            }
-            if isinstance(event, PackedSqsEvent):  # the worker builds the records
-                request["sqs_event"] = event.payload
-            else:
-                request["event"] = event
-            outcome = self._run(worker, request, on_started)
-            if span is not None:
-                span.set_attribute("faas.invocation_id", outcome.invocation_id)
-            if not outcome.ok and outcome.signal is None:
-                tracing.fail(span, outcome.error_summary.partition("\n")[0])
+        with self.invocation_span(cold=worker is None) as span:
+            outcome = self._run(worker, self.request(event, log_fields), on_started)
+            ended(span, outcome)
             return outcome
+
+    def invocation_span(self, *, cold: bool) -> AbstractContextManager[trace.Span | None]:
+        """The span of one invocation (`ended` marks how it ended)."""
+        return tracing.span(
+            f"invoke {self.spec.function}",
+            attributes={"faas.invoked_name": self.spec.function, "faas.coldstart": cold},
+        )
+
+    def request(self, event: Any, log_fields: Mapping[str, Any] | None) -> dict[str, Any]:
+        """What a worker is sent to run `event` (a new invocation id; the current trace)."""
+        request = {
+            "invocation_id": new_id(),
+            "timeout": self.spec.timeout,
+            "memory_mb": self.spec.memory_mb,
+            "log_fields": dict(log_fields or {}),
+            "trace_context": tracing.context_of_current(),
+        }
+        if isinstance(event, PackedSqsEvent):  # the worker builds the records
+            request["sqs_event"] = event.payload
+        else:
+            request["event"] = event
+        return request
 
     def _run(
         self,
@@ -224,59 +232,78 @@ class WorkerPool:
         request: dict[str, Any],
         on_started: Callable[[], None] | None,
     ) -> Outcome:
-        invocation_id = request["invocation_id"]
         started = time.monotonic()
         cold = worker is None
-        healthy = True
-        outcome: Outcome | None = None
         self.meter.started()
+        answer: dict[str, Any] | ChannelTimeout | WorkerCrashed | None = None
         try:
             if worker is None:
                 try:
-                    worker = self._start_reserved()
-                except WorkerCrashed as exc:
-                    healthy = False
-                    outcome = self._failed("Runtime.InitError", str(exc), started, invocation_id)
-                    return outcome
+                    worker = self.start_worker()
                 finally:
                     if on_started is not None:
                         on_started()
-            with self._changed:
-                self._running.add(worker)
-            try:
-                response = worker.invoke(request, self.spec.timeout)
-            except ChannelTimeout:
-                healthy = False
-                self.stats.timeouts += 1
+            self.running(worker)
+            answer = worker.invoke(request, self.spec.timeout)
+        except (ChannelTimeout, WorkerCrashed) as exc:
+            answer = exc
+        finally:  # None: the dispatcher's own failure (it is logged where caught)
+            outcome = self.end(worker, answer, started, request["invocation_id"], cold)
+        return outcome
+
+    def running(self, worker: Worker) -> None:
+        """`worker` runs an invocation now (`kill_running` would stop it); `meter.started()`
+        was called when the invocation began."""
+        with self._changed:
+            self._running.add(worker)
+
+    def end(
+        self,
+        worker: Worker | None,
+        answer: dict[str, Any] | ChannelTimeout | WorkerCrashed | None,
+        started: float,
+        invocation_id: str,
+        cold: bool,
+    ) -> Outcome:
+        """The outcome of an invocation begun at `started`, counted, its worker let go: `answer`
+        is the worker's answer, the timeout (worker killed) or crash it ended with (a crash
+        with no worker: it failed to start), or None for the dispatcher's own failure."""
+        healthy = True
+        if isinstance(answer, ChannelTimeout):
+            healthy = False
+            self.stats.timeouts += 1
+            if worker is not None:
                 self._abandon_claims(worker)
-                message = f"Task timed out after {self.spec.timeout:.2f} seconds"
-                outcome = self._failed("Runtime.Timeout", message, started, invocation_id, cold)
-                return outcome
-            except WorkerCrashed as exc:
-                healthy = False
+            message = f"Task timed out after {self.spec.timeout:.2f} seconds"
+            outcome = self._failed("Runtime.Timeout", message, started, invocation_id, cold)
+        elif isinstance(answer, WorkerCrashed):
+            healthy = False
+            if worker is None:  # it did not start
+                outcome = self._failed("Runtime.InitError", str(answer), started, invocation_id)
+            else:
                 self.stats.crashes += 1
                 self._abandon_claims(worker)
-                outcome = self._failed("Runtime.ExitError", str(exc), started, invocation_id, cold)
-                return outcome
-            if response.get("exit"):
-                healthy = False
+                outcome = self._failed(
+                    "Runtime.ExitError", str(answer), started, invocation_id, cold
+                )
+        elif answer is None:
+            outcome = self._failed("Runtime.Unknown", "no outcome", started, invocation_id)
+        else:
+            healthy = not answer.get("exit")
             outcome = Outcome(
-                ok=bool(response.get("ok")),
-                result=response.get("result"),
-                error=response.get("error"),
-                signal=response.get("signal"),
-                delay=float(response.get("delay") or 0.0),
+                ok=bool(answer.get("ok")),
+                result=answer.get("result"),
+                error=answer.get("error"),
+                signal=answer.get("signal"),
+                delay=float(answer.get("delay") or 0.0),
                 duration=time.monotonic() - started,
                 cold_start=cold,
                 invocation_id=invocation_id,
             )
-            return outcome
-        finally:
-            if outcome is None:  # the dispatcher's own failure (it is logged where caught)
-                outcome = self._failed("Runtime.Unknown", "no outcome", started, invocation_id)
-            self.stats.record(outcome)
-            self.meter.finished(outcome)
-            self._release(worker, healthy)
+        self.stats.record(outcome)
+        self.meter.finished(outcome)
+        self._release(worker, healthy)
+        return outcome
 
     def _abandon_claims(self, worker: Worker) -> None:
         """The invocation died holding claims: release them now rather than at their expiry."""
@@ -324,6 +351,26 @@ class WorkerPool:
                     )
                 self._changed.wait()
 
+    def try_acquire(self) -> tuple[bool, Worker | None]:
+        """`acquire` without waiting or counting a throttle: (True, a warm worker), (True,
+        None): a slot reserved for a worker to start, or (False, None): none now."""
+        with self._changed:
+            if self._closed:
+                return False, None
+            while self._idle:
+                worker = self._idle.pop()
+                if worker.alive():
+                    self._busy += 1
+                    return True, worker
+            if self._busy < self.concurrency:
+                self._busy += 1
+                return True, None
+            return False, None
+
+    def give_back(self, worker: Worker | None) -> None:
+        """Let go of what `acquire` or `try_acquire` gave and no invocation used."""
+        self._release(worker, healthy=True)
+
     def _release(self, worker: Worker | None, healthy: bool) -> None:
         with self._changed:
             self._busy -= 1
@@ -334,6 +381,8 @@ class WorkerPool:
                 else:
                     worker.kill()
             self._changed.notify_all()
+        if self.on_release is not None:
+            self.on_release()
 
     def reap_idle(self) -> int:
         """Stop workers idle longer than `idle_timeout`; returns how many stopped."""
@@ -388,3 +437,11 @@ class Permit:
             self.pool.cold_start_done(self.poller)
         else:
             self.pool.warm_permit_done(self.poller)
+
+
+def ended(span: trace.Span | None, outcome: Outcome) -> None:
+    """Mark an invocation's span with how it ended."""
+    if span is not None:
+        span.set_attribute("faas.invocation_id", outcome.invocation_id)
+    if not outcome.ok and outcome.signal is None:
+        tracing.fail(span, outcome.error_summary.partition("\n")[0])

@@ -50,6 +50,7 @@ class Worker:
         self._frames = FrameReader(self.process.stdout.fileno())
         self.last_used = started
         self.claims: set[Claim] = set()
+        self.deadline = started  # the running invocation's (`send`)
         try:
             self._receive(started + START_TIMEOUT)
         except (ChannelClosed, ChannelTimeout, OSError) as exc:
@@ -74,26 +75,63 @@ class Worker:
         Claims the invocation reports while it runs are in `self.claims` until it settles them;
         whatever is left there when the invocation dies is the caller's to release.
         """
-        self.claims = set()
-        deadline = time.monotonic() + timeout
+        self.send(request, timeout)
         try:
-            self._send(request)
             while True:
-                frame: dict[str, Any] = self._receive(deadline)
-                if "claim" in frame:
-                    self.claims.add(Claim.from_dict(frame["claim"]))
-                elif "release" in frame:
-                    self.claims.discard(Claim.from_dict(frame["release"]))
-                else:
-                    return frame
+                answer = self._note(self._receive(self.deadline))
+                if answer is not None:
+                    return answer
         except ChannelTimeout:
             self.kill()
             raise
         except (ChannelClosed, OSError) as exc:
-            code = self.process.wait(timeout=5)
-            raise WorkerCrashed(_exit_reason(code)) from exc
+            raise self._crashed() from exc
         finally:
             self.last_used = time.monotonic()
+
+    def send(self, request: dict[str, Any], timeout: float) -> None:
+        """Start one invocation, due by `self.deadline`, without waiting for its answer
+        (`answer` takes it); WorkerCrashed if the worker is gone."""
+        self.claims = set()
+        self.deadline = time.monotonic() + timeout
+        try:
+            self._send(request)
+        except OSError as exc:
+            self.last_used = time.monotonic()
+            raise self._crashed() from exc
+
+    @property
+    def channel(self) -> int:
+        """The descriptor the worker's frames arrive on (to select on)."""
+        return self._frames.fd
+
+    def answer(self) -> dict[str, Any] | None:
+        """Once `channel` is readable: the invocation's answer if it has come (claims noted
+        on the way), else None; WorkerCrashed if the worker died."""
+        try:
+            for frame in self._frames.read_ready():
+                answer = self._note(frame)
+                if answer is not None:
+                    self.last_used = time.monotonic()
+                    return answer
+        except (ChannelClosed, OSError) as exc:
+            self.last_used = time.monotonic()
+            raise self._crashed() from exc
+        return None
+
+    def _note(self, frame: dict[str, Any]) -> dict[str, Any] | None:
+        """The answer, or None for a claim frame (noted in `claims`)."""
+        if "claim" in frame:
+            self.claims.add(Claim.from_dict(frame["claim"]))
+        elif "release" in frame:
+            self.claims.discard(Claim.from_dict(frame["release"]))
+        else:
+            return frame
+        return None
+
+    def _crashed(self) -> WorkerCrashed:
+        code = self.process.wait(timeout=5)
+        return WorkerCrashed(_exit_reason(code))
 
     def alive(self) -> bool:
         """Whether the process is still running."""

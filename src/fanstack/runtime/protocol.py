@@ -76,16 +76,33 @@ class FrameReader:
     def read(self, deadline: float) -> Any:
         """The next frame, giving up at `deadline` (time.monotonic)."""
         while True:
-            if len(self._buffer) >= _HEADER.size:
-                (size,) = _HEADER.unpack_from(self._buffer)
-                if size > MAX_FRAME:
-                    raise ChannelClosed(f"frame of {size} bytes exceeds {MAX_FRAME}")
-                end = _HEADER.size + size
-                if len(self._buffer) >= end:
-                    payload = bytes(self._buffer[_HEADER.size : end])
-                    del self._buffer[:end]
-                    return _decode(payload)
+            frame = self._next()
+            if frame is not _NONE:
+                return frame
             self._fill(deadline)
+
+    def read_ready(self) -> list[Any]:
+        """Every frame complete after one read of what has arrived (for a caller that knows the
+        descriptor is readable: a select over many); ChannelClosed at end of stream."""
+        self._read()
+        frames = []
+        while (frame := self._next()) is not _NONE:
+            frames.append(frame)
+        return frames
+
+    def _next(self) -> Any:
+        """The first complete frame in the buffer, taken out of it, or _NONE."""
+        if len(self._buffer) < _HEADER.size:
+            return _NONE
+        (size,) = _HEADER.unpack_from(self._buffer)
+        if size > MAX_FRAME:
+            raise ChannelClosed(f"frame of {size} bytes exceeds {MAX_FRAME}")
+        end = _HEADER.size + size
+        if len(self._buffer) < end:
+            return _NONE
+        payload = bytes(self._buffer[_HEADER.size : end])
+        del self._buffer[:end]
+        return _decode(payload)
 
     def _fill(self, deadline: float) -> None:
         remaining = deadline - time.monotonic()
@@ -94,7 +111,13 @@ class FrameReader:
         ready, _, _ = select.select([self.fd], [], [], remaining)
         if not ready:
             raise ChannelTimeout("deadline passed")
+        self._read()
+
+    def _read(self) -> None:
         chunk = os.read(self.fd, READ_SIZE)
         if not chunk:
             raise ChannelClosed("end of stream")
         self._buffer += chunk
+
+
+_NONE = object()  # no complete frame yet (a frame may hold JSON null)
