@@ -7,6 +7,8 @@ import os
 import signal
 from pathlib import Path
 
+import pytest
+
 from fanstack import App
 from fanstack.core.retry import RetryPolicy
 
@@ -169,3 +171,48 @@ def _alive(pid: int) -> bool:
     except ChildProcessError:
         return True
     return waited == 0
+
+
+def test_a_long_invocation_does_not_hold_up_other_consumers(app: App, work_dir: Path) -> None:
+    slow = app.queue("slow")
+    fast = app.queue("fast")
+    app.consumer(slow, timeout=60, concurrency=1)(handlers.sleep_for)
+    app.consumer(fast)(handlers.record_all)
+    slow.send(body(work_dir, 999, seconds=8))
+    app.runtime.start()
+    wait_for(lambda: markers(work_dir, "pid"))  # the long invocation runs
+    for n in range(20):
+        fast.send(body(work_dir, n))
+    wait_for(lambda: len(markers(work_dir, "done-")) == 20, timeout=6)
+    assert not markers(work_dir, "done-999")  # handled while the long one still ran
+    wait_for(lambda: markers(work_dir, "done-999"), timeout=20)
+
+
+SLOW_IMPORT = """
+import os, time
+
+time.sleep(float(os.environ.get("SLOW_IMPORT_SECONDS", "0")))
+
+def handler(event):
+    pass
+"""
+
+
+def test_a_slow_cold_start_does_not_hold_up_other_consumers(
+    app: App, work_dir: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    (tmp_path / "slow_import.py").write_text(SLOW_IMPORT)
+    monkeypatch.syspath_prepend(str(tmp_path))
+    import slow_import  # type: ignore[import-not-found]
+
+    monkeypatch.setenv("SLOW_IMPORT_SECONDS", "8")  # read by workers of slow_import as they start
+    starting = app.queue("starting")
+    fast = app.queue("fast")
+    app.consumer(starting)(slow_import.handler)
+    app.consumer(fast)(handlers.record_all)
+    starting.send("wait for me")
+    for n in range(20):
+        fast.send(body(work_dir, n))
+    app.runtime.start()
+    wait_for(lambda: len(markers(work_dir, "done-")) == 20, timeout=6)
+    assert starting.stats().in_flight == 1  # its worker is still starting

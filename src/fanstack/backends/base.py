@@ -246,6 +246,12 @@ class Backend(ABC):
     def close(self) -> None:
         """Release connections (the data stays)."""
 
+    def calls_are_local(self) -> bool:
+        """Whether a call is work done on this machine (microseconds, no network round trip),
+        so one thread can drive every consumer's leases and deletes. False unless a backend
+        knows."""
+        return False
+
     def writes_at_once(self) -> bool:
         """Whether a short write made now waits on nothing: no other writer of this process at
         work, no network round trip, no flush to disk per commit. A server answers such calls

@@ -41,6 +41,9 @@ class DelegatingBackend(Backend):
     def url(self) -> str:
         return self.inner.url
 
+    def calls_are_local(self) -> bool:
+        return self.inner.calls_are_local()
+
     def writes_at_once(self) -> bool:
         return self.inner.writes_at_once()
 

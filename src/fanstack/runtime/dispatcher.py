@@ -78,7 +78,7 @@ class Dispatcher:
         self._threads: list[threading.Thread] = []
         self._pollers: list[threading.Thread] = []
         self._running = 0  # batches running now
-        self._driver: Driver | None = None
+        self._drivers: list[Driver] = []
         self.rng = random.Random()
 
     @property
@@ -150,12 +150,20 @@ class Dispatcher:
         for consumer in self.consumers:
             function = self.functions[consumer.function]
             loops.append(ConsumerLoop(self, consumer, function, backend.get_queue(consumer.queue)))
-        self._driver = Driver(self, loops)
-        driver, *watchers = self._driver.threads()
-        self._pollers.append(driver)
-        self._threads.extend([driver, *watchers])
-        for thread in [driver, *watchers]:
-            thread.start()
+        if backend.calls_are_local():
+            self._drivers = [Driver(self, loops)] if loops else []
+        else:
+            # Each call is a round trip to a server: a driver per batch slot keeps as many
+            # round trips going at once as there are batches.
+            self._drivers = [
+                Driver(self, [loop], slots=1) for loop in loops for _ in range(loop.max_concurrency)
+            ]
+        for driver in self._drivers:
+            main, *watchers = driver.threads()
+            self._pollers.append(main)
+            self._threads.extend([main, *watchers])
+            for thread in [main, *watchers]:
+                thread.start()
         for function in self.functions.values():
             invoker = AsyncInvoker(self, function)
             for n in range(invoker.max_concurrency):
@@ -217,8 +225,8 @@ class Dispatcher:
         `force()` (a second signal) ends the grace period early.
         """
         self.stopping.set()
-        if self._driver is not None:
-            self._driver.wake()
+        for driver in self._drivers:
+            driver.wake()
         # A poller between batches stops within a poll's wait; one running a batch, once the
         # batch is settled: within `grace`, or at once if forced.
         deadline = time.monotonic() + grace
@@ -244,8 +252,9 @@ class Dispatcher:
                     break
         for thread in self._threads:
             thread.join(timeout=POLL_WAIT * 3 + 5)
-        if self._driver is not None and not any(t.is_alive() for t in self._threads):
-            self._driver.close()
+        if not any(thread.is_alive() for thread in self._threads):
+            for driver in self._drivers:
+                driver.close()
         for pool in self.pools().values():
             pool.close()
 

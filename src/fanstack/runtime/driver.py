@@ -6,13 +6,17 @@ others, and each contended hand-over is a thread switch. Measured on the functio
 the dispatcher then spent ~100 µs of CPU per delivery where a single thread draining the same
 queues spends ~35; driving the same batches from one thread, it spends ~45.
 
-- **A lane per consumer**: its batches in flight (at most its `max_concurrency`), whether its
-  queue may have messages, a short batch filling up within its batch window, and when a paused
-  consumer (an open circuit breaker) may lease again.
-- **Each turn**, a lane with a free slot whose queue may have messages takes a worker of its
-  function's pool (a warm one, or a slot to start one in), leases a batch and sends it: the
-  worker process runs it while the driver goes on. A cold start runs on a thread of its own,
-  which hands the started worker back. An empty lease gives the worker back.
+- **A lane per consumer**: its batches leased and not yet answered (at most its
+  `max_concurrency`), whether its queue may have messages, a batch leased and not sent yet
+  (waiting for a worker, or filling up within its batch window), and when a paused consumer
+  (an open circuit breaker) may lease again.
+- **Each turn**, a lane with a free slot whose queue may have messages asks its function's pool
+  for a permit (`WorkerPool.permit`: a warm worker is free, or the consumer may start one, one
+  cold start at a time), leases a batch, takes the worker (or the slot to start one in) and
+  sends the batch: the worker process runs it while the driver goes on. A cold start runs on a
+  thread of its own, which hands the started worker back. Nothing is taken before the lease,
+  so an idle consumer holds no worker. When a worker answers, it is given its lane's next
+  batch before the answered one is settled.
 - **Then the driver waits** (one `poll` over every busy worker's channel and a wake-up pipe)
   for an answer, a wake-up or the next deadline: an invocation's timeout (the worker is
   killed), the end of a batch window, a paused consumer's resumption. Each answered batch is
@@ -23,7 +27,10 @@ queues spends ~35; driving the same batches from one thread, it spends ~45.
   fields and invocation span from its lease to its settlement, whatever ran in between.
 - **Rare slow paths leave the driver**: a batch that asks to be retried later runs record by
   record on a thread of its own (`ConsumerLoop.run_alone`), then comes back to be closed.
-- **Stopping**: no more leases; a batch filling its window goes back at once, uncounted;
+- **On a backend whose every call is a round trip** (NATS), the dispatcher runs a driver per
+  batch slot instead of one for all (`Backend.calls_are_local`): one driver would wait on one
+  round trip at a time.
+- **Stopping**: no more leases; a batch not sent yet goes back at once, uncounted;
   batches in flight run to their end (the dispatcher's grace period, then `force` kills their
   workers, and their messages go back, uncounted).
 """
@@ -51,7 +58,7 @@ from fanstack.observability import tracing
 from fanstack.runtime.consumers import ConsumerLoop
 from fanstack.runtime.host import Host
 from fanstack.runtime.polling import POLL_WAIT
-from fanstack.runtime.pool import WorkerPool, ended
+from fanstack.runtime.pool import Permit, WorkerPool, ended
 from fanstack.runtime.process import Worker, WorkerCrashed
 from fanstack.runtime.protocol import ChannelTimeout
 from fanstack.runtime.records import pack_sqs_event
@@ -76,43 +83,52 @@ class DriverHost(Host, Protocol):
 class Lane:
     """One consumer, as the driver runs it."""
 
-    def __init__(self, loop: ConsumerLoop, pool: WorkerPool) -> None:
+    def __init__(self, loop: ConsumerLoop, pool: WorkerPool, slots: int) -> None:
         self.loop = loop
         self.pool = pool
+        self.slots = slots  # batches at once, at most
         self.batch_size = loop.consumer.batch_size
         self.batch_window = loop.consumer.batch_window
-        self.running = 0  # batches leased and not yet settled
-        self.starting = False  # a batch waits on a cold start
+        self.running = 0  # batches leased and not yet answered (each holds a worker slot)
         self.ready = True  # the queue may have messages: lease when a slot is free
         self.resume_at = 0.0  # paused (an open circuit breaker) until then
-        self.filling: Filling | None = None  # a short batch within its batch window
+        self.held: Held | None = None  # leased, not sent yet
         self.watch = threading.Event()  # set: long-poll the queue, then wake the driver
 
 
-class Filling:
-    """A batch shorter than the consumer's batch size, filling up until its window ends."""
+class Held:
+    """A leased batch not sent yet: it waits for a worker, or fills up until its batch window
+    ends (`ends`)."""
 
-    def __init__(
-        self, batch: list[ReceivedMessage], worker: Worker | None, received_at: float, ends: float
-    ) -> None:
+    def __init__(self, batch: list[ReceivedMessage], received_at: float, permit: Permit) -> None:
         self.batch = batch
-        self.worker = worker
         self.received_at = received_at
-        self.ends = ends
+        self.permit = permit
+        self.taken = False  # a worker, or a slot to start one in, is the batch's
+        self.worker: Worker | None = None
+        self.ends = 0.0
+        self.keeping = ExitStack()  # the heartbeat keeping it invisible
 
 
 class Flight:
     """One leased batch, from its lease until it is settled."""
 
     def __init__(
-        self, lane: Lane, batch: list[ReceivedMessage], worker: Worker | None, received_at: float
+        self,
+        lane: Lane,
+        batch: list[ReceivedMessage],
+        worker: Worker | None,
+        received_at: float,
+        permit: Permit,
+        context: contextvars.Context,
     ) -> None:
+        self.permit = permit  # ends once the batch's worker has started
         self.lane = lane
         self.batch = batch
         self.worker = worker
         self.cold = worker is None
         self.received_at = received_at
-        self.context = contextvars.copy_context()
+        self.context = context
         self.holding = ExitStack()  # the consumer span: until settled
         self.invoking = ExitStack()  # log fields, heartbeat, invocation span: until answered
         self.span: trace.Span | None = None
@@ -122,15 +138,22 @@ class Flight:
         self.started = 0.0
         self.begun = False  # the pool counts the invocation (`end` is owed)
         self.answered = False
+        self.freed = False  # its slot let go (`Driver._freed`)
         self.landed = False
+        self.starting = False  # a thread starts its worker (and will hand it over)
 
 
 class Driver:
-    """Runs the batches of `loops` from one thread (`run`), with a watcher thread per loop."""
+    """Runs the batches of `loops` from one thread (`run`), with a watcher thread per loop;
+    `slots`: batches of a loop at once (default: its `max_concurrency`)."""
 
-    def __init__(self, host: DriverHost, loops: Sequence[ConsumerLoop]) -> None:
+    def __init__(
+        self, host: DriverHost, loops: Sequence[ConsumerLoop], slots: int | None = None
+    ) -> None:
         self.host = host
-        self.lanes = [Lane(loop, host.pool(loop.function)) for loop in loops]
+        self.lanes = [
+            Lane(loop, host.pool(loop.function), slots or loop.max_concurrency) for loop in loops
+        ]
         self._sent: dict[int, Flight] = {}  # by the channel its answer comes on
         self._poller = select.poll()
         self._flights = 0  # leased and not settled
@@ -140,6 +163,7 @@ class Driver:
         os.set_blocking(self._wake_write, False)
         self._poller.register(self._wake_read, select.POLLIN)
         self._thread_id = 0
+        self._context = contextvars.Context()
         self._closed = False
 
     def threads(self) -> list[threading.Thread]:
@@ -171,13 +195,14 @@ class Driver:
     def run(self) -> None:
         """Lease, run and settle batches until the dispatcher stops and none is left."""
         self._thread_id = threading.get_ident()
+        self._context = contextvars.copy_context()  # the thread's own: what each batch starts from
         for lane in self.lanes:
-            lane.pool.on_release = self.wake  # a worker another caller held is free
+            lane.pool.listeners.append(self.wake)  # a worker others held may be free
         stopping = self.host.stopping
         try:
             while True:
                 if stopping.is_set():
-                    self._give_back_filling()
+                    self._give_back_held()
                     if not self._flights:
                         return
                 else:
@@ -199,36 +224,63 @@ class Driver:
     def _fill(self, lane: Lane, now: float) -> None:
         """Lease and send batches while the lane has a free slot and its queue may have
         messages."""
-        if lane.filling is not None:
-            if lane.ready or now >= lane.filling.ends:
-                self._top_up(lane, now)
+        if lane.held is not None and not self._release_held(lane, now):
             return
         loop = lane.loop
-        while lane.ready and lane.running < loop.max_concurrency and lane.resume_at <= now:
+        while lane.ready and lane.running < lane.slots and lane.resume_at <= now:
             pause = loop.pause()
             if pause > 0:
                 lane.resume_at = now + pause
                 return
-            taken, worker = lane.pool.try_acquire()
-            if not taken:
-                return  # every worker is busy: a release wakes the driver
-            if worker is None and lane.starting:
-                # One batch waits on a cold start at a time, not one per slot: messages are
-                # leased only as fast as workers become ready.
-                lane.pool.give_back(None)
-                return
+            # A warm worker is free, or this consumer may start one (one at a time).
+            permit = lane.pool.permit(loop.name, timeout=0)
+            if permit is None:
+                return  # the pool's listeners wake the driver when that may change
             received_at = time.monotonic()
             batch = self._lease(lane, lane.batch_size)
             if not batch:
-                lane.pool.give_back(worker)
+                permit.cancel()
                 return
             self._started(lane)
+            held = Held(batch, received_at, permit)
+            held.taken, held.worker = permit.try_take()
             if len(batch) < lane.batch_size and lane.batch_window > 0:
-                ends = received_at + lane.batch_window
-                lane.filling = Filling(batch, worker, received_at, ends)
-                self._top_up(lane, received_at)
+                held.ends = received_at + lane.batch_window
+            if not held.taken or held.ends:
+                # Another caller took the worker meanwhile, or the batch fills its window.
+                self._hold(lane, held)
                 return
-            self._launch(lane, batch, worker, received_at)
+            self._launch(lane, batch, held.worker, received_at, permit)
+
+    def _hold(self, lane: Lane, held: Held) -> None:
+        """Keep a leased batch until a worker takes it or its window ends (kept invisible
+        meanwhile)."""
+        handles = [m.receipt_handle for m in held.batch]
+        timeout = lane.loop.queue.visibility_timeout
+        held.keeping.enter_context(
+            self.host.heartbeat.keep_visible(
+                lane.loop.queue_name, handles, timeout, held.received_at
+            )
+        )
+        lane.held = held
+
+    def _release_held(self, lane: Lane, now: float) -> bool:
+        """Send the lane's held batch if it can go now; whether it went."""
+        held = lane.held
+        assert held is not None
+        if not held.taken:
+            held.taken, held.worker = held.permit.try_take()
+            if not held.taken:
+                return False
+        if held.ends:
+            while len(held.batch) < lane.batch_size and lane.ready:
+                held.batch.extend(self._lease(lane, lane.batch_size - len(held.batch)))
+            if len(held.batch) < lane.batch_size and now < held.ends:
+                return False
+        lane.held = None
+        held.keeping.close()
+        self._launch(lane, held.batch, held.worker, held.received_at, held.permit)
+        return True
 
     def _lease(self, lane: Lane, count: int) -> list[ReceivedMessage]:
         """Up to `count` messages; none (and the queue watched) if it has none or the lease
@@ -243,51 +295,58 @@ class Driver:
             lane.watch.set()
         return batch
 
-    def _top_up(self, lane: Lane, now: float) -> None:
-        """Add to the lane's filling batch; send it once full or once its window ended."""
-        filling = lane.filling
-        assert filling is not None
-        while len(filling.batch) < lane.batch_size and lane.ready:
-            filling.batch.extend(self._lease(lane, lane.batch_size - len(filling.batch)))
-        if len(filling.batch) >= lane.batch_size or now >= filling.ends:
-            lane.filling = None
-            self._launch(lane, filling.batch, filling.worker, filling.received_at)
-
-    def _give_back_filling(self) -> None:
-        """Stopping: the batches filling their windows go back to their queues, uncounted."""
+    def _give_back_held(self) -> None:
+        """Stopping: the batches not sent yet go back to their queues, uncounted."""
         for lane in self.lanes:
-            filling, lane.filling = lane.filling, None
-            if filling is None:
+            held, lane.held = lane.held, None
+            if held is None:
                 continue
-            handles = [(m.receipt_handle, 0) for m in filling.batch]
+            held.keeping.close()
+            handles = [(m.receipt_handle, 0) for m in held.batch]
             try:
                 self.host.backend.set_visibility(lane.loop.queue_name, handles, uncount=True)
             except FanstackError:
                 log.exception("could not hand a batch back", extra={"queue": lane.loop.queue_name})
-            lane.pool.give_back(filling.worker)
-            self._ended(lane)
+            if held.taken:
+                lane.pool.give_back(held.worker)
+            held.permit.cancel()
+            lane.running -= 1
+            self._ended()
 
     def _started(self, lane: Lane) -> None:
-        """A batch was leased: it holds a slot of the lane until `_ended`."""
+        """A batch was leased: it holds a slot of the lane until answered, and counts as
+        running until settled."""
         lane.running += 1
         self._flights += 1
         self.host.batch_started()
 
-    def _ended(self, lane: Lane) -> None:
-        lane.running -= 1
+    def _ended(self) -> None:
         self._flights -= 1
         self.host.batch_ended()
 
+    def _freed(self, flight: Flight) -> None:
+        """The flight's invocation is over: its slot may take the next batch (once)."""
+        if not flight.freed:
+            flight.freed = True
+            flight.lane.running -= 1
+
     def _landed(self, flight: Flight) -> None:
         """The flight is over, settled or not (once, whatever failed on the way)."""
+        self._freed(flight)
         if not flight.landed:
             flight.landed = True
-            self._ended(flight.lane)
+            self._ended()
 
     def _launch(
-        self, lane: Lane, batch: list[ReceivedMessage], worker: Worker | None, received_at: float
+        self,
+        lane: Lane,
+        batch: list[ReceivedMessage],
+        worker: Worker | None,
+        received_at: float,
+        permit: Permit,
     ) -> None:
-        flight = Flight(lane, batch, worker, received_at)
+        # A context of its own, not the current one: this may run while settling another batch.
+        flight = Flight(lane, batch, worker, received_at, permit, self._context.copy())
         flight.context.run(self._step, flight, self._begin, flight)
 
     def _step(self, flight: Flight, work: Callable[..., None], *args: Any) -> None:
@@ -314,10 +373,10 @@ class Driver:
         if flight.worker is not None:
             self._send(flight, flight.worker)
             return
-        lane.starting = True
         threading.Thread(
             target=self._start_worker, args=(flight,), name="fanstack-cold-start", daemon=True
         ).start()
+        flight.starting = True
 
     def _start_worker(self, flight: Flight) -> None:
         """(A thread of its own.) Start a worker for a flight, and hand it to the driver."""
@@ -330,7 +389,11 @@ class Driver:
             worker = WorkerCrashed(f"worker failed to start: {exc}")
 
         def started() -> None:
-            flight.lane.starting = False
+            flight.permit.cancel()
+            if flight.landed:  # given up meanwhile (see `_abort`)
+                if not isinstance(worker, WorkerCrashed):
+                    worker.kill()
+                return
             if isinstance(worker, WorkerCrashed):
                 self._answer(flight, worker)
             else:
@@ -399,8 +462,8 @@ class Driver:
             if flight.worker is not None:
                 due = min(due, flight.worker.deadline)
         for lane in self.lanes:
-            if lane.filling is not None:
-                due = min(due, lane.filling.ends)
+            if lane.held is not None and lane.held.ends:
+                due = min(due, lane.held.ends)
             if lane.resume_at:
                 due = min(due, lane.resume_at)
         if self._handed:
@@ -416,7 +479,7 @@ class Driver:
         )
         ended(flight.invoke_span, outcome)
         flight.invoking.close()
-        if loop.retries_alone(flight.batch, outcome):
+        if loop.retries_alone(flight.batch, outcome):  # the slot stays taken meanwhile
             alone = contextvars.copy_context()
             threading.Thread(
                 target=alone.run,
@@ -425,6 +488,10 @@ class Driver:
                 daemon=True,
             ).start()
             return
+        self._freed(flight)
+        if not self.host.stopping.is_set():
+            # The worker just freed takes the next batch before this one is settled.
+            self._fill(lane, time.monotonic())
         loop.settle(flight.batch, outcome, flight.fields)
         self._close(flight, outcome)
 
@@ -460,6 +527,8 @@ class Driver:
                 pool.end(worker, None, flight.started, flight.request["invocation_id"], True)
             elif not flight.begun:
                 pool.give_back(worker)
+            if not flight.starting:  # else `started` ends it
+                flight.permit.cancel()
         with contextlib.suppress(Exception):
             flight.invoking.close()
         with contextlib.suppress(Exception):

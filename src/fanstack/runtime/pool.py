@@ -113,7 +113,7 @@ class WorkerPool:
         self._waiting_for_warm: collections.Counter[str] = collections.Counter()
         self._closed = False
         self._changed = threading.Condition()
-        self.on_release: Callable[[], None] | None = None  # told whenever a slot frees
+        self.listeners: list[Callable[[], None]] = []  # told whenever a slot may have freed
 
     @property
     def size(self) -> int:
@@ -183,12 +183,16 @@ class WorkerPool:
         with self._changed:
             self._waiting_for_warm[poller] -= 1
             self._changed.notify_all()
+        for listener in self.listeners:
+            listener()
 
     def cold_start_done(self, poller: str) -> None:
         """`poller`'s cold start is under way (or not needed): it may lease on one again."""
         with self._changed:
             self._cold_pending.discard(poller)
             self._changed.notify_all()
+        for listener in self.listeners:
+            listener()
 
     def run_on(
         self,
@@ -353,7 +357,8 @@ class WorkerPool:
 
     def try_acquire(self) -> tuple[bool, Worker | None]:
         """`acquire` without waiting or counting a throttle: (True, a warm worker), (True,
-        None): a slot reserved for a worker to start, or (False, None): none now."""
+        None): a slot reserved for a worker to start, or (False, None): none now (`listeners`
+        are told when that may have changed)."""
         with self._changed:
             if self._closed:
                 return False, None
@@ -381,8 +386,8 @@ class WorkerPool:
                 else:
                     worker.kill()
             self._changed.notify_all()
-        if self.on_release is not None:
-            self.on_release()
+        for listener in self.listeners:
+            listener()
 
     def reap_idle(self) -> int:
         """Stop workers idle longer than `idle_timeout`; returns how many stopped."""
@@ -427,6 +432,15 @@ class Permit:
         if worker is not None:
             self.cancel()
         return self.pool.run_on(worker, event, log_fields, on_started=self.cancel)
+
+    def try_take(self) -> tuple[bool, Worker | None]:
+        """`run`'s worker, without waiting (`WorkerPool.try_acquire`): the permit ends here
+        when a warm worker is taken; with a slot to start one in, once it has started
+        (`cancel` then)."""
+        taken, worker = self.pool.try_acquire()
+        if worker is not None:
+            self.cancel()
+        return taken, worker
 
     def cancel(self) -> None:
         """Nothing (more) to wait for: the poller may lease again on what this permit held."""

@@ -91,6 +91,10 @@ class SQLiteBackend(Backend):
         self._expirer = Expirer(self._database, catalog, lambda: self.clock())
         self._tables = Tables(self._database)
 
+    def calls_are_local(self) -> bool:
+        """True: the store is a file on this machine."""
+        return True
+
     def writes_at_once(self) -> bool:
         """No flush per commit (durability "normal") and no other thread of this process
         writing or waiting to: a write now waits at most for another process's transaction."""
