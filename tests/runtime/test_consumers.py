@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import os
 import signal
+import time
 from pathlib import Path
 
 import pytest
@@ -216,3 +217,20 @@ def test_a_slow_cold_start_does_not_hold_up_other_consumers(
     app.runtime.start()
     wait_for(lambda: len(markers(work_dir, "done-")) == 20, timeout=6)
     assert starting.stats().in_flight == 1  # its worker is still starting
+
+
+def test_a_batch_waiting_for_a_busy_worker_costs_no_cpu(app: App, work_dir: Path) -> None:
+    queue = app.queue("windowed")
+    # Two batches at once for the consumer, one worker for the function.
+    app.consumer(
+        queue, batch_size=10, batch_window=0.2, max_concurrency=2, concurrency=1, timeout=60
+    )(handlers.sleep_for)
+    queue.send(body(work_dir, 0, seconds=4))
+    app.runtime.start()
+    wait_for(lambda: markers(work_dir, "pid"))  # the one worker is busy for 4 s
+    queue.send(body(work_dir, 1, seconds=0))  # leased, its window ends, it waits for the worker
+    time.sleep(0.5)
+    used = time.process_time()
+    time.sleep(2)
+    assert time.process_time() - used < 0.5  # waiting, not polling in a loop
+    wait_for(lambda: len(markers(work_dir, "done-")) == 2, timeout=20)

@@ -93,15 +93,17 @@ class Lane:
         self.ready = True  # the queue may have messages: lease when a slot is free
         self.resume_at = 0.0  # paused (an open circuit breaker) until then
         self.held: Held | None = None  # leased, not sent yet
+        self.filling = False  # `Driver._fill` runs for this lane
         self.watch = threading.Event()  # set: long-poll the queue, then wake the driver
 
 
 class Held:
-    """A leased batch not sent yet: it waits for a worker, or fills up until its batch window
-    ends (`ends`)."""
+    """A leased batch not sent yet: it fills up until its batch window ends (`ends`), or
+    waits for a worker."""
 
     def __init__(self, batch: list[ReceivedMessage], received_at: float, permit: Permit) -> None:
         self.batch = batch
+        self.handles = [m.receipt_handle for m in batch]
         self.received_at = received_at
         self.permit = permit
         self.taken = False  # a worker, or a slot to start one in, is the batch's
@@ -109,25 +111,22 @@ class Held:
         self.ends = 0.0
         self.keeping = ExitStack()  # the heartbeat keeping it invisible
 
+    def take(self) -> bool:
+        """Take the permit's worker (or slot) if there is one now; whether taken."""
+        self.taken, self.worker = self.permit.try_take()
+        return self.taken
+
 
 class Flight:
     """One leased batch, from its lease until it is settled."""
 
-    def __init__(
-        self,
-        lane: Lane,
-        batch: list[ReceivedMessage],
-        worker: Worker | None,
-        received_at: float,
-        permit: Permit,
-        context: contextvars.Context,
-    ) -> None:
-        self.permit = permit  # ends once the batch's worker has started
+    def __init__(self, lane: Lane, held: Held, context: contextvars.Context) -> None:
+        self.permit = held.permit  # ends once the batch's worker has started
         self.lane = lane
-        self.batch = batch
-        self.worker = worker
-        self.cold = worker is None
-        self.received_at = received_at
+        self.batch = held.batch
+        self.worker = held.worker
+        self.cold = held.worker is None
+        self.received_at = held.received_at
         self.context = context
         self.holding = ExitStack()  # the consumer span: until settled
         self.invoking = ExitStack()  # log fields, heartbeat, invocation span: until answered
@@ -154,6 +153,9 @@ class Driver:
         self.lanes = [
             Lane(loop, host.pool(loop.function), slots or loop.max_concurrency) for loop in loops
         ]
+        self._sharing: dict[int, list[Lane]] = {}  # lanes by their pool's id
+        for lane in self.lanes:
+            self._sharing.setdefault(id(lane.pool), []).append(lane)
         self._sent: dict[int, Flight] = {}  # by the channel its answer comes on
         self._poller = select.poll()
         self._flights = 0  # leased and not settled
@@ -165,6 +167,7 @@ class Driver:
         self._thread_id = 0
         self._context = contextvars.Context()
         self._closed = False
+        self._pipe_lock = threading.Lock()  # `wake` never writes to a closed (reused) descriptor
 
     def threads(self) -> list[threading.Thread]:
         """The driver's thread and the watchers' (not started)."""
@@ -180,10 +183,12 @@ class Driver:
 
     def wake(self) -> None:
         """Make the driver look again now (from another thread)."""
-        if threading.get_ident() == self._thread_id or self._closed:
+        if threading.get_ident() == self._thread_id:
             return
-        with contextlib.suppress(BlockingIOError, OSError):  # already woken; or closed
-            os.write(self._wake_write, b"\0")
+        with self._pipe_lock:
+            if not self._closed:
+                with contextlib.suppress(BlockingIOError):  # already woken
+                    os.write(self._wake_write, b"\0")
 
     def _hand(self, work: Callable[[], None]) -> None:
         """Have the driver run `work` (from another thread)."""
@@ -208,26 +213,50 @@ class Driver:
                 else:
                     now = time.monotonic()
                     for lane in self.lanes:
-                        self._fill(lane, now)
+                        self._fill_safely(lane, now)
                 self._wait()
         finally:
             for lane in self.lanes:
                 lane.watch.set()  # the watchers see the stop at once
+                with contextlib.suppress(ValueError):
+                    lane.pool.listeners.remove(self.wake)
 
     def close(self) -> None:
         """Close the wake-up pipe (once the driver's and watchers' threads have ended)."""
-        if not self._closed:
-            self._closed = True
-            os.close(self._wake_write)
-            os.close(self._wake_read)
+        with self._pipe_lock:
+            if not self._closed:
+                self._closed = True
+                os.close(self._wake_write)
+                os.close(self._wake_read)
 
     def _fill(self, lane: Lane, now: float) -> None:
         """Lease and send batches while the lane has a free slot and its queue may have
-        messages."""
+        messages. Not re-entered: a batch that ends while this sends another (its worker was
+        found dead) leaves its slot to this call's loop."""
+        if lane.filling:
+            return
+        lane.filling = True
+        try:
+            self._fill_lane(lane, now)
+        finally:
+            lane.filling = False
+
+    def _fill_safely(self, lane: Lane, now: float) -> None:
+        """`_fill`, a failure of fanstack's own logged and the lane paused a poll's wait: the
+        other consumers go on."""
+        try:
+            self._fill(lane, now)
+        except Exception:
+            log.exception("consumer failed unexpectedly", extra={"queue": lane.loop.queue_name})
+            lane.resume_at = now + POLL_WAIT
+
+    def _fill_lane(self, lane: Lane, now: float) -> None:
         if lane.held is not None and not self._release_held(lane, now):
             return
         loop = lane.loop
-        while lane.ready and lane.running < lane.slots and lane.resume_at <= now:
+        while (
+            lane.ready and lane.held is None and lane.running < lane.slots and lane.resume_at <= now
+        ):
             pause = loop.pause()
             if pause > 0:
                 lane.resume_at = now + pause
@@ -237,29 +266,33 @@ class Driver:
             if permit is None:
                 return  # the pool's listeners wake the driver when that may change
             received_at = time.monotonic()
-            batch = self._lease(lane, lane.batch_size)
+            try:
+                batch = self._lease(lane, lane.batch_size, now)
+            except BaseException:
+                permit.cancel()
+                raise
             if not batch:
                 permit.cancel()
                 return
             self._started(lane)
             held = Held(batch, received_at, permit)
-            held.taken, held.worker = permit.try_take()
             if len(batch) < lane.batch_size and lane.batch_window > 0:
+                # It fills up until its window ends, holding no worker meanwhile.
                 held.ends = received_at + lane.batch_window
-            if not held.taken or held.ends:
-                # Another caller took the worker meanwhile, or the batch fills its window.
                 self._hold(lane, held)
                 return
-            self._launch(lane, batch, held.worker, received_at, permit)
+            if not held.take():  # another caller took the worker meanwhile
+                self._hold(lane, held)
+                return
+            self._launch(lane, held)
 
     def _hold(self, lane: Lane, held: Held) -> None:
-        """Keep a leased batch until a worker takes it or its window ends (kept invisible
-        meanwhile)."""
-        handles = [m.receipt_handle for m in held.batch]
+        """Keep a leased batch until its window ends and a worker takes it, kept invisible
+        meanwhile (what is added to it too: the heartbeat reads `handles` as it grows)."""
         timeout = lane.loop.queue.visibility_timeout
         held.keeping.enter_context(
             self.host.heartbeat.keep_visible(
-                lane.loop.queue_name, handles, timeout, held.received_at
+                lane.loop.queue_name, held.handles, timeout, held.received_at
             )
         )
         lane.held = held
@@ -268,28 +301,32 @@ class Driver:
         """Send the lane's held batch if it can go now; whether it went."""
         held = lane.held
         assert held is not None
-        if not held.taken:
-            held.taken, held.worker = held.permit.try_take()
-            if not held.taken:
-                return False
-        if held.ends:
+        if held.ends:  # filling its window
             while len(held.batch) < lane.batch_size and lane.ready:
-                held.batch.extend(self._lease(lane, lane.batch_size - len(held.batch)))
+                more = self._lease(lane, lane.batch_size - len(held.batch), now)
+                if not more:
+                    break
+                held.batch.extend(more)
+                held.handles.extend(m.receipt_handle for m in more)
             if len(held.batch) < lane.batch_size and now < held.ends:
                 return False
+            held.ends = 0.0  # due now: waiting for a worker, if any
+        if not held.taken and not held.take():
+            return False
         lane.held = None
         held.keeping.close()
-        self._launch(lane, held.batch, held.worker, held.received_at, held.permit)
+        self._launch(lane, held)
         return True
 
-    def _lease(self, lane: Lane, count: int) -> list[ReceivedMessage]:
-        """Up to `count` messages; none (and the queue watched) if it has none or the lease
-        failed."""
+    def _lease(self, lane: Lane, count: int, now: float) -> list[ReceivedMessage]:
+        """Up to `count` messages; none if there are none (the queue is watched then) or the
+        lease failed (the lane waits a poll's wait)."""
         try:
             batch = lane.loop.lease(count)
-        except FanstackError:  # looked at again once the watcher has waited
+        except FanstackError:
             log.exception("receive failed", extra={"queue": lane.loop.queue_name})
-            batch = []
+            lane.resume_at = now + POLL_WAIT
+            return []
         if not batch:
             lane.ready = False
             lane.watch.set()
@@ -301,11 +338,11 @@ class Driver:
             held, lane.held = lane.held, None
             if held is None:
                 continue
-            held.keeping.close()
-            handles = [(m.receipt_handle, 0) for m in held.batch]
             try:
+                held.keeping.close()
+                handles = [(m.receipt_handle, 0) for m in held.batch]
                 self.host.backend.set_visibility(lane.loop.queue_name, handles, uncount=True)
-            except FanstackError:
+            except Exception:
                 log.exception("could not hand a batch back", extra={"queue": lane.loop.queue_name})
             if held.taken:
                 lane.pool.give_back(held.worker)
@@ -337,16 +374,9 @@ class Driver:
             flight.landed = True
             self._ended()
 
-    def _launch(
-        self,
-        lane: Lane,
-        batch: list[ReceivedMessage],
-        worker: Worker | None,
-        received_at: float,
-        permit: Permit,
-    ) -> None:
+    def _launch(self, lane: Lane, held: Held) -> None:
         # A context of its own, not the current one: this may run while settling another batch.
-        flight = Flight(lane, batch, worker, received_at, permit, self._context.copy())
+        flight = Flight(lane, held, self._context.copy())
         flight.context.run(self._step, flight, self._begin, flight)
 
     def _step(self, flight: Flight, work: Callable[..., None], *args: Any) -> None:
@@ -373,8 +403,11 @@ class Driver:
         if flight.worker is not None:
             self._send(flight, flight.worker)
             return
-        threading.Thread(
-            target=self._start_worker, args=(flight,), name="fanstack-cold-start", daemon=True
+        threading.Thread(  # its log lines say which batch it starts for
+            target=flight.context.copy().run,
+            args=(self._start_worker, flight),
+            name="fanstack-cold-start",
+            daemon=True,
         ).start()
         flight.starting = True
 
@@ -433,6 +466,10 @@ class Driver:
                 answer: Answer = flight.worker.answer()
             except WorkerCrashed as exc:
                 answer = exc
+            except Exception as exc:  # an answer that cannot be read: the worker is not trusted
+                log.exception("could not read a worker's answer")
+                flight.worker.signal_kill()
+                answer = WorkerCrashed(f"unreadable answer: {exc}")
             if answer is not None:
                 self._unsend(fd)
                 flight.context.run(self._step, flight, self._answer, flight, answer)
@@ -490,10 +527,19 @@ class Driver:
             return
         self._freed(flight)
         if not self.host.stopping.is_set():
-            # The worker just freed takes the next batch before this one is settled.
-            self._fill(lane, time.monotonic())
+            # The worker just freed takes a next batch before this one is settled: first one of
+            # another consumer of the function, in turn, then this consumer's.
+            now = time.monotonic()
+            for other in self._in_turn_after(lane):
+                self._fill_safely(other, now)
         loop.settle(flight.batch, outcome, flight.fields)
         self._close(flight, outcome)
+
+    def _in_turn_after(self, lane: Lane) -> list[Lane]:
+        """The lanes whose batches `lane`'s pool runs, from the one after `lane`, `lane` last."""
+        sharing = self._sharing[id(lane.pool)]
+        at = sharing.index(lane)
+        return sharing[at + 1 :] + sharing[: at + 1]
 
     def _run_alone(self, flight: Flight, outcome: Outcome) -> None:
         """(A thread of its own.) Run the batch record by record; then the driver closes it."""
@@ -517,7 +563,7 @@ class Driver:
         come back when their visibility timeout ends)."""
         pool = flight.lane.pool
         worker = flight.worker
-        if worker is not None and worker.channel in self._sent:
+        if worker is not None and self._sent.get(worker.channel) is flight:
             self._unsend(worker.channel)
         with contextlib.suppress(Exception):
             if flight.begun and not flight.answered:

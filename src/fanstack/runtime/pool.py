@@ -404,7 +404,9 @@ class WorkerPool:
         with self._changed:
             running = list(self._running)
         for worker in running:
-            worker.kill()
+            # Its pipes stay open: whoever waits on its answer sees it end, then lets it go
+            # (closing them here could free a descriptor a poll still watches).
+            worker.signal_kill()
         return len(running)
 
     def close(self) -> None:

@@ -150,6 +150,11 @@ class Worker:
         self.process.wait()
         self._close_pipes()
 
+    def signal_kill(self) -> None:
+        """Send the process SIGKILL, nothing more (`kill` also reaps it and closes its pipes)."""
+        with contextlib.suppress(ProcessLookupError):
+            self.process.kill()
+
     def stop(self, timeout: float = 5.0) -> None:
         """Ask the worker to exit (end of its input), killing it if it does not."""
         try:
