@@ -2,9 +2,10 @@
 
 Why one thread: with a thread per batch in flight (ten for five consumers of two workers each),
 every lease and delete contends for the store's connection, the writer lock and the GIL with the
-others, and each contended hand-over is a thread switch. Measured on the functions benchmark,
-the dispatcher then spent ~100 µs of CPU per delivery where a single thread draining the same
-queues spends ~35; driving the same batches from one thread, it spends ~45.
+others, and each contended hand-over is a thread switch. Measured on the functions benchmark
+(draining a backlog), the dispatcher spent ~97 µs of CPU per delivery that way, where one
+thread draining the same queues without functions spends ~35; with one driver thread it spends
+~65-70.
 
 - **A lane per consumer**: its batches leased and not yet answered (at most its
   `max_concurrency`), whether its queue may have messages, a batch leased and not sent yet
@@ -15,8 +16,9 @@ queues spends ~35; driving the same batches from one thread, it spends ~45.
   cold start at a time), leases a batch, takes the worker (or the slot to start one in) and
   sends the batch: the worker process runs it while the driver goes on. A cold start runs on a
   thread of its own, which hands the started worker back. Nothing is taken before the lease,
-  so an idle consumer holds no worker. When a worker answers, it is given its lane's next
-  batch before the answered one is settled.
+  so an idle consumer holds no worker. When a worker answers, it is given a next batch (of
+  another consumer of its function first, in turn, then of its own) before the answered one
+  is settled. A batch not sent yet is kept invisible by the heartbeat.
 - **Then the driver waits** (one `poll` over every busy worker's channel and a wake-up pipe)
   for an answer, a wake-up or the next deadline: an invocation's timeout (the worker is
   killed), the end of a batch window, a paused consumer's resumption. Each answered batch is
