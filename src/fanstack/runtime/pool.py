@@ -338,14 +338,9 @@ class WorkerPool:
             while True:
                 if self._closed:
                     raise TooManyRequests(f"function {self.spec.function!r} is shutting down")
-                while self._idle:
-                    worker = self._idle.pop()
-                    if worker.alive():
-                        self._busy += 1
-                        return worker
-                if self._busy < self.concurrency:
-                    self._busy += 1
-                    return None
+                taken, worker = self._take()
+                if taken:
+                    return worker
                 if not block:
                     self.stats.throttles += 1
                     self.meter.throttled()
@@ -360,17 +355,19 @@ class WorkerPool:
         None): a slot reserved for a worker to start, or (False, None): none now (`listeners`
         are told when that may have changed)."""
         with self._changed:
-            if self._closed:
-                return False, None
-            while self._idle:
-                worker = self._idle.pop()
-                if worker.alive():
-                    self._busy += 1
-                    return True, worker
-            if self._busy < self.concurrency:
+            return (False, None) if self._closed else self._take()
+
+    def _take(self) -> tuple[bool, Worker | None]:
+        """A warm worker or a slot to start one in, if either is free (under the lock)."""
+        while self._idle:
+            worker = self._idle.pop()
+            if worker.alive():
                 self._busy += 1
-                return True, None
-            return False, None
+                return True, worker
+        if self._busy < self.concurrency:
+            self._busy += 1
+            return True, None
+        return False, None
 
     def give_back(self, worker: Worker | None) -> None:
         """Let go of what `acquire` or `try_acquire` gave and no invocation used."""
