@@ -14,7 +14,7 @@ from fanstack import App
 from fanstack.core.retry import RetryPolicy
 
 from . import handlers
-from .conftest import markers, wait_for
+from .conftest import ONE_BACKEND, markers, wait_for
 
 FAST_RETRY = RetryPolicy(base_delay=0, max_delay=0, max_attempts=3)
 
@@ -141,6 +141,51 @@ def test_visibility_is_extended_while_a_handler_runs(app: App, work_dir: Path) -
     wait_for(lambda: queue.stats().in_flight == 0)
     # Past the 2 s visibility timeout, yet nobody received it a second time.
     assert len(markers(work_dir, "pid")) == 1
+
+
+@ONE_BACKEND  # the embedded store's dispatcher leases for later batches too
+def test_messages_leased_ahead_stay_invisible_until_they_run(app: App, work_dir: Path) -> None:
+    queue = app.queue("waiting", visibility_timeout=2)
+    app.consumer(queue, batch_size=10, concurrency=1, timeout=30)(handlers.sleep_for)
+    queue.send(body(work_dir, 100, seconds=1.5))
+    app.runtime.start()
+    wait_for(lambda: markers(work_dir, "pid"))  # the one worker is busy: nothing is leased
+    for first in (0, 10):
+        queue.send_batch(
+            [{"id": str(n), "body": body(work_dir, n, seconds=3)} for n in range(first, first + 10)]
+        )
+    # Freed, the worker takes a batch, and the next batch is leased with it: it waits 3 s for
+    # the worker, past the queue's 2 s visibility timeout, and nobody else receives it.
+    wait_for(lambda: len(markers(work_dir, "pid")) == 2)
+    assert queue.stats().in_flight == 20
+    until = time.monotonic() + 4
+    while time.monotonic() < until:
+        assert queue.receive(max_messages=10, wait_seconds=0) == []
+        time.sleep(0.2)
+    wait_for(lambda: len(markers(work_dir, "done-")) == 21, timeout=30)
+    wait_for(lambda: queue.stats().in_flight == 0)
+    assert [len(markers(work_dir, f"done-{n}.")) for n in range(20)] == [1] * 20
+
+
+def test_on_stop_messages_not_yet_run_go_back_uncounted(app: App, work_dir: Path) -> None:
+    queue = app.queue("stopping")
+    app.consumer(queue, batch_size=5, concurrency=1, timeout=30)(handlers.sleep_for)
+    queue.send(body(work_dir, 100, seconds=0))
+    app.runtime.start()
+    wait_for(lambda: markers(work_dir, "done-100"))  # the worker is warm
+    queue.send_batch([{"id": str(n), "body": body(work_dir, n, seconds=2)} for n in range(10)])
+    queue.send_batch([{"id": str(n), "body": body(work_dir, n, seconds=2)} for n in range(10, 20)])
+    wait_for(lambda: len(markers(work_dir, "pid")) == 2)  # the second batch runs
+    app.runtime.stop(grace=20)
+    done = len(markers(work_dir, "done-")) - 1
+    assert done == 5
+    stats = queue.stats()
+    assert (stats.visible, stats.in_flight) == (15, 0)
+    left = [m for _ in range(2) for m in queue.receive(max_messages=10)]
+    assert len(left) == 15
+    # None of them ran: whatever the dispatcher had leased for later batches went back as
+    # if never received.
+    assert {m.receive_count for m in left} == {1}
 
 
 def test_workers_scale_from_zero_and_stop_when_idle(app: App, work_dir: Path) -> None:

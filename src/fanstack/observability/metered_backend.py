@@ -41,12 +41,18 @@ class MeteredBackend(DelegatingBackend):
 
     def _count_stored(self, publications: Sequence[Publication]) -> None:
         """Count stored publications: published per topic, sent per queue (an increment
-        costs an append in memory: `batched_values`)."""
+        costs an append in memory: `batched_values`), one increment per topic and per queue."""
+        published: dict[str, int] = {}
+        sent: dict[str, int] = {}
         for publication in publications:
             if publication.topic is not None:
-                self._published(publication.topic).inc()
+                published[publication.topic] = published.get(publication.topic, 0) + 1
             for delivery in publication.deliveries:
-                self._sent(delivery.queue).inc()
+                sent[delivery.queue] = sent.get(delivery.queue, 0) + 1
+        for topic, count in published.items():
+            self._published(topic).inc(count)
+        for queue, count in sent.items():
+            self._sent(queue).inc(count)
 
     def lease(
         self, queue: QueueSpec, max_messages: int, visibility_timeout: int

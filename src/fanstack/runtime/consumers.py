@@ -21,7 +21,6 @@ from fanstack.core.errors import FanstackError
 from fanstack.core.functions import ConsumerSpec
 from fanstack.core.message import ReceivedMessage
 from fanstack.core.outcome import Outcome
-from fanstack.core.queue_rules import MAX_RECEIVE_BATCH
 from fanstack.core.settlement import ConsumerPolicy, settle
 from fanstack.core.specs import QueueSpec
 from fanstack.observability import tracing
@@ -32,6 +31,9 @@ from fanstack.runtime.logs import log_context
 from fanstack.runtime.records import pack_sqs_event
 
 log = logging.getLogger("fanstack.dispatcher")
+
+DELETE_AT = 50  # a queue's settled messages deleted in one call, once this many wait
+DELETE_WAIT = 0.05  # seconds a settled message waits for its delete, at most, while busy
 
 
 class ConsumerLoop:
@@ -62,11 +64,15 @@ class ConsumerLoop:
             return 0.0
         return max(breaker.retry_after(), 0.1)
 
-    def lease(self, count: int) -> list[ReceivedMessage]:
-        """Lease up to `count` messages (at most a receive's 10) now, without waiting."""
-        return self.runtime.backend.receive(
-            self.queue.name, max_messages=min(MAX_RECEIVE_BATCH, count), wait_seconds=0
-        )
+    def lease(self, count: int, ahead: int = 0) -> list[ReceivedMessage]:
+        """Lease up to `count` messages now, without waiting, for the queue's visibility
+        timeout of the moment; and up to `ahead` more for later batches (the driver's
+        stock), unless that timeout is 0 (they would stay visible meanwhile)."""
+        backend = self.runtime.backend
+        spec = backend.get_queue(self.queue_name)
+        if spec.visibility_timeout > 0:
+            count += ahead
+        return backend.lease(spec, count, spec.visibility_timeout)
 
     def span(self, batch: Sequence[ReceivedMessage]) -> AbstractContextManager[Span | None]:
         """The span of a batch, from its lease to its settlement: a span of the trace of its
@@ -125,10 +131,15 @@ class ConsumerLoop:
             self.settle([message], outcome, fields)
 
     def settle(
-        self, batch: Sequence[ReceivedMessage], outcome: Outcome, fields: dict[str, Any]
+        self,
+        batch: Sequence[ReceivedMessage],
+        outcome: Outcome,
+        fields: dict[str, Any],
+        deletions: Deletions | None = None,
     ) -> None:
         """Apply the settlement policy's decisions to the queue (`fields`: the batch's, for
-        log lines)."""
+        log lines); what is to be deleted joins `deletions` if given, else goes at once (on
+        a FIFO queue always: the group's next message waits for it)."""
         backend = self.runtime.backend
         queue = self.queue.name
         expired: set[str] = set()
@@ -146,7 +157,9 @@ class ConsumerLoop:
         if decision.label not in ("retry-later", "interrupted"):
             self.deferrals.forget([m.id for m in batch])
         with log_context(function=self.function.name, **fields):
-            if decision.delete:
+            if decision.delete and deletions is not None and not self.queue.fifo:
+                deletions.add(self, decision.delete, fields)
+            elif decision.delete:
                 for result in backend.delete_messages(queue, list(decision.delete)):
                     if isinstance(result, FanstackError):
                         log.warning("delete failed", extra={"error": str(result)})
@@ -157,6 +170,59 @@ class ConsumerLoop:
             if decision.hand_back:
                 backend.set_visibility(queue, list(decision.hand_back), uncount=True)
             _log_outcome(outcome, decision.label, len(batch), failed=decision.failed)
+
+
+class Deletions:
+    """Settled batches' messages to delete, deleted together: one call per queue for several
+    batches (the driver's, on a store whose calls are local).
+
+    A lease or delete of 50 messages costs a third less per message than five of 10, and the
+    messages wait invisible meanwhile: `flush` deletes what waits when the driver has nothing
+    else to do, and `flush_due` a queue's when DELETE_AT of its messages, or one for
+    DELETE_WAIT, waited. A process that dies first leaves them to come back when their
+    visibility timeout ends, as one that died before its delete did.
+    """
+
+    def __init__(self, runtime: Host) -> None:
+        self._runtime = runtime
+        # By queue: when its first waited since, and each message's handle with its batch's
+        # consumer and log fields (for the line a failed delete logs).
+        self._waiting: dict[str, tuple[float, list[tuple[str, ConsumerLoop, dict[str, Any]]]]] = {}
+
+    @property
+    def pending(self) -> bool:
+        """Whether any message waits to be deleted."""
+        return bool(self._waiting)
+
+    def add(self, loop: ConsumerLoop, handles: Sequence[str], fields: dict[str, Any]) -> None:
+        """Delete the batch's messages of these receipt handles with the next flush."""
+        entry = self._waiting.get(loop.queue_name)
+        if entry is None:
+            entry = self._waiting[loop.queue_name] = (time.monotonic(), [])
+        entry[1].extend((handle, loop, fields) for handle in handles)
+
+    def flush_due(self, now: float) -> None:
+        """Delete the messages of each queue with DELETE_AT waiting, or one for DELETE_WAIT."""
+        for queue, (since, waiting) in list(self._waiting.items()):
+            if len(waiting) >= DELETE_AT or now - since >= DELETE_WAIT:
+                self._delete(queue)
+
+    def flush(self) -> None:
+        """Delete every waiting message."""
+        for queue in list(self._waiting):
+            self._delete(queue)
+
+    def _delete(self, queue: str) -> None:
+        _, waiting = self._waiting.pop(queue)
+        handles = [handle for handle, _, _ in waiting]
+        try:
+            results = self._runtime.backend.delete_messages(queue, handles)
+        except FanstackError as error:  # they come back when their visibility timeout ends
+            results = [error] * len(waiting)
+        for result, (_, loop, fields) in zip(results, waiting, strict=True):
+            if isinstance(result, FanstackError):
+                with log_context(function=loop.function.name, **fields):
+                    log.warning("delete failed", extra={"error": str(result)})
 
 
 def _request_ids(carriers: Sequence[Mapping[str, str]]) -> dict[str, Any]:

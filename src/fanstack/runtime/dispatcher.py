@@ -151,7 +151,7 @@ class Dispatcher:
             function = self.functions[consumer.function]
             loops.append(ConsumerLoop(self, consumer, function, backend.get_queue(consumer.queue)))
         if backend.calls_are_local():
-            self._drivers = [Driver(self, loops)] if loops else []
+            self._drivers = [Driver(self, loops, bulk=True)] if loops else []
         else:
             # Each call is a round trip to a server: a driver per batch slot keeps as many
             # round trips going at once as there are batches.

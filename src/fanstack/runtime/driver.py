@@ -29,10 +29,18 @@ thread draining the same queues without functions spends ~35; with one driver th
   fields and invocation span from its lease to its settlement, whatever ran in between.
 - **Rare slow paths leave the driver**: a batch that asks to be retried later runs record by
   record on a thread of its own (`ConsumerLoop.run_alone`), then comes back to be closed.
+- **In bulk, on the embedded store** (`bulk`): a lease for a batch a warm worker takes also
+  takes the lane's next batch per slot (LEASE_BULK messages in all, at most) into its stock,
+  kept invisible by the heartbeat until batches take them (not on a FIFO queue, not for a
+  cold start); settled batches' messages are deleted together (`Deletions`). A statement
+  leasing or deleting 50 messages costs a third less per message than five of 10: draining
+  the functions benchmark's backlog, the dispatcher process spent ~115 µs of CPU per delivery
+  in bulk against ~136 without.
 - **On a backend whose every call is a round trip** (NATS), the dispatcher runs a driver per
   batch slot instead of one for all (`Backend.calls_are_local`): one driver would wait on one
   round trip at a time.
-- **Stopping**: no more leases; a batch not sent yet goes back at once, uncounted;
+- **Stopping**: no more leases; a batch not sent yet and the stock go back at once, uncounted
+  (the stock too when a consumer pauses for an open circuit breaker); waiting deletes are made;
   batches in flight run to their end (the dispatcher's grace period, then `force` kills their
   workers, and their messages go back, uncounted).
 """
@@ -56,8 +64,9 @@ from opentelemetry import trace
 from fanstack.core.errors import FanstackError
 from fanstack.core.message import ReceivedMessage
 from fanstack.core.outcome import Outcome
+from fanstack.core.queue_rules import MAX_RECEIVE_BATCH
 from fanstack.observability import tracing
-from fanstack.runtime.consumers import ConsumerLoop
+from fanstack.runtime.consumers import ConsumerLoop, Deletions
 from fanstack.runtime.host import Host
 from fanstack.runtime.polling import POLL_WAIT
 from fanstack.runtime.pool import Permit, WorkerPool, ended
@@ -68,6 +77,10 @@ from fanstack.runtime.records import pack_sqs_event
 log = logging.getLogger("fanstack.dispatcher")
 
 Answer = dict[str, Any] | ChannelTimeout | WorkerCrashed | None
+
+# Messages a lease of a standard queue takes at most when it leases ahead (`Driver(bulk=True)`:
+# what its batch does not take waits in the lane's stock, kept invisible, for the next ones).
+LEASE_BULK = 50
 
 
 class DriverHost(Host, Protocol):
@@ -85,7 +98,7 @@ class DriverHost(Host, Protocol):
 class Lane:
     """One consumer, as the driver runs it."""
 
-    def __init__(self, loop: ConsumerLoop, pool: WorkerPool, slots: int) -> None:
+    def __init__(self, loop: ConsumerLoop, pool: WorkerPool, slots: int, *, bulk: bool) -> None:
         self.loop = loop
         self.pool = pool
         self.slots = slots  # batches at once, at most
@@ -97,6 +110,20 @@ class Lane:
         self.held: Held | None = None  # leased, not sent yet
         self.filling = False  # `Driver._fill` runs for this lane
         self.watch = threading.Event()  # set: long-poll the queue, then wake the driver
+        # A lease for a warm worker takes the next batch per slot too, into the stock (never
+        # on a FIFO queue: a group's messages in two batches would run at once).
+        self.bulk = bulk and not loop.queue.fifo
+        self.stock: deque[Stocked] = deque()  # leased ahead, oldest first
+
+
+class Stocked:
+    """Messages a bulk lease took beyond its batch, until batches take them; the heartbeat
+    keeps all of them invisible until the last is taken (one then in a batch as well)."""
+
+    def __init__(self, messages: list[ReceivedMessage], received_at: float) -> None:
+        self.messages = messages
+        self.received_at = received_at
+        self.keeping = ExitStack()
 
 
 class Held:
@@ -146,15 +173,24 @@ class Flight:
 
 class Driver:
     """Runs the batches of `loops` from one thread (`run`), with a watcher thread per loop;
-    `slots`: batches of a loop at once (default: its `max_concurrency`)."""
+    `slots`: batches of a loop at once (default: its `max_concurrency`); `bulk`: lease and
+    delete many batches' messages at once (for a store whose calls are local: stocked
+    messages wait for a batch, settled ones for a delete)."""
 
     def __init__(
-        self, host: DriverHost, loops: Sequence[ConsumerLoop], slots: int | None = None
+        self,
+        host: DriverHost,
+        loops: Sequence[ConsumerLoop],
+        slots: int | None = None,
+        *,
+        bulk: bool = False,
     ) -> None:
         self.host = host
         self.lanes = [
-            Lane(loop, host.pool(loop.function), slots or loop.max_concurrency) for loop in loops
+            Lane(loop, host.pool(loop.function), slots or loop.max_concurrency, bulk=bulk)
+            for loop in loops
         ]
+        self._deletions = Deletions(host) if bulk else None
         self._sharing: dict[int, list[Lane]] = {}  # lanes by their pool's id
         for lane in self.lanes:
             self._sharing.setdefault(id(lane.pool), []).append(lane)
@@ -211,6 +247,7 @@ class Driver:
                 if stopping.is_set():
                     self._give_back_held()
                     if not self._flights:
+                        self._flush_deletions()
                         return
                 else:
                     now = time.monotonic()
@@ -218,6 +255,7 @@ class Driver:
                         self._fill_safely(lane, now)
                 self._wait()
         finally:
+            self._flush_deletions()
             for lane in self.lanes:
                 lane.watch.set()  # the watchers see the stop at once
                 with contextlib.suppress(ValueError):
@@ -257,19 +295,22 @@ class Driver:
             return
         loop = lane.loop
         while (
-            lane.ready and lane.held is None and lane.running < lane.slots and lane.resume_at <= now
+            (lane.ready or lane.stock)
+            and lane.held is None
+            and lane.running < lane.slots
+            and lane.resume_at <= now
         ):
             pause = loop.pause()
             if pause > 0:
                 lane.resume_at = now + pause
+                self._give_back_stock(lane)  # for other consumers meanwhile
                 return
             # A warm worker is free, or this consumer may start one (one at a time).
             permit = lane.pool.permit(loop.name, timeout=0)
             if permit is None:
                 return  # the pool's listeners wake the driver when that may change
-            received_at = time.monotonic()
             try:
-                batch = self._lease(lane, lane.batch_size, now)
+                batch, received_at = self._lease(lane, lane.batch_size, now, warm=not permit.cold)
             except BaseException:
                 permit.cancel()
                 raise
@@ -304,10 +345,12 @@ class Driver:
         held = lane.held
         assert held is not None
         if held.ends:  # filling its window
-            while len(held.batch) < lane.batch_size and lane.ready:
-                more = self._lease(lane, lane.batch_size - len(held.batch), now)
+            while len(held.batch) < lane.batch_size and (lane.ready or lane.stock):
+                wanted = lane.batch_size - len(held.batch)
+                more, received_at = self._lease(lane, wanted, now, warm=not held.permit.cold)
                 if not more:
                     break
+                held.received_at = min(held.received_at, received_at)
                 held.batch.extend(more)
                 held.handles.extend(m.receipt_handle for m in more)
             if len(held.batch) < lane.batch_size and now < held.ends:
@@ -320,23 +363,87 @@ class Driver:
         self._launch(lane, held)
         return True
 
-    def _lease(self, lane: Lane, count: int, now: float) -> list[ReceivedMessage]:
-        """Up to `count` messages; none if there are none (the queue is watched then) or the
-        lease failed (the lane waits a poll's wait)."""
+    def _lease(
+        self, lane: Lane, count: int, now: float, *, warm: bool
+    ) -> tuple[list[ReceivedMessage], float]:
+        """Up to `count` messages, and when the first of them was leased: stocked ones first,
+        then a lease. None if there are none (the queue is watched then) or the lease failed
+        (the lane waits a poll's wait).
+
+        A bulk lane's lease for a batch a warm worker takes (`warm`) also takes what the
+        lane's next batch per slot would (LEASE_BULK messages at most), into its stock:
+        messages are still leased only as workers become ready, not ahead of a cold start.
+        Otherwise a lease takes a receive's 10 at most.
+        """
+        batch: list[ReceivedMessage] = []
+        received_at = time.monotonic()
+        while lane.stock and len(batch) < count:
+            stocked = lane.stock[0]
+            received_at = min(received_at, stocked.received_at)
+            taking = count - len(batch)
+            batch.extend(stocked.messages[:taking])
+            del stocked.messages[:taking]
+            if not stocked.messages:
+                lane.stock.popleft()
+                stocked.keeping.close()
+        if len(batch) == count or not lane.ready:
+            return batch, received_at
+        wanted = count - len(batch)
+        if not lane.bulk:
+            wanted = min(wanted, MAX_RECEIVE_BATCH)
+        ahead = 0
+        if lane.bulk and warm:
+            ahead = max(0, min(LEASE_BULK - wanted, lane.batch_size * lane.slots))
+        leased_at = time.monotonic()
         try:
-            batch = lane.loop.lease(count)
+            leased = lane.loop.lease(wanted, ahead)
         except FanstackError:
             log.exception("receive failed", extra={"queue": lane.loop.queue_name})
             lane.resume_at = now + POLL_WAIT
-            return []
-        if not batch:
+            return batch, received_at
+        if not leased:
             lane.ready = False
             lane.watch.set()
-        return batch
+            return batch, received_at
+        batch.extend(leased[:wanted])
+        if len(leased) > wanted:
+            self._stock(lane, Stocked(leased[wanted:], leased_at))
+        return batch, min(received_at, leased_at)
+
+    def _stock(self, lane: Lane, stocked: Stocked) -> None:
+        """Keep leased messages for the lane's next batches, invisible meanwhile."""
+        queue = lane.loop.queue
+        handles = [m.receipt_handle for m in stocked.messages]
+        stocked.keeping.enter_context(
+            self.host.heartbeat.keep_visible(
+                queue.name, handles, queue.visibility_timeout, stocked.received_at
+            )
+        )
+        lane.stock.append(stocked)
+
+    def _give_back_stock(self, lane: Lane) -> None:
+        """The lane's stocked messages go back to their queue, uncounted."""
+        while lane.stock:
+            stocked = lane.stock.popleft()
+            try:
+                stocked.keeping.close()
+                handles = [(m.receipt_handle, 0) for m in stocked.messages]
+                self.host.backend.set_visibility(lane.loop.queue_name, handles, uncount=True)
+            except Exception:
+                log.exception("could not hand messages back", extra={"queue": lane.loop.queue_name})
+
+    def _flush_deletions(self) -> None:
+        if self._deletions is not None:
+            try:
+                self._deletions.flush()
+            except Exception:
+                log.exception("deleting settled messages failed")
 
     def _give_back_held(self) -> None:
-        """Stopping: the batches not sent yet go back to their queues, uncounted."""
+        """Stopping: the batches not sent yet and stocked messages go back to their queues,
+        uncounted."""
         for lane in self.lanes:
+            self._give_back_stock(lane)
             held, lane.held = lane.held, None
             if held is None:
                 continue
@@ -451,10 +558,14 @@ class Driver:
         """Wait for answers, wake-ups or the next deadline, and act on what came."""
         now = time.monotonic()
         timeout = self._timeout(now)
-        try:
-            events = self._poller.poll(max(0.0, timeout) * 1000)
-        except InterruptedError:
-            events = []
+        deletions = self._deletions
+        if deletions is not None and deletions.pending and timeout > 0:
+            events = self._poll(0.0)
+            if not events:  # nothing else to do now: delete what was settled
+                self._flush_deletions()
+                events = self._poll(self._timeout(time.monotonic()))
+        else:
+            events = self._poll(timeout)
         for fd, _ in events:
             if fd == self._wake_read:
                 with contextlib.suppress(BlockingIOError):
@@ -488,6 +599,17 @@ class Driver:
         for lane in self.lanes:
             if lane.resume_at and lane.resume_at <= now:
                 lane.resume_at = 0.0
+        if deletions is not None and deletions.pending:
+            try:
+                deletions.flush_due(now)
+            except Exception:
+                log.exception("deleting settled messages failed")
+
+    def _poll(self, timeout: float) -> list[tuple[int, int]]:
+        try:
+            return self._poller.poll(max(0.0, timeout) * 1000)
+        except InterruptedError:
+            return []
 
     def _unsend(self, fd: int) -> None:
         del self._sent[fd]
@@ -534,7 +656,7 @@ class Driver:
             now = time.monotonic()
             for other in self._in_turn_after(lane):
                 self._fill_safely(other, now)
-        loop.settle(flight.batch, outcome, flight.fields)
+        loop.settle(flight.batch, outcome, flight.fields, self._deletions)
         self._close(flight, outcome)
 
     def _in_turn_after(self, lane: Lane) -> list[Lane]:
