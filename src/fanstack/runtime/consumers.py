@@ -64,15 +64,16 @@ class ConsumerLoop:
             return 0.0
         return max(breaker.retry_after(), 0.1)
 
-    def lease(self, count: int, ahead: int = 0) -> list[ReceivedMessage]:
+    def lease(self, count: int, ahead: int = 0) -> tuple[list[ReceivedMessage], int]:
         """Lease up to `count` messages now, without waiting, for the queue's visibility
         timeout of the moment; and up to `ahead` more for later batches (the driver's
-        stock), unless that timeout is 0 (they would stay visible meanwhile)."""
+        stock), unless that timeout is 0 (they would stay visible meanwhile). Returns them
+        and the timeout they were leased for."""
         backend = self.runtime.backend
         spec = backend.get_queue(self.queue_name)
         if spec.visibility_timeout > 0:
             count += ahead
-        return backend.lease(spec, count, spec.visibility_timeout)
+        return backend.lease(spec, count, spec.visibility_timeout), spec.visibility_timeout
 
     def span(self, batch: Sequence[ReceivedMessage]) -> AbstractContextManager[Span | None]:
         """The span of a batch, from its lease to its settlement: a span of the trace of its
@@ -96,15 +97,22 @@ class ConsumerLoop:
         return _batch_fields(self.queue.name, batch)
 
     def invoking(
-        self, batch: Sequence[ReceivedMessage], received_at: float, fields: dict[str, Any]
+        self,
+        batch: Sequence[ReceivedMessage],
+        received_at: float,
+        fields: dict[str, Any],
+        visibility_timeout: int | None = None,
     ) -> list[AbstractContextManager[Any]]:
         """What an invocation of the batch runs inside: its log fields, and the heartbeat that
-        keeps its messages invisible while it runs."""
+        keeps its messages invisible while it runs (for the timeout they were leased for,
+        the queue's when the consumer started if not given)."""
         handles = [m.receipt_handle for m in batch]
+        if visibility_timeout is None:
+            visibility_timeout = self.queue.visibility_timeout
         return [
             log_context(function=self.function.name, **fields),
             self.runtime.heartbeat.keep_visible(
-                self.queue.name, handles, self.queue.visibility_timeout, received_at
+                self.queue.name, handles, visibility_timeout, received_at
             ),
         ]
 

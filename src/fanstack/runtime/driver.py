@@ -9,8 +9,9 @@ thread draining the same queues without functions spends ~35; with one driver th
 
 - **A lane per consumer**: its batches leased and not yet answered (at most its
   `max_concurrency`), whether its queue may have messages, a batch leased and not sent yet
-  (waiting for a worker, or filling up within its batch window), and when a paused consumer
-  (an open circuit breaker) may lease again.
+  (waiting for a worker, or filling up within its batch window), messages leased for its
+  next batches (its stock, in bulk), and when a paused consumer (an open circuit breaker)
+  may lease again.
 - **Each turn**, a lane with a free slot whose queue may have messages asks its function's pool
   for a permit (`WorkerPool.permit`: a warm worker is free, or the consumer may start one, one
   cold start at a time), leases a batch, takes the worker (or the slot to start one in) and
@@ -35,7 +36,9 @@ thread draining the same queues without functions spends ~35; with one driver th
   cold start); settled batches' messages are deleted together (`Deletions`). A statement
   leasing or deleting 50 messages costs a third less per message than five of 10: draining
   the functions benchmark's backlog, the dispatcher process spent ~115 µs of CPU per delivery
-  in bulk against ~136 without.
+  in bulk against ~136 without. The price: a stocked message counts as received (a process
+  killed with it returns it, receive counted, as one in flight), and no other consumer of
+  the queue gets it meanwhile: one more batch per slot at most.
 - **On a backend whose every call is a round trip** (NATS), the dispatcher runs a driver per
   batch slot instead of one for all (`Backend.calls_are_local`): one driver would wait on one
   round trip at a time.
@@ -65,8 +68,10 @@ from fanstack.core.errors import FanstackError
 from fanstack.core.message import ReceivedMessage
 from fanstack.core.outcome import Outcome
 from fanstack.core.queue_rules import MAX_RECEIVE_BATCH
+from fanstack.core.specs import MAX_VISIBILITY_TIMEOUT
 from fanstack.observability import tracing
 from fanstack.runtime.consumers import ConsumerLoop, Deletions
+from fanstack.runtime.heartbeat import HeldBatch
 from fanstack.runtime.host import Host
 from fanstack.runtime.polling import POLL_WAIT
 from fanstack.runtime.pool import Permit, WorkerPool, ended
@@ -78,7 +83,7 @@ log = logging.getLogger("fanstack.dispatcher")
 
 Answer = dict[str, Any] | ChannelTimeout | WorkerCrashed | None
 
-# Messages a lease of a standard queue takes at most when it leases ahead (`Driver(bulk=True)`:
+# Messages a lease that leases ahead takes at most, with its own batch's (`Driver(bulk=True)`:
 # what its batch does not take waits in the lane's stock, kept invisible, for the next ones).
 LEASE_BULK = 50
 
@@ -117,28 +122,41 @@ class Lane:
 
 
 class Stocked:
-    """Messages a bulk lease took beyond its batch, until batches take them; the heartbeat
-    keeps all of them invisible until the last is taken (one then in a batch as well)."""
+    """Messages a bulk lease took beyond its batch, kept invisible by the heartbeat (for the
+    timeout they were leased for) until batches take them."""
 
-    def __init__(self, messages: list[ReceivedMessage], received_at: float) -> None:
+    def __init__(self, messages: list[ReceivedMessage], timeout: int) -> None:
         self.messages = messages
-        self.received_at = received_at
+        self.timeout = timeout
         self.keeping = ExitStack()
+        self.record: HeldBatch | None = None  # the heartbeat's: what it extends, and when
+
+
+class Leased:
+    """Messages for a batch (`Driver._lease`), since when their visibility runs (their lease,
+    or the heartbeat's last extension), and the shortest timeout they were leased for."""
+
+    def __init__(self, messages: list[ReceivedMessage], since: float, timeout: int) -> None:
+        self.messages = messages
+        self.since = since
+        self.timeout = timeout
 
 
 class Held:
     """A leased batch not sent yet: it fills up until its batch window ends (`ends`), or
     waits for a worker."""
 
-    def __init__(self, batch: list[ReceivedMessage], received_at: float, permit: Permit) -> None:
-        self.batch = batch
-        self.handles = [m.receipt_handle for m in batch]
-        self.received_at = received_at
+    def __init__(self, leased: Leased, permit: Permit) -> None:
+        self.batch = leased.messages
+        self.handles = [m.receipt_handle for m in self.batch]
+        self.received_at = leased.since
+        self.timeout = leased.timeout
         self.permit = permit
         self.taken = False  # a worker, or a slot to start one in, is the batch's
         self.worker: Worker | None = None
         self.ends = 0.0
         self.keeping = ExitStack()  # the heartbeat keeping it invisible
+        self.record: HeldBatch | None = None  # the heartbeat's
 
     def take(self) -> bool:
         """Take the permit's worker (or slot) if there is one now; whether taken."""
@@ -156,6 +174,7 @@ class Flight:
         self.worker = held.worker
         self.cold = held.worker is None
         self.received_at = held.received_at
+        self.timeout = held.timeout
         self.context = context
         self.holding = ExitStack()  # the consumer span: until settled
         self.invoking = ExitStack()  # log fields, heartbeat, invocation span: until answered
@@ -255,6 +274,10 @@ class Driver:
                         self._fill_safely(lane, now)
                 self._wait()
         finally:
+            try:  # (already done unless the driver failed)
+                self._give_back_held()
+            except Exception:
+                log.exception("could not hand batches back")
             self._flush_deletions()
             for lane in self.lanes:
                 lane.watch.set()  # the watchers see the stop at once
@@ -310,18 +333,18 @@ class Driver:
             if permit is None:
                 return  # the pool's listeners wake the driver when that may change
             try:
-                batch, received_at = self._lease(lane, lane.batch_size, now, warm=not permit.cold)
+                leased = self._lease(lane, lane.batch_size, now, warm=not permit.cold)
             except BaseException:
                 permit.cancel()
                 raise
-            if not batch:
+            if not leased.messages:
                 permit.cancel()
                 return
             self._started(lane)
-            held = Held(batch, received_at, permit)
-            if len(batch) < lane.batch_size and lane.batch_window > 0:
+            held = Held(leased, permit)
+            if len(held.batch) < lane.batch_size and lane.batch_window > 0:
                 # It fills up until its window ends, holding no worker meanwhile.
-                held.ends = received_at + lane.batch_window
+                held.ends = held.received_at + lane.batch_window
                 self._hold(lane, held)
                 return
             if not held.take():  # another caller took the worker meanwhile
@@ -332,10 +355,9 @@ class Driver:
     def _hold(self, lane: Lane, held: Held) -> None:
         """Keep a leased batch until its window ends and a worker takes it, kept invisible
         meanwhile (what is added to it too: the heartbeat reads `handles` as it grows)."""
-        timeout = lane.loop.queue.visibility_timeout
-        held.keeping.enter_context(
+        held.record = held.keeping.enter_context(
             self.host.heartbeat.keep_visible(
-                lane.loop.queue_name, held.handles, timeout, held.received_at
+                lane.loop.queue_name, held.handles, held.timeout, held.received_at
             )
         )
         lane.held = held
@@ -347,12 +369,16 @@ class Driver:
         if held.ends:  # filling its window
             while len(held.batch) < lane.batch_size and (lane.ready or lane.stock):
                 wanted = lane.batch_size - len(held.batch)
-                more, received_at = self._lease(lane, wanted, now, warm=not held.permit.cold)
-                if not more:
+                leased = self._lease(lane, wanted, now, warm=not held.permit.cold)
+                if not leased.messages:
                     break
-                held.received_at = min(held.received_at, received_at)
-                held.batch.extend(more)
-                held.handles.extend(m.receipt_handle for m in more)
+                held.received_at = min(held.received_at, leased.since)
+                held.timeout = min(held.timeout, leased.timeout)
+                if held.record is not None:  # extended as its earliest needs
+                    held.record.extended_at = min(held.record.extended_at, leased.since)
+                    held.record.visibility_timeout = held.timeout
+                held.batch.extend(leased.messages)
+                held.handles.extend(m.receipt_handle for m in leased.messages)
             if len(held.batch) < lane.batch_size and now < held.ends:
                 return False
             held.ends = 0.0  # due now: waiting for a worker, if any
@@ -363,32 +389,32 @@ class Driver:
         self._launch(lane, held)
         return True
 
-    def _lease(
-        self, lane: Lane, count: int, now: float, *, warm: bool
-    ) -> tuple[list[ReceivedMessage], float]:
-        """Up to `count` messages, and when the first of them was leased: stocked ones first,
-        then a lease. None if there are none (the queue is watched then) or the lease failed
-        (the lane waits a poll's wait).
+    def _lease(self, lane: Lane, count: int, now: float, *, warm: bool) -> Leased:
+        """Up to `count` messages: stocked ones first, then a lease. None if there are none
+        (the queue is watched then) or the lease failed (the lane waits a poll's wait).
 
         A bulk lane's lease for a batch a warm worker takes (`warm`) also takes what the
-        lane's next batch per slot would (LEASE_BULK messages at most), into its stock:
+        lane's next batch per slot would, up to LEASE_BULK messages in all, into its stock:
         messages are still leased only as workers become ready, not ahead of a cold start.
-        Otherwise a lease takes a receive's 10 at most.
+        A lease of a lane that is not bulk takes a receive's 10 at most.
         """
-        batch: list[ReceivedMessage] = []
-        received_at = time.monotonic()
-        while lane.stock and len(batch) < count:
+        taken = Leased([], time.monotonic(), MAX_VISIBILITY_TIMEOUT)
+        while lane.stock and len(taken.messages) < count:
             stocked = lane.stock[0]
-            received_at = min(received_at, stocked.received_at)
-            taking = count - len(batch)
-            batch.extend(stocked.messages[:taking])
+            assert stocked.record is not None
+            taken.since = min(taken.since, stocked.record.extended_at)
+            taken.timeout = min(taken.timeout, stocked.timeout)
+            taking = count - len(taken.messages)
+            taken.messages.extend(stocked.messages[:taking])
             del stocked.messages[:taking]
-            if not stocked.messages:
+            if stocked.messages:  # the heartbeat extends only what is still stocked
+                stocked.record.receipt_handles = tuple(m.receipt_handle for m in stocked.messages)
+            else:
                 lane.stock.popleft()
                 stocked.keeping.close()
-        if len(batch) == count or not lane.ready:
-            return batch, received_at
-        wanted = count - len(batch)
+        if len(taken.messages) == count or not lane.ready:
+            return taken
+        wanted = count - len(taken.messages)
         if not lane.bulk:
             wanted = min(wanted, MAX_RECEIVE_BATCH)
         ahead = 0
@@ -396,27 +422,28 @@ class Driver:
             ahead = max(0, min(LEASE_BULK - wanted, lane.batch_size * lane.slots))
         leased_at = time.monotonic()
         try:
-            leased = lane.loop.lease(wanted, ahead)
-        except FanstackError:
+            leased, timeout = lane.loop.lease(wanted, ahead)
+        except Exception:  # what was taken from the stock still runs
             log.exception("receive failed", extra={"queue": lane.loop.queue_name})
             lane.resume_at = now + POLL_WAIT
-            return batch, received_at
+            return taken
         if not leased:
             lane.ready = False
             lane.watch.set()
-            return batch, received_at
-        batch.extend(leased[:wanted])
+            return taken
+        taken.messages.extend(leased[:wanted])
+        taken.timeout = min(taken.timeout, timeout)
+        taken.since = min(taken.since, leased_at)
         if len(leased) > wanted:
-            self._stock(lane, Stocked(leased[wanted:], leased_at))
-        return batch, min(received_at, leased_at)
+            self._stock(lane, Stocked(leased[wanted:], timeout), leased_at)
+        return taken
 
-    def _stock(self, lane: Lane, stocked: Stocked) -> None:
+    def _stock(self, lane: Lane, stocked: Stocked, leased_at: float) -> None:
         """Keep leased messages for the lane's next batches, invisible meanwhile."""
-        queue = lane.loop.queue
-        handles = [m.receipt_handle for m in stocked.messages]
-        stocked.keeping.enter_context(
+        handles = tuple(m.receipt_handle for m in stocked.messages)
+        stocked.record = stocked.keeping.enter_context(
             self.host.heartbeat.keep_visible(
-                queue.name, handles, queue.visibility_timeout, stocked.received_at
+                lane.loop.queue_name, handles, stocked.timeout, leased_at
             )
         )
         lane.stock.append(stocked)
@@ -501,7 +528,9 @@ class Driver:
         lane, loop = flight.lane, flight.lane.loop
         flight.span = flight.holding.enter_context(loop.span(flight.batch))
         flight.fields = loop.fields(flight.batch)
-        for manager in loop.invoking(flight.batch, flight.received_at, flight.fields):
+        for manager in loop.invoking(
+            flight.batch, flight.received_at, flight.fields, flight.timeout
+        ):
             flight.invoking.enter_context(manager)
         pool = lane.pool
         flight.invoke_span = flight.invoking.enter_context(pool.invocation_span(cold=flight.cold))

@@ -46,13 +46,15 @@ class Heartbeat:
         receipt_handles: Sequence[str],
         visibility_timeout: int,
         received_at: float,
-    ) -> Iterator[None]:
-        """Inside the block, the messages' visibility is extended at half-time."""
+    ) -> Iterator[HeldBatch]:
+        """Inside the block, the messages' visibility is extended at half-time. The block gets
+        the record the heartbeat reads: its `receipt_handles` may be replaced (by a new
+        sequence, never changed in place), its `extended_at` moved earlier."""
         held = HeldBatch(queue, receipt_handles, visibility_timeout, received_at)
         with self._lock:
             self._held[id(held)] = held
         try:
-            yield
+            yield held
         finally:
             with self._lock:
                 self._held.pop(id(held), None)

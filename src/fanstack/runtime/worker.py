@@ -115,8 +115,8 @@ def run_invocation(
         running(Invocation(context, notify)),
     ):
         try:
-            event = request["event"] if "event" in request else unpack_sqs_event(
-                request["sqs_event"]
+            event = (
+                request["event"] if "event" in request else unpack_sqs_event(request["sqs_event"])
             )
             args = (event, context) if arity == 2 else (event,)
             result = handler(*args)
