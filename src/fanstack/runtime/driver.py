@@ -452,12 +452,18 @@ class Driver:
         """The lane's stocked messages go back to their queue, uncounted."""
         while lane.stock:
             stocked = lane.stock.popleft()
-            try:
-                stocked.keeping.close()
-                handles = [(m.receipt_handle, 0) for m in stocked.messages]
-                self.host.backend.set_visibility(lane.loop.queue_name, handles, uncount=True)
-            except Exception:
-                log.exception("could not hand messages back", extra={"queue": lane.loop.queue_name})
+            self._hand_back(lane, stocked.keeping, stocked.messages)
+
+    def _hand_back(
+        self, lane: Lane, keeping: ExitStack, messages: Sequence[ReceivedMessage]
+    ) -> None:
+        """Stop keeping leased messages invisible, and hand them back, uncounted."""
+        try:
+            keeping.close()
+            handles = [(m.receipt_handle, 0) for m in messages]
+            self.host.backend.set_visibility(lane.loop.queue_name, handles, uncount=True)
+        except Exception:
+            log.exception("could not hand messages back", extra={"queue": lane.loop.queue_name})
 
     def _flush_deletions(self) -> None:
         if self._deletions is not None:
@@ -474,12 +480,7 @@ class Driver:
             held, lane.held = lane.held, None
             if held is None:
                 continue
-            try:
-                held.keeping.close()
-                handles = [(m.receipt_handle, 0) for m in held.batch]
-                self.host.backend.set_visibility(lane.loop.queue_name, handles, uncount=True)
-            except Exception:
-                log.exception("could not hand a batch back", extra={"queue": lane.loop.queue_name})
+            self._hand_back(lane, held.keeping, held.batch)
             if held.taken:
                 lane.pool.give_back(held.worker)
             held.permit.cancel()
