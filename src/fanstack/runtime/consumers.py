@@ -147,7 +147,8 @@ class ConsumerLoop:
     ) -> None:
         """Apply the settlement policy's decisions to the queue (`fields`: the batch's, for
         log lines); what is to be deleted joins `deletions` if given, else goes at once (on
-        a FIFO queue always: the group's next message waits for it)."""
+        a FIFO queue always: the group's next message waits for it; and on a queue whose
+        visibility timeout is 0, whose messages are visible again meanwhile)."""
         backend = self.runtime.backend
         queue = self.queue.name
         expired: set[str] = set()
@@ -165,7 +166,8 @@ class ConsumerLoop:
         if decision.label not in ("retry-later", "interrupted"):
             self.deferrals.forget([m.id for m in batch])
         with log_context(function=self.function.name, **fields):
-            if decision.delete and deletions is not None and not self.queue.fifo:
+            waits = not self.queue.fifo and self.queue.visibility_timeout > 0
+            if decision.delete and deletions is not None and waits:
                 deletions.add(self, decision.delete, fields)
             elif decision.delete:
                 for result in backend.delete_messages(queue, list(decision.delete)):
