@@ -374,9 +374,8 @@ class Driver:
                     break
                 held.received_at = min(held.received_at, leased.since)
                 held.timeout = min(held.timeout, leased.timeout)
-                if held.record is not None:  # extended as its earliest needs
-                    held.record.extended_at = min(held.record.extended_at, leased.since)
-                    held.record.visibility_timeout = held.timeout
+                if held.record is not None:
+                    held.record.cover(leased.since, leased.timeout)
                 held.batch.extend(leased.messages)
                 held.handles.extend(m.receipt_handle for m in leased.messages)
             if len(held.batch) < lane.batch_size and now < held.ends:
@@ -408,7 +407,7 @@ class Driver:
             taken.messages.extend(stocked.messages[:taking])
             del stocked.messages[:taking]
             if stocked.messages:  # the heartbeat extends only what is still stocked
-                stocked.record.receipt_handles = tuple(m.receipt_handle for m in stocked.messages)
+                stocked.record.keep_only(tuple(m.receipt_handle for m in stocked.messages))
             else:
                 lane.stock.popleft()
                 stocked.keeping.close()

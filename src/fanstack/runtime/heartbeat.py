@@ -31,6 +31,17 @@ class HeldBatch:
     visibility_timeout: int
     extended_at: float
 
+    def keep_only(self, receipt_handles: Sequence[str]) -> None:
+        """Extend these from now on, no others (a new sequence: `beat` reads it on a thread
+        of its own)."""
+        self.receipt_handles = receipt_handles
+
+    def cover(self, since: float, visibility_timeout: int) -> None:
+        """Messages joined whose visibility runs from `since` for `visibility_timeout`:
+        extend as the earliest of them needs."""
+        self.extended_at = min(self.extended_at, since)
+        self.visibility_timeout = min(self.visibility_timeout, visibility_timeout)
+
 
 class Heartbeat:
     """The batches running now, whose visibility is extended until they finish."""
@@ -48,8 +59,7 @@ class Heartbeat:
         received_at: float,
     ) -> Iterator[HeldBatch]:
         """Inside the block, the messages' visibility is extended at half-time. The block gets
-        the record the heartbeat reads: its `receipt_handles` may be replaced (by a new
-        sequence, never changed in place), its `extended_at` moved earlier."""
+        the record the heartbeat reads (`HeldBatch.keep_only`, `HeldBatch.cover`)."""
         held = HeldBatch(queue, receipt_handles, visibility_timeout, received_at)
         with self._lock:
             self._held[id(held)] = held
