@@ -101,3 +101,53 @@ def test_a_response_before_the_body_is_read_closes_the_connection() -> None:
     status, headers, _ = status_headers_body(sent)
     assert status == 200
     assert headers[b"connection"] == b"close"
+
+
+def test_among_many_requests_only_the_slow_ones_get_408() -> None:
+    """Requests of one loop share the deadline watch: those whose bodies come in time pass,
+    each slow one gets its 408 near its own deadline, whichever order they end in, and the
+    watch keeps nothing of them afterwards."""
+    from fanstack.gateway import body_timeout
+
+    slow = {5, 17, 33}
+    middleware = BodyTimeoutMiddleware(echo_body, body_timeout=0.3)
+
+    async def one(n: int) -> tuple[int, int, float]:
+        scope = {
+            "type": "http",
+            "method": "POST",
+            "path": "/",
+            "headers": [(b"content-length", b"2")],
+            "state": {"request_id": f"req-{n}"},
+        }
+        # Fast bodies arrive in two chunks at staggered moments; slow ones stop after one.
+        pending = [(0.001 * (n % 7), b"a", True), (0.001 * (n % 5), b"b", False)]
+        sent: list[Message] = []
+
+        async def receive() -> Message:
+            if n in slow and len(pending) == 1:
+                await asyncio.sleep(3600)
+            delay, body, more = pending.pop(0)
+            await asyncio.sleep(delay)
+            return {"type": "http.request", "body": body, "more_body": more}
+
+        async def send(message: Message) -> None:
+            sent.append(message)
+
+        started = asyncio.get_running_loop().time()
+        await middleware(scope, receive, send)
+        return n, sent[0]["status"], asyncio.get_running_loop().time() - started
+
+    async def everyone() -> tuple[list[tuple[int, int, float]], int]:
+        results = await asyncio.wait_for(asyncio.gather(*(one(n) for n in range(40))), 5)
+        loop = asyncio.get_running_loop()
+        left = sum(
+            len(w._waiting) for (lp, _), w in body_timeout._Watch._watches.items() if lp is loop
+        )
+        return results, left
+
+    results, left = asyncio.run(everyone())
+    assert {n for n, status, _ in results if status == 408} == slow
+    assert all(status == 200 for n, status, _ in results if n not in slow)
+    assert all(0.3 <= took < 0.6 for n, _, took in results if n in slow)
+    assert left == 0
