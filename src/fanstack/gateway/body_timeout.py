@@ -135,8 +135,11 @@ class _Watch:
             if loop.is_closed():
                 raise RuntimeError("the event loop is closed")
             watch = cls._watches[key] = cls(loop)
-            for other in [k for k in cls._watches if k[0].is_closed()]:
-                del cls._watches[other]  # a closed loop's watches are no use
+            # A closed loop's watches are no use. (Loops of other threads add theirs meanwhile:
+            # `list` copies the keys in one step.)
+            for other in list(cls._watches):
+                if other[0].is_closed():
+                    cls._watches.pop(other, None)
         return watch
 
     def add(self, deadline: BodyDeadline) -> None:
