@@ -14,7 +14,7 @@ from fanstack.core.errors import (
     InvalidToken,
     TaskTimedOut,
 )
-from fanstack.workflows.store import STEP_QUEUE
+from fanstack.workflows.store import START_STEP, STEP_QUEUE, Store
 from fanstack.workflows.task_states import TaskFailed
 
 from .workflow_harness import Harness
@@ -561,3 +561,26 @@ def test_task_events_carry_when_the_task_started_and_when_it_ended(harness: Harn
     at = {e["type"]: e["timestamp"] for e in execution.history()}
     assert at["TaskScheduled"] == at["TaskStarted"]
     assert 29 < at["TaskSucceeded"] - at["TaskStarted"] < 35
+
+
+def test_execution_started_heads_the_history_when_a_worker_took_the_first_step_first(
+    harness: Harness, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The first step is sent before `ExecutionStarted` is recorded: a worker that runs the
+    whole execution in between still leaves a history that starts with the start."""
+    workflow = harness.declare("quick", pass_chain(2))
+    record_events = Store.add_events
+
+    def late_start(self: Store, execution: str, step: str, events: list[Any]) -> None:
+        if step == START_STEP:
+            harness.run()  # a worker, quicker than the start's own last write
+        record_events(self, execution, step, events)
+
+    monkeypatch.setattr(Store, "add_events", late_start)
+    execution = workflow.start({"n": 1}, name="quick-1")
+    monkeypatch.undo()
+    events = execution.history()
+    types = [e["type"] for e in events]
+    assert types[0] == "ExecutionStarted" and types[-1] == "ExecutionSucceeded"
+    assert types.count("PassStateEntered") == 2
+    assert [e["id"] for e in events] == list(range(1, len(events) + 1))

@@ -29,6 +29,7 @@ from fanstack.workflows.history import event
 from fanstack.workflows.steps import EXPIRE, ROOT, TIMEOUT_FRAME, Step
 from fanstack.workflows.store import (
     RUNNING,
+    START_STEP,
     WORKFLOWS_TABLE,
     ExecutionRecord,
     Store,
@@ -90,7 +91,7 @@ def start_execution(
             raise ExecutionAlreadyExists(f"Execution Already Exists: '{existing.arn}'")
         return existing.key
     started = event("ExecutionStarted", now, input=json.dumps(value), roleArn="")
-    store.add_events(record.key, "start", [started])
+    store.add_events(record.key, START_STEP, [started])
     if timeout_seconds:
         expiry = Step(
             execution=record.key,

@@ -35,6 +35,7 @@ STEPS_TABLE = "fanstack-steps"
 JOINS_TABLE = "fanstack-joins"
 HISTORY_TABLE = "fanstack-history"
 STEP_QUEUE = "fanstack-workflow-steps"
+START_STEP = "start"  # the history events of an execution's start (`ExecutionStarted`)
 RUNNING, SUCCEEDED, FAILED, TIMED_OUT, ABORTED = (
     "RUNNING",
     "SUCCEEDED",
@@ -229,10 +230,15 @@ class Store:
             )
 
     def history(self, execution: str) -> list[dict[str, Any]]:
-        """The execution's events in time order, numbered from 1 as AWS numbers them."""
+        """The execution's events in time order, numbered from 1 as AWS numbers them.
+
+        `ExecutionStarted` (step "start") comes first however the writes interleaved: the first
+        step is sent before that event is written (`starts.start_execution`), and a worker
+        quick to take it records its first events before it.
+        """
         items = self._scan(HISTORY_TABLE, f"{execution}/")
         found = [event for item in items for event in item.value["events"]]
-        events = sorted(found, key=lambda e: e["order"])
+        events = sorted(found, key=lambda e: (e.get("step") != START_STEP, e["order"]))
         return [{**event, "id": number} for number, event in enumerate(events, start=1)]
 
     def _scan(self, table: str, prefix: str) -> list[TableItem]:
