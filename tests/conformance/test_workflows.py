@@ -584,3 +584,36 @@ def test_execution_started_heads_the_history_when_a_worker_took_the_first_step_f
     assert types[0] == "ExecutionStarted" and types[-1] == "ExecutionSucceeded"
     assert types.count("PassStateEntered") == 2
     assert [e["id"] for e in events] == list(range(1, len(events) + 1))
+
+
+def test_the_ending_event_closes_the_history_when_a_running_task_finishes_after_it(
+    harness: Harness,
+) -> None:
+    """A stop while a task runs elsewhere: no state follows the task, and though the task's
+    own events are written after `ExecutionAborted`, that event ends the history, as in Step
+    Functions."""
+    stopped: list[Any] = []
+
+    def slow_task(payload: Any) -> Any:
+        stopped.append(execution.stop(error="Operator", cause="stopped mid-task"))
+        return {"done": True}
+
+    harness.handlers["slow"] = slow_task
+    workflow = harness.declare(
+        "cut-short",
+        {
+            "StartAt": "T",
+            "States": {
+                "T": {"Type": "Task", "Resource": "slow", "Next": "After"},
+                "After": {"Type": "Pass", "End": True},
+            },
+        },
+    )
+    execution = workflow.start({}, name="cut-1")
+    harness.run()
+    assert stopped and stopped[0].status == "ABORTED"
+    events = execution.history()
+    types = [e["type"] for e in events]
+    assert types[0] == "ExecutionStarted" and types[-1] == "ExecutionAborted"
+    assert types.count("ExecutionAborted") == 1 and "PassStateEntered" not in types
+    assert [e["id"] for e in events] == list(range(1, len(events) + 1))

@@ -36,6 +36,10 @@ JOINS_TABLE = "fanstack-joins"
 HISTORY_TABLE = "fanstack-history"
 STEP_QUEUE = "fanstack-workflow-steps"
 START_STEP = "start"  # the history events of an execution's start (`ExecutionStarted`)
+# The events that end an execution: one per execution (`end_execution` lets one writer win).
+ENDING_EVENTS = frozenset(
+    {"ExecutionSucceeded", "ExecutionFailed", "ExecutionAborted", "ExecutionTimedOut"}
+)
 RUNNING, SUCCEEDED, FAILED, TIMED_OUT, ABORTED = (
     "RUNNING",
     "SUCCEEDED",
@@ -232,17 +236,28 @@ class Store:
     def history(self, execution: str) -> list[dict[str, Any]]:
         """The execution's events in time order, numbered from 1 as AWS numbers them.
 
-        `ExecutionStarted` (step "start") comes first however the writes interleaved: the first
-        step is sent before that event is written (`starts.start_execution`), and a worker
-        quick to take it records its first events before it.
+        The start and the end are placed by what they are, whatever the order of the writes:
+        `ExecutionStarted` (step "start") comes first, though the first step is sent before
+        it is written (`starts.start_execution`) and a worker quick to take it records its
+        first events earlier; the one event that ended the execution comes last, though a
+        step running elsewhere at that moment (another branch, the task a stop or a timeout
+        cut short) may record its own events after it.
         """
         items = self._scan(HISTORY_TABLE, f"{execution}/")
         found = [event for item in items for event in item.value["events"]]
-        events = sorted(found, key=lambda e: (e.get("step") != START_STEP, e["order"]))
+        events = sorted(found, key=_history_position)
         return [{**event, "id": number} for number, event in enumerate(events, start=1)]
 
     def _scan(self, table: str, prefix: str) -> list[TableItem]:
         return list(self.backend.table_items(table, prefix=prefix))
+
+
+def _history_position(event: Mapping[str, Any]) -> tuple[int, int]:
+    """Where a stored event goes in its execution's history: the start first, the end last,
+    the rest in the order they were written."""
+    if event.get("step") == START_STEP:
+        return 0, event["order"]
+    return (2 if event.get("type") in ENDING_EVENTS else 1), event["order"]
 
 
 def send_steps(backend: Backend, steps: list[Step], delay: float = 0) -> None:

@@ -18,7 +18,7 @@ from fanstack.workflows import callbacks
 from fanstack.workflows.history import event, task_events
 from fanstack.workflows.starts import start_stored
 from fanstack.workflows.steps import CHECK, Step
-from fanstack.workflows.store import Store
+from fanstack.workflows.store import RUNNING, Store
 
 SYNC_STARTS = frozenset(
     {"arn:aws:states:::states:startExecution.sync", "arn:aws:states:::states:startExecution.sync:2"}
@@ -77,6 +77,10 @@ class Host(Protocol):
         """What the step being processed recorded now."""
         ...
 
+    def flush(self) -> None:
+        """Write the history events noted so far."""
+        ...
+
 
 class TaskStates:
     """Runs the Task states of the steps an engine processes."""
@@ -116,6 +120,11 @@ class TaskStates:
         events = task_events(action.resource, action.payload, outcome, started, now)
         for one in events:
             self.host.note(one)
+        if self.host.store.execution(step.execution).status != RUNNING:
+            # Stopped or timed out while the task ran: its outcome stays recorded, and no
+            # state follows it (the task's events are the last this step writes).
+            self.host.flush()
+            return True
         if outcome["ok"]:
             next_action = self.host.completed(machine, step, context, outcome["result"], now)
         else:
