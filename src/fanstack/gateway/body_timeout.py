@@ -14,9 +14,6 @@ from fanstack.gateway.request_id import request_id_for
 from fanstack.gateway.responses import error_response
 
 log = logging.getLogger("fanstack.gateway")
-# How late a request's body deadline may be acted on, when it started waiting for its body
-# after a request with a later deadline (`_Watch`).
-DISORDER = 0.01
 
 
 class BodyReadTimeout(Exception):
@@ -55,51 +52,62 @@ class BodyTimeoutMiddleware:
             if response_started:
                 raise
             await timed_out(scope, receive, send, self.body_timeout)
+        finally:
+            body.close()
 
 
 class BodyDeadline:
     """One request's body deadline: `receive` raises BodyReadTimeout once it has passed with
     the body not in yet; `closing` marks a response that leaves the body unread to close the
-    connection.
+    connection; `close` ends it with the request.
 
-    A request waiting for its body is watched by its loop's `_Watch` instead of a timeout of
-    its own: `asyncio.timeout` costs a busy gateway a timer, a context manager and a task
-    lookup per request (about a twentieth of its CPU), where most bodies are in with the
-    headers and the wait ends at once.
+    A request with a body is watched by its loop's `_Watch` from when it reaches the app until
+    its body is in (or the request ends), instead of by a timeout of its own: `asyncio.timeout`
+    costs a busy gateway a timer, a context manager and a task lookup per request (about a
+    twentieth of its CPU), where most bodies are in with the headers.
     """
 
-    __slots__ = ("_loop", "_receive", "_timeout", "deadline", "expired", "pending", "task")
+    __slots__ = ("_cancelling", "_receive", "_watch", "deadline", "expired", "pending", "task")
 
     def __init__(self, scope: Any, receive: Any, timeout: float) -> None:
         self._receive = receive
-        self._loop = asyncio.get_running_loop()
-        self._timeout = timeout
-        self.deadline = self._loop.time() + timeout
         self.pending = _declares_body(scope)
         self.task: asyncio.Task[Any] | None = None  # while it waits for the body
+        self._cancelling = 0  # the task's pending cancellations when it began to wait
         self.expired = False
+        loop = asyncio.get_running_loop()
+        self.deadline = loop.time() + timeout
+        self._watch: _Watch | None = None
+        if self.pending:
+            self._watch = _Watch.of(loop, timeout)
+            self._watch.add(self)
 
     async def receive(self) -> Any:
         if not self.pending:
             return await self._receive()
-        if self.expired or self._loop.time() >= self.deadline:
+        if self.expired:
             raise BodyReadTimeout
-        watch = _Watch.of(self._loop, self._timeout)
-        self.task = asyncio.current_task(self._loop)
-        watch.add(self)
+        task = self.task = asyncio.current_task()
+        self._cancelling = task.cancelling() if task is not None else 0
         try:
             message = await self._receive()
         except asyncio.CancelledError:
-            if not self.expired:
-                raise
-            if self.task is not None:
-                self.task.uncancel()
-            raise BodyReadTimeout from None
+            # Ours only if no other cancellation came with it (as `asyncio.timeout` decides).
+            if self.expired and task is not None and task.uncancel() <= self._cancelling:
+                raise BodyReadTimeout from None
+            raise
         finally:
             self.task = None
-            watch.remove(self)
         self.pending = message["type"] == "http.request" and message.get("more_body", False)
+        if not self.pending:
+            self.close()
         return message
+
+    def close(self) -> None:
+        """The body is in, or the request ended: stop watching its deadline."""
+        if self._watch is not None:
+            self._watch.remove(self)
+            self._watch = None
 
     def closing(self, start: Any) -> Any:
         """The `http.response.start` message, asking to close if the body is still coming."""
@@ -109,13 +117,10 @@ class BodyDeadline:
 
 
 class _Watch:
-    """The requests of one event loop and timeout waiting for their bodies, in the order they
-    started waiting, and one timer at the first one's deadline: it cancels the wait of each
-    request past its deadline.
-
-    With one timeout, that order is the order of deadlines but for requests that started
-    waiting a moment after a later one: such a request is acted on at most `DISORDER` late,
-    and one further out of order gets a timer of its own.
+    """The requests of one event loop and timeout whose bodies are still coming, in the order
+    they reached the app, which is the order of their deadlines, and one timer at the first
+    one's deadline: past its deadline, a request waiting for its body has that wait
+    cancelled, and one that is not waiting fails its next read.
     """
 
     _watches: dict[tuple[asyncio.AbstractEventLoop, float], _Watch] = {}
@@ -124,7 +129,6 @@ class _Watch:
         self._loop = loop
         self._waiting: dict[BodyDeadline, None] = {}  # in order of deadline
         self._timer: asyncio.TimerHandle | None = None
-        self._last = float("-inf")  # the latest deadline added
 
     @classmethod
     def of(cls, loop: asyncio.AbstractEventLoop, timeout: float) -> _Watch:
@@ -132,8 +136,6 @@ class _Watch:
         key = (loop, timeout)
         watch = cls._watches.get(key)
         if watch is None:
-            if loop.is_closed():
-                raise RuntimeError("the event loop is closed")
             watch = cls._watches[key] = cls(loop)
             # A closed loop's watches are no use. (Loops of other threads add theirs meanwhile:
             # `list` copies the keys in one step.)
@@ -143,19 +145,18 @@ class _Watch:
         return watch
 
     def add(self, deadline: BodyDeadline) -> None:
-        if deadline.deadline < self._last - DISORDER:
-            self._loop.call_at(deadline.deadline, self._expire_one, deadline)
-            return
-        self._last = max(self._last, deadline.deadline)
         self._waiting[deadline] = None
         if self._timer is None:
             self._timer = self._loop.call_at(deadline.deadline, self._expire)
 
     def remove(self, deadline: BodyDeadline) -> None:
         self._waiting.pop(deadline, None)
+        if not self._waiting and self._timer is not None:
+            self._timer.cancel()  # nothing left to watch: hold no request for the timeout
+            self._timer = None
 
     def _expire(self) -> None:
-        """Cancel the waits past their deadline; set the timer for the next one."""
+        """Act on the deadlines that have passed; set the timer for the next one."""
         self._timer = None
         now = self._loop.time()
         while self._waiting:
@@ -164,13 +165,9 @@ class _Watch:
                 self._timer = self._loop.call_at(deadline.deadline, self._expire)
                 return
             del self._waiting[deadline]
-            self._expire_one(deadline)
-
-    @staticmethod
-    def _expire_one(deadline: BodyDeadline) -> None:
-        if deadline.task is not None and not deadline.expired:
             deadline.expired = True
-            deadline.task.cancel()
+            if deadline.task is not None:
+                deadline.task.cancel()
 
 
 async def timed_out(scope: Any, receive: Any, send: Any, timeout: float) -> None:

@@ -58,4 +58,7 @@ class ApiDispatch:
                     body.pending = False  # the 408 closes the connection itself
                     await timed_out(scope, receive, exchange.send, self._body_timeout)
 
-        await answer_identified(scope, receive, exchange, handle)
+        try:
+            await answer_identified(scope, receive, exchange, handle)
+        finally:
+            body.close()

@@ -106,7 +106,7 @@ def test_a_response_before_the_body_is_read_closes_the_connection() -> None:
 def test_among_many_requests_only_the_slow_ones_get_408() -> None:
     """Requests of one loop share the deadline watch: those whose bodies come in time pass,
     each slow one gets its 408 near its own deadline, whichever order they end in, and the
-    watch keeps nothing of them afterwards."""
+    watch keeps nothing of them afterwards, not even a timer."""
     from fanstack.gateway import body_timeout
 
     slow = {5, 17, 33}
@@ -151,3 +151,38 @@ def test_among_many_requests_only_the_slow_ones_get_408() -> None:
     assert all(status == 200 for n, status, _ in results if n not in slow)
     assert all(0.3 <= took < 0.6 for n, _, took in results if n in slow)
     assert left == 0
+
+
+def test_a_cancellation_that_comes_with_the_deadline_is_not_taken_for_it() -> None:
+    """A server stopping at the moment a body's deadline passes: the request is cancelled,
+    not answered 408 (the deadline takes only its own cancellation)."""
+    from fanstack.gateway import body_timeout
+
+    sent: list[Message] = []
+
+    async def receive() -> Message:
+        await asyncio.sleep(3600)  # the body never comes
+        raise AssertionError("unreachable")
+
+    async def send(message: Message) -> None:
+        sent.append(message)
+
+    async def scenario() -> None:
+        scope = {
+            "type": "http",
+            "method": "POST",
+            "path": "/",
+            "headers": [(b"content-length", b"5")],
+            "state": {"request_id": "req-1"},
+        }
+        middleware = BodyTimeoutMiddleware(echo_body, body_timeout=0.2)
+        task = asyncio.ensure_future(middleware(scope, receive, send))
+        await asyncio.sleep(0)  # the request reaches the app: its deadline is set
+        loop = asyncio.get_running_loop()
+        (deadline,) = body_timeout._Watch._watches[(loop, 0.2)]._waiting
+        loop.call_at(deadline.deadline, task.cancel)  # the same moment, after the watch's timer
+        with pytest.raises(asyncio.CancelledError):
+            await task
+
+    asyncio.run(asyncio.wait_for(scenario(), timeout=5))
+    assert sent == []
