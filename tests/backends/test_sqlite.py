@@ -108,6 +108,76 @@ def test_expired_messages_are_deleted_in_the_background_a_wave_pass_after_pass(
     app.close()
 
 
+def test_queues_with_different_retention_expire_in_one_pass_each_counted_and_logged(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    app = App("mixed", data_dir=tmp_path)
+    short, long_ = app.queue("short", retention=60), app.queue("long", retention=600)
+    keep = app.queue("keep", retention=86_400)
+    for queue, count in ((short, 3), (long_, 2), (keep, 1)):
+        queue.send_batch([{"id": str(i), "body": queue.name} for i in range(count)])
+    now = time.time()
+    app.backend.clock = lambda: now + 700  # past both retentions, not past a day
+    with caplog.at_level("WARNING", logger="fanstack.backends.sqlite"):
+        _eventually(lambda: _payloads(tmp_path) == 1)
+    assert [(q.stats().expired, q.stats().visible) for q in (short, long_, keep)] == [
+        (3, 0),
+        (2, 0),
+        (0, 1),
+    ]
+    lines = sorted(r.getMessage() for r in caplog.records if "expired" in r.getMessage())
+    assert lines == [
+        "queue long: 2 message(s) expired past the retention period",
+        "queue short: 3 message(s) expired past the retention period",
+    ]
+    app.close()
+
+
+def test_the_oldest_age_of_a_queue_behind_many_messages_of_others_that_end_sooner(
+    tmp_path: Path,
+) -> None:
+    """The expiry index holds every queue: a queue whose messages end after more than a scan's
+    worth of other queues' messages still reports its oldest message's age."""
+    from fanstack.backends.sqlite.queues import OLDEST_SCAN
+
+    app = App("oldest", data_dir=tmp_path)
+    archive, busy = app.queue("archive", retention=1_209_600), app.queue("busy", retention=60)
+    start = time.time()
+    app.backend.clock = lambda: start
+    archive.send("first")
+    app.backend.clock = lambda: start + 10
+    archive.send("second")
+    for _ in range(0, OLDEST_SCAN + 50, 10):
+        busy.send_batch([{"id": str(i), "body": "x"} for i in range(10)])
+    app.backend.clock = lambda: start + 30  # nothing has expired
+    assert archive.stats().oldest_age == pytest.approx(30)
+    assert busy.stats().oldest_age == pytest.approx(20)
+    app.close()
+
+
+def test_a_data_dir_with_the_per_queue_expiry_index_is_upgraded_on_open(tmp_path: Path) -> None:
+    app = App("upgrade", data_dir=tmp_path)
+    app.queue("q", retention=60).send("kept across the upgrade")
+    app.close()
+    with sqlite3.connect(tmp_path / "fanstack.db") as db:  # as an earlier version left it
+        db.execute("DROP INDEX messages_by_deadline")
+        db.execute("CREATE INDEX messages_by_expiry ON messages (queue, expires_at)")
+    app = App("upgrade", data_dir=tmp_path)
+    queue = app.queue("q", retention=60)
+    assert queue.stats().visible == 1
+    with sqlite3.connect(tmp_path / "fanstack.db") as db:
+        indexes = {
+            row[0] for row in db.execute("SELECT name FROM sqlite_master WHERE type = 'index'")
+        }
+    assert "messages_by_deadline" in indexes and "messages_by_expiry" not in indexes
+    now = time.time()
+    app.backend.clock = lambda: now + 120
+    app.queue("other").send("fresh")  # any write of the store starts the deleting
+    _eventually(lambda: _payloads(tmp_path) == 1)
+    assert queue.stats().expired == 1
+    app.close()
+
+
 def test_a_rejected_delete_keeps_the_payload(app: App, tmp_path: Path) -> None:
     app.topics["t"].publish("one")
     (message,) = app.queues["a"].receive(visibility_timeout=0)

@@ -88,7 +88,7 @@ class SQLiteBackend(Backend):
         self._queues = Queues(self._database, catalog)
         self._topics = Topics(self._database, catalog)
         self._messages = Messages(self._database, catalog)
-        self._expirer = Expirer(self._database, catalog, lambda: self.clock())
+        self._expirer = Expirer(self._database, lambda: self.clock())
         self._tables = Tables(self._database)
 
     def calls_are_local(self) -> bool:

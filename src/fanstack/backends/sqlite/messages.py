@@ -34,8 +34,8 @@ COLUMNS = (
     "seq, payload, unsubscribe_url, sent_at, receive_count, first_received_at, group_id, "
     "dedup_id, failure, source_queue, failed_receives, lost_receives"
 )
-EXPIRE_BATCH = 64  # expired messages deleted at most per queue per write (a short hold)
-EXPIRY_INTERVAL = 1.0  # seconds between passes over every queue (none while one is behind)
+EXPIRE_BATCH = 64  # expired messages deleted at most per write (a short hold)
+EXPIRY_INTERVAL = 1.0  # seconds between passes (none while one is behind)
 
 log = logging.getLogger("fanstack.backends.sqlite")
 
@@ -169,15 +169,14 @@ def delete_where(db: sqlite3.Connection, condition: str, params: Sequence[object
 
 class Expirer:
     """Deletes messages past their retention on a daemon thread, in short writes of their own,
-    so that no send or receive does that work: a pass over every queue each EXPIRY_INTERVAL,
-    and pass after pass while one finds a full batch (a wave of expiry is deleted as fast as
-    it came). A queue with nothing expired costs one read on its expiry index. Deduplication
-    ids past their interval go too, every tenth of that interval.
+    so that no send or receive does that work: a pass each EXPIRY_INTERVAL, and pass after
+    pass while one finds a full batch (a wave of expiry is deleted as fast as it came). A pass
+    with nothing expired costs one read on the expiry index, whatever the number of queues.
+    Deduplication ids past their interval go too, every tenth of that interval.
     """
 
-    def __init__(self, database: Database, catalog: Catalog, clock: Callable[[], float]):
+    def __init__(self, database: Database, clock: Callable[[], float]):
         self._database = database
-        self._catalog = catalog
         self._clock = clock
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
@@ -204,8 +203,7 @@ class Expirer:
             thread.join(timeout=5)
 
     def run_pass(self) -> bool:
-        """Expire a batch of every queue that has some; true if one had more than a batch."""
-        behind = False
+        """Expire a batch of what is past its retention; true if there was more than a batch."""
         now = self._clock()
         if now - self._last_dedup_sweep >= DEDUPLICATION_INTERVAL / 10:
             self._last_dedup_sweep = now
@@ -216,17 +214,16 @@ class Expirer:
             if stale:
                 with self._database.write(wakes=False) as writing:
                     writing.execute("DELETE FROM dedup WHERE expires_at <= ?", (now,))
-        for name in self._catalog.current().queues:
-            with self._database.reading() as db:
-                due = db.execute(
-                    "SELECT 1 FROM messages INDEXED BY messages_by_expiry "
-                    "WHERE queue = ? AND expires_at <= ? LIMIT 1",
-                    (name, now),
-                ).fetchone()
-            if due is not None:
-                with self._database.write(wakes=False) as writing:
-                    behind |= expire(writing, name, now) == EXPIRE_BATCH
-        return behind
+        with self._database.reading() as db:
+            due = db.execute(
+                "SELECT 1 FROM messages INDEXED BY messages_by_deadline "
+                "WHERE expires_at <= ? LIMIT 1",
+                (now,),
+            ).fetchone()
+        if due is None:
+            return False
+        with self._database.write(wakes=False) as writing:
+            return expire(writing, now) == EXPIRE_BATCH
 
     def _run(self) -> None:
         while not self._stop.is_set():
@@ -239,19 +236,19 @@ class Expirer:
                 self._stop.wait(EXPIRY_INTERVAL)
 
 
-def expire(db: sqlite3.Connection, queue: str, now: float) -> int:
-    """Delete messages of `queue` past their retention period, counting and logging them: at
-    most EXPIRE_BATCH, found on the expiry index (nothing that has not expired is read)."""
-    expired = delete_where(
-        db,
-        "seq IN (SELECT seq FROM messages INDEXED BY messages_by_expiry "
-        "WHERE queue = ? AND expires_at <= ? LIMIT ?)",
-        (queue, now, EXPIRE_BATCH),
-    )
-    if expired:
+def expire(db: sqlite3.Connection, now: float) -> int:
+    """Delete messages past their retention period, those whose period ended first first,
+    counting and logging them by queue: at most EXPIRE_BATCH, found on the expiry index
+    (nothing that has not expired is read)."""
+    gone = db.execute(
+        "DELETE FROM messages WHERE seq IN (SELECT seq FROM messages INDEXED BY "
+        "messages_by_deadline WHERE expires_at <= ? LIMIT ?) RETURNING queue",
+        (now, EXPIRE_BATCH),
+    ).fetchall()
+    for queue, expired in sorted(Counter(queue for (queue,) in gone).items()):
         db.execute("UPDATE queues SET expired = expired + ? WHERE name = ?", (expired, queue))
         log_expired(log, queue, expired)
-    return expired
+    return len(gone)
 
 
 def add_depths(db: sqlite3.Connection, changes: Mapping[str, int]) -> None:

@@ -54,6 +54,7 @@ from fanstack.core.specs import QueueSpec
 log = logging.getLogger("fanstack.backends.sqlite")
 
 POLL_INTERVAL = 0.02
+OLDEST_SCAN = 1000  # rows of the expiry index a queue's stats look at for its oldest message
 # The visible messages a standard queue's lease would take next, on the state index. A message
 # is never visible before it was sent (or moved here), and retention counts from then: whatever
 # became visible longer than the retention period ago has expired. Starting the scan there
@@ -285,8 +286,15 @@ class Queues:
             "UPDATE messages SET seq = (SELECT MAX(seq) + 1 FROM messages), queue = ?, "
             "source_queue = ?, receipt = NULL, visible_at = ?, "
             "expires_at = sent_at + ?, failure = ?, lost_receives = ? WHERE seq = ?",
-            (target.name, queue.name, now, target.retention, letter.failure,
-             letter.lost_receives, seq),
+            (
+                target.name,
+                queue.name,
+                now,
+                target.retention,
+                letter.failure,
+                letter.lost_receives,
+                seq,
+            ),
         )
         db.execute(
             "UPDATE queues SET dead_lettered = dead_lettered + 1 WHERE name = ?", (queue.name,)
@@ -466,7 +474,7 @@ class Queues:
         The stored count is kept by every write (`queues.depth`); what is hidden (in flight or
         delayed) and what has expired but not been deleted yet are counted on their indexes,
         so the work grows with those, never with the visible backlog. The oldest age is that
-        of the message whose retention ends first.
+        of the message whose retention ends first (`_oldest`).
         """
         spec = self.get_queue(queue)
         with self._database.reading() as db:
@@ -477,11 +485,7 @@ class Queues:
                 ).fetchone()
                 hidden = _hidden(db, queue, now)
                 gone = _expired(db, queue, now)
-                (oldest,) = db.execute(
-                    "SELECT sent_at FROM messages INDEXED BY messages_by_expiry "
-                    "WHERE queue = ? AND expires_at > ? ORDER BY expires_at LIMIT 1",
-                    (queue, now),
-                ).fetchone() or (None,)
+                oldest = _oldest(db, queue, now)
                 depth = None
                 if spec.dead_letter is not None:
                     row = db.execute(
@@ -526,13 +530,34 @@ def _hidden(db: sqlite3.Connection, queue: str, now: float) -> tuple[int, int]:
     return counts.get(1, 0), counts.get(0, 0)
 
 
+def _oldest(db: sqlite3.Connection, queue: str, now: float) -> float | None:
+    """When the queue's oldest live message was sent: the first of the queue on the expiry
+    index (its retention is the queue's, so it ends first for the oldest). That index holds
+    every queue, so at most OLDEST_SCAN of its rows are looked at; past them (the other queues'
+    messages all end sooner), the first of the queue to become visible stands for it."""
+    row = db.execute(
+        "SELECT sent_at FROM (SELECT queue, sent_at, expires_at FROM messages INDEXED BY "
+        "messages_by_deadline WHERE expires_at > ? ORDER BY expires_at LIMIT ?) "
+        "WHERE queue = ? ORDER BY expires_at LIMIT 1",
+        (now, OLDEST_SCAN, queue),
+    ).fetchone()
+    if row is None:
+        row = db.execute(
+            "SELECT sent_at FROM messages INDEXED BY messages_by_state WHERE queue = ? "
+            "AND expires_at > ? ORDER BY visible_at LIMIT 1",
+            (queue, now),
+        ).fetchone()
+    return None if row is None else float(row[0])
+
+
 def _expired(db: sqlite3.Connection, queue: str, now: float) -> tuple[int, int, int]:
     """(in flight, delayed, visible) of the messages past retention that are not deleted yet
-    (the next receive deletes them), counted on the expiry index."""
+    (the expiry thread's next pass deletes them), counted on the expiry index: the work grows
+    with what has expired in every queue and is not deleted yet (a pass's worth, normally)."""
     in_flight = delayed = visible = 0
     for hidden, received, count in db.execute(
         "SELECT visible_at > ?1, receive_count > 0, COUNT(*) FROM messages "
-        "INDEXED BY messages_by_expiry WHERE queue = ?2 AND expires_at <= ?1 GROUP BY 1, 2",
+        "INDEXED BY messages_by_deadline WHERE expires_at <= ?1 AND queue = ?2 GROUP BY 1, 2",
         (now, queue),
     ):
         if not hidden:

@@ -58,7 +58,9 @@ CREATE TABLE IF NOT EXISTS messages (
     lost_receives INTEGER
 );
 CREATE INDEX IF NOT EXISTS messages_by_state ON messages (queue, visible_at, receive_count);
-CREATE INDEX IF NOT EXISTS messages_by_expiry ON messages (queue, expires_at);
+-- One expiry index for every queue: new rows land at its end (retentions are few), where a
+-- (queue, expires_at) index would take each queue's rows in its middle, at twice the cost.
+CREATE INDEX IF NOT EXISTS messages_by_deadline ON messages (expires_at);
 CREATE INDEX IF NOT EXISTS messages_by_group ON messages (queue) WHERE group_id IS NOT NULL;
 CREATE INDEX IF NOT EXISTS messages_by_source ON messages (queue, source_queue)
     WHERE source_queue IS NOT NULL;
@@ -99,7 +101,7 @@ ADDED_COLUMNS = (
     ("queues", "depth", "INTEGER NOT NULL DEFAULT 0"),
 )
 # Indexes an earlier version made that a later one replaced.
-DROPPED_INDEXES = ("messages_by_visibility",)
+DROPPED_INDEXES = ("messages_by_visibility", "messages_by_expiry")
 
 
 def connect(path: Path, *, synchronous: str, busy_timeout_ms: int) -> sqlite3.Connection:
