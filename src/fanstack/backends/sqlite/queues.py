@@ -535,12 +535,13 @@ def _oldest(db: sqlite3.Connection, queue: str, now: float) -> float | None:
     index (its retention is the queue's, so it ends first for the oldest). That index holds
     every queue, so at most OLDEST_SCAN of its rows are looked at; past them (the other queues'
     messages all end sooner), the first of the queue to become visible stands for it."""
-    row = db.execute(
-        "SELECT sent_at FROM (SELECT queue, sent_at, expires_at FROM messages INDEXED BY "
-        "messages_by_deadline WHERE expires_at > ? ORDER BY expires_at LIMIT ?) "
-        "WHERE queue = ? ORDER BY expires_at LIMIT 1",
-        (now, OLDEST_SCAN, queue),
-    ).fetchone()
+    rows = db.execute(  # stepped one row at a time: the first of the queue ends the scan
+        "SELECT queue, sent_at FROM messages INDEXED BY messages_by_deadline "
+        "WHERE expires_at > ? ORDER BY expires_at LIMIT ?",
+        (now, OLDEST_SCAN),
+    )
+    row = next(((sent_at,) for owner, sent_at in rows if owner == queue), None)
+    rows.close()
     if row is None:
         row = db.execute(
             "SELECT sent_at FROM messages INDEXED BY messages_by_state WHERE queue = ? "
