@@ -590,12 +590,14 @@ def test_the_ending_event_closes_the_history_when_a_running_task_finishes_after_
     harness: Harness,
 ) -> None:
     """A stop while a task runs elsewhere: no state follows the task, and though the task's
-    own events are written after `ExecutionAborted`, that event ends the history, as in Step
-    Functions."""
+    own events are written after `ExecutionAborted`, that event ends the history, and what
+    happened after it is not in it, as in Step Functions."""
     stopped: list[Any] = []
+    at_the_stop: list[list[dict[str, Any]]] = []
 
     def slow_task(payload: Any) -> Any:
         stopped.append(execution.stop(error="Operator", cause="stopped mid-task"))
+        at_the_stop.append(execution.history())
         return {"done": True}
 
     harness.handlers["slow"] = slow_task
@@ -617,3 +619,13 @@ def test_the_ending_event_closes_the_history_when_a_running_task_finishes_after_
     assert types[0] == "ExecutionStarted" and types[-1] == "ExecutionAborted"
     assert types.count("ExecutionAborted") == 1 and "PassStateEntered" not in types
     assert [e["id"] for e in events] == list(range(1, len(events) + 1))
+    # The task's entry happened before the stop (its events are written once it returned);
+    # its success and the state's exit came after it: Step Functions records neither.
+    assert types == [
+        "ExecutionStarted",
+        "TaskStateEntered",
+        "TaskScheduled",
+        "TaskStarted",
+        "ExecutionAborted",
+    ]
+    assert [e["type"] for e in at_the_stop[0]] == ["ExecutionStarted", "ExecutionAborted"]
