@@ -147,11 +147,16 @@ def test_the_oldest_age_of_a_queue_behind_many_messages_of_others_that_end_soone
     archive.send("first")
     app.backend.clock = lambda: start + 10
     archive.send("second")
+    (first,) = archive.receive(max_messages=1, visibility_timeout=3600)  # in flight, still oldest
     for _ in range(0, OLDEST_SCAN + 50, 10):
         busy.send_batch([{"id": str(i), "body": "x"} for i in range(10)])
     app.backend.clock = lambda: start + 30  # nothing has expired
+    assert first.body == "first"
     assert archive.stats().oldest_age == pytest.approx(30)
     assert busy.stats().oldest_age == pytest.approx(20)
+    archive.delete(first.receipt_handle)
+    assert archive.stats().oldest_age == pytest.approx(20)
+    assert app.queue("empty").stats().oldest_age is None
     app.close()
 
 

@@ -239,17 +239,12 @@ class Store:
         The start and the end are placed by what they are, whatever the order of the writes:
         `ExecutionStarted` (step "start") comes first, though the first step is sent before
         it is written (`starts.start_execution`) and a worker quick to take it records its
-        first events earlier; the one event that ended the execution comes last. A step
-        running elsewhere at that moment (another branch, the task a stop or a timeout cut
-        short) may still record events after it: those that happened before the end (a Task's
-        entry, written once the task returned) stand before it, those that happened after it
-        (the task's success, the state's exit) are left out, as Step Functions records none.
+        first events earlier; the one event that ended the execution comes last, though a
+        step running elsewhere at that moment (another branch, the task a stop or a timeout
+        cut short: its entry and start, not its end) may record its own events after it.
         """
         items = self._scan(HISTORY_TABLE, f"{execution}/")
         found = [event for item in items for event in item.value["events"]]
-        ended = [e["timestamp"] for e in found if e.get("type") in ENDING_EVENTS]
-        if ended:
-            found = [e for e in found if e["timestamp"] <= min(ended)]
         events = sorted(found, key=_history_position)
         return [{**event, "id": number} for number, event in enumerate(events, start=1)]
 

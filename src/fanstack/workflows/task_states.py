@@ -118,13 +118,16 @@ class TaskStates:
         now = self.host.backend.clock()  # the task took its time
         started = outcome.get("started", recorded.get("since", now))
         events = task_events(action.resource, action.payload, outcome, started, now)
-        for one in events:
-            self.host.note(one)
         if self.host.store.execution(step.execution).status != RUNNING:
-            # Stopped or timed out while the task ran: its outcome stays recorded, and no
-            # state follows it (the task's events are the last this step writes).
+            # Stopped or timed out while the task ran: its outcome stays recorded, and nothing
+            # that came after the end is written (Step Functions records the task as started,
+            # no more), nor does any state follow it.
+            for one in events[:-1]:
+                self.host.note(one)
             self.host.flush()
             return True
+        for one in events:
+            self.host.note(one)
         if outcome["ok"]:
             next_action = self.host.completed(machine, step, context, outcome["result"], now)
         else:

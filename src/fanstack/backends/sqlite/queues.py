@@ -485,7 +485,7 @@ class Queues:
                 ).fetchone()
                 hidden = _hidden(db, queue, now)
                 gone = _expired(db, queue, now)
-                oldest = _oldest(db, queue, now)
+                oldest = _oldest(db, queue, now) if stored > sum(gone) else None
                 depth = None
                 if spec.dead_letter is not None:
                     row = db.execute(
@@ -531,24 +531,35 @@ def _hidden(db: sqlite3.Connection, queue: str, now: float) -> tuple[int, int]:
 
 
 def _oldest(db: sqlite3.Connection, queue: str, now: float) -> float | None:
-    """When the queue's oldest live message was sent: the first of the queue on the expiry
-    index (its retention is the queue's, so it ends first for the oldest). That index holds
-    every queue, so at most OLDEST_SCAN of its rows are looked at; past them (the other queues'
-    messages all end sooner), the first of the queue to become visible stands for it."""
-    rows = db.execute(  # stepped one row at a time: the first of the queue ends the scan
-        "SELECT queue, sent_at FROM messages INDEXED BY messages_by_deadline "
-        "WHERE expires_at > ? ORDER BY expires_at LIMIT ?",
-        (now, OLDEST_SCAN),
-    )
-    row = next(((sent_at,) for owner, sent_at in rows if owner == queue), None)
-    rows.close()
-    if row is None:
-        row = db.execute(
-            "SELECT sent_at FROM messages INDEXED BY messages_by_state WHERE queue = ? "
-            "AND expires_at > ? ORDER BY visible_at LIMIT 1",
-            (queue, now),
-        ).fetchone()
-    return None if row is None else float(row[0])
+    """When the queue's oldest live message was sent: the queue's first row on the expiry index
+    (every message of a queue has the queue's retention, so the oldest ends first).
+
+    That index holds every queue: at most OLDEST_SCAN of its rows are looked at, in one step.
+    Past them (more than that many of other queues' messages end sooner), the oldest is the
+    older of the first visible message and the oldest hidden one (in flight or delayed): a
+    message received before and visible again may be passed over for a younger one that was
+    never received, and the hidden ones are read one by one.
+    """
+    row = db.execute(
+        "SELECT sent_at FROM (SELECT queue, sent_at FROM messages INDEXED BY "
+        "messages_by_deadline WHERE expires_at > ? ORDER BY expires_at LIMIT ?) "
+        "WHERE queue = ? LIMIT 1",
+        (now, OLDEST_SCAN, queue),
+    ).fetchone()
+    if row is not None:
+        return float(row[0])
+    (visible,) = db.execute(
+        "SELECT sent_at FROM messages INDEXED BY messages_by_state WHERE queue = ? "
+        "AND visible_at <= ? AND expires_at > ? ORDER BY visible_at LIMIT 1",
+        (queue, now, now),
+    ).fetchone() or (None,)
+    (hidden,) = db.execute(
+        "SELECT MIN(sent_at) FROM messages INDEXED BY messages_by_state WHERE queue = ? "
+        "AND visible_at > ? AND expires_at > ?",
+        (queue, now, now),
+    ).fetchone()
+    found = [float(at) for at in (visible, hidden) if at is not None]
+    return min(found) if found else None
 
 
 def _expired(db: sqlite3.Connection, queue: str, now: float) -> tuple[int, int, int]:
