@@ -629,3 +629,46 @@ def test_the_ending_event_closes_the_history_when_a_running_task_finishes_after_
         "ExecutionAborted",
     ]
     assert [e["type"] for e in at_the_stop[0]] == ["ExecutionStarted", "ExecutionAborted"]
+
+
+def test_a_task_step_rerun_after_a_stop_leaves_the_history_its_first_run_wrote(
+    harness: Harness, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A worker ran the task, wrote its history and sent the next state, then died before
+    marking the step done; the execution is stopped while the step runs again. The rerun
+    must not write that history again with the task's end left out."""
+    from fanstack.workflows.engine import Engine
+
+    harness.handlers["t"] = lambda payload: {"done": True}
+    workflow = harness.declare(
+        "rerun-after-stop",
+        {
+            "StartAt": "T",
+            "States": {
+                "T": {"Type": "Task", "Resource": "t", "Next": "W"},
+                "W": {"Type": "Wait", "Seconds": 100, "End": True},
+            },
+        },
+    )
+    execution = workflow.start({}, name="x")
+    (first,) = harness.backend.receive(STEP_QUEUE, max_messages=1, wait_seconds=0)
+
+    def die(*args: Any) -> None:
+        raise RuntimeError("the worker died before marking the step done")
+
+    with monkeypatch.context() as patched:
+        patched.setattr(Store, "mark_dispatched", die)
+        with pytest.raises(RuntimeError, match="died"):
+            harness.engine_process(first.body)
+    harness.run()  # the next state, W, is entered
+    written = [e["type"] for e in execution.history()]
+    assert written[-3:] == ["TaskSucceeded", "TaskStateExited", "WaitStateEntered"]
+    enter = Engine.enter
+
+    def stop_then_enter(self: Engine, *args: Any) -> Any:
+        execution.stop(error="Operator", cause="stopped during the rerun")
+        return enter(self, *args)
+
+    monkeypatch.setattr(Engine, "enter", stop_then_enter)
+    harness.engine_process(first.body)  # the redelivered step
+    assert [e["type"] for e in execution.history()] == [*written, "ExecutionAborted"]

@@ -105,6 +105,15 @@ class Engine:
             self.store.add_events(step.execution, f"{step.id}.{self._local.flushes}", events)
             self._local.events, self._local.flushes = [], self._local.flushes + 1
 
+    def flushed_before(self) -> bool:
+        """Whether an earlier run of this step wrote the events noted so far; they are dropped
+        if so (a rerun must not write that history again, with fewer events or later)."""
+        step: Step = self._local.step
+        if not self.store.has_events(step.execution, f"{step.id}.{self._local.flushes}"):
+            return False
+        self._local.events = []
+        return True
+
     def send(self, steps: list[Step], delay: float = 0) -> None:
         """Send steps, after writing the history that precedes them."""
         self.flush()

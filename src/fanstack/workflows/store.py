@@ -233,6 +233,10 @@ class Store:
                 HISTORY_TABLE, f"{execution}/{step}/{part:03d}", {"events": chunk}
             )
 
+    def has_events(self, execution: str, step: str) -> bool:
+        """Whether `add_events` wrote events for this step (its first item is there)."""
+        return self.backend.table_get(HISTORY_TABLE, f"{execution}/{step}/000") is not None
+
     def history(self, execution: str) -> list[dict[str, Any]]:
         """The execution's events in time order, numbered from 1 as AWS numbers them.
 

@@ -81,6 +81,11 @@ class Host(Protocol):
         """Write the history events noted so far."""
         ...
 
+    def flushed_before(self) -> bool:
+        """Whether an earlier run of this step wrote the events noted so far (and dropped
+        them if so: that run's history stands)."""
+        ...
+
 
 class TaskStates:
     """Runs the Task states of the steps an engine processes."""
@@ -121,10 +126,12 @@ class TaskStates:
         if self.host.store.execution(step.execution).status != RUNNING:
             # Stopped or timed out while the task ran: its outcome stays recorded, and nothing
             # that came after the end is written (Step Functions records the task as started,
-            # no more), nor does any state follow it.
-            for one in events[:-1]:
-                self.host.note(one)
-            self.host.flush()
+            # no more), nor does any state follow it. A rerun of a step whose first run found
+            # the execution running and wrote on leaves that history as it is.
+            if not self.host.flushed_before():
+                for one in events[:-1]:
+                    self.host.note(one)
+                self.host.flush()
             return True
         for one in events:
             self.host.note(one)
