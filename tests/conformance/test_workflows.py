@@ -672,3 +672,28 @@ def test_a_task_step_rerun_after_a_stop_leaves_the_history_its_first_run_wrote(
     monkeypatch.setattr(Engine, "enter", stop_then_enter)
     harness.engine_process(first.body)  # the redelivered step
     assert [e["type"] for e in execution.history()] == [*written, "ExecutionAborted"]
+
+
+def test_a_wait_state_is_entered_and_exited_in_the_history(harness: Harness) -> None:
+    """The Wait's resumption is a step of the same id: its events must not replace those of
+    the entry."""
+    workflow = harness.declare(
+        "waits",
+        {
+            "StartAt": "W",
+            "States": {
+                "W": {"Type": "Wait", "Seconds": 5, "Next": "P"},
+                "P": {"Type": "Pass", "End": True},
+            },
+        },
+    )
+    execution = workflow.start({}, name="x")
+    harness.run_for(10)
+    assert [e["type"] for e in execution.history()] == [
+        "ExecutionStarted",
+        "WaitStateEntered",
+        "WaitStateExited",
+        "PassStateEntered",
+        "PassStateExited",
+        "ExecutionSucceeded",
+    ]

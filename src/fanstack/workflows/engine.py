@@ -102,14 +102,21 @@ class Engine:
         events = getattr(self._local, "events", None)
         if events:
             step: Step = self._local.step
-            self.store.add_events(step.execution, f"{step.id}.{self._local.flushes}", events)
+            self.store.add_events(step.execution, self._history_key(), events)
             self._local.events, self._local.flushes = [], self._local.flushes + 1
+
+    def _history_key(self) -> str:
+        """Where the step being processed writes its next events: steps that share an id (a
+        Wait's resumption, a task token's answer) each write under their own key."""
+        step: Step = self._local.step
+        op = "" if step.op == ENTER else f".{step.op}"
+        return f"{step.id}{op}.{self._local.flushes}"
 
     def flushed_before(self) -> bool:
         """Whether an earlier run of this step wrote the events noted so far; they are dropped
         if so (a rerun must not write that history again, with fewer events or later)."""
         step: Step = self._local.step
-        if not self.store.has_events(step.execution, f"{step.id}.{self._local.flushes}"):
+        if not self.store.has_events(step.execution, self._history_key()):
             return False
         self._local.events = []
         return True
