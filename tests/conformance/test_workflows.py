@@ -697,3 +697,53 @@ def test_a_wait_state_is_entered_and_exited_in_the_history(harness: Harness) -> 
         "PassStateExited",
         "ExecutionSucceeded",
     ]
+
+
+def test_a_failed_map_records_nothing_more_of_the_items_still_running(harness: Harness) -> None:
+    """Item 1 fails the Map (caught) while item 0's task runs: item 0's task ending is not
+    recorded, and item 2, which never starts, has no MapIterationStarted."""
+    import threading
+
+    def steps_elsewhere() -> None:  # another worker, taking the steps sent meanwhile
+        while batch := harness.backend.receive(STEP_QUEUE, max_messages=1, wait_seconds=0):
+            harness.engine_process(batch[0].body)
+            harness.backend.delete_messages(STEP_QUEUE, [batch[0].receipt_handle])
+
+    def work(item: Any) -> Any:
+        if item == "slow":
+            worker = threading.Thread(target=steps_elsewhere)
+            worker.start()
+            worker.join()
+            return "done late"
+        raise TaskFailed("Boom", "item failed")
+
+    harness.handlers["work"] = work
+    workflow = harness.declare(
+        "map-fails",
+        {
+            "StartAt": "M",
+            "States": {
+                "M": {
+                    "Type": "Map",
+                    "ItemsPath": "$.items",
+                    "MaxConcurrency": 2,
+                    "ItemProcessor": {
+                        "StartAt": "T",
+                        "States": {"T": {"Type": "Task", "Resource": "work", "End": True}},
+                    },
+                    "Catch": [{"ErrorEquals": ["States.ALL"], "Next": "Done"}],
+                    "Next": "Done",
+                },
+                "Done": {"Type": "Wait", "Seconds": 100, "End": True},
+            },
+        },
+    )
+    execution = workflow.start({"items": ["slow", "fail", "third"]}, name="x")
+    steps_elsewhere()
+    assert execution.describe().status == "RUNNING"  # caught: waiting in Done
+    events = execution.history()
+    types = [e["type"] for e in events]
+    assert "MapStateFailed" in types and "WaitStateEntered" in types
+    assert "TaskSucceeded" not in types and "MapIterationSucceeded" not in types
+    started = [e["index"] for e in events if e["type"] == "MapIterationStarted"]
+    assert sorted(started) == [0, 1]

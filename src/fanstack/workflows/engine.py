@@ -112,6 +112,12 @@ class Engine:
         op = "" if step.op == ENTER else f".{step.op}"
         return f"{step.id}{op}.{self._local.flushes}"
 
+    def cut_short(self, step: Step) -> bool:
+        """Whether the step's execution ended, or a Parallel or Map it runs in failed (its
+        other children stop), since the step began: a Task's step looks once its task
+        returned."""
+        return self.store.execution(step.execution).status != RUNNING or self.fanin.abandoned(step)
+
     def flushed_before(self) -> bool:
         """Whether an earlier run of this step wrote the events noted so far; they are dropped
         if so (a rerun must not write that history again, with fewer events or later)."""

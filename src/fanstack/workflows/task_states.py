@@ -18,7 +18,7 @@ from fanstack.workflows import callbacks
 from fanstack.workflows.history import event, task_events
 from fanstack.workflows.starts import start_stored
 from fanstack.workflows.steps import CHECK, Step
-from fanstack.workflows.store import RUNNING, Store
+from fanstack.workflows.store import Store
 
 SYNC_STARTS = frozenset(
     {"arn:aws:states:::states:startExecution.sync", "arn:aws:states:::states:startExecution.sync:2"}
@@ -81,6 +81,10 @@ class Host(Protocol):
         """Write the history events noted so far."""
         ...
 
+    def cut_short(self, step: Step) -> bool:
+        """Whether the step's execution ended, or a Parallel or Map it runs in failed."""
+        ...
+
     def flushed_before(self) -> bool:
         """Whether an earlier run of this step wrote the events noted so far (and dropped
         them if so: that run's history stands)."""
@@ -123,11 +127,12 @@ class TaskStates:
         now = self.host.backend.clock()  # the task took its time
         started = outcome.get("started", recorded.get("since", now))
         events = task_events(action.resource, action.payload, outcome, started, now)
-        if self.host.store.execution(step.execution).status != RUNNING:
-            # Stopped or timed out while the task ran: its outcome stays recorded, and nothing
-            # that came after the end is written (Step Functions records the task as started,
-            # no more), nor does any state follow it. A rerun of a step whose first run found
-            # the execution running and wrote on leaves that history as it is.
+        if self.host.cut_short(step):
+            # Stopped or timed out while the task ran, or the Parallel or Map it runs in
+            # failed: its outcome stays recorded, and nothing that came after the end is
+            # written (Step Functions records the task as started, no more), nor does any state
+            # follow it. A rerun of a step whose first run found the execution running and wrote
+            # on leaves that history as it is.
             if not self.host.flushed_before():
                 for one in events[:-1]:
                     self.host.note(one)
