@@ -355,6 +355,8 @@ def test_a_task_waits_for_its_token_and_an_answer_continues_it(harness: Harness)
     harness.run()
     done = execution.describe()
     assert (done.status, done.output) == ("SUCCEEDED", {"order": 7, "approval": {"by": "ada"}})
+    types = [e["type"] for e in execution.history()]  # the answer's step did not replace them
+    assert types.index("TaskStateEntered") < types.index("TaskStateExited")
     with pytest.raises(TaskTimedOut):
         harness.workflows.send_task_success(token, {"by": "bob"})  # answered already
 
