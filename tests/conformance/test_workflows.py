@@ -355,8 +355,16 @@ def test_a_task_waits_for_its_token_and_an_answer_continues_it(harness: Harness)
     harness.run()
     done = execution.describe()
     assert (done.status, done.output) == ("SUCCEEDED", {"order": 7, "approval": {"by": "ada"}})
-    types = [e["type"] for e in execution.history()]  # the answer's step did not replace them
-    assert types.index("TaskStateEntered") < types.index("TaskStateExited")
+    assert [e["type"] for e in execution.history()] == [
+        "ExecutionStarted",
+        "TaskStateEntered",
+        "TaskScheduled",
+        "TaskStarted",
+        "TaskSubmitted",
+        "TaskSucceeded",  # noted by the answer's step, which does not replace the entry's
+        "TaskStateExited",
+        "ExecutionSucceeded",
+    ]
     with pytest.raises(TaskTimedOut):
         harness.workflows.send_task_success(token, {"by": "bob"})  # answered already
 
@@ -371,6 +379,8 @@ def test_a_failure_answer_is_caught_like_any_task_error(harness: Harness) -> Non
     harness.run()
     done = execution.describe()
     assert (done.status, done.error) == ("FAILED", "NotApproved")
+    [failed] = [e for e in execution.history() if e["type"] == "TaskFailed"]
+    assert (failed["error"], failed["cause"]) == ("Rejected", "too expensive")
 
 
 def test_no_heartbeat_in_time_fails_the_task(harness: Harness) -> None:
@@ -504,6 +514,14 @@ def test_a_sync_start_waits_for_the_child_and_takes_its_output(harness: Harness)
     assert done.output["Output"] == {"order": 3, "s0": 0, "s1": 1}
     [child] = harness.workflows.declared["child"].executions()
     assert done.output["ExecutionArn"] == child.arn
+    types = [e["type"] for e in execution.history()]
+    assert types[1:6] == [
+        "TaskStateEntered",
+        "TaskScheduled",
+        "TaskStarted",
+        "TaskSubmitted",
+        "TaskSucceeded",
+    ]
 
 
 def test_a_failed_child_fails_the_sync_task(harness: Harness) -> None:

@@ -23,11 +23,11 @@ from typing import Any
 from fanstack.backends.base import Backend
 from fanstack.core.asl import interpreter
 from fanstack.core.asl.data import AslError
-from fanstack.core.asl.states import StateMachine
+from fanstack.core.asl.states import StateMachine, TaskState
 from fanstack.workflows import callbacks
 from fanstack.workflows.context import context_object
 from fanstack.workflows.fanin import FanIn
-from fanstack.workflows.history import entered, event, exited
+from fanstack.workflows.history import entered, event, exited, task_ended
 from fanstack.workflows.steps import (
     CHECK,
     COMPLETE,
@@ -155,8 +155,11 @@ class Engine:
         if step.op == ENTER:
             action = self.enter(machine, step, context, now)
         elif step.op == COMPLETE:
+            self._task_answered(machine, step, {"ok": True, "result": step.result}, now)
             action = self.completed(machine, step, context, step.result, now)
         elif step.op == FAIL:
+            failure = {"ok": False, "error": step.error or "", "cause": step.cause or ""}
+            self._task_answered(machine, step, failure, now)
             action = self.failed(machine, step, context, step.error or "", step.cause or "")
         elif step.op == CHECK:
             self.tasks.check_token(machine, step, now)
@@ -166,6 +169,15 @@ class Engine:
             action = self.resumed(step.then)
         if self.act(machine, step, action, context, now):
             self.store.mark_dispatched(step.execution, step.id, self._local.recorded)
+
+    def _task_answered(
+        self, machine: StateMachine, step: Step, outcome: Mapping[str, Any], now: float
+    ) -> None:
+        """A Task answered by a later step (its token's answer or timer, its child execution's
+        end): its end event (a Parallel's or Map's completion notes its own)."""
+        state = machine.states.get(step.state)
+        if isinstance(state, TaskState):
+            self.note(task_ended(state.resource, outcome, now))
 
     def machine(self, step: Step) -> StateMachine:
         """The (sub)machine a step runs in."""

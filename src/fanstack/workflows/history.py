@@ -8,6 +8,7 @@ that type; the store orders them as they were written and numbers them when read
 from __future__ import annotations
 
 import json
+from collections.abc import Mapping
 from typing import Any
 
 from fanstack.core.asl import interpreter
@@ -37,18 +38,24 @@ def task_events(
 ) -> list[dict[str, Any]]:
     """`TaskScheduled` and `TaskStarted` when the task began, then `TaskSucceeded` or
     `TaskFailed` when it ended."""
-    done = (
-        event("TaskSucceeded", now, resource=resource, output=_text(outcome.get("result")))
-        if outcome["ok"]
-        else event(
-            "TaskFailed", now, resource=resource, error=outcome["error"], cause=outcome["cause"]
-        )
-    )
+    return [*task_started(resource, payload, started), task_ended(resource, outcome, now)]
+
+
+def task_started(resource: str, payload: Any, now: float) -> list[dict[str, Any]]:
+    """`TaskScheduled` and `TaskStarted`: a task began."""
     return [
-        event("TaskScheduled", started, resource=resource, parameters=_text(payload)),
-        event("TaskStarted", started, resource=resource),
-        done,
+        event("TaskScheduled", now, resource=resource, parameters=_text(payload)),
+        event("TaskStarted", now, resource=resource),
     ]
+
+
+def task_ended(resource: str, outcome: Mapping[str, Any], now: float) -> dict[str, Any]:
+    """`TaskSucceeded` or `TaskFailed`: a task ended with `outcome`."""
+    if outcome["ok"]:
+        return event("TaskSucceeded", now, resource=resource, output=_text(outcome.get("result")))
+    return event(
+        "TaskFailed", now, resource=resource, error=outcome["error"], cause=outcome["cause"]
+    )
 
 
 def _text(value: Any) -> str:

@@ -15,7 +15,7 @@ from fanstack.backends.base import Backend
 from fanstack.core.asl.states import StateMachine
 from fanstack.core.errors import FanstackError
 from fanstack.workflows import callbacks
-from fanstack.workflows.history import event, task_events
+from fanstack.workflows.history import event, task_events, task_started
 from fanstack.workflows.starts import start_stored
 from fanstack.workflows.steps import CHECK, Step
 from fanstack.workflows.store import Store
@@ -108,14 +108,17 @@ class TaskStates:
         """Run a task (once: its recorded outcome stands), then complete or fail the state."""
         recorded = self.host.recorded() or {}
         outcome = recorded.get("task")
+        submitted = False  # its start is in the history already, with its submission
         if outcome is None and action.resource in SYNC_STARTS:
             if not self.start_child(step, action, now):
                 return False  # the child's end answers this task
             recorded = self.host.store.step(step.execution, step.id) or {}
             outcome = recorded.get("task")
         if outcome is None and action.wait_for_token:
-            if not self.await_token(step, action, context, now):
+            answered = self.await_token(step, action, context, now)
+            if answered is None:
                 return False  # waiting for its token: an answer or a timeout continues it
+            submitted = answered
             recorded = self.host.store.step(step.execution, step.id) or {}
             outcome = recorded.get("task")
         if outcome is None:
@@ -127,6 +130,8 @@ class TaskStates:
         now = self.host.backend.clock()  # the task took its time
         started = outcome.get("started", recorded.get("since", now))
         events = task_events(action.resource, action.payload, outcome, started, now)
+        if submitted:
+            events = events[-1:]
         if self.host.cut_short(step):
             # Stopped or timed out while the task ran, or the Parallel or Map it runs in
             # failed: its outcome stays recorded, and nothing that came after the end is
@@ -165,8 +170,12 @@ class TaskStates:
             return {"ok": False, "error": "States.Timeout", "cause": cause}
         return outcome
 
-    def await_token(self, step: Step, action: Any, context: Mapping[str, Any], now: float) -> bool:
-        """Start a `.waitForTaskToken` task; True if it already has its answer (or failed)."""
+    def await_token(
+        self, step: Step, action: Any, context: Mapping[str, Any], now: float
+    ) -> bool | None:
+        """Start a `.waitForTaskToken` task: None while it waits for its answer; True if it was
+        answered while its resource ran (its start and submission are noted), False if its
+        resource failed (nothing is noted: the failure is its outcome)."""
         self.host.store.record_step(
             step.execution,
             step.id,
@@ -181,14 +190,17 @@ class TaskStates:
         outcome = self.run_with_timeout(action, context)
         if not outcome["ok"]:
             callbacks.settle(self.host.backend, step.execution, step.id, outcome)
-            return True
+            return False
+        for one in task_started(action.resource, action.payload, now):
+            self.host.note(one)
         self.host.note(event("TaskSubmitted", now, resource=action.resource))
         limits = [s for s in (action.timeout_seconds, action.heartbeat_seconds) if s]
         if limits:
             check = replace(step, op=CHECK, wake_at=now + min(limits))
             self.host.send([check], min(limits))
         recorded = self.host.store.step(step.execution, step.id) or {}
-        return "task" in recorded  # answered while the resource ran (a function that calls back)
+        # Answered while the resource ran (a function that calls back), or waiting.
+        return True if "task" in recorded else None
 
     def start_child(self, step: Step, action: Any, now: float) -> bool:
         """`states:startExecution.sync` (`.sync:2`): start the child execution, to be answered
@@ -211,6 +223,9 @@ class TaskStates:
             outcome = {"ok": False, "error": f"StepFunctions.{error.code}", "cause": str(error)}
             callbacks.settle(self.host.backend, step.execution, step.id, outcome)
             return True
+        for one in task_started(action.resource, action.payload, now):
+            self.host.note(one)
+        self.host.note(event("TaskSubmitted", now, resource=action.resource))
         return False
 
     def check_token(self, machine: StateMachine, step: Step, now: float) -> bool:
