@@ -396,6 +396,8 @@ def test_no_heartbeat_in_time_fails_the_task(harness: Harness) -> None:
     harness.run_for(10)
     done = execution.describe()
     assert (done.status, done.error) == ("FAILED", "States.HeartbeatTimeout")
+    [ended] = [e for e in execution.history() if e["type"].startswith("TaskTimed")]
+    assert (ended["type"], ended["error"]) == ("TaskTimedOut", "States.HeartbeatTimeout")
     with pytest.raises(TaskTimedOut):
         harness.workflows.send_task_success(token, {})
 
@@ -423,6 +425,8 @@ def test_a_task_past_its_timeout_fails_with_states_timeout(harness: Harness) -> 
     harness.run()
     done = execution.describe()
     assert (done.status, done.error) == ("FAILED", "States.Timeout")
+    types = [e["type"] for e in execution.history()]
+    assert "TaskTimedOut" in types and "TaskFailed" not in types
 
 
 def test_when_a_branch_fails_the_other_branches_stop(harness: Harness) -> None:

@@ -33,11 +33,13 @@ def exited(machine: StateMachine, step: Step, output: Any, now: float) -> dict[s
     return event(f"{kind}StateExited", now, name=step.state, output=_text(output))
 
 
+TASK_TIMEOUTS = frozenset({"States.Timeout", "States.HeartbeatTimeout"})
+
+
 def task_events(
     resource: str, payload: Any, outcome: dict[str, Any], started: float, now: float
 ) -> list[dict[str, Any]]:
-    """`TaskScheduled` and `TaskStarted` when the task began, then `TaskSucceeded` or
-    `TaskFailed` when it ended."""
+    """`TaskScheduled` and `TaskStarted` when the task began, then its end (`task_ended`)."""
     return [*task_started(resource, payload, started), task_ended(resource, outcome, now)]
 
 
@@ -50,12 +52,12 @@ def task_started(resource: str, payload: Any, now: float) -> list[dict[str, Any]
 
 
 def task_ended(resource: str, outcome: Mapping[str, Any], now: float) -> dict[str, Any]:
-    """`TaskSucceeded` or `TaskFailed`: a task ended with `outcome`."""
+    """`TaskSucceeded`, `TaskTimedOut` (its TimeoutSeconds or HeartbeatSeconds ran out) or
+    `TaskFailed`: a task ended with `outcome`."""
     if outcome["ok"]:
         return event("TaskSucceeded", now, resource=resource, output=_text(outcome.get("result")))
-    return event(
-        "TaskFailed", now, resource=resource, error=outcome["error"], cause=outcome["cause"]
-    )
+    kind = "TaskTimedOut" if outcome["error"] in TASK_TIMEOUTS else "TaskFailed"
+    return event(kind, now, resource=resource, error=outcome["error"], cause=outcome["cause"])
 
 
 def _text(value: Any) -> str:
