@@ -191,9 +191,7 @@ class TaskStates:
         if not outcome["ok"]:
             callbacks.settle(self.host.backend, step.execution, step.id, outcome)
             return False
-        for one in task_started(action.resource, action.payload, now):
-            self.host.note(one)
-        self.host.note(event("TaskSubmitted", now, resource=action.resource))
+        self._submitted(action, now)
         limits = [s for s in (action.timeout_seconds, action.heartbeat_seconds) if s]
         if limits:
             check = replace(step, op=CHECK, wake_at=now + min(limits))
@@ -201,6 +199,13 @@ class TaskStates:
         recorded = self.host.store.step(step.execution, step.id) or {}
         # Answered while the resource ran (a function that calls back), or waiting.
         return True if "task" in recorded else None
+
+    def _submitted(self, action: Any, now: float) -> None:
+        """A task handed to what answers it later (its token's holder, its child execution):
+        its start and its submission, as Step Functions records them."""
+        for one in task_started(action.resource, action.payload, now):
+            self.host.note(one)
+        self.host.note(event("TaskSubmitted", now, resource=action.resource))
 
     def start_child(self, step: Step, action: Any, now: float) -> bool:
         """`states:startExecution.sync` (`.sync:2`): start the child execution, to be answered
@@ -223,9 +228,7 @@ class TaskStates:
             outcome = {"ok": False, "error": f"StepFunctions.{error.code}", "cause": str(error)}
             callbacks.settle(self.host.backend, step.execution, step.id, outcome)
             return True
-        for one in task_started(action.resource, action.payload, now):
-            self.host.note(one)
-        self.host.note(event("TaskSubmitted", now, resource=action.resource))
+        self._submitted(action, now)
         return False
 
     def check_token(self, machine: StateMachine, step: Step, now: float) -> bool:
