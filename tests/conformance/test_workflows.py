@@ -4,6 +4,7 @@ joins, exactly-once steps, names and stops — the engine driven step by step.""
 from __future__ import annotations
 
 import json
+import threading
 from typing import Any
 
 import pytest
@@ -367,6 +368,58 @@ def test_a_task_waits_for_its_token_and_an_answer_continues_it(harness: Harness)
     ]
     with pytest.raises(TaskTimedOut):
         harness.workflows.send_task_success(token, {"by": "bob"})  # answered already
+
+
+def test_a_token_answered_while_its_resource_runs_continues_the_state_once(
+    harness: Harness,
+) -> None:
+    # The resource answers its own token, and another worker takes whatever the answer queued
+    # before the resource returns: the state ends once, its events in order.
+    def ask(payload: Any) -> str:
+        harness.workflows.send_task_success(payload["token"], {"by": "self"})
+        other = threading.Thread(target=harness.run, kwargs={"rounds": 1})
+        other.start()
+        other.join()
+        return "sent"
+
+    harness.handlers["ask.waitForTaskToken"] = ask
+    harness.handlers["ship"] = lambda payload: "shipped"
+    definition = {
+        "StartAt": "Approve",
+        "States": {
+            "Approve": {
+                "Type": "Task",
+                "Resource": "ask.waitForTaskToken",
+                "Parameters": {"token.$": "$$.Task.Token"},
+                "ResultPath": "$.approval",
+                "Next": "Ship",
+            },
+            "Ship": {"Type": "Task", "Resource": "ship", "ResultPath": "$.ship", "End": True},
+        },
+    }
+    execution = harness.declare("self-answering", definition).start({"order": 3})
+    harness.run()
+    done = execution.describe()
+    assert (done.status, done.output) == (
+        "SUCCEEDED",
+        {"order": 3, "approval": {"by": "self"}, "ship": "shipped"},
+    )
+    assert [resource for resource, _ in harness.calls] == ["ask.waitForTaskToken", "ship"]
+    assert [e["type"] for e in execution.history()] == [
+        "ExecutionStarted",
+        "TaskStateEntered",
+        "TaskScheduled",
+        "TaskStarted",
+        "TaskSubmitted",
+        "TaskSucceeded",
+        "TaskStateExited",
+        "TaskStateEntered",
+        "TaskScheduled",
+        "TaskStarted",
+        "TaskSucceeded",
+        "TaskStateExited",
+        "ExecutionSucceeded",
+    ]
 
 
 def test_a_failure_answer_is_caught_like_any_task_error(harness: Harness) -> None:

@@ -4,8 +4,10 @@ A waiting task records, before it runs its resource, the step it belongs to (so 
 continue it) and when it last heard of the task. `send_task_success`, `send_task_failure` and
 `send_task_heartbeat` find that record by the token: an answer is recorded once with a
 conditional write (a second answer, or one after a timeout, gets TaskTimedOut) and queues the
-step that completes or fails the state. Timeouts (TimeoutSeconds, HeartbeatSeconds) are check
-steps on timers.
+step that completes or fails the state. An answer that comes while the resource still runs (a
+function that answers its own token) is only recorded: the step running the resource continues
+the state once the resource returned (`submitted`), so the state never continues twice.
+Timeouts (TimeoutSeconds, HeartbeatSeconds) are check steps on timers.
 """
 
 from __future__ import annotations
@@ -95,13 +97,35 @@ def settle(
             continue
 
 
+def submitted(backend: Backend, execution: str, step: str) -> bool:
+    """A waiting task's resource returned: from now on an answer continues the state. False
+    if an answer came while the resource ran (the step that ran it continues the state)."""
+    while True:
+        item = backend.table_get(STEPS_TABLE, f"{execution}/{step}")
+        if item is None or "task" in item.value:
+            return False
+        value = {key: value for key, value in item.value.items() if key != "running"}
+        try:
+            backend.table_put(STEPS_TABLE, f"{execution}/{step}", value, if_version=item.version)
+            return True
+        except ConditionalCheckFailed:
+            continue  # a heartbeat or an answer came meanwhile
+
+
+def continues(pending: Mapping[str, Any] | None) -> bool:
+    """Whether the call to `settle` that returned `pending` continues the state: it recorded
+    the outcome, and no step is running the task's resource (that step continues it)."""
+    return pending is not None and not pending.get("running")
+
+
 def _answer(backend: Backend, token: str, outcome: Mapping[str, Any]) -> None:
     execution, step_id = decode_token(token)
     _waiting(backend, token, execution, step_id)
     pending = settle(backend, execution, step_id, outcome)
     if pending is None:
         raise TaskTimedOut(f"Task Timed Out: '{token}' (it has an answer already, or timed out)")
-    continue_step(backend, Step.from_json(pending["pending"]), outcome)
+    if continues(pending):
+        continue_step(backend, Step.from_json(pending["pending"]), outcome)
 
 
 def continue_step(backend: Backend, step: Step, outcome: Mapping[str, Any]) -> None:
@@ -152,7 +176,8 @@ def notify_parent(backend: Backend, record: ExecutionRecord) -> None:
         outcome = {"ok": False, "error": "States.TaskFailed", "cause": json.dumps(description)}
     execution, step = decode_token(str(record.parent["token"]))
     pending = settle(backend, execution, step, outcome)
-    if pending is not None:
+    if continues(pending):
+        assert pending is not None
         continue_step(backend, Step.from_json(pending["pending"]), outcome)
 
 

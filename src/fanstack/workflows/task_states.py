@@ -174,13 +174,15 @@ class TaskStates:
         self, step: Step, action: Any, context: Mapping[str, Any], now: float
     ) -> bool | None:
         """Start a `.waitForTaskToken` task: None while it waits for its answer; True if it was
-        answered while its resource ran (its start and submission are noted), False if its
-        resource failed (nothing is noted: the failure is its outcome)."""
+        answered while its resource ran (its start and submission are written, and this step
+        continues the state), False if its resource failed (nothing is noted: the failure is
+        its outcome)."""
         self.host.store.record_step(
             step.execution,
             step.id,
             {
                 "pending": step.to_json(),
+                "running": True,  # an answer meanwhile is this step's to act on
                 "since": now,
                 "heartbeat": now,
                 "timeout": action.timeout_seconds,
@@ -192,13 +194,15 @@ class TaskStates:
             callbacks.settle(self.host.backend, step.execution, step.id, outcome)
             return False
         self._submitted(action, now)
+        # Written before an answer can continue the state: its events come after these.
+        self.host.flush()
+        if not callbacks.submitted(self.host.backend, step.execution, step.id):
+            return True  # answered while the resource ran (a function that calls back)
         limits = [s for s in (action.timeout_seconds, action.heartbeat_seconds) if s]
         if limits:
             check = replace(step, op=CHECK, wake_at=now + min(limits))
             self.host.send([check], min(limits))
-        recorded = self.host.store.step(step.execution, step.id) or {}
-        # Answered while the resource ran (a function that calls back), or waiting.
-        return True if "task" in recorded else None
+        return None
 
     def _submitted(self, action: Any, now: float) -> None:
         """A task handed to what answers it later (its token's holder, its child execution):
@@ -251,7 +255,9 @@ class TaskStates:
             self.host.send([replace(step, wake_at=wake)], wake - now)
             return False
         outcome = {"ok": False, "error": error, "cause": "no answer to the task token in time"}
-        if callbacks.settle(self.host.backend, step.execution, step.id, outcome) is not None:
+        if callbacks.continues(
+            callbacks.settle(self.host.backend, step.execution, step.id, outcome)
+        ):
             callbacks.continue_step(self.host.backend, Step.from_json(recorded["pending"]), outcome)
         return False
 
