@@ -27,6 +27,7 @@ import time
 from collections.abc import Callable
 
 from fanstack.core.errors import FanstackError
+from fanstack.runtime import affinity
 
 log = logging.getLogger("fanstack.serve")
 
@@ -116,6 +117,7 @@ class ServerProcesses:
             env={**os.environ, SERVER_FD: str(fd), SERVER_PIPE: str(self._pipe_read)},
             pass_fds=(fd, self._pipe_read),
         )
+        affinity.release(child.pid)  # a restart while consumers run here: every CPU
         return child, time.monotonic()
 
     def _watch(self) -> None:

@@ -98,6 +98,33 @@ def test_a_server_process_killed_is_started_again_and_the_port_keeps_answering(
     assert server.process.returncode == 0
 
 
+def cpus_of(pid: int) -> set[int]:
+    return set(os.sched_getaffinity(pid))
+
+
+def test_consumers_keep_the_parent_on_one_cpu_and_its_server_processes_on_every_one(
+    tmp_path: Path,
+) -> None:
+    every = cpus_of(0)
+    server = start_server(MARKETPLACE, tmp_path / "state", args=["--workers", "2"])
+    try:
+        wait_for(lambda: len(children_of(server.process.pid)) == 2)
+        parent = server.process.pid
+        # The consumers' dispatcher runs in the parent: its threads keep to one CPU.
+        threads = [int(tid) for tid in os.listdir(f"/proc/{parent}/task")]
+        assert len({frozenset(cpus_of(tid)) for tid in threads}) == 1
+        assert len(cpus_of(parent)) == (1 if len(every) > 1 else len(every))
+        victim = children_of(parent)[0]
+        os.kill(victim, signal.SIGKILL)
+        wait_for(lambda: len(children_of(parent)) == 2 and victim not in children_of(parent))
+        # A server process started again while the consumers run gets every CPU (given just
+        # after its start: a moment on the parent's one is allowed).
+        wait_for(lambda: all(cpus_of(child) == every for child in children_of(parent)), 10)
+    finally:
+        server.stop()
+    assert server.process.returncode == 0
+
+
 def test_server_processes_do_not_outlive_a_parent_killed_with_kill_9(tmp_path: Path) -> None:
     server, children = gateway_with_workers(tmp_path, 2)
     os.kill(server.process.pid, signal.SIGKILL)

@@ -220,3 +220,10 @@ def refuse(event: Any, context: Any) -> Any:
 def note_tick(event: dict[str, Any], context: Any) -> None:
     """A schedule target: one marker file per invocation, under the directory its input names."""
     Path(event["dir"], f"tick-{context.aws_request_id}").write_text(json.dumps(event))
+
+
+def note_cpus(event: dict[str, Any], context: Any) -> None:
+    """Notes the CPUs its worker process may run on (`cpus-<n>`, a JSON list)."""
+    for record in event["Records"]:
+        body = _body(record)
+        _mark(body, f"cpus-{body['n']}", json.dumps(sorted(os.sched_getaffinity(0))))

@@ -21,6 +21,7 @@ from fanstack.backends import open_backend
 from fanstack.backends.base import Backend
 from fanstack.core.errors import ConditionalCheckFailed, FanstackError
 from fanstack.core.functions import ConsumerSpec
+from fanstack.runtime import affinity
 from fanstack.runtime.consumers import ConsumerLoop
 from fanstack.runtime.context import Claim
 from fanstack.runtime.driver import Driver
@@ -79,6 +80,7 @@ class Dispatcher:
         self._pollers: list[threading.Thread] = []
         self._running = 0  # batches running now
         self._drivers: list[Driver] = []
+        self._pinned = False  # this process's threads kept to one CPU (`start`)
         self.rng = random.Random()
 
     @property
@@ -144,8 +146,11 @@ class Dispatcher:
 
     def start(self) -> None:
         """Start the driver of every consumer (and its watchers), `concurrency` polling threads
-        per function's asynchronous invocations, and a thread per service."""
+        per function's asynchronous invocations, and a thread per service. The process's
+        threads keep to one CPU meanwhile, its workers to all of them (`affinity`)."""
         backend = self.backend  # provisions every declared resource
+        if not self._pinned:
+            self._pinned = affinity.pin_threads() is not None
         loops = []
         for consumer in self.consumers:
             function = self.functions[consumer.function]
@@ -257,6 +262,9 @@ class Dispatcher:
                 driver.close()
         for pool in self.pools().values():
             pool.close()
+        if self._pinned:
+            self._pinned = False
+            affinity.unpin_threads()
 
     def force(self) -> None:
         """Stop running invocations now; their messages go back to their queues at once."""

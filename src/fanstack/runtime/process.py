@@ -17,6 +17,7 @@ from dataclasses import dataclass
 from typing import IO, Any
 
 from fanstack.core.arns import arn_scope
+from fanstack.runtime import affinity
 from fanstack.runtime.context import Claim
 from fanstack.runtime.protocol import ChannelClosed, ChannelTimeout, FrameReader, encode
 
@@ -191,6 +192,7 @@ def spawn(spec: WorkerSpec) -> subprocess.Popen[bytes]:
         # of it per arena, which a worker with a few threads would spend on nothing.
         env={**os.environ, "PYTHONUNBUFFERED": "1", "MALLOC_ARENA_MAX": "1"},
     )
+    affinity.release(process.pid)  # every CPU, not the dispatcher's one
     hello = {
         "function": spec.function,
         "target": dict(spec.target),
