@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import json
 import os
+import subprocess
+import sys
 import threading
 from pathlib import Path
 
@@ -25,6 +27,11 @@ def thread_cpus() -> dict[int, list[int]]:
     }
 
 
+def tid(thread: threading.Thread) -> int:
+    assert thread.native_id is not None
+    return thread.native_id
+
+
 @ONE_BACKEND
 def test_dispatcher_threads_share_one_cpu_and_workers_get_every_cpu(
     app: App, work_dir: Path
@@ -37,16 +44,18 @@ def test_dispatcher_threads_share_one_cpu_and_workers_get_every_cpu(
     queue.send(json.dumps({"dir": str(work_dir), "n": 1}))
     wait_for(lambda: markers(work_dir, "cpus-1"))
     running = thread_cpus()
+    dispatcher = [before, threading.main_thread(), *app.runtime.threads]
     worker_cpus = json.loads(markers(work_dir, "cpus-1")[0].read_text())
     assert worker_cpus == ALL  # handlers run on every CPU
     if len(ALL) > 1:
-        [cpu] = {tuple(cpus) for cpus in running.values()}  # every thread, the same one CPU
+        # The threads of the process, those started before and after the start alike.
+        [cpu] = {tuple(running[tid(thread)]) for thread in dispatcher}
         assert len(cpu) == 1 and cpu[0] in ALL
-        assert before.native_id in running
     else:
-        assert all(cpus == ALL for cpus in running.values())
+        assert all(running[tid(thread)] == ALL for thread in dispatcher)
     app.runtime.stop(grace=5)
-    assert all(cpus == ALL for cpus in thread_cpus().values())  # given back at stop
+    after = thread_cpus()
+    assert all(after[tid(thread)] == ALL for thread in dispatcher if thread.is_alive())
 
 
 @ONE_BACKEND
@@ -64,16 +73,59 @@ def test_fanstack_pin_off_leaves_the_scheduler_free(
 
 
 def test_pins_nest_and_the_last_undone_frees_the_threads() -> None:
+    start = sorted(os.sched_getaffinity(0))  # every CPU, unless a test left a pin behind
     first = affinity.pin_threads()
     second = affinity.pin_threads()
     try:
         if len(ALL) > 1:
             assert first is not None and second == first
             affinity.unpin_threads()
-            assert all(cpus == [first] for cpus in thread_cpus().values())  # one pin still on
+            assert sorted(os.sched_getaffinity(0)) == [first]  # one pin is still on
         else:
             assert first is None and second is None
     finally:
         affinity.unpin_threads()
         affinity.unpin_threads()  # one too many: nothing to undo
-    assert all(cpus == ALL for cpus in thread_cpus().values())
+    assert sorted(os.sched_getaffinity(0)) == start
+
+
+PINNED = (
+    "import sys\n"
+    "from fanstack.runtime import affinity\n"
+    "print(affinity.pin_threads(), flush=True)\n"
+    "sys.stdin.read()\n"
+)
+
+
+def pinned_process(registry_dir: Path) -> tuple[subprocess.Popen[str], str]:
+    """A process that pins itself as a dispatcher does; the CPU it said it took."""
+    process = subprocess.Popen(
+        [sys.executable, "-c", PINNED],
+        stdin=subprocess.PIPE,
+        stdout=subprocess.PIPE,
+        text=True,
+        env={**os.environ, "TMPDIR": str(registry_dir)},  # a registry of this test's own
+    )
+    assert process.stdout is not None
+    return process, process.stdout.readline().strip()
+
+
+def test_dispatchers_of_one_machine_spread_over_its_cpus(tmp_path: Path) -> None:
+    first, first_cpu = pinned_process(tmp_path)
+    second, second_cpu = pinned_process(tmp_path)
+    try:
+        if len(ALL) == 1:
+            assert first_cpu == second_cpu == "None"
+            return
+        assert {first_cpu, second_cpu} <= {str(cpu) for cpu in ALL}
+        assert first_cpu != second_cpu
+        first.kill()  # kill -9: its note stays behind, and the next process forgets it
+        first.wait()
+        third, third_cpu = pinned_process(tmp_path)
+        third.kill()
+        third.wait()
+        assert third_cpu == first_cpu
+    finally:
+        for process in (first, second):
+            process.kill()
+            process.wait()

@@ -5,10 +5,14 @@ the same process) take turns at Python's one interpreter lock: together they run
 core at a time, however many they may use. Left to move between cores, every turn of the lock
 wakes a thread on another core, which is costly (an inter-processor interrupt, caches to warm
 again; most of all in a virtual machine). So while a dispatcher runs, its process's threads keep
-to one CPU, the one the thread starting it ran on, and the threads they start keep to it too.
-Worker processes and the other processes this one starts get back every CPU the process had,
-so handlers run in parallel as before. When the dispatcher stops, the threads get their CPUs
-back.
+to one CPU, and the threads they start keep to it too. Worker processes and the other
+processes this one starts get back every CPU the process had, so handlers run in parallel as
+before. When the dispatcher stops, the threads get their CPUs back.
+
+Several dispatchers on one machine (`fanstack worker` processes, say) spread over its CPUs:
+each takes the CPU the fewest others hold, as noted in `REGISTRY` (a file per pinned process,
+named by its pid and CPU, under a lock; a process that died is forgotten by the next one to
+look). Where that directory cannot be written, the CPU is the one the starting thread ran on.
 
 `FANSTACK_PIN=off` leaves the scheduler free (also where CPU affinity does not exist or the
 process has one CPU).
@@ -17,12 +21,17 @@ process has one CPU).
 from __future__ import annotations
 
 import contextlib
+import fcntl
 import logging
 import os
+import tempfile
 import threading
+from collections.abc import Collection
+from pathlib import Path
 
 ENV = "FANSTACK_PIN"
 OFF = ("off", "0", "false", "no")
+REGISTRY = Path(tempfile.gettempdir()) / "fanstack-cpus"
 
 log = logging.getLogger("fanstack.runtime")
 
@@ -45,9 +54,7 @@ def pin_threads() -> int | None:
         allowed = frozenset(os.sched_getaffinity(0))
         if len(allowed) < 2:
             return None
-        cpu = _current_cpu()
-        if cpu not in allowed:
-            cpu = min(allowed)
+        cpu = _choose(allowed)
         _set_threads({cpu})
         _pins, _allowed = 1, allowed
     log.debug("dispatcher threads kept on one CPU", extra={"cpu": cpu})
@@ -65,6 +72,8 @@ def unpin_threads() -> None:
             return
         _set_threads(_allowed)
         _allowed = None
+        for entry in REGISTRY.glob(f"{os.getpid()}.*"):
+            entry.unlink(missing_ok=True)
 
 
 def release(pid: int) -> None:
@@ -76,10 +85,54 @@ def release(pid: int) -> None:
             os.sched_setaffinity(pid, allowed)
 
 
+def _choose(allowed: Collection[int]) -> int:
+    """The allowed CPU the fewest live pinned processes of this machine hold (among equals,
+    the one the calling thread runs on, else the lowest), noted in REGISTRY for the others."""
+    current = _current_cpu()
+    try:
+        if not REGISTRY.is_dir():
+            REGISTRY.mkdir(exist_ok=True)
+            with contextlib.suppress(OSError):  # every user's processes note theirs there
+                REGISTRY.chmod(0o1777)
+        with open(REGISTRY / ".lock", "a+") as lock:
+            with contextlib.suppress(OSError):
+                (REGISTRY / ".lock").chmod(0o666)
+            fcntl.flock(lock, fcntl.LOCK_EX)
+            held = dict.fromkeys(allowed, 0)
+            for entry in REGISTRY.iterdir():
+                pid, _, cpu = entry.name.partition(".")
+                if not (pid.isdigit() and cpu.isdigit()):
+                    continue
+                if not _alive(int(pid)) or int(pid) == os.getpid():
+                    entry.unlink(missing_ok=True)
+                elif int(cpu) in held:
+                    held[int(cpu)] += 1
+            chosen = min(sorted(held), key=lambda cpu: (held[cpu], cpu != current))
+            (REGISTRY / f"{os.getpid()}.{chosen}").touch()
+            return chosen
+    except OSError:  # no registry here: the scheduler's choice of the moment
+        return current if current in allowed else min(allowed)
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:  # another user's
+        return True
+    return True
+
+
 def _set_threads(cpus: frozenset[int] | set[int]) -> None:
-    for tid in os.listdir("/proc/self/task"):
-        with contextlib.suppress(OSError):  # a thread that ended meanwhile
-            os.sched_setaffinity(int(tid), cpus)
+    """Every thread of the process on `cpus`, those started meanwhile (by a thread not yet
+    set, whose CPUs they took) included."""
+    done: set[str] = set()
+    while todo := set(os.listdir("/proc/self/task")) - done:
+        for tid in todo:
+            with contextlib.suppress(OSError):  # a thread that ended meanwhile
+                os.sched_setaffinity(int(tid), cpus)
+        done |= todo
 
 
 def _current_cpu() -> int:

@@ -262,6 +262,9 @@ class Dispatcher:
                 driver.close()
         for pool in self.pools().values():
             pool.close()
+        self._unpin()
+
+    def _unpin(self) -> None:
         if self._pinned:
             self._pinned = False
             affinity.unpin_threads()
@@ -273,9 +276,11 @@ class Dispatcher:
             pool.kill_running()
 
     def close(self) -> None:
-        """Stop every worker process (no consumers running)."""
+        """Stop every worker process (no consumers running); the process's threads get their
+        CPUs back if `stop` did not give them."""
         for pool in self.pools().values():
             pool.close()
+        self._unpin()
 
     # -- the heartbeat thread -----------------------------------------------------------
 
