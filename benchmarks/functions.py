@@ -8,7 +8,7 @@ by a no-op function through the worker pool (batches of 10). Measures:
 - the ceiling beside it: the same publish and drain with batch receive + batch delete and no
   functions, in the same run.
 
-    python benchmarks/functions.py --events 5000 --rate 200
+    python benchmarks/functions.py --events 5000 --rate 1000
 
 A run fails (exit 1, the reason on stderr, no JSON line) when a publish or delete fails, a
 handler fails, crashes or times out, the queues do not empty for 120 s, or the handled records
@@ -230,7 +230,7 @@ def run_ceiling(events: int, root: Path) -> dict[str, float]:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--events", type=int, default=5_000)
-    parser.add_argument("--rate", type=float, default=200.0, help="offered events/s for latency")
+    parser.add_argument("--rate", type=float, default=1000.0, help="offered events/s for latency")
     parser.add_argument("--seconds", type=float, default=10.0, help="latency phase length")
     parser.add_argument("--concurrency", type=int, default=2, help="workers per function")
     args = parser.parse_args()
