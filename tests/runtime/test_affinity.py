@@ -7,6 +7,7 @@ import os
 import subprocess
 import sys
 import threading
+import time
 from pathlib import Path
 
 import pytest
@@ -124,8 +125,49 @@ def test_dispatchers_of_one_machine_spread_over_its_cpus(tmp_path: Path) -> None
         third, third_cpu = pinned_process(tmp_path)
         third.kill()
         third.wait()
-        assert third_cpu == first_cpu
+        assert third_cpu != second_cpu  # the dead one's CPU is free again
     finally:
         for process in (first, second):
             process.kill()
             process.wait()
+
+
+def test_a_child_forked_from_a_pinned_process_gets_every_cpu() -> None:
+    cpu = affinity.pin_threads()
+    try:
+        read, write = os.pipe()
+        pid = os.fork()
+        if pid == 0:  # the child: say its CPUs and whether it thinks it is pinned
+            os.write(
+                write,
+                json.dumps([sorted(os.sched_getaffinity(0)), affinity.pin_threads()]).encode(),
+            )
+            os._exit(0)
+        os.close(write)
+        said = json.loads(os.read(read, 4096))
+        os.waitpid(pid, 0)
+        os.close(read)
+    finally:
+        affinity.unpin_threads()
+    assert said[0] == ALL
+    # Its own pin is a first one, not one nested in the parent's.
+    assert (said[1] is None) == (cpu is None)
+
+
+def test_a_registry_held_by_a_stuck_process_does_not_keep_a_dispatcher_from_starting(
+    tmp_path: Path,
+) -> None:
+    import fcntl
+
+    registry = tmp_path / "fanstack-cpus"
+    registry.mkdir()
+    with open(registry / ".lock", "a+") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)  # as a process stopped while choosing would hold it
+        started = time.monotonic()
+        process, cpu = pinned_process(tmp_path)
+        waited = time.monotonic() - started
+        process.kill()
+        process.wait()
+    assert waited < affinity.LOCK_WAIT + 10  # it took a CPU of its own instead of waiting
+    assert cpu == "None" if len(ALL) == 1 else int(cpu) in ALL
+    assert not [entry for entry in registry.iterdir() if entry.name != ".lock"]  # noted nothing
