@@ -370,6 +370,13 @@ def test_a_task_waits_for_its_token_and_an_answer_continues_it(harness: Harness)
         harness.workflows.send_task_success(token, {"by": "bob"})  # answered already
 
 
+def one_batch(harness: Harness) -> None:
+    """Process the steps due now, once (as another worker taking one batch would)."""
+    for message in harness.backend.receive(STEP_QUEUE, max_messages=10, wait_seconds=0):
+        harness.engine_process(message.body)
+        harness.backend.delete_messages(STEP_QUEUE, [message.receipt_handle])
+
+
 def test_a_token_answered_while_its_resource_runs_continues_the_state_once(
     harness: Harness,
 ) -> None:
@@ -377,7 +384,7 @@ def test_a_token_answered_while_its_resource_runs_continues_the_state_once(
     # before the resource returns: the state ends once, its events in order.
     def ask(payload: Any) -> str:
         harness.workflows.send_task_success(payload["token"], {"by": "self"})
-        other = threading.Thread(target=harness.run, kwargs={"rounds": 1})
+        other = threading.Thread(target=one_batch, args=(harness,))
         other.start()
         other.join()
         return "sent"
@@ -420,6 +427,100 @@ def test_a_token_answered_while_its_resource_runs_continues_the_state_once(
         "TaskStateExited",
         "ExecutionSucceeded",
     ]
+
+
+ASK_THEN_SHIP = {
+    "StartAt": "Approve",
+    "States": {
+        "Approve": {
+            "Type": "Task",
+            "Resource": "ask.waitForTaskToken",
+            "Parameters": {"token.$": "$$.Task.Token"},
+            "HeartbeatSeconds": 30,
+            "ResultPath": "$.approval",
+            "Next": "Ship",
+        },
+        "Ship": {"Type": "Task", "Resource": "ship", "ResultPath": "$.ship", "End": True},
+    },
+}
+
+
+def processed_bodies(harness: Harness) -> list[str]:
+    """Every step body the harness processes, in order (to process one again)."""
+    bodies: list[str] = []
+    process = harness.engine_process
+
+    def noting(body: str) -> None:
+        bodies.append(body)
+        process(body)
+
+    harness.engine_process = noting  # type: ignore[method-assign]
+    return bodies
+
+
+def test_a_waiting_task_run_again_after_its_hand_off_starts_nothing_and_continues_once(
+    harness: Harness,
+) -> None:
+    harness.handlers["ask.waitForTaskToken"] = lambda payload: "sent"
+    harness.handlers["ship"] = lambda payload: "shipped"
+    bodies = processed_bodies(harness)
+    execution = harness.declare("again", ASK_THEN_SHIP).start({"order": 4})
+    harness.run()
+    # The worker died after handing the task over, before its step was deleted: it comes again.
+    harness.engine_process(bodies[-1])
+    [token] = asked_tokens(harness)
+    harness.workflows.send_task_success(token, {"by": "ada"})
+    harness.run()
+    done = execution.describe()
+    assert (done.status, done.output) == (
+        "SUCCEEDED",
+        {"order": 4, "approval": {"by": "ada"}, "ship": "shipped"},
+    )
+    assert [resource for resource, _ in harness.calls] == ["ask.waitForTaskToken", "ship"]
+    assert [e["type"] for e in execution.history()][:7] == [
+        "ExecutionStarted",
+        "TaskStateEntered",
+        "TaskScheduled",
+        "TaskStarted",
+        "TaskSubmitted",
+        "TaskSucceeded",
+        "TaskStateExited",
+    ]
+    harness.clock.advance(60)  # its heartbeat timer, sent again, finds it answered
+    harness.run()
+    assert execution.describe().status == "SUCCEEDED"
+
+
+def test_two_runs_of_a_waiting_task_at_once_continue_the_state_once(harness: Harness) -> None:
+    # The step's lease ran out while its resource ran, and another worker took the step: the
+    # later run owns the task, and the answer that comes then continues the state once.
+    bodies = processed_bodies(harness)
+
+    def ask(payload: Any) -> str:
+        if len(asked_tokens(harness)) == 1:  # the first run: another starts meanwhile
+            other = threading.Thread(target=harness.engine_process, args=(bodies[-1],))
+            other.start()
+            other.join()
+            harness.workflows.send_task_success(payload["token"], {"by": "ada"})
+            answer = threading.Thread(target=one_batch, args=(harness,))
+            answer.start()  # a third worker takes the answer's step before this run returns
+            answer.join()
+        return "sent"
+
+    harness.handlers["ask.waitForTaskToken"] = ask
+    harness.handlers["ship"] = lambda payload: "shipped"
+    execution = harness.declare("twice", ASK_THEN_SHIP).start({"order": 5})
+    harness.run()
+    done = execution.describe()
+    assert (done.status, done.output) == (
+        "SUCCEEDED",
+        {"order": 5, "approval": {"by": "ada"}, "ship": "shipped"},
+    )
+    calls = [resource for resource, _ in harness.calls]
+    assert calls == ["ask.waitForTaskToken", "ask.waitForTaskToken", "ship"]
+    types = [e["type"] for e in execution.history()]
+    assert types.count("TaskStateExited") == 2  # Approve's and Ship's, once each
+    assert types.count("TaskSucceeded") == 2
 
 
 def test_a_failure_answer_is_caught_like_any_task_error(harness: Harness) -> None:
@@ -592,6 +693,16 @@ def test_a_failed_child_fails_the_sync_task(harness: Harness) -> None:
     done = execution.describe()
     assert (done.status, done.error) == ("FAILED", "States.TaskFailed")
     assert json.loads(done.cause or "{}")["Error"] == "Broken"
+
+
+def test_a_sync_task_whose_child_cannot_start_fails_once(harness: Harness) -> None:
+    parent = harness.declare("parent", nested("arn:aws:states:::states:startExecution.sync"))
+    execution = parent.start({})  # no workflow "child" is declared
+    harness.run()
+    done = execution.describe()
+    assert done.status == "FAILED" and (done.error or "").startswith("StepFunctions.")
+    types = [e["type"] for e in execution.history()]
+    assert types.count("TaskFailed") == 1 and types[-1] == "ExecutionFailed"
 
 
 def test_a_plain_start_does_not_wait(harness: Harness) -> None:

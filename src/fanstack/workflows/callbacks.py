@@ -4,10 +4,13 @@ A waiting task records, before it runs its resource, the step it belongs to (so 
 continue it) and when it last heard of the task. `send_task_success`, `send_task_failure` and
 `send_task_heartbeat` find that record by the token: an answer is recorded once with a
 conditional write (a second answer, or one after a timeout, gets TaskTimedOut) and queues the
-step that completes or fails the state. An answer that comes while the resource still runs (a
-function that answers its own token) is only recorded: the step running the resource continues
-the state once the resource returned (`submitted`), so the state never continues twice.
-Timeouts (TimeoutSeconds, HeartbeatSeconds) are check steps on timers.
+step that completes or fails the state. The run of the task's step that starts the resource
+owns the task until it hands it over (`claim`, `submitted`; the latest run of the step, if it
+ran again): an answer that comes meanwhile (a function that answers its own token) is only
+recorded, and that run continues the state once the resource returned. So the state never
+continues twice, and a step run again after the hand-over starts nothing again. Timeouts
+(TimeoutSeconds, HeartbeatSeconds) are check steps on timers. A `.sync` task's child
+execution answers its parent the same way when it ends (`notify_parent`).
 """
 
 from __future__ import annotations
@@ -97,17 +100,70 @@ def settle(
             continue
 
 
-def submitted(backend: Backend, execution: str, step: str) -> bool:
-    """A waiting task's resource returned: from now on an answer continues the state. False
-    if an answer came while the resource ran (the step that ran it continues the state)."""
+MINE, WAITING, ANSWERED = "mine", "waiting", "answered"
+
+
+def claim(
+    backend: Backend, execution: str, step: str, record: Mapping[str, Any], run: str
+) -> tuple[str, Mapping[str, Any]]:
+    """A run of a waiting task's step takes it over before it starts the task's resource.
+
+    The record says which run owns the task (`running`: that run continues the state, an
+    answer meanwhile is only recorded); the latest run takes it, so an earlier run of the same
+    step that is still at work (its lease ran out) steps aside when it finds another owner.
+    Returns (MINE, the record) once taken; (WAITING, it) if an earlier run handed the task
+    over already (answers continue it now, nothing is started again); (ANSWERED, it) if it has
+    its outcome (`owns` says whether this run continues it).
+    """
+    key = f"{execution}/{step}"
     while True:
-        item = backend.table_get(STEPS_TABLE, f"{execution}/{step}")
-        if item is None or "task" in item.value:
-            return False
-        value = {key: value for key, value in item.value.items() if key != "running"}
+        item = backend.table_get(STEPS_TABLE, key)
+        if item is None:
+            value = {**record, "running": run}
+            try:
+                backend.table_put(STEPS_TABLE, key, value, if_absent=True)
+                return MINE, value
+            except ConditionalCheckFailed:
+                continue
+        if "task" in item.value:
+            if item.value.get("running"):  # its owner died: this run continues it
+                value = {**item.value, "running": run}
+                try:
+                    backend.table_put(STEPS_TABLE, key, value, if_version=item.version)
+                except ConditionalCheckFailed:
+                    continue
+                return ANSWERED, value
+            return ANSWERED, item.value
+        if "pending" in item.value and not item.value.get("running"):
+            return WAITING, item.value
+        value = {**item.value, "running": run}
         try:
-            backend.table_put(STEPS_TABLE, f"{execution}/{step}", value, if_version=item.version)
-            return True
+            backend.table_put(STEPS_TABLE, key, value, if_version=item.version)
+            return MINE, value
+        except ConditionalCheckFailed:
+            continue  # a heartbeat or an answer came meanwhile
+
+
+def owns(record: Mapping[str, Any] | None, run: str) -> bool:
+    """Whether run `run` of a waiting task's step continues the state (it owns the task)."""
+    return record is not None and record.get("running") == run
+
+
+def submitted(backend: Backend, execution: str, step: str, run: str) -> str:
+    """Run `run` started the task's resource, which returned: from now on an answer continues
+    the state. MINE if an answer came while the resource ran (this run continues the state),
+    WAITING once handed over, ANSWERED if another run owns the task now (this one stops)."""
+    key = f"{execution}/{step}"
+    while True:
+        item = backend.table_get(STEPS_TABLE, key)
+        if item is None or not owns(item.value, run):
+            return ANSWERED
+        if "task" in item.value:
+            return MINE
+        value = {field: v for field, v in item.value.items() if field != "running"}
+        try:
+            backend.table_put(STEPS_TABLE, key, value, if_version=item.version)
+            return WAITING
         except ConditionalCheckFailed:
             continue  # a heartbeat or an answer came meanwhile
 

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import json
 import threading
+import uuid
 from collections.abc import Callable, Mapping
 from dataclasses import replace
 from typing import Any, Protocol
@@ -109,18 +110,15 @@ class TaskStates:
         recorded = self.host.recorded() or {}
         outcome = recorded.get("task")
         submitted = False  # its start is in the history already, with its submission
-        if outcome is None and action.resource in SYNC_STARTS:
-            if not self.start_child(step, action, now):
-                return False  # the child's end answers this task
+        if outcome is None and (action.resource in SYNC_STARTS or action.wait_for_token):
+            handed = self.hand_off(step, action, context, now)
+            if handed is None:
+                return False  # waiting for its answer, or another run of the step owns it
+            submitted = handed
             recorded = self.host.store.step(step.execution, step.id) or {}
             outcome = recorded.get("task")
-        if outcome is None and action.wait_for_token:
-            answered = self.await_token(step, action, context, now)
-            if answered is None:
-                return False  # waiting for its token: an answer or a timeout continues it
-            submitted = answered
-            recorded = self.host.store.step(step.execution, step.id) or {}
-            outcome = recorded.get("task")
+        elif outcome is not None and "pending" in recorded and not recorded.get("running"):
+            return False  # answered once handed over: the answer's own step continues it
         if outcome is None:
             started = self.host.backend.clock()
             outcome = {**self.run_with_timeout(action, context), "started": started}
@@ -152,6 +150,57 @@ class TaskStates:
             next_action = self.host.failed(machine, step, context, error, cause)
         return self.host.act(machine, step, next_action, context, now)
 
+    def hand_off(
+        self, step: Step, action: Any, context: Mapping[str, Any], now: float
+    ) -> bool | None:
+        """Start a task that something else answers (`.waitForTaskToken`: its token's holder;
+        `startExecution.sync`: its child execution's end). None when this run has nothing more
+        to do: the task waits for its answer (which continues the state), or another run of the
+        step owns it. True if it was answered before it was handed over (its start and
+        submission are written: this run continues the state), False if it failed to start
+        (its failure is its outcome, and nothing is noted: this run continues the state).
+
+        A run owns the task (`callbacks.claim`) before it starts it, and the latest run takes
+        it over: a step run again after a crash, or while an earlier run is still at work, never
+        continues the state twice, nor does an answer that came meanwhile.
+        """
+        run = uuid.uuid4().hex
+        limits = [s for s in (action.timeout_seconds, action.heartbeat_seconds) if s]
+        pending = {"pending": step.to_json(), "since": now, "heartbeat": now}
+        if action.wait_for_token:
+            pending |= {"timeout": action.timeout_seconds}
+            pending |= {"heartbeat_seconds": action.heartbeat_seconds}
+        state, recorded = callbacks.claim(self.host.backend, step.execution, step.id, pending, run)
+        if state == callbacks.ANSWERED:
+            return True if callbacks.owns(recorded, run) else None
+        if state == callbacks.WAITING:  # an earlier run handed it over, then stopped
+            self.host.flushed_before()  # its history stands
+            if limits and action.wait_for_token:  # its timer may not have been sent
+                check = replace(step, op=CHECK, wake_at=now + min(limits))
+                self.host.send([check], min(limits))
+            return None
+        if action.resource in SYNC_STARTS:
+            failure = self._start_child(step, action, now)
+        else:
+            outcome = self.run_with_timeout(action, context)
+            failure = None if outcome["ok"] else outcome
+        if failure is not None:
+            callbacks.settle(self.host.backend, step.execution, step.id, failure)
+            now_recorded = self.host.store.step(step.execution, step.id)
+            return False if callbacks.owns(now_recorded, run) else None
+        self._submitted(action, now)
+        # Written before an answer can continue the state: its events come after these (an
+        # earlier run that wrote them already stands).
+        if not self.host.flushed_before():
+            self.host.flush()
+        handed = callbacks.submitted(self.host.backend, step.execution, step.id, run)
+        if handed == callbacks.MINE:
+            return True  # answered while the resource ran (a function that calls back)
+        if handed == callbacks.WAITING and limits and action.wait_for_token:
+            check = replace(step, op=CHECK, wake_at=now + min(limits))
+            self.host.send([check], min(limits))
+        return None
+
     def run_with_timeout(self, action: Any, context: Mapping[str, Any]) -> dict[str, Any]:
         """Run a task's resource, giving up after its TimeoutSeconds (States.Timeout)."""
         outcome: dict[str, Any] = {}
@@ -170,40 +219,6 @@ class TaskStates:
             return {"ok": False, "error": "States.Timeout", "cause": cause}
         return outcome
 
-    def await_token(
-        self, step: Step, action: Any, context: Mapping[str, Any], now: float
-    ) -> bool | None:
-        """Start a `.waitForTaskToken` task: None while it waits for its answer; True if it was
-        answered while its resource ran (its start and submission are written, and this step
-        continues the state), False if its resource failed (nothing is noted: the failure is
-        its outcome)."""
-        self.host.store.record_step(
-            step.execution,
-            step.id,
-            {
-                "pending": step.to_json(),
-                "running": True,  # an answer meanwhile is this step's to act on
-                "since": now,
-                "heartbeat": now,
-                "timeout": action.timeout_seconds,
-                "heartbeat_seconds": action.heartbeat_seconds,
-            },
-        )
-        outcome = self.run_with_timeout(action, context)
-        if not outcome["ok"]:
-            callbacks.settle(self.host.backend, step.execution, step.id, outcome)
-            return False
-        self._submitted(action, now)
-        # Written before an answer can continue the state: its events come after these.
-        self.host.flush()
-        if not callbacks.submitted(self.host.backend, step.execution, step.id):
-            return True  # answered while the resource ran (a function that calls back)
-        limits = [s for s in (action.timeout_seconds, action.heartbeat_seconds) if s]
-        if limits:
-            check = replace(step, op=CHECK, wake_at=now + min(limits))
-            self.host.send([check], min(limits))
-        return None
-
     def _submitted(self, action: Any, now: float) -> None:
         """A task handed to what answers it later (its token's holder, its child execution):
         its start and its submission, as Step Functions records them."""
@@ -211,12 +226,9 @@ class TaskStates:
             self.host.note(one)
         self.host.note(event("TaskSubmitted", now, resource=action.resource))
 
-    def start_child(self, step: Step, action: Any, now: float) -> bool:
+    def _start_child(self, step: Step, action: Any, now: float) -> dict[str, Any] | None:
         """`states:startExecution.sync` (`.sync:2`): start the child execution, to be answered
-        when it ends; True if the start itself failed (the task has its outcome)."""
-        self.host.store.record_step(
-            step.execution, step.id, {"pending": step.to_json(), "since": now, "heartbeat": now}
-        )
+        when it ends; the task's failure if the start itself failed."""
         payload = action.payload if isinstance(action.payload, Mapping) else {}
         workflow = str(payload.get("StateMachineArn", "")).rsplit(":", 1)[-1]
         child_input = payload.get("Input", {})
@@ -229,11 +241,8 @@ class TaskStates:
                 self.host.backend, workflow, child_input, payload.get("Name"), parent=parent
             )
         except FanstackError as error:
-            outcome = {"ok": False, "error": f"StepFunctions.{error.code}", "cause": str(error)}
-            callbacks.settle(self.host.backend, step.execution, step.id, outcome)
-            return True
-        self._submitted(action, now)
-        return False
+            return {"ok": False, "error": f"StepFunctions.{error.code}", "cause": str(error)}
+        return None
 
     def check_token(self, machine: StateMachine, step: Step, now: float) -> bool:
         """A waiting task's timer: fail it on its TimeoutSeconds or HeartbeatSeconds."""
