@@ -370,65 +370,6 @@ def test_a_task_waits_for_its_token_and_an_answer_continues_it(harness: Harness)
         harness.workflows.send_task_success(token, {"by": "bob"})  # answered already
 
 
-def one_batch(harness: Harness) -> None:
-    """Process the steps due now, once (as another worker taking one batch would)."""
-    for message in harness.backend.receive(STEP_QUEUE, max_messages=10, wait_seconds=0):
-        harness.engine_process(message.body)
-        harness.backend.delete_messages(STEP_QUEUE, [message.receipt_handle])
-
-
-def test_a_token_answered_while_its_resource_runs_continues_the_state_once(
-    harness: Harness,
-) -> None:
-    # The resource answers its own token, and another worker takes whatever the answer queued
-    # before the resource returns: the state ends once, its events in order.
-    def ask(payload: Any) -> str:
-        harness.workflows.send_task_success(payload["token"], {"by": "self"})
-        other = threading.Thread(target=one_batch, args=(harness,))
-        other.start()
-        other.join()
-        return "sent"
-
-    harness.handlers["ask.waitForTaskToken"] = ask
-    harness.handlers["ship"] = lambda payload: "shipped"
-    definition = {
-        "StartAt": "Approve",
-        "States": {
-            "Approve": {
-                "Type": "Task",
-                "Resource": "ask.waitForTaskToken",
-                "Parameters": {"token.$": "$$.Task.Token"},
-                "ResultPath": "$.approval",
-                "Next": "Ship",
-            },
-            "Ship": {"Type": "Task", "Resource": "ship", "ResultPath": "$.ship", "End": True},
-        },
-    }
-    execution = harness.declare("self-answering", definition).start({"order": 3})
-    harness.run()
-    done = execution.describe()
-    assert (done.status, done.output) == (
-        "SUCCEEDED",
-        {"order": 3, "approval": {"by": "self"}, "ship": "shipped"},
-    )
-    assert [resource for resource, _ in harness.calls] == ["ask.waitForTaskToken", "ship"]
-    assert [e["type"] for e in execution.history()] == [
-        "ExecutionStarted",
-        "TaskStateEntered",
-        "TaskScheduled",
-        "TaskStarted",
-        "TaskSubmitted",
-        "TaskSucceeded",
-        "TaskStateExited",
-        "TaskStateEntered",
-        "TaskScheduled",
-        "TaskStarted",
-        "TaskSucceeded",
-        "TaskStateExited",
-        "ExecutionSucceeded",
-    ]
-
-
 ASK_THEN_SHIP = {
     "StartAt": "Approve",
     "States": {
@@ -443,6 +384,75 @@ ASK_THEN_SHIP = {
         "Ship": {"Type": "Task", "Resource": "ship", "ResultPath": "$.ship", "End": True},
     },
 }
+
+
+# ASK_THEN_SHIP's history up to Approve's exit, when Approve started and was answered once.
+APPROVED = [
+    "ExecutionStarted",
+    "TaskStateEntered",
+    "TaskScheduled",
+    "TaskStarted",
+    "TaskSubmitted",
+    "TaskSucceeded",
+    "TaskStateExited",
+]
+
+
+def run_ask_then_ship(harness: Harness, ask: Any, name: str, order: int) -> Any:
+    """Start ASK_THEN_SHIP with `ask` answering its task, and run what is due."""
+    harness.handlers["ask.waitForTaskToken"] = ask
+    harness.handlers["ship"] = lambda payload: "shipped"
+    execution = harness.declare(name, ASK_THEN_SHIP).start({"order": order})
+    harness.run()
+    return execution
+
+
+def elsewhere(target: Any, *args: Any) -> None:
+    """Run `target(*args)` on another thread (another worker) and wait for it."""
+    other = threading.Thread(target=target, args=args)
+    other.start()
+    other.join()
+
+
+def shipped(execution: Any, order: int, by: str) -> list[str]:
+    """The history's event types of an execution of ASK_THEN_SHIP that must have succeeded."""
+    done = execution.describe()
+    assert (done.status, done.output) == (
+        "SUCCEEDED",
+        {"order": order, "approval": {"by": by}, "ship": "shipped"},
+    )
+    return [e["type"] for e in execution.history()]
+
+
+def one_batch(harness: Harness) -> None:
+    """Process the steps due now, once (as another worker taking one batch would)."""
+    for message in harness.backend.receive(STEP_QUEUE, max_messages=10, wait_seconds=0):
+        harness.engine_process(message.body)
+        harness.backend.delete_messages(STEP_QUEUE, [message.receipt_handle])
+
+
+def test_a_token_answered_while_its_resource_runs_continues_the_state_once(
+    harness: Harness,
+) -> None:
+    # The resource answers its own token, and another worker takes whatever the answer queued
+    # before the resource returns: the state ends once, its events in order.
+    def ask(payload: Any) -> str:
+        harness.workflows.send_task_success(payload["token"], {"by": "self"})
+        elsewhere(one_batch, harness)
+        return "sent"
+
+    execution = run_ask_then_ship(harness, ask, "self-answering", 3)
+    types = shipped(execution, 3, "self")
+    assert [resource for resource, _ in harness.calls] == ["ask.waitForTaskToken", "ship"]
+    assert types == [
+        *APPROVED,
+        "TaskStateEntered",
+        "TaskScheduled",
+        "TaskStarted",
+        "TaskSucceeded",
+        "TaskStateExited",
+        "ExecutionSucceeded",
+    ]
 
 
 def processed_bodies(harness: Harness) -> list[str]:
@@ -461,31 +471,16 @@ def processed_bodies(harness: Harness) -> list[str]:
 def test_a_waiting_task_run_again_after_its_hand_off_starts_nothing_and_continues_once(
     harness: Harness,
 ) -> None:
-    harness.handlers["ask.waitForTaskToken"] = lambda payload: "sent"
-    harness.handlers["ship"] = lambda payload: "shipped"
     bodies = processed_bodies(harness)
-    execution = harness.declare("again", ASK_THEN_SHIP).start({"order": 4})
-    harness.run()
+    execution = run_ask_then_ship(harness, lambda payload: "sent", "again", 4)
     # The worker died after handing the task over, before its step was deleted: it comes again.
     harness.engine_process(bodies[-1])
     [token] = asked_tokens(harness)
     harness.workflows.send_task_success(token, {"by": "ada"})
     harness.run()
-    done = execution.describe()
-    assert (done.status, done.output) == (
-        "SUCCEEDED",
-        {"order": 4, "approval": {"by": "ada"}, "ship": "shipped"},
-    )
+    types = shipped(execution, 4, "ada")
     assert [resource for resource, _ in harness.calls] == ["ask.waitForTaskToken", "ship"]
-    assert [e["type"] for e in execution.history()][:7] == [
-        "ExecutionStarted",
-        "TaskStateEntered",
-        "TaskScheduled",
-        "TaskStarted",
-        "TaskSubmitted",
-        "TaskSucceeded",
-        "TaskStateExited",
-    ]
+    assert types[: len(APPROVED)] == APPROVED
     harness.clock.advance(60)  # its heartbeat timer, sent again, finds it answered
     harness.run()
     assert execution.describe().status == "SUCCEEDED"
@@ -498,27 +493,16 @@ def test_two_runs_of_a_waiting_task_at_once_continue_the_state_once(harness: Har
 
     def ask(payload: Any) -> str:
         if len(asked_tokens(harness)) == 1:  # the first run: another starts meanwhile
-            other = threading.Thread(target=harness.engine_process, args=(bodies[-1],))
-            other.start()
-            other.join()
+            elsewhere(harness.engine_process, bodies[-1])
             harness.workflows.send_task_success(payload["token"], {"by": "ada"})
-            answer = threading.Thread(target=one_batch, args=(harness,))
-            answer.start()  # a third worker takes the answer's step before this run returns
-            answer.join()
+            # A third worker takes the answer's step before this run returns.
+            elsewhere(one_batch, harness)
         return "sent"
 
-    harness.handlers["ask.waitForTaskToken"] = ask
-    harness.handlers["ship"] = lambda payload: "shipped"
-    execution = harness.declare("twice", ASK_THEN_SHIP).start({"order": 5})
-    harness.run()
-    done = execution.describe()
-    assert (done.status, done.output) == (
-        "SUCCEEDED",
-        {"order": 5, "approval": {"by": "ada"}, "ship": "shipped"},
-    )
+    execution = run_ask_then_ship(harness, ask, "twice", 5)
+    types = shipped(execution, 5, "ada")
     calls = [resource for resource, _ in harness.calls]
     assert calls == ["ask.waitForTaskToken", "ask.waitForTaskToken", "ship"]
-    types = [e["type"] for e in execution.history()]
     assert types.count("TaskStateExited") == 2  # Approve's and Ship's, once each
     assert types.count("TaskSucceeded") == 2
 
