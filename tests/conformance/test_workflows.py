@@ -507,6 +507,28 @@ def test_two_runs_of_a_waiting_task_at_once_continue_the_state_once(harness: Har
     assert types.count("TaskSucceeded") == 2
 
 
+def test_an_earlier_run_whose_resource_fails_late_does_not_end_a_handed_over_task(
+    harness: Harness,
+) -> None:
+    # The first run's lease ran out while its resource ran; a later run took the step and
+    # handed the task over; then the first run's resource failed. The task still waits for
+    # its answer, which continues the state.
+    bodies = processed_bodies(harness)
+
+    def ask(payload: Any) -> str:
+        if len(asked_tokens(harness)) == 1:
+            elsewhere(harness.engine_process, bodies[-1])
+            raise TaskFailed("Slow", "the first run's call failed late")
+        return "sent"
+
+    execution = run_ask_then_ship(harness, ask, "late", 6)
+    assert execution.describe().status == "RUNNING"
+    harness.workflows.send_task_success(asked_tokens(harness)[-1], {"by": "ada"})
+    harness.run()
+    types = shipped(execution, 6, "ada")
+    assert "TaskFailed" not in types and types.count("TaskStateExited") == 2
+
+
 def test_a_failure_answer_is_caught_like_any_task_error(harness: Harness) -> None:
     harness.handlers["ask.waitForTaskToken"] = lambda payload: "sent"
     workflow = harness.declare("approval", WAITING)

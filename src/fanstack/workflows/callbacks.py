@@ -126,7 +126,9 @@ def claim(
             except ConditionalCheckFailed:
                 continue
         if "task" in item.value:
-            if item.value.get("running"):  # its owner died: this run continues it
+            if item.value.get("running") and not item.value.get("dispatched"):
+                # Answered while a run owned it, and not continued yet: that run died (or is
+                # about to continue: two runs at once can both go on, as for any state).
                 value = {**item.value, "running": run}
                 try:
                     backend.table_put(STEPS_TABLE, key, value, if_version=item.version)
@@ -142,6 +144,27 @@ def claim(
             return MINE, value
         except ConditionalCheckFailed:
             continue  # a heartbeat or an answer came meanwhile
+
+
+def settle_owned(
+    backend: Backend, execution: str, step: str, outcome: Mapping[str, Any], run: str
+) -> bool:
+    """Record the task's outcome from run `run` of its step, only while that run owns the task
+    (a run that lost it to a later one, which handed the task over since, must not end it);
+    whether it does, so continues the state (with the first outcome recorded)."""
+    key = f"{execution}/{step}"
+    while True:
+        item = backend.table_get(STEPS_TABLE, key)
+        if item is None or not owns(item.value, run):
+            return False
+        if "task" in item.value:
+            return True  # answered first: that answer stands
+        value = {**item.value, "task": dict(outcome)}
+        try:
+            backend.table_put(STEPS_TABLE, key, value, if_version=item.version)
+            return True
+        except ConditionalCheckFailed:
+            continue
 
 
 def owns(record: Mapping[str, Any] | None, run: str) -> bool:

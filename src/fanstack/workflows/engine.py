@@ -125,6 +125,7 @@ class Engine:
         if not self.store.has_events(step.execution, self._history_key()):
             return False
         self._local.events = []
+        self._local.flushes += 1  # what this run notes next goes after that history
         return True
 
     def send(self, steps: list[Step], delay: float = 0) -> None:

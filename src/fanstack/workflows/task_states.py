@@ -110,15 +110,16 @@ class TaskStates:
         recorded = self.host.recorded() or {}
         outcome = recorded.get("task")
         submitted = False  # its start is in the history already, with its submission
-        if outcome is None and (action.resource in SYNC_STARTS or action.wait_for_token):
+        waits = action.resource in SYNC_STARTS or action.wait_for_token
+        if "pending" in recorded or (outcome is None and waits):
+            # A task something else answers: the run that owns it continues the state.
             handed = self.hand_off(step, action, context, now)
             if handed is None:
-                return False  # waiting for its answer, or another run of the step owns it
+                self.host.flushed_before()  # what an earlier run wrote stands
+                return False  # waiting for its answer, or another run or step continues it
             submitted = handed
             recorded = self.host.store.step(step.execution, step.id) or {}
             outcome = recorded.get("task")
-        elif outcome is not None and "pending" in recorded and not recorded.get("running"):
-            return False  # answered once handed over: the answer's own step continues it
         if outcome is None:
             started = self.host.backend.clock()
             outcome = {**self.run_with_timeout(action, context), "started": started}
@@ -184,10 +185,9 @@ class TaskStates:
         else:
             outcome = self.run_with_timeout(action, context)
             failure = None if outcome["ok"] else outcome
-        if failure is not None:
-            callbacks.settle(self.host.backend, step.execution, step.id, failure)
-            now_recorded = self.host.store.step(step.execution, step.id)
-            return False if callbacks.owns(now_recorded, run) else None
+        if failure is not None:  # its outcome, if this run still owns the task
+            owned = callbacks.settle_owned(self.host.backend, step.execution, step.id, failure, run)
+            return False if owned else None
         self._submitted(action, now)
         # Written before an answer can continue the state: its events come after these (an
         # earlier run that wrote them already stands).
