@@ -15,6 +15,7 @@ from fanstack.core.errors import (
     InvalidToken,
     TaskTimedOut,
 )
+from fanstack.workflows import callbacks
 from fanstack.workflows.store import START_STEP, STEP_QUEUE, Store
 from fanstack.workflows.task_states import TaskFailed
 
@@ -709,6 +710,31 @@ def test_a_sync_task_whose_child_cannot_start_fails_once(harness: Harness) -> No
     assert done.status == "FAILED" and (done.error or "").startswith("StepFunctions.")
     types = [e["type"] for e in execution.history()]
     assert types.count("TaskFailed") == 1 and types[-1] == "ExecutionFailed"
+
+
+def test_a_sync_task_run_again_before_its_hand_off_starts_one_child(
+    harness: Harness, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    harness.declare(
+        "child", {"StartAt": "W", "States": {"W": {"Type": "Wait", "Seconds": 5, "End": True}}}
+    )
+    parent = harness.declare("parent", nested("arn:aws:states:::states:startExecution.sync"))
+    bodies = processed_bodies(harness)
+    handed = callbacks.submitted
+
+    def dies(*args: Any) -> str:  # the worker dies once the child started, before the hand-over
+        monkeypatch.setattr(callbacks, "submitted", handed)
+        raise SystemError("worker killed")
+
+    monkeypatch.setattr(callbacks, "submitted", dies)
+    execution = parent.start({"order": 9})
+    with pytest.raises(SystemError):
+        harness.run()
+    harness.engine_process(bodies[-1])  # the step comes again
+    harness.run_for(10)
+    assert execution.describe().status == "SUCCEEDED"
+    [child] = harness.workflows.declared["child"].executions()
+    assert child.status == "SUCCEEDED"
 
 
 def test_a_plain_start_does_not_wait(harness: Harness) -> None:

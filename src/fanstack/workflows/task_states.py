@@ -236,10 +236,12 @@ class TaskStates:
             child_input = json.loads(child_input)
         mode = "sync:2" if action.resource.endswith(":2") else "sync"
         parent = {"token": task_token(step), "mode": mode}
+        # Without a Name, one made of the task's token: a run of the step again (its first
+        # died before handing the task over) finds the child it started (StartExecution's
+        # idempotence) instead of starting a second.
+        name = payload.get("Name") or str(uuid.uuid5(uuid.NAMESPACE_URL, parent["token"]))
         try:
-            start_stored(
-                self.host.backend, workflow, child_input, payload.get("Name"), parent=parent
-            )
+            start_stored(self.host.backend, workflow, child_input, name, parent=parent)
         except FanstackError as error:
             return {"ok": False, "error": f"StepFunctions.{error.code}", "cause": str(error)}
         return None
