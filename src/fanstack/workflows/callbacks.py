@@ -18,7 +18,7 @@ from __future__ import annotations
 import base64
 import binascii
 import json
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from typing import Any
 
 from fanstack.backends.base import Backend
@@ -152,19 +152,8 @@ def settle_owned(
     """Record the task's outcome from run `run` of its step, only while that run owns the task
     (a run that lost it to a later one, which handed the task over since, must not end it);
     whether it does, so continues the state (with the first outcome recorded)."""
-    key = f"{execution}/{step}"
-    while True:
-        item = backend.table_get(STEPS_TABLE, key)
-        if item is None or not owns(item.value, run):
-            return False
-        if "task" in item.value:
-            return True  # answered first: that answer stands
-        value = {**item.value, "task": dict(outcome)}
-        try:
-            backend.table_put(STEPS_TABLE, key, value, if_version=item.version)
-            return True
-        except ConditionalCheckFailed:
-            continue
+    recorded = _while_owned(backend, execution, step, run, lambda v: {**v, "task": dict(outcome)})
+    return recorded != ANSWERED
 
 
 def owns(record: Mapping[str, Any] | None, run: str) -> bool:
@@ -176,6 +165,21 @@ def submitted(backend: Backend, execution: str, step: str, run: str) -> str:
     """Run `run` started the task's resource, which returned: from now on an answer continues
     the state. MINE if an answer came while the resource ran (this run continues the state),
     WAITING once handed over, ANSWERED if another run owns the task now (this one stops)."""
+    return _while_owned(
+        backend, execution, step, run, lambda v: {f: x for f, x in v.items() if f != "running"}
+    )
+
+
+def _while_owned(
+    backend: Backend,
+    execution: str,
+    step: str,
+    run: str,
+    change: Callable[[Mapping[str, Any]], Mapping[str, Any]],
+) -> str:
+    """Write `change(record)` while run `run` owns the task and it has no outcome (WAITING);
+    MINE if it owns it and it has its outcome (nothing written); ANSWERED if it does not own
+    it (any more)."""
     key = f"{execution}/{step}"
     while True:
         item = backend.table_get(STEPS_TABLE, key)
@@ -183,9 +187,8 @@ def submitted(backend: Backend, execution: str, step: str, run: str) -> str:
             return ANSWERED
         if "task" in item.value:
             return MINE
-        value = {field: v for field, v in item.value.items() if field != "running"}
         try:
-            backend.table_put(STEPS_TABLE, key, value, if_version=item.version)
+            backend.table_put(STEPS_TABLE, key, change(item.value), if_version=item.version)
             return WAITING
         except ConditionalCheckFailed:
             continue  # a heartbeat or an answer came meanwhile
