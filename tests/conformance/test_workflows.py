@@ -922,7 +922,6 @@ def test_a_wait_state_is_entered_and_exited_in_the_history(harness: Harness) -> 
 def test_a_failed_map_records_nothing_more_of_the_items_still_running(harness: Harness) -> None:
     """Item 1 fails the Map (caught) while item 0's task runs: item 0's task ending is not
     recorded, and item 2, which never starts, has no MapIterationStarted."""
-    import threading
 
     def steps_elsewhere() -> None:  # another worker, taking the steps sent meanwhile
         while batch := harness.backend.receive(STEP_QUEUE, max_messages=1, wait_seconds=0):
@@ -931,9 +930,7 @@ def test_a_failed_map_records_nothing_more_of_the_items_still_running(harness: H
 
     def work(item: Any) -> Any:
         if item == "slow":
-            worker = threading.Thread(target=steps_elsewhere)
-            worker.start()
-            worker.join()
+            elsewhere(steps_elsewhere)
             return "done late"
         raise TaskFailed("Boom", "item failed")
 

@@ -166,7 +166,6 @@ class TaskStates:
         continues the state twice, nor does an answer that came meanwhile.
         """
         run = uuid.uuid4().hex
-        limits = [s for s in (action.timeout_seconds, action.heartbeat_seconds) if s]
         pending = {"pending": step.to_json(), "since": now, "heartbeat": now}
         if action.wait_for_token:
             pending |= {"timeout": action.timeout_seconds}
@@ -176,9 +175,7 @@ class TaskStates:
             return True if callbacks.owns(recorded, run) else None
         if state == callbacks.WAITING:  # an earlier run handed it over, then stopped
             self.host.flushed_before()  # its history stands
-            if limits and action.wait_for_token:  # its timer may not have been sent
-                check = replace(step, op=CHECK, wake_at=now + min(limits))
-                self.host.send([check], min(limits))
+            self._arm_timer(step, action, now)  # its timer may not have been sent
             return None
         if action.resource in SYNC_STARTS:
             failure = self._start_child(step, action, now)
@@ -196,10 +193,16 @@ class TaskStates:
         handed = callbacks.submitted(self.host.backend, step.execution, step.id, run)
         if handed == callbacks.MINE:
             return True  # answered while the resource ran (a function that calls back)
-        if handed == callbacks.WAITING and limits and action.wait_for_token:
+        if handed == callbacks.WAITING:
+            self._arm_timer(step, action, now)
+        return None
+
+    def _arm_timer(self, step: Step, action: Any, now: float) -> None:
+        """A waiting token's check at its first deadline (TimeoutSeconds, HeartbeatSeconds)."""
+        limits = [s for s in (action.timeout_seconds, action.heartbeat_seconds) if s]
+        if limits and action.wait_for_token:
             check = replace(step, op=CHECK, wake_at=now + min(limits))
             self.host.send([check], min(limits))
-        return None
 
     def run_with_timeout(self, action: Any, context: Mapping[str, Any]) -> dict[str, Any]:
         """Run a task's resource, giving up after its TimeoutSeconds (States.Timeout)."""
