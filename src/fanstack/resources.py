@@ -329,7 +329,9 @@ class Queue:
         self._backend().purge(self.name)
 
     def redrive_dead_letters(self) -> int:
-        """Move every message this queue dead-lettered back from its DLQ; returns the count."""
+        """Move every message this queue dead-lettered back from its DLQ; returns the count.
+        Each comes back as a new message, as SQS's redrive makes it: a new id, sent (and
+        retained) from the redrive, its body and attributes as they were."""
         return self._backend().redrive_dead_letters(self.name)
 
     def peek(self, limit: int = 10) -> list[ReceivedMessage]:

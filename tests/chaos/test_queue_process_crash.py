@@ -181,7 +181,8 @@ def test_kill_9_in_the_middle_of_a_receive_loses_no_message(
 
 
 def _dead_letters(backend: NatsBackend, count: int) -> list[str]:
-    """`count` messages of `src` dead-lettered into `dlq`, returns their ids."""
+    """`count` messages of `src` dead-lettered into `dlq`, returns their bodies (a redrive
+    makes each a new message, with a new id)."""
     backend.declare_queue(QueueSpec(name="dlq"))
     backend.declare_queue(QueueSpec(name="src", max_receive_count=1, dead_letter="dlq"))
     ids: list[str] = []
@@ -194,6 +195,7 @@ def _dead_letters(backend: NatsBackend, count: int) -> list[str]:
         assert batch, f"only {len(held)} of {count} received"
         held.extend(batch)
     assert sorted(m.id for m in held) == sorted(ids)
+    bodies = [m.body for m in held]
     for start in range(0, count, 10):
         changes = [(m.receipt_handle, 0) for m in held[start : start + 10]]
         assert backend.set_visibility("src", changes, failure="x") == [None] * len(changes)
@@ -201,7 +203,7 @@ def _dead_letters(backend: NatsBackend, count: int) -> list[str]:
     while backend.stats("src").dead_letter_depth != count:
         assert backend.receive("src", max_messages=10, wait_seconds=0) == []
         assert time.monotonic() < deadline, f"DLQ stats: {backend.stats('src')}"
-    return ids
+    return bodies
 
 
 @pytest.mark.parametrize("moment", ["anywhere", "after-a-store"])
@@ -213,7 +215,7 @@ def test_kill_9_in_the_middle_of_a_redrive_neither_loses_nor_doubles(
     url = namespace(server)
     parent = NatsBackend(url)
     try:
-        ids = _dead_letters(parent, 300)
+        bodies = _dead_letters(parent, 300)
         stats = parent.stats("src")
         assert (stats.visible, stats.in_flight, stats.dead_letter_depth) == (0, 0, 300)
 
@@ -263,12 +265,12 @@ def test_kill_9_in_the_middle_of_a_redrive_neither_loses_nor_doubles(
 
         back: list[str] = []
         while batch := parent.receive("src", max_messages=10, wait_seconds=0):
-            back.extend(m.id for m in batch)
+            back.extend(m.body for m in batch)
             results = parent.delete_messages("src", [m.receipt_handle for m in batch])
             assert results == [None] * len(batch)
         doubled = {i: n for i, n in Counter(back).items() if n > 1}
         assert doubled == {}, f"redriven twice: {doubled}"
-        assert sorted(back) == sorted(ids), "a dead letter was lost"
+        assert sorted(back) == sorted(bodies), "a dead letter was lost"
         stats = parent.stats("src")
         assert (stats.visible, stats.in_flight, stats.dead_letter_depth) == (0, 0, 0)
         dlq = parent.stats("dlq")

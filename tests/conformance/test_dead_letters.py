@@ -8,7 +8,7 @@ from fanstack.backends.base import Backend
 from fanstack.core.errors import InvalidParameterValue
 from fanstack.core.specs import QueueSpec
 
-from .conftest import Clock, queue, receive, send
+from .conftest import Clock, publish, queue, receive, send, subscribe, topic
 
 
 def _fail(backend: Backend, name: str, reason: str | None = None) -> None:
@@ -103,6 +103,38 @@ def test_redrive_moves_dead_letters_back_in_order(backend: Backend) -> None:
     back = receive(backend, "q")
     assert sorted(m.body for m in back) == bodies
     assert all(m.receive_count == 1 and m.failure is None for m in back)
+
+
+def test_a_redriven_message_is_a_new_message(backend: Backend, clock: Clock) -> None:
+    """As SQS's redrive: a new message id, sent at the redrive and kept for the source's
+    retention from then; its body, attributes and SNS envelope as they were. The copy another
+    queue of the same topic message holds keeps its id."""
+    queue(backend, "dlq")
+    queue(backend, "q", max_receive_count=1, dead_letter="dlq", retention=120)
+    queue(backend, "audit")
+    topic(backend, "events")
+    subscribe(backend, "events", "q")
+    subscribe(backend, "events", "audit")
+    published = publish(backend, "events", "order-1", attributes={"market": "eu"})
+    (first,) = receive(backend, "q")
+    backend.set_visibility("q", [(first.receipt_handle, 0)], failure="boom")
+    assert receive(backend, "q") == []
+    clock.advance(100)  # most of the source's retention, spent before the redrive
+    (dead,) = receive(backend, "dlq")
+    backend.set_visibility("dlq", [(dead.receipt_handle, 0)], uncount=True)
+    redriven_at = clock()
+    assert backend.redrive_dead_letters("q") == 1
+    clock.advance(60)  # past the original send's retention, within the redrive's
+    (back,) = receive(backend, "q")
+    assert back.id not in (published, first.id)
+    assert back.sent_timestamp >= redriven_at - 1
+    assert back.receive_count == 1
+    assert back.failure is None
+    assert back.body == first.body  # the same SNS envelope, naming the published message
+    assert published in back.body
+    assert back.attributes == first.attributes
+    (kept,) = receive(backend, "audit")
+    assert kept.id == first.id
 
 
 def test_redrive_only_moves_messages_from_that_source(backend: Backend) -> None:

@@ -519,7 +519,8 @@ class Backend(ABC):
     def redrive_dead_letters(
         self, queue: str, *, batch: int = 100, on_moved: Callable[[int], None] | None = None
     ) -> int:
-        """Move every message the queue dead-lettered back to it; returns how many moved.
+        """Move every message the queue dead-lettered back to it, each as a new message (a new
+        id, sent now); returns how many moved.
 
         `on_moved` is called with the count of each batch moved (for a progress bar).
         """

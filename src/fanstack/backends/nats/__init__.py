@@ -49,7 +49,8 @@ process that dies holding messages loses nothing, they are delivered again when 
   the queue's subject (a JetStream message id makes a repeated move a no-op), and puts the
   others back with a nak delay until they are due.
 - Redrive: the DLQ's messages from one source, read in stream order (oldest first, the same
-  order in every process), stored back on the source's subject, then removed from the DLQ.
+  order in every process), stored back on the source's subject as new messages (a new id,
+  sent now: SQS's redrive), then removed from the DLQ.
 - Purge: the queue's own subjects are purged and its consumers start again after the
   partitions' last message (topic messages it had not received are skipped).
 - Peek: the queue's subjects read message by message (`peeking.py`), no consumer involved.

@@ -117,7 +117,7 @@ _KEYS = (
     ("group_id", "g"),
     ("dedup_id", "d"),
     ("visible_at", "v"),  # a delayed message's first visible time
-    ("since", "r"),  # retention counts from here when not the sent time (a redrive)
+    ("since", "r"),  # retention counts from here when not the sent time (read: older redrives)
     ("topic", "T"),  # topic messages: the envelope's fields and who takes them
     ("subject", "S"),
     ("deliveries", "D"),  # {queue: [unsubscribe url or None, dedup id]}

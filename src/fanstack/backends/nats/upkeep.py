@@ -18,7 +18,7 @@ from fanstack.core.errors import (
     PurgeQueueInProgress,
 )
 from fanstack.core.queue_rules import check_purge_interval
-from fanstack.core.records import QueueStats
+from fanstack.core.records import QueueStats, new_message_id
 from fanstack.core.specs import QueueSpec
 
 COUNT_ATTEMPTS = 20  # reads of a consumer's counts while a store of ours is not in them
@@ -182,13 +182,14 @@ async def _nothing() -> None:
 
 
 def _redriven(stored: Stored, now: float) -> Stored:
-    """A dead letter on its way back to its source: a fresh message there (retention from now)."""
+    """A dead letter on its way back to its source: a new message there, as SQS's redrive
+    makes it (a new id, sent now and kept for the source's retention from now, never
+    received)."""
     return Stored(
-        message_id=stored.message_id,
+        message_id=new_message_id(),
         body=stored.body,
-        sent_at=stored.sent_at,
+        sent_at=now,
         attributes=stored.attributes,
         group_id=stored.group_id,
         dedup_id=stored.dedup_id,
-        since=now,
     )

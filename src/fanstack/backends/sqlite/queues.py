@@ -48,7 +48,7 @@ from fanstack.core.queue_rules import (
     stale_handle,
     visibility_timeout_error,
 )
-from fanstack.core.records import Clock, EntryResult, QueueStats
+from fanstack.core.records import Clock, EntryResult, QueueStats, new_message_id
 from fanstack.core.specs import QueueSpec
 
 log = logging.getLogger("fanstack.backends.sqlite")
@@ -427,26 +427,45 @@ class Queues:
 
     def move_dead_letters(self, source: QueueSpec, limit: int, now: float) -> int:
         """Move up to `limit` visible messages dead-lettered from `source` back to it, in the
-        order they went into the DLQ (their sequence, renewed when they moved there)."""
+        order they went into the DLQ (their sequence, renewed when they moved there).
+
+        As SQS's redrive does, each comes back as a new message: a new message id, sent (and
+        kept for the source's retention) from now, never received. Its body, attributes and
+        SNS envelope are copied to a payload of its own (a topic message's payload is shared
+        with its other queues' copies, which keep their id)."""
         assert source.dead_letter is not None
         with self._database.write() as db:
-            moved: int = db.execute(
-                "UPDATE messages SET queue = ?, source_queue = NULL, receive_count = 0, "
-                "receipt = NULL, first_received_at = NULL, failure = NULL, failed_receives = 0, "
-                "lost_receives = NULL, "
-                "visible_at = ?, "
-                "expires_at = ? WHERE seq IN (SELECT seq FROM messages WHERE queue = ? "
-                "AND source_queue = ? AND visible_at <= ? ORDER BY seq LIMIT ?)",
-                (
-                    source.name,
-                    now,
-                    now + source.retention,
-                    source.dead_letter,
-                    source.name,
-                    now,
-                    limit,
-                ),
-            ).rowcount
+            moving = db.execute(
+                "SELECT seq, payload FROM messages WHERE queue = ? AND source_queue = ? "
+                "AND visible_at <= ? ORDER BY seq LIMIT ?",
+                (source.dead_letter, source.name, now, limit),
+            ).fetchall()
+            if not moving:
+                return 0
+            (first,) = db.execute("SELECT COALESCE(MAX(id), 0) + 1 FROM payloads").fetchone()
+            copies = [(first + n, new_message_id(), old) for n, (_seq, old) in enumerate(moving)]
+            db.executemany(
+                "INSERT INTO payloads (id, message_id, body, attributes, envelope, refs) "
+                "SELECT ?, ?, body, attributes, envelope, 1 FROM payloads WHERE id = ?",
+                copies,
+            )
+            db.executemany(
+                "UPDATE payloads SET refs = refs - 1 WHERE id = ?", [(old,) for _s, old in moving]
+            )
+            db.executemany(
+                "DELETE FROM payloads WHERE id = ? AND refs <= 0", [(old,) for _s, old in moving]
+            )
+            db.executemany(
+                "UPDATE messages SET queue = ?, payload = ?, source_queue = NULL, "
+                "receive_count = 0, receipt = NULL, first_received_at = NULL, failure = NULL, "
+                "failed_receives = 0, lost_receives = NULL, sent_at = ?, visible_at = ?, "
+                "expires_at = ? WHERE seq = ?",
+                [
+                    (source.name, payload, now, now, now + source.retention, seq)
+                    for (seq, _old), (payload, _id, _o) in zip(moving, copies, strict=True)
+                ],
+            )
+            moved = len(moving)
             add_depths(db, {source.dead_letter: -moved, source.name: moved})
             return moved
 
