@@ -11,6 +11,8 @@ import json
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 
+import msgspec
+
 from fanstack.core.errors import FanstackError, ReceiptHandleIsInvalid
 
 LAYOUT = 2  # the layout version kept in the catalog's `meta` entry
@@ -108,6 +110,9 @@ class Names:
 
 HEADER = "Fs"  # one header holds a stored message's fanstack fields, as compact JSON
 _COMPACT = json.JSONEncoder(separators=(",", ":"))  # made once: a header per stored message
+# Read with msgspec: a receive reads every delivery's header, about four times as fast as `json`
+# (the same values; a malformed header raises a ValueError all the same).
+_READ = msgspec.json.Decoder().decode
 
 # The JSON keys of each field (short: every stored message carries them).
 _KEYS = (
@@ -169,7 +174,7 @@ class Stored:
     @classmethod
     def parse(cls, headers: Mapping[str, str] | None, data: bytes) -> Stored:
         """Read a stored message back from its header and body."""
-        fields = json.loads((headers or {}).get(HEADER) or "{}")
+        fields = _READ((headers or {}).get(HEADER) or "{}")
         stored = cls(message_id=fields.pop("i", ""), body=data.decode(), sent_at=fields.pop("t", 0))
         for key, value in fields.items():
             name = _NAMES.get(key)
@@ -180,7 +185,7 @@ class Stored:
     @staticmethod
     def group_of(headers: Mapping[str, str] | None) -> str | None:
         """The FIFO group of a stored message, from its header."""
-        group: str | None = json.loads((headers or {}).get(HEADER) or "{}").get("g")
+        group: str | None = _READ((headers or {}).get(HEADER) or "{}").get("g")
         return group
 
 
