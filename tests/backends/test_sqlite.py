@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import json
 import sqlite3
 import subprocess
 import sys
@@ -42,6 +43,29 @@ def test_a_fanned_out_message_is_stored_once_until_its_last_delivery_goes(
     (last,) = app.queues["c"].receive()
     app.queues["c"].delete(last.receipt_handle)
     assert _payloads(tmp_path) == 0
+
+
+def test_deliveries_of_both_forms_keep_the_order_published(app: App, tmp_path: Path) -> None:
+    """A publication's raw deliveries (no unsubscribe URL) and enveloped ones are written by
+    different statements: each queue still holds them in the order published, each with its
+    own columns."""
+    topic = app.topics["t"]
+    bodies = [f"m{i}" for i in range(13)]
+    assert topic.publish_batch([{"id": str(i), "body": b} for i, b in enumerate(bodies[:10])]).ok
+    for body in bodies[10:]:
+        topic.publish(body)
+    for name in ("a", "b", "c"):
+        got = []
+        while batch := app.queues[name].receive(max_messages=10):
+            got.extend(batch)
+        texts = [m.body if name != "c" else json.loads(m.body)["Message"] for m in got]
+        assert texts == bodies, name
+    with sqlite3.connect(tmp_path / "fanstack.db") as db:
+        rows = db.execute(
+            "SELECT queue, unsubscribe_url IS NULL, group_id, dedup_id FROM messages "
+            "ORDER BY seq"
+        ).fetchall()
+    assert rows == [(q, q != "c", None, None) for _ in bodies for q in ("a", "b", "c")]
 
 
 def test_a_message_purged_between_its_lease_and_its_payload_read_is_not_handed_out(

@@ -9,6 +9,7 @@ schema's `messages_deleted` trigger sees to it).
 from __future__ import annotations
 
 import asyncio
+import itertools
 import logging
 import sqlite3
 import threading
@@ -43,6 +44,15 @@ _INSERT = (
     "INSERT INTO messages (queue, payload, unsubscribe_url, sent_at, visible_at, expires_at, "
     "group_id, dedup_id) VALUES (?, ?, ?, ?, ?, ?, ?, ?)"
 )
+# A row without an unsubscribe URL, group or deduplication id (a standard queue's delivery of a
+# send or of a raw subscription): its NULLs written in the statement. CPython's sqlite3 binds
+# None through its adapter registry, whose miss costs about half a microsecond a value: binding
+# these three cost a third of the row's insert.
+_INSERT_PLAIN = (
+    "INSERT INTO messages (queue, payload, unsubscribe_url, sent_at, visible_at, expires_at, "
+    "group_id, dedup_id) VALUES (?, ?, NULL, ?, ?, ?, NULL, NULL)"
+)
+_PLAIN_WIDTH = 5  # values of a row `_INSERT_PLAIN` writes
 _INSERT_PAYLOAD = (
     "INSERT INTO payloads (id, message_id, body, attributes, envelope, refs) "
     "VALUES (?, ?, ?, ?, ?, ?)"
@@ -106,18 +116,27 @@ class Messages:
                         if _remember(db, scope, delivery.deduplication_id, message.id, now):
                             continue
                     delay = spec.delay if message.delay_seconds is None else message.delay_seconds
-                    rows.append(
-                        (
+                    url, dedup_id = delivery.unsubscribe_url, delivery.deduplication_id
+                    if url is None and message.group_id is None and dedup_id is None:
+                        row: tuple[object, ...] = (
                             spec.name,
                             next_payload,
-                            delivery.unsubscribe_url,
+                            now,
+                            now + delay,
+                            now + spec.retention,
+                        )
+                    else:
+                        row = (
+                            spec.name,
+                            next_payload,
+                            url,
                             now,
                             now + delay,
                             now + spec.retention,
                             message.group_id,
-                            delivery.deduplication_id,
+                            dedup_id,
                         )
-                    )
+                    rows.append(row)
                 if len(rows) > stored:
                     payloads.append(
                         (
@@ -132,7 +151,9 @@ class Messages:
                     next_payload += 1
             results.append(message_ids)
         db.executemany(_INSERT_PAYLOAD, payloads)
-        db.executemany(_INSERT, rows)
+        # In order (rowids are the queues' order): a run of rows of one form in one statement.
+        for width, run in itertools.groupby(rows, key=len):
+            db.executemany(_INSERT_PLAIN if width == _PLAIN_WIDTH else _INSERT, run)
         add_depths(db, Counter(str(row[0]) for row in rows))
         return results
 
