@@ -62,8 +62,7 @@ def test_deliveries_of_both_forms_keep_the_order_published(app: App, tmp_path: P
         assert texts == bodies, name
     with sqlite3.connect(tmp_path / "fanstack.db") as db:
         rows = db.execute(
-            "SELECT queue, unsubscribe_url IS NULL, group_id, dedup_id FROM messages "
-            "ORDER BY seq"
+            "SELECT queue, unsubscribe_url IS NULL, group_id, dedup_id FROM messages ORDER BY seq"
         ).fetchall()
     assert rows == [(q, q != "c", None, None) for _ in bodies for q in ("a", "b", "c")]
 

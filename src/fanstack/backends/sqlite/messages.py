@@ -44,15 +44,19 @@ _INSERT = (
     "INSERT INTO messages (queue, payload, unsubscribe_url, sent_at, visible_at, expires_at, "
     "group_id, dedup_id) VALUES (?, ?, ?, ?, ?, ?, ?, ?)"
 )
-# A row without an unsubscribe URL, group or deduplication id (a standard queue's delivery of a
-# send or of a raw subscription): its NULLs written in the statement. CPython's sqlite3 binds
-# None through its adapter registry, whose miss costs about half a microsecond a value: binding
-# these three cost a third of the row's insert.
-_INSERT_PLAIN = (
-    "INSERT INTO messages (queue, payload, unsubscribe_url, sent_at, visible_at, expires_at, "
-    "group_id, dedup_id) VALUES (?, ?, NULL, ?, ?, ?, NULL, NULL)"
-)
-_PLAIN_WIDTH = 5  # values of a row `_INSERT_PLAIN` writes
+# A row without group or deduplication id (a standard queue's delivery), and one without an
+# unsubscribe URL either (of a send or of a raw subscription): their NULLs written in the
+# statement. CPython's sqlite3 binds None through its adapter registry, whose miss costs about
+# half a microsecond a value, and a bound NULL leaves SQLite to evaluate the partial indexes'
+# conditions on every row, which it settles once for a literal: together a third of a row's
+# insert. The statement of a row is the one for its number of values.
+_INSERTS = {
+    8: _INSERT,
+    6: "INSERT INTO messages (queue, payload, unsubscribe_url, sent_at, visible_at, expires_at, "
+    "group_id, dedup_id) VALUES (?, ?, ?, ?, ?, ?, NULL, NULL)",
+    5: "INSERT INTO messages (queue, payload, unsubscribe_url, sent_at, visible_at, expires_at, "
+    "group_id, dedup_id) VALUES (?, ?, NULL, ?, ?, ?, NULL, NULL)",
+}
 _INSERT_PAYLOAD = (
     "INSERT INTO payloads (id, message_id, body, attributes, envelope, refs) "
     "VALUES (?, ?, ?, ?, ?, ?)"
@@ -117,15 +121,8 @@ class Messages:
                             continue
                     delay = spec.delay if message.delay_seconds is None else message.delay_seconds
                     url, dedup_id = delivery.unsubscribe_url, delivery.deduplication_id
-                    if url is None and message.group_id is None and dedup_id is None:
-                        row: tuple[object, ...] = (
-                            spec.name,
-                            next_payload,
-                            now,
-                            now + delay,
-                            now + spec.retention,
-                        )
-                    else:
+                    row: tuple[object, ...]
+                    if message.group_id is not None or dedup_id is not None:
                         row = (
                             spec.name,
                             next_payload,
@@ -136,6 +133,10 @@ class Messages:
                             message.group_id,
                             dedup_id,
                         )
+                    elif url is not None:
+                        row = (spec.name, next_payload, url, now, now + delay, now + spec.retention)
+                    else:
+                        row = (spec.name, next_payload, now, now + delay, now + spec.retention)
                     rows.append(row)
                 if len(rows) > stored:
                     payloads.append(
@@ -153,7 +154,7 @@ class Messages:
         db.executemany(_INSERT_PAYLOAD, payloads)
         # In order (rowids are the queues' order): a run of rows of one form in one statement.
         for width, run in itertools.groupby(rows, key=len):
-            db.executemany(_INSERT_PLAIN if width == _PLAIN_WIDTH else _INSERT, run)
+            db.executemany(_INSERTS[width], run)
         add_depths(db, Counter(str(row[0]) for row in rows))
         return results
 
