@@ -12,6 +12,7 @@ import pytest
 
 from fanstack import App, BackendUnavailable
 from fanstack.backends.nats import NatsBackend
+from fanstack.backends.nats.layout import HEADER, Stored
 from fanstack.core.errors import InvalidParameterValue
 from fanstack.core.specs import QueueSpec
 
@@ -395,3 +396,17 @@ def test_calls_from_threads_return_raise_and_give_up_in_time(nats_server: NatsSe
         assert answers == list(range(200))
     finally:
         backend.close()
+
+
+def test_a_header_is_read_back_whatever_text_it_holds() -> None:
+    """Headers are read with msgspec, and with json where msgspec refuses what json wrote (a
+    lone surrogate's escape, say in a failure text): a stored message stays readable."""
+    stored = Stored(message_id="m-1", body="body", sent_at=1.5)
+    stored.failure = "UnicodeDecodeError: b'\\xe9' as \udce9 in caf\u00e9"
+    stored.group_id = "g-1"
+    headers = stored.headers()
+    back = Stored.parse(headers, b"body")
+    assert (back.message_id, back.sent_at, back.failure) == ("m-1", 1.5, stored.failure)
+    assert Stored.group_of(headers) == "g-1"
+    with pytest.raises(ValueError):
+        Stored.parse({HEADER: "{not json"}, b"")

@@ -6,6 +6,8 @@ import pytest
 
 from fanstack.backends.base import Backend
 from fanstack.core.errors import InvalidParameterValue
+from fanstack.core.message import with_trace_context
+from fanstack.core.records import PublishRequest
 from fanstack.core.specs import QueueSpec
 
 from .conftest import Clock, publish, queue, receive, send, subscribe, topic
@@ -55,9 +57,7 @@ def test_dead_letter_without_a_recorded_failure_names_the_limit(
     assert dead.failure == "exceeded max_receive_count"
 
 
-def test_a_dead_letter_tells_failed_receives_from_lost_ones(
-    backend: Backend, clock: Clock
-) -> None:
+def test_a_dead_letter_tells_failed_receives_from_lost_ones(backend: Backend, clock: Clock) -> None:
     queue(backend, "dlq")
     queue(backend, "q", max_receive_count=4, dead_letter="dlq", visibility_timeout=5)
     send(backend, "q")
@@ -137,6 +137,24 @@ def test_a_redriven_message_is_a_new_message(backend: Backend, clock: Clock) -> 
     assert kept.id == first.id
 
 
+def test_a_redriven_fifo_message_comes_after_those_its_group_got_meanwhile(
+    backend: Backend,
+) -> None:
+    """A new message: a FIFO group's messages sent while it was in the DLQ come first."""
+    queue(backend, "dlq.fifo", fifo=True)
+    queue(backend, "q.fifo", fifo=True, max_receive_count=1, dead_letter="dlq.fifo")
+    send(backend, "q.fifo", "m1", group_id="g", deduplication_id="1")
+    _fail(backend, "q.fifo")
+    assert receive(backend, "q.fifo") == []
+    send(backend, "q.fifo", "m2", group_id="g", deduplication_id="2")
+    assert backend.redrive_dead_letters("q.fifo") == 1
+    order = []
+    while batch := receive(backend, "q.fifo", 1):
+        order.append(batch[0].body)
+        backend.delete_messages("q.fifo", [batch[0].receipt_handle])
+    assert order == ["m2", "m1"]
+
+
 def test_redrive_only_moves_messages_from_that_source(backend: Backend) -> None:
     queue(backend, "dlq")
     queue(backend, "a", max_receive_count=1, dead_letter="dlq")
@@ -182,3 +200,26 @@ def test_a_receive_with_no_visibility_timeout_holds_each_message_once(backend: B
     for _ in range(3):  # full batches and short ones alike
         again = receive(backend, "plain", 2, visibility_timeout=0)
         assert len({m.id for m in again}) == len(again) == 2
+
+
+def test_an_enveloped_delivery_keeps_its_trace_context_through_retries_the_dlq_and_back(
+    backend: Backend,
+) -> None:
+    queue(backend, "dlq")
+    queue(backend, "q", max_receive_count=2, dead_letter="dlq")
+    topic(backend, "t")
+    subscribe(backend, "t", "q")
+    context = "00-0123456789abcdef0123456789abcdef-0123456789abcdef-01"
+    backend.publish("t", [PublishRequest("hello", with_trace_context({}, context))])
+    seen = []
+    for _ in range(2):
+        (message,) = receive(backend, "q")
+        seen.append(message.trace_context)
+        backend.set_visibility("q", [(message.receipt_handle, 0)], failure="boom")
+    assert receive(backend, "q") == []
+    (dead,) = receive(backend, "dlq")
+    backend.set_visibility("dlq", [(dead.receipt_handle, 0)], uncount=True)
+    assert backend.redrive_dead_letters("q") == 1
+    (back,) = receive(backend, "q")
+    assert [*seen, dead.trace_context, back.trace_context] == [context] * 4
+    assert back.attributes == {}  # the user's attributes travel in the envelope

@@ -32,7 +32,9 @@ from fanstack.core.message import (
 from fanstack.core.specs import QueueSpec, SubscriptionSpec, TopicSpec
 
 MAX_SUBJECT_LENGTH = 100
-_LINE_BREAK_OR_CONTROL = ("Cc", "Zl", "Zp")  # Unicode categories a Subject must not hold
+# Unicode categories a Subject must not hold: line breaks, control characters, and lone
+# surrogates (which no UTF-8 text holds: they could be neither stored nor sent).
+_NOT_IN_SUBJECT = ("Cc", "Zl", "Zp", "Cs")
 
 
 class Delivery(NamedTuple):
@@ -173,10 +175,11 @@ def check_subject(subject: str) -> None:
     """Raise unless `subject` is 1-100 characters without line breaks or control characters."""
     if not isinstance(subject, str) or not 1 <= len(subject) <= MAX_SUBJECT_LENGTH:
         raise InvalidParameter(f"Subject must be 1-{MAX_SUBJECT_LENGTH} characters")
-    bad = next((c for c in subject if unicodedata.category(c) in _LINE_BREAK_OR_CONTROL), None)
+    bad = next((c for c in subject if unicodedata.category(c) in _NOT_IN_SUBJECT), None)
     if bad is not None:
         raise InvalidParameter(
-            f"Subject holds U+{ord(bad):04X}; it must not hold line breaks or control characters"
+            f"Subject holds U+{ord(bad):04X}; it must not hold line breaks, control characters "
+            "or lone surrogates"
         )
 
 

@@ -34,11 +34,12 @@ def test_a_subject_of_printable_text_is_accepted(subject: str) -> None:
         ("bell\x07", "U+0007"),
         ("delete\x7f", "U+007F"),
         ("separator\u2028", "U+2028"),
+        ("lone \udce9 surrogate", "U+DCE9"),
         ("", "1-100"),
         ("x" * 101, "1-100"),
     ],
 )
-def test_a_subject_with_a_line_break_or_control_character_is_rejected(
+def test_a_subject_with_a_line_break_control_character_or_surrogate_is_rejected(
     subject: str, fragment: str
 ) -> None:
     with pytest.raises(InvalidParameter, match="Subject") as caught:

@@ -80,7 +80,9 @@ one is in flight, and several of one group can go in one receive.
   process that died is the time of its next receive (the first receive time was never stored).
 - `ApproximateReceiveCount` counts a delivery pulled by a long poll in a process that died
   before handing it out.
-- A redrive moves a dead letter that another process is receiving from the DLQ at that moment.
+- A redrive moves a dead letter that another process is receiving from the DLQ at that moment;
+  one run again more than 5 minutes after it was cut short between storing a message back and
+  removing it from the DLQ stores that message twice (each with a new id).
 - After `change_visibility(0)` on a standard queue the message is a fresh copy: a delete with
   the same handle finds nothing (the next receive's handle deletes it).
 - Stats count expired messages when a receive meets them (no sweep), and a lease that ran out

@@ -39,7 +39,14 @@ from fanstack.core.errors import (
     BackendUnavailable,
 )
 from fanstack.core.fanout import delivered_body, envelope_prefix
-from fanstack.core.message import ReceivedMessage, decode_attributes, decode_trace_context
+from fanstack.core.message import (
+    TRACE_CONTEXT_ATTRIBUTE,
+    MessageAttribute,
+    ReceivedMessage,
+    decode_attributes,
+    decode_trace_context,
+    encode_attributes,
+)
 from fanstack.core.queue_rules import log_expired
 from fanstack.core.specs import QueueSpec
 
@@ -378,7 +385,9 @@ class Messages:
                 stored.subject,
                 stored.sent_at,
             )
-            body, attributes = delivered_body(body, prefix, url), None
+            # The user's attributes are in the envelope; the trace context stays beside it, for
+            # the receives after a hand-back, a delay or a move to the DLQ.
+            body, attributes = delivered_body(body, prefix, url), _trace_context_only(attributes)
         return Stored(
             message_id=stored.message_id,
             body=body,
@@ -412,3 +421,11 @@ class Messages:
         await self.js.purge_stream(stream, subject=delayed)
         self.recent.forget(partition, under=own)
         self.recent.forget(partition, under=delayed)
+
+
+def _trace_context_only(attributes: str | None) -> str | None:
+    """Stored attributes holding only the trace context of `attributes`, if it has one."""
+    carried = decode_trace_context(attributes)
+    if carried is None:
+        return None
+    return encode_attributes({TRACE_CONTEXT_ATTRIBUTE: MessageAttribute("String", carried)})

@@ -430,9 +430,10 @@ class Queues:
         order they went into the DLQ (their sequence, renewed when they moved there).
 
         As SQS's redrive does, each comes back as a new message: a new message id, sent (and
-        kept for the source's retention) from now, never received. Its body, attributes and
-        SNS envelope are copied to a payload of its own (a topic message's payload is shared
-        with its other queues' copies, which keep their id)."""
+        kept for the source's retention) from now, never received, and after everything stored
+        before it (a new sequence: a FIFO group's messages sent meanwhile come first). Its
+        body, attributes and SNS envelope are copied to a payload of its own (a topic message's
+        payload is shared with its other queues' copies, which keep their id)."""
         assert source.dead_letter is not None
         with self._database.write() as db:
             moving = db.execute(
@@ -456,10 +457,10 @@ class Queues:
                 "DELETE FROM payloads WHERE id = ? AND refs <= 0", [(old,) for _s, old in moving]
             )
             db.executemany(
-                "UPDATE messages SET queue = ?, payload = ?, source_queue = NULL, "
-                "receive_count = 0, receipt = NULL, first_received_at = NULL, failure = NULL, "
-                "failed_receives = 0, lost_receives = NULL, sent_at = ?, visible_at = ?, "
-                "expires_at = ? WHERE seq = ?",
+                "UPDATE messages SET seq = (SELECT MAX(seq) + 1 FROM messages), queue = ?, "
+                "payload = ?, source_queue = NULL, receive_count = 0, receipt = NULL, "
+                "first_received_at = NULL, failure = NULL, failed_receives = 0, "
+                "lost_receives = NULL, sent_at = ?, visible_at = ?, expires_at = ? WHERE seq = ?",
                 [
                     (source.name, payload, now, now, now + source.retention, seq)
                     for (seq, _old), (payload, _id, _o) in zip(moving, copies, strict=True)
