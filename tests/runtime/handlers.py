@@ -227,3 +227,11 @@ def note_cpus(event: dict[str, Any], context: Any) -> None:
     for record in event["Records"]:
         body = _body(record)
         _mark(body, f"cpus-{body['n']}", json.dumps(sorted(os.sched_getaffinity(0))))
+
+
+def undecodable(event: dict[str, Any], context: Any) -> Any:
+    """Fails, or returns, with a name that was not UTF-8 (a lone surrogate, as os gives it)."""
+    name = b"caf\xe9.txt".decode("utf-8", "surrogateescape")
+    if event.get("fail"):
+        raise ValueError(f"cannot open {name}")
+    return {"name": name}

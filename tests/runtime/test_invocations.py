@@ -40,6 +40,22 @@ def test_invoke_raises_the_handlers_error(app: App) -> None:
     assert caught.value.to_dict()["errorType"] == "TypeError"
 
 
+def test_an_error_or_result_holding_a_lone_surrogate_fails_only_its_invocation(
+    app: App,
+) -> None:
+    """An error message with a name that was not UTF-8 is reported, escaped, by the worker
+    (which crashed on it before); such a result is a MarshalError, as in Lambda."""
+    function = app.function(handlers.undecodable, timeout=5)
+    with pytest.raises(FunctionError) as caught:
+        function.invoke({"fail": True})
+    assert caught.value.error_type == "ValueError"
+    assert caught.value.error_message == "cannot open caf\\udce9.txt"
+    with pytest.raises(FunctionError) as caught:
+        function.invoke({})
+    assert caught.value.error_type == "Runtime.MarshalError"
+    assert "surrogates not allowed" in caught.value.error_message
+
+
 def test_invoke_over_the_concurrency_limit_is_throttled(app: App) -> None:
     add = app.function(handlers.add, concurrency=1, timeout=10)
     add.invoke({"a": 0, "b": 0})  # warm

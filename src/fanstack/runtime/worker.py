@@ -75,9 +75,15 @@ def error_payload(exc: BaseException) -> dict[str, Any]:
     frames = traceback.format_tb(exc.__traceback__)[-MAX_STACK_FRAMES:]
     return {
         "errorType": type(exc).__name__,
-        "errorMessage": str(exc),
-        "stackTrace": [frame.rstrip() for frame in frames],
+        "errorMessage": _utf8(str(exc)),
+        "stackTrace": [_utf8(frame.rstrip()) for frame in frames],
     }
+
+
+def _utf8(text: str) -> str:
+    """`text` with any lone surrogate escaped (`\\udce9`, as repr() shows it): an error's
+    message may hold one (a file name that was not UTF-8), which no UTF-8 frame can carry."""
+    return text.encode("utf-8", "backslashreplace").decode("utf-8")
 
 
 def _call_shape(handler: Callable[..., Any]) -> int:
@@ -142,7 +148,8 @@ def run_invocation(
         except Exception as exc:  # a handler's error is the invocation's outcome
             return {"ok": False, "error": error_payload(exc)}
     try:
-        json.dumps(result)
+        # As UTF-8 JSON, as it crosses: a str holding a lone surrogate is no more JSON than a set.
+        json.dumps(result, ensure_ascii=False).encode("utf-8")
     except (TypeError, ValueError) as exc:
         return {"ok": False, "error": _marshal_error(exc)}
     return {"ok": True, "result": result}
