@@ -229,9 +229,20 @@ def note_cpus(event: dict[str, Any], context: Any) -> None:
         _mark(body, f"cpus-{body['n']}", json.dumps(sorted(os.sched_getaffinity(0))))
 
 
+class Unprintable(Exception):
+    """An error whose message cannot be made."""
+
+    def __str__(self) -> str:
+        raise RuntimeError("no message")
+
+
 def undecodable(event: dict[str, Any], context: Any) -> Any:
     """Fails, or returns, with a name that was not UTF-8 (a lone surrogate, as os gives it)."""
     name = b"caf\xe9.txt".decode("utf-8", "surrogateescape")
     if event.get("fail"):
         raise ValueError(f"cannot open {name}")
+    if event.get("unprintable"):
+        raise Unprintable()
+    if event.get("none_key"):
+        return {None: "plain"}  # JSON to json.dumps ("null"), not to the worker's frames
     return {"name": name}

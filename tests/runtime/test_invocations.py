@@ -40,11 +40,12 @@ def test_invoke_raises_the_handlers_error(app: App) -> None:
     assert caught.value.to_dict()["errorType"] == "TypeError"
 
 
-def test_an_error_or_result_holding_a_lone_surrogate_fails_only_its_invocation(
+def test_an_error_or_result_a_frame_cannot_carry_fails_only_its_invocation(
     app: App,
 ) -> None:
     """An error message with a name that was not UTF-8 is reported, escaped, by the worker
-    (which crashed on it before); such a result is a MarshalError, as in Lambda."""
+    (which crashed on it before); such a result is a MarshalError, as in Lambda, and so is
+    one the worker's frames cannot carry; an error whose message fails is still reported."""
     function = app.function(handlers.undecodable, timeout=5)
     with pytest.raises(FunctionError) as caught:
         function.invoke({"fail": True})
@@ -54,6 +55,12 @@ def test_an_error_or_result_holding_a_lone_surrogate_fails_only_its_invocation(
         function.invoke({})
     assert caught.value.error_type == "Runtime.MarshalError"
     assert "surrogates not allowed" in caught.value.error_message
+    with pytest.raises(FunctionError) as caught:
+        function.invoke({"none_key": True})
+    assert caught.value.error_type == "Runtime.MarshalError"
+    with pytest.raises(FunctionError) as caught:
+        function.invoke({"unprintable": True})
+    assert caught.value.error_type == "Unprintable"
 
 
 def test_invoke_over_the_concurrency_limit_is_throttled(app: App) -> None:

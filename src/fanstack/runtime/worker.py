@@ -22,6 +22,8 @@ from collections.abc import Callable
 from types import ModuleType
 from typing import Any, BinaryIO
 
+import msgspec
+
 from fanstack.core.arns import DEFAULT_ACCOUNT, DEFAULT_REGION, function_arn
 from fanstack.core.arns import configure as configure_arns
 from fanstack.core.errors import FanstackSignal, IdempotencyInProgress, RetryLater
@@ -29,7 +31,7 @@ from fanstack.observability import tracing
 from fanstack.runtime.context import Context, Invocation, running
 from fanstack.runtime.heap import settle_heap
 from fanstack.runtime.logs import configure_logging, flush_logs, log_context
-from fanstack.runtime.protocol import ChannelClosed, read_frame, write_frame
+from fanstack.runtime.protocol import ChannelClosed, encode, read_frame, write_frame
 from fanstack.runtime.records import unpack_sqs_event
 from fanstack.runtime.role import become_function_worker
 
@@ -75,9 +77,17 @@ def error_payload(exc: BaseException) -> dict[str, Any]:
     frames = traceback.format_tb(exc.__traceback__)[-MAX_STACK_FRAMES:]
     return {
         "errorType": type(exc).__name__,
-        "errorMessage": _utf8(str(exc)),
+        "errorMessage": _utf8(_message(exc)),
         "stackTrace": [_utf8(frame.rstrip()) for frame in frames],
     }
+
+
+def _message(exc: BaseException) -> str:
+    """`str(exc)`, or what the traceback module prints when that fails."""
+    try:
+        return str(exc)
+    except Exception:
+        return f"<exception str() failed> ({type(exc).__name__})"
 
 
 def _utf8(text: str) -> str:
@@ -148,9 +158,11 @@ def run_invocation(
         except Exception as exc:  # a handler's error is the invocation's outcome
             return {"ok": False, "error": error_payload(exc)}
     try:
-        # As UTF-8 JSON, as it crosses: a str holding a lone surrogate is no more JSON than a set.
-        json.dumps(result, ensure_ascii=False).encode("utf-8")
-    except (TypeError, ValueError) as exc:
+        json.dumps(result)  # JSON, as Lambda's result must be (no datetime, no set)
+        # ... and what the frame's encoder takes: no lone surrogate (not UTF-8), no key that
+        # json turns into a string (None, True).
+        encode(result)
+    except (TypeError, ValueError, msgspec.EncodeError) as exc:
         return {"ok": False, "error": _marshal_error(exc)}
     return {"ok": True, "result": result}
 
