@@ -40,12 +40,11 @@ from fanstack.core.errors import (
 )
 from fanstack.core.fanout import delivered_body, envelope_prefix
 from fanstack.core.message import (
-    TRACE_CONTEXT_ATTRIBUTE,
-    MessageAttribute,
     ReceivedMessage,
     decode_attributes,
     decode_trace_context,
     encode_attributes,
+    with_trace_context,
 )
 from fanstack.core.queue_rules import log_expired
 from fanstack.core.specs import QueueSpec
@@ -428,4 +427,4 @@ def _trace_context_only(attributes: str | None) -> str | None:
     carried = decode_trace_context(attributes)
     if carried is None:
         return None
-    return encode_attributes({TRACE_CONTEXT_ATTRIBUTE: MessageAttribute("String", carried)})
+    return encode_attributes(with_trace_context({}, carried))

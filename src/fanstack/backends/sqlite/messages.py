@@ -94,7 +94,7 @@ class Messages:
         results: list[list[str] | Exception] = []
         payloads: list[tuple[object, ...]] = []
         rows: list[tuple[object, ...]] = []
-        (next_payload,) = db.execute("SELECT COALESCE(MAX(id), 0) + 1 FROM payloads").fetchone()
+        next_payload = next_payload_id(db)
         for publications, now in calls:
             gone = next(
                 (d.queue for p in publications for d in p.deliveries if d.queue not in queues),
@@ -157,6 +157,12 @@ class Messages:
             db.executemany(_INSERTS[width], run)
         add_depths(db, Counter(str(row[0]) for row in rows))
         return results
+
+
+def next_payload_id(db: sqlite3.Connection) -> int:
+    """The id the next payload row written in this transaction takes."""
+    (next_id,) = db.execute("SELECT COALESCE(MAX(id), 0) + 1 FROM payloads").fetchone()
+    return int(next_id)
 
 
 def _queues(publications: Sequence[Publication]) -> set[str]:

@@ -26,6 +26,7 @@ from fanstack.backends.sqlite.messages import (
     add_depths,
     build_received,
     delete_where,
+    next_payload_id,
     read_payloads,
     received_messages,
 )
@@ -443,7 +444,7 @@ class Queues:
             ).fetchall()
             if not moving:
                 return 0
-            (first,) = db.execute("SELECT COALESCE(MAX(id), 0) + 1 FROM payloads").fetchone()
+            first = next_payload_id(db)
             copies = [(first + n, new_message_id(), old) for n, (_seq, old) in enumerate(moving)]
             db.executemany(
                 "INSERT INTO payloads (id, message_id, body, attributes, envelope, refs) "
