@@ -8,12 +8,13 @@ so the number of series stays that of the routes; a request that matched no rout
 from __future__ import annotations
 
 import time
+from collections.abc import Callable
 from typing import Any
 
 from opentelemetry.trace import SpanKind, Status, StatusCode
 
 from fanstack.observability import tracing
-from fanstack.observability.metrics import Metrics
+from fanstack.observability.metrics import Metrics, label_cache, observer
 from fanstack.runtime.logs import log_context
 
 UNMATCHED = "unmatched"
@@ -30,9 +31,11 @@ class RequestMetrics:
 
     def __init__(self, app: Any, metrics: Metrics) -> None:
         self.app = app
-        self._requests = metrics.requests
+        self._requests = label_cache(metrics.requests)
         self._duration = metrics.request_duration
-        self._children: dict[tuple[str, str, int], tuple[Any, Any]] = {}
+        self._children: dict[
+            tuple[str, str, int], tuple[Callable[[float], None], Callable[[float], None]]
+        ] = {}
 
     async def __call__(self, scope: Any, receive: Any, send: Any) -> None:
         if scope["type"] != "http":
@@ -51,18 +54,21 @@ class RequestMetrics:
         try:
             await self.app(scope, receive, timed_send)
         finally:
-            requests, duration = self._series(route_of(scope), scope["method"], status)
-            requests.inc()
-            duration.observe(elapsed if elapsed is not None else time.perf_counter() - started)
+            count, observe = self._series(route_of(scope), scope["method"], status)
+            count(1.0)
+            observe(elapsed if elapsed is not None else time.perf_counter() - started)
 
-    def _series(self, route: str, method: str, status: int) -> tuple[Any, Any]:
-        """The request counter and duration histogram of a route, method and status."""
+    def _series(
+        self, route: str, method: str, status: int
+    ) -> tuple[Callable[[float], None], Callable[[float], None]]:
+        """What counts a request of a route, method and status, and what observes its
+        duration (`label_cache`, `observer`: no checks per call)."""
         key = (route, method, status)
         series = self._children.get(key)
         if series is None:
             series = self._children[key] = (
-                self._requests.labels(route, method, str(status)),
-                self._duration.labels(route, method),
+                self._requests(route, method, str(status)),
+                observer(self._duration.labels(route, method)),
             )
         return series
 

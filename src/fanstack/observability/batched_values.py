@@ -115,10 +115,9 @@ def batched_value_class(shared: type | None = None) -> type:
         def __init__(self, *args: Any, **kwargs: Any) -> None:
             self.pending: deque[float] = deque()
             super().__init__(*args, **kwargs)
+            # The deque's own append: atomic (no lock, from any thread), and no Python frame.
+            self.inc = self.pending.append
             _batches.add(self)
-
-        def inc(self, amount: float) -> None:
-            self.pending.append(amount)  # atomic: no lock, from any thread
 
         def write_pending(self) -> None:
             """Write what was counted since the last flush (called holding the flush lock)."""

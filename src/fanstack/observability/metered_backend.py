@@ -50,27 +50,27 @@ class MeteredBackend(DelegatingBackend):
             for delivery in publication.deliveries:
                 sent[delivery.queue] = sent.get(delivery.queue, 0) + 1
         for topic, count in published.items():
-            self._published(topic).inc(count)
+            self._published(topic)(count)
         for queue, count in sent.items():
-            self._sent(queue).inc(count)
+            self._sent(queue)(count)
 
     def lease(
         self, queue: QueueSpec, max_messages: int, visibility_timeout: int
     ) -> list[ReceivedMessage]:
         messages = self.inner.lease(queue, max_messages, visibility_timeout)
         if messages:
-            self._delivered(queue.name).inc(len(messages))
+            self._delivered(queue.name)(len(messages))
         return messages
 
     def delete_messages(self, queue: str, receipt_handles: Sequence[str]) -> list[EntryResult]:
         results = self.inner.delete_messages(queue, receipt_handles)
         deleted = sum(1 for result in results if not isinstance(result, Exception))
         if deleted:
-            self._deleted(queue).inc(deleted)
+            self._deleted(queue)(deleted)
         return results
 
     def move_dead_letters(self, source: QueueSpec, limit: int) -> int:
         moved = self.inner.move_dead_letters(source, limit)
         if moved:
-            self._redriven(source.name).inc(moved)
+            self._redriven(source.name)(moved)
         return moved

@@ -20,6 +20,7 @@ import os
 import shutil
 import tempfile
 import threading
+from bisect import bisect_left
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -409,14 +410,32 @@ def counting() -> Metrics | None:
     return metrics() if enabled() else None
 
 
-def label_cache(counter: Any) -> Callable[..., Any]:
-    """`counter.labels(...)`, remembered per label values (labels() takes a lock each call)."""
-    children: dict[tuple[str, ...], Any] = {}
+def label_cache(counter: Any) -> Callable[..., Callable[[float], None]]:
+    """Per label values, what adds an amount to that child of `counter`: its value's own `inc`,
+    remembered per label values (`labels()` takes a lock each call), without the checks
+    prometheus_client's `Counter.inc` makes on every call (the child has all its labels, and
+    fanstack never adds a negative amount). With batched values (`batched_values`) that is an
+    append in memory."""
+    children: dict[tuple[str, ...], Callable[[float], None]] = {}
 
-    def child(*labels: str) -> Any:
+    def child(*labels: str) -> Callable[[float], None]:
         found = children.get(labels)
         if found is None:
-            found = children[labels] = counter.labels(*labels)
+            found = children[labels] = counter.labels(*labels)._value.inc
         return found
 
     return child
+
+
+def observer(histogram: Any) -> Callable[[float], None]:
+    """What observes an amount in `histogram` (a child with all its labels), as its `observe`
+    does without its checks: the sum, and the first bucket whose bound holds the amount."""
+    add_to_sum = histogram._sum.inc
+    buckets = [bucket.inc for bucket in histogram._buckets]
+    bounds = list(histogram._upper_bounds)  # ascending, +Inf last
+
+    def observe(amount: float) -> None:
+        add_to_sum(amount)
+        buckets[bisect_left(bounds, amount)](1.0)
+
+    return observe

@@ -17,6 +17,7 @@ import contextvars
 import json
 import logging
 import logging.handlers
+import math
 import os
 import re
 import sys
@@ -139,7 +140,7 @@ def record_fields(record: logging.LogRecord, formatter: logging.Formatter) -> di
 def _head(created: float, level: str, logger_name: str, message: str) -> dict[str, Any]:
     """A line's first fields, then the context's."""
     line: dict[str, Any] = {
-        "timestamp": datetime.fromtimestamp(created, UTC).isoformat(timespec="milliseconds"),
+        "timestamp": _timestamp(created),
         "level": level,
         "logger": logger_name,
         "message": message,
@@ -148,6 +149,25 @@ def _head(created: float, level: str, logger_name: str, message: str) -> dict[st
     if context:
         line.update(context)
     return line
+
+
+_second: tuple[float, str] = (-1.0, "")  # the last second stamped, as ISO 8601 up to seconds
+
+
+def _timestamp(created: float) -> str:
+    """`created` (a `time.time()`) in ISO 8601 with milliseconds, UTC, as `datetime` writes it
+    (`2026-01-02T03:04:05.678+00:00`): the part up to the second is made once a second, as a
+    busy server stamps thousands of lines in each."""
+    global _second
+    fraction, whole = math.modf(created)
+    micros = round(fraction * 1_000_000)  # as `datetime.fromtimestamp` rounds
+    if micros >= 1_000_000:
+        whole, micros = whole + 1, micros - 1_000_000
+    second, stamped = _second
+    if whole != second:
+        stamped = datetime.fromtimestamp(whole, UTC).strftime("%Y-%m-%dT%H:%M:%S")
+        _second = (whole, stamped)
+    return f"{stamped}.{micros // 1000:03d}+00:00"
 
 
 def log_fields(
@@ -409,6 +429,7 @@ class _Batched(logging.StreamHandler):  # type: ignore[type-arg]
         super().__init__(*args, **kwargs)
         self._pending: list[str] = []
         self._pending_chars = 0
+        self.flushed_here = False  # known to this process's `_flusher`
 
     def emit(self, record: logging.LogRecord) -> None:  # called holding the handler's lock
         try:
@@ -484,33 +505,47 @@ class _FollowedFile(_Batched, logging.handlers.WatchedFileHandler):
 
 class _Flusher:
     """One thread per process that writes the batching handlers' lines `FLUSH_INTERVAL`
-    after the first one was held."""
+    after the first one was held.
+
+    `due` runs for every line a busy server writes, so it only looks at a flag of the handler
+    and an event; a forked child starts over (`_forked`): its own event, thread and handlers.
+    """
 
     def __init__(self) -> None:
         self._handlers: weakref.WeakSet[_Batched] = weakref.WeakSet()
         self._held = threading.Event()
         self._starting = threading.Lock()
-        self._pid = 0
+        self._running = False  # this process's thread
+        os.register_at_fork(after_in_child=self._forked)
 
     def due(self, handler: _Batched) -> None:
         """`handler` holds lines: write them soon."""
-        if self._pid != os.getpid():
-            self._start()
-        if handler not in self._handlers:
-            self._handlers.add(handler)
-        if not self._held.is_set():
-            self._held.set()
-
-    def _start(self) -> None:
-        with self._starting:
-            if self._pid == os.getpid():
-                return
-            self._held = threading.Event()  # a forked child's own
-            threading.Thread(target=self._run, name="fanstack-log-flush", daemon=True).start()
-            self._pid = os.getpid()
-
-    def _run(self) -> None:
+        if not handler.flushed_here:
+            self._add(handler)
         held = self._held
+        if not held.is_set():
+            held.set()
+
+    def _add(self, handler: _Batched) -> None:
+        with self._starting:
+            self._handlers.add(handler)
+            handler.flushed_here = True
+            if not self._running:
+                threading.Thread(
+                    target=self._run, args=(self._held,), name="fanstack-log-flush", daemon=True
+                ).start()
+                self._running = True
+
+    def _forked(self) -> None:
+        """In a forked child: no thread runs here yet, and every handler is added again."""
+        for handler in list(self._handlers):
+            handler.flushed_here = False
+        self._handlers = weakref.WeakSet()
+        self._held = threading.Event()
+        self._starting = threading.Lock()
+        self._running = False
+
+    def _run(self, held: threading.Event) -> None:
         while True:
             held.wait()
             time.sleep(FLUSH_INTERVAL)

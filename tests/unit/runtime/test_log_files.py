@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import logging
+import os
 import subprocess
 import sys
 import time
@@ -130,3 +131,28 @@ def test_flush_logs_writes_what_is_held_before_an_abrupt_exit(tmp_path: Path) ->
     done = subprocess.run([sys.executable, "-c", script], timeout=60)
     assert done.returncode == 1
     assert _messages(path) == ["the last words"]
+
+
+def test_a_forked_child_writes_its_own_lines_within_the_flush_interval(
+    tmp_path: Path, handlers: list[logging.Handler]
+) -> None:
+    """The parent's flusher thread does not survive a fork: the child's lines below WARNING
+    are written by a flusher of its own, while it runs (not only at its exit)."""
+    path = tmp_path / "fanstack.log"
+    _attach(handlers, logs._file_handler(path, rotate=True))
+    LOG.info("parent")  # the parent's flusher now runs and knows the handler
+    _eventually(lambda: _messages(path) == ["parent"])
+    child = os.fork()
+    if child == 0:  # pragma: no cover - the child
+        try:
+            LOG.info("child")
+            deadline = time.monotonic() + 5
+            while "child" not in _messages(path) and time.monotonic() < deadline:
+                time.sleep(0.01)
+            os._exit(0 if "child" in _messages(path) else 1)
+        finally:
+            os._exit(2)
+    _, status = os.waitpid(child, 0)
+    assert os.waitstatus_to_exitcode(status) == 0, "the child's line was not written while it ran"
+    LOG.info("parent again")
+    _eventually(lambda: _messages(path) == ["parent", "child", "parent again"])
