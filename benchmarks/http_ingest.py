@@ -10,7 +10,12 @@ is 202 and reports its summary) from `-t 2` threads and `-c` connections for `--
   topic `orders`, whose subscription queues take it;
 - the ceiling: the same ASGI server with the same options (uvicorn, fanstack's httptools
   protocol and connection limit, uvloop) serving a bare ASGI app that reads the body and
-  answers a constant 202 JSON. `ratio` = fanstack requests/s / the ceiling's.
+  answers a constant 202 JSON. `ratio` = fanstack requests/s / the ceiling's;
+- the durable ceiling (`durable_ceiling.py`): the same server, with an ASGI app doing in plain
+  Python the least a 202 stands for (the order checked against the same schema, stored in
+  plain sqlite3 as a publish to the five queues, one transaction per turn of the loop, 202
+  after the commit). `ratio_to_durable` = fanstack / it; `durable_vs_ceiling` = it / the
+  constant answer: how much of that rate a durable answer can keep on this machine.
 
 Beside each figure, in cores (CPU seconds / wall seconds; the machine has `cpus`): wrk's CPU,
 the server's (the kernel's loopback TCP work included, charged to the process it ran in) and
@@ -20,9 +25,10 @@ was saturated and whether the run had the machine to itself.
 
 After the fanstack run the gateway is stopped and the data dir opened again: every unfiltered
 queue of topic `orders` must hold at least the 202s wrk counted (and at most one more per
-connection: a request answered after wrk stopped counting). Any failure (a server that does
-not start, wrk failing, a socket error or a non-202 answer, an acknowledged order missing)
-exits non-zero. Prints one JSON line.
+connection: a request answered after wrk stopped counting); the durable ceiling's file must
+hold every order it answered 202. Any failure (a server that does not start, wrk failing, a
+socket error or a non-202 answer, an acknowledged order missing) exits non-zero. Prints one
+JSON line.
 
     python benchmarks/http_ingest.py --concurrency 1,8,32 --seconds 5
     python benchmarks/http_ingest.py --concurrency 32 --workers 2   # a server process per core
@@ -129,9 +135,10 @@ async def constant_app(scope: dict[str, Any], receive: Any, send: Any) -> None:
     await send({"type": "http.response.body", "body": body})
 
 
-def serve_ceiling(port: int, workers: int) -> None:
-    """Serve `constant_app` with the uvicorn options `fanstack gateway` uses (`fanstack.serve`),
-    in as many processes sharing the port as fanstack gets (`fanstack.server_processes`)."""
+def serve_ceiling(port: int, workers: int, durable: Path | None) -> None:
+    """Serve `constant_app` (or, given a file, `durable_ceiling.DurableOrders` storing there)
+    with the uvicorn options `fanstack gateway` uses (`fanstack.serve`), in as many processes
+    sharing the port as fanstack gets (`fanstack.server_processes`)."""
     import signal
 
     import uvicorn
@@ -149,8 +156,13 @@ def serve_ceiling(port: int, workers: int) -> None:
         stop.wait()
         children.stop(timeout=10)
         return
+    app: Any = constant_app
+    if durable is not None:
+        from durable_ceiling import DurableOrders
+
+        app = DurableOrders(durable)
     config = uvicorn.Config(
-        constant_app,
+        app,
         host="127.0.0.1",
         port=port,
         log_config=None,
@@ -539,6 +551,33 @@ def run_ceiling(
     return figures
 
 
+def run_durable_ceiling(
+    wrk: str, script: Path, levels: list[int], seconds: int, tmp: Path, workers: int
+) -> list[dict[str, Any]]:
+    """`durable_ceiling`'s figures; every 202 it gave must be a stored order."""
+    from durable_ceiling import stored_orders as stored_rows
+
+    path = tmp / "durable-ceiling.db"
+    command = [
+        sys.executable,
+        str(Path(__file__).resolve()),
+        "--serve-ceiling",
+        "--durable-file",
+        str(path),
+        "--workers",
+        str(workers),
+    ]
+    server = start_server("durable-ceiling", command, "/", tmp)
+    try:
+        figures, acknowledged = measure(wrk, script, server, levels, seconds)
+    finally:
+        server.stop()
+    stored = stored_rows(path)
+    if stored < acknowledged:
+        fail(f"durable ceiling: {acknowledged} orders acknowledged, {stored} stored")
+    return figures
+
+
 def write_script(path: Path) -> Path:
     body = json.dumps(ORDER)
     if "]==]" in body:
@@ -557,10 +596,11 @@ def main() -> None:
         "--workers", type=int, default=1, help="server processes, for fanstack and the ceiling"
     )
     parser.add_argument("--serve-ceiling", action="store_true", help=argparse.SUPPRESS)
+    parser.add_argument("--durable-file", type=Path, help=argparse.SUPPRESS)
     parser.add_argument("--port", type=int, help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.serve_ceiling:
-        serve_ceiling(args.port, args.workers)
+        serve_ceiling(args.port, args.workers, args.durable_file)
         return
     levels = [int(level) for level in args.concurrency.split(",")]
     if min(levels) < 1 or args.seconds < 1:
@@ -572,14 +612,18 @@ def main() -> None:
         script = write_script(tmp / "post_order.lua")
         fanstack, durability = run_fanstack(wrk, script, levels, args.seconds, tmp, args.workers)
         ceiling = run_ceiling(wrk, script, levels, args.seconds, tmp, args.workers)
+        durable = run_durable_ceiling(wrk, script, levels, args.seconds, tmp, args.workers)
     per_level = [
         {
             "concurrency": ours["concurrency"],
             "fanstack": ours,
             "ceiling": theirs,
             "ratio": round(ours["requests_per_s"] / theirs["requests_per_s"], 3),
+            "durable_ceiling": done,
+            "ratio_to_durable": round(ours["requests_per_s"] / done["requests_per_s"], 3),
+            "durable_vs_ceiling": round(done["requests_per_s"] / theirs["requests_per_s"], 3),
         }
-        for ours, theirs in zip(fanstack, ceiling, strict=True)
+        for ours, theirs, done in zip(fanstack, ceiling, durable, strict=True)
     ]
     print(
         json.dumps(
