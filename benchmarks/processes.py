@@ -7,9 +7,19 @@ aggregate messages/s from the first send to the last delete, the send latency p5
 max, the CPU microseconds per message of the producers and of the consumers (each process's
 own, timed part only), and the count of receives that came back empty. The same-run baseline
 is 1 + 1. Target: at N = 4 at least the 1 + 1 throughput, send p99 under 20 ms and no send
-over 250 ms. Prints one JSON line; a process that fails or dies, a
-curve point not done within 600 s, or a count of deletes other than the messages sent fails the
-run instead (exit 1, the reason on stderr).
+over 250 ms.
+
+Ceiling, same run (`plain_sqlite3`): the same curve done by processes using plain sqlite3 at its
+best on one file (WAL, `synchronous=NORMAL`): a send stores 10 bodies and their rows in one
+transaction, a receive claims 10 with one `UPDATE ... RETURNING` and reads their bodies, a
+delete removes them in one transaction; writers queue on an advisory lock (`flock`), as
+fanstack's do, not in SQLite's sleeping busy handler. Its `vs_1_1` says what adding processes
+gives on this machine when the only work is the storage's; `vs_plain` is fanstack's rate
+against it at each N.
+
+Prints one JSON line; a process that fails or dies, a curve point not done within 600 s, or a
+count of deletes other than the messages sent fails the run instead (exit 1, the reason on
+stderr).
 
     python benchmarks/processes.py --messages 40000 --curve 1,2,4
 """
@@ -17,20 +27,25 @@ run instead (exit 1, the reason on stderr).
 from __future__ import annotations
 
 import argparse
+import fcntl
 import json
 import multiprocessing as mp
 import os
 import queue as queue_module
+import sqlite3
 import sys
 import tempfile
 import threading
 import time
 import traceback
+import uuid
+from collections.abc import Callable
 from pathlib import Path
-from typing import Any, NoReturn
+from typing import Any, NoReturn, TypeVar
 
 BODY = "x" * 1024
 TIMEOUT = 600.0
+T = TypeVar("T")
 REPORT_WAIT = 3.0  # seconds a dead process's error report may still take to arrive
 
 
@@ -112,6 +127,138 @@ def consumer(data_dir: str, total: int, deleted: Any, go: Any, out: Any) -> None
         sys.exit(1)
 
 
+PLAIN_SCHEMA = """
+CREATE TABLE IF NOT EXISTS payloads (id INTEGER PRIMARY KEY, message_id TEXT NOT NULL,
+    body TEXT NOT NULL);
+CREATE TABLE IF NOT EXISTS messages (seq INTEGER PRIMARY KEY, queue TEXT NOT NULL,
+    payload INTEGER NOT NULL, sent_at REAL NOT NULL, visible_at REAL NOT NULL,
+    expires_at REAL NOT NULL, receive_count INTEGER NOT NULL DEFAULT 0, receipt TEXT);
+CREATE INDEX IF NOT EXISTS messages_by_visibility ON messages (queue, visible_at);
+"""
+
+
+class PlainStore:
+    """The ceiling's file: plain sqlite3, write transactions queued on an flock."""
+
+    def __init__(self, path: str) -> None:
+        self.db = sqlite3.connect(path, isolation_level=None, timeout=60)
+        self.db.execute("PRAGMA journal_mode=WAL")
+        self.db.execute("PRAGMA synchronous=NORMAL")
+        self.db.executescript(PLAIN_SCHEMA)
+        self._lock = os.open(f"{path}-writer", os.O_RDWR | os.O_CREAT, 0o600)
+
+    def write(self, work: Callable[[sqlite3.Connection], T]) -> T:
+        fcntl.flock(self._lock, fcntl.LOCK_EX)
+        try:
+            self.db.execute("BEGIN IMMEDIATE")
+            try:
+                result = work(self.db)
+                self.db.execute("COMMIT")
+            except BaseException:
+                self.db.execute("ROLLBACK")
+                raise
+            return result
+        finally:
+            fcntl.flock(self._lock, fcntl.LOCK_UN)
+
+
+def plain_producer(path: str, count: int, go: Any, out: Any) -> None:
+    try:
+        store = PlainStore(path)
+        if not go.wait(TIMEOUT):
+            raise RuntimeError("never told to go")
+        first = time.time()
+        cpu = time.process_time()
+        latencies = []
+
+        def send(db: sqlite3.Connection) -> None:
+            now = time.time()
+            (last,) = db.execute("SELECT COALESCE(MAX(id), 0) FROM payloads").fetchone()
+            ids = range(last + 1, last + 11)
+            db.executemany(
+                "INSERT INTO payloads VALUES (?, ?, ?)", [(i, str(uuid.uuid4()), BODY) for i in ids]
+            )
+            db.executemany(
+                "INSERT INTO messages (queue, payload, sent_at, visible_at, expires_at) "
+                "VALUES ('work', ?, ?, ?, ?)",
+                [(i, now, now, now + 345_600) for i in ids],
+            )
+
+        for _ in range(0, count, 10):
+            began = time.perf_counter()
+            store.write(send)
+            latencies.append(time.perf_counter() - began)
+        out.put(
+            {
+                "kind": "producer",
+                "first": first,
+                "last": time.time(),
+                "lat": latencies,
+                "cpu": time.process_time() - cpu,
+            }
+        )
+    except BaseException:
+        out.put({"kind": "producer", "error": traceback.format_exc()})
+        sys.exit(1)
+
+
+def plain_consumer(path: str, total: int, deleted: Any, go: Any, out: Any) -> None:
+    try:
+        store = PlainStore(path)
+        if not go.wait(TIMEOUT):
+            raise RuntimeError("never told to go")
+        first = last = time.time()
+        cpu = time.process_time()
+        empty = 0
+        deadline = time.monotonic() + TIMEOUT
+
+        def claim(db: sqlite3.Connection) -> list[tuple[int, int]]:
+            now = time.time()
+            leased: list[tuple[int, int]] = db.execute(
+                "UPDATE messages SET visible_at = ?, receipt = ?, receive_count = receive_count + 1"
+                " WHERE seq IN (SELECT seq FROM messages WHERE queue = 'work' AND visible_at <= ?"
+                " AND expires_at > ? ORDER BY visible_at LIMIT 10) RETURNING seq, payload",
+                (now + 30, uuid.uuid4().hex, now, now),
+            ).fetchall()
+            if leased:
+                marks = ",".join("?" * len(leased))
+                db.execute(
+                    f"SELECT id, message_id, body FROM payloads WHERE id IN ({marks})",
+                    [payload for _seq, payload in leased],
+                ).fetchall()
+            return leased
+
+        def delete(db: sqlite3.Connection, batch: list[tuple[int, int]]) -> None:
+            marks = ",".join("?" * len(batch))
+            db.execute(f"DELETE FROM messages WHERE seq IN ({marks})", [s for s, _ in batch])
+            db.execute(f"DELETE FROM payloads WHERE id IN ({marks})", [p for _, p in batch])
+
+        while deleted.value < total:
+            if time.monotonic() > deadline:
+                raise RuntimeError(f"{deleted.value} of {total} deleted within {TIMEOUT:.0f} s")
+            batch = store.write(claim)
+            if not batch:
+                empty += 1
+                time.sleep(0.001)  # as a long poll would wait for the producers
+                continue
+            store.write(lambda db, batch=batch: delete(db, batch))
+            with deleted.get_lock():
+                deleted.value += len(batch)
+            last = time.time()
+        out.put(
+            {
+                "kind": "consumer",
+                "first": first,
+                "last": last,
+                "cpu": time.process_time() - cpu,
+                "empty": empty,
+            }
+        )
+    except BaseException:
+        out.put({"kind": "consumer", "error": traceback.format_exc()})
+        sys.exit(1)
+
+
 def collect(procs: list[Any], out: Any, label: str) -> list[dict[str, Any]]:
     """Every process's report; fail on an error report, a process that died without one, a
     non-zero exit, or TIMEOUT."""
@@ -140,19 +287,26 @@ def collect(procs: list[Any], out: Any, label: str) -> list[dict[str, Any]]:
     return results
 
 
-def run(n: int, messages: int) -> dict[str, Any]:
+def run(n: int, messages: int, *, plain: bool = False) -> dict[str, Any]:
     ctx = mp.get_context("spawn")
     go, deleted, out = ctx.Event(), ctx.Value("q", 0), ctx.Queue()
     per = messages // n // 10 * 10
     total = per * n
+    label = f"{'plain ' if plain else ''}{n}+{n}"
     with tempfile.TemporaryDirectory() as tmp:
-        data_dir = str(Path(tmp) / "data")
-        from fanstack import App
+        target = str(Path(tmp) / "data")
+        make, take = producer, consumer
+        if plain:
+            target = str(Path(tmp) / "plain.db")
+            PlainStore(target)  # the file and its tables, before anyone starts
+            make, take = plain_producer, plain_consumer
+        else:
+            from fanstack import App
 
-        App("procs", data_dir=data_dir).queue("work")  # declared before anyone starts
-        procs = [ctx.Process(target=producer, args=(data_dir, per, go, out)) for _ in range(n)]
+            App("procs", data_dir=target).queue("work")  # declared before anyone starts
+        procs = [ctx.Process(target=make, args=(target, per, go, out)) for _ in range(n)]
         procs += [
-            ctx.Process(target=consumer, args=(data_dir, total, deleted, go, out)) for _ in range(n)
+            ctx.Process(target=take, args=(target, total, deleted, go, out)) for _ in range(n)
         ]
         try:
             for proc in procs:
@@ -161,14 +315,14 @@ def run(n: int, messages: int) -> dict[str, Any]:
             # Event.set waits for every waiter to wake: forever for one that died waiting, so it
             # runs aside and `collect` notices the dead process.
             threading.Thread(target=go.set, daemon=True).start()
-            results = collect(procs, out, f"{n}+{n}")
+            results = collect(procs, out, label)
         finally:
             for proc in procs:  # a failed run leaves none behind (nor waits on them at exit)
                 if proc.is_alive():
                     proc.terminate()
                     proc.join(10)
     if deleted.value != total:
-        fail(f"{n}+{n}: consumers deleted {deleted.value} messages, {total} were sent")
+        fail(f"{label}: consumers deleted {deleted.value} messages, {total} were sent")
     latencies = sorted(x for r in results if r["kind"] == "producer" for x in r["lat"])
     span = max(r["last"] for r in results) - min(r["first"] for r in results)
     cpu = {
@@ -203,14 +357,20 @@ def main() -> None:
         "targets": {"send_p99_ms": 20, "send_max_ms": 250},
         "curve": {},
     }
+    out["plain_sqlite3"] = {}
     for n in curve:
         figures = run(n, args.messages)
         print(f"[processes] {n}+{n}: {figures}", file=sys.stderr, flush=True)
         out["curve"][f"{n}+{n}"] = figures
-    base = out["curve"].get("1+1")
-    if base:
-        for figures in out["curve"].values():
-            figures["vs_1_1"] = round(figures["msgs_per_s"] / base["msgs_per_s"], 2)
+        plain = run(n, args.messages, plain=True)
+        print(f"[processes] plain sqlite3 {n}+{n}: {plain}", file=sys.stderr, flush=True)
+        out["plain_sqlite3"][f"{n}+{n}"] = plain
+        figures["vs_plain"] = round(figures["msgs_per_s"] / plain["msgs_per_s"], 2)
+    for points in (out["curve"], out["plain_sqlite3"]):
+        base = points.get("1+1")
+        if base:
+            for figures in points.values():
+                figures["vs_1_1"] = round(figures["msgs_per_s"] / base["msgs_per_s"], 2)
     print(json.dumps(out))
 
 
