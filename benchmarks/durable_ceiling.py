@@ -1,20 +1,21 @@
 """The HTTP benchmark's second ceiling: the marketplace's order POST in plain Python, at its best.
 
-An ASGI app for the same uvicorn server as `fanstack gateway`, doing the work a 202 stands
-for and nothing else: the path matched by one regular expression (market `eu|us|ru`, the shop
-id's pattern), the body decoded with msgspec and checked by the `Order` schema of
+An ASGI app for the same uvicorn server as `fanstack gateway`, doing the work a 202 stands for
+and nothing else: the path matched by one regular expression (market `eu|us|ru`, the shop id's
+pattern), the body decoded with msgspec and checked by the `Order` schema of
 `examples/marketplace/openapi.yaml` compiled once with fastjsonschema (`format` dropped, as
 fanstack treats it as an annotation), `order_id` defaulted to a new id, then stored durably in
-plain sqlite3 as `benchmarks/fanout.py`'s ceiling stores a publish: the body once (a payload
-row with its attributes) and a row per subscribed queue (4, or 5 for market ru), on a file in
-WAL mode with `synchronous=NORMAL` (fanstack's default). Requests that arrive during one turn
-of the event loop share one transaction, committed on the loop at the end of that turn; each
-is answered 202 `{"order_id", "message_id"}` only after its commit. With several server
-processes, writers queue on an advisory lock (`flock`), as fanstack's do, not in SQLite's
-sleeping busy handler. No routing table, auth, logs, metrics, traces, mapping templates or
-filter policies: what any implementation of this API must do at least, so `fanstack / this`
-says how much of the gap to the constant answer is fanstack's own, and `this / constant` how
-much of it any durable implementation in Python on this server and machine leaves.
+plain sqlite3 as `benchmarks/fanout.py`'s ceiling stores a publish: the body once (a payload row
+with its attributes) and a row per subscribed queue (4, or 5 for market ru), on a file in WAL
+mode with `synchronous=NORMAL` (fanstack's default), checkpointed as fanstack's store is
+(`sqlite_best.py`). Requests that arrive during one turn of the event loop share one
+transaction, committed on the loop at the end of that turn; each is answered 202 `{"order_id",
+"message_id"}` only after its commit. With several server processes, writers queue on an
+advisory lock (`flock`), as fanstack's do, not in SQLite's sleeping busy handler. No routing
+table, auth, logs, metrics, traces, mapping templates or filter policies: what any
+implementation of this API must do at least, so `fanstack / this` says how much of the gap to
+the constant answer is fanstack's own, and `this / constant` how much of it any durable
+implementation in Python on this server and machine leaves.
 """
 
 from __future__ import annotations
@@ -33,6 +34,8 @@ from typing import Any
 import fastjsonschema
 import msgspec
 import yaml
+
+from sqlite_best import checkpoint_like_fanstack
 
 SPEC = Path(__file__).resolve().parents[1] / "examples/marketplace/openapi.yaml"
 ROUTE = re.compile(r"/market/(eu|us|ru)/shops/([A-Za-z0-9_-]{1,64})/orders")
@@ -73,6 +76,7 @@ class GroupCommit:
         self._db.execute("PRAGMA synchronous=NORMAL")
         self._db.execute("PRAGMA busy_timeout=10000")  # other server processes of --workers
         self._db.executescript(SCHEMA)
+        checkpoint_like_fanstack(self._db, path)
         # Writers of all the server processes (`--workers`) queue on an advisory lock, which
         # the kernel hands on at once, instead of SQLite's busy handler, which sleeps.
         self._lock = os.open(f"{path}-writer", os.O_RDWR | os.O_CREAT, 0o600)

@@ -32,6 +32,7 @@ from pathlib import Path
 from typing import NoReturn
 
 from fanstack import App
+from sqlite_best import checkpoint_like_fanstack
 
 QUEUES = ("process", "notify", "delivery", "reports", "compliance")
 MARKETS = ("eu", "us", "ru")
@@ -111,11 +112,13 @@ def run_ceiling(events: list[tuple[str, str]], path: Path, durability: str) -> d
     """The same workload in plain sqlite3 at its best: each body stored once (a payload row that
     counts its deliveries) and a row per delivery, one transaction per publish batch; drained
     10 at a time with one claiming UPDATE ... RETURNING (bodies joined) and one batched delete
-    that releases the payloads. One index (the claim's); the file settings fanstack uses."""
+    that releases the payloads. One index (the claim's); the file settings fanstack uses, and
+    its checkpoints (`sqlite_best.py`)."""
     db = sqlite3.connect(path, isolation_level=None)
     db.execute("PRAGMA journal_mode=WAL")
     db.execute(f"PRAGMA synchronous={'FULL' if durability == 'fsync' else 'NORMAL'}")
     db.executescript(CEILING_SCHEMA)
+    checkpoints = checkpoint_like_fanstack(db, path)
     started = time.perf_counter()
     next_payload = 1
     for start in range(0, len(events), BATCH):
@@ -175,6 +178,7 @@ def run_ceiling(events: list[tuple[str, str]], path: Path, durability: str) -> d
             )
             db.execute("COMMIT")
     drained = time.perf_counter()
+    checkpoints.set()
     db.close()
     return _figures("sqlite3 ceiling", events, deliveries, started, published, drained)
 

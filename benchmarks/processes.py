@@ -10,12 +10,12 @@ is 1 + 1. Target: at N = 4 at least the 1 + 1 throughput, send p99 under 20 ms a
 over 250 ms.
 
 Ceiling, same run (`plain_sqlite3`): the same curve done by processes using plain sqlite3 at its
-best on one file (WAL, `synchronous=NORMAL`): a send stores 10 bodies and their rows in one
-transaction, a receive claims 10 with one `UPDATE ... RETURNING` and reads their bodies, a
-delete removes them in one transaction; writers queue on an advisory lock (`flock`), as
-fanstack's do, not in SQLite's sleeping busy handler. Its `vs_1_1` says what adding processes
-gives on this machine when the only work is the storage's; `vs_plain` is fanstack's rate
-against it at each N.
+best on one file (WAL, `synchronous=NORMAL`, checkpoints as fanstack's: `sqlite_best.py`): a
+send stores 10 bodies and their rows in one transaction, a receive claims 10 with one `UPDATE
+... RETURNING` and reads their bodies, a delete removes them in one transaction; writers queue
+on an advisory lock (`flock`), as fanstack's do, not in SQLite's sleeping busy handler. Its
+`vs_1_1` says what adding processes gives on this machine when the only work is the storage's;
+`vs_plain` is fanstack's rate against it at each N.
 
 Prints one JSON line; a process that fails or dies, a curve point not done within 600 s, or a
 count of deletes other than the messages sent fails the run instead (exit 1, the reason on
@@ -42,6 +42,8 @@ import uuid
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any, NoReturn, TypeVar
+
+from sqlite_best import checkpoint_like_fanstack
 
 BODY = "x" * 1024
 TIMEOUT = 600.0
@@ -145,6 +147,7 @@ class PlainStore:
         self.db.execute("PRAGMA journal_mode=WAL")
         self.db.execute("PRAGMA synchronous=NORMAL")
         self.db.executescript(PLAIN_SCHEMA)
+        self.checkpoints = checkpoint_like_fanstack(self.db, path)
         self._lock = os.open(f"{path}-writer", os.O_RDWR | os.O_CREAT, 0o600)
 
     def write(self, work: Callable[[sqlite3.Connection], T]) -> T:
@@ -298,7 +301,7 @@ def run(n: int, messages: int, *, plain: bool = False) -> dict[str, Any]:
         make, take = producer, consumer
         if plain:
             target = str(Path(tmp) / "plain.db")
-            PlainStore(target)  # the file and its tables, before anyone starts
+            PlainStore(target).checkpoints.set()  # the file and its tables, before the start
             make, take = plain_producer, plain_consumer
         else:
             from fanstack import App

@@ -436,6 +436,7 @@ def observer(histogram: Any) -> Callable[[float], None]:
 
     def observe(amount: float) -> None:
         add_to_sum(amount)
-        buckets[bisect_left(bounds, amount)](1.0)
+        if amount == amount:  # NaN is in no bucket, as prometheus_client has it
+            buckets[bisect_left(bounds, amount)](1.0)
 
     return observe

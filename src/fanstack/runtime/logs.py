@@ -163,9 +163,11 @@ def _timestamp(created: float) -> str:
     micros = round(fraction * 1_000_000)  # as `datetime.fromtimestamp` rounds
     if micros >= 1_000_000:
         whole, micros = whole + 1, micros - 1_000_000
+    elif micros < 0:  # before 1970: the fraction counts back from the next second
+        whole, micros = whole - 1, micros + 1_000_000
     second, stamped = _second
     if whole != second:
-        stamped = datetime.fromtimestamp(whole, UTC).strftime("%Y-%m-%dT%H:%M:%S")
+        stamped = datetime.fromtimestamp(whole, UTC).isoformat()[:19]
         _second = (whole, stamped)
     return f"{stamped}.{micros // 1000:03d}+00:00"
 
@@ -430,6 +432,7 @@ class _Batched(logging.StreamHandler):  # type: ignore[type-arg]
         self._pending: list[str] = []
         self._pending_chars = 0
         self.flushed_here = False  # known to this process's `_flusher`
+        _flusher.every.add(self)
 
     def emit(self, record: logging.LogRecord) -> None:  # called holding the handler's lock
         try:
@@ -464,6 +467,11 @@ class _Batched(logging.StreamHandler):  # type: ignore[type-arg]
             except Exception:  # a full disk, say: logging never fails its caller
                 self._pending.clear()
                 self._pending_chars = 0
+
+    def forget_pending(self) -> None:
+        """Drop the lines held (in a forked child: its parent writes them)."""
+        self._pending.clear()
+        self._pending_chars = 0
 
     def _write_pending(self) -> None:
         if not self._pending:
@@ -508,15 +516,24 @@ class _Flusher:
     after the first one was held.
 
     `due` runs for every line a busy server writes, so it only looks at a flag of the handler
-    and an event; a forked child starts over (`_forked`): its own event, thread and handlers.
+    and an event. Around a fork every batching handler's lock is held, so no thread of the
+    parent is in the middle of a write (a child would find the stream's own lock taken); the
+    child starts over (`_forked`): its own event and thread, and none of the lines the parent
+    held, which the parent writes.
     """
 
     def __init__(self) -> None:
-        self._handlers: weakref.WeakSet[_Batched] = weakref.WeakSet()
+        self._handlers: weakref.WeakSet[_Batched] = weakref.WeakSet()  # known to the thread
+        self.every: weakref.WeakSet[_Batched] = weakref.WeakSet()  # of this process
         self._held = threading.Event()
         self._starting = threading.Lock()
         self._running = False  # this process's thread
-        os.register_at_fork(after_in_child=self._forked)
+        self._forking: list[_Batched] = []
+        os.register_at_fork(
+            before=self._before_fork,
+            after_in_parent=self._after_fork_in_parent,
+            after_in_child=self._forked,
+        )
 
     def due(self, handler: _Batched) -> None:
         """`handler` holds lines: write them soon."""
@@ -528,18 +545,31 @@ class _Flusher:
 
     def _add(self, handler: _Batched) -> None:
         with self._starting:
-            self._handlers.add(handler)
-            handler.flushed_here = True
             if not self._running:
                 threading.Thread(
                     target=self._run, args=(self._held,), name="fanstack-log-flush", daemon=True
                 ).start()
                 self._running = True
+            self._handlers.add(handler)
+            handler.flushed_here = True
+
+    def _before_fork(self) -> None:
+        self._forking = list(self.every)
+        for handler in self._forking:
+            handler.acquire()
+
+    def _after_fork_in_parent(self) -> None:
+        for handler in self._forking:
+            handler.release()
+        self._forking = []
 
     def _forked(self) -> None:
-        """In a forked child: no thread runs here yet, and every handler is added again."""
-        for handler in list(self._handlers):
+        """In a forked child (whose handler locks `logging` has made anew): no thread runs
+        here yet, every handler is added again, and what the parent held is the parent's."""
+        for handler in self._forking:
+            handler.forget_pending()
             handler.flushed_here = False
+        self._forking = []
         self._handlers = weakref.WeakSet()
         self._held = threading.Event()
         self._starting = threading.Lock()

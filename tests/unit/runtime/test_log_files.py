@@ -8,6 +8,7 @@ import logging
 import os
 import subprocess
 import sys
+import threading
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -133,15 +134,17 @@ def test_flush_logs_writes_what_is_held_before_an_abrupt_exit(tmp_path: Path) ->
     assert _messages(path) == ["the last words"]
 
 
-def test_a_forked_child_writes_its_own_lines_within_the_flush_interval(
+def test_a_forked_child_writes_its_own_lines_and_not_its_parents(
     tmp_path: Path, handlers: list[logging.Handler]
 ) -> None:
     """The parent's flusher thread does not survive a fork: the child's lines below WARNING
-    are written by a flusher of its own, while it runs (not only at its exit)."""
+    are written by a flusher of its own, while it runs (not only at its exit); a line the
+    parent still held when it forked is the parent's to write, once."""
     path = tmp_path / "fanstack.log"
     _attach(handlers, logs._file_handler(path, rotate=True))
     LOG.info("parent")  # the parent's flusher now runs and knows the handler
     _eventually(lambda: _messages(path) == ["parent"])
+    LOG.info("held")  # held when the parent forks
     child = os.fork()
     if child == 0:  # pragma: no cover - the child
         try:
@@ -155,4 +158,59 @@ def test_a_forked_child_writes_its_own_lines_within_the_flush_interval(
     _, status = os.waitpid(child, 0)
     assert os.waitstatus_to_exitcode(status) == 0, "the child's line was not written while it ran"
     LOG.info("parent again")
-    _eventually(lambda: _messages(path) == ["parent", "child", "parent again"])
+    _eventually(lambda: "parent again" in _messages(path))
+    assert sorted(_messages(path)) == ["child", "held", "parent", "parent again"]
+
+
+def test_a_child_forked_while_other_threads_log_writes_every_line_once(
+    tmp_path: Path, handlers: list[logging.Handler]
+) -> None:
+    """Threads of the parent in the middle of a write when it forks leave the child's stream
+    usable: each child's lines are written, while it runs, once."""
+    path = tmp_path / "fanstack.log"
+    _attach(handlers, logs._file_handler(path, rotate=True))
+    stop = threading.Event()
+
+    def chatter(name: str) -> None:
+        count = 0
+        while not stop.is_set():
+            LOG.info("%s %d", name, count)
+            count += 1
+            if count % 50 == 0:
+                time.sleep(0.001)
+
+    threads = [threading.Thread(target=chatter, args=(f"thread{n}",)) for n in range(3)]
+    for thread in threads:
+        thread.start()
+    children = []
+    try:
+        for n in range(10):
+            child = os.fork()
+            if child == 0:  # pragma: no cover - the child
+                try:
+                    for line in range(50):
+                        LOG.info("child%d %d", n, line)
+                    deadline = time.monotonic() + 5
+                    while time.monotonic() < deadline:
+                        if sum(m.startswith(f"child{n} ") for m in _messages(path)) == 50:
+                            os._exit(0)
+                        time.sleep(0.02)
+                    os._exit(1)
+                finally:
+                    os._exit(2)
+            children.append(child)
+            time.sleep(0.01)
+        statuses = [os.waitstatus_to_exitcode(os.waitpid(child, 0)[1]) for child in children]
+    finally:
+        stop.set()
+        for thread in threads:
+            thread.join()
+    assert statuses == [0] * 10, "a child's lines were not written while it ran"
+    for handler in handlers:
+        handler.flush()
+    written = _messages(path)
+    assert len(written) == len(set(written)), "a line was written twice"
+    for n in range(10):
+        assert [m for m in written if m.startswith(f"child{n} ")] == [
+            f"child{n} {line}" for line in range(50)
+        ]
