@@ -26,7 +26,6 @@ import json
 import os
 import re
 import sqlite3
-import time
 import uuid
 from pathlib import Path
 from typing import Any
@@ -35,20 +34,11 @@ import fastjsonschema
 import msgspec
 import yaml
 
-from sqlite_best import checkpoint_like_fanstack
+from sqlite_best import PUBLICATIONS_SCHEMA, checkpoint_like_fanstack, store_publications
 
 SPEC = Path(__file__).resolve().parents[1] / "examples/marketplace/openapi.yaml"
 ROUTE = re.compile(r"/market/(eu|us|ru)/shops/([A-Za-z0-9_-]{1,64})/orders")
 QUEUES = ("process", "notify", "delivery", "reports")  # and compliance, for market ru
-SCHEMA = """
-CREATE TABLE IF NOT EXISTS payloads (id INTEGER PRIMARY KEY, message_id TEXT NOT NULL,
-    body TEXT NOT NULL, attributes TEXT, refs INTEGER NOT NULL);
-CREATE TABLE IF NOT EXISTS messages (seq INTEGER PRIMARY KEY, queue TEXT NOT NULL,
-    payload INTEGER NOT NULL, sent_at REAL NOT NULL, visible_at REAL NOT NULL,
-    expires_at REAL NOT NULL, receive_count INTEGER NOT NULL DEFAULT 0, receipt TEXT);
-CREATE INDEX IF NOT EXISTS messages_by_visibility ON messages (queue, visible_at);
-"""
-RETENTION = 345_600.0  # SQS's default: 4 days
 HEADERS = [(b"content-type", b"application/json")]
 
 
@@ -75,7 +65,7 @@ class GroupCommit:
         self._db.execute("PRAGMA journal_mode=WAL")
         self._db.execute("PRAGMA synchronous=NORMAL")
         self._db.execute("PRAGMA busy_timeout=10000")  # other server processes of --workers
-        self._db.executescript(SCHEMA)
+        self._db.executescript(PUBLICATIONS_SCHEMA)
         checkpoint_like_fanstack(self._db, path)
         # Writers of all the server processes (`--workers`) queue on an advisory lock, which
         # the kernel hands on at once, instead of SQLite's busy handler, which sleeps.
@@ -92,23 +82,17 @@ class GroupCommit:
 
     def _commit(self) -> None:
         batch, self._pending = self._pending, []
-        now = time.time()
         db = self._db
         fcntl.flock(self._lock, fcntl.LOCK_EX)
         try:
             db.execute("BEGIN IMMEDIATE")
             # Ids from the last one stored: this transaction holds the file's write lock.
             (last,) = db.execute("SELECT COALESCE(MAX(id), 0) FROM payloads").fetchone()
-            payloads, rows = [], []
+            payloads, deliveries = [], []
             for payload_id, (payload, queues, _) in enumerate(batch, start=last + 1):
                 payloads.append((payload_id, *payload))
-                rows.extend((queue, payload_id, now, now, now + RETENTION) for queue in queues)
-            db.executemany("INSERT INTO payloads VALUES (?, ?, ?, ?, ?)", payloads)
-            db.executemany(
-                "INSERT INTO messages (queue, payload, sent_at, visible_at, expires_at) "
-                "VALUES (?, ?, ?, ?, ?)",
-                rows,
-            )
+                deliveries.extend((queue, payload_id) for queue in queues)
+            store_publications(db, payloads, deliveries)
             db.execute("COMMIT")
         except Exception as error:
             if db.in_transaction:

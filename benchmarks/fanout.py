@@ -32,7 +32,7 @@ from pathlib import Path
 from typing import NoReturn
 
 from fanstack import App
-from sqlite_best import checkpoint_like_fanstack
+from sqlite_best import PUBLICATIONS_SCHEMA, checkpoint_like_fanstack, store_publications
 
 QUEUES = ("process", "notify", "delivery", "reports", "compliance")
 MARKETS = ("eu", "us", "ru")
@@ -98,16 +98,6 @@ def run_fanstack(
     return _figures("fanstack", events, deliveries, started, published, drained)
 
 
-CEILING_SCHEMA = """
-CREATE TABLE payloads (id INTEGER PRIMARY KEY, message_id TEXT NOT NULL, body TEXT NOT NULL,
-    attributes TEXT, refs INTEGER NOT NULL);
-CREATE TABLE messages (seq INTEGER PRIMARY KEY, queue TEXT NOT NULL, payload INTEGER NOT NULL,
-    sent_at REAL NOT NULL, visible_at REAL NOT NULL, expires_at REAL NOT NULL,
-    receive_count INTEGER NOT NULL DEFAULT 0, receipt TEXT);
-CREATE INDEX messages_by_visibility ON messages (queue, visible_at);
-"""
-
-
 def run_ceiling(events: list[tuple[str, str]], path: Path, durability: str) -> dict[str, float]:
     """The same workload in plain sqlite3 at its best: each body stored once (a payload row that
     counts its deliveries) and a row per delivery, one transaction per publish batch; drained
@@ -117,26 +107,20 @@ def run_ceiling(events: list[tuple[str, str]], path: Path, durability: str) -> d
     db = sqlite3.connect(path, isolation_level=None)
     db.execute("PRAGMA journal_mode=WAL")
     db.execute(f"PRAGMA synchronous={'FULL' if durability == 'fsync' else 'NORMAL'}")
-    db.executescript(CEILING_SCHEMA)
+    db.executescript(PUBLICATIONS_SCHEMA)
     checkpoints = checkpoint_like_fanstack(db, path)
     started = time.perf_counter()
     next_payload = 1
     for start in range(0, len(events), BATCH):
-        payloads, rows = [], []
-        now = time.time()
+        payloads, deliveries = [], []
         for market, body in events[start : start + BATCH]:
             attributes = json.dumps({"market": {"DataType": "String", "StringValue": market}})
             queues = [q for q in QUEUES if q != "compliance" or market == "ru"]
             payloads.append((next_payload, str(uuid.uuid4()), body, attributes, len(queues)))
-            rows.extend((queue, next_payload, now, now, now + 345_600) for queue in queues)
+            deliveries.extend((queue, next_payload) for queue in queues)
             next_payload += 1
         db.execute("BEGIN IMMEDIATE")
-        db.executemany("INSERT INTO payloads VALUES (?, ?, ?, ?, ?)", payloads)
-        db.executemany(
-            "INSERT INTO messages (queue, payload, sent_at, visible_at, expires_at) "
-            "VALUES (?, ?, ?, ?, ?)",
-            rows,
-        )
+        store_publications(db, payloads, deliveries)
         db.execute("COMMIT")
     published = time.perf_counter()
     deliveries = 0

@@ -534,47 +534,32 @@ def run_fanstack(
 
 
 def run_ceiling(
-    wrk: str, script: Path, levels: list[int], seconds: int, tmp: Path, workers: int
+    wrk: str,
+    script: Path,
+    levels: list[int],
+    seconds: int,
+    tmp: Path,
+    workers: int,
+    *,
+    durable: bool = False,
 ) -> list[dict[str, Any]]:
-    command = [
-        sys.executable,
-        str(Path(__file__).resolve()),
-        "--serve-ceiling",
-        "--workers",
-        str(workers),
-    ]
-    server = start_server("ceiling", command, "/", tmp)
-    try:
-        figures, _ = measure(wrk, script, server, levels, seconds)
-    finally:
-        server.stop()
-    return figures
-
-
-def run_durable_ceiling(
-    wrk: str, script: Path, levels: list[int], seconds: int, tmp: Path, workers: int
-) -> list[dict[str, Any]]:
-    """`durable_ceiling`'s figures; every 202 it gave must be a stored order."""
-    from durable_ceiling import stored_orders as stored_rows
-
+    """The constant answer's figures, or (`durable`) `durable_ceiling`'s, every 202 of which
+    must be a stored order."""
     path = tmp / "durable-ceiling.db"
-    command = [
-        sys.executable,
-        str(Path(__file__).resolve()),
-        "--serve-ceiling",
-        "--durable-file",
-        str(path),
-        "--workers",
-        str(workers),
-    ]
-    server = start_server("durable-ceiling", command, "/", tmp)
+    command = [sys.executable, str(Path(__file__).resolve()), "--serve-ceiling"]
+    command += ["--durable-file", str(path)] if durable else []
+    command += ["--workers", str(workers)]
+    server = start_server("durable-ceiling" if durable else "ceiling", command, "/", tmp)
     try:
         figures, acknowledged = measure(wrk, script, server, levels, seconds)
     finally:
         server.stop()
-    stored = stored_rows(path)
-    if stored < acknowledged:
-        fail(f"durable ceiling: {acknowledged} orders acknowledged, {stored} stored")
+    if durable:
+        from durable_ceiling import stored_orders as stored_rows
+
+        stored = stored_rows(path)
+        if stored < acknowledged:
+            fail(f"durable ceiling: {acknowledged} orders acknowledged, {stored} stored")
     return figures
 
 
@@ -612,7 +597,7 @@ def main() -> None:
         script = write_script(tmp / "post_order.lua")
         fanstack, durability = run_fanstack(wrk, script, levels, args.seconds, tmp, args.workers)
         ceiling = run_ceiling(wrk, script, levels, args.seconds, tmp, args.workers)
-        durable = run_durable_ceiling(wrk, script, levels, args.seconds, tmp, args.workers)
+        durable = run_ceiling(wrk, script, levels, args.seconds, tmp, args.workers, durable=True)
     per_level = [
         {
             "concurrency": ours["concurrency"],

@@ -43,7 +43,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any, NoReturn, TypeVar
 
-from sqlite_best import checkpoint_like_fanstack
+from sqlite_best import PUBLICATIONS_SCHEMA, checkpoint_like_fanstack, store_publications
 
 BODY = "x" * 1024
 TIMEOUT = 600.0
@@ -55,88 +55,114 @@ def fail(text: str) -> NoReturn:
     raise SystemExit(f"processes: FAILED: {text}")
 
 
-def producer(data_dir: str, count: int, go: Any, out: Any) -> None:
+def produce(send: Callable[[], None], count: int, go: Any, out: Any) -> None:
+    """A producer's timed part: `send` (10 messages) until `count` are sent, each call timed;
+    then its report."""
+    if not go.wait(TIMEOUT):
+        raise RuntimeError("never told to go")
+    first = time.time()
+    cpu = time.process_time()
+    latencies = []
+    for _ in range(0, count, 10):
+        began = time.perf_counter()
+        send()
+        latencies.append(time.perf_counter() - began)
+    out.put(
+        {
+            "kind": "producer",
+            "first": first,
+            "last": time.time(),
+            "lat": latencies,
+            "cpu": time.process_time() - cpu,
+        }
+    )
+
+
+def consume(
+    receive: Callable[[], list[T]],
+    delete: Callable[[list[T]], None],
+    total: int,
+    deleted: Any,
+    go: Any,
+    out: Any,
+) -> None:
+    """A consumer's timed part: `receive` up to 10 and `delete` them until the consumers
+    together deleted `total`; then its report."""
+    if not go.wait(TIMEOUT):
+        raise RuntimeError("never told to go")
+    first = last = time.time()
+    cpu = time.process_time()
+    empty = 0
+    deadline = time.monotonic() + TIMEOUT
+    while deleted.value < total:
+        if time.monotonic() > deadline:
+            raise RuntimeError(f"{deleted.value} of {total} deleted within {TIMEOUT:.0f} s")
+        batch = receive()
+        if not batch:
+            empty += 1
+            continue
+        delete(batch)
+        with deleted.get_lock():
+            deleted.value += len(batch)
+        last = time.time()
+    out.put(
+        {
+            "kind": "consumer",
+            "first": first,
+            "last": last,
+            "cpu": time.process_time() - cpu,
+            "empty": empty,
+        }
+    )
+
+
+def reporting(kind: str, out: Any, work: Callable[[], None]) -> None:
+    """Run a process's `work`; an error is reported to the parent, and the process exits 1."""
     try:
+        work()
+    except BaseException:
+        out.put({"kind": kind, "error": traceback.format_exc()})
+        sys.exit(1)
+
+
+def producer(data_dir: str, count: int, go: Any, out: Any) -> None:
+    def work() -> None:
         from fanstack import App
 
         app = App("procs", data_dir=data_dir)
         queue = app.queue("work")
         app.backend  # noqa: B018 - open before the timed part
-        if not go.wait(TIMEOUT):
-            raise RuntimeError("never told to go")
-        first = time.time()
-        cpu = time.process_time()
-        latencies = []
-        for _ in range(0, count, 10):
-            began = time.perf_counter()
+
+        def send() -> None:
             result = queue.send_batch([{"id": str(i), "body": BODY} for i in range(10)])
-            latencies.append(time.perf_counter() - began)
             if not result.ok:
                 raise RuntimeError(f"send_batch failed: {result.failed}")
-        out.put(
-            {
-                "kind": "producer",
-                "first": first,
-                "last": time.time(),
-                "lat": latencies,
-                "cpu": time.process_time() - cpu,
-            }
-        )
+
+        produce(send, count, go, out)
         app.close()
-    except BaseException:
-        out.put({"kind": "producer", "error": traceback.format_exc()})
-        sys.exit(1)
+
+    reporting("producer", out, work)
 
 
 def consumer(data_dir: str, total: int, deleted: Any, go: Any, out: Any) -> None:
-    try:
+    def work() -> None:
         from fanstack import App
 
         app = App("procs", data_dir=data_dir)
         queue = app.queue("work")
         app.backend  # noqa: B018
-        if not go.wait(TIMEOUT):
-            raise RuntimeError("never told to go")
-        first = last = time.time()
-        cpu = time.process_time()
-        empty = 0
-        deadline = time.monotonic() + TIMEOUT
-        while deleted.value < total:
-            if time.monotonic() > deadline:
-                raise RuntimeError(f"{deleted.value} of {total} deleted within {TIMEOUT:.0f} s")
-            batch = queue.receive(max_messages=10, wait_seconds=1)
-            if not batch:
-                empty += 1
-                continue
+
+        def delete(batch: list[Any]) -> None:
             result = queue.delete_batch([m.receipt_handle for m in batch])
             if not result.ok:
                 raise RuntimeError(f"delete_batch failed: {result.failed}")
-            with deleted.get_lock():
-                deleted.value += len(batch)
-            last = time.time()
-        out.put(
-            {
-                "kind": "consumer",
-                "first": first,
-                "last": last,
-                "cpu": time.process_time() - cpu,
-                "empty": empty,
-            }
+
+        consume(
+            lambda: queue.receive(max_messages=10, wait_seconds=1), delete, total, deleted, go, out
         )
         app.close()
-    except BaseException:
-        out.put({"kind": "consumer", "error": traceback.format_exc()})
-        sys.exit(1)
 
-
-PLAIN_SCHEMA = """
-CREATE TABLE IF NOT EXISTS payloads (id INTEGER PRIMARY KEY, message_id TEXT NOT NULL,
-    body TEXT NOT NULL);
-CREATE TABLE IF NOT EXISTS messages (seq INTEGER PRIMARY KEY, queue TEXT NOT NULL,
-    payload INTEGER NOT NULL, sent_at REAL NOT NULL, visible_at REAL NOT NULL,
-    expires_at REAL NOT NULL, receive_count INTEGER NOT NULL DEFAULT 0, receipt TEXT);
-CREATE INDEX IF NOT EXISTS messages_by_visibility ON messages (queue, visible_at);
-"""
+    reporting("consumer", out, work)
 
 
 class PlainStore:
@@ -146,7 +172,7 @@ class PlainStore:
         self.db = sqlite3.connect(path, isolation_level=None, timeout=60)
         self.db.execute("PRAGMA journal_mode=WAL")
         self.db.execute("PRAGMA synchronous=NORMAL")
-        self.db.executescript(PLAIN_SCHEMA)
+        self.db.executescript(PUBLICATIONS_SCHEMA)
         self.checkpoints = checkpoint_like_fanstack(self.db, path)
         self._lock = os.open(f"{path}-writer", os.O_RDWR | os.O_CREAT, 0o600)
 
@@ -166,54 +192,23 @@ class PlainStore:
 
 
 def plain_producer(path: str, count: int, go: Any, out: Any) -> None:
-    try:
+    def work() -> None:
         store = PlainStore(path)
-        if not go.wait(TIMEOUT):
-            raise RuntimeError("never told to go")
-        first = time.time()
-        cpu = time.process_time()
-        latencies = []
 
         def send(db: sqlite3.Connection) -> None:
-            now = time.time()
             (last,) = db.execute("SELECT COALESCE(MAX(id), 0) FROM payloads").fetchone()
             ids = range(last + 1, last + 11)
-            db.executemany(
-                "INSERT INTO payloads VALUES (?, ?, ?)", [(i, str(uuid.uuid4()), BODY) for i in ids]
-            )
-            db.executemany(
-                "INSERT INTO messages (queue, payload, sent_at, visible_at, expires_at) "
-                "VALUES ('work', ?, ?, ?, ?)",
-                [(i, now, now, now + 345_600) for i in ids],
-            )
+            payloads = [(i, str(uuid.uuid4()), BODY, None, 1) for i in ids]
+            store_publications(db, payloads, [("work", i) for i in ids])
 
-        for _ in range(0, count, 10):
-            began = time.perf_counter()
-            store.write(send)
-            latencies.append(time.perf_counter() - began)
-        out.put(
-            {
-                "kind": "producer",
-                "first": first,
-                "last": time.time(),
-                "lat": latencies,
-                "cpu": time.process_time() - cpu,
-            }
-        )
-    except BaseException:
-        out.put({"kind": "producer", "error": traceback.format_exc()})
-        sys.exit(1)
+        produce(lambda: store.write(send), count, go, out)
+
+    reporting("producer", out, work)
 
 
 def plain_consumer(path: str, total: int, deleted: Any, go: Any, out: Any) -> None:
-    try:
+    def work() -> None:
         store = PlainStore(path)
-        if not go.wait(TIMEOUT):
-            raise RuntimeError("never told to go")
-        first = last = time.time()
-        cpu = time.process_time()
-        empty = 0
-        deadline = time.monotonic() + TIMEOUT
 
         def claim(db: sqlite3.Connection) -> list[tuple[int, int]]:
             now = time.time()
@@ -231,35 +226,27 @@ def plain_consumer(path: str, total: int, deleted: Any, go: Any, out: Any) -> No
                 ).fetchall()
             return leased
 
+        def receive() -> list[tuple[int, int]]:
+            leased = store.write(claim)
+            if not leased:
+                time.sleep(0.001)  # as a long poll would wait for the producers
+            return leased
+
         def delete(db: sqlite3.Connection, batch: list[tuple[int, int]]) -> None:
             marks = ",".join("?" * len(batch))
             db.execute(f"DELETE FROM messages WHERE seq IN ({marks})", [s for s, _ in batch])
             db.execute(f"DELETE FROM payloads WHERE id IN ({marks})", [p for _, p in batch])
 
-        while deleted.value < total:
-            if time.monotonic() > deadline:
-                raise RuntimeError(f"{deleted.value} of {total} deleted within {TIMEOUT:.0f} s")
-            batch = store.write(claim)
-            if not batch:
-                empty += 1
-                time.sleep(0.001)  # as a long poll would wait for the producers
-                continue
-            store.write(lambda db, batch=batch: delete(db, batch))
-            with deleted.get_lock():
-                deleted.value += len(batch)
-            last = time.time()
-        out.put(
-            {
-                "kind": "consumer",
-                "first": first,
-                "last": last,
-                "cpu": time.process_time() - cpu,
-                "empty": empty,
-            }
+        consume(
+            receive,
+            lambda batch: store.write(lambda db: delete(db, batch)),
+            total,
+            deleted,
+            go,
+            out,
         )
-    except BaseException:
-        out.put({"kind": "consumer", "error": traceback.format_exc()})
-        sys.exit(1)
+
+    reporting("consumer", out, work)
 
 
 def collect(procs: list[Any], out: Any, label: str) -> list[dict[str, Any]]:

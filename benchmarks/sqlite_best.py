@@ -1,4 +1,8 @@
-"""What the plain-sqlite3 ceilings do with the WAL, as fanstack's embedded store does with it.
+"""What the plain-sqlite3 ceilings share: how a publish is stored, and the WAL kept as fanstack's
+embedded store keeps it.
+
+A publish is its body stored once (a payload row counting its deliveries) and a row per
+delivery (`PUBLICATIONS_SCHEMA`, `store_publications`).
 
 SQLite's default checkpoints the WAL into the database file from a committing writer every 1,000
 pages, which makes one commit in every few dozen copy 4 MB while every other writer waits.
@@ -12,8 +16,19 @@ from __future__ import annotations
 
 import sqlite3
 import threading
+import time
 from pathlib import Path
+from typing import Any
 
+PUBLICATIONS_SCHEMA = """
+CREATE TABLE IF NOT EXISTS payloads (id INTEGER PRIMARY KEY, message_id TEXT NOT NULL,
+    body TEXT NOT NULL, attributes TEXT, refs INTEGER NOT NULL);
+CREATE TABLE IF NOT EXISTS messages (seq INTEGER PRIMARY KEY, queue TEXT NOT NULL,
+    payload INTEGER NOT NULL, sent_at REAL NOT NULL, visible_at REAL NOT NULL,
+    expires_at REAL NOT NULL, receive_count INTEGER NOT NULL DEFAULT 0, receipt TEXT);
+CREATE INDEX IF NOT EXISTS messages_by_visibility ON messages (queue, visible_at);
+"""
+RETENTION = 345_600.0  # SQS's default: 4 days
 CHECKPOINT_PAGES = 10_000
 CHECKPOINT_INTERVAL = 0.05  # seconds
 
@@ -34,3 +49,17 @@ def checkpoint_like_fanstack(db: sqlite3.Connection, path: str | Path) -> thread
 
     threading.Thread(target=checkpoints, name="checkpoints", daemon=True).start()
     return stop
+
+
+def store_publications(
+    db: sqlite3.Connection, payloads: list[tuple[Any, ...]], deliveries: list[tuple[str, int]]
+) -> None:
+    """Insert `payloads` (id, message id, body, attributes, deliveries) and a row per
+    (queue, payload id) in `deliveries`, visible now, in the open transaction."""
+    now = time.time()
+    db.executemany("INSERT INTO payloads VALUES (?, ?, ?, ?, ?)", payloads)
+    db.executemany(
+        "INSERT INTO messages (queue, payload, sent_at, visible_at, expires_at) "
+        "VALUES (?, ?, ?, ?, ?)",
+        [(queue, payload, now, now, now + RETENTION) for queue, payload in deliveries],
+    )
