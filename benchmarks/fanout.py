@@ -112,15 +112,15 @@ def run_ceiling(events: list[tuple[str, str]], path: Path, durability: str) -> d
     started = time.perf_counter()
     next_payload = 1
     for start in range(0, len(events), BATCH):
-        payloads, deliveries = [], []
+        payloads, queued = [], []
         for market, body in events[start : start + BATCH]:
             attributes = json.dumps({"market": {"DataType": "String", "StringValue": market}})
             queues = [q for q in QUEUES if q != "compliance" or market == "ru"]
             payloads.append((next_payload, str(uuid.uuid4()), body, attributes, len(queues)))
-            deliveries.extend((queue, next_payload) for queue in queues)
+            queued.extend((queue, next_payload) for queue in queues)
             next_payload += 1
         db.execute("BEGIN IMMEDIATE")
-        store_publications(db, payloads, deliveries)
+        store_publications(db, payloads, queued)
         db.execute("COMMIT")
     published = time.perf_counter()
     deliveries = 0

@@ -198,7 +198,8 @@ def plain_producer(path: str, count: int, go: Any, out: Any) -> None:
         def send(db: sqlite3.Connection) -> None:
             (last,) = db.execute("SELECT COALESCE(MAX(id), 0) FROM payloads").fetchone()
             ids = range(last + 1, last + 11)
-            payloads = [(i, str(uuid.uuid4()), BODY, None, 1) for i in ids]
+            # No attributes: "" rather than None, which sqlite3 binds through its adapters.
+            payloads = [(i, str(uuid.uuid4()), BODY, "", 1) for i in ids]
             store_publications(db, payloads, [("work", i) for i in ids])
 
         produce(lambda: store.write(send), count, go, out)

@@ -43,6 +43,7 @@ LOG_LEVELS = ("debug", "info", "warning", "error")
 LOG_FILE_MAX_BYTES = 10 * 1024 * 1024
 LOG_FILE_BACKUPS = 3  # fanstack.log.1 .. .3 kept beside the current file
 FLUSH_INTERVAL = 0.1  # seconds a line below WARNING may be held before it is written
+FORK_LOCK_WAIT = 0.5  # seconds a fork waits for a log handler's lock before leaving it be
 MAX_PENDING_CHARS = 256 * 1024  # held lines written at once past this much
 FORMAT_ENV = "FANSTACK_LOG_FORMAT"
 LEVEL_ENV = "FANSTACK_LOG_LEVEL"
@@ -516,10 +517,12 @@ class _Flusher:
     after the first one was held.
 
     `due` runs for every line a busy server writes, so it only looks at a flag of the handler
-    and an event. Around a fork every batching handler's lock is held, so no thread of the
-    parent is in the middle of a write (a child would find the stream's own lock taken); the
-    child starts over (`_forked`): its own event and thread, and none of the lines the parent
-    held, which the parent writes.
+    and an event. Around a fork (one at a time) `logging`'s lock and then every batching
+    handler's lock are held, in the order `logging` takes them, so no thread of the parent is
+    in the middle of a write (a child would find the stream's own lock taken). A handler whose
+    lock does not come free within FORK_LOCK_WAIT (its stream blocked, say) is left as it is,
+    rather than holding up the fork. The child starts over (`_forked`): its own event and
+    thread, and none of the lines the parent held, which the parent writes.
     """
 
     def __init__(self) -> None:
@@ -528,7 +531,9 @@ class _Flusher:
         self._held = threading.Event()
         self._starting = threading.Lock()
         self._running = False  # this process's thread
-        self._forking: list[_Batched] = []
+        self._forks = threading.Lock()  # held from before a fork until after it
+        self._forking: list[_Batched] = []  # the handlers whose locks the fork holds
+        self._module_lock: Any = None  # `logging`'s, while a fork holds it
         os.register_at_fork(
             before=self._before_fork,
             after_in_parent=self._after_fork_in_parent,
@@ -554,22 +559,36 @@ class _Flusher:
             handler.flushed_here = True
 
     def _before_fork(self) -> None:
-        self._forking = list(self.every)
-        for handler in self._forking:
-            handler.acquire()
+        self._forks.acquire()
+        self._module_lock = getattr(logging, "_lock", None)
+        if self._module_lock is not None:
+            self._module_lock.acquire()
+        self._forking = [
+            handler
+            for handler in list(self.every)
+            if handler.lock is not None and handler.lock.acquire(timeout=FORK_LOCK_WAIT)
+        ]
 
     def _after_fork_in_parent(self) -> None:
-        for handler in self._forking:
+        forking, self._forking = self._forking, []
+        for handler in forking:
             handler.release()
-        self._forking = []
+        if self._module_lock is not None:
+            self._module_lock.release()
+            self._module_lock = None
+        self._forks.release()
 
     def _forked(self) -> None:
-        """In a forked child (whose handler locks `logging` has made anew): no thread runs
-        here yet, every handler is added again, and what the parent held is the parent's."""
+        """In a forked child, whose locks of `logging` and of its handlers `logging` has made
+        anew (its hook runs before this one): no thread runs here yet, every handler is added
+        again, and what the parent held is the parent's."""
         for handler in self._forking:
             handler.forget_pending()
+        for handler in list(self.every):
             handler.flushed_here = False
         self._forking = []
+        self._module_lock = None
+        self._forks = threading.Lock()
         self._handlers = weakref.WeakSet()
         self._held = threading.Event()
         self._starting = threading.Lock()

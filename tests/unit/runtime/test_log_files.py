@@ -6,6 +6,7 @@ from __future__ import annotations
 import json
 import logging
 import os
+import select
 import subprocess
 import sys
 import threading
@@ -214,3 +215,82 @@ def test_a_child_forked_while_other_threads_log_writes_every_line_once(
         assert [m for m in written if m.startswith(f"child{n} ")] == [
             f"child{n} {line}" for line in range(50)
         ]
+
+
+CONCURRENT_FORKS = """
+import logging, os, sys, threading
+from fanstack.runtime import logs
+handler = logs._Batched(open(os.devnull, "w"))
+log = logging.getLogger("forks")
+log.addHandler(handler)
+log.setLevel(logging.INFO)
+log.propagate = False
+sys.setswitchinterval(1e-6)  # threads interleave inside the fork hooks
+
+def forker():
+    for n in range(100):
+        log.info("before fork %d", n)
+        child = os.fork()
+        if child == 0:
+            log.info("in the child")
+            os._exit(0)
+        os.waitpid(child, 0)
+
+threads = [threading.Thread(target=forker) for _ in range(4)]
+for thread in threads:
+    thread.start()
+for thread in threads:
+    thread.join()
+log.info("after")
+assert handler.lock.acquire(timeout=2), "a fork left the handler locked"
+print("done")
+"""
+
+BLOCKED_STREAM = """
+import logging, os, sys, threading, time
+from fanstack.runtime import logs
+logging.getLogger().addHandler(logs._Batched(sys.stderr))  # a pipe nobody reads
+
+def chatter():
+    while True:
+        logging.getLogger().warning("x" * 1000)  # blocks in write once the pipe is full
+
+threading.Thread(target=chatter, daemon=True).start()
+time.sleep(0.5)
+child = os.fork()
+if child == 0:
+    os._exit(0)
+os.waitpid(child, 0)
+print("forked", flush=True)
+os._exit(0)
+"""
+
+
+def test_threads_forking_at_once_leave_no_log_handler_locked() -> None:
+    """Each fork holds and lets go of the handlers' locks on its own (four threads forking
+    at once used to leave one locked for good, hanging every later line)."""
+    done = subprocess.run(
+        [sys.executable, "-c", CONCURRENT_FORKS], capture_output=True, text=True, timeout=120
+    )
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.strip() == "done"
+
+
+def test_a_fork_goes_ahead_while_a_log_stream_is_blocked() -> None:
+    """A handler whose write blocks (a full pipe) holds up a fork for FORK_LOCK_WAIT, not
+    until someone reads the pipe."""
+    child = subprocess.Popen(
+        [sys.executable, "-c", BLOCKED_STREAM],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,  # never read
+        text=True,
+    )
+    try:
+        assert child.stdout is not None
+        ready, _, _ = select.select([child.stdout], [], [], 30)
+        assert ready, "the fork waited for the blocked stream"
+        assert child.stdout.readline().strip() == "forked"
+        assert child.wait(timeout=30) == 0
+    finally:
+        child.kill()
+        child.wait()
