@@ -449,8 +449,7 @@ class _Batched(logging.StreamHandler):  # type: ignore[type-arg]
             try:
                 self._held(line, level)
             except Exception:  # a full disk, say: logging never fails its caller
-                self._pending.clear()
-                self._pending_chars = 0
+                self.forget_pending()
 
     def _held(self, line: str, level: int) -> None:
         self._pending.append(line)
@@ -466,11 +465,11 @@ class _Batched(logging.StreamHandler):  # type: ignore[type-arg]
             try:
                 self._write_pending()
             except Exception:  # a full disk, say: logging never fails its caller
-                self._pending.clear()
-                self._pending_chars = 0
+                self.forget_pending()
 
     def forget_pending(self) -> None:
-        """Drop the lines held (in a forked child: its parent writes them)."""
+        """Drop the lines held (ones that could not be written; in a forked child, its
+        parent's, which the parent writes)."""
         self._pending.clear()
         self._pending_chars = 0
 
@@ -478,8 +477,7 @@ class _Batched(logging.StreamHandler):  # type: ignore[type-arg]
         if not self._pending:
             return
         text = "".join(self._pending)
-        self._pending.clear()
-        self._pending_chars = 0
+        self.forget_pending()
         self._write(text)
 
     def _write(self, text: str) -> None:
