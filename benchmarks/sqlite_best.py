@@ -20,6 +20,10 @@ import time
 from pathlib import Path
 from typing import Any
 
+# fanstack's own settings, so that the ceilings follow them.
+from fanstack.backends.sqlite.database import CHECKPOINT_INTERVAL
+from fanstack.backends.sqlite.schema import CHECKPOINT_PAGES
+
 PUBLICATIONS_SCHEMA = """
 CREATE TABLE IF NOT EXISTS payloads (id INTEGER PRIMARY KEY, message_id TEXT NOT NULL,
     body TEXT NOT NULL, attributes TEXT, refs INTEGER NOT NULL);
@@ -29,8 +33,6 @@ CREATE TABLE IF NOT EXISTS messages (seq INTEGER PRIMARY KEY, queue TEXT NOT NUL
 CREATE INDEX IF NOT EXISTS messages_by_visibility ON messages (queue, visible_at);
 """
 RETENTION = 345_600.0  # SQS's default: 4 days
-CHECKPOINT_PAGES = 10_000
-CHECKPOINT_INTERVAL = 0.05  # seconds
 
 
 def checkpoint_like_fanstack(db: sqlite3.Connection, path: str | Path) -> threading.Event:
