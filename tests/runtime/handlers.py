@@ -36,7 +36,15 @@ def _body(record: dict[str, Any]) -> dict[str, Any]:
 def _mark(body: dict[str, Any], name: str, content: str = "") -> None:
     directory = Path(body["dir"])
     directory.mkdir(parents=True, exist_ok=True)
-    (directory / f"{name}.{os.getpid()}.{time.monotonic_ns()}").write_text(content)
+    _write_whole(directory / f"{name}.{os.getpid()}.{time.monotonic_ns()}", content)
+
+
+def _write_whole(path: Path, content: str) -> None:
+    """Write `path` so that a test that sees it sees all of it (written aside, then renamed:
+    a test waiting for a marker could otherwise read it empty, before its content)."""
+    aside = path.with_name(f".{path.name}.partial")
+    aside.write_text(content)
+    os.replace(aside, path)
 
 
 def record_all(event: dict[str, Any], context: Any) -> None:
@@ -204,7 +212,7 @@ def charge_orders(event: dict[str, Any], context: Any) -> None:
 
 def note_event(event: dict[str, Any], context: Any) -> None:
     """A bus target: mark the event's id under the directory its detail names."""
-    Path(event["detail"]["dir"], f"event-{event['id']}").write_text(json.dumps(event))
+    _write_whole(Path(event["detail"]["dir"], f"event-{event['id']}"), json.dumps(event))
 
 
 def double(event: Any, context: Any) -> Any:
@@ -219,7 +227,7 @@ def refuse(event: Any, context: Any) -> Any:
 
 def note_tick(event: dict[str, Any], context: Any) -> None:
     """A schedule target: one marker file per invocation, under the directory its input names."""
-    Path(event["dir"], f"tick-{context.aws_request_id}").write_text(json.dumps(event))
+    _write_whole(Path(event["dir"], f"tick-{context.aws_request_id}"), json.dumps(event))
 
 
 def note_cpus(event: dict[str, Any], context: Any) -> None:
